@@ -1,0 +1,258 @@
+"""The ml-developer: prepares the data, trains the neural model, exports and packages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ml_expert.agents.context import AgentContext
+from ml_expert.hashing import sha256_file, verify
+from ml_expert.tools.data.prepare import load_split, prepare_data
+from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.environment import package_versions
+from ml_expert.tools.scoring import score
+from ml_expert.workspace import read_run
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+
+
+def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
+    ctx = AgentContext(state, "ml-developer", "data_preparation")
+    ctx.start()
+    options = state["options"]
+    ctx.step(f"loading {options.get('data') or 'the demo dataset'}")
+    prepared = prepare_data(options.get("data"), options["target"], int(options["seed"]), ctx.run_dir / "data")
+    schema = prepared.input_schema
+    for name, why in prepared.dropped_columns.items():
+        ctx.decide(f"drop column {name!r}", why)
+    if prepared.duplicates_removed:
+        ctx.decide(f"remove {prepared.duplicates_removed} duplicate rows", "before the split, so no row is in two splits")
+    ctx.decide(
+        "fit imputation, scaling and one-hot encoding on the training split only",
+        "statistics from validation or test rows would leak into the model",
+    )
+    train_y = load_split(prepared.files, "train", schema)[1]
+    counts: dict[str, int] = {}
+    if prepared.task == "classification":
+        values, freq = np.unique(train_y, return_counts=True)
+        counts = {str(int(v)): int(c) for v, c in zip(values, freq, strict=True)}
+    data = {
+        "validated": True,
+        "source": prepared.source,
+        "fingerprint": prepared.fingerprint,
+        "task": prepared.task,
+        "task_reason": prepared.task_reason,
+        "schema": schema.model_dump(),
+        "features": schema.names,
+        "n_features_out": prepared.n_features_out,
+        "dropped_columns": prepared.dropped_columns,
+        "leakage_suspects": prepared.leakage_suspects,
+        "rows_in": prepared.rows_in,
+        "duplicates_removed": prepared.duplicates_removed,
+        "rows_without_target": prepared.rows_without_target,
+        "split_sizes": prepared.split_sizes,
+        "splits_disjoint": prepared.splits_disjoint,
+        "train_class_counts": counts,
+        "imbalance_ratio": prepared.profile.get("imbalance_ratio"),
+        "files": prepared.files,
+        "preprocessor_sha256": sha256_file(prepared.files["preprocessor"]),
+    }
+    finding = {k: v for k, v in data.items() if k not in ("files", "schema")}
+    finding["profile"] = prepared.profile
+    finding["columns"] = [{"name": c.name, "kind": c.kind} for c in schema.columns]
+    ctx.record("data-analysis", finding)
+    ctx.done(f"{prepared.task}, {sum(prepared.split_sizes.values())} rows, {len(schema.columns)} features")
+    return {"data": data, "phase": "data_preparation"}
+
+
+def training(state: dict[str, Any]) -> dict[str, Any]:
+    ctx = AgentContext(state, "ml-developer", "training")
+    ctx.start()
+    data, selection = state["data"], state["selection"]
+    schema = InputSchema.model_validate(data["schema"])
+    metric = selection["metric"]
+    leaderboard = list(selection["leaderboard"])
+    result: dict[str, Any] = {}
+    plan = selection["plan"]
+    if plan["train_dnn"]:
+        result["dnn"] = _train_dnn(ctx, state, schema, metric)
+        leaderboard.append(result["dnn"]["candidate"])
+    best_simple = max((c for c in selection["leaderboard"] if c["name"] != "dummy"), key=lambda c: c["val_score"])
+    ranked = sorted(leaderboard, key=lambda c: c["val_score"], reverse=True)
+    chosen = ranked[0]
+    if chosen["name"] == "dnn" and chosen["val_score"] <= best_simple["val_score"]:
+        chosen = best_simple
+    if chosen["name"] == "dnn":
+        reason = f"DNN validation {metric} {chosen['val_score']:.4f} > best baseline {best_simple['val_score']:.4f}"
+    elif plan["train_dnn"]:
+        reason = (
+            f"{chosen['name']} validation {metric} {chosen['val_score']:.4f} >= DNN "
+            f"{result['dnn']['candidate']['val_score']:.4f}: the simpler model wins ties and wins"
+        )
+    else:
+        reason = f"best validation {metric} {chosen['val_score']:.4f} among the baselines"
+    ctx.decide(f"choose {chosen['name']}", reason)
+    result.update({"chosen": chosen, "choice_reason": reason, "leaderboard": leaderboard})
+    finding = {k: v for k, v in result.items() if k != "dnn"}
+    if "dnn" in result:
+        finding["dnn"] = {k: v for k, v in result["dnn"].items() if k not in ("summary",)}
+    ctx.record("training", finding)
+    ctx.done(f"chosen {chosen['name']} ({metric} {chosen['val_score']:.4f} on validation)")
+    return {"training": result, "phase": "training"}
+
+
+def _train_dnn(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, metric: str) -> dict[str, Any]:
+    _quiet_tensorflow()
+    import keras
+
+    from ml_expert.tools.training.curves import plot_curves
+    from ml_expert.tools.training.dnn import DNNConfig, build_dnn, save_history, train_dnn
+
+    data = state["data"]
+    seed = int(state["options"]["seed"])
+    config = DNNConfig.model_validate(state["selection"]["plan"]["dnn_config"])
+    x_train = np.load(data["files"]["X_train"])
+    x_val = np.load(data["files"]["X_val"])
+    y_train = load_split(data["files"], "train", schema)[1]
+    y_val = load_split(data["files"], "val", schema)[1]
+    task = data["task"]
+    mean = std = None
+    if task == "regression":
+        mean, std = float(y_train.mean()), float(y_train.std() or 1.0)
+        fit_train, fit_val = (y_train - mean) / std, (y_val - mean) / std
+        ctx.decide("standardise the regression target for the DNN", f"train mean {mean:.4g}, std {std:.4g}")
+    else:
+        fit_train, fit_val = y_train, y_val
+    n_outputs = len(schema.classes or []) if task == "classification" else 1
+    model = build_dnn(x_train.shape[1], task, n_outputs, config, seed)
+    ctx.step(f"training a Keras DNN ({model.count_params()} parameters)")
+    result = train_dnn(
+        model,
+        x_train,
+        fit_train.astype("float32"),
+        x_val,
+        fit_val.astype("float32"),
+        config,
+        ctx.run_dir / "checkpoints",
+        on_epoch=lambda epoch, total, logs: ctx.emit("epoch", epoch=epoch, total=total, logs=logs),
+    )
+    history_path = ctx.run_dir / "training_history.json"
+    save_history(result.history, history_path)
+    curves_path = ctx.run_dir / "training_curves.png"
+    plot_curves(result.history, curves_path, f"Keras DNN ({task})")
+    served = model
+    if task == "regression":
+        outputs = keras.layers.Rescaling(scale=std, offset=mean, name="target_scale")(model.output)
+        served = keras.Model(model.input, outputs, name="tabular_dnn_served")
+    models_dir = ctx.run_dir / "models"
+    models_dir.mkdir(exist_ok=True)
+    path = models_dir / "dnn.keras"
+    served.save(path)
+    val_scores = _keras_scores(served, x_val, task)
+    train_scores = _keras_scores(served, x_train, task)
+    candidate = {
+        "name": "dnn",
+        "family": "neural",
+        "kind": "keras",
+        "val_score": round(score(metric, y_val, val_scores), 6),
+        "train_score": round(score(metric, y_train, train_scores), 6),
+        "fit_seconds": result.train_seconds,
+        "path": str(path),
+        "sha256": sha256_file(path),
+    }
+    backend = keras.backend.backend()
+    return {
+        **result.model_dump(),
+        "candidate": candidate,
+        "history_path": str(history_path),
+        "curves_path": str(curves_path),
+        "backend": backend,
+        "target_mean": mean,
+        "target_std": std,
+    }
+
+
+def _keras_scores(model, x: np.ndarray, task: str) -> np.ndarray:
+    out = np.concatenate([np.asarray(model.predict_on_batch(x[i : i + 4096])) for i in range(0, len(x), 4096)])
+    return out if task == "classification" else out.ravel()
+
+
+def deployment(state: dict[str, Any]) -> dict[str, Any]:
+    ctx = AgentContext(state, "ml-developer", "deployment")
+    ctx.start()
+    import joblib
+
+    from ml_expert.tools.deployment.exports import export_keras, export_sklearn
+    from ml_expert.tools.deployment.package import write_package
+
+    data, training_result = state["data"], state["training"]
+    schema = InputSchema.model_validate(data["schema"])
+    chosen = training_result["chosen"]
+    reference, _ = load_split(data["files"], "val", schema)
+    exports_dir = ctx.run_dir / "exports"
+    records: list[dict[str, Any]] = []
+    onnx_path: str | None = None
+    dnn = training_result.get("dnn")
+    if chosen["kind"] == "sklearn":
+        verify(chosen["path"], chosen["sha256"])
+        pipeline = joblib.load(chosen["path"])
+        ctx.step(f"exporting {chosen['name']}: joblib, ONNX")
+        sk_records = export_sklearn(pipeline, schema, reference, exports_dir / chosen["name"])
+        records += [r.model_dump() for r in sk_records]
+        onnx_path = next((r.path for r in sk_records if r.format == "onnx"), None)
+    if dnn:
+        _quiet_tensorflow()
+        import keras
+
+        candidate = dnn["candidate"]
+        verify(candidate["path"], candidate["sha256"])
+        model = keras.saving.load_model(candidate["path"])
+        verify(data["files"]["preprocessor"], data["preprocessor_sha256"])
+        preprocessor = joblib.load(data["files"]["preprocessor"])
+        ctx.step("exporting the Keras DNN: .keras, .h5, SavedModel, TFLite, ONNX")
+        k_records = export_keras(model, preprocessor, schema, reference, exports_dir / "dnn")
+        records += [r.model_dump() for r in k_records]
+        if chosen["kind"] == "keras":
+            onnx_path = next((r.path for r in k_records if r.format == "onnx"), None)
+    for record in records:
+        ctx.emit("export", format=record["format"], passed=record["parity"]["passed"] if record.get("parity") else False)
+    package_dir = ctx.run_dir / "deployment"
+    manifest: dict[str, Any] = {}
+    chosen_ok = onnx_path is not None and all(
+        r["parity"] and r["parity"]["passed"] for r in records if r["path"] == onnx_path
+    )
+    if chosen_ok:
+        validation = state["validation"]
+        run = read_run(ctx.run_dir)
+        manifest = write_package(
+            package_dir,
+            Path(onnx_path),
+            schema,
+            {
+                "run_id": ctx.run_id,
+                "model": chosen["name"],
+                "task": data["task"],
+                "metrics": {k: v for k, v in validation["test_metrics"].items() if isinstance(v, int | float)},
+                "seed": int(state["options"]["seed"]),
+                "data_fingerprint": data["fingerprint"],
+                "package_versions": package_versions(),
+                "created": run.get("created"),
+            },
+        )
+        ctx.decide("package the ONNX export of " + chosen["name"], "one graph with the preprocessing inside, served by onnxruntime alone")
+    result = {
+        "exports": records,
+        "package_dir": str(package_dir) if manifest else None,
+        "manifest": manifest,
+        "model": chosen["name"],
+    }
+    ctx.record("deployment", result)
+    passed = sum(1 for r in records if r.get("parity") and r["parity"]["passed"])
+    ctx.done(f"{passed}/{len(records)} exports reloaded and matched")
+    return {"deployment": result, "phase": "deployment"}

@@ -1,0 +1,112 @@
+"""The tester: reads the untouched test split once, scores the chosen model and the dummy on it."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import joblib
+import numpy as np
+
+from ml_expert.agents.context import AgentContext
+from ml_expert.hashing import verify
+from ml_expert.tools.data.prepare import load_split
+from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.scoring import predict_scores, score
+from ml_expert.tools.validation.metrics import classification_metrics, plot_confusion_matrix, regression_metrics
+from ml_expert.tools.validation.report import render_report
+from ml_expert.workspace import read_run, update_run
+
+
+def _chosen_scores(chosen: dict[str, Any], data: dict[str, Any], frame, task: str) -> np.ndarray:
+    """Load the chosen model only after its hash matches the one recorded when it was saved."""
+    verify(chosen["path"], chosen["sha256"])
+    if chosen["kind"] == "sklearn":
+        return predict_scores(joblib.load(chosen["path"]), frame)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    verify(data["files"]["preprocessor"], data["preprocessor_sha256"])
+    preprocessor = joblib.load(data["files"]["preprocessor"])
+    model = keras.saving.load_model(chosen["path"])
+    x = preprocessor.transform(frame).astype("float32")
+    out = np.asarray(model.predict_on_batch(x))
+    return out if task == "classification" else out.ravel()
+
+
+def validation(state: dict[str, Any]) -> dict[str, Any]:
+    ctx = AgentContext(state, "tester", "validation")
+    ctx.start()
+    data, selection, training = state["data"], state["selection"], state["training"]
+    schema = InputSchema.model_validate(data["schema"])
+    task, metric = data["task"], selection["metric"]
+    chosen = training["chosen"]
+
+    ctx.step("reading the test split (once)")
+    test_x, test_y = load_split(data["files"], "test", schema)
+    reads = int(read_run(ctx.run_dir).get("test_reads", 0)) + 1
+    update_run(ctx.run_dir, test_reads=reads)
+
+    scores = _chosen_scores(chosen, data, test_x, task)
+    dummy = next(c for c in selection["leaderboard"] if c["name"] == "dummy")
+    verify(dummy["path"], dummy["sha256"])
+    dummy_scores = predict_scores(joblib.load(dummy["path"]), test_x)
+    if task == "classification":
+        test_metrics = classification_metrics(test_y, scores, schema.classes or [])
+        plot_confusion_matrix(test_metrics["confusion_matrix"], schema.classes or [], ctx.run_dir / "confusion_matrix.png")
+    else:
+        test_metrics = regression_metrics(test_y, scores)
+    test_score = score(metric, test_y, scores)
+    dummy_score = score(metric, test_y, dummy_scores)
+    gap = round(chosen["train_score"] - chosen["val_score"], 6)
+    (ctx.run_dir / "metrics.json").write_text(
+        json.dumps(
+            {
+                "model": chosen["name"],
+                "primary_metric": metric,
+                "test_score": test_score,
+                "dummy_test_score": dummy_score,
+                "overfit_gap": gap,
+                "test": {k: v for k, v in test_metrics.items() if k != "classification_report"},
+                "leaderboard": training["leaderboard"],
+            },
+            indent=2,
+        )
+    )
+    dnn = training.get("dnn")
+    report = render_report(
+        {
+            "run_id": ctx.run_id,
+            "task": task,
+            "source": data["source"],
+            "fingerprint": data["fingerprint"],
+            "split_sizes": data["split_sizes"],
+            "chosen": chosen["name"],
+            "choice_reason": training["choice_reason"],
+            "metric": metric,
+            "metric_reason": selection["metric_reason"],
+            "test_reads": reads,
+            "test_metrics": test_metrics,
+            "dummy_test_score": dummy_score,
+            "overfit_gap": gap,
+            "leaderboard": training["leaderboard"],
+            "dnn": dnn,
+            "decisions": read_run(ctx.run_dir).get("decisions", []),
+        }
+    )
+    (ctx.run_dir / "evaluation_report.md").write_text(report)
+    result = {
+        "model": chosen["name"],
+        "primary_metric": metric,
+        "test_score": test_score,
+        "dummy_test_score": dummy_score,
+        "overfit_gap": gap,
+        "test_reads": reads,
+        "test_metrics": {k: v for k, v in test_metrics.items() if k != "classification_report"},
+        "metrics_path": str(ctx.run_dir / "metrics.json"),
+        "report_path": str(ctx.run_dir / "evaluation_report.md"),
+    }
+    ctx.record("metrics", result)
+    ctx.done(f"test {metric} {test_score:.4f} (dummy {dummy_score:.4f})")
+    return {"validation": result, "phase": "validation"}

@@ -1,0 +1,1 @@
+"""Bundled demo datasets (public, small, label column `target`)."""

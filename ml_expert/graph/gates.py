@@ -1,0 +1,226 @@
+"""The five guardrail gates. Each reads the state and returns a GateVerdict with figures."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from ml_expert.errors import IntegrityError
+from ml_expert.graph.verdict import Check, GateVerdict
+from ml_expert.hashing import verify
+from ml_expert.tools.data.splitting import MIN_PER_CLASS
+
+DEFAULT_MAX_OVERFIT_GAP = 0.3
+
+
+def data_gate(state: dict[str, Any]) -> GateVerdict:
+    data = state.get("data") or {}
+    checks = [Check(name="validated", passed=bool(data.get("validated")), value=data.get("validated"))]
+    sizes = data.get("split_sizes", {})
+    checks.append(
+        Check(
+            name="splits_disjoint",
+            passed=bool(data.get("splits_disjoint")),
+            value=sizes,
+            detail="train, validation and test share no row",
+        )
+    )
+    if data.get("task") == "classification":
+        per_class = data.get("train_class_counts", {})
+        smallest = min(per_class.values()) if per_class else 0
+        checks.append(
+            Check(
+                name="rows_per_class",
+                passed=len(per_class) >= 2 and smallest >= MIN_PER_CLASS,
+                value=per_class,
+                threshold=MIN_PER_CLASS,
+                detail=f"smallest class has {smallest} training rows",
+            )
+        )
+    features = set(data.get("features", []))
+    left_in = sorted(features & set(data.get("leakage_suspects", {})))
+    checks.append(
+        Check(
+            name="no_leakage_suspects",
+            passed=not left_in,
+            value=data.get("leakage_suspects", {}),
+            detail=f"still in the features: {left_in}" if left_in else "suspects were dropped",
+        )
+    )
+    checks.append(
+        Check(
+            name="features_present",
+            passed=len(features) > 0,
+            value=len(features),
+            detail=f"{len(features)} feature columns",
+        )
+    )
+    return GateVerdict.from_checks("data", checks)
+
+
+def plan_gate(state: dict[str, Any]) -> GateVerdict:
+    selection = state.get("selection") or {}
+    leaderboard = selection.get("leaderboard", [])
+    budget = float(state["options"].get("budget", 0))
+    spent = float(selection.get("seconds", 0))
+    plan = selection.get("plan", {})
+    checks = [
+        Check(
+            name="baselines_measured",
+            passed=any(c["name"] == "dummy" for c in leaderboard) and len(leaderboard) >= 3,
+            value=[c["name"] for c in leaderboard],
+            detail="dummy and at least two simple baselines scored on validation",
+        ),
+        Check(
+            name="within_budget",
+            passed=spent <= budget,
+            value=round(spent, 2),
+            threshold=budget,
+            detail=f"model selection took {spent:.1f} s of a {budget:.0f} s budget",
+        ),
+    ]
+    if plan.get("train_dnn"):
+        need = float(plan.get("estimated_memory_mb", 0))
+        avail = float(plan.get("available_memory_mb", 0))
+        checks.append(
+            Check(
+                name="fits_memory",
+                passed=need < avail,
+                value=need,
+                threshold=avail,
+                detail=f"estimated {need:.0f} MB of {avail:.0f} MB available",
+            )
+        )
+    return GateVerdict.from_checks("plan", checks)
+
+
+def training_gate(state: dict[str, Any]) -> GateVerdict:
+    training = state.get("training") or {}
+    checks: list[Check] = []
+    dnn = training.get("dnn")
+    if dnn:
+        losses = dnn["history"].get("loss", [])
+        finite = bool(losses) and all(math.isfinite(v) for v in losses)
+        checks.append(Check(name="loss_finite", passed=finite, value=losses[-1] if losses else None))
+        decreased = finite and min(losses) < losses[0]
+        checks.append(
+            Check(
+                name="loss_decreased",
+                passed=decreased,
+                value={"first": losses[0] if losses else None, "best": min(losses) if losses else None},
+            )
+        )
+        checks.append(
+            Check(name="stopped_for_a_reason", passed=bool(dnn.get("stopped_reason")), value=dnn.get("stopped_reason"))
+        )
+    chosen = training.get("chosen") or {}
+    checks.append(_hash_check("checkpoint_verified", chosen.get("path"), chosen.get("sha256")))
+    return GateVerdict.from_checks("training", checks)
+
+
+def validation_gate(state: dict[str, Any]) -> GateVerdict:
+    validation = state.get("validation") or {}
+    options = state["options"]
+    metric = validation.get("primary_metric")
+    test = validation.get("test_metrics", {})
+    checks = []
+    for name, minimum in (options.get("min_metric") or {}).items():
+        value = test.get(name)
+        checks.append(
+            Check(
+                name=f"min_{name}",
+                passed=value is not None and value >= minimum,
+                value=value,
+                threshold=minimum,
+                detail=f"test {name} {value} vs required {minimum}",
+            )
+        )
+    chosen_score = validation.get("test_score")
+    dummy_score = validation.get("dummy_test_score")
+    checks.append(
+        Check(
+            name="beats_dummy_baseline",
+            passed=chosen_score is not None and dummy_score is not None and chosen_score > dummy_score,
+            value=chosen_score,
+            threshold=dummy_score,
+            detail=f"test {metric}: chosen {chosen_score} vs dummy {dummy_score}",
+        )
+    )
+    gap = validation.get("overfit_gap")
+    bound = float(options.get("max_overfit_gap", DEFAULT_MAX_OVERFIT_GAP))
+    checks.append(
+        Check(
+            name="overfit_gap",
+            passed=gap is not None and gap <= bound,
+            value=gap,
+            threshold=bound,
+            detail=f"train - validation {metric} = {gap}",
+        )
+    )
+    checks.append(
+        Check(
+            name="test_split_read_once",
+            passed=validation.get("test_reads") == 1,
+            value=validation.get("test_reads"),
+            threshold=1,
+        )
+    )
+    return GateVerdict.from_checks("validation", checks)
+
+
+def release_gate(state: dict[str, Any]) -> GateVerdict:
+    deployment = state.get("deployment") or {}
+    exports = deployment.get("exports", [])
+    checks = [
+        Check(
+            name=f"export_{e['format']}_matches",
+            passed=bool(e.get("parity", {}).get("passed")) and not e.get("error"),
+            value=e.get("parity"),
+            detail=e.get("error") or "reloaded from disk and compared with the in-memory model",
+        )
+        for e in exports
+    ]
+    checks.append(Check(name="exports_present", passed=bool(exports), value=len(exports)))
+    package = deployment.get("package_dir")
+    manifest = deployment.get("manifest", {})
+    missing = []
+    bad = []
+    for name, digest in manifest.get("files", {}).items():
+        path = Path(package) / name if package else None
+        if path is None or not path.exists():
+            missing.append(name)
+            continue
+        try:
+            verify(path, digest)
+        except IntegrityError:
+            bad.append(name)
+    required = {"model.onnx", "schema.json", "inference.py", "requirements.txt", "README.md"}
+    absent = sorted(required - set(manifest.get("files", {})))
+    checks.append(
+        Check(
+            name="package_complete",
+            passed=bool(package) and not missing and not bad and not absent,
+            value={"missing": missing, "hash_mismatch": bad, "not_in_manifest": absent},
+        )
+    )
+    return GateVerdict.from_checks("release", checks)
+
+
+def _hash_check(name: str, path: str | None, digest: str | None) -> Check:
+    if not path or not digest:
+        return Check(name=name, passed=False, detail="no checkpoint recorded")
+    try:
+        verify(path, digest)
+    except (IntegrityError, FileNotFoundError) as exc:
+        return Check(name=name, passed=False, value=path, detail=str(exc))
+    return Check(name=name, passed=True, value=digest[:16], detail=f"{Path(path).name} SHA-256 verified")
+
+
+GATES = {
+    "data": data_gate,
+    "plan": plan_gate,
+    "training": training_gate,
+    "validation": validation_gate,
+    "release": release_gate,
+}

@@ -1,0 +1,89 @@
+"""The nodes that open and close a run, and the node that runs a gate."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from langgraph.config import get_stream_writer
+
+from ml_expert.agents.context import memory_for
+from ml_expert.graph.gates import GATES
+from ml_expert.memory import FindingsRecorder
+from ml_expert.tools.environment import hardware, package_versions
+from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, workspace_path
+
+DEFAULT_SEED = 42
+DEFAULT_BUDGET = 120.0
+
+
+def normalise_options(options: dict[str, Any]) -> dict[str, Any]:
+    out = dict(options)
+    out.setdefault("data", None)
+    out.setdefault("target", "target")
+    out["seed"] = int(out.get("seed", DEFAULT_SEED) if out.get("seed") is not None else DEFAULT_SEED)
+    out["budget"] = float(out.get("budget") or DEFAULT_BUDGET)
+    out["workspace"] = str(workspace_path(out.get("workspace")))
+    out.setdefault("memory", None)
+    out.setdefault("min_metric", {})
+    out.setdefault("train_dnn", True)
+    return out
+
+
+def init_run(state: dict[str, Any]) -> dict[str, Any]:
+    options = normalise_options(state.get("options") or {})
+    run_id = state.get("run_id") or new_run_id()
+    path = run_dir(Path(options["workspace"]), run_id)
+    path.mkdir(parents=True, exist_ok=True)
+    existing = read_run(path) if (path / "run.json").exists() else {}
+    update_run(
+        path,
+        run_id=run_id,
+        created=existing.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        status="running",
+        phase="init",
+        pid=__import__("os").getpid(),
+        config=options,
+        manifest={
+            "seed": options["seed"],
+            "package_versions": package_versions(),
+            "hardware": hardware(),
+        },
+    )
+    return {"options": options, "run_id": run_id, "run_dir": str(path), "status": "running", "phase": "init"}
+
+
+def make_gate_node(name: str):
+    check = GATES[name]
+
+    def gate(state: dict[str, Any]) -> dict[str, Any]:
+        verdict = check(state)
+        payload = verdict.model_dump()
+        FindingsRecorder(memory_for(state["options"]), Path(state["run_dir"]), state["run_id"]).record(
+            f"guardrails/{name}", payload
+        )
+        run = read_run(Path(state["run_dir"]))
+        update_run(Path(state["run_dir"]), gates={**run.get("gates", {}), name: payload})
+        try:
+            get_stream_writer()({"event": "gate", "gate": name, "passed": verdict.passed, "failed": verdict.failed})
+        except Exception:
+            pass
+        update: dict[str, Any] = {"gates": {name: payload}}
+        if not verdict.passed:
+            update["status"] = "refused"
+            update["reason"] = f"{name} gate refused: " + "; ".join(verdict.failed)
+        return update
+
+    gate.__name__ = f"gate_{name}"
+    return gate
+
+
+def finish_run(state: dict[str, Any]) -> dict[str, Any]:
+    status = "refused" if state.get("status") == "refused" else "finished"
+    path = Path(state["run_dir"])
+    update_run(path, status=status, reason=state.get("reason"), phase=state.get("phase"))
+    FindingsRecorder(memory_for(state["options"]), path, state["run_id"]).record(
+        "status", {"status": status, "reason": state.get("reason"), "phase": state.get("phase")}
+    )
+    return {"status": status}

@@ -1,0 +1,61 @@
+"""The graph's state: JSON-serialisable summaries and file paths, never arrays or models.
+
+Large things live in the run directory; the state only points at them, so the checkpointer
+stays small and a resumed run reads the same files.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+from typing_extensions import Annotated
+
+
+def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    return {**(left or {}), **(right or {})}
+
+
+class RunOptions(TypedDict, total=False):
+    data: str | None
+    target: str
+    seed: int
+    budget: float
+    workspace: str
+    memory: str | None
+    min_metric: dict[str, float]
+    max_overfit_gap: float
+    train_dnn: bool
+
+
+class MLInput(TypedDict, total=False):
+    """What a caller gives: the data, the target and the options."""
+
+    options: RunOptions
+    run_id: str
+
+
+class MLState(TypedDict, total=False):
+    options: RunOptions
+    run_id: str
+    run_dir: str
+    phase: str
+    status: str
+    reason: str | None
+    data: dict[str, Any]
+    selection: dict[str, Any]
+    training: dict[str, Any]
+    validation: dict[str, Any]
+    deployment: dict[str, Any]
+    gates: Annotated[dict[str, Any], merge_dicts]
+
+
+class MLOutput(TypedDict, total=False):
+    """What a caller gets back."""
+
+    run_id: str
+    run_dir: str
+    status: str
+    reason: str | None
+    gates: dict[str, Any]
+    validation: dict[str, Any]
+    deployment: dict[str, Any]

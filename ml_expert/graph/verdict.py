@@ -1,0 +1,27 @@
+"""A gate's typed verdict: passed, each check with its figure, and what failed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class Check(BaseModel):
+    name: str
+    passed: bool
+    value: Any = None
+    threshold: Any = None
+    detail: str = ""
+
+
+class GateVerdict(BaseModel):
+    gate: str
+    passed: bool
+    checks: list[Check]
+    failed: list[str]
+
+    @classmethod
+    def from_checks(cls, gate: str, checks: list[Check]) -> GateVerdict:
+        failed = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
+        return cls(gate=gate, passed=not failed, checks=checks, failed=failed)

@@ -1,0 +1,54 @@
+"""Batch prediction from a CSV through the deployment package (onnxruntime, hash-checked)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ml_expert.errors import DataError, IntegrityError, UsageError
+from ml_expert.workspace import run_dir, workspace_path
+
+
+def resolve_deployment(model: str, workspace: str | Path | None = None) -> Path:
+    path = Path(model).expanduser()
+    if path.is_dir() and (path / "manifest.json").exists():
+        return path
+    if path.is_dir() and (path / "run.json").exists():
+        candidate = path / "deployment"
+    else:
+        candidate = run_dir(workspace_path(workspace), model) / "deployment"
+    if not (candidate / "manifest.json").exists():
+        raise UsageError(f"{model}: no deployment package found (looked for {candidate}/manifest.json)")
+    return candidate
+
+
+def predict_file(
+    model: str, data: str, output: Path, proba: bool = False, workspace: str | Path | None = None
+) -> int:
+    import pandas as pd
+
+    from ml_expert.runtime import inference
+    from ml_expert.tools.data.loading import load_table
+
+    package = resolve_deployment(model, workspace)
+    try:
+        runtime = inference.ModelInference(str(package))
+    except inference.IntegrityError as exc:
+        raise IntegrityError(str(exc)) from exc
+    frame, _ = load_table(data)
+    target = runtime.schema.get("target")
+    if target in frame.columns:
+        frame = frame.drop(columns=[target])
+    try:
+        labels = runtime.predict(frame)
+        out = pd.DataFrame({"prediction": labels})
+        if proba:
+            if runtime.schema.get("task") != "classification":
+                raise UsageError("--proba applies to classification models only")
+            probabilities = runtime.predict_proba(frame)
+            for i, cls in enumerate(runtime.classes):
+                out[f"proba_{cls}"] = probabilities[:, i]
+    except inference.SchemaError as exc:
+        raise DataError(f"{data}: {exc}") from exc
+    output.parent.mkdir(parents=True, exist_ok=True)
+    out.to_csv(output, index=False)
+    return len(out)

@@ -1,0 +1,245 @@
+"""Inference for an ml-expert deployment package.
+
+This file is copied verbatim into every package as `inference.py`, so it depends only on the
+standard library, numpy and onnxruntime (pandas DataFrames are accepted when pandas is
+installed, without importing it). Nothing is read before its SHA-256 matches manifest.json.
+
+    from inference import ModelInference
+    model = ModelInference("path/to/package")
+    model.predict({"age": 31, "sex": "female"})        # -> [label]
+    model.predict_proba([{...}, {...}])                 # -> numpy array [N, K]
+
+Command line: `python inference.py rows.json` prints {"predictions": [...]} as JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+import sys
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+
+MANIFEST_FORMAT = "ml-expert-manifest/1"
+MANIFEST = "manifest.json"
+MODEL = "model.onnx"
+SCHEMA = "schema.json"
+
+
+class IntegrityError(Exception):
+    """A package file is missing or its SHA-256 does not match manifest.json."""
+
+
+class SchemaError(ValueError):
+    """An input row does not fit the model's input schema."""
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)
+
+
+def _category_text(value: Any) -> str:
+    """Same as ml_expert's schema coercion: missing -> "", 3.0 -> "3", anything else -> str."""
+    if _is_missing(value):
+        return ""
+    if isinstance(value, float | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
+class ModelInference:
+    """A verified deployment package: schema-checked rows in, predictions out."""
+
+    def __init__(self, path: str | Path = ".") -> None:
+        self.path = Path(path)
+        contents = self._verified_files()
+        self.schema: dict[str, Any] = json.loads(contents[SCHEMA].decode("utf-8"))
+        self.task: str = self.schema["task"]
+        self.columns: list[dict[str, Any]] = list(self.schema["columns"])
+        options = ort.SessionOptions()
+        # One thread: a single row is microseconds of work, thread hand-off costs more.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(contents[MODEL], options, providers=["CPUExecutionProvider"])
+        self._outputs = [o.name for o in self.session.get_outputs()]
+
+    def _verified_files(self) -> dict[str, bytes]:
+        """Check every file manifest.json lists; return the bytes of the model and schema.
+
+        The model and schema are hashed from the very bytes that are then used, so a file
+        swapped between the check and the load cannot slip through.
+        """
+        manifest_path = self.path / MANIFEST
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise IntegrityError(f"{manifest_path}: manifest is missing; refusing to load") from exc
+        except ValueError as exc:
+            raise IntegrityError(f"{manifest_path}: manifest is not valid JSON ({exc})") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
+            raise IntegrityError(f"{manifest_path}: not an {MANIFEST_FORMAT} manifest")
+        files = manifest.get("files")
+        if not isinstance(files, dict):
+            raise IntegrityError(f"{manifest_path}: no 'files' table")
+        for required in (MODEL, SCHEMA):
+            if required not in files:
+                raise IntegrityError(f"{required}: not listed in {MANIFEST}; refusing to load")
+        kept: dict[str, bytes] = {}
+        for name, expected in files.items():
+            relative = PurePosixPath(name)
+            if relative.is_absolute() or ".." in relative.parts:
+                raise IntegrityError(f"{name}: manifest entry points outside the package")
+            file_path = self.path / relative
+            try:
+                data = file_path.read_bytes()
+            except OSError as exc:
+                raise IntegrityError(f"{name}: listed in {MANIFEST} but cannot be read ({exc})") from exc
+            actual = _sha256(data)
+            if actual != expected:
+                raise IntegrityError(
+                    f"{name}: SHA-256 {actual[:12]}... does not match the manifest's "
+                    f"{str(expected)[:12]}...; the file changed after packaging, refusing to load"
+                )
+            if name in (MODEL, SCHEMA):
+                kept[name] = data
+        return kept
+
+    @property
+    def classes(self) -> list[Any] | None:
+        """Original class labels, in the order of predict_proba's columns (None for regression)."""
+        return self.schema.get("classes") if self.task == "classification" else None
+
+    def validate(self, rows: Any) -> list[dict[str, Any]]:
+        """Rows as a list of dicts holding exactly the schema's columns; raises SchemaError.
+
+        Accepts one row (dict), a list of dicts, or a pandas DataFrame. Extra fields (the
+        target, ids) are ignored. Numeric fields take numbers, None/NaN (missing) or numeric
+        strings; anything else names the row and field in the error.
+        """
+        records = self._records(rows)
+        clean: list[dict[str, Any]] = []
+        for i, row in enumerate(records):
+            if not isinstance(row, dict):
+                raise SchemaError(f"row {i}: expected an object of field values, got {type(row).__name__}")
+            out: dict[str, Any] = {}
+            for col in self.columns:
+                name = col["name"]
+                if name not in row:
+                    raise SchemaError(f"row {i}: missing field '{name}'")
+                value = row[name]
+                if col["kind"] == "numeric":
+                    out[name] = self._number(value, i, name)
+                else:
+                    if not (_is_missing(value) or isinstance(value, str | numbers.Number | np.generic)):
+                        raise SchemaError(
+                            f"row {i}: field '{name}' must be a category (text or number), "
+                            f"got {type(value).__name__}"
+                        )
+                    out[name] = _category_text(value)
+            clean.append(out)
+        return clean
+
+    @staticmethod
+    def _records(rows: Any) -> list[Any]:
+        if isinstance(rows, dict):
+            return [rows]
+        if hasattr(rows, "to_dict") and hasattr(rows, "columns"):  # pandas DataFrame
+            return rows.to_dict(orient="records")
+        if isinstance(rows, list | tuple):
+            return list(rows)
+        raise SchemaError(f"expected a dict, a list of dicts or a DataFrame, got {type(rows).__name__}")
+
+    @staticmethod
+    def _number(value: Any, row: int, name: str) -> float:
+        """numeric -> float (NaN when missing), as pandas.to_numeric then inf -> NaN does."""
+        if _is_missing(value):
+            return math.nan
+        if isinstance(value, str):
+            text = value.strip()
+            if not text:
+                return math.nan
+            try:
+                number = float(text)
+            except ValueError:
+                raise SchemaError(f"row {row}: field '{name}' must be numeric, got {value!r}") from None
+        elif isinstance(value, numbers.Real):
+            number = float(value)
+        else:
+            raise SchemaError(f"row {row}: field '{name}' must be numeric, got {type(value).__name__}")
+        return number if math.isfinite(number) else math.nan
+
+    def _feed(self, clean: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        feed: dict[str, np.ndarray] = {}
+        for col in self.columns:
+            name = col["name"]
+            if col["kind"] == "numeric":
+                values = np.array([r[name] for r in clean], dtype=np.float64).astype(np.float32)
+            else:
+                values = np.array([r[name] for r in clean], dtype=object)
+            feed[name] = values.reshape(-1, 1)
+        return feed
+
+    def _run(self, rows: Any) -> dict[str, np.ndarray] | None:
+        clean = self.validate(rows)
+        if not clean:
+            return None
+        return dict(zip(self._outputs, self.session.run(None, self._feed(clean)), strict=True))
+
+    def predict(self, rows: Any) -> list[Any]:
+        """Original class labels (classification) or floats (regression), one per row."""
+        outputs = self._run(rows)
+        if outputs is None:
+            return []
+        if self.task == "classification":
+            classes = self.classes or []
+            return [classes[int(i)] if classes else int(i) for i in outputs["label"].ravel()]
+        return [float(v) for v in outputs["prediction"].ravel()]
+
+    def predict_proba(self, rows: Any) -> np.ndarray:
+        """Class probabilities [N, K], columns in the order of `classes`."""
+        if self.task != "classification":
+            raise ValueError("predict_proba is only defined for classification models")
+        outputs = self._run(rows)
+        if outputs is None:
+            return np.zeros((0, len(self.classes or [])), dtype=np.float32)
+        return np.asarray(outputs["probabilities"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python inference.py rows.json [--package DIR]`: print {"predictions": [...]} as JSON."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Predict with this ml-expert deployment package.")
+    parser.add_argument("rows", help="JSON file: one row object or a list of row objects ('-' for stdin)")
+    parser.add_argument(
+        "--package", default=str(Path(__file__).resolve().parent), help="package directory (default: here)"
+    )
+    parser.add_argument("--proba", action="store_true", help="also print class probabilities")
+    args = parser.parse_args(argv)
+    try:
+        text = sys.stdin.read() if args.rows == "-" else Path(args.rows).read_text(encoding="utf-8")
+        model = ModelInference(args.package)
+        rows = json.loads(text)
+        result: dict[str, Any] = {"predictions": model.predict(rows)}
+        if args.proba and model.task == "classification":
+            result["probabilities"] = model.predict_proba(rows).tolist()
+    except (IntegrityError, SchemaError, OSError, ValueError) as exc:
+        print(json.dumps({"error": type(exc).__name__, "message": str(exc)}), file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""The input schema: which raw columns a model takes and how they are typed.
+
+The same schema drives training, every export, `schema.json` in the deployment package and
+the serving-time validation, so a column cannot change meaning between them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+SCHEMA_FORMAT = "ml-expert-schema/1"
+Task = Literal["classification", "regression"]
+
+
+class ColumnSpec(BaseModel):
+    name: str
+    kind: Literal["numeric", "categorical"]
+    categories: list[str] | None = Field(
+        default=None, description="categories seen in training (categorical columns only)"
+    )
+
+
+class InputSchema(BaseModel):
+    format: str = SCHEMA_FORMAT
+    task: Task
+    target: str
+    columns: list[ColumnSpec]
+    classes: list[Any] | None = Field(
+        default=None, description="original class labels; the model predicts their index"
+    )
+
+    @property
+    def numeric(self) -> list[str]:
+        return [c.name for c in self.columns if c.kind == "numeric"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [c.name for c in self.columns if c.kind == "categorical"]
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
+    """Coerce raw rows to the dtypes the pipeline and its ONNX export take.
+
+    Numeric columns become float64 (unparseable text becomes NaN); categorical columns become
+    strings with missing as "" (skl2onnx cannot impute NaN in string tensors). This is a pure
+    function of the schema, with no statistics, so it is safe to apply anywhere.
+    """
+    out = pd.DataFrame(index=frame.index)
+    for col in schema.columns:
+        values = frame[col.name]
+        if col.kind == "numeric":
+            numeric = pd.to_numeric(values, errors="coerce").astype("float64")
+            out[col.name] = numeric.replace([np.inf, -np.inf], np.nan)
+        else:
+            out[col.name] = values.map(_category_text).astype(object)
+    return out
+
+
+def _category_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def to_onnx_feed(frame: pd.DataFrame, schema: InputSchema) -> dict[str, np.ndarray]:
+    """One [N, 1] tensor per column: float32 for numeric, string for categorical."""
+    model_frame = to_model_frame(frame, schema)
+    feed: dict[str, np.ndarray] = {}
+    for col in schema.columns:
+        values = model_frame[col.name].to_numpy()
+        if col.kind == "numeric":
+            feed[col.name] = values.astype(np.float32).reshape(-1, 1)
+        else:
+            feed[col.name] = values.astype(object).reshape(-1, 1)
+    return feed

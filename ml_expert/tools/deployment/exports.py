@@ -1,0 +1,338 @@
+"""Write every export, reload it from disk, and check it predicts what the trained model does.
+
+An export that cannot be reloaded, or that reloads and predicts differently, is worse than
+none: the release gate ships only exports whose ExportRecord passed. Each export is written,
+hashed, loaded into a fresh object from the file alone and run on the same raw reference rows
+as the in-memory model. A failure is recorded (error, passed=False), never raised, so one
+broken format does not hide the results of the others.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, computed_field
+
+from ml_expert.hashing import sha256_tree
+from ml_expert.tools.data.schema import InputSchema, to_model_frame, to_onnx_feed
+
+PROBABILITY_TOLERANCE = 1e-4
+"""Largest allowed absolute difference of any class probability. Exports compute in float32
+(ONNX, TFLite) or reorder float operations; measured differences here are about 1e-7, so
+1e-4 leaves room for other hardware while still catching a wrong preprocessing step."""
+
+REGRESSION_RELATIVE_TOLERANCE = 1e-4
+"""Largest allowed absolute difference of a regression prediction, as a fraction of the
+target scale (the largest absolute reference prediction; 1.0 when all are 0). float32 keeps
+about 7 significant digits, so exports differ by ~1e-7 of the prediction's magnitude."""
+
+TIE_MARGIN_FACTOR = 2.0
+"""Labels must be equal, except where the reference's top-two probability margin is under
+TIE_MARGIN_FACTOR * PROBABILITY_TOLERANCE: each of the two probabilities may move by up to the
+tolerance, so such a near-tie may flip without any real disagreement. These rows count as
+agreeing and are reported in ParityResult.near_ties and note."""
+
+
+class ParityResult(BaseModel):
+    passed: bool
+    n_rows: int = 0
+    label_agreement: float | None = None
+    max_abs_diff: float | None = None
+    tolerance: float | None = None
+    near_ties: int = 0
+    note: str | None = None
+
+
+class ExportRecord(BaseModel):
+    format: str
+    path: str
+    sha256: str | None = None
+    size_bytes: int | None = None
+    parity: ParityResult
+    error: str | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.parity.passed
+
+
+Reference = dict[str, np.ndarray]
+"""Predictions as {"label", "probabilities"} (classification) or {"prediction"} (regression)."""
+
+
+# --------------------------------------------------------------------------------------------
+# parity
+
+
+def compare(reference: Reference, candidate: Reference, task: str) -> ParityResult:
+    """Parity of an export's predictions against the in-memory model's, same rows."""
+    if task == "classification":
+        ref_p = np.asarray(reference["probabilities"], dtype=np.float64)
+        cand_p = np.asarray(candidate["probabilities"], dtype=np.float64)
+        n_rows = len(ref_p)
+        if cand_p.shape != ref_p.shape:
+            return ParityResult(
+                passed=False, n_rows=n_rows, tolerance=PROBABILITY_TOLERANCE,
+                note=f"probabilities shape {cand_p.shape} != reference {ref_p.shape}",
+            )
+        max_diff = float(np.max(np.abs(ref_p - cand_p))) if n_rows else 0.0
+        ref_label = np.asarray(reference["label"]).ravel()
+        cand_label = np.asarray(candidate["label"]).ravel()
+        differ = ref_label != cand_label
+        near_ties = 0
+        note = None
+        if differ.any() and ref_p.shape[1] >= 2:
+            top_two = np.sort(ref_p, axis=1)[:, -2:]
+            margin = top_two[:, 1] - top_two[:, 0]
+            excused = differ & (margin < TIE_MARGIN_FACTOR * PROBABILITY_TOLERANCE)
+            near_ties = int(excused.sum())
+            differ &= ~excused
+            if near_ties:
+                note = (
+                    f"{near_ties} label(s) differ only on near-ties (top-two margin under "
+                    f"{TIE_MARGIN_FACTOR * PROBABILITY_TOLERANCE:g}); counted as agreeing"
+                )
+        agreement = 1.0 - float(differ.mean()) if n_rows else 1.0
+        passed = bool(max_diff <= PROBABILITY_TOLERANCE and agreement == 1.0)
+        return ParityResult(
+            passed=passed, n_rows=n_rows, label_agreement=agreement, max_abs_diff=max_diff,
+            tolerance=PROBABILITY_TOLERANCE, near_ties=near_ties, note=note,
+        )
+    ref = np.asarray(reference["prediction"], dtype=np.float64).ravel()
+    cand = np.asarray(candidate["prediction"], dtype=np.float64).ravel()
+    scale = float(np.max(np.abs(ref))) if ref.size else 0.0
+    tolerance = REGRESSION_RELATIVE_TOLERANCE * (scale if scale > 0 else 1.0)
+    if cand.shape != ref.shape:
+        return ParityResult(
+            passed=False, n_rows=len(ref), tolerance=tolerance,
+            note=f"{cand.size} predictions for {ref.size} rows",
+        )
+    max_diff = float(np.max(np.abs(ref - cand))) if ref.size else 0.0
+    return ParityResult(
+        passed=bool(max_diff <= tolerance), n_rows=len(ref), max_abs_diff=max_diff, tolerance=tolerance
+    )
+
+
+def _from_probabilities(probabilities: Any) -> Reference:
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    return {"label": probabilities.argmax(axis=1), "probabilities": probabilities}
+
+
+def _from_output(output: Any, task: str) -> Reference:
+    """A Keras-like model's raw output as a Reference."""
+    if isinstance(output, dict):
+        if len(output) != 1:
+            raise ValueError(f"expected one output, got {sorted(output)}")
+        output = next(iter(output.values()))
+    values = np.asarray(output)
+    if task == "classification":
+        return _from_probabilities(values)
+    return {"prediction": values.astype(np.float64).ravel()}
+
+
+def _onnx_predictions(path: Path, schema: InputSchema, frame: pd.DataFrame) -> Reference:
+    """Run a saved ONNX file in a fresh onnxruntime session on the raw rows."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    outputs = dict(zip(names, session.run(None, to_onnx_feed(frame, schema)), strict=True))
+    if schema.task == "classification":
+        return {"label": outputs["label"], "probabilities": outputs["probabilities"]}
+    return {"prediction": outputs["prediction"]}
+
+
+def _record(
+    fmt: str, path: Path, schema: InputSchema, reference: Reference, write: Callable[[], None],
+    reload_predict: Callable[[], Reference],
+) -> ExportRecord:
+    """Write, hash, reload and compare one export; any exception becomes the record's error."""
+    hashed = False
+    sha = size = None
+    try:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        write()
+        sha, size = sha256_tree(path), _size(path)
+        hashed = True
+        parity = compare(reference, reload_predict(), schema.task)
+        return ExportRecord(format=fmt, path=str(path), sha256=sha, size_bytes=size, parity=parity)
+    except Exception as exc:  # recorded, not raised: the gate reads the record
+        stage = "reload/predict" if hashed else "write"
+        return ExportRecord(
+            format=fmt, path=str(path), sha256=sha, size_bytes=size,
+            parity=ParityResult(passed=False), error=f"{stage} failed: {type(exc).__name__}: {exc}",
+        )
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+# --------------------------------------------------------------------------------------------
+# scikit-learn
+
+
+def sklearn_reference(pipeline: Any, schema: InputSchema, frame: pd.DataFrame) -> Reference:
+    model_frame = to_model_frame(frame, schema)
+    if schema.task == "classification":
+        return {
+            "label": np.asarray(pipeline.predict(model_frame)),
+            "probabilities": np.asarray(pipeline.predict_proba(model_frame), dtype=np.float64),
+        }
+    return {"prediction": np.asarray(pipeline.predict(model_frame), dtype=np.float64).ravel()}
+
+
+def export_sklearn(
+    pipeline: Any, schema: InputSchema, reference_frame: pd.DataFrame, out_dir: str | Path
+) -> list[ExportRecord]:
+    """joblib (model.joblib) and ONNX (model.onnx, preprocessing inside), each parity-checked."""
+    import joblib
+    import onnx
+
+    from ml_expert.tools.deployment.onnx_export import sklearn_to_onnx
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    reference = sklearn_reference(pipeline, schema, reference_frame)
+
+    joblib_path = out / "model.joblib"
+    onnx_path = out / "model.onnx"
+    return [
+        _record(
+            "joblib", joblib_path, schema, reference,
+            lambda: joblib.dump(pipeline, joblib_path),
+            lambda: sklearn_reference(joblib.load(joblib_path), schema, reference_frame),
+        ),
+        _record(
+            "onnx", onnx_path, schema, reference,
+            lambda: onnx.save(sklearn_to_onnx(pipeline, schema), str(onnx_path)),
+            lambda: _onnx_predictions(onnx_path, schema, reference_frame),
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# Keras
+
+
+def keras_features(preprocessor: Any, schema: InputSchema, frame: pd.DataFrame) -> np.ndarray:
+    """The float32 matrix Keras models take (same as at training time)."""
+    return np.asarray(preprocessor.transform(to_model_frame(frame, schema)), dtype=np.float32)
+
+
+def export_keras(
+    model: Any, preprocessor: Any, schema: InputSchema, reference_frame: pd.DataFrame, out_dir: str | Path
+) -> list[ExportRecord]:
+    """.keras, .h5, SavedModel, TFLite (from the SavedModel) and composed ONNX, each checked.
+
+    All but ONNX take the preprocessed matrix (the package ships ONNX, whose graph holds the
+    preprocessing); ONNX is checked on the raw rows, so its preprocessing is checked too.
+    """
+    import keras
+    import onnx
+
+    from ml_expert.tools.deployment.onnx_export import keras_to_onnx
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    features = keras_features(preprocessor, schema, reference_frame)
+    reference = _from_output(model.predict_on_batch(features), schema.task)
+
+    paths = {
+        "keras": out / "model.keras",
+        "h5": out / "model.h5",
+        "savedmodel": out / "savedmodel",
+        "tflite": out / "model.tflite",
+        "onnx": out / "model.onnx",
+    }
+
+    def reload_keras(path: Path) -> Reference:
+        # compile=False: inference only; a compiled "mse" loss string does not deserialize from .h5
+        fresh = keras.models.load_model(str(path), compile=False)
+        return _from_output(fresh.predict_on_batch(features), schema.task)
+
+    def write_tflite() -> None:
+        if not (paths["savedmodel"] / "saved_model.pb").is_file():
+            raise FileNotFoundError("the TFLite export is converted from the SavedModel, which failed")
+        paths["tflite"].write_bytes(_savedmodel_to_tflite(paths["savedmodel"]))
+
+    return [
+        _record(
+            "keras", paths["keras"], schema, reference,
+            lambda: model.save(str(paths["keras"])), lambda: reload_keras(paths["keras"]),
+        ),
+        _record(
+            "h5", paths["h5"], schema, reference,
+            lambda: _save_h5(model, paths["h5"]), lambda: reload_keras(paths["h5"]),
+        ),
+        _record(
+            "savedmodel", paths["savedmodel"], schema, reference,
+            lambda: model.export(str(paths["savedmodel"]), format="tf_saved_model", verbose=False),
+            lambda: _from_output(_savedmodel_predict(paths["savedmodel"], features), schema.task),
+        ),
+        _record(
+            "tflite", paths["tflite"], schema, reference, write_tflite,
+            lambda: _from_output(_tflite_predict(paths["tflite"], features), schema.task),
+        ),
+        _record(
+            "onnx", paths["onnx"], schema, reference,
+            lambda: onnx.save(keras_to_onnx(model, preprocessor, schema), str(paths["onnx"])),
+            lambda: _onnx_predictions(paths["onnx"], schema, reference_frame),
+        ),
+    ]
+
+
+def _save_h5(model: Any, path: Path) -> None:
+    """Legacy HDF5, for tools that still need it; Keras logs a 'legacy format' warning."""
+    import logging
+
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)
+    try:
+        model.save(str(path))
+    finally:
+        absl.setLevel(level)
+
+
+def _savedmodel_predict(path: Path, features: np.ndarray) -> np.ndarray:
+    import tensorflow as tf
+
+    # Keep `loaded` alive while `serve` runs: its variables are freed with it (STACK.md).
+    loaded = tf.saved_model.load(str(path))
+    output = loaded.serve(tf.constant(features))
+    if isinstance(output, dict):
+        output = next(iter(output.values()))
+    result = np.asarray(output)
+    del loaded
+    return result
+
+
+def _savedmodel_to_tflite(path: Path) -> bytes:
+    import tensorflow as tf
+
+    return tf.lite.TFLiteConverter.from_saved_model(str(path)).convert()
+
+
+def _tflite_predict(path: Path, features: np.ndarray) -> np.ndarray:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    (inp,) = interpreter.get_input_details()
+    interpreter.resize_tensor_input(inp["index"], list(features.shape))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(inp["index"], features.astype(inp["dtype"]))
+    interpreter.invoke()
+    (out,) = interpreter.get_output_details()
+    return np.array(interpreter.get_tensor(out["index"]))

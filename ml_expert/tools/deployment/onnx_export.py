@@ -1,0 +1,297 @@
+"""ONNX exports whose only inputs are the raw columns of the input schema.
+
+Serving must not need Python preprocessing code: every export carries the fitted
+preprocessing inside the graph, takes one [N, 1] tensor per raw column (float32 numeric,
+string categorical) and has fixed output names, so one `inference.py` serves every model:
+
+- classification: ``label`` (int64 [N], class index) and ``probabilities`` (float32 [N, K]);
+- regression: ``prediction`` (float32 [N] or [N, 1]).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, compose, helper
+
+from ml_expert.tools.data.schema import InputSchema
+
+TARGET_OPSET: dict[str, int] = {"": 17, "ai.onnx.ml": 3}
+"""Opsets asked of skl2onnx and of the Keras exporter; 17 is what both convert to and what
+onnxruntime 1.32 runs, and one shared default-domain opset is what `merge_models` needs."""
+
+CLASSIFICATION_OUTPUTS = ("label", "probabilities")
+REGRESSION_OUTPUTS = ("prediction",)
+KERAS_PREFIX = "keras_"
+
+
+class UnsupportedModelError(ValueError):
+    """The model cannot be exported to ONNX (no converter, or an unexpected graph)."""
+
+
+def expected_outputs(schema: InputSchema) -> tuple[str, ...]:
+    return CLASSIFICATION_OUTPUTS if schema.task == "classification" else REGRESSION_OUTPUTS
+
+
+def initial_types(schema: InputSchema) -> list[tuple[str, Any]]:
+    """One [None, 1] input per raw column, typed as `to_onnx_feed` feeds it."""
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    return [
+        (c.name, FloatTensorType([None, 1]) if c.kind == "numeric" else StringTensorType([None, 1]))
+        for c in schema.columns
+    ]
+
+
+# --------------------------------------------------------------------------------------------
+# scikit-learn
+
+
+def sklearn_to_onnx(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
+    """Convert a fitted `Pipeline([pre, cast, model])` to one ONNX graph on the raw columns."""
+    from skl2onnx import convert_sklearn
+    from sklearn.base import is_classifier
+
+    estimator = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
+    name = type(estimator).__name__
+    if name.startswith("Dummy"):
+        raise UnsupportedModelError(
+            f"{name} cannot be exported to ONNX (skl2onnx has no converter for it); a dummy "
+            "baseline is a yardstick and is never shipped"
+        )
+    options = {id(estimator): {"zipmap": False}} if is_classifier(estimator) else None
+    try:
+        model = convert_sklearn(
+            pipeline, initial_types=initial_types(schema), target_opset=TARGET_OPSET, options=options
+        )
+    except Exception as exc:  # skl2onnx raises many unrelated types for "no converter"
+        raise UnsupportedModelError(f"skl2onnx could not convert {name}: {exc}") from exc
+    if name.startswith("HistGradientBoosting"):
+        _floor_hgb_thresholds(model, estimator)
+    outputs = [o.name for o in model.graph.output]
+    wanted = expected_outputs(schema)
+    if len(outputs) != len(wanted):
+        raise UnsupportedModelError(f"{name}: ONNX outputs {outputs}, expected {len(wanted)} ({wanted})")
+    _rename_values(model.graph, dict(zip(outputs, wanted, strict=True)))
+    if schema.task == "classification":
+        label_type = model.graph.output[0].type.tensor_type.elem_type
+        if label_type != TensorProto.INT64:
+            raise UnsupportedModelError(
+                f"{name}: the ONNX label is {TensorProto.DataType.Name(label_type)}, not INT64; "
+                "fit classifiers on class indices 0..K-1"
+            )
+    _check_runtime(model, schema)
+    return model
+
+
+def _floor_hgb_thresholds(model: onnx.ModelProto, estimator: Any) -> None:
+    """Make float32 tree thresholds decide exactly as scikit-learn's float64 ones.
+
+    HistGradientBoosting compares float64(x) <= t with a float64 t; skl2onnx (1.20) rounds t
+    to the *nearest* float32, so an input equal to a rounded-up t goes left in ONNX and right
+    in scikit-learn. For a float32 x, x <= t exactly when x <= the largest float32 not above
+    t, which is what this writes back (matched to the trees by tree and node id).
+    """
+    thresholds: dict[tuple[int, int], float] = {}
+    per_iteration = int(getattr(estimator, "n_trees_per_iteration_", 1))
+    for iteration, trees in enumerate(estimator._predictors):
+        for k, tree in enumerate(trees):
+            tree_id = iteration if len(trees) == 1 else iteration * per_iteration + k
+            for node_id, node in enumerate(tree.nodes):
+                if not node["is_leaf"]:
+                    thresholds[(tree_id, node_id)] = float(node["num_threshold"])
+    for node in model.graph.node:
+        if not node.op_type.startswith("TreeEnsemble"):
+            continue
+        attrs = {a.name: a for a in node.attribute}
+        if "nodes_values" not in attrs:  # double thresholds (nodes_values_as_tensor) are exact
+            continue
+        values = list(attrs["nodes_values"].floats)
+        keys = zip(attrs["nodes_treeids"].ints, attrs["nodes_nodeids"].ints, strict=True)
+        for i, ((tree_id, node_id), mode) in enumerate(zip(keys, attrs["nodes_modes"].strings, strict=True)):
+            if mode != b"BRANCH_LEQ":
+                continue
+            threshold = thresholds.get((tree_id, node_id))
+            if threshold is None:
+                warnings.warn(
+                    "HistGradientBoosting ONNX tree layout not recognised; thresholds left as "
+                    "skl2onnx wrote them (the parity check still guards the export)",
+                    stacklevel=3,
+                )
+                return
+            values[i] = _float32_floor(threshold)
+        attrs["nodes_values"].CopyFrom(helper.make_attribute("nodes_values", values))
+
+
+def _float32_floor(value: float) -> float:
+    rounded = np.float32(value)
+    if float(rounded) > value:
+        rounded = np.nextafter(rounded, np.float32(-np.inf))
+    return float(rounded)
+
+
+# --------------------------------------------------------------------------------------------
+# Keras
+
+
+def keras_to_onnx(model: Any, preprocessor: Any, schema: InputSchema) -> onnx.ModelProto:
+    """Compose the fitted preprocessor (skl2onnx) and the Keras model (tf2onnx) in one graph.
+
+    Keras 3.15 `model.export(format="onnx")` (tf2onnx under the hood, TF backend) gives a
+    graph on the float32 feature matrix; it is prefixed, joined to the preprocessor's output
+    with `onnx.compose.merge_models`, and given the fixed output names (an ArgMax makes
+    ``label`` from the softmax in classification).
+    """
+    from skl2onnx import convert_sklearn
+
+    keras_model = _keras_graph(model)
+    default_opset = _opset(keras_model, "") or TARGET_OPSET[""]
+    pre_model = convert_sklearn(
+        preprocessor,
+        initial_types=initial_types(schema),
+        target_opset={"": default_opset, "ai.onnx.ml": TARGET_OPSET["ai.onnx.ml"]},
+    )
+    if len(pre_model.graph.output) != 1:
+        raise UnsupportedModelError("the preprocessor's ONNX graph must have exactly one output")
+    pre_out = pre_model.graph.output[0].name
+    if pre_model.graph.output[0].type.tensor_type.elem_type != TensorProto.FLOAT:
+        cast_name = pre_out + "_float32"
+        pre_model.graph.node.append(helper.make_node("Cast", [pre_out], [cast_name], to=TensorProto.FLOAT))
+        del pre_model.graph.output[:]
+        pre_model.graph.output.append(helper.make_tensor_value_info(cast_name, TensorProto.FLOAT, None))
+        pre_out = cast_name
+
+    keras_model = compose.add_prefix(keras_model, KERAS_PREFIX)
+    keras_in = _graph_inputs(keras_model)[0]
+    keras_out = keras_model.graph.output[0]
+    _align(pre_model, keras_model)
+    merged = compose.merge_models(pre_model, keras_model, io_map=[(pre_out, keras_in)])
+
+    graph = merged.graph
+    out_name, out_type = keras_out.name, keras_out.type.tensor_type.elem_type
+    if out_type != TensorProto.FLOAT:
+        graph.node.append(helper.make_node("Cast", [out_name], [out_name + "_f32"], to=TensorProto.FLOAT))
+        out_name += "_f32"
+    dims = [d.dim_value if d.HasField("dim_value") else None for d in keras_out.type.tensor_type.shape.dim]
+    del graph.output[:]
+    if schema.task == "classification":
+        n_classes = len(schema.classes or [])
+        if len(dims) != 2 or (dims[1] is not None and n_classes and dims[1] != n_classes):
+            raise UnsupportedModelError(
+                f"the Keras classifier's output shape is {dims}; expected [N, {n_classes}] "
+                "(a final Dense(K, softmax), K=2 for binary)"
+            )
+        graph.node.append(helper.make_node("Identity", [out_name], ["probabilities"]))
+        graph.node.append(helper.make_node("ArgMax", [out_name], ["label"], axis=1, keepdims=0))
+        graph.output.extend(
+            [
+                helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+                helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, dims[1]]),
+            ]
+        )
+    else:
+        graph.node.append(helper.make_node("Identity", [out_name], ["prediction"]))
+        graph.output.append(helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [None, *dims[1:]]))
+    merged.producer_name = "ml-expert"
+    onnx.checker.check_model(merged, full_check=True)
+    _check_runtime(merged, schema)
+    return merged
+
+
+def _keras_graph(model: Any) -> onnx.ModelProto:
+    """Keras's own ONNX export, checked to take only the feature matrix.
+
+    With an adapted Normalization layer Keras 3.15 leaves mean/variance as extra graph inputs
+    (STACK.md); the pipeline's Keras models have none, so extra inputs are refused here.
+    """
+    with tempfile.TemporaryDirectory(prefix="ml-expert-onnx-") as tmp:
+        path = Path(tmp) / "keras.onnx"
+        model.export(str(path), format="onnx", opset_version=TARGET_OPSET[""], verbose=False)
+        keras_model = onnx.load(str(path))
+    inputs = _graph_inputs(keras_model)
+    if len(inputs) != 1 or len(keras_model.graph.output) != 1:
+        raise UnsupportedModelError(
+            f"the Keras ONNX export has inputs {inputs} and {len(keras_model.graph.output)} outputs; "
+            "expected one feature-matrix input and one output (an adapted Normalization layer "
+            "adds its statistics as inputs: see STACK.md)"
+        )
+    return keras_model
+
+
+def _graph_inputs(model: onnx.ModelProto) -> list[str]:
+    initializers = {i.name for i in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in initializers]
+
+
+def _opset(model: onnx.ModelProto, domain: str) -> int | None:
+    for entry in model.opset_import:
+        if entry.domain == domain:
+            return entry.version
+    return None
+
+
+def _align(first: onnx.ModelProto, second: onnx.ModelProto) -> None:
+    """Give both models one IR version and one opset per domain, as merge_models requires.
+
+    A domain whose nodes appear in only one model takes that model's version in the other
+    (tf2onnx declares ai.onnx.ml without using it); any other clash is refused.
+    """
+    ir_version = max(first.ir_version, second.ir_version)
+    first.ir_version = second.ir_version = ir_version
+    for entry_a in first.opset_import:
+        for entry_b in second.opset_import:
+            if entry_a.domain != entry_b.domain or entry_a.version == entry_b.version:
+                continue
+            used_a = any(n.domain == entry_a.domain for n in first.graph.node)
+            used_b = any(n.domain == entry_b.domain for n in second.graph.node)
+            if not used_b:
+                entry_b.version = entry_a.version
+            elif not used_a:
+                entry_a.version = entry_b.version
+            else:
+                raise UnsupportedModelError(
+                    f"opset clash in domain {entry_a.domain!r}: {entry_a.version} vs {entry_b.version}"
+                )
+
+
+# --------------------------------------------------------------------------------------------
+# shared
+
+
+def _rename_values(graph: onnx.GraphProto, mapping: dict[str, str]) -> None:
+    """Rename graph values (node inputs/outputs and graph outputs) in place."""
+    mapping = {old: new for old, new in mapping.items() if old != new}
+    if not mapping:
+        return
+    taken = {o for n in graph.node for o in n.output} | {i.name for i in graph.input}
+    clash = (set(mapping.values()) & taken) - set(mapping)
+    if clash:
+        raise UnsupportedModelError(f"cannot rename outputs: {sorted(clash)} already used in the graph")
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in mapping:
+                node.input[i] = mapping[name]
+        for i, name in enumerate(node.output):
+            if name in mapping:
+                node.output[i] = mapping[name]
+    for value in graph.output:
+        if value.name in mapping:
+            value.name = mapping[value.name]
+
+
+def _check_runtime(model: onnx.ModelProto, schema: InputSchema) -> None:
+    """Open the graph in onnxruntime: the inputs must be exactly the raw columns."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    inputs = [i.name for i in session.get_inputs()]
+    outputs = [o.name for o in session.get_outputs()]
+    if sorted(inputs) != sorted(schema.names):
+        raise UnsupportedModelError(f"ONNX inputs {inputs} are not the schema's raw columns {schema.names}")
+    if outputs != list(expected_outputs(schema)):
+        raise UnsupportedModelError(f"ONNX outputs {outputs}, expected {list(expected_outputs(schema))}")

@@ -1,0 +1,148 @@
+"""The deployment package: everything needed to serve the model, and nothing else.
+
+model.onnx (preprocessing inside), schema.json, inference.py (ml_expert/runtime/inference.py,
+verbatim), requirements.txt, README.md, any extra files the caller adds (a Dockerfile), and
+last manifest.json with the SHA-256 of every other file: `ModelInference` refuses to load
+a package whose files do not match it. No training rows are written.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from collections.abc import Mapping
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from ml_expert.hashing import sha256_file
+from ml_expert.tools.data.schema import InputSchema
+
+MANIFEST_FORMAT = "ml-expert-manifest/1"
+RUNTIME_REQUIREMENTS: dict[str, str] = {"onnxruntime": "1.32.0", "numpy": "2.4.6"}
+"""What inference.py needs, pinned to the versions the exports were checked with."""
+
+RESERVED_KEYS = ("format", "files")
+
+
+def runtime_source() -> Path:
+    """Path of ml_expert/runtime/inference.py, found without importing it (no onnxruntime load)."""
+    spec = importlib.util.find_spec("ml_expert.runtime.inference")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("ml_expert.runtime.inference is not installed with the package")
+    return Path(spec.origin)
+
+
+def requirements_text() -> str:
+    lines = []
+    for name, pinned in RUNTIME_REQUIREMENTS.items():
+        try:
+            version = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            version = pinned
+        lines.append(f"{name}=={version}")
+    return "\n".join(lines) + "\n"
+
+
+def write_package(
+    deploy_dir: str | Path,
+    onnx_path: str | Path,
+    schema: InputSchema,
+    metadata: Mapping[str, Any],
+    extra_files: Mapping[str, str | bytes] | None = None,
+) -> dict[str, Any]:
+    """Write the package into `deploy_dir` and return its manifest.
+
+    `metadata` (seed, package versions, data fingerprint, model name, metrics, created, ...)
+    is copied into manifest.json next to `format` and `files`; `extra_files` maps a relative
+    name to its content (e.g. a Dockerfile) and is hashed like the rest.
+    """
+    clash = [key for key in RESERVED_KEYS if key in metadata]
+    if clash:
+        raise ValueError(f"metadata may not set {clash}: write_package owns them")
+    root = Path(deploy_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+
+    def put(name: str, content: str | bytes) -> None:
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            target.write_bytes(content)
+        else:
+            target.write_text(content, encoding="utf-8")
+        written.append(name)
+
+    shutil.copyfile(onnx_path, root / "model.onnx")
+    written.append("model.onnx")
+    put("schema.json", schema.model_dump_json(indent=2) + "\n")
+    shutil.copyfile(runtime_source(), root / "inference.py")
+    written.append("inference.py")
+    put("requirements.txt", requirements_text())
+    put("README.md", readme_text(schema, metadata))
+    for name, content in (extra_files or {}).items():
+        if Path(name).is_absolute() or ".." in Path(name).parts or name == "manifest.json":
+            raise ValueError(f"extra file name {name!r} must be a relative path inside the package")
+        put(name, content)
+
+    manifest: dict[str, Any] = {
+        "format": MANIFEST_FORMAT,
+        "files": {name: sha256_file(root / name) for name in sorted(set(written))},
+        **dict(metadata),
+    }
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    return json.loads(json.dumps(manifest, default=str))
+
+
+def readme_text(schema: InputSchema, metadata: Mapping[str, Any]) -> str:
+    """A README that says what each file is and how to call the model (no data rows)."""
+    model_name = metadata.get("model_name") or metadata.get("model") or "model"
+    created = metadata.get("created", "unknown")
+    metrics = metadata.get("metrics") or {}
+    example = {c.name: (0.0 if c.kind == "numeric" else (c.categories or [""])[0]) for c in schema.columns}
+    lines = [
+        f"# {model_name}: {schema.task} of `{schema.target}`",
+        "",
+        f"Created {created} by ml-expert.",
+        "",
+        "## Files",
+        "",
+        "| file | what it is |",
+        "|---|---|",
+        "| `model.onnx` | the model with its preprocessing inside; one input per raw column |",
+        "| `schema.json` | input schema: columns, their kind (numeric / categorical) and the classes |",
+        "| `inference.py` | `ModelInference`: verifies the files, validates rows, predicts |",
+        "| `requirements.txt` | the pinned runtime dependencies |",
+        "| `manifest.json` | SHA-256 of every file, seed, versions, data fingerprint, metrics |",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from inference import ModelInference",
+        "",
+        'model = ModelInference(".")  # refuses to load if a file does not match manifest.json',
+        f"print(model.predict({json.dumps(example)}))",
+    ]
+    if schema.task == "classification":
+        lines.append("print(model.classes, model.predict_proba([...rows...]))")
+    lines += [
+        "```",
+        "",
+        "Or from a shell: `pip install -r requirements.txt && python inference.py rows.json`.",
+        "Missing values may be `null`; columns not in the schema are ignored.",
+        "",
+        "## Inputs",
+        "",
+        "| column | kind |",
+        "|---|---|",
+        *[f"| `{c.name}` | {c.kind} |" for c in schema.columns],
+    ]
+    if schema.classes is not None:
+        lines += ["", f"Classes: {', '.join(f'`{c}`' for c in schema.classes)}"]
+    if metrics:
+        lines += ["", "## Metrics (held-out test set)", "", "| metric | value |", "|---|---|"]
+        for name, value in metrics.items():
+            shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=str)
+            lines.append(f"| {name} | {shown} |")
+    return "\n".join(lines) + "\n"

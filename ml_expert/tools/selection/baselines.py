@@ -1,0 +1,62 @@
+"""Fit each simple baseline on train, score it on validation, keep the leaderboard."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from ml_expert.hashing import sha256_file
+from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.scoring import predict_scores, score
+from ml_expert.tools.selection.candidates import BASELINES, make_pipeline
+
+
+class CandidateResult(BaseModel):
+    name: str
+    family: str
+    kind: str  # "sklearn" or "keras"
+    val_score: float
+    train_score: float
+    fit_seconds: float
+    path: str | None = None
+    sha256: str | None = None
+
+
+def run_baselines(
+    schema: InputSchema,
+    train: tuple[pd.DataFrame, np.ndarray],
+    val: tuple[pd.DataFrame, np.ndarray],
+    metric: str,
+    seed: int,
+    models_dir: Path,
+    names: tuple[str, ...] = tuple(BASELINES),
+) -> list[CandidateResult]:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name in names:
+        pipeline = make_pipeline(name, schema, seed)
+        started = time.perf_counter()
+        pipeline.fit(*train)
+        fit_seconds = time.perf_counter() - started
+        val_score = score(metric, val[1], predict_scores(pipeline, val[0]))
+        train_score = score(metric, train[1], predict_scores(pipeline, train[0]))
+        path = models_dir / f"{name}.joblib"
+        joblib.dump(pipeline, path)
+        results.append(
+            CandidateResult(
+                name=name,
+                family=BASELINES[name][1],
+                kind="sklearn",
+                val_score=round(val_score, 6),
+                train_score=round(train_score, 6),
+                fit_seconds=round(fit_seconds, 3),
+                path=str(path),
+                sha256=sha256_file(path),
+            )
+        )
+    return results

@@ -1,0 +1,57 @@
+"""The simple baselines every run measures first, as full scikit-learn pipelines.
+
+Each pipeline carries its own preprocessing (fit on the training split only) so the model that
+is scored, exported and served is one object.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from skl2onnx.sklapi import CastTransformer
+from sklearn.base import BaseEstimator
+from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline
+
+from ml_expert.tools.data.preprocessing import build_preprocessor
+from ml_expert.tools.data.schema import InputSchema, Task
+
+# name -> (needs scaled inputs, family)
+BASELINES: dict[str, tuple[bool, str]] = {
+    "dummy": (False, "dummy"),
+    "linear": (True, "linear"),
+    "random_forest": (False, "trees"),
+    "hist_gradient_boosting": (False, "trees"),
+}
+
+
+def make_estimator(name: str, task: Task, seed: int) -> BaseEstimator:
+    classification = task == "classification"
+    if name == "dummy":
+        return DummyClassifier(strategy="prior") if classification else DummyRegressor(strategy="mean")
+    if name == "linear":
+        return LogisticRegression(max_iter=2000, C=1.0) if classification else Ridge(alpha=1.0)
+    if name == "random_forest":
+        cls = RandomForestClassifier if classification else RandomForestRegressor
+        return cls(n_estimators=300, min_samples_leaf=1, n_jobs=-1, random_state=seed)
+    if name == "hist_gradient_boosting":
+        cls = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
+        return cls(random_state=seed)
+    raise ValueError(f"unknown baseline {name!r}")
+
+
+def make_pipeline(name: str, schema: InputSchema, seed: int) -> Pipeline:
+    scaled, _ = BASELINES[name]
+    return Pipeline(
+        [
+            ("pre", build_preprocessor(schema, scale=scaled)),
+            ("cast", CastTransformer(dtype=np.float32)),
+            ("model", make_estimator(name, schema.task, seed)),
+        ]
+    )
