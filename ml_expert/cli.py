@@ -31,9 +31,13 @@ app.add_typer(memory_app, name="memory")
 
 WorkspaceOpt = Annotated[
     str | None,
-    typer.Option("--workspace", "-w", help="Workspace folder (default: $ML_EXPERT_WORKSPACE or ./ml-expert-workspace)."),
+    typer.Option(
+        "--workspace", "-w", help="Workspace folder (default: $ML_EXPERT_WORKSPACE or ./ml-expert-workspace)."
+    ),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout; logs go to stderr.")]
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print exactly one JSON object on stdout; logs go to stderr.")
+]
 MemoryOpt = Annotated[
     str | None,
     typer.Option("--memory", help="redis://host:port/db, or 'embedded'. Default: $REDIS_URL, else embedded."),
@@ -88,14 +92,19 @@ def _parse_min_metric(values: list[str] | None) -> dict[str, float]:
 
 @app.command()
 def run(
-    data: Annotated[str | None, typer.Argument(help="CSV file, or a demo name (breast_cancer, iris, ...). Default: demo.")] = None,
+    data: Annotated[
+        str | None, typer.Argument(help="CSV file, or a demo name (breast_cancer, iris, ...). Default: demo.")
+    ] = None,
     target: Annotated[str, typer.Option("--target", "-t", help="Label column.")] = "target",
     seed: Annotated[int, typer.Option(help="Random seed (recorded in the manifest).")] = 42,
     budget: Annotated[float, typer.Option(help="Seconds for model selection plus training.")] = 120.0,
     min_metric: Annotated[
-        list[str] | None, typer.Option("--min-metric", help="Validation gate threshold NAME=VALUE (repeatable).")
+        list[str] | None,
+        typer.Option("--min-metric", help="Validation gate threshold NAME=VALUE (repeatable)."),
     ] = None,
-    max_overfit_gap: Annotated[float | None, typer.Option(help="Largest allowed train-validation gap.")] = None,
+    max_overfit_gap: Annotated[
+        float | None, typer.Option(help="Largest allowed train-validation gap.")
+    ] = None,
     no_dnn: Annotated[bool, typer.Option("--no-dnn", help="Do not train the Keras network.")] = False,
     workspace: WorkspaceOpt = None,
     memory: MemoryOpt = None,
@@ -113,8 +122,14 @@ def run(
         if budget <= 0:
             raise UsageError("--budget must be positive")
         kwargs = dict(
-            seed=seed, budget=budget, workspace=ws, memory=memory, min_metric=thresholds,
-            max_overfit_gap=max_overfit_gap, train_dnn=not no_dnn, run_id=run_id,
+            seed=seed,
+            budget=budget,
+            workspace=ws,
+            memory=memory,
+            min_metric=thresholds,
+            max_overfit_gap=max_overfit_gap,
+            train_dnn=not no_dnn,
+            run_id=run_id,
         )
         if as_json:
             with _stdout_to_stderr():

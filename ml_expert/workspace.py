@@ -62,5 +62,7 @@ def list_runs(workspace: Path) -> list[dict[str, Any]]:
     for path in sorted(root.iterdir()):
         if (path / "run.json").exists():
             data = json.loads((path / "run.json").read_text())
-            runs.append({"run_id": path.name, **{k: data.get(k) for k in ("status", "phase", "task", "created")}})
+            runs.append(
+                {"run_id": path.name, **{k: data.get(k) for k in ("status", "phase", "task", "created")}}
+            )
     return runs

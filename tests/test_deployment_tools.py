@@ -11,6 +11,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+import ast
 import importlib.util
 import json
 import subprocess
@@ -22,15 +23,19 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
+from skl2onnx.sklapi import CastTransformer
 from sklearn.dummy import DummyClassifier
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+)
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
-from skl2onnx.sklapi import CastTransformer
 
 from ml_expert.tools.data.preprocessing import build_preprocessor, fitted_categories
-from ml_expert.tools.data.schema import ColumnSpec, InputSchema, to_model_frame
+from ml_expert.tools.data.schema import ColumnSpec, InputSchema, to_model_frame, to_onnx_feed
 from ml_expert.tools.deployment.exports import (
     PROBABILITY_TOLERANCE,
     ExportRecord,
@@ -102,7 +107,9 @@ def _pipeline(schema: InputSchema, estimator, scale: bool) -> Pipeline:
 @pytest.fixture(scope="module")
 def logreg(titanic):
     schema, train, _, y = titanic
-    return _pipeline(schema, LogisticRegression(max_iter=1000), scale=True).fit(to_model_frame(train, schema), y)
+    return _pipeline(schema, LogisticRegression(max_iter=1000), scale=True).fit(
+        to_model_frame(train, schema), y
+    )
 
 
 def _assert_all_passed(records: list[ExportRecord], formats: list[str]) -> None:
@@ -138,15 +145,39 @@ def test_sklearn_logreg_exports_pass_parity(titanic, logreg, tmp_path):
     assert onnx_record.parity.max_abs_diff <= PROBABILITY_TOLERANCE
 
 
-def test_sklearn_hist_gradient_boosting_exports_pass_parity(titanic, tmp_path):
+@pytest.mark.parametrize(
+    "model",
+    [
+        HistGradientBoostingClassifier(max_iter=60, random_state=SEED),
+        RandomForestClassifier(n_estimators=30, random_state=SEED),
+    ],
+    ids=["hgb", "rf"],
+)
+def test_sklearn_tree_classifier_exports_pass_parity(titanic, model, tmp_path):
     schema, train, test, y = titanic
-    model = HistGradientBoostingClassifier(max_iter=60, random_state=SEED)
     pipeline = _pipeline(schema, model, scale=False).fit(to_model_frame(train, schema), y)
     records = export_sklearn(pipeline, schema, test, tmp_path)
     _assert_all_passed(records, ["joblib", "onnx"])
 
 
-@pytest.mark.parametrize("estimator", [Ridge(), HistGradientBoostingRegressor(max_iter=60, random_state=SEED)])
+def test_hist_gradient_boosting_threshold_between_adjacent_float32_values(tmp_path):
+    # Two adjacent float32 values whose float64 midpoint rounds *up* to the larger one: skl2onnx
+    # alone sends the larger value left (a third of these rows mislabelled); floored, it matches.
+    low = np.nextafter(np.float32(3.0), np.float32(4.0))
+    values = [low, np.nextafter(low, np.float32(4.0)), np.nextafter(np.nextafter(low, np.float32(4.0)), 4.0)]
+    frame = pd.DataFrame({"x": np.array(values * 50, dtype=np.float64), "target": [0, 1, 1] * 50})
+    schema = InputSchema(
+        task="classification", target="target", columns=[ColumnSpec(name="x", kind="numeric")], classes=[0, 1]
+    )
+    model = HistGradientBoostingClassifier(max_iter=5, min_samples_leaf=5)
+    pipeline = _pipeline(schema, model, scale=False).fit(to_model_frame(frame, schema), frame["target"])
+    records = export_sklearn(pipeline, schema, frame, tmp_path)
+    _assert_all_passed(records, ["joblib", "onnx"])
+
+
+@pytest.mark.parametrize(
+    "estimator", [Ridge(), HistGradientBoostingRegressor(max_iter=60, random_state=SEED)]
+)
 def test_sklearn_regression_exports_pass_parity(diabetes, estimator, tmp_path):
     schema, train, test, y = diabetes
     scale = isinstance(estimator, Ridge)
@@ -259,21 +290,37 @@ def package(titanic, logreg, tmp_path):
         "versions": {"onnxruntime": "1.32.0"},
     }
     deploy = tmp_path / "deployment"
-    manifest = write_package(deploy, exports[1].path, schema, metadata)
+    dockerfile = 'FROM python:3.11-slim\nCOPY . /app\nCMD ["python", "/app/inference.py", "-"]\n'
+    manifest = write_package(
+        deploy, exports[1].path, schema, metadata, extra_files={"Dockerfile": dockerfile}
+    )
     return deploy, manifest, _load_deployed(deploy / "inference.py")
 
 
 def test_package_contents_and_manifest(titanic, package):
     deploy, manifest, _ = package
     assert manifest["format"] == "ml-expert-manifest/1"
-    assert set(manifest["files"]) == {"model.onnx", "schema.json", "inference.py", "requirements.txt", "README.md"}
+    assert set(manifest["files"]) == {
+        "model.onnx",
+        "schema.json",
+        "inference.py",
+        "requirements.txt",
+        "README.md",
+        "Dockerfile",
+    }
     assert manifest["model_name"] == "logistic_regression" and manifest["seed"] == SEED
     assert json.loads((deploy / "manifest.json").read_text()) == manifest
     assert (deploy / "requirements.txt").read_text().split() == ["onnxruntime==1.32.0", "numpy==2.4.6"]
     readme = (deploy / "README.md").read_text()
     assert "ModelInference" in readme and "logistic_regression" in readme and "accuracy" in readme
-    source = (deploy / "inference.py").read_text()
-    assert "ml_expert" not in source.replace("ml-expert", "")  # self-contained: no package import
+    imported = set()
+    for node in ast.walk(ast.parse((deploy / "inference.py").read_text())):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add((node.module or "").split(".")[0])
+    third_party = {name for name in imported if name not in sys.stdlib_module_names}
+    assert third_party <= {"numpy", "onnxruntime", "__future__"}  # self-contained
     assert InputSchema.model_validate_json((deploy / "schema.json").read_text()) == titanic[0]
 
 
@@ -332,6 +379,64 @@ def test_invalid_rows_raise_schema_error_naming_the_field(titanic, package):
     assert issubclass(runtime.SchemaError, ValueError)
 
 
+def test_model_inference_coerces_like_to_model_frame(titanic, package):
+    schema, _, test, _ = titanic
+    deploy, _, runtime = package
+    model = runtime.ModelInference(deploy)
+    base = test.head(1).to_dict(orient="records")[0]
+    odd_numbers = [1, "2", " 3 ", None, np.nan, "inf", "", True, np.int64(2), np.float32(1.5), pd.NA]
+    odd_categories = ["S", 3.0, 3, None, np.nan, "", "Q", True, np.float64(2.0), "3.0", pd.NA]
+    rows = [{**base, "pclass": n, "embarked": c} for n, c in zip(odd_numbers, odd_categories, strict=True)]
+    feed = model._feed(model.validate(rows))
+    expected = to_onnx_feed(pd.DataFrame(rows), schema)
+    for name in schema.names:
+        if name in schema.numeric:
+            np.testing.assert_array_equal(feed[name], expected[name], err_msg=name)
+            assert feed[name].dtype == np.float32
+        else:
+            assert feed[name].ravel().tolist() == expected[name].ravel().tolist(), name
+    with pytest.raises(runtime.SchemaError, match="'pclass'"):
+        model.validate({**base, "pclass": "1_000"})
+
+
+def test_string_class_labels_multiclass_package(tmp_path):
+    frame = pd.read_csv(DATASETS / "penguins.csv")
+    train, test = train_test_split(frame, test_size=0.3, random_state=SEED, stratify=frame["target"])
+    classes = sorted(frame["target"].unique().tolist())
+    numeric = [c for c in frame.columns if c != "target" and pd.api.types.is_numeric_dtype(frame[c])]
+    categorical = [c for c in frame.columns if c not in numeric and c != "target"]
+    schema = _schema("classification", train, numeric, categorical, classes=classes)
+    y = train["target"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    pipeline = _pipeline(schema, HistGradientBoostingClassifier(max_iter=30, random_state=SEED), scale=False)
+    pipeline.fit(to_model_frame(train, schema), y)
+    records = export_sklearn(pipeline, schema, test, tmp_path / "exports")
+    _assert_all_passed(records, ["joblib", "onnx"])
+    write_package(tmp_path / "deployment", records[1].path, schema, {"model_name": "hgb"})
+    runtime = _load_deployed(tmp_path / "deployment" / "inference.py")
+    model = runtime.ModelInference(tmp_path / "deployment")
+    expected = [classes[i] for i in pipeline.predict(to_model_frame(test, schema))]
+    assert model.predict(test) == expected
+    assert set(expected) <= set(classes) and isinstance(expected[0], str)
+    assert model.predict_proba(test).shape == (len(test), 3)
+
+
+def test_keras_multiclass_exports_pass_parity(tmp_path):
+    frame = pd.read_csv(DATASETS / "penguins.csv")
+    train, test = train_test_split(frame, test_size=0.3, random_state=SEED, stratify=frame["target"])
+    classes = sorted(frame["target"].unique().tolist())
+    numeric = [c for c in frame.columns if c != "target" and pd.api.types.is_numeric_dtype(frame[c])]
+    categorical = [c for c in frame.columns if c not in numeric and c != "target"]
+    schema = _schema("classification", train, numeric, categorical, classes=classes)
+    y = train["target"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    pre = build_preprocessor(schema, scale=True).fit(to_model_frame(train, schema))
+    x = pre.transform(to_model_frame(train, schema)).astype("float32")
+    model = _keras_model(x.shape[1], len(classes))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=3, batch_size=32, verbose=0)
+    records = export_keras(model, pre, schema, test, tmp_path)
+    _assert_all_passed(records, ["keras", "h5", "savedmodel", "tflite", "onnx"])
+
+
 def test_inference_command_line(titanic, logreg, package, tmp_path):
     schema, _, test, _ = titanic
     deploy, _, _ = package
@@ -340,7 +445,10 @@ def test_inference_command_line(titanic, logreg, package, tmp_path):
     rows_file.write_text(rows.to_json(orient="records"))
     result = subprocess.run(
         [sys.executable, str(deploy / "inference.py"), str(rows_file)],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     expected = [schema.classes[i] for i in logreg.predict(to_model_frame(rows, schema))]
     assert json.loads(result.stdout) == {"predictions": expected}

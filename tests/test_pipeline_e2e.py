@@ -26,7 +26,13 @@ CLI = [sys.executable, "-m", "ml_expert"]
 
 
 def _check_run_outputs(run_dir: Path) -> dict:
-    for name in ("run.json", "metrics.json", "evaluation_report.md", "training_history.json", "training_curves.png"):
+    for name in (
+        "run.json",
+        "metrics.json",
+        "evaluation_report.md",
+        "training_history.json",
+        "training_curves.png",
+    ):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
     history = json.loads((run_dir / "training_history.json").read_text())
@@ -37,16 +43,32 @@ def _check_run_outputs(run_dir: Path) -> dict:
         assert section in report
     assert metrics["test_score"] > metrics["dummy_test_score"]
     manifest = json.loads((run_dir / "deployment" / "manifest.json").read_text())
-    assert {"model.onnx", "schema.json", "inference.py", "requirements.txt", "README.md"} <= set(manifest["files"])
+    assert {"model.onnx", "schema.json", "inference.py", "requirements.txt", "README.md"} <= set(
+        manifest["files"]
+    )
     assert manifest["seed"] == 7 and len(manifest["data_fingerprint"]) == 64
     return metrics
 
 
 def test_cli_binary_json_with_redis(datasets: Path, workspace: Path, live_redis_url: str) -> None:
     proc = subprocess.run(
-        [*CLI, "run", str(datasets / "breast_cancer.csv"), "--seed", "7", "--budget", "40", "--json",
-         "--workspace", str(workspace), "--memory", live_redis_url],
-        capture_output=True, text=True, timeout=600,
+        [
+            *CLI,
+            "run",
+            str(datasets / "breast_cancer.csv"),
+            "--seed",
+            "7",
+            "--budget",
+            "40",
+            "--json",
+            "--workspace",
+            str(workspace),
+            "--memory",
+            live_redis_url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     payload = json.loads(proc.stdout)  # exactly one JSON object and nothing else on stdout
@@ -66,9 +88,10 @@ def test_cli_binary_json_with_redis(datasets: Path, workspace: Path, live_redis_
         value = client.get(f"ml-expert/{run_id}/{key}")
         assert value is not None, key
         json.loads(value)
-    assert json.loads(client.get(f"ml-expert/{run_id}/metrics"))["test_metrics"]["accuracy"] == metrics["test"][
-        "accuracy"
-    ]
+    assert (
+        json.loads(client.get(f"ml-expert/{run_id}/metrics"))["test_metrics"]["accuracy"]
+        == metrics["test"]["accuracy"]
+    )
 
     # every Keras export and the chosen model's exports were reloaded and matched
     exports = json.loads(client.get(f"ml-expert/{run_id}/deployment"))["exports"]
@@ -101,9 +124,19 @@ def test_multiclass_strings_and_missing_values_with_embedded_memory(datasets: Pa
     frame = pd.read_csv(datasets / "penguins.csv")
     output = workspace / "pred.csv"
     proc = subprocess.run(
-        [*CLI, "predict", result.run_id, str(datasets / "penguins.csv"), "--output", str(output), "--proba",
-         "--workspace", str(workspace)],
-        capture_output=True, text=True,
+        [
+            *CLI,
+            "predict",
+            result.run_id,
+            str(datasets / "penguins.csv"),
+            "--output",
+            str(output),
+            "--proba",
+            "--workspace",
+            str(workspace),
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stderr
     predicted = pd.read_csv(output)
@@ -130,9 +163,24 @@ def test_regression_exports_agree(datasets: Path, workspace: Path) -> None:
 
 def test_gate_refusal_stops_before_deployment(datasets: Path, workspace: Path) -> None:
     proc = subprocess.run(
-        [*CLI, "run", "iris", "--no-dnn", "--budget", "20", "--min-metric", "accuracy=1.01", "--json",
-         "--workspace", str(workspace), "--memory", "embedded"],
-        capture_output=True, text=True, timeout=300,
+        [
+            *CLI,
+            "run",
+            "iris",
+            "--no-dnn",
+            "--budget",
+            "20",
+            "--min-metric",
+            "accuracy=1.01",
+            "--json",
+            "--workspace",
+            str(workspace),
+            "--memory",
+            "embedded",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 5, proc.stderr[-2000:]
     payload = json.loads(proc.stdout)
@@ -141,7 +189,9 @@ def test_gate_refusal_stops_before_deployment(datasets: Path, workspace: Path) -
     assert "min_accuracy" in payload["reason"]
     assert not (Path(payload["run_dir"]) / "deployment").exists()
     status = subprocess.run(
-        [*CLI, "status", payload["run_id"], "--json", "--workspace", str(workspace)], capture_output=True, text=True
+        [*CLI, "status", payload["run_id"], "--json", "--workspace", str(workspace)],
+        capture_output=True,
+        text=True,
     )
     assert json.loads(status.stdout)["status"] == "refused"
 
@@ -155,10 +205,14 @@ def test_gate_refusal_stops_before_deployment(datasets: Path, workspace: Path) -
         (["run", "iris", "--budget", "-1"], 2, "positive"),
     ],
 )
-def test_user_errors_have_exit_codes_and_json(args: list[str], code: int, needle: str, workspace: Path) -> None:
+def test_user_errors_have_exit_codes_and_json(
+    args: list[str], code: int, needle: str, workspace: Path
+) -> None:
     proc = subprocess.run(
         [*CLI, *args, "--json", "--workspace", str(workspace), "--memory", "embedded"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == code, proc.stderr
     payload = json.loads(proc.stdout)

@@ -27,12 +27,17 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     ctx.start()
     options = state["options"]
     ctx.step(f"loading {options.get('data') or 'the demo dataset'}")
-    prepared = prepare_data(options.get("data"), options["target"], int(options["seed"]), ctx.run_dir / "data")
+    prepared = prepare_data(
+        options.get("data"), options["target"], int(options["seed"]), ctx.run_dir / "data"
+    )
     schema = prepared.input_schema
     for name, why in prepared.dropped_columns.items():
         ctx.decide(f"drop column {name!r}", why)
     if prepared.duplicates_removed:
-        ctx.decide(f"remove {prepared.duplicates_removed} duplicate rows", "before the split, so no row is in two splits")
+        ctx.decide(
+            f"remove {prepared.duplicates_removed} duplicate rows",
+            "before the split, so no row is in two splits",
+        )
     ctx.decide(
         "fit imputation, scaling and one-hot encoding on the training split only",
         "statistics from validation or test rows would leak into the model",
@@ -83,13 +88,18 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     if plan["train_dnn"]:
         result["dnn"] = _train_dnn(ctx, state, schema, metric)
         leaderboard.append(result["dnn"]["candidate"])
-    best_simple = max((c for c in selection["leaderboard"] if c["name"] != "dummy"), key=lambda c: c["val_score"])
+    best_simple = max(
+        (c for c in selection["leaderboard"] if c["name"] != "dummy"), key=lambda c: c["val_score"]
+    )
     ranked = sorted(leaderboard, key=lambda c: c["val_score"], reverse=True)
     chosen = ranked[0]
     if chosen["name"] == "dnn" and chosen["val_score"] <= best_simple["val_score"]:
         chosen = best_simple
     if chosen["name"] == "dnn":
-        reason = f"DNN validation {metric} {chosen['val_score']:.4f} > best baseline {best_simple['val_score']:.4f}"
+        reason = (
+            f"DNN validation {metric} {chosen['val_score']:.4f} > "
+            f"best baseline {best_simple['val_score']:.4f}"
+        )
     elif plan["train_dnn"]:
         reason = (
             f"{chosen['name']} validation {metric} {chosen['val_score']:.4f} >= DNN "
@@ -179,7 +189,9 @@ def _train_dnn(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, me
 
 
 def _keras_scores(model, x: np.ndarray, task: str) -> np.ndarray:
-    out = np.concatenate([np.asarray(model.predict_on_batch(x[i : i + 4096])) for i in range(0, len(x), 4096)])
+    out = np.concatenate(
+        [np.asarray(model.predict_on_batch(x[i : i + 4096])) for i in range(0, len(x), 4096)]
+    )
     return out if task == "classification" else out.ravel()
 
 
@@ -221,7 +233,11 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         if chosen["kind"] == "keras":
             onnx_path = next((r.path for r in k_records if r.format == "onnx"), None)
     for record in records:
-        ctx.emit("export", format=record["format"], passed=record["parity"]["passed"] if record.get("parity") else False)
+        ctx.emit(
+            "export",
+            format=record["format"],
+            passed=record["parity"]["passed"] if record.get("parity") else False,
+        )
     package_dir = ctx.run_dir / "deployment"
     manifest: dict[str, Any] = {}
     chosen_ok = onnx_path is not None and all(
@@ -238,14 +254,19 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
                 "run_id": ctx.run_id,
                 "model": chosen["name"],
                 "task": data["task"],
-                "metrics": {k: v for k, v in validation["test_metrics"].items() if isinstance(v, int | float)},
+                "metrics": {
+                    k: v for k, v in validation["test_metrics"].items() if isinstance(v, int | float)
+                },
                 "seed": int(state["options"]["seed"]),
                 "data_fingerprint": data["fingerprint"],
                 "package_versions": package_versions(),
                 "created": run.get("created"),
             },
         )
-        ctx.decide("package the ONNX export of " + chosen["name"], "one graph with the preprocessing inside, served by onnxruntime alone")
+        ctx.decide(
+            "package the ONNX export of " + chosen["name"],
+            "one graph with the preprocessing inside, served by onnxruntime alone",
+        )
     result = {
         "exports": records,
         "package_dir": str(package_dir) if manifest else None,

@@ -14,7 +14,11 @@ from ml_expert.hashing import verify
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.scoring import predict_scores, score
-from ml_expert.tools.validation.metrics import classification_metrics, plot_confusion_matrix, regression_metrics
+from ml_expert.tools.validation.metrics import (
+    classification_metrics,
+    plot_confusion_matrix,
+    regression_metrics,
+)
 from ml_expert.tools.validation.report import render_report
 from ml_expert.workspace import read_run, update_run
 
@@ -54,7 +58,9 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     dummy_scores = predict_scores(joblib.load(dummy["path"]), test_x)
     if task == "classification":
         test_metrics = classification_metrics(test_y, scores, schema.classes or [])
-        plot_confusion_matrix(test_metrics["confusion_matrix"], schema.classes or [], ctx.run_dir / "confusion_matrix.png")
+        plot_confusion_matrix(
+            test_metrics["confusion_matrix"], schema.classes or [], ctx.run_dir / "confusion_matrix.png"
+        )
     else:
         test_metrics = regression_metrics(test_y, scores)
     test_score = score(metric, test_y, scores)

@@ -112,7 +112,11 @@ def training_gate(state: dict[str, Any]) -> GateVerdict:
             )
         )
         checks.append(
-            Check(name="stopped_for_a_reason", passed=bool(dnn.get("stopped_reason")), value=dnn.get("stopped_reason"))
+            Check(
+                name="stopped_for_a_reason",
+                passed=bool(dnn.get("stopped_reason")),
+                value=dnn.get("stopped_reason"),
+            )
         )
     chosen = training.get("chosen") or {}
     checks.append(_hash_check("checkpoint_verified", chosen.get("path"), chosen.get("sha256")))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -65,10 +66,10 @@ def make_gate_node(name: str):
         )
         run = read_run(Path(state["run_dir"]))
         update_run(Path(state["run_dir"]), gates={**run.get("gates", {}), name: payload})
-        try:
-            get_stream_writer()({"event": "gate", "gate": name, "passed": verdict.passed, "failed": verdict.failed})
-        except Exception:
-            pass
+        with contextlib.suppress(Exception):
+            get_stream_writer()(
+                {"event": "gate", "gate": name, "passed": verdict.passed, "failed": verdict.failed}
+            )
         update: dict[str, Any] = {"gates": {name: payload}}
         if not verdict.passed:
             update["status"] = "refused"

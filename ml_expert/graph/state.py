@@ -6,9 +6,7 @@ stays small and a resumed run reads the same files.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
-
-from typing_extensions import Annotated
+from typing import Annotated, Any, TypedDict
 
 
 def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:

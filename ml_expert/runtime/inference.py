@@ -169,6 +169,8 @@ class ModelInference:
             text = value.strip()
             if not text:
                 return math.nan
+            if "_" in text:  # float() takes "1_000", pandas.to_numeric (training) does not
+                raise SchemaError(f"row {row}: field '{name}' must be numeric, got {value!r}")
             try:
                 number = float(text)
             except ValueError:
@@ -187,7 +189,7 @@ class ModelInference:
                 values = np.array([r[name] for r in clean], dtype=np.float64).astype(np.float32)
             else:
                 values = np.array([r[name] for r in clean], dtype=object)
-            feed[name] = values.reshape(-1, 1)
+            feed[col.get("key") or name] = values.reshape(-1, 1)
         return feed
 
     def _run(self, rows: Any) -> dict[str, np.ndarray] | None:

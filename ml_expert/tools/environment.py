@@ -7,8 +7,22 @@ import platform
 from importlib import metadata
 
 PACKAGES = (
-    "ml-expert", "numpy", "pandas", "scikit-learn", "scipy", "keras", "tensorflow-cpu", "tensorflow",
-    "langgraph", "onnx", "onnxruntime", "skl2onnx", "tf2onnx", "ai-edge-litert", "joblib", "pydantic",
+    "ml-expert",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "scipy",
+    "keras",
+    "tensorflow-cpu",
+    "tensorflow",
+    "langgraph",
+    "onnx",
+    "onnxruntime",
+    "skl2onnx",
+    "tf2onnx",
+    "ai-edge-litert",
+    "joblib",
+    "pydantic",
 )
 
 

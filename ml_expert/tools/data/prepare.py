@@ -87,9 +87,7 @@ def prepare_data(source: str | None, target: str, seed: int, data_dir: Path) -> 
         kinds.pop(name, None)
         dropped[name] = f"leakage suspect: {why}"
     if not kinds:
-        raise DataError(
-            "no usable feature columns: " + "; ".join(f"{k}: {v}" for k, v in dropped.items())
-        )
+        raise DataError("no usable feature columns: " + "; ".join(f"{k}: {v}" for k, v in dropped.items()))
     profile = profile_table(frame, target, task)
 
     classes: list[Any] | None = None
@@ -112,13 +110,11 @@ def prepare_data(source: str | None, target: str, seed: int, data_dir: Path) -> 
     train, val, test = split_frame(work, TARGET_COLUMN, task, seed)
 
     preprocessor = build_preprocessor(schema, scale=True)
-    preprocessor.fit(train[schema.names])
+    preprocessor.fit(train[schema.keys])
     categories = fitted_categories(preprocessor, schema)
     schema = schema.model_copy(
         update={
-            "columns": [
-                c.model_copy(update={"categories": categories.get(c.name)}) for c in schema.columns
-            ]
+            "columns": [c.model_copy(update={"categories": categories.get(c.key)}) for c in schema.columns]
         }
     )
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -129,7 +125,7 @@ def prepare_data(source: str | None, target: str, seed: int, data_dir: Path) -> 
         files[name] = str(file)
     for name, part in (("train", train), ("val", val)):
         file = data_dir / f"X_{name}.npy"
-        np.save(file, transform(preprocessor, part[schema.names]))
+        np.save(file, transform(preprocessor, part[schema.keys]))
         files[f"X_{name}"] = str(file)
     joblib.dump(preprocessor, data_dir / "preprocessor.joblib")
     files["preprocessor"] = str(data_dir / "preprocessor.joblib")
@@ -168,4 +164,4 @@ def _plain(value: Any) -> Any:
 
 def load_split(files: dict[str, str], name: str, schema: InputSchema) -> tuple[pd.DataFrame, np.ndarray]:
     part = pd.read_pickle(files[name])
-    return part[schema.names], part[TARGET_COLUMN].to_numpy()
+    return part[schema.keys], part[TARGET_COLUMN].to_numpy()

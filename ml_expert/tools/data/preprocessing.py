@@ -45,13 +45,12 @@ def build_preprocessor(schema: InputSchema, scale: bool = True) -> ColumnTransfo
 
 
 def fitted_categories(preprocessor: ColumnTransformer, schema: InputSchema) -> dict[str, list[str]]:
-    """Categories the fitted encoder knows, per column (for the schema and drift checks)."""
+    """Categories the fitted encoder knows, per column key (for the schema and drift checks)."""
     if not schema.categorical:
         return {}
     encoder = preprocessor.named_transformers_["cat"].named_steps["onehot"]
     return {
-        name: [str(v) for v in cats]
-        for name, cats in zip(schema.categorical, encoder.categories_, strict=True)
+        key: [str(v) for v in cats] for key, cats in zip(schema.categorical, encoder.categories_, strict=True)
     }
 
 

@@ -69,12 +69,7 @@ def profile_table(frame: pd.DataFrame, target: str, task: Task) -> dict[str, Any
         }
         if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
             desc = col.describe()
-            entry.update(
-                {
-                    k: _num(desc.get(k))
-                    for k in ("mean", "std", "min", "25%", "50%", "75%", "max")
-                }
-            )
+            entry.update({k: _num(desc.get(k)) for k in ("mean", "std", "min", "25%", "50%", "75%", "max")})
         columns[name] = entry
     profile: dict[str, Any] = {
         "rows": int(len(frame)),

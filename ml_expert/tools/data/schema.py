@@ -6,11 +6,12 @@ the serving-time validation, so a column cannot change meaning between them.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 SCHEMA_FORMAT = "ml-expert-schema/1"
 Task = Literal["classification", "regression"]
@@ -19,6 +20,7 @@ Task = Literal["classification", "regression"]
 class ColumnSpec(BaseModel):
     name: str
     kind: Literal["numeric", "categorical"]
+    key: str = Field(default="", description="identifier-safe name used inside the model and its ONNX inputs")
     categories: list[str] | None = Field(
         default=None, description="categories seen in training (categorical columns only)"
     )
@@ -33,21 +35,46 @@ class InputSchema(BaseModel):
         default=None, description="original class labels; the model predicts their index"
     )
 
+    @model_validator(mode="after")
+    def _assign_keys(self) -> InputSchema:
+        """Column names such as "mean radius" are not valid ONNX input names: give each a safe key."""
+        taken: set[str] = set()
+        for col in self.columns:
+            key = col.key or safe_key(col.name)
+            base, n = key, 1
+            while key in taken:
+                n += 1
+                key = f"{base}_{n}"
+            taken.add(key)
+            col.key = key
+        return self
+
     @property
     def numeric(self) -> list[str]:
-        return [c.name for c in self.columns if c.kind == "numeric"]
+        """Keys of the numeric columns (the model frame's column names)."""
+        return [c.key for c in self.columns if c.kind == "numeric"]
 
     @property
     def categorical(self) -> list[str]:
-        return [c.name for c in self.columns if c.kind == "categorical"]
+        return [c.key for c in self.columns if c.kind == "categorical"]
+
+    @property
+    def keys(self) -> list[str]:
+        return [c.key for c in self.columns]
 
     @property
     def names(self) -> list[str]:
+        """The raw column names a caller sends."""
         return [c.name for c in self.columns]
 
 
+def safe_key(name: str) -> str:
+    key = re.sub(r"[^0-9A-Za-z_]", "_", str(name)) or "col"
+    return key if key[0].isalpha() or key[0] == "_" else f"c_{key}"
+
+
 def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
-    """Coerce raw rows to the dtypes the pipeline and its ONNX export take.
+    """Coerce rows to the dtypes the pipeline and its ONNX export take, columns renamed to keys.
 
     Numeric columns become float64 (unparseable text becomes NaN); categorical columns become
     strings with missing as "" (skl2onnx cannot impute NaN in string tensors). This is a pure
@@ -55,12 +82,12 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
     """
     out = pd.DataFrame(index=frame.index)
     for col in schema.columns:
-        values = frame[col.name]
+        values = frame[col.name] if col.name in frame.columns else frame[col.key]
         if col.kind == "numeric":
             numeric = pd.to_numeric(values, errors="coerce").astype("float64")
-            out[col.name] = numeric.replace([np.inf, -np.inf], np.nan)
+            out[col.key] = numeric.replace([np.inf, -np.inf], np.nan)
         else:
-            out[col.name] = values.map(_category_text).astype(object)
+            out[col.key] = values.map(_category_text).astype(object)
     return out
 
 
@@ -77,9 +104,9 @@ def to_onnx_feed(frame: pd.DataFrame, schema: InputSchema) -> dict[str, np.ndarr
     model_frame = to_model_frame(frame, schema)
     feed: dict[str, np.ndarray] = {}
     for col in schema.columns:
-        values = model_frame[col.name].to_numpy()
+        values = model_frame[col.key].to_numpy()
         if col.kind == "numeric":
-            feed[col.name] = values.astype(np.float32).reshape(-1, 1)
+            feed[col.key] = values.astype(np.float32).reshape(-1, 1)
         else:
-            feed[col.name] = values.astype(object).reshape(-1, 1)
+            feed[col.key] = values.astype(object).reshape(-1, 1)
     return feed

@@ -78,7 +78,9 @@ def compare(reference: Reference, candidate: Reference, task: str) -> ParityResu
         n_rows = len(ref_p)
         if cand_p.shape != ref_p.shape:
             return ParityResult(
-                passed=False, n_rows=n_rows, tolerance=PROBABILITY_TOLERANCE,
+                passed=False,
+                n_rows=n_rows,
+                tolerance=PROBABILITY_TOLERANCE,
                 note=f"probabilities shape {cand_p.shape} != reference {ref_p.shape}",
             )
         max_diff = float(np.max(np.abs(ref_p - cand_p))) if n_rows else 0.0
@@ -101,8 +103,13 @@ def compare(reference: Reference, candidate: Reference, task: str) -> ParityResu
         agreement = 1.0 - float(differ.mean()) if n_rows else 1.0
         passed = bool(max_diff <= PROBABILITY_TOLERANCE and agreement == 1.0)
         return ParityResult(
-            passed=passed, n_rows=n_rows, label_agreement=agreement, max_abs_diff=max_diff,
-            tolerance=PROBABILITY_TOLERANCE, near_ties=near_ties, note=note,
+            passed=passed,
+            n_rows=n_rows,
+            label_agreement=agreement,
+            max_abs_diff=max_diff,
+            tolerance=PROBABILITY_TOLERANCE,
+            near_ties=near_ties,
+            note=note,
         )
     ref = np.asarray(reference["prediction"], dtype=np.float64).ravel()
     cand = np.asarray(candidate["prediction"], dtype=np.float64).ravel()
@@ -110,7 +117,9 @@ def compare(reference: Reference, candidate: Reference, task: str) -> ParityResu
     tolerance = REGRESSION_RELATIVE_TOLERANCE * (scale if scale > 0 else 1.0)
     if cand.shape != ref.shape:
         return ParityResult(
-            passed=False, n_rows=len(ref), tolerance=tolerance,
+            passed=False,
+            n_rows=len(ref),
+            tolerance=tolerance,
             note=f"{cand.size} predictions for {ref.size} rows",
         )
     max_diff = float(np.max(np.abs(ref - cand))) if ref.size else 0.0
@@ -149,7 +158,11 @@ def _onnx_predictions(path: Path, schema: InputSchema, frame: pd.DataFrame) -> R
 
 
 def _record(
-    fmt: str, path: Path, schema: InputSchema, reference: Reference, write: Callable[[], None],
+    fmt: str,
+    path: Path,
+    schema: InputSchema,
+    reference: Reference,
+    write: Callable[[], None],
     reload_predict: Callable[[], Reference],
 ) -> ExportRecord:
     """Write, hash, reload and compare one export; any exception becomes the record's error."""
@@ -168,8 +181,12 @@ def _record(
     except Exception as exc:  # recorded, not raised: the gate reads the record
         stage = "reload/predict" if hashed else "write"
         return ExportRecord(
-            format=fmt, path=str(path), sha256=sha, size_bytes=size,
-            parity=ParityResult(passed=False), error=f"{stage} failed: {type(exc).__name__}: {exc}",
+            format=fmt,
+            path=str(path),
+            sha256=sha,
+            size_bytes=size,
+            parity=ParityResult(passed=False),
+            error=f"{stage} failed: {type(exc).__name__}: {exc}",
         )
 
 
@@ -210,12 +227,18 @@ def export_sklearn(
     onnx_path = out / "model.onnx"
     return [
         _record(
-            "joblib", joblib_path, schema, reference,
+            "joblib",
+            joblib_path,
+            schema,
+            reference,
             lambda: joblib.dump(pipeline, joblib_path),
             lambda: sklearn_reference(joblib.load(joblib_path), schema, reference_frame),
         ),
         _record(
-            "onnx", onnx_path, schema, reference,
+            "onnx",
+            onnx_path,
+            schema,
+            reference,
             lambda: onnx.save(sklearn_to_onnx(pipeline, schema), str(onnx_path)),
             lambda: _onnx_predictions(onnx_path, schema, reference_frame),
         ),
@@ -269,24 +292,42 @@ def export_keras(
 
     return [
         _record(
-            "keras", paths["keras"], schema, reference,
-            lambda: model.save(str(paths["keras"])), lambda: reload_keras(paths["keras"]),
+            "keras",
+            paths["keras"],
+            schema,
+            reference,
+            lambda: model.save(str(paths["keras"])),
+            lambda: reload_keras(paths["keras"]),
         ),
         _record(
-            "h5", paths["h5"], schema, reference,
-            lambda: _save_h5(model, paths["h5"]), lambda: reload_keras(paths["h5"]),
+            "h5",
+            paths["h5"],
+            schema,
+            reference,
+            lambda: _save_h5(model, paths["h5"]),
+            lambda: reload_keras(paths["h5"]),
         ),
         _record(
-            "savedmodel", paths["savedmodel"], schema, reference,
+            "savedmodel",
+            paths["savedmodel"],
+            schema,
+            reference,
             lambda: model.export(str(paths["savedmodel"]), format="tf_saved_model", verbose=False),
             lambda: _from_output(_savedmodel_predict(paths["savedmodel"], features), schema.task),
         ),
         _record(
-            "tflite", paths["tflite"], schema, reference, write_tflite,
+            "tflite",
+            paths["tflite"],
+            schema,
+            reference,
+            write_tflite,
             lambda: _from_output(_tflite_predict(paths["tflite"], features), schema.task),
         ),
         _record(
-            "onnx", paths["onnx"], schema, reference,
+            "onnx",
+            paths["onnx"],
+            schema,
+            reference,
             lambda: onnx.save(keras_to_onnx(model, preprocessor, schema), str(paths["onnx"])),
             lambda: _onnx_predictions(paths["onnx"], schema, reference_frame),
         ),

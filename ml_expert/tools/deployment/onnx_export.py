@@ -43,7 +43,7 @@ def initial_types(schema: InputSchema) -> list[tuple[str, Any]]:
     from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
     return [
-        (c.name, FloatTensorType([None, 1]) if c.kind == "numeric" else StringTensorType([None, 1]))
+        (c.key, FloatTensorType([None, 1]) if c.kind == "numeric" else StringTensorType([None, 1]))
         for c in schema.columns
     ]
 
@@ -66,9 +66,12 @@ def sklearn_to_onnx(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
         )
     options = {id(estimator): {"zipmap": False}} if is_classifier(estimator) else None
     try:
-        model = convert_sklearn(
-            pipeline, initial_types=initial_types(schema), target_opset=TARGET_OPSET, options=options
-        )
+        with warnings.catch_warnings():
+            # skl2onnx 1.20 writes tree missing-value flags as bools; protobuf 6 accepts them
+            warnings.filterwarnings("ignore", message=".*Expected an int, got a boolean.*")
+            model = convert_sklearn(
+                pipeline, initial_types=initial_types(schema), target_opset=TARGET_OPSET, options=options
+            )
     except Exception as exc:  # skl2onnx raises many unrelated types for "no converter"
         raise UnsupportedModelError(f"skl2onnx could not convert {name}: {exc}") from exc
     if name.startswith("HistGradientBoosting"):
@@ -169,7 +172,7 @@ def keras_to_onnx(model: Any, preprocessor: Any, schema: InputSchema) -> onnx.Mo
     keras_model = compose.add_prefix(keras_model, KERAS_PREFIX)
     keras_in = _graph_inputs(keras_model)[0]
     keras_out = keras_model.graph.output[0]
-    _align(pre_model, keras_model)
+    pre_model, keras_model = _align(pre_model, keras_model)
     merged = compose.merge_models(pre_model, keras_model, io_map=[(pre_out, keras_in)])
 
     graph = merged.graph
@@ -235,12 +238,22 @@ def _opset(model: onnx.ModelProto, domain: str) -> int | None:
     return None
 
 
-def _align(first: onnx.ModelProto, second: onnx.ModelProto) -> None:
+def _align(first: onnx.ModelProto, second: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
     """Give both models one IR version and one opset per domain, as merge_models requires.
 
-    A domain whose nodes appear in only one model takes that model's version in the other
-    (tf2onnx declares ai.onnx.ml without using it); any other clash is refused.
+    skl2onnx declares the lowest default-domain opset its ops need (11 for a numeric-only
+    preprocessor), so the older side is upgraded with onnx's version converter. For another
+    domain used by only one model (tf2onnx declares ai.onnx.ml without using it) the unused
+    side's declaration is rewritten; any other clash is refused.
     """
+    from onnx import version_converter
+
+    default_a, default_b = _opset(first, ""), _opset(second, "")
+    if default_a is not None and default_b is not None and default_a != default_b:
+        if default_a < default_b:
+            first = version_converter.convert_version(first, default_b)
+        else:
+            second = version_converter.convert_version(second, default_a)
     ir_version = max(first.ir_version, second.ir_version)
     first.ir_version = second.ir_version = ir_version
     for entry_a in first.opset_import:
@@ -257,6 +270,7 @@ def _align(first: onnx.ModelProto, second: onnx.ModelProto) -> None:
                 raise UnsupportedModelError(
                     f"opset clash in domain {entry_a.domain!r}: {entry_a.version} vs {entry_b.version}"
                 )
+    return first, second
 
 
 # --------------------------------------------------------------------------------------------
@@ -291,7 +305,7 @@ def _check_runtime(model: onnx.ModelProto, schema: InputSchema) -> None:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     inputs = [i.name for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
-    if sorted(inputs) != sorted(schema.names):
-        raise UnsupportedModelError(f"ONNX inputs {inputs} are not the schema's raw columns {schema.names}")
+    if sorted(inputs) != sorted(schema.keys):
+        raise UnsupportedModelError(f"ONNX inputs {inputs} are not the schema's column keys {schema.keys}")
     if outputs != list(expected_outputs(schema)):
         raise UnsupportedModelError(f"ONNX outputs {outputs}, expected {list(expected_outputs(schema))}")

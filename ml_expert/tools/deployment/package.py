@@ -80,7 +80,7 @@ def write_package(
     shutil.copyfile(runtime_source(), root / "inference.py")
     written.append("inference.py")
     put("requirements.txt", requirements_text())
-    put("README.md", readme_text(schema, metadata))
+    put("README.md", readme_text(schema, metadata, tuple(extra_files or {})))
     for name, content in (extra_files or {}).items():
         if Path(name).is_absolute() or ".." in Path(name).parts or name == "manifest.json":
             raise ValueError(f"extra file name {name!r} must be a relative path inside the package")
@@ -95,7 +95,7 @@ def write_package(
     return json.loads(json.dumps(manifest, default=str))
 
 
-def readme_text(schema: InputSchema, metadata: Mapping[str, Any]) -> str:
+def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: tuple[str, ...] = ()) -> str:
     """A README that says what each file is and how to call the model (no data rows)."""
     model_name = metadata.get("model_name") or metadata.get("model") or "model"
     created = metadata.get("created", "unknown")
@@ -115,6 +115,7 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any]) -> str:
         "| `inference.py` | `ModelInference`: verifies the files, validates rows, predicts |",
         "| `requirements.txt` | the pinned runtime dependencies |",
         "| `manifest.json` | SHA-256 of every file, seed, versions, data fingerprint, metrics |",
+        *[f"| `{name}` | supplied by the pipeline |" for name in extra_names],
         "",
         "## Use",
         "",
@@ -122,10 +123,11 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any]) -> str:
         "from inference import ModelInference",
         "",
         'model = ModelInference(".")  # refuses to load if a file does not match manifest.json',
-        f"print(model.predict({json.dumps(example)}))",
+        f"row = {json.dumps(example)}",
+        "print(model.predict(row))  # also a list of dicts or a pandas DataFrame",
     ]
     if schema.task == "classification":
-        lines.append("print(model.classes, model.predict_proba([...rows...]))")
+        lines.append("print(model.classes, model.predict_proba(row))")
     lines += [
         "```",
         "",
@@ -141,7 +143,7 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any]) -> str:
     if schema.classes is not None:
         lines += ["", f"Classes: {', '.join(f'`{c}`' for c in schema.classes)}"]
     if metrics:
-        lines += ["", "## Metrics (held-out test set)", "", "| metric | value |", "|---|---|"]
+        lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
         for name, value in metrics.items():
             shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=str)
             lines.append(f"| {name} | {shown} |")

@@ -36,7 +36,14 @@ def render_report(info: dict[str, Any]) -> str:
         "",
     ]
     if "classification_report" in info["test_metrics"]:
-        lines += ["## Classification report", "", "```", info["test_metrics"]["classification_report"], "```", ""]
+        lines += [
+            "## Classification report",
+            "",
+            "```",
+            info["test_metrics"]["classification_report"],
+            "```",
+            "",
+        ]
         lines += ["![Confusion matrix](confusion_matrix.png)", ""]
     lines += [
         "## Leaderboard (validation split)",
