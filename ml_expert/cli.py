@@ -106,6 +106,7 @@ def run(
         float | None, typer.Option(help="Largest allowed train-validation gap.")
     ] = None,
     no_dnn: Annotated[bool, typer.Option("--no-dnn", help="Do not train the Keras network.")] = False,
+    modality: Annotated[str, typer.Option(help="auto, tabular or image (pixel columns).")] = "auto",
     workspace: WorkspaceOpt = None,
     memory: MemoryOpt = None,
     as_json: JsonOpt = False,
@@ -129,6 +130,7 @@ def run(
             min_metric=thresholds,
             max_overfit_gap=max_overfit_gap,
             train_dnn=not no_dnn,
+            modality=modality,
             run_id=run_id,
         )
         if as_json:

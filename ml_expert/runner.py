@@ -45,6 +45,7 @@ def run(
     min_metric: dict[str, float] | None = None,
     max_overfit_gap: float | None = None,
     train_dnn: bool = True,
+    modality: str = "auto",
     run_id: str | None = None,
     on_event: EventSink | None = None,
     raise_on_refusal: bool = False,
@@ -62,6 +63,7 @@ def run(
         "memory": memory,
         "min_metric": min_metric or {},
         "train_dnn": train_dnn,
+        "modality": modality,
     }
     if max_overfit_gap is not None:
         options["max_overfit_gap"] = max_overfit_gap

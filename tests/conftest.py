@@ -11,8 +11,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 REPO = Path(__file__).resolve().parents[1]
+# CI clones next to shared/; worktrees sit one level deeper; the bundled sets are the fallback.
 DATASETS = next(
-    (p for p in (REPO.parent / "shared" / "datasets", REPO / "ml_expert" / "datasets") if p.exists()),
+    p
+    for p in (
+        Path(os.environ.get("ML_EXPERT_DATASETS", "/nonexistent")),
+        REPO.parent / "shared" / "datasets",
+        REPO.parent.parent / "shared" / "datasets",
+        REPO / "ml_expert" / "datasets",
+    )
+    if p.exists()
 )
 
 

@@ -28,8 +28,13 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     options = state["options"]
     ctx.step(f"loading {options.get('data') or 'the demo dataset'}")
     prepared = prepare_data(
-        options.get("data"), options["target"], int(options["seed"]), ctx.run_dir / "data"
+        options.get("data"),
+        options["target"],
+        int(options["seed"]),
+        ctx.run_dir / "data",
+        modality=options.get("modality", "auto"),
     )
+    ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema
     for name, why in prepared.dropped_columns.items():
         ctx.decide(f"drop column {name!r}", why)
@@ -53,6 +58,8 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         "fingerprint": prepared.fingerprint,
         "task": prepared.task,
         "task_reason": prepared.task_reason,
+        "modality": prepared.modality,
+        "image_shape": prepared.image_shape,
         "schema": schema.model_dump(),
         "features": schema.names,
         "n_features_out": prepared.n_features_out,

@@ -23,6 +23,7 @@ class RunOptions(TypedDict, total=False):
     min_metric: dict[str, float]
     max_overfit_gap: float
     train_dnn: bool
+    modality: str
 
 
 class MLInput(TypedDict, total=False):

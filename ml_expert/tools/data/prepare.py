@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from ml_expert.errors import DataError
 from ml_expert.tools.data.loading import load_table
+from ml_expert.tools.data.modality import detect_modality
 from ml_expert.tools.data.preprocessing import build_preprocessor, fitted_categories, transform
 from ml_expert.tools.data.profiling import column_roles, leakage_suspects, profile_table
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, to_model_frame
@@ -31,6 +32,9 @@ class PreparedData(BaseModel):
     fingerprint: str
     task: str
     task_reason: str
+    modality: str
+    modality_reason: str
+    image_shape: list[int] | None
     input_schema: InputSchema
     profile: dict[str, Any]
     dropped_columns: dict[str, str]
@@ -52,7 +56,9 @@ def fingerprint(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def prepare_data(source: str | None, target: str, seed: int, data_dir: Path) -> PreparedData:
+def prepare_data(
+    source: str | None, target: str, seed: int, data_dir: Path, modality: str = "auto"
+) -> PreparedData:
     frame, path = load_table(source)
     if target not in frame.columns:
         raise DataError(
@@ -77,12 +83,18 @@ def prepare_data(source: str | None, target: str, seed: int, data_dir: Path) -> 
             raise DataError(f"the target {target!r} has one class only; a classifier needs at least two")
         if n_classes == len(frame) and len(frame) > 2:
             raise DataError(f"the target {target!r} is unique on every row; it cannot be a class label")
+    kind, image_shape, modality_reason = detect_modality(frame, target, modality)
     before = len(frame)
     frame = frame.drop_duplicates()
     duplicates = before - len(frame)
 
-    kinds, dropped = column_roles(frame, target)
-    suspects = leakage_suspects(frame, target, kinds, task)
+    if kind == "image":
+        # Pixels are all features: a border pixel that is always 0 is still part of the image.
+        kinds, dropped = {c: "numeric" for c in frame.columns if c != target}, {}
+        suspects = {}
+    else:
+        kinds, dropped = column_roles(frame, target)
+        suspects = leakage_suspects(frame, target, kinds, task)
     for name, why in suspects.items():
         kinds.pop(name, None)
         dropped[name] = f"leakage suspect: {why}"
@@ -139,6 +151,9 @@ def prepare_data(source: str | None, target: str, seed: int, data_dir: Path) -> 
         fingerprint=data_fingerprint,
         task=task,
         task_reason=task_reason,
+        modality=kind,
+        modality_reason=modality_reason,
+        image_shape=image_shape,
         input_schema=schema,
         profile=profile,
         dropped_columns=dropped,
