@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from ml_expert.errors import GateRefused, MLExpertError, TrainingError
+from ml_expert.errors import GateRefused, MLExpertError, TrainingError, UsageError
 from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, workspace_path
 
 log = logging.getLogger("ml_expert")
@@ -49,8 +50,15 @@ def run(
     run_id: str | None = None,
     on_event: EventSink | None = None,
     raise_on_refusal: bool = False,
+    require_approval: bool = False,
+    claude_flow_sync: bool = False,
 ) -> RunResult:
-    """Run the five phases on `data` and return the outcome; data errors raise DataError."""
+    """Run the five phases on `data` and return the outcome; data errors raise DataError.
+
+    With `require_approval` the run stops before deployment with status `awaiting_approval`;
+    :func:`approve` resumes it. With `claude_flow_sync` every finding is also stored (and read
+    back) through the claude-flow CLI.
+    """
     ws = workspace_path(workspace)
     ws.mkdir(parents=True, exist_ok=True)
     run_id = run_id or new_run_id()
@@ -64,14 +72,38 @@ def run(
         "min_metric": min_metric or {},
         "train_dnn": train_dnn,
         "modality": modality,
+        "require_approval": require_approval,
+        "claude_flow_sync": claude_flow_sync,
     }
     if max_overfit_gap is not None:
         options["max_overfit_gap"] = max_overfit_gap
     return _drive({"options": options, "run_id": run_id}, ws, run_id, on_event, raise_on_refusal)
 
 
+def approve(
+    run_id: str,
+    *,
+    approved: bool = True,
+    note: str | None = None,
+    by: str = "cli",
+    workspace: str | Path | None = None,
+    on_event: EventSink | None = None,
+) -> RunResult:
+    """Resume a run that waits for approval before deployment (deploys it, or ends it refused)."""
+    from langgraph.types import Command
+
+    ws = workspace_path(workspace)
+    path = run_dir(ws, run_id)
+    status = read_run(path).get("status")
+    if status != "awaiting_approval":
+        raise UsageError(f"run {run_id} is {status}, not awaiting_approval: nothing to approve")
+    update_run(path, status="running", pid=os.getpid())
+    decision = {"approved": approved, "note": note, "by": by}
+    return _drive(Command(resume=decision), ws, run_id, on_event, False)
+
+
 def _drive(
-    graph_input: dict[str, Any] | None,
+    graph_input: Any,
     ws: Path,
     run_id: str,
     on_event: EventSink | None,
@@ -92,6 +124,8 @@ def _drive(
                     on_event(chunk)
                 elif mode == "updates":
                     for node in chunk:
+                        if node.startswith("__"):  # __interrupt__: the run waits for approval
+                            continue
                         current = node
                         if on_event:
                             on_event({"event": "node", "node": node})
@@ -104,7 +138,11 @@ def _drive(
             if current in ("model_selection", "gate_plan", "training"):
                 raise TrainingError(f"training failed: {message}") from exc
             raise
-        state = graph.get_state(config).values
+        snapshot = graph.get_state(config)
+        state = dict(snapshot.values)
+        if snapshot.interrupts:
+            state["status"] = "awaiting_approval"
+            update_run(path, status="awaiting_approval", phase="approval")
     result = result_from_state(state)
     if raise_on_refusal and result.status == "refused":
         raise GateRefused(result.reason or "a gate refused")
@@ -117,28 +155,11 @@ def _mark_failed(path: Path, kind: str, message: str, node: str) -> None:
 
 
 def result_from_state(state: dict[str, Any]) -> RunResult:
+    from ml_expert.graph.outputs import run_artifacts, run_metrics
+
     path = Path(state["run_dir"])
-    validation = state.get("validation") or {}
-    deployment = state.get("deployment") or {}
     training = state.get("training") or {}
-    artifacts = {
-        "run_dir": str(path),
-        "run_json": str(path / "run.json"),
-    }
-    for name, file in (
-        ("metrics", "metrics.json"),
-        ("evaluation_report", "evaluation_report.md"),
-        ("training_history", "training_history.json"),
-        ("training_curves", "training_curves.png"),
-        ("confusion_matrix", "confusion_matrix.png"),
-    ):
-        if (path / file).exists():
-            artifacts[name] = str(path / file)
-    if deployment.get("package_dir"):
-        artifacts["deployment"] = deployment["package_dir"]
-    for record in deployment.get("exports", []):
-        key = f"export_{Path(record['path']).parent.name}_{record['format']}"
-        artifacts[key] = record["path"]
+    artifacts = run_artifacts(state)
     status = state.get("status", "unknown")
     return RunResult(
         ok=status == "finished",
@@ -147,7 +168,7 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
         status=status,
         task=(state.get("data") or {}).get("task"),
         chosen_model=(training.get("chosen") or {}).get("name"),
-        metrics=validation.get("test_metrics", {}),
+        metrics=run_metrics(state),
         gates={name: bool(v.get("passed")) for name, v in (state.get("gates") or {}).items()},
         artifacts=artifacts,
         reason=state.get("reason"),

@@ -11,6 +11,7 @@ from langgraph.config import get_stream_writer
 
 from ml_expert.agents.context import memory_for
 from ml_expert.graph.gates import GATES
+from ml_expert.graph.outputs import run_artifacts, run_metrics
 from ml_expert.memory import FindingsRecorder
 from ml_expert.tools.environment import hardware, package_versions
 from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, workspace_path
@@ -33,7 +34,13 @@ def normalise_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def init_run(state: dict[str, Any]) -> dict[str, Any]:
-    options = normalise_options(state.get("options") or {})
+    given = dict(state.get("options") or {})
+    # A parent graph may pass `data` / `target` as its own top-level keys (see MLInput).
+    if isinstance(state.get("data"), str | Path):
+        given["data"] = str(state["data"])
+    if state.get("target"):
+        given["target"] = state["target"]
+    options = normalise_options(given)
     run_id = state.get("run_id") or new_run_id()
     path = run_dir(Path(options["workspace"]), run_id)
     path.mkdir(parents=True, exist_ok=True)
@@ -52,7 +59,14 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
             "hardware": hardware(),
         },
     )
-    return {"options": options, "run_id": run_id, "run_dir": str(path), "status": "running", "phase": "init"}
+    return {
+        "options": options,
+        "run_id": run_id,
+        "run_dir": str(path),
+        "status": "running",
+        "phase": "init",
+        "data": {},  # the phases' channel from here on; the caller's path now lives in options
+    }
 
 
 def make_gate_node(name: str):
@@ -87,4 +101,5 @@ def finish_run(state: dict[str, Any]) -> dict[str, Any]:
     FindingsRecorder(memory_for(state["options"]), path, state["run_id"]).record(
         "status", {"status": status, "reason": state.get("reason"), "phase": state.get("phase")}
     )
-    return {"status": status}
+    out = {**state, "status": status}
+    return {"status": status, "metrics": run_metrics(out), "artifacts": run_artifacts(out)}

@@ -24,11 +24,19 @@ class RunOptions(TypedDict, total=False):
     max_overfit_gap: float
     train_dnn: bool
     modality: str
+    require_approval: bool
+    claude_flow_sync: bool
 
 
 class MLInput(TypedDict, total=False):
-    """What a caller gives: the data, the target and the options."""
+    """What a caller gives: the data, the target and the options.
 
+    `data` and `target` may be given at the top level (a parent graph's own keys) or inside
+    `options`; `init` folds them into the options and hands the `data` channel to the phases.
+    """
+
+    data: Any
+    target: str
     options: RunOptions
     run_id: str
 
@@ -46,15 +54,18 @@ class MLState(TypedDict, total=False):
     validation: dict[str, Any]
     deployment: dict[str, Any]
     gates: Annotated[dict[str, Any], merge_dicts]
+    target: str
+    metrics: dict[str, Any]
+    artifacts: dict[str, str]
+    approval: dict[str, Any]
 
 
 class MLOutput(TypedDict, total=False):
-    """What a caller gets back."""
+    """What a caller gets back: narrow, with no list key a parent's reducer could duplicate."""
 
     run_id: str
     run_dir: str
     status: str
     reason: str | None
-    gates: dict[str, Any]
-    validation: dict[str, Any]
-    deployment: dict[str, Any]
+    metrics: dict[str, Any]
+    artifacts: dict[str, str]

@@ -1,0 +1,52 @@
+"""Human (or agent) approval before deployment: a LangGraph interrupt, resumed with `Command`.
+
+With `options.require_approval` the node records `awaiting_approval` in run.json and calls
+`interrupt()`; the checkpointer keeps the run's state until `ml-expert approve RUN_ID` (or the
+MCP tool `approve_deployment`) resumes the same thread with `Command(resume={...})`. On resume
+LangGraph runs this node again from its start and `interrupt()` returns the decision.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from langgraph.types import interrupt
+
+from ml_expert.workspace import update_run
+
+
+def approval(state: dict[str, Any]) -> dict[str, Any]:
+    if not (state.get("options") or {}).get("require_approval"):
+        return {}
+    path = Path(state["run_dir"])
+    update_run(path, status="awaiting_approval", phase="approval")
+    request = {
+        "run_id": state["run_id"],
+        "question": "deploy this model?",
+        "metrics": {
+            k: v
+            for k, v in ((state.get("validation") or {}).get("test_metrics") or {}).items()
+            if isinstance(v, int | float)
+        },
+    }
+    decision = interrupt(request)
+    if not isinstance(decision, dict):
+        decision = {"approved": bool(decision)}
+    record = {
+        "approved": bool(decision.get("approved")),
+        "by": str(decision.get("by") or "unknown"),
+        "note": decision.get("note"),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    update_run(path, status="running", approval=record)
+    if record["approved"]:
+        return {"approval": record, "status": "running"}
+    reason = "deployment not approved" + (f": {record['note']}" if record["note"] else "")
+    return {"approval": record, "status": "refused", "reason": reason}
+
+
+def after_approval(state: dict[str, Any]) -> Literal["deployment", "finish"]:
+    approved = (state.get("approval") or {}).get("approved", True)
+    return "deployment" if approved and state.get("status") != "refused" else "finish"
