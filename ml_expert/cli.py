@@ -110,18 +110,57 @@ def run(
     workspace: WorkspaceOpt = None,
     memory: MemoryOpt = None,
     as_json: JsonOpt = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Start the run in its own process, print its run id, return.")
+    ] = False,
+    require_approval: Annotated[
+        bool,
+        typer.Option("--require-approval", help="Stop before deployment until `ml-expert approve RUN_ID`."),
+    ] = False,
+    claude_flow_sync: Annotated[
+        bool,
+        typer.Option(
+            "--claude-flow-sync",
+            help="Also store each finding via the claude-flow CLI (namespace ml-expert) and read it back.",
+        ),
+    ] = False,
+    run_id_opt: Annotated[str | None, typer.Option("--run-id", hidden=True)] = None,
 ) -> None:
     """Run the five phases on DATA and ship a validated model."""
-    from ml_expert.runner import run as run_pipeline
-    from ml_expert.workspace import new_run_id, workspace_path
+    from ml_expert.workspace import check_run_id, new_run_id, workspace_path
 
-    run_id = new_run_id()
     ws = workspace_path(workspace)
+    try:
+        run_id = check_run_id(run_id_opt) if run_id_opt else new_run_id()
+    except MLExpertError as exc:
+        _fail(exc, as_json)
+        return
     extra = {"run_id": run_id, "run_dir": str(ws / "runs" / run_id)}
+    claude_flow_sync = claude_flow_sync or os.environ.get("ML_EXPERT_CLAUDE_FLOW_SYNC", "") in ("1", "true")
     try:
         thresholds = _parse_min_metric(min_metric)
         if budget <= 0:
             raise UsageError("--budget must be positive")
+        if detach:
+            _start_detached(
+                data,
+                target,
+                seed,
+                budget,
+                min_metric,
+                max_overfit_gap,
+                no_dnn,
+                modality,
+                memory,
+                require_approval,
+                claude_flow_sync,
+                ws,
+                run_id,
+                as_json,
+            )
+            return
+        from ml_expert.runner import run as run_pipeline
+
         kwargs = dict(
             seed=seed,
             budget=budget,
@@ -132,6 +171,8 @@ def run(
             train_dnn=not no_dnn,
             modality=modality,
             run_id=run_id,
+            require_approval=require_approval,
+            claude_flow_sync=claude_flow_sync,
         )
         if as_json:
             with _stdout_to_stderr():
@@ -150,6 +191,51 @@ def run(
         _print_summary(result)
     if result.status == "refused":
         raise typer.Exit(EXIT_GATE)
+
+
+def _start_detached(
+    data,
+    target,
+    seed,
+    budget,
+    min_metric,
+    max_overfit_gap,
+    no_dnn,
+    modality,
+    memory,
+    require_approval,
+    claude_flow_sync,
+    ws,
+    run_id,
+    as_json,
+) -> None:
+    """Re-issue the same `run` in a detached process (flags validated here, before it starts)."""
+    from ml_expert.detached import start_detached
+
+    args: list[str] = [data] if data else []
+    args += ["--target", target, "--seed", str(seed), "--budget", str(budget), "--modality", modality]
+    for item in min_metric or []:
+        args += ["--min-metric", item]
+    if max_overfit_gap is not None:
+        args += ["--max-overfit-gap", str(max_overfit_gap)]
+    if no_dnn:
+        args.append("--no-dnn")
+    if memory:
+        args += ["--memory", memory]
+    if require_approval:
+        args.append("--require-approval")
+    if claude_flow_sync:
+        args.append("--claude-flow-sync")
+    started = start_detached(args, ws, run_id)
+    if as_json:
+        _emit_json(started)
+    else:
+        _stderr_console().print(
+            f"started run [bold]{run_id}[/] (pid {started['pid']}); poll with `ml-expert status {run_id}`, "
+            f"log: {started['log']}",
+            highlight=False,
+        )
+        typer.echo(run_id)
 
 
 def _print_summary(result) -> None:
@@ -179,30 +265,14 @@ def status(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Phase, status and gate verdicts of a run."""
-    from ml_expert.workspace import list_runs, read_run, run_dir, workspace_path
+    """Phase, status and gate verdicts of a run (a run whose process died shows as failed)."""
+    from ml_expert.detached import run_summary
 
-    ws = workspace_path(workspace)
     try:
-        if run_id == "latest":
-            runs = list_runs(ws)
-            if not runs:
-                raise UsageError(f"no runs in {ws}")
-            run_id = max(runs, key=lambda r: r.get("created") or "")["run_id"]
-        data = read_run(run_dir(ws, run_id))
+        summary = run_summary(workspace, run_id)
     except MLExpertError as exc:
         _fail(exc, as_json)
         return
-    summary = {
-        "run_id": run_id,
-        "status": data.get("status"),
-        "phase": data.get("phase"),
-        "created": data.get("created"),
-        "updated": data.get("updated"),
-        "gates": {k: v.get("passed") for k, v in data.get("gates", {}).items()},
-        "reason": data.get("reason"),
-        "error": data.get("error"),
-    }
     if as_json:
         _emit_json(summary)
         return
@@ -210,7 +280,110 @@ def status(
 
     console = Console()
     for key, value in summary.items():
-        console.print(f"[bold]{key}[/]: {value}", highlight=False)
+        if value not in (None, [], {}):
+            console.print(f"[bold]{key}[/]: {value}", highlight=False)
+
+
+@app.command("runs")
+def runs_command(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """List the runs of the workspace, newest first."""
+    from ml_expert.detached import runs_table
+    from ml_expert.workspace import workspace_path
+
+    rows = runs_table(workspace)
+    if as_json:
+        _emit_json({"ok": True, "workspace": str(workspace_path(workspace)), "runs": rows})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"runs in {workspace_path(workspace)}")
+    for column in ("run_id", "status", "phase", "data", "created"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(str(row.get(c) or "") for c in ("run_id", "status", "phase", "data", "created")))
+    Console().print(table)
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(help="A run waiting with status awaiting_approval.")],
+    reject: Annotated[bool, typer.Option("--reject", help="Refuse the deployment instead.")] = False,
+    note: Annotated[str | None, typer.Option(help="Why (kept in run.json under approval).")] = None,
+    by: Annotated[str, typer.Option(help="Who decides (kept in run.json).")] = "cli",
+    detach: Annotated[bool, typer.Option("--detach", help="Resume in its own process and return.")] = False,
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve (or --reject) the deployment of a run started with --require-approval."""
+    try:
+        if detach:
+            from ml_expert.detached import approve_detached
+
+            started = approve_detached(run_id, workspace, approved=not reject, note=note, by=by)
+            if as_json:
+                _emit_json(started)
+            else:
+                typer.echo(run_id)
+            return
+        from ml_expert.runner import approve as approve_run
+
+        if as_json:
+            with _stdout_to_stderr():
+                result = approve_run(run_id, approved=not reject, note=note, by=by, workspace=workspace)
+        else:
+            result = approve_run(run_id, approved=not reject, note=note, by=by, workspace=workspace)
+    except MLExpertError as exc:
+        _fail(exc, as_json, {"run_id": run_id})
+        return
+    if as_json:
+        _emit_json(result.model_dump())
+    else:
+        _print_summary(result)
+    if result.status == "refused":
+        raise typer.Exit(EXIT_GATE)
+
+
+@app.command("install-skill")
+def install_skill(
+    project: Annotated[
+        Path | None, typer.Option("--project", help="Writes DIR/.claude/skills/<name>/SKILL.md.")
+    ] = None,
+    user: Annotated[bool, typer.Option("--user", help="Write ~/.claude/skills/<name>/SKILL.md.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite a SKILL.md that differs.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Install the Claude Code skill that tells agents how to drive ml-expert."""
+    from ml_expert.skill import install
+
+    try:
+        if user == (project is not None):
+            raise UsageError("give exactly one of --project DIR or --user")
+        path = install(project=project, user=user, force=force)
+    except MLExpertError as exc:
+        _fail(exc, as_json)
+        return
+    if as_json:
+        _emit_json({"ok": True, "path": str(path)})
+    else:
+        typer.echo(str(path))
+
+
+@app.command()
+def mcp(
+    workspace: WorkspaceOpt = None,
+    transport: Annotated[str, typer.Option(help="stdio, or streamable-http.")] = "stdio",
+    port: Annotated[int, typer.Option(help="Port for streamable-http (bound to 127.0.0.1).")] = 8765,
+) -> None:
+    """Serve the MCP tools (start_run, get_status, get_findings, ...) to an agent runtime."""
+    from ml_expert.mcp_server import serve
+
+    try:
+        if transport not in ("stdio", "streamable-http"):
+            raise UsageError("--transport is stdio or streamable-http")
+        serve(workspace, transport=transport, port=port)
+    except MLExpertError as exc:
+        _fail(exc, False)
 
 
 @memory_app.command("list")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .base import MemoryStore, dumps, validate_key, validate_run_id
+from .claude_flow import mirror_finding
 
 logger = logging.getLogger("ml_expert.memory")
 
@@ -86,6 +87,7 @@ class FindingsRecorder:
         text = dumps(value, indent=2)  # fails before anything is written
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, text + "\n")
+        mirror_finding(self.run_dir, self.run_id, key, json.loads(text))  # opt-in; never raises
         if self.store is None:
             return False
         try:

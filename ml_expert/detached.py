@@ -1,0 +1,232 @@
+"""Detached runs: a training run in its own process, polled through run.json.
+
+Agent runtimes time out long shell and MCP calls, so `ml-expert run --detach` (and the MCP tool
+`start_run`) start `python -m ml_expert run ... --run-id ID --json` in a new session with its
+output in `<run_dir>/run.log`, record the child's pid in run.json and return the run id at once.
+
+A run is alive only while the pid recorded in its run.json is alive (and is the same process:
+its start time matches). A run.json that still says `running` whose process is gone is reported
+as `failed` with the reason and the end of its log: that is how a crash, a kill or an
+out-of-memory shows. Light module: no TensorFlow, scikit-learn or LangGraph.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ml_expert.workspace import list_runs, new_run_id, read_run, run_dir, update_run, workspace_path
+
+LOG_FILE = "run.log"
+ACTIVE = ("starting", "running")
+_CHILDREN: list[subprocess.Popen] = []  # reaped by reap_children() so none stays a zombie
+
+
+def _pid_start_time(pid: int) -> float | None:
+    """The process's start time, or None when no such live process exists (zombies count as dead)."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc.create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def pid_alive(pid: int | None, started: dict[str, Any] | None = None) -> bool:
+    """True when `pid` runs and, if its start time was recorded, is the very process recorded.
+
+    `started` is `{"pid": ..., "time": ...}`; it is ignored when it names another pid (a later
+    writer of run.json, such as a resumed run, recorded only its pid).
+    """
+    if not pid:
+        return False
+    actual = _pid_start_time(int(pid))
+    if actual is None:
+        return False
+    if not isinstance(started, dict) or started.get("pid") != pid or started.get("time") is None:
+        return True
+    return abs(actual - float(started["time"])) < 1.0
+
+
+def log_tail(path: Path, lines: int = 12) -> str:
+    file = path / LOG_FILE
+    if not file.exists():
+        return ""
+    return "\n".join(file.read_text(errors="replace").splitlines()[-lines:])
+
+
+def effective(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """run.json as it really stands: an active status whose process is gone becomes `failed`.
+
+    The correction is written back once, so every later reader (and `resume`) sees it.
+    """
+    if data.get("status") not in ACTIVE or pid_alive(data.get("pid"), data.get("pid_started")):
+        return data
+    if data.get("status") == "starting" and time.time() - float(data.get("launched_at") or 0) < 2.0:
+        return data  # the child has not written its pid yet
+    tail = log_tail(path)
+    reason = f"the run's process (pid {data.get('pid')}) ended while the run was {data.get('status')}"
+    if tail:
+        reason += f"; last lines of {path / LOG_FILE}:\n{tail}"
+    error = data.get("error") or {"kind": "crashed", "message": reason, "node": data.get("phase")}
+    return update_run(path, status="failed", interrupted=True, reason=reason, error=error)
+
+
+def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[str, Any]:
+    """What `status` and the MCP tool `get_status` report (run id `latest` = newest run)."""
+    from ml_expert.errors import UsageError
+
+    ws = workspace_path(workspace)
+    if run_id == "latest":
+        runs = list_runs(ws)
+        if not runs:
+            raise UsageError(f"no runs in {ws}")
+        run_id = max(runs, key=lambda r: r.get("created") or "")["run_id"]
+    path = run_dir(ws, run_id)
+    data = effective(read_run(path), path)
+    gates = data.get("gates", {})
+    return {
+        "run_id": run_id,
+        "status": data.get("status"),
+        "phase": data.get("phase"),
+        "done": data.get("status") in ("finished", "refused", "failed"),
+        "created": data.get("created"),
+        "updated": data.get("updated"),
+        "gates": {k: v.get("passed") for k, v in gates.items()},
+        "failed_checks": {k: v.get("failed") for k, v in gates.items() if not v.get("passed")},
+        "reason": data.get("reason"),
+        "error": data.get("error"),
+        "warnings": data.get("warnings", []),
+        "approval": data.get("approval"),
+        "run_dir": str(path),
+        "log": str(path / LOG_FILE) if (path / LOG_FILE).exists() else None,
+    }
+
+
+def runs_table(workspace: str | Path | None) -> list[dict[str, Any]]:
+    """Every run of the workspace, newest first, with dead processes reported as failed."""
+    ws = workspace_path(workspace)
+    out = []
+    for row in list_runs(ws):
+        path = run_dir(ws, row["run_id"])
+        data = effective(read_run(path), path)
+        out.append(
+            {
+                "run_id": row["run_id"],
+                "status": data.get("status"),
+                "phase": data.get("phase"),
+                "task": data.get("task") or (data.get("config") or {}).get("task"),
+                "data": (data.get("config") or {}).get("data"),
+                "created": data.get("created"),
+            }
+        )
+    return sorted(out, key=lambda r: r.get("created") or "", reverse=True)
+
+
+def _spawn(args: list[str], path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    reap_children()
+    log = open(path / LOG_FILE, "ab")  # noqa: SIM115 - handed to the child, closed below
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ml_expert", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the caller's exit and its Ctrl-C
+            env={**os.environ, **(env or {})},
+            close_fds=True,
+        )
+    finally:
+        log.close()
+    _CHILDREN.append(proc)
+    return proc
+
+
+def _record_child(path: Path, proc: subprocess.Popen, **fields: Any) -> None:
+    started = {"pid": proc.pid, "time": _pid_start_time(proc.pid)}
+    update_run(path, pid=proc.pid, pid_started=started, **fields)
+
+
+def start_detached(
+    run_args: list[str], workspace: str | Path | None, run_id: str | None = None
+) -> dict[str, Any]:
+    """Start `ml-expert run RUN_ARGS` in its own process; return its run id and where to look."""
+    ws = workspace_path(workspace)
+    run_id = run_id or new_run_id()
+    path = run_dir(ws, run_id)
+    path.mkdir(parents=True, exist_ok=True)
+    update_run(
+        path,
+        run_id=run_id,
+        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        status="starting",
+        phase="queued",
+        detached=True,
+        launched_at=time.time(),
+    )
+    args = ["run", *run_args, "--run-id", run_id, "--workspace", str(ws), "--json"]
+    proc = _spawn(args, path)
+    _record_child(path, proc)
+    return {
+        "ok": True,
+        "run_id": run_id,
+        "status": "starting",
+        "run_dir": str(path),
+        "pid": proc.pid,
+        "log": str(path / LOG_FILE),
+    }
+
+
+def approve_detached(
+    run_id: str,
+    workspace: str | Path | None,
+    *,
+    approved: bool = True,
+    note: str | None = None,
+    by: str = "cli",
+) -> dict[str, Any]:
+    """Resume an `awaiting_approval` run in its own process (deployment can take a while)."""
+    from ml_expert.errors import UsageError
+
+    ws = workspace_path(workspace)
+    path = run_dir(ws, run_id)
+    status = read_run(path).get("status")
+    if status != "awaiting_approval":
+        raise UsageError(f"run {run_id} is {status}, not awaiting_approval: nothing to approve")
+    args = ["approve", run_id, "--workspace", str(ws), "--json", "--by", by]
+    if not approved:
+        args.append("--reject")
+    if note:
+        args += ["--note", note]
+    update_run(path, status="starting", launched_at=time.time())
+    proc = _spawn(args, path)
+    _record_child(path, proc)
+    return {"ok": True, "run_id": run_id, "status": "starting", "approved": approved, "pid": proc.pid}
+
+
+def reap_children() -> None:
+    """Collect finished children of this process (a long-lived MCP server starts many)."""
+    for proc in list(_CHILDREN):
+        if proc.poll() is not None:
+            _CHILDREN.remove(proc)
+
+
+def wait(
+    workspace: str | Path | None, run_id: str, timeout: float = 300.0, poll: float = 0.5
+) -> dict[str, Any]:
+    """Poll until the run is done or awaits approval (used by tests and scripts)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        summary = run_summary(workspace, run_id)
+        if summary["done"] or summary["status"] == "awaiting_approval":
+            return summary
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"run {run_id} still {summary['status']} after {timeout:.0f}s")
+        time.sleep(poll)
