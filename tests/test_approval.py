@@ -1,0 +1,89 @@
+"""`--require-approval`: the graph stops before deployment (a LangGraph interrupt) and resumes.
+
+The pause survives the process: the run is started by one process and approved by another,
+through the SQLite checkpointer, as `ml-expert approve` does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from ml_expert import run
+
+CLI = [sys.executable, "-m", "ml_expert"]
+
+
+def _run_json(path: Path) -> dict:
+    return json.loads((path / "run.json").read_text())
+
+
+def test_approval_stops_then_resumes_to_deployment(workspace: Path) -> None:
+    paused = run("iris", train_dnn=False, budget=5, seed=2, workspace=workspace, require_approval=True)
+    path = Path(paused.run_dir)
+    assert paused.status == "awaiting_approval" and not paused.ok
+    assert paused.metrics["accuracy"] > 0.5  # validated before the pause
+    assert set(paused.gates) == {"data", "plan", "training", "validation"}  # no release gate yet
+    assert not (path / "deployment").exists()
+    assert _run_json(path)["status"] == "awaiting_approval"
+
+    status = subprocess.run(
+        [*CLI, "status", paused.run_id, "--workspace", str(workspace), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert json.loads(status.stdout)["status"] == "awaiting_approval"  # a paused run is not a dead one
+
+    proc = subprocess.run(
+        [*CLI, "approve", paused.run_id, "--note", "looks fine", "--workspace", str(workspace), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["status"] == "finished" and result["gates"]["release"] is True
+    assert result["metrics"] == paused.metrics  # resumed, not retrained
+    assert (path / "deployment" / "manifest.json").exists()
+    record = _run_json(path)
+    assert record["status"] == "finished"
+    assert record["approval"]["approved"] is True and record["approval"]["note"] == "looks fine"
+
+    again = subprocess.run(
+        [*CLI, "approve", paused.run_id, "--workspace", str(workspace), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 2 and "not awaiting_approval" in json.loads(again.stdout)["error"]
+
+
+def test_rejected_deployment_ends_refused_without_package(workspace: Path) -> None:
+    paused = run("iris", train_dnn=False, budget=5, seed=4, workspace=workspace, require_approval=True)
+    proc = subprocess.run(
+        [
+            *CLI,
+            "approve",
+            paused.run_id,
+            "--reject",
+            "--note",
+            "not now",
+            "--workspace",
+            str(workspace),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 5, proc.stderr  # documented exit code for a refusal
+    result = json.loads(proc.stdout)
+    assert result["status"] == "refused" and "not approved: not now" in result["reason"]
+    assert not (Path(paused.run_dir) / "deployment").exists()
+    assert _run_json(Path(paused.run_dir))["approval"]["approved"] is False
+
+
+def test_without_the_flag_nothing_pauses(workspace: Path) -> None:
+    result = run("iris", train_dnn=False, budget=5, seed=5, workspace=workspace)
+    assert result.status == "finished" and "approval" not in _run_json(Path(result.run_dir))
