@@ -87,7 +87,10 @@ class FindingsRecorder:
         text = dumps(value, indent=2)  # fails before anything is written
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, text + "\n")
-        mirror_finding(self.run_dir, self.run_id, key, json.loads(text))  # opt-in; never raises
+        try:  # opt-in claude-flow copy: a warning in the run at worst, never a failed run
+            mirror_finding(self.run_dir, self.run_id, key, json.loads(text))
+        except Exception as exc:
+            logger.warning("claude-flow sync of %s failed: %s", key, exc)
         if self.store is None:
             return False
         try:
