@@ -21,7 +21,7 @@ def _run_json(path: Path) -> dict:
 
 
 def test_approval_stops_then_resumes_to_deployment(workspace: Path) -> None:
-    paused = run("iris", train_dnn=False, budget=5, seed=2, workspace=workspace, require_approval=True)
+    paused = run("iris", train_dnn=False, budget=60, seed=2, workspace=workspace, require_approval=True)
     path = Path(paused.run_dir)
     assert paused.status == "awaiting_approval" and not paused.ok
     assert paused.metrics["accuracy"] > 0.5  # validated before the pause
@@ -60,7 +60,7 @@ def test_approval_stops_then_resumes_to_deployment(workspace: Path) -> None:
 
 
 def test_rejected_deployment_ends_refused_without_package(workspace: Path) -> None:
-    paused = run("iris", train_dnn=False, budget=5, seed=4, workspace=workspace, require_approval=True)
+    paused = run("iris", train_dnn=False, budget=60, seed=4, workspace=workspace, require_approval=True)
     proc = subprocess.run(
         [
             *CLI,
@@ -85,5 +85,5 @@ def test_rejected_deployment_ends_refused_without_package(workspace: Path) -> No
 
 
 def test_without_the_flag_nothing_pauses(workspace: Path) -> None:
-    result = run("iris", train_dnn=False, budget=5, seed=5, workspace=workspace)
+    result = run("iris", train_dnn=False, budget=60, seed=5, workspace=workspace)
     assert result.status == "finished" and "approval" not in _run_json(Path(result.run_dir))

@@ -117,7 +117,7 @@ def test_run_syncs_every_finding_and_a_bad_read_back_is_only_a_warning(
     workspace: Path, fake_claude_flow: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("FAKE_CF_CORRUPT", "/metrics")
-    result = run("iris", train_dnn=False, budget=5, seed=6, workspace=workspace, claude_flow_sync=True)
+    result = run("iris", train_dnn=False, budget=60, seed=6, workspace=workspace, claude_flow_sync=True)
     assert result.status == "finished"  # the bridge never fails a run
     record = json.loads((Path(result.run_dir) / "run.json").read_text())
     bad = f"{result.run_id}/metrics"
@@ -152,7 +152,7 @@ def test_env_variable_enables_sync_through_the_cli(
             "iris",
             "--no-dnn",
             "--budget",
-            "5",
+            "60",
             "--json",
             "--workspace",
             str(workspace),

@@ -50,7 +50,7 @@ def _detach(workspace: Path, *args: str) -> tuple[dict, float]:
 
 
 def test_detached_run_polled_to_completion(workspace: Path) -> None:
-    started, elapsed = _detach(workspace, "iris", "--no-dnn", "--budget", "5", "--seed", "1")
+    started, elapsed = _detach(workspace, "iris", "--no-dnn", "--budget", "60", "--seed", "1")
     assert elapsed < 10, "the caller must get the run id at once"
     run_id = started["run_id"]
     # The caller has exited; the run goes on in its own session.

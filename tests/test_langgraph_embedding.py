@@ -40,7 +40,7 @@ def _report(state: Parent) -> dict[str, Any]:
 
 
 def _options(workspace: Path, seed: int) -> dict[str, Any]:
-    return {"workspace": str(workspace), "budget": 5, "train_dnn": False, "seed": seed}
+    return {"workspace": str(workspace), "budget": 60, "train_dnn": False, "seed": seed}
 
 
 def test_graph_as_a_node_of_a_parent(workspace: Path) -> None:

@@ -1,6 +1,6 @@
 """The MCP server driven as Claude Code drives it: the SDK's client over stdio, a real run.
 
-List the tools, start a run on iris (no DNN, tiny budget) that returns at once, poll to the
+List the tools, start a run on iris (no DNN, small budget) that returns at once, poll to the
 end, read the findings (tool and resource), predict rows, and check that bad input comes back as
 a tool error while the server keeps answering.
 """
@@ -55,7 +55,7 @@ async def _scenario(workspace: Path, datasets: Path) -> dict[str, Any]:
         out["tools"] = {t.name for t in (await session.list_tools()).tools}
 
         t0 = time.monotonic()
-        ok, started = await _call(session, "start_run", data="iris", budget=5, train_dnn=False, seed=3)
+        ok, started = await _call(session, "start_run", data="iris", budget=60, train_dnn=False, seed=3)
         out["start_seconds"] = time.monotonic() - t0
         assert ok, started
         run_id = started["run_id"]
@@ -71,6 +71,7 @@ async def _scenario(workspace: Path, datasets: Path) -> dict[str, Any]:
                 break
             await asyncio.sleep(1.0)
         out["status"], out["polls"] = status, polls
+        assert status["status"] == "finished", status
 
         out["findings_all"] = (await _call(session, "get_findings", run_id=run_id))[1]
         out["findings_metrics"] = (await _call(session, "get_findings", run_id=run_id, key="metrics"))[1]
