@@ -22,7 +22,8 @@ from typing import Any
 from ml_expert.workspace import list_runs, new_run_id, read_run, run_dir, update_run, workspace_path
 
 LOG_FILE = "run.log"
-ACTIVE = ("starting", "running")
+ACTIVE = ("starting", "running", "approving")
+APPROVAL_TOKEN_ENV = "ML_EXPERT_APPROVAL_TOKEN"  # lets the detached `approve` claim an `approving` run
 _CHILDREN: list[subprocess.Popen] = []  # reaped by reap_children() so none stays a zombie
 
 
@@ -69,7 +70,10 @@ def effective(data: dict[str, Any], path: Path) -> dict[str, Any]:
     """
     if data.get("status") not in ACTIVE or pid_alive(data.get("pid"), data.get("pid_started")):
         return data
-    if data.get("status") == "starting" and time.time() - float(data.get("launched_at") or 0) < 2.0:
+    if (
+        data.get("status") in ("starting", "approving")
+        and time.time() - float(data.get("launched_at") or 0) < 2.0
+    ):
         return data  # the child has not written its pid yet
     tail = log_tail(path)
     reason = f"the run's process (pid {data.get('pid')}) ended while the run was {data.get('status')}"
@@ -205,10 +209,14 @@ def approve_detached(
         args.append("--reject")
     if note:
         args += ["--note", note]
-    update_run(path, status="starting", launched_at=time.time())
-    proc = _spawn(args, path)
+    import secrets
+
+    token = secrets.token_hex(8)
+    # `approving` (not awaiting_approval) so a second approve is refused while this one runs.
+    update_run(path, status="approving", launched_at=time.time(), approval_token=token)
+    proc = _spawn(args, path, env={APPROVAL_TOKEN_ENV: token})
     _record_child(path, proc)
-    return {"ok": True, "run_id": run_id, "status": "starting", "approved": approved, "pid": proc.pid}
+    return {"ok": True, "run_id": run_id, "status": "approving", "approved": approved, "pid": proc.pid}
 
 
 def reap_children() -> None:

@@ -94,10 +94,15 @@ def approve(
 
     ws = workspace_path(workspace)
     path = run_dir(ws, run_id)
-    status = read_run(path).get("status")
-    if status != "awaiting_approval":
+    record = read_run(path)
+    status = record.get("status")
+    # A detached approve (ml_expert.detached.approve_detached) claims the run it was started for.
+    claimed = status == "approving" and os.environ.get("ML_EXPERT_APPROVAL_TOKEN") == record.get(
+        "approval_token"
+    )
+    if status != "awaiting_approval" and not claimed:
         raise UsageError(f"run {run_id} is {status}, not awaiting_approval: nothing to approve")
-    update_run(path, status="running", pid=os.getpid())
+    update_run(path, status="running", pid=os.getpid(), approval_token=None)
     decision = {"approved": approved, "note": note, "by": by}
     return _drive(Command(resume=decision), ws, run_id, on_event, False)
 

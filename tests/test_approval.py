@@ -84,6 +84,40 @@ def test_rejected_deployment_ends_refused_without_package(workspace: Path) -> No
     assert _run_json(Path(paused.run_dir))["approval"]["approved"] is False
 
 
+def test_detached_approval_as_the_mcp_tool_does(workspace: Path) -> None:
+    paused = run("iris", train_dnn=False, budget=60, seed=8, workspace=workspace, require_approval=True)
+    proc = subprocess.run(
+        [
+            *CLI,
+            "approve",
+            paused.run_id,
+            "--detach",
+            "--by",
+            "agent",
+            "--workspace",
+            str(workspace),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "approving"
+    twice = subprocess.run(
+        [*CLI, "approve", paused.run_id, "--workspace", str(workspace), "--json"],
+        capture_output=True,
+        text=True,
+    )
+    assert twice.returncode == 2  # a second approval is refused while the first one runs
+    from ml_expert.detached import wait
+
+    summary = wait(workspace, paused.run_id, timeout=240)
+    assert summary["status"] == "finished", summary
+    assert summary["approval"]["by"] == "agent"
+    assert (Path(paused.run_dir) / "deployment" / "manifest.json").exists()
+
+
 def test_without_the_flag_nothing_pauses(workspace: Path) -> None:
     result = run("iris", train_dnn=False, budget=60, seed=5, workspace=workspace)
     assert result.status == "finished" and "approval" not in _run_json(Path(result.run_dir))
