@@ -126,9 +126,9 @@ def runs_table(workspace: str | Path | None) -> list[dict[str, Any]]:
                 "run_id": row["run_id"],
                 "status": data.get("status"),
                 "phase": data.get("phase"),
-                "task": data.get("task") or (data.get("config") or {}).get("task"),
                 "data": (data.get("config") or {}).get("data"),
                 "created": data.get("created"),
+                "reason": data.get("reason"),
             }
         )
     return sorted(out, key=lambda r: r.get("created") or "", reverse=True)
