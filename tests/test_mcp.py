@@ -126,3 +126,19 @@ def test_mcp_stdio_end_to_end(workspace: Path, datasets: Path) -> None:
         assert out[name][0] is False, (name, out[name])
     assert "not awaiting_approval" in out["approve_finished"][1]
     assert out["still_alive"][0] is True  # errors never crashed the server
+
+
+def test_server_starts_without_heavy_imports(workspace: Path) -> None:
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "ml_expert", "mcp", "--workspace", str(workspace)],
+        stdin=subprocess.DEVNULL,  # end of input: the stdio server stops at once
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    assert "mcp" in imported
+    assert not imported & {"tensorflow", "keras", "sklearn", "langgraph", "torch", "jax"}
