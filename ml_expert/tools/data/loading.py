@@ -101,6 +101,11 @@ def _load_csv(path: Path) -> tuple[pd.DataFrame, Path, LoadInfo]:
     if lead.startswith(("<!doctype", "<html", "<?xml", "<head", "<body", "{", "[")):
         what = "JSON" if lead.startswith(("{", "[")) else "HTML/XML"
         raise DataError(f"{path}: looks like {what}, not a CSV table; export the data as CSV")
+    if _looks_like_prose(text):
+        raise DataError(
+            f"{path}: not a table (the first line is a sentence, not a header); give a comma-, semicolon- "
+            "or tab-separated file with a header row"
+        )
     delimiter = _sniff_delimiter(text)
     _check_field_counts(text, delimiter, path)
     try:
@@ -126,6 +131,11 @@ def _load_csv(path: Path) -> tuple[pd.DataFrame, Path, LoadInfo]:
         )
     frame = frame.replace([np.inf, -np.inf], np.nan)
     return frame, path, LoadInfo(format="csv", encoding=encoding, delimiter=delimiter)
+
+
+def _looks_like_prose(text: str) -> bool:
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return len(first.split()) >= 5 and first[-1] in ".!?:" and not any(d in first for d in ";\t|")
 
 
 def _decimal_commas(frame: pd.DataFrame) -> bool:
@@ -186,7 +196,14 @@ def _load_npz(path: Path, target: str) -> tuple[pd.DataFrame, Path, LoadInfo]:
             if "X" not in names or "y" not in names:
                 raise DataError(f"{path}: a .npz needs arrays named 'X' and 'y'; it holds {names}")
             X, y = arrays["X"], arrays["y"]
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise DataError(
+                f"{path}: holds pickled Python objects, which are not loaded (unsafe); save labels as "
+                "numbers or a unicode array (y.astype(str))"
+            ) from exc
+        raise DataError(f"{path}: not a readable .npz file ({exc}); save it with numpy.savez") from exc
+    except (zipfile.BadZipFile, OSError) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc}); save it with numpy.savez") from exc
     if len(X) != len(y) or y.ndim != 1:
         raise DataError(

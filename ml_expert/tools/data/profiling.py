@@ -144,7 +144,8 @@ def leakage_suspects(frame: pd.DataFrame, target: str, kinds: dict[str, str], ta
                 suspects[name] = f"correlation with the target {corr:.4f} (>= {LEAKAGE_CORRELATION})"
         else:
             distinct = x[mask].nunique()
-            if distinct < 2 or distinct > max(20, y.nunique() * 2):
+            # Few values, each on several rows: otherwise a perfect value->class map is trivial.
+            if distinct < 2 or distinct > max(20, y.nunique() * 2) or distinct > mask.sum() / 5:
                 continue
             # Accuracy of predicting the target from this feature's value alone (majority per value).
             table = pd.crosstab(x[mask], y[mask])
