@@ -93,6 +93,6 @@ def test_string_labels_and_categories_round_trip_through_cli(tmp_path: Path) -> 
     served = predicted[[f"proba_{c}" for c in schema.classes]].to_numpy()
     np.testing.assert_allclose(served, expected, atol=1e-4)
     assert list(predicted["prediction"]) == [schema.classes[i] for i in expected.argmax(axis=1)]
-    red = (new_rows["colour"] == "red").to_numpy()
+    red = (new_rows["colour"] == "red").to_numpy().copy()
     red[:4] = False
     assert red.sum() >= 3 and (predicted["prediction"][red] == "keep").mean() >= 0.8  # it learned the rule
