@@ -450,3 +450,31 @@ def test_cli_refuses_with_exit_3_and_one_json_object(name: str, tmp_path: Path) 
         store = EmbeddedMemory(workspace / "memory.sqlite")
         assert not [k for k in store.keys(payload["run_id"]) if k.endswith("/data-analysis")]
     assert not list(workspace.rglob("manifest.json")) and not list(workspace.rglob("*.onnx"))
+
+
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        ([f"pixel_{i}_{j}" for i in range(8) for j in range(8)], ("image", [8, 8, 1])),
+        ([str(i) for i in range(784)], ("image", [28, 28, 1])),
+        ([f"{i}x{j}" for i in range(1, 29) for j in range(1, 29)], ("image", [28, 28, 1])),
+        ([f"pixel_{i}_{j}_{k}" for i in range(4) for j in range(4) for k in range(3)], ("image", [4, 4, 3])),
+        ([f"f{i}" for i in range(64)], ("tabular", None)),
+        ([f"pixel{i}" for i in range(48)], ("tabular", None)),
+        ([str(i) for i in range(1, 65)], ("tabular", None)),
+    ],
+    ids=["digits", "mnist-numbered", "mnist-1x1", "rgb", "measurements", "not-square", "numbered-off-by-one"],
+)
+def test_modality_auto_detection(names: list[str], expected: tuple) -> None:
+    from ml_expert.tools.data.modality import detect_modality
+
+    frame = pd.DataFrame(np.zeros((3, len(names))), columns=names)
+    frame["target"] = 0
+    assert detect_modality(frame, "target")[:2] == expected
+
+
+def test_modality_image_on_a_non_pixel_table_is_refused() -> None:
+    from ml_expert.tools.data.modality import detect_modality
+
+    with pytest.raises(DataError, match="three squares"):
+        detect_modality(_frame(), "target", "image")
