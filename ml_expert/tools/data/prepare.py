@@ -76,7 +76,7 @@ def prepare_data(
         hint = f" (did you mean {stripped[target.lower()]!r}?)" if target.lower() in stripped else ""
         raise DataError(
             f"target column {target!r} not found{hint}; the columns are: "
-            f"{', '.join(map(str, frame.columns))}. Pass --target NAME"
+            f"{_listed(frame.columns)}. Pass --target NAME"
         )
     rows_in = len(frame)
     data_fingerprint = fingerprint(frame)
@@ -322,6 +322,12 @@ def _findings(
     if modality == "tabular":
         add("outliers (|z| > 3, training split)", outliers.get("flagged", 0), outliers.get("action", "none"))
     return out
+
+
+def _listed(names: Any, limit: int = 20) -> str:
+    names = [str(n) for n in names]
+    more = f" ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _plain(value: Any) -> Any:
