@@ -107,6 +107,24 @@ def leaky(root: Path) -> Path:
     return path
 
 
+def numeric_near_copies(root: Path) -> Path:
+    frame = _frame(120, ("lo", "mid", "hi"))
+    rng = np.random.default_rng(7)
+    frame["score"] = frame["target"].map({"lo": 0, "mid": 10, "hi": 20}) + rng.normal(0, 1, 120).round(3)
+    path = root / "numeric_leak.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def regression_near_copy(root: Path) -> Path:
+    frame = _frame(80)
+    frame["target"] = (frame["x1"] * 3 + np.random.default_rng(8).normal(0, 1, 80)).round(3)
+    frame["target_copy"] = frame["target"] * 1.8 + 32
+    path = root / "regression_leak.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
 def string_labels_multiclass(root: Path) -> Path:
     path = root / "labels.csv"
     _frame(90, ("cat", "dog", "bird")).to_csv(path, index=False)
@@ -339,6 +357,18 @@ def leakage(p: PreparedData) -> None:
     assert set(p.leakage_suspects) == {"outcome_code"}
     assert "outcome_code" not in p.input_schema.names
     assert "predict the target with accuracy 1.000" in p.dropped_columns["outcome_code"]
+
+
+@_ok(numeric_near_copies)
+def numeric_leak(p: PreparedData) -> None:
+    assert set(p.leakage_suspects) == {"score"} and "thresholds" in p.leakage_suspects["score"]
+    assert p.input_schema.names == ["x1", "x2"]
+
+
+@_ok(regression_near_copy)
+def regression_leak(p: PreparedData) -> None:
+    assert p.task == "regression" and set(p.leakage_suspects) == {"target_copy"}
+    assert "correlation with the target 1.0000" in p.leakage_suspects["target_copy"]
 
 
 @_ok(string_labels_multiclass)

@@ -144,18 +144,39 @@ def leakage_suspects(frame: pd.DataFrame, target: str, kinds: dict[str, str], ta
                 suspects[name] = f"correlation with the target {corr:.4f} (>= {LEAKAGE_CORRELATION})"
         else:
             distinct = x[mask].nunique()
-            # Few values, each on several rows: otherwise a perfect value->class map is trivial.
-            if distinct < 2 or distinct > max(20, y.nunique() * 2) or distinct > mask.sum() / 5:
+            if distinct < 2:
                 continue
-            # Accuracy of predicting the target from this feature's value alone (majority per value).
-            table = pd.crosstab(x[mask], y[mask])
-            accuracy = float(table.max(axis=1).sum() / mask.sum())
+            if distinct <= max(20, y.nunique() * 2) and distinct <= mask.sum() / 5:
+                # Few values, each on several rows: the accuracy of a value -> majority-class lookup.
+                table = pd.crosstab(x[mask], y[mask])
+                accuracy = float(table.max(axis=1).sum() / mask.sum())
+                how = f"its {distinct} values alone"
+            elif kind == "numeric" and mask.sum() >= 50:
+                # Many values: the best K-1 thresholds on this feature alone (a K-leaf tree).
+                accuracy = _threshold_accuracy(x[mask].to_numpy(float), y[mask].astype(str).to_numpy())
+                how = "thresholds on this feature alone"
+            else:
+                continue
             if accuracy >= LEAKAGE_ACCURACY:
                 suspects[name] = (
-                    f"its {distinct} values alone predict the target with accuracy {accuracy:.3f} "
-                    f"(>= {LEAKAGE_ACCURACY})"
+                    f"{how} predict the target with accuracy {accuracy:.3f} (>= {LEAKAGE_ACCURACY})"
                 )
     return suspects
+
+
+def _threshold_accuracy(x: np.ndarray, y: np.ndarray, max_rows: int = 5000) -> float:
+    """Training accuracy of a tree with one leaf per class on one feature (leaves of >= 1% of rows)."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    if len(x) > max_rows:
+        pick = np.random.default_rng(0).choice(len(x), max_rows, replace=False)
+        x, y = x[pick], y[pick]
+    leaves = max(2, len(np.unique(y)))
+    tree = DecisionTreeClassifier(
+        max_leaf_nodes=leaves, min_samples_leaf=max(5, len(x) // 100), random_state=0
+    )
+    tree.fit(x.reshape(-1, 1), y)
+    return float(tree.score(x.reshape(-1, 1), y))
 
 
 def _num(value: Any) -> float | None:
