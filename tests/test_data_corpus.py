@@ -151,7 +151,18 @@ def high_cardinality(root: Path) -> Path:
 
 def parquet(root: Path) -> Path:
     path = root / "table.parquet"
-    _frame().to_parquet(path)
+    frame = _frame()
+    frame["stamp"] = pd.date_range("2024-01-01 06:00", periods=len(frame), freq="5h")
+    frame.loc[2, "stamp"] = pd.NaT
+    frame.to_parquet(path)
+    return path
+
+
+def mostly_numeric_text(root: Path) -> Path:
+    frame = _frame(80).astype({"x2": object})
+    frame.loc[[3, 9], "x2"] = ["unknown", "see notes"]
+    path = root / "numeric_with_text.csv"
+    frame.to_csv(path, index=False)
     return path
 
 
@@ -404,7 +415,19 @@ def high_card(p: PreparedData) -> None:
 
 @_ok(parquet)
 def parquet_file(p: PreparedData) -> None:
-    assert p.load.format == "parquet" and p.input_schema.names == ["x1", "x2"]
+    assert p.load.format == "parquet" and p.input_schema.names == ["x1", "x2", "stamp"]
+    assert p.datetime_columns["stamp"] == ["year", "month", "day", "weekday", "hour", "epoch_days"]
+    train = pd.read_pickle(p.files["train"])
+    assert train["stamp__hour"].notna().sum() >= len(train) - 1 and train["stamp__year"].eq(2024).any()
+
+
+@_ok(mostly_numeric_text)
+def numeric_text(p: PreparedData) -> None:
+    assert {c.name: c.kind for c in p.input_schema.columns}["x2"] == "numeric"
+    found = [f for f in p.findings if f["finding"] == "text in a numeric column"]
+    assert found == [
+        {"finding": "text in a numeric column", "figure": 2, "column": "x2", "action": found[0]["action"]}
+    ]
 
 
 @_ok(npz_tabular)

@@ -123,6 +123,11 @@ DATETIME_TEXTS = [
     "2024-13-01",
     "05/03/2024",
     "2024-03-05 24:00:00",
+    "2024-03-05T13:45:00Z",
+    "2024-03-05 13:45:00+02:00",
+    pd.Timestamp("2024-03-05 13:45:10"),
+    pd.NaT,
+    __import__("datetime").date(2024, 3, 5),
     "",
     None,
 ]
@@ -136,6 +141,8 @@ def test_datetime_parts_match_the_serving_runtime_value_for_value() -> None:
             assert (math.isnan(ours) and math.isnan(theirs)) or ours == theirs, (text, part)
     assert datetime_part("1970-01-02 12:00", "epoch_days") == 1.5
     assert datetime_part("2024-03-04", "weekday") == 0.0  # a Monday
+    assert datetime_part(pd.Timestamp("2024-03-05 13:45"), "hour") == 13.0
+    assert datetime_part("2024-03-05T13:45:00Z", "hour") == 13.0  # wall-clock time, zone ignored
 
 
 def test_datetime_features_survive_onnx_export_and_model_inference(tmp_path: Path) -> None:

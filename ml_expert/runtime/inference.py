@@ -33,7 +33,10 @@ MODEL = "model.onnx"
 SCHEMA = "schema.json"
 
 
-_DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?")
+_DATETIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"  # date
+    r"(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"  # time, zone ignored
+)
 _EPOCH = _dt.date(1970, 1, 1).toordinal()
 
 
@@ -66,6 +69,10 @@ def _category_text(value: Any) -> str:
 
 def _datetime_part(value: Any, part: str) -> float:
     """Same as ml_expert's schema.datetime_part: one numeric feature of an ISO date/time text."""
+    if isinstance(value, _dt.datetime):  # also pandas Timestamp; NaT gives "NaT", no match
+        value = value.isoformat(" ")
+    elif isinstance(value, _dt.date):
+        value = value.isoformat()
     if not isinstance(value, str):
         return math.nan
     match = _DATETIME.fullmatch(value.strip())
@@ -173,7 +180,7 @@ class ModelInference:
                     raise SchemaError(f"row {i}: missing field '{name}'")
                 value = row[name]
                 if col.get("derive"):
-                    if not (_is_missing(value) or isinstance(value, str)):
+                    if not (_is_missing(value) or isinstance(value, str | _dt.date)):
                         raise SchemaError(
                             f"row {i}: field '{name}' must be a date/time text such as 2024-03-05, "
                             f"got {type(value).__name__}"

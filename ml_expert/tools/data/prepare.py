@@ -188,8 +188,14 @@ def prepare_data(
     numeric_raw = [n for n, k in kinds.items() if k == "numeric"] if kind == "tabular" else []
     pairs = correlated_pairs(frame, numeric_raw)
     profile["correlated_pairs"] = pairs
+    coerced = {
+        c.name: int(pd.to_numeric(frame[c.name], errors="coerce").isna().sum() - frame[c.name].isna().sum())
+        for c in schema.columns
+        if c.kind == "numeric" and not c.derive and not pd.api.types.is_numeric_dtype(frame[c.name])
+    }
     findings = _findings(
         profile,
+        coerced,
         task,
         kind,
         info,
@@ -251,6 +257,7 @@ def _column_specs(
 
 def _findings(
     profile: dict[str, Any],
+    coerced: dict[str, int],
     task: str,
     modality: str,
     info: LoadInfo,
@@ -289,6 +296,14 @@ def _findings(
             add("constant column", why, "dropped", name)
         else:
             add("unusable column", why, "dropped", name)
+    for name, count in coerced.items():
+        if count:
+            add(
+                "text in a numeric column",
+                count,
+                "read as missing, then imputed like any missing value",
+                name,
+            )
     for name, parts in datetimes.items():
         add("datetime column", parts, "turned into numeric features " + ", ".join(parts), name)
     numeric = set(schema.numeric)

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml_expert.tools.data.schema import Task
+from ml_expert.tools.data.schema import DATETIME_REGEX, Task
 
 MAX_CATEGORIES = 50
 ID_UNIQUE_RATIO = 0.95
@@ -21,7 +21,7 @@ LEAKAGE_ACCURACY = 0.99
 LEAKAGE_CORRELATION = 0.99
 _ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|key|index|idx)$|^(id|row|index|idx)[_\s-]?", re.IGNORECASE)
 # ISO-like dates: the only forms turned into features, because serving must parse them the same way.
-DATETIME_PATTERN = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"
+DATETIME_PATTERN = DATETIME_REGEX.pattern
 
 
 def column_roles(frame: pd.DataFrame, target: str) -> tuple[dict[str, str], dict[str, str]]:

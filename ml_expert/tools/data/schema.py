@@ -19,7 +19,10 @@ SCHEMA_FORMAT = "ml-expert-schema/1"
 Task = Literal["classification", "regression"]
 DatetimePart = Literal["year", "month", "day", "weekday", "hour", "epoch_days"]
 DATETIME_PARTS: tuple[str, ...] = ("year", "month", "day", "weekday", "hour", "epoch_days")
-_DATETIME = re.compile(r"(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?")
+DATETIME_REGEX = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"  # date
+    r"(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"  # time, zone ignored
+)
 _EPOCH = _dt.date(1970, 1, 1).toordinal()
 
 
@@ -110,9 +113,13 @@ def datetime_part(value: Any, part: str) -> float:
     A plain function of the value (no time zones, no locale), mirrored line for line in
     runtime/inference.py so training and serving compute the same number.
     """
+    if isinstance(value, _dt.datetime):  # also pandas Timestamp; NaT gives "NaT", no match
+        value = value.isoformat(" ")
+    elif isinstance(value, _dt.date):
+        value = value.isoformat()
     if not isinstance(value, str):
         return math.nan
-    match = _DATETIME.fullmatch(value.strip())
+    match = DATETIME_REGEX.fullmatch(value.strip())
     if not match:
         return math.nan
     year, month, day = int(match[1]), int(match[2]), int(match[3])
