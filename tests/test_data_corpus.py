@@ -62,6 +62,12 @@ def utf8_bom_tab(root: Path) -> Path:
     return path
 
 
+def utf16_spreadsheet_export(root: Path) -> Path:
+    path = root / "unicode.txt"
+    path.write_bytes(_csv_text(_frame(), sep="\t").replace("\n", "\r\n").encode("utf-16"))
+    return path
+
+
 def quoted_newlines(root: Path) -> Path:
     frame = _frame()
     frame["note"] = ["first line\nsecond, with comma", "plain", 'say "hi"'] * 20
@@ -332,6 +338,12 @@ def semicolon_latin1(p: PreparedData) -> None:
 @_ok(utf8_bom_tab)
 def bom_tab(p: PreparedData) -> None:
     assert p.load.delimiter == "\t" and p.input_schema.names == ["x1", "x2"]
+
+
+@_ok(utf16_spreadsheet_export)
+def utf16(p: PreparedData) -> None:
+    assert p.load.delimiter == "\t" and p.load.encoding == "utf-16"
+    assert p.input_schema.names == ["x1", "x2"] and p.rows_in == 60
 
 
 @_ok(quoted_newlines)

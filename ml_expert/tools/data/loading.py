@@ -92,6 +92,12 @@ def load_source(source: str | None, target: str = "target") -> tuple[pd.DataFram
 
 def _load_csv(path: Path) -> tuple[pd.DataFrame, Path, LoadInfo]:
     raw = path.read_bytes()
+    utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # "Unicode text" exports of spreadsheets
+        try:
+            raw = raw.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: starts like UTF-16 but does not decode; save it as UTF-8 CSV") from exc
     head = raw[:8192]
     controls = sum(b < 32 and b not in (9, 10, 13) for b in head)
     if b"\x00" in head or controls > len(head) * 0.01:
@@ -130,6 +136,7 @@ def _load_csv(path: Path) -> tuple[pd.DataFrame, Path, LoadInfo]:
             "tab-separated file with a header row"
         )
     frame = frame.replace([np.inf, -np.inf], np.nan)
+    encoding = "utf-16" if utf16 else encoding
     return frame, path, LoadInfo(format="csv", encoding=encoding, delimiter=delimiter)
 
 
