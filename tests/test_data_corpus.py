@@ -190,6 +190,14 @@ def npz_images(root: Path) -> Path:
     return path
 
 
+def npz_channels_first(root: Path) -> Path:
+    path = root / "chw.npz"
+    X = np.zeros((30, 3, 5, 5), dtype="float32")
+    X[:, 0, 1, 2] = np.arange(30)  # red channel at row 1, column 2
+    np.savez(path, X=X, y=np.arange(30) % 2)
+    return path
+
+
 def pixel_csv(root: Path) -> Path:
     rng = np.random.default_rng(4)
     frame = pd.DataFrame(rng.integers(0, 16, size=(60, 16)), columns=[f"pixel{i}" for i in range(16)])
@@ -452,6 +460,15 @@ def npz_table(p: PreparedData) -> None:
 def npz_image(p: PreparedData) -> None:
     assert p.modality == "image" and p.image_shape == [6, 6, 1] and p.n_features_out == 36
     assert p.input_schema.names[:2] == ["pixel_0_0", "pixel_0_1"]
+
+
+@_ok(npz_channels_first)
+def npz_chw(p: PreparedData) -> None:
+    assert p.image_shape == [5, 5, 3] and p.n_features_out == 75
+    train = pd.read_pickle(p.files["train"])
+    assert (
+        train["pixel_1_2_0"].max() > 0 and train.drop(columns=["pixel_1_2_0", "__target__"]).eq(0).all().all()
+    )
 
 
 @_ok(pixel_csv)

@@ -225,6 +225,8 @@ def _load_npz(path: Path, target: str) -> tuple[pd.DataFrame, Path, LoadInfo]:
         columns = [f"x{i}" for i in range(X.shape[1])]
         flat = X
     elif X.ndim in (3, 4):
+        if X.ndim == 4 and X.shape[1] in (1, 3) and X.shape[3] not in (1, 3):
+            X = np.transpose(X, (0, 2, 3, 1))  # channels first (PyTorch layout) -> channels last
         h, w = int(X.shape[1]), int(X.shape[2])
         c = int(X.shape[3]) if X.ndim == 4 else 1
         image_shape = [h, w, c]
