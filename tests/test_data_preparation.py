@@ -49,6 +49,7 @@ def _fitted_state(prepared) -> dict:
 
 def test_changing_validation_and_test_rows_changes_nothing_fitted(tmp_path: Path) -> None:
     frame = _mixed()
+    frame["flag"] = 1  # constant: dropped; varying it on held-out rows only must not bring it back
     first = tmp_path / "a.csv"
     frame.to_csv(first, index=False)
     a = prepare_data(str(first), "target", 3, tmp_path / "a")
@@ -58,12 +59,15 @@ def test_changing_validation_and_test_rows_changes_nothing_fitted(tmp_path: Path
     changed.loc[held_out, "size"] = changed.loc[held_out, "size"] * 100 + 7
     changed.loc[held_out, "weight"] = -changed.loc[held_out, "weight"] - 1000  # no new duplicates
     changed.loc[held_out, "colour"] = np.where(np.arange(len(held_out)) % 2, "violet", "teal")
+    changed.loc[held_out, "flag"] = np.arange(len(held_out)) % 3
     second = tmp_path / "b.csv"
     changed.to_csv(second, index=False)
     b = prepare_data(str(second), "target", 3, tmp_path / "b")
 
     assert _fitted_state(a) == _fitted_state(b)
     assert a.input_schema == b.input_schema
+    assert a.dropped_columns == b.dropped_columns and "flag" in a.dropped_columns
+    assert a.leakage_suspects == b.leakage_suspects
     pd.testing.assert_frame_equal(pd.read_pickle(a.files["train"]), pd.read_pickle(b.files["train"]))
     np.testing.assert_array_equal(np.load(a.files["X_train"]), np.load(b.files["X_train"]))
     assert a.outliers == b.outliers

@@ -116,24 +116,6 @@ def prepare_data(
     frame = frame.drop_duplicates()
     duplicates = before - len(frame)
 
-    if kind == "image":
-        # Pixels are all features: a border pixel that is always 0 is still part of the image.
-        kinds, dropped = {c: "numeric" for c in frame.columns if c != target}, {}
-        suspects: dict[str, str] = {}
-    else:
-        kinds, dropped = column_roles(frame, target)
-        suspects = leakage_suspects(frame, target, kinds, task)
-    for name, why in suspects.items():
-        kinds.pop(name, None)
-        dropped[name] = f"leakage suspect: {why}"
-    if not kinds:
-        raise DataError(
-            "no usable feature columns: "
-            + "; ".join(f"{k}: {v}" for k, v in dropped.items())
-            + ". Add informative feature columns"
-        )
-    profile = profile_table(frame, target, task)
-
     classes: list[Any] | None = None
     y_all = frame[target]
     if task == "classification":
@@ -146,11 +128,34 @@ def prepare_data(
             raise DataError(f"the regression target {target!r} holds non-numeric values; clean or drop them")
         y_all = y_all.astype("float64")
 
-    columns, datetimes = _column_specs(frame, kinds)
+    # Split first: every decision about the columns (ID-like, constant, leakage, dates) is then
+    # taken on the training rows only, like every fitted statistic.
+    labels = pd.DataFrame({TARGET_COLUMN: y_all.to_numpy()}, index=frame.index)
+    train_rows, val_rows, test_rows = (part.index for part in split_frame(labels, TARGET_COLUMN, task, seed))
+    fit_rows = frame.loc[train_rows]
+    if kind == "image":
+        # Pixels are all features: a border pixel that is always 0 is still part of the image.
+        kinds, dropped = {c: "numeric" for c in frame.columns if c != target}, {}
+        suspects: dict[str, str] = {}
+    else:
+        kinds, dropped = column_roles(fit_rows, target)
+        suspects = leakage_suspects(fit_rows, target, kinds, task)
+    for name, why in suspects.items():
+        kinds.pop(name, None)
+        dropped[name] = f"leakage suspect: {why}"
+    if not kinds:
+        raise DataError(
+            "no usable feature columns: "
+            + "; ".join(f"{k}: {v}" for k, v in dropped.items())
+            + ". Add informative feature columns"
+        )
+    profile = profile_table(frame, target, task)
+
+    columns, datetimes = _column_specs(fit_rows, kinds)
     schema = InputSchema(task=task, target=target, columns=columns, classes=classes)
     work = to_model_frame(frame, schema)
     work[TARGET_COLUMN] = y_all.to_numpy()
-    train, val, test = split_frame(work, TARGET_COLUMN, task, seed)
+    train, val, test = work.loc[train_rows], work.loc[val_rows], work.loc[test_rows]
     if kind == "image":
         outliers: dict[str, Any] = {"action": "not applied to pixels (a bright pixel is not an error)"}
     else:
