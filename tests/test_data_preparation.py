@@ -224,3 +224,43 @@ def test_image_folder_mixed_sizes_and_colour_is_resized_to_rgb(tmp_path: Path) -
     # The most common size 100x80, scaled so its longer side is 64: 64x51, RGB.
     assert info.image_shape == [51, 64, 3] and frame.shape == (24, 51 * 64 * 3 + 1)
     assert "24 of 24 images resized" in info.image_resize
+
+
+def test_data_gate_refuses_unvalidated_or_leaky_data_with_figures() -> None:
+    from ml_expert.graph.gates import data_gate
+
+    good = {
+        "validated": True,
+        "task": "classification",
+        "rows_in": 110,
+        "rows_without_target": 2,
+        "duplicates_removed": 3,
+        "outliers_removed": 5,
+        "split_sizes": {"train": 70, "val": 15, "test": 15},
+        "splits_disjoint": True,
+        "classes": ["no", "yes"],
+        "train_class_counts": {"0": 40, "1": 30},
+        "features": ["a", "b"],
+        "leakage_suspects": {"c": "copy of the target"},
+        "dropped_columns": {"c": "leakage suspect: copy of the target"},
+    }
+    verdict = data_gate({"data": good})
+    assert verdict.passed, verdict.failed
+    checks = {c.name: c for c in verdict.checks}
+    assert checks["rows_accounted"].value == {
+        "rows_in": 110,
+        "kept": 100,
+        "dropped": {"without_target": 2, "duplicates": 3, "outliers_in_train": 5},
+    }
+    assert checks["rows_per_class"].value == {"no": 40, "yes": 30}
+    assert checks["no_leakage_suspects"].value == {"c": "copy of the target"}
+
+    leaky = {**good, "features": ["a", "c"], "rows_in": 111, "splits_disjoint": False}
+    verdict = data_gate({"data": leaky})
+    assert not verdict.passed
+    assert {f.split(":")[0] for f in verdict.failed} == {
+        "rows_accounted",
+        "splits_disjoint",
+        "no_leakage_suspects",
+    }
+    assert not data_gate({"data": {}}).passed
