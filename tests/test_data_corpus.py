@@ -316,6 +316,8 @@ ERROR_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
         "arrays named 'X' and 'y'",
     ),
     "corrupt_images": (_corrupt_image_folder, "cannot be read"),
+    "excel_workbook": (_write("book.xlsx", b"PK\x03\x04" + b"\x00" * 40), "save the sheet as CSV"),
+    "parquet_truncated": (_write("cut.parquet", b"PAR1" + b"\x01" * 30), "not a readable Parquet"),
     "npz_pickled_objects": (
         lambda root: (
             np.savez(root / "obj.npz", X=np.zeros((30, 2)), y=np.array(["a"] * 30, dtype=object)),

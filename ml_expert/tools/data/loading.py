@@ -83,6 +83,8 @@ def load_source(source: str | None, target: str = "target") -> tuple[pd.DataFram
         raise DataError(f"{path}: the file is empty; give a table with a header row and data rows")
     with path.open("rb") as handle:
         magic = handle.read(8)
+    if path.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods"):
+        raise DataError(f"{path}: a spreadsheet workbook, not a table file; save the sheet as CSV")
     if magic[:4] == b"PAR1" or path.suffix.lower() == ".parquet":
         return _load_parquet(path)
     if magic[:2] == b"PK" or path.suffix.lower() == ".npz":
