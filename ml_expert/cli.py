@@ -93,7 +93,7 @@ def _parse_min_metric(values: list[str] | None) -> dict[str, float]:
 @app.command()
 def run(
     data: Annotated[
-        str | None, typer.Argument(help="CSV file, or a demo name (breast_cancer, iris, ...). Default: demo.")
+        str | None, typer.Argument(help="CSV/Parquet/.npz file, image folder or demo name. Default: demo.")
     ] = None,
     target: Annotated[str, typer.Option("--target", "-t", help="Label column.")] = "target",
     seed: Annotated[int, typer.Option(help="Random seed (recorded in the manifest).")] = 42,

@@ -43,8 +43,12 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
             f"remove {prepared.duplicates_removed} duplicate rows",
             "before the split, so no row is in two splits",
         )
+    for name, parts in prepared.datetime_columns.items():
+        ctx.decide(f"turn datetime column {name!r} into {', '.join(parts)}", "models take numbers, not dates")
+    if prepared.outliers.get("action"):
+        ctx.decide(f"outliers: {prepared.outliers['action']}", prepared.outliers.get("rule", "images"))
     ctx.decide(
-        "fit imputation, scaling and one-hot encoding on the training split only",
+        "fit imputation, scaling, rare-category grouping and one-hot encoding on the training split only",
         "statistics from validation or test rows would leak into the model",
     )
     train_y = load_split(prepared.files, "train", schema)[1]
@@ -68,16 +72,23 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         "rows_in": prepared.rows_in,
         "duplicates_removed": prepared.duplicates_removed,
         "rows_without_target": prepared.rows_without_target,
+        "outliers_removed": int(prepared.outliers.get("dropped", 0)),
+        "outliers": prepared.outliers,
         "split_sizes": prepared.split_sizes,
         "splits_disjoint": prepared.splits_disjoint,
+        "classes": schema.classes,
         "train_class_counts": counts,
         "imbalance_ratio": prepared.profile.get("imbalance_ratio"),
+        "load": prepared.load.model_dump(exclude_none=True) if prepared.load else {},
         "files": prepared.files,
         "preprocessor_sha256": sha256_file(prepared.files["preprocessor"]),
     }
     finding = {k: v for k, v in data.items() if k not in ("files", "schema")}
     finding["profile"] = prepared.profile
-    finding["columns"] = [{"name": c.name, "kind": c.kind} for c in schema.columns]
+    finding["findings"] = prepared.findings
+    finding["columns"] = [
+        {"name": c.name, "kind": c.kind, **({"derive": c.derive} if c.derive else {})} for c in schema.columns
+    ]
     ctx.record("data-analysis", finding)
     ctx.done(f"{prepared.task}, {sum(prepared.split_sizes.values())} rows, {len(schema.columns)} features")
     return {"data": data, "phase": "data_preparation"}

@@ -15,37 +15,57 @@ DEFAULT_MAX_OVERFIT_GAP = 0.3
 
 
 def data_gate(state: dict[str, Any]) -> GateVerdict:
+    """Model selection starts only on validated data; every check carries its figures."""
     data = state.get("data") or {}
-    checks = [Check(name="validated", passed=bool(data.get("validated")), value=data.get("validated"))]
     sizes = data.get("split_sizes", {})
-    checks.append(
+    rows_in = int(data.get("rows_in", 0) or 0)
+    removed = {
+        "without_target": int(data.get("rows_without_target", 0) or 0),
+        "duplicates": int(data.get("duplicates_removed", 0) or 0),
+        "outliers_in_train": int(data.get("outliers_removed", 0) or 0),
+    }
+    kept = sum(sizes.values()) if sizes else 0
+    checks = [
+        Check(name="validated", passed=bool(data.get("validated")), value=data.get("validated")),
+        Check(
+            name="rows_accounted",
+            passed=bool(sizes) and kept + sum(removed.values()) == rows_in,
+            value={"rows_in": rows_in, "kept": kept, "dropped": removed},
+            detail=f"{rows_in} rows read = {kept} kept + {sum(removed.values())} dropped",
+        ),
         Check(
             name="splits_disjoint",
-            passed=bool(data.get("splits_disjoint")),
+            passed=bool(data.get("splits_disjoint"))
+            and all(sizes.get(k, 0) > 0 for k in ("train", "val", "test")),
             value=sizes,
-            detail="train, validation and test share no row",
-        )
-    )
+            detail="train, validation and test are non-empty and share no row",
+        ),
+    ]
     if data.get("task") == "classification":
         per_class = data.get("train_class_counts", {})
         smallest = min(per_class.values()) if per_class else 0
+        classes = data.get("classes") or []
+        named = {str(classes[int(k)]) if int(k) < len(classes) else k: v for k, v in per_class.items()}
         checks.append(
             Check(
                 name="rows_per_class",
                 passed=len(per_class) >= 2 and smallest >= MIN_PER_CLASS,
-                value=per_class,
+                value=named,
                 threshold=MIN_PER_CLASS,
-                detail=f"smallest class has {smallest} training rows",
+                detail=f"{len(per_class)} classes; smallest has {smallest} training rows",
             )
         )
     features = set(data.get("features", []))
-    left_in = sorted(features & set(data.get("leakage_suspects", {})))
+    suspects = data.get("leakage_suspects", {})
+    left_in = sorted(features & set(suspects))
     checks.append(
         Check(
             name="no_leakage_suspects",
             passed=not left_in,
-            value=data.get("leakage_suspects", {}),
-            detail=f"still in the features: {left_in}" if left_in else "suspects were dropped",
+            value=suspects,
+            detail=f"still in the features: {left_in}"
+            if left_in
+            else f"{len(suspects)} suspects found and dropped",
         )
     )
     checks.append(
@@ -53,7 +73,7 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
             name="features_present",
             passed=len(features) > 0,
             value=len(features),
-            detail=f"{len(features)} feature columns",
+            detail=f"{len(features)} feature columns; dropped: {sorted(data.get('dropped_columns', {}))}",
         )
     )
     return GateVerdict.from_checks("data", checks)

@@ -14,10 +14,12 @@ Command line: `python inference.py rows.json` prints {"predictions": [...]} as J
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
 import json
 import math
 import numbers
+import re
 import sys
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -29,6 +31,13 @@ MANIFEST_FORMAT = "ml-expert-manifest/1"
 MANIFEST = "manifest.json"
 MODEL = "model.onnx"
 SCHEMA = "schema.json"
+
+
+_DATETIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"  # date
+    r"(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"  # time, zone ignored
+)
+_EPOCH = _dt.date(1970, 1, 1).toordinal()
 
 
 class IntegrityError(Exception):
@@ -56,6 +65,38 @@ def _category_text(value: Any) -> str:
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
     return str(value)
+
+
+def _datetime_part(value: Any, part: str) -> float:
+    """Same as ml_expert's schema.datetime_part: one numeric feature of an ISO date/time text."""
+    if isinstance(value, _dt.datetime):  # also pandas Timestamp; NaT gives "NaT", no match
+        value = value.isoformat(" ")
+    elif isinstance(value, _dt.date):
+        value = value.isoformat()
+    if not isinstance(value, str):
+        return math.nan
+    match = _DATETIME.fullmatch(value.strip())
+    if not match:
+        return math.nan
+    year, month, day = int(match[1]), int(match[2]), int(match[3])
+    hour, minute, second = int(match[4] or 0), int(match[5] or 0), int(match[6] or 0)
+    try:
+        date = _dt.date(year, month, day)
+    except ValueError:
+        return math.nan
+    if hour > 23 or minute > 59 or second > 59:
+        return math.nan
+    if part == "year":
+        return float(year)
+    if part == "month":
+        return float(month)
+    if part == "day":
+        return float(day)
+    if part == "weekday":
+        return float(date.weekday())
+    if part == "hour":
+        return float(hour)
+    return float(date.toordinal() - _EPOCH) + (hour * 3600 + minute * 60 + second) / 86400.0
 
 
 class ModelInference:
@@ -138,7 +179,14 @@ class ModelInference:
                 if name not in row:
                     raise SchemaError(f"row {i}: missing field '{name}'")
                 value = row[name]
-                if col["kind"] == "numeric":
+                if col.get("derive"):
+                    if not (_is_missing(value) or isinstance(value, str | _dt.date)):
+                        raise SchemaError(
+                            f"row {i}: field '{name}' must be a date/time text such as 2024-03-05, "
+                            f"got {type(value).__name__}"
+                        )
+                    out[col["key"]] = _datetime_part(None if _is_missing(value) else value, col["derive"])
+                elif col["kind"] == "numeric":
                     out[name] = self._number(value, i, name)
                 else:
                     if not (_is_missing(value) or isinstance(value, str | numbers.Number | np.generic)):
@@ -184,7 +232,7 @@ class ModelInference:
     def _feed(self, clean: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         feed: dict[str, np.ndarray] = {}
         for col in self.columns:
-            name = col["name"]
+            name = col["key"] if col.get("derive") else col["name"]
             if col["kind"] == "numeric":
                 values = np.array([r[name] for r in clean], dtype=np.float64).astype(np.float32)
             else:

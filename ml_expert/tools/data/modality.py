@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Literal
 
 import pandas as pd
@@ -11,32 +12,62 @@ from ml_expert.errors import DataError
 
 Modality = Literal["tabular", "image"]
 REQUESTS = ("auto", "tabular", "image")
+# Pixel column names seen in exported image sets: pixel_0_0, pixel12, px3, 1x1 (MNIST CSVs), 0..783.
+_PIXEL_NAME = re.compile(r"(pixel|px)[_\-]?\d+([_x]\d+)*|\d+x\d+|\d+", re.IGNORECASE)
+_RGB_NAME = re.compile(r"(pixel|px)_?\d+_\d+_[0-2]", re.IGNORECASE)
+
+
+def _grid(n: int) -> tuple[int, int] | None:
+    """(side, channels) when n pixel values form a square grey (side²) or RGB (3·side²) image."""
+    side = math.isqrt(n)
+    if side * side == n and side >= 4:
+        return side, 1
+    side = math.isqrt(n // 3)
+    if n % 3 == 0 and side * side * 3 == n and side >= 4:
+        return side, 3
+    return None
 
 
 def detect_modality(
     frame: pd.DataFrame, target: str, requested: str = "auto"
 ) -> tuple[Modality, list[int] | None, str]:
-    """Return the modality, the image shape [h, w, c] when images, and the reason."""
+    """Return the modality, the image shape [h, w, c] when images, and the reason.
+
+    Auto-detection calls a table images only when it is obvious: every feature is numeric, every
+    name is a pixel name, and their count is a square (grey) or three squares (RGB, names
+    ending in the channel), so a table of 64 measurements named f1..f64 stays tabular.
+    """
     if requested not in REQUESTS:
         raise DataError(f"unknown modality {requested!r}; choose one of {', '.join(REQUESTS)}")
     features = [c for c in frame.columns if c != target]
     numeric = all(pd.api.types.is_numeric_dtype(frame[c]) for c in features)
-    side = math.isqrt(len(features))
-    square = side * side == len(features) and side >= 4
     if requested == "tabular":
         return "tabular", None, "asked for tabular (--modality tabular)"
     if requested == "image":
-        if not (numeric and square):
+        grid = _grid(len(features))
+        if not (numeric and grid):
             raise DataError(
-                f"--modality image needs a square number of numeric pixel columns; got {len(features)} "
-                f"columns{'' if numeric else ' with non-numeric ones'}"
+                f"--modality image needs numeric pixel columns whose count is a square (grey) or three "
+                f"squares (RGB); got {len(features)} columns{'' if numeric else ' with non-numeric ones'}"
             )
-        return "image", [side, side, 1], f"asked for images: {len(features)} pixel columns as {side}x{side}"
-    named = sum(str(c).lower().startswith(("pixel", "px")) for c in features) == len(features)
-    if numeric and square and named:
+        side, channels = grid
         return (
             "image",
-            [side, side, 1],
-            f"{len(features)} numeric columns named pixel* form a {side}x{side} image",
+            [side, side, channels],
+            f"asked for images: {len(features)} pixel columns as {side}x{side}x{channels}",
         )
-    return "tabular", None, "columns are ordinary features"
+    names = [str(c) for c in features]
+    grid = _grid(len(features))
+    if not (numeric and grid and all(_PIXEL_NAME.fullmatch(n) for n in names)):
+        return "tabular", None, "columns are ordinary features"
+    side, channels = grid
+    if channels == 3 and not all(_RGB_NAME.fullmatch(n) for n in names):
+        return "tabular", None, "columns are ordinary features"
+    if names[0].isdigit() and names != [str(i) for i in range(len(names))]:
+        return "tabular", None, "numbered columns not in pixel order"
+    kind = "grey" if channels == 1 else "RGB"
+    return (
+        "image",
+        [side, side, channels],
+        f"{len(features)} numeric pixel-named columns form a {side}x{side} {kind} image",
+    )

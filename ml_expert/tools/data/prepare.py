@@ -13,14 +13,21 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ml_expert.errors import DataError
-from ml_expert.tools.data.loading import load_table
+from ml_expert.tools.data.cleaning import drop_outliers
+from ml_expert.tools.data.loading import LoadInfo, load_source
 from ml_expert.tools.data.modality import detect_modality
-from ml_expert.tools.data.preprocessing import build_preprocessor, fitted_categories, transform
-from ml_expert.tools.data.profiling import column_roles, leakage_suspects, profile_table
-from ml_expert.tools.data.schema import ColumnSpec, InputSchema, to_model_frame
+from ml_expert.tools.data.preprocessing import (
+    MAX_CATEGORIES,
+    MIN_CATEGORY_COUNT,
+    build_preprocessor,
+    fitted_categories,
+    transform,
+)
+from ml_expert.tools.data.profiling import column_roles, correlated_pairs, leakage_suspects, profile_table
+from ml_expert.tools.data.schema import ColumnSpec, InputSchema, datetime_part, to_model_frame
 from ml_expert.tools.data.splitting import split_frame
 from ml_expert.tools.data.task import detect_task
 
@@ -46,6 +53,10 @@ class PreparedData(BaseModel):
     splits_disjoint: bool
     n_features_out: int
     files: dict[str, str]
+    load: LoadInfo | None = None
+    outliers: dict[str, Any] = Field(default_factory=dict)
+    datetime_columns: dict[str, list[str]] = Field(default_factory=dict)
+    findings: list[dict[str, Any]] = Field(default_factory=list)
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -59,67 +70,99 @@ def fingerprint(frame: pd.DataFrame) -> str:
 def prepare_data(
     source: str | None, target: str, seed: int, data_dir: Path, modality: str = "auto"
 ) -> PreparedData:
-    frame, path = load_table(source)
+    frame, path, info = load_source(source, target)
     if target not in frame.columns:
+        stripped = {str(c).strip().lower(): c for c in frame.columns}
+        hint = f" (did you mean {stripped[target.lower()]!r}?)" if target.lower() in stripped else ""
         raise DataError(
-            f"target column {target!r} not found; the columns are: {', '.join(map(str, frame.columns))}. "
-            "Pass --target NAME"
+            f"target column {target!r} not found{hint}; the columns are: "
+            f"{_listed(frame.columns)}. Pass --target NAME"
         )
     rows_in = len(frame)
     data_fingerprint = fingerprint(frame)
     no_target = int(frame[target].isna().sum())
     if no_target == rows_in:
-        raise DataError(f"target column {target!r} is entirely missing")
+        raise DataError(
+            f"target column {target!r} is entirely missing; choose a column with labels (--target)"
+        )
     frame = frame[frame[target].notna()]
     features = [c for c in frame.columns if c != target]
     if not features:
-        raise DataError("no feature columns: the table holds only the target")
+        raise DataError("no feature columns: the table holds only the target; add the columns to learn from")
     if frame[features].isna().all().all():
-        raise DataError("every feature value is missing")
+        raise DataError("every feature value is missing; the rows with a target have no feature values")
     task, task_reason = detect_task(frame[target])
     if task == "classification":
         n_classes = frame[target].nunique()
         if n_classes < 2:
-            raise DataError(f"the target {target!r} has one class only; a classifier needs at least two")
+            raise DataError(
+                f"the target {target!r} has one class only; a classifier needs at least two: "
+                "add rows of another class or choose another --target"
+            )
         if n_classes == len(frame) and len(frame) > 2:
-            raise DataError(f"the target {target!r} is unique on every row; it cannot be a class label")
-    kind, image_shape, modality_reason = detect_modality(frame, target, modality)
+            raise DataError(
+                f"the target {target!r} is unique on every row ({n_classes} values); it is an ID, not a "
+                "class label: choose another --target"
+            )
+    if info.image_shape is not None and modality != "tabular":
+        h, w, c = info.image_shape
+        kind, image_shape = "image", info.image_shape
+        modality_reason = (
+            f"{info.format} of {h}x{w}x{c} images; pixels kept as {h * w * c} columns in row-major order"
+        )
+    else:
+        kind, image_shape, modality_reason = detect_modality(frame, target, modality)
     before = len(frame)
     frame = frame.drop_duplicates()
     duplicates = before - len(frame)
 
-    if kind == "image":
-        # Pixels are all features: a border pixel that is always 0 is still part of the image.
-        kinds, dropped = {c: "numeric" for c in frame.columns if c != target}, {}
-        suspects = {}
-    else:
-        kinds, dropped = column_roles(frame, target)
-        suspects = leakage_suspects(frame, target, kinds, task)
-    for name, why in suspects.items():
-        kinds.pop(name, None)
-        dropped[name] = f"leakage suspect: {why}"
-    if not kinds:
-        raise DataError("no usable feature columns: " + "; ".join(f"{k}: {v}" for k, v in dropped.items()))
-    profile = profile_table(frame, target, task)
-
     classes: list[Any] | None = None
     y_all = frame[target]
     if task == "classification":
-        classes = sorted(y_all.unique().tolist(), key=lambda v: (str(type(v)), v))
-        classes = [_plain(c) for c in classes]
+        classes = sorted({_plain(v) for v in y_all.unique()}, key=lambda v: (str(type(v)), v))
         index = {c: i for i, c in enumerate(classes)}
         y_all = y_all.map(lambda v: index[_plain(v)]).astype("int64")
     else:
         y_all = pd.to_numeric(y_all, errors="coerce")
         if y_all.isna().any():
-            raise DataError(f"the regression target {target!r} holds non-numeric values")
+            raise DataError(f"the regression target {target!r} holds non-numeric values; clean or drop them")
         y_all = y_all.astype("float64")
 
-    columns = [ColumnSpec(name=c, kind=k) for c, k in kinds.items()]  # type: ignore[arg-type]
+    # Split first: every decision about the columns (ID-like, constant, leakage, dates) is then
+    # taken on the training rows only, like every fitted statistic.
+    labels = pd.DataFrame({TARGET_COLUMN: y_all.to_numpy()}, index=frame.index)
+    train_rows, val_rows, test_rows = (part.index for part in split_frame(labels, TARGET_COLUMN, task, seed))
+    fit_rows = frame.loc[train_rows]
+    if kind == "image":
+        # Pixels are all features: a border pixel that is always 0 is still part of the image.
+        kinds, dropped = {c: "numeric" for c in frame.columns if c != target}, {}
+        suspects: dict[str, str] = {}
+    else:
+        kinds, dropped = column_roles(fit_rows, target)
+        suspects = leakage_suspects(fit_rows, target, kinds, task)
+    for name, why in suspects.items():
+        kinds.pop(name, None)
+        dropped[name] = f"leakage suspect: {why}"
+    if not kinds:
+        raise DataError(
+            "no usable feature columns: "
+            + "; ".join(f"{k}: {v}" for k, v in dropped.items())
+            + ". Add informative feature columns"
+        )
+    profile = profile_table(frame, target, task)
+
+    columns, datetimes = _column_specs(fit_rows, kinds)
     schema = InputSchema(task=task, target=target, columns=columns, classes=classes)
     work = to_model_frame(frame, schema)
     work[TARGET_COLUMN] = y_all.to_numpy()
-    train, val, test = split_frame(work, TARGET_COLUMN, task, seed)
+    train, val, test = work.loc[train_rows], work.loc[val_rows], work.loc[test_rows]
+    if kind == "image":
+        outliers: dict[str, Any] = {"action": "not applied to pixels (a bright pixel is not an error)"}
+    else:
+        measured = [c.key for c in schema.columns if c.kind == "numeric" and not c.derive]
+        train, outliers = drop_outliers(train, measured, TARGET_COLUMN, task)
+        if classes:
+            outliers["rare_classes"] = [classes[i] for i in outliers.get("rare_classes", [])]
 
     preprocessor = build_preprocessor(schema, scale=True)
     preprocessor.fit(train[schema.keys])
@@ -146,6 +189,32 @@ def prepare_data(
 
     index_sets = [set(train.index), set(val.index), set(test.index)]
     disjoint = sum(map(len, index_sets)) == len(set().union(*index_sets))
+    split_sizes = {"train": len(train), "val": len(val), "test": len(test)}
+    numeric_raw = [n for n, k in kinds.items() if k == "numeric"] if kind == "tabular" else []
+    pairs = correlated_pairs(frame, numeric_raw)
+    profile["correlated_pairs"] = pairs
+    coerced = {
+        c.name: int(pd.to_numeric(frame[c.name], errors="coerce").isna().sum() - frame[c.name].isna().sum())
+        for c in schema.columns
+        if c.kind == "numeric" and not c.derive and not pd.api.types.is_numeric_dtype(frame[c.name])
+    }
+    findings = _findings(
+        profile,
+        coerced,
+        task,
+        kind,
+        info,
+        dropped,
+        suspects,
+        duplicates,
+        no_target,
+        datetimes,
+        pairs,
+        outliers,
+        schema,
+    )
+    profile["findings"] = findings
+    profile["load"] = info.model_dump(exclude_none=True)
     return PreparedData(
         source=str(path),
         fingerprint=data_fingerprint,
@@ -161,11 +230,124 @@ def prepare_data(
         rows_in=rows_in,
         duplicates_removed=duplicates,
         rows_without_target=no_target,
-        split_sizes={"train": len(train), "val": len(val), "test": len(test)},
+        split_sizes=split_sizes,
         splits_disjoint=disjoint,
         n_features_out=int(np.load(files["X_train"], mmap_mode="r").shape[1]),
         files=files,
+        load=info,
+        outliers=outliers,
+        datetime_columns=datetimes,
+        findings=findings,
     )
+
+
+def _column_specs(
+    frame: pd.DataFrame, kinds: dict[str, str]
+) -> tuple[list[ColumnSpec], dict[str, list[str]]]:
+    """One spec per column; a date column becomes numeric features computed statelessly from its text."""
+    columns: list[ColumnSpec] = []
+    datetimes: dict[str, list[str]] = {}
+    for name, k in kinds.items():
+        if k != "datetime":
+            columns.append(ColumnSpec(name=name, kind=k))  # type: ignore[arg-type]
+            continue
+        parts = ["year", "month", "day", "weekday", "epoch_days"]
+        hours = {datetime_part(v, "hour") for v in frame[name].dropna().astype(str)}
+        if len(hours - {0.0}) > 0:
+            parts.insert(4, "hour")
+        datetimes[name] = parts
+        columns.extend(ColumnSpec(name=name, kind="numeric", derive=p) for p in parts)  # type: ignore[arg-type]
+    return columns, datetimes
+
+
+def _findings(
+    profile: dict[str, Any],
+    coerced: dict[str, int],
+    task: str,
+    modality: str,
+    info: LoadInfo,
+    dropped: dict[str, str],
+    suspects: dict[str, str],
+    duplicates: int,
+    no_target: int,
+    datetimes: dict[str, list[str]],
+    pairs: list[dict[str, Any]],
+    outliers: dict[str, Any],
+    schema: InputSchema,
+) -> list[dict[str, Any]]:
+    """Every finding with its figure and what the pipeline did about it (aggregates only)."""
+    out: list[dict[str, Any]] = []
+
+    def add(finding: str, figure: Any, action: str, column: str | None = None) -> None:
+        entry = {"finding": finding, "figure": figure, "action": action}
+        if column is not None:
+            entry["column"] = column
+        out.append(entry)
+
+    if info.images_skipped:
+        add("unreadable images", info.images_skipped, "skipped and counted; the other images are used")
+    if info.image_resize:
+        add("image size", info.image_shape, info.image_resize)
+    if no_target:
+        add("rows without a target", no_target, "removed before anything else (nothing to learn from them)")
+    if duplicates:
+        add("duplicate rows", duplicates, "removed before the split, so no row is in two splits")
+    for name, why in dropped.items():
+        if name in suspects:
+            add("leakage suspect", why, "dropped from the features; reported by the data gate", name)
+        elif why.startswith("ID-like"):
+            add("ID-like column", why, "dropped", name)
+        elif why.startswith("constant"):
+            add("constant column", why, "dropped", name)
+        else:
+            add("unusable column", why, "dropped", name)
+    for name, count in coerced.items():
+        if count:
+            add(
+                "text in a numeric column",
+                count,
+                "read as missing, then imputed like any missing value",
+                name,
+            )
+    for name, parts in datetimes.items():
+        add("datetime column", parts, "turned into numeric features " + ", ".join(parts), name)
+    numeric = set(schema.numeric)
+    for col in schema.columns:
+        entry = profile["column_profiles"].get(col.name, {})
+        if entry.get("missing") and not col.derive:
+            how = "median" if col.key in numeric else "most frequent category"
+            add("missing values", entry["missing"], f"imputed with the training split's {how}", col.name)
+        if col.kind == "categorical":
+            distinct = entry.get("distinct", 0)
+            kept = len(col.categories or [])
+            action = f"one-hot encoded: {kept} categories with >= {MIN_CATEGORY_COUNT} training rows"
+            if distinct > kept:
+                action += (
+                    f" (at most {MAX_CATEGORIES}); the other {distinct - kept} values and unseen ones share "
+                    "one 'rare' column"
+                )
+            add("categorical column", {"distinct": distinct}, action, col.name)
+    for pair in pairs:
+        add(
+            "highly correlated pair",
+            pair,
+            "both kept: tree models are unaffected and linear models are regularised",
+        )
+    if task == "classification":
+        ratio = profile.get("imbalance_ratio")
+        action = "stratified train/validation/test splits"
+        if ratio and ratio > 1.5:
+            action += "; class weights during training"
+        add("class balance", {"classes": len(schema.classes or []), "imbalance_ratio": ratio}, action)
+    if modality == "tabular":
+        add("outliers (|z| > 3, training split)", outliers.get("flagged", 0), outliers.get("action", "none"))
+    return out
+
+
+def _listed(names: Any, limit: int = 20) -> str:
+    names = [str(n) for n in names]
+    more = f" ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def _plain(value: Any) -> Any:

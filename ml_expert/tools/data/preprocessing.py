@@ -6,15 +6,118 @@ is fit on the training split only and travels with the model into every export.
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 import numpy as np
 import pandas as pd
+from onnx import TensorProto
+from skl2onnx import get_model_alias, update_registered_converter
+from skl2onnx.common.data_types import StringTensorType
 from skl2onnx.sklapi import CastTransformer
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ml_expert.tools.data.schema import InputSchema
+
+RARE = "__rare__"
+# A category needs this many training rows to get its own one-hot column: a value seen once is
+# one training row's value and must never be stored in an artifact.
+MIN_CATEGORY_COUNT = 5
+# At most this many one-hot columns per categorical column (plus one for the rare group).
+MAX_CATEGORIES = 30
+
+
+class FrequentCategories(TransformerMixin, BaseEstimator):
+    """Keep each column's frequent categories (learned on the training split); map the rest to RARE.
+
+    skl2onnx 1.20 cannot convert OneHotEncoder's `min_frequency`/`max_categories` ("Infrequent
+    categories are not implemented"), so the grouping is its own fitted step with its own ONNX
+    converter (one ai.onnx.ml LabelEncoder per column). Rare and never-seen values share the
+    RARE column; missing ("") stays missing for the imputer that follows.
+    """
+
+    def __init__(self, min_count: int = MIN_CATEGORY_COUNT, max_categories: int = MAX_CATEGORIES) -> None:
+        self.min_count = min_count
+        self.max_categories = max_categories
+
+    def fit(self, X: Any, y: Any = None) -> FrequentCategories:
+        values = np.asarray(X, dtype=object)
+        self.n_features_in_ = values.shape[1]
+        self.categories_: list[list[str]] = []
+        for j in range(values.shape[1]):
+            counts = Counter(str(v) for v in values[:, j] if v != "")
+            ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            kept = [v for v, n in ranked if n >= self.min_count][: self.max_categories]
+            self.categories_.append(sorted(kept))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        values = np.asarray(X, dtype=object)
+        out = np.empty(values.shape, dtype=object)
+        for j, kept in enumerate(self.categories_):
+            known = set(kept)
+            out[:, j] = [v if v == "" or v in known else RARE for v in map(str, values[:, j])]
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(input_features if input_features is not None else [], dtype=object)
+
+
+def _frequent_shape(operator: Any) -> None:
+    shape = operator.inputs[0].type.shape
+    operator.outputs[0].type = StringTensorType([shape[0], shape[1]])
+
+
+def _frequent_convert(scope: Any, operator: Any, container: Any) -> None:
+    """Per column: Gather it, map known -> itself and "" -> "", anything else -> RARE; Concat."""
+    model: FrequentCategories = operator.raw_operator
+    source = operator.inputs[0].full_name
+    mapped = []
+    for j, kept in enumerate(model.categories_):
+        index = scope.get_unique_variable_name(f"col{j}_index")
+        container.add_initializer(index, TensorProto.INT64, [1], [j])
+        column = scope.get_unique_variable_name(f"col{j}")
+        container.add_node(
+            "Gather", [source, index], column, axis=1, name=scope.get_unique_operator_name("Gather")
+        )
+        keys = ["", *kept]
+        out = scope.get_unique_variable_name(f"col{j}_grouped")
+        container.add_node(
+            "LabelEncoder",
+            column,
+            out,
+            op_domain="ai.onnx.ml",
+            op_version=2,
+            keys_strings=keys,
+            values_strings=keys,
+            default_string=RARE,
+            name=scope.get_unique_operator_name("LabelEncoder"),
+        )
+        mapped.append(out)
+    container.add_node(
+        "Concat", mapped, operator.outputs[0].full_name, axis=1, name=scope.get_unique_operator_name("Concat")
+    )
+
+
+def _frequent_parse(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None) -> Any:
+    """Declare a string output, so the imputer after this step is typed as a string imputer."""
+    operator = scope.declare_local_operator(get_model_alias(type(model)), model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable("grouped", StringTensorType()))
+    return operator.outputs
+
+
+update_registered_converter(
+    FrequentCategories,
+    "MlExpertFrequentCategories",
+    _frequent_shape,
+    _frequent_convert,
+    parser=_frequent_parse,
+)
 
 
 def build_preprocessor(schema: InputSchema, scale: bool = True) -> ColumnTransformer:
@@ -23,6 +126,8 @@ def build_preprocessor(schema: InputSchema, scale: bool = True) -> ColumnTransfo
     The float32 cast comes first so that scikit-learn sees exactly the values the ONNX export
     sees; without it a tree threshold between two float64 values splits differently in
     float32 and exports disagree with the model. Trees skip the scaler (they do not need it).
+    Categorical: group rare values first (so no rare value reaches the imputer's or encoder's
+    fitted state), impute the most frequent, one-hot with a bounded number of columns.
     """
     transformers = []
     if schema.numeric:
@@ -36,6 +141,7 @@ def build_preprocessor(schema: InputSchema, scale: bool = True) -> ColumnTransfo
     if schema.categorical:
         categorical = Pipeline(
             [
+                ("group", FrequentCategories()),
                 ("impute", SimpleImputer(strategy="most_frequent", missing_values="")),
                 ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
             ]
@@ -45,13 +151,11 @@ def build_preprocessor(schema: InputSchema, scale: bool = True) -> ColumnTransfo
 
 
 def fitted_categories(preprocessor: ColumnTransformer, schema: InputSchema) -> dict[str, list[str]]:
-    """Categories the fitted encoder knows, per column key (for the schema and drift checks)."""
+    """Frequent categories the fitted grouping kept, per column key (for the schema and drift checks)."""
     if not schema.categorical:
         return {}
-    encoder = preprocessor.named_transformers_["cat"].named_steps["onehot"]
-    return {
-        key: [str(v) for v in cats] for key, cats in zip(schema.categorical, encoder.categories_, strict=True)
-    }
+    group = preprocessor.named_transformers_["cat"].named_steps["group"]
+    return {key: list(cats) for key, cats in zip(schema.categorical, group.categories_, strict=True)}
 
 
 def transform(preprocessor: ColumnTransformer, frame: pd.DataFrame):

@@ -1,23 +1,31 @@
 """Profile a table and decide, column by column, what the pipeline uses.
 
-Every finding carries the action taken, so the report can say why a column was dropped.
+Every finding carries the action taken, so the report can say why a column was dropped. The
+profile holds aggregate figures only (counts, moments, quantiles), never a row of the data.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ml_expert.tools.data.schema import Task
+from ml_expert.tools.data.schema import DATETIME_REGEX, Task
 
 MAX_CATEGORIES = 50
 ID_UNIQUE_RATIO = 0.95
+CORRELATION_THRESHOLD = 0.95
+LEAKAGE_ACCURACY = 0.99
+LEAKAGE_CORRELATION = 0.99
+_ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|key|index|idx)$|^(id|row|index|idx)[_\s-]?", re.IGNORECASE)
+# ISO-like dates: the only forms turned into features, because serving must parse them the same way.
+DATETIME_PATTERN = DATETIME_REGEX.pattern
 
 
 def column_roles(frame: pd.DataFrame, target: str) -> tuple[dict[str, str], dict[str, str]]:
-    """Split features into kinds ('numeric'/'categorical') and dropped columns with reasons."""
+    """Split features into kinds ('numeric'/'categorical'/'datetime') and dropped columns with reasons."""
     kinds: dict[str, str] = {}
     dropped: dict[str, str] = {}
     n = len(frame)
@@ -28,32 +36,60 @@ def column_roles(frame: pd.DataFrame, target: str) -> tuple[dict[str, str], dict
         non_null = col.dropna()
         unique = non_null.nunique()
         if non_null.empty:
-            dropped[name] = "every value is missing"
+            dropped[name] = "every value is missing: nothing to learn from"
         elif unique <= 1:
-            dropped[name] = "constant column (one distinct value)"
-        elif pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            dropped[name] = "constant column (one distinct value): nothing to learn from"
+        elif pd.api.types.is_bool_dtype(col):
+            kinds[name] = "categorical"
+        elif pd.api.types.is_numeric_dtype(col):
             integral = bool((non_null == non_null.round()).all())
-            if integral and n >= 20 and unique >= ID_UNIQUE_RATIO * n and _is_sequential(non_null):
-                dropped[name] = f"ID-like: {unique} distinct integers in {n} rows, in sequence"
+            named_id = bool(_ID_NAME.search(str(name)))
+            if (
+                integral
+                and n >= 20
+                and unique >= ID_UNIQUE_RATIO * n
+                and (_is_sequential(non_null) or named_id)
+            ):
+                dropped[name] = f"ID-like: {unique} distinct integers in {n} rows; an ID carries no signal"
             else:
                 kinds[name] = "numeric"
         else:
-            numeric = pd.to_numeric(non_null, errors="coerce")
+            text = non_null.astype(str).str.strip()
+            numeric = pd.to_numeric(text, errors="coerce")
             if numeric.notna().mean() >= 0.95:
                 kinds[name] = "numeric"
+            elif text.str.fullmatch(DATETIME_PATTERN).mean() >= 0.95:
+                kinds[name] = "datetime"
             elif n >= 20 and unique >= ID_UNIQUE_RATIO * len(non_null):
-                dropped[name] = f"ID-like: {unique} distinct values in {len(non_null)} non-missing rows"
-            elif unique > MAX_CATEGORIES:
-                dropped[name] = f"high-cardinality text ({unique} distinct values > {MAX_CATEGORIES})"
+                dropped[name] = (
+                    f"ID-like: {unique} distinct values in {len(non_null)} non-missing rows (unique per row)"
+                )
             else:
                 kinds[name] = "categorical"
     return kinds, dropped
 
 
 def _is_sequential(values: pd.Series) -> bool:
-    ordered = np.sort(values.to_numpy(dtype=float))
-    steps = np.diff(ordered)
-    return bool(len(steps) and np.mean(steps == 1) > 0.9)
+    """Dense distinct integers (a counter), also when only a sample of the rows is seen."""
+    array = values.to_numpy(dtype=float)
+    span = array.max() - array.min() + 1
+    return bool(len(array) > 1 and span <= 2 * len(np.unique(array)))
+
+
+def correlated_pairs(frame: pd.DataFrame, numeric: list[str]) -> list[dict[str, Any]]:
+    """Pairs of numeric features with |Pearson r| >= CORRELATION_THRESHOLD (at most 20, strongest first)."""
+    if len(numeric) < 2 or len(numeric) > 300:
+        return []
+    values = frame[numeric].apply(pd.to_numeric, errors="coerce")
+    corr = values.corr().abs().to_numpy()
+    pairs = []
+    for i in range(len(numeric)):
+        for j in range(i + 1, len(numeric)):
+            r = corr[i, j]
+            if np.isfinite(r) and r >= CORRELATION_THRESHOLD:
+                pairs.append({"columns": [numeric[i], numeric[j]], "abs_r": round(float(r), 4)})
+    pairs.sort(key=lambda p: -p["abs_r"])
+    return pairs[:20]
 
 
 def profile_table(frame: pd.DataFrame, target: str, task: Task) -> dict[str, Any]:
@@ -74,6 +110,7 @@ def profile_table(frame: pd.DataFrame, target: str, task: Task) -> dict[str, Any
     profile: dict[str, Any] = {
         "rows": int(len(frame)),
         "columns": int(frame.shape[1]),
+        "dtypes": {k: int(v) for k, v in frame.dtypes.astype(str).value_counts().items()},
         "duplicate_rows": int(frame.duplicated().sum()),
         "missing_cells": int(frame.isna().sum().sum()),
         "column_profiles": columns,
@@ -84,32 +121,63 @@ def profile_table(frame: pd.DataFrame, target: str, task: Task) -> dict[str, Any
         profile["class_balance"] = {str(k): int(v) for k, v in counts.items()}
         profile["imbalance_ratio"] = round(float(counts.max() / max(counts.min(), 1)), 3)
     else:
-        profile["target_stats"] = {k: _num(v) for k, v in y.describe().items() if k != "count"}
+        profile["target_stats"] = {k: _num(v) for k, v in y.astype(float).describe().items() if k != "count"}
     return profile
 
 
 def leakage_suspects(frame: pd.DataFrame, target: str, kinds: dict[str, str], task: Task) -> dict[str, str]:
-    """Numeric features that alone almost reproduce the target (a near-copy of the label)."""
+    """Features that alone almost reproduce the target: a near-copy or relabelling of the label."""
     suspects: dict[str, str] = {}
     y = frame[target]
     for name, kind in kinds.items():
-        if kind != "numeric":
+        if kind == "datetime":
             continue
-        x = pd.to_numeric(frame[name], errors="coerce")
+        raw = frame[name]
+        x = pd.to_numeric(raw, errors="coerce") if kind == "numeric" else raw.astype(str)
         mask = x.notna() & y.notna()
         if mask.sum() < 10:
             continue
         if task == "regression":
-            corr = float(np.corrcoef(x[mask], y[mask].astype(float))[0, 1]) if x[mask].std() > 0 else 0.0
-            if abs(corr) >= 0.999:
-                suspects[name] = f"correlation with the target {corr:.4f}"
+            if kind != "numeric" or x[mask].std() == 0:
+                continue
+            corr = float(np.corrcoef(x[mask], y[mask].astype(float))[0, 1])
+            if abs(corr) >= LEAKAGE_CORRELATION:
+                suspects[name] = f"correlation with the target {corr:.4f} (>= {LEAKAGE_CORRELATION})"
         else:
-            # Each feature value maps to one class and there are few values: a relabelled target.
-            purity = frame.loc[mask].groupby(x[mask])[target].agg(lambda s: s.value_counts().iloc[0] / len(s))
             distinct = x[mask].nunique()
-            if distinct <= max(20, y.nunique() * 2) and float(purity.min()) == 1.0 and distinct > 1:
-                suspects[name] = f"each of its {distinct} values maps to exactly one class"
+            if distinct < 2:
+                continue
+            if distinct <= max(20, y.nunique() * 2) and distinct <= mask.sum() / 5:
+                # Few values, each on several rows: the accuracy of a value -> majority-class lookup.
+                table = pd.crosstab(x[mask], y[mask])
+                accuracy = float(table.max(axis=1).sum() / mask.sum())
+                how = f"its {distinct} values alone"
+            elif kind == "numeric" and mask.sum() >= 50:
+                # Many values: the best K-1 thresholds on this feature alone (a K-leaf tree).
+                accuracy = _threshold_accuracy(x[mask].to_numpy(float), y[mask].astype(str).to_numpy())
+                how = "thresholds on this feature alone"
+            else:
+                continue
+            if accuracy >= LEAKAGE_ACCURACY:
+                suspects[name] = (
+                    f"{how} predict the target with accuracy {accuracy:.3f} (>= {LEAKAGE_ACCURACY})"
+                )
     return suspects
+
+
+def _threshold_accuracy(x: np.ndarray, y: np.ndarray, max_rows: int = 5000) -> float:
+    """Training accuracy of a tree with one leaf per class on one feature (leaves of >= 1% of rows)."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    if len(x) > max_rows:
+        pick = np.random.default_rng(0).choice(len(x), max_rows, replace=False)
+        x, y = x[pick], y[pick]
+    leaves = max(2, len(np.unique(y)))
+    tree = DecisionTreeClassifier(
+        max_leaf_nodes=leaves, min_samples_leaf=max(5, len(x) // 100), random_state=0
+    )
+    tree.fit(x.reshape(-1, 1), y)
+    return float(tree.score(x.reshape(-1, 1), y))
 
 
 def _num(value: Any) -> float | None:

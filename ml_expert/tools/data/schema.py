@@ -6,6 +6,8 @@ the serving-time validation, so a column cannot change meaning between them.
 
 from __future__ import annotations
 
+import datetime as _dt
+import math
 import re
 from typing import Any, Literal
 
@@ -15,6 +17,13 @@ from pydantic import BaseModel, Field, model_validator
 
 SCHEMA_FORMAT = "ml-expert-schema/1"
 Task = Literal["classification", "regression"]
+DatetimePart = Literal["year", "month", "day", "weekday", "hour", "epoch_days"]
+DATETIME_PARTS: tuple[str, ...] = ("year", "month", "day", "weekday", "hour", "epoch_days")
+DATETIME_REGEX = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})"  # date
+    r"(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"  # time, zone ignored
+)
+_EPOCH = _dt.date(1970, 1, 1).toordinal()
 
 
 class ColumnSpec(BaseModel):
@@ -23,6 +32,11 @@ class ColumnSpec(BaseModel):
     key: str = Field(default="", description="identifier-safe name used inside the model and its ONNX inputs")
     categories: list[str] | None = Field(
         default=None, description="categories seen in training (categorical columns only)"
+    )
+    derive: DatetimePart | None = Field(
+        default=None,
+        description="numeric feature computed from the raw date/time text in column `name` "
+        "(stateless; the serving runtime computes it the same way)",
     )
 
 
@@ -40,7 +54,7 @@ class InputSchema(BaseModel):
         """Column names such as "mean radius" are not valid ONNX input names: give each a safe key."""
         taken: set[str] = set()
         for col in self.columns:
-            key = col.key or safe_key(col.name)
+            key = col.key or safe_key(f"{col.name}__{col.derive}" if col.derive else col.name)
             base, n = key, 1
             while key in taken:
                 n += 1
@@ -64,8 +78,8 @@ class InputSchema(BaseModel):
 
     @property
     def names(self) -> list[str]:
-        """The raw column names a caller sends."""
-        return [c.name for c in self.columns]
+        """The raw column names a caller sends (a date column feeding several features, once)."""
+        return list(dict.fromkeys(c.name for c in self.columns))
 
 
 def safe_key(name: str) -> str:
@@ -83,12 +97,50 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for col in schema.columns:
         values = frame[col.name] if col.name in frame.columns else frame[col.key]
-        if col.kind == "numeric":
+        if col.derive:
+            out[col.key] = np.array([datetime_part(v, col.derive) for v in values], dtype="float64")
+        elif col.kind == "numeric":
             numeric = pd.to_numeric(values, errors="coerce").astype("float64")
             out[col.key] = numeric.replace([np.inf, -np.inf], np.nan)
         else:
             out[col.key] = values.map(_category_text).astype(object)
     return out
+
+
+def datetime_part(value: Any, part: str) -> float:
+    """One numeric feature of an ISO date/time text ("2024-03-05", "2024-03-05 13:45:00"); NaN if not one.
+
+    A plain function of the value (no time zones, no locale), mirrored line for line in
+    runtime/inference.py so training and serving compute the same number.
+    """
+    if isinstance(value, _dt.datetime):  # also pandas Timestamp; NaT gives "NaT", no match
+        value = value.isoformat(" ")
+    elif isinstance(value, _dt.date):
+        value = value.isoformat()
+    if not isinstance(value, str):
+        return math.nan
+    match = DATETIME_REGEX.fullmatch(value.strip())
+    if not match:
+        return math.nan
+    year, month, day = int(match[1]), int(match[2]), int(match[3])
+    hour, minute, second = int(match[4] or 0), int(match[5] or 0), int(match[6] or 0)
+    try:
+        date = _dt.date(year, month, day)
+    except ValueError:
+        return math.nan
+    if hour > 23 or minute > 59 or second > 59:
+        return math.nan
+    if part == "year":
+        return float(year)
+    if part == "month":
+        return float(month)
+    if part == "day":
+        return float(day)
+    if part == "weekday":
+        return float(date.weekday())
+    if part == "hour":
+        return float(hour)
+    return float(date.toordinal() - _EPOCH) + (hour * 3600 + minute * 60 + second) / 86400.0
 
 
 def _category_text(value: Any) -> str:

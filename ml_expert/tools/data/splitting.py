@@ -26,7 +26,10 @@ def split_frame(
                 f"each class needs at least {MIN_PER_CLASS} rows: add rows or drop that class"
             )
     if len(frame) < 20:
-        raise DataError(f"only {len(frame)} usable rows; at least 20 are needed to train, validate and test")
+        raise DataError(
+            f"only {len(frame)} usable rows (after removing duplicates and rows without a target); "
+            "at least 20 are needed to train, validate and test: add rows"
+        )
     stratify = frame[target] if task == "classification" else None
     rest, test = train_test_split(frame, test_size=TEST_FRACTION, random_state=seed, stratify=stratify)
     stratify_rest = rest[target] if task == "classification" else None
