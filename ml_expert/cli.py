@@ -105,6 +105,20 @@ def run(
     max_overfit_gap: Annotated[
         float | None, typer.Option(help="Largest allowed train-validation gap.")
     ] = None,
+    max_latency_ms: Annotated[
+        float | None, typer.Option(help="Largest allowed single-row p99 (ms) of the package. Default 100.")
+    ] = None,
+    max_fairness_gap: Annotated[
+        float | None,
+        typer.Option(help="Largest allowed equalized-odds (or relative per-group MAE) gap. Default 0.2."),
+    ] = None,
+    sensitive: Annotated[
+        list[str] | None,
+        typer.Option("--sensitive", help="Column to check fairness across (repeatable); default: by name."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace production even if the new model scores worse.")
+    ] = False,
     no_dnn: Annotated[bool, typer.Option("--no-dnn", help="Do not train the Keras network.")] = False,
     modality: Annotated[str, typer.Option(help="auto, tabular or image (pixel columns).")] = "auto",
     workspace: WorkspaceOpt = None,
@@ -122,6 +136,9 @@ def run(
         thresholds = _parse_min_metric(min_metric)
         if budget <= 0:
             raise UsageError("--budget must be positive")
+        for name, value in (("--max-latency-ms", max_latency_ms), ("--max-fairness-gap", max_fairness_gap)):
+            if value is not None and value <= 0:
+                raise UsageError(f"{name} must be positive")
         kwargs = dict(
             seed=seed,
             budget=budget,
@@ -129,6 +146,10 @@ def run(
             memory=memory,
             min_metric=thresholds,
             max_overfit_gap=max_overfit_gap,
+            max_latency_ms=max_latency_ms,
+            max_fairness_gap=max_fairness_gap,
+            sensitive=sensitive or [],
+            force=force,
             train_dnn=not no_dnn,
             modality=modality,
             run_id=run_id,

@@ -7,6 +7,7 @@ from typing import Literal
 from langgraph.graph import END, START, StateGraph
 
 from ml_expert.agents.ml_developer import data_preparation, deployment, training
+from ml_expert.agents.registrar import register
 from ml_expert.agents.researcher import model_selection
 from ml_expert.agents.tester import validation
 from ml_expert.graph.lifecycle import finish_run, init_run, make_gate_node
@@ -18,7 +19,7 @@ PIPELINE = (
     ("model_selection", "plan", "training"),
     ("training", "training", "validation"),
     ("validation", "validation", "deployment"),
-    ("deployment", "release", "finish"),
+    ("deployment", "release", "register"),
 )
 PHASES = {
     "data_preparation": data_preparation,
@@ -30,7 +31,9 @@ PHASES = {
 
 
 def _router(gate: str, opens: str):
-    def route(state: MLState) -> Literal["model_selection", "training", "validation", "deployment", "finish"]:
+    def route(
+        state: MLState,
+    ) -> Literal["model_selection", "training", "validation", "deployment", "register", "finish"]:
         verdict = (state.get("gates") or {}).get(gate, {})
         return opens if verdict.get("passed") else "finish"  # type: ignore[return-value]
 
@@ -50,5 +53,7 @@ def build_graph(checkpointer=None):
         builder.add_node(f"gate_{gate}", make_gate_node(gate))
         builder.add_edge(phase, f"gate_{gate}")
         builder.add_conditional_edges(f"gate_{gate}", _router(gate, opens))
+    builder.add_node("register", register)
+    builder.add_edge("register", "finish")
     builder.add_edge("finish", END)
     return builder.compile(checkpointer=checkpointer, name="ml-expert")
