@@ -14,10 +14,10 @@ import httpx
 import pandas as pd
 import pytest
 import redis
+from http_helpers import free_port, wait_for
 
 from ml_expert.graph.gates import release_gate
 from ml_expert.registry import Registry
-from http_helpers import free_port, wait_for
 
 CLI = [sys.executable, "-m", "ml_expert"]
 MARKER = f"MLX{uuid.uuid4().hex[:12]}Z"
