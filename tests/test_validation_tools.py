@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ml_expert.tools.validation.calibration import calibration, plot_reliability
-from ml_expert.tools.validation.drift import compare, psi, training_statistics
+from ml_expert.tools.validation.drift import QUANTILES, compare, psi, training_statistics
 from ml_expert.tools.validation.fairness import (
     auto_sensitive,
     classification_fairness,
@@ -81,15 +81,25 @@ def test_latency_measures_what_it_times() -> None:
 
 def test_drift_flags_a_shift_and_not_a_resample() -> None:
     rng = np.random.default_rng(1)
-    columns = [{"name": "x", "kind": "numeric"}, {"name": "c", "kind": "categorical"}]
-    train = {"x": rng.normal(0, 1, 3000).tolist(), "c": rng.choice(["a", "b"], 3000, p=[0.7, 0.3]).tolist()}
-    stats = training_statistics(columns, train)
-    assert len(stats["columns"]["x"]["quantiles"]) == 101  # a sketch, not the rows
-    same = compare(
-        stats, {"x": rng.normal(0, 1, 500).tolist(), "c": rng.choice(["a", "b"], 500, p=[0.7, 0.3])}
-    )
-    assert same["drifted"] == []
-    moved = compare(stats, {"x": rng.normal(0.5, 1, 500).tolist(), "c": ["b"] * 400 + ["new"] * 100})
-    assert moved["drifted"] == ["c", "x"]
-    assert moved["columns"]["c"]["unseen_share"] == pytest.approx(0.2)
+    columns = [
+        {"name": "x", "kind": "numeric"},
+        {"name": "c", "kind": "categorical"},
+        {"name": "k", "kind": "numeric"},
+    ]
+
+    def sample(n: int, shift: float = 0.0, cats=("a", "b"), kids=(0.6, 0.3, 0.1)) -> dict:
+        return {
+            "x": rng.normal(shift, 1, n).tolist(),
+            "c": rng.choice(cats, n, p=[0.7, 0.3]).tolist(),
+            "k": rng.choice([0, 1, 2], n, p=kids).astype(float).tolist(),  # discrete: PSI, not KS
+        }
+
+    stats = training_statistics(columns, sample(20000))
+    assert len(stats["columns"]["x"]["quantiles"]) == QUANTILES < 20000  # a sketch, not the rows
+    assert set(stats["columns"]["k"]["shares"]) == {"0", "1", "2"}
+    same = compare(stats, sample(2000))
+    assert same["drifted"] == [], same
+    moved = compare(stats, sample(2000, shift=0.3, cats=("b", "new"), kids=(0.2, 0.3, 0.5)))
+    assert moved["drifted"] == ["c", "k", "x"]
+    assert moved["columns"]["c"]["unseen_share"] == pytest.approx(0.3, abs=0.05)
     assert psi({"a": 0.5, "b": 0.5}, {"a": 0.5, "b": 0.5}) == 0.0

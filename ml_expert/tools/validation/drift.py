@@ -14,7 +14,11 @@ from typing import Any
 
 import numpy as np
 
-QUANTILES = 101
+QUANTILES = 1001
+"""Quantile points per numeric column: the sketch's CDF is exact to 1/1000 at each point."""
+DISCRETE_VALUES = 20
+"""A numeric column with at most this many distinct training values (counts, codes) is
+compared like a categorical one (PSI over its values): KS assumes a continuous distribution."""
 PSI_EPSILON = 1e-4
 """Floor on a bin's share so an empty bin gives a large, finite PSI term instead of infinity."""
 PSI_DRIFT = 0.2
@@ -37,31 +41,47 @@ def training_statistics(columns: list[dict[str, Any]], values: dict[str, list[An
         if col["kind"] == "numeric":
             arr = np.asarray(raw, dtype=np.float64)
             finite = arr[np.isfinite(arr)]
-            out["columns"][name] = {
+            entry: dict[str, Any] = {
                 "kind": "numeric",
                 "count": int(len(arr)),
                 "missing_rate": float(1 - len(finite) / len(arr)) if len(arr) else 0.0,
-                "quantiles": np.quantile(finite, np.linspace(0, 1, QUANTILES)).tolist()
-                if len(finite)
-                else [],
             }
+            if len(np.unique(finite)) <= DISCRETE_VALUES:
+                entry["shares"] = _shares([_number_text(v) for v in arr])
+            else:
+                entry["quantiles"] = np.quantile(finite, np.linspace(0, 1, QUANTILES)).tolist()
+            out["columns"][name] = entry
         else:
             texts = ["" if _is_missing(v) else str(v) for v in raw]
-            cats, counts = np.unique(np.asarray(texts, dtype=object).astype(str), return_counts=True)
-            out["columns"][name] = {
-                "kind": "categorical",
-                "count": len(texts),
-                "shares": {str(c): float(n / len(texts)) for c, n in zip(cats, counts, strict=True)},
-            }
+            out["columns"][name] = {"kind": "categorical", "count": len(texts), "shares": _shares(texts)}
     return out
 
 
+def _shares(texts: list[str]) -> dict[str, float]:
+    cats, counts = np.unique(np.asarray(texts, dtype=object).astype(str), return_counts=True)
+    return {str(c): float(n / len(texts)) for c, n in zip(cats, counts, strict=True)}
+
+
+def _number_text(value: Any) -> str:
+    """A discrete numeric value as a category label (3.0 -> "3", NaN -> "")."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return ""
+    if not math.isfinite(number):
+        return ""
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
 def _sketch_cdf(quantiles: list[float]):
+    """Right-continuous CDF from the quantile sketch; tied quantiles (repeated values) jump."""
     q = np.asarray(quantiles, dtype=np.float64)
     probs = np.linspace(0, 1, len(q))
+    values, last = np.unique(q[::-1], return_index=True)
+    at = probs[::-1][last]  # for each distinct value, the highest probability that reaches it
 
     def cdf(x: np.ndarray) -> np.ndarray:
-        return np.interp(x, q, probs, left=0.0, right=1.0)
+        return np.interp(x, values, at, left=0.0, right=1.0)
 
     return cdf
 
@@ -86,10 +106,16 @@ def compare(stats: dict[str, Any], values: dict[str, list[Any]]) -> dict[str, An
         if raw is None or len(raw) == 0:
             report[name] = {"kind": ref["kind"], "rows": 0, "drift": None, "note": "no new values"}
             continue
+        if ref["kind"] == "numeric" and "shares" in ref:
+            report[name] = {
+                "kind": "numeric (discrete)",
+                **_psi_entry(ref["shares"], [_number_text(v) for v in raw]),
+            }
+            continue
         if ref["kind"] == "numeric":
             arr = np.asarray([np.nan if _is_missing(v) else v for v in raw], dtype=np.float64)
             finite = arr[np.isfinite(arr)]
-            if not ref["quantiles"] or not len(finite):
+            if not ref.get("quantiles") or not len(finite):
                 report[name] = {
                     "kind": "numeric",
                     "rows": len(arr),
@@ -110,19 +136,22 @@ def compare(stats: dict[str, Any], values: dict[str, list[Any]]) -> dict[str, An
             }
         else:
             texts = ["" if _is_missing(v) else str(v) for v in raw]
-            known = set(ref["shares"])
-            observed: dict[str, float] = {}
-            for t in texts:
-                key = t if t in known else "__other__"
-                observed[key] = observed.get(key, 0.0) + 1.0 / len(texts)
-            value = psi(ref["shares"], observed)
-            report[name] = {
-                "kind": "categorical",
-                "rows": len(texts),
-                "test": "psi",
-                "psi": value,
-                "unseen_share": observed.get("__other__", 0.0),
-                "drift": bool(value > PSI_DRIFT),
-            }
+            report[name] = {"kind": "categorical", **_psi_entry(ref["shares"], texts)}
     drifted = sorted(k for k, v in report.items() if v.get("drift"))
     return {"columns": report, "drifted": drifted, "ks_alpha": KS_ALPHA, "psi_threshold": PSI_DRIFT}
+
+
+def _psi_entry(shares: dict[str, float], texts: list[str]) -> dict[str, Any]:
+    """PSI over the training categories; values never seen in training pool into "__other__"."""
+    observed: dict[str, float] = {}
+    for t in texts:
+        key = t if t in shares else "__other__"
+        observed[key] = observed.get(key, 0.0) + 1.0 / len(texts)
+    value = psi(shares, observed)
+    return {
+        "rows": len(texts),
+        "test": "psi",
+        "psi": value,
+        "unseen_share": observed.get("__other__", 0.0),
+        "drift": bool(value > PSI_DRIFT),
+    }
