@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ml_expert.runtime.inference import ModelInference, SchemaError
 
@@ -229,9 +230,41 @@ def create_app(
                 out[version] = {"rows": n, **compare(s.stats, snapshot)}
         return out
 
-    @app.post("/predict", dependencies=[Depends(check_key)])
-    def predict(body: Batch | Row) -> JSONResponse:  # type: ignore[valid-type]
-        rows = body.rows if isinstance(body, Batch) else [body]
+    row_schema = Row.model_json_schema()
+    body_schema = {
+        "anyOf": [
+            row_schema,
+            {
+                "type": "object",
+                "required": ["rows"],
+                "properties": {"rows": {"type": "array", "items": row_schema, "maxItems": MAX_ROWS}},
+            },
+        ]
+    }
+
+    @app.post(
+        "/predict",
+        dependencies=[Depends(check_key)],
+        openapi_extra={
+            "requestBody": {"required": True, "content": {"application/json": {"schema": body_schema}}}
+        },
+    )
+    async def predict(request: Request) -> JSONResponse:
+        """One row object, or {"rows": [...]}; each row is checked against schema.json."""
+        try:
+            body = json.loads(await request.body())
+        except ValueError as exc:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": str(exc)}]
+            ) from None
+        try:
+            if isinstance(body, dict) and "rows" in body:
+                rows = Batch.model_validate(body).rows
+            else:
+                rows = [Row.model_validate(body)]
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
         records = [r.model_dump(by_alias=True) for r in rows]
         use = canary if canary is not None and chooser.random() < canary_fraction else primary
         try:
