@@ -21,8 +21,8 @@ def two_releases(tmp_path_factory: pytest.TempPathFactory) -> dict:
     ws = tmp_path_factory.mktemp("registry") / "ws"
     os.environ["ML_EXPERT_ACTOR"] = "registry-test"
     try:
-        first = run("iris", seed=5, budget=10, workspace=ws, memory="embedded", train_dnn=False)
-        second = run("iris", seed=5, budget=10, workspace=ws, memory="embedded", train_dnn=False)
+        first = run("iris", seed=5, budget=60, workspace=ws, memory="embedded", train_dnn=False)
+        second = run("iris", seed=5, budget=60, workspace=ws, memory="embedded", train_dnn=False)
     finally:
         del os.environ["ML_EXPERT_ACTOR"]
     assert first.status == second.status == "finished", (first.reason, second.reason)

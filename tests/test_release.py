@@ -32,7 +32,7 @@ def released(tmp_path_factory: pytest.TempPathFactory, datasets: Path, live_redi
     frame.to_csv(data, index=False)
     ws = root / "ws"
     proc = subprocess.run(
-        [*CLI, "run", str(data), "--seed", "3", "--budget", "20", "--no-dnn", "--json"]
+        [*CLI, "run", str(data), "--seed", "3", "--budget", "60", "--no-dnn", "--json"]
         + ["--workspace", str(ws), "--memory", live_redis_url],
         capture_output=True,
         text=True,
@@ -125,7 +125,7 @@ def test_planted_markers_appear_in_no_artifact_log_or_memory(released: dict, liv
 
 def test_validation_gate_enforces_named_sensitive_columns(released: dict) -> None:
     proc = subprocess.run(
-        [*CLI, "run", str(released["data"]), "--seed", "3", "--budget", "20", "--no-dnn", "--json"]
+        [*CLI, "run", str(released["data"]), "--seed", "3", "--budget", "60", "--no-dnn", "--json"]
         + ["--sensitive", "sex", "--sensitive", "passenger_code", "--max-fairness-gap", "0.2"]
         + ["--workspace", str(released["ws"]), "--memory", "embedded"],
         capture_output=True,

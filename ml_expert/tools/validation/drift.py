@@ -16,7 +16,7 @@ import numpy as np
 
 QUANTILES = 1001
 """Quantile points per numeric column: the sketch's CDF is exact to 1/1000 at each point."""
-DISCRETE_VALUES = 20
+DISCRETE_VALUES = 10
 """A numeric column with at most this many distinct training values (counts, codes) is
 compared like a categorical one (PSI over its values): KS assumes a continuous distribution."""
 PSI_EPSILON = 1e-4
@@ -49,7 +49,10 @@ def training_statistics(columns: list[dict[str, Any]], values: dict[str, list[An
             if len(np.unique(finite)) <= DISCRETE_VALUES:
                 entry["shares"] = _shares([_number_text(v) for v in arr])
             else:
-                entry["quantiles"] = np.quantile(finite, np.linspace(0, 1, QUANTILES)).tolist()
+                # inverted_cdf: every point is an observed value, so rounded data keeps its ties
+                entry["quantiles"] = np.quantile(
+                    finite, np.linspace(0, 1, QUANTILES), method="inverted_cdf"
+                ).tolist()
             out["columns"][name] = entry
         else:
             texts = ["" if _is_missing(v) else str(v) for v in raw]
