@@ -162,3 +162,35 @@ def test_release_gate_refuses_a_worse_model_unless_forced(released: dict) -> Non
     assert verdict(production["test_score"])["passed"]
     other = verdict(0.0, fingerprint="0" * 64)
     assert other["passed"] and "other held-out data" in other["detail"]
+
+
+def test_release_gate_checks_latency_and_refuses_half_done_exports(released: dict) -> None:
+    run = json.loads((released["run_dir"] / "run.json").read_text())
+    latency = next(c for c in run["gates"]["release"]["checks"] if c["name"] == "latency_p99")["value"]
+    package = released["run_dir"] / "deployment"
+    manifest = json.loads((package / "manifest.json").read_text())
+    good_export = {"format": "onnx", "parity": {"passed": True}, "error": None}
+
+    def checks(max_ms: float, exports: list[dict], drop: str | None = None) -> dict:
+        files = {k: v for k, v in manifest["files"].items() if k != drop}
+        state = {
+            "options": {"workspace": str(released["ws"]), "seed": 3, "max_latency_ms": max_ms},
+            "data": {},
+            "validation": {},
+            "deployment": {
+                "exports": exports,
+                "package_dir": str(package),
+                "manifest": {"files": files},
+                "package_latency": {"p50_ms": latency / 2, "p95_ms": latency, "p99_ms": latency},
+            },
+        }
+        return {c.name: c for c in release_gate(state).checks}
+
+    assert checks(latency * 2, [good_export])["latency_p99"].passed
+    slow = checks(latency / 2, [good_export])["latency_p99"]
+    assert not slow.passed and slow.value == latency and slow.threshold == latency / 2
+    broken = checks(
+        100, [good_export, {"format": "tflite", "parity": {"passed": False}, "error": "write failed"}]
+    )
+    assert not broken["export_tflite_matches"].passed
+    assert not checks(100, [good_export], drop="Dockerfile")["package_complete"].passed
