@@ -52,8 +52,9 @@ def test_tester_reports_calibration_fairness_latency(released: dict) -> None:
     assert set(metrics["fairness"]) == {"sex", "age"}
     assert set(metrics["fairness"]["sex"]["per_group"]) == {"female", "male"}
     assert len(metrics["fairness"]["age"]["per_group"]) <= 5
-    for fmt in ("joblib", "onnx", "package (inference.py)"):
-        lat = metrics["latency"][fmt]
+    chosen = metrics["model"]
+    assert set(metrics["latency"]) == {f"{chosen}/joblib", f"{chosen}/onnx", "package (inference.py)"}
+    for lat in metrics["latency"].values():
         assert 0 < lat["p50_ms"] <= lat["p95_ms"] <= lat["p99_ms"] and lat["batch_rows_per_second"] > 0
     assert all(r["fit_seconds"] >= 0 for r in metrics["leaderboard"])
     report = (run_dir / "evaluation_report.md").read_text()

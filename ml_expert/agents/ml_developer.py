@@ -235,16 +235,18 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: dict[str
 
     from ml_expert.tools.validation.report import latency_section
 
+    # one label per export file: the model's folder and the format ("linear/onnx", "dnn/tflite")
+    labelled = [{**r, "format": f"{Path(r['path']).parent.name}/{r['format']}"} for r in rows]
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
         metrics = json.loads(metrics_path.read_text())
-        metrics["latency"] = {r["format"]: r.get("latency") for r in rows}
+        metrics["latency"] = {r["format"]: r.get("latency") for r in labelled}
         metrics["latency"]["package (inference.py)"] = package
-        metrics["model_size_bytes"] = {r["format"]: r.get("size_bytes") for r in rows}
+        metrics["model_size_bytes"] = {r["format"]: r.get("size_bytes") for r in labelled}
         metrics_path.write_text(json.dumps(metrics, indent=2))
     report_path = run_dir / "evaluation_report.md"
     if report_path.exists():
-        shown = rows + (
+        shown = labelled + (
             [
                 {
                     "format": "package (inference.py)",
@@ -255,7 +257,9 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: dict[str
             if package
             else []
         )
-        report_path.write_text(report_path.read_text() + latency_section(shown))
+        # a resumed deployment replaces the section instead of adding a second one
+        base = report_path.read_text().split("\n## Latency and throughput", 1)[0].rstrip("\n") + "\n"
+        report_path.write_text(base + latency_section(shown))
 
 
 def _dir_size(path: Path) -> int:
