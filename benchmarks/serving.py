@@ -22,12 +22,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving.md"
 IN_PROCESS_CALLS = 10_000
+POOL_IDLE_SECONDS = 4.0
+"""Client pool drops connections idle this long: uvicorn closes them after 5 s (its default)."""
 
 
 def machine() -> dict[str, str]:
@@ -94,13 +97,19 @@ async def open_loop(port: int, rows: list[dict], requests: int, rate: float) -> 
         + body
         for body in bodies
     ]
-    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+    idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter, float]] = []
     opened: list[asyncio.StreamWriter] = []
     latencies = np.full(requests, np.nan)
     errors: list[str] = []
 
     async def post(payload: bytes) -> int:
-        conn = idle.pop() if idle else None
+        conn = None
+        while idle and conn is None:
+            reader, writer, last_used = idle.pop()
+            if time.perf_counter() - last_used < POOL_IDLE_SECONDS:
+                conn = (reader, writer)
+            else:  # the server closes keep-alive connections idle for 5 s; so does any client pool
+                writer.close()
         if conn is None:
             conn = await asyncio.open_connection("127.0.0.1", port)
             opened.append(conn[1])
@@ -113,7 +122,7 @@ async def open_loop(port: int, rows: list[dict], requests: int, rate: float) -> 
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":", 1)[1])
         await reader.readexactly(length)
-        idle.append(conn)
+        idle.append((reader, writer, time.perf_counter()))
         return status
 
     for i in range(50):  # warm-up, not counted
@@ -129,8 +138,8 @@ async def open_loop(port: int, rows: list[dict], requests: int, rate: float) -> 
             status = await post(requests_bytes[i % len(requests_bytes)])
             if status != 200:
                 errors.append(f"HTTP {status}")
-        except (OSError, asyncio.IncompleteReadError) as exc:
-            errors.append(type(exc).__name__)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            errors.append(f"{type(exc).__name__}: {exc}"[:120])
         latencies[i] = (time.perf_counter() - scheduled) * 1000
 
     await asyncio.gather(*(one(i) for i in range(requests)))
@@ -140,6 +149,7 @@ async def open_loop(port: int, rows: list[dict], requests: int, rate: float) -> 
     return {
         **percentiles(latencies),
         "errors": len(errors),
+        "error_kinds": dict(Counter(errors).most_common(5)),
         "achieved_rate": requests / elapsed,
         "connections": len(opened),
     }
@@ -219,6 +229,7 @@ def main() -> None:
         f"{remote['p99']:.3f} | {remote['max']:.3f} | {remote['errors']} | p99 <= 10 ms, 0 errors | "
         f"{'yes' if ok_remote else 'NO'} |",
         "",
+        *([f"Errors by kind: {remote['error_kinds']}", ""] if remote["errors"] else []),
         "HTTP latency counts from each request's scheduled send time (open loop), so a server stall",
         "delays the requests behind it and is counted, not hidden.",
     ]
