@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
 
 from ml_expert.errors import EXIT_DATA, EXIT_GATE, EXIT_USAGE, MLExpertError, UsageError
@@ -28,6 +29,11 @@ app = typer.Typer(
 )
 memory_app = typer.Typer(help="Read the findings agents shared under ml-expert/*.", no_args_is_help=True)
 app.add_typer(memory_app, name="memory")
+models_app = typer.Typer(
+    help="Released model versions: list, show, promote, rollback (aliases production/previous).",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
 
 WorkspaceOpt = Annotated[
     str | None,
@@ -105,6 +111,20 @@ def run(
     max_overfit_gap: Annotated[
         float | None, typer.Option(help="Largest allowed train-validation gap.")
     ] = None,
+    max_latency_ms: Annotated[
+        float | None, typer.Option(help="Largest allowed single-row p99 (ms) of the package. Default 100.")
+    ] = None,
+    max_fairness_gap: Annotated[
+        float | None,
+        typer.Option(help="Largest allowed equalized-odds (or relative per-group MAE) gap. Default 0.2."),
+    ] = None,
+    sensitive: Annotated[
+        list[str] | None,
+        typer.Option("--sensitive", help="Column to check fairness across (repeatable); default: by name."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace production even if the new model scores worse.")
+    ] = False,
     no_dnn: Annotated[bool, typer.Option("--no-dnn", help="Do not train the Keras network.")] = False,
     modality: Annotated[str, typer.Option(help="auto, tabular or image (pixel columns).")] = "auto",
     workspace: WorkspaceOpt = None,
@@ -141,23 +161,11 @@ def run(
         thresholds = _parse_min_metric(min_metric)
         if budget <= 0:
             raise UsageError("--budget must be positive")
+        for name, value in (("--max-latency-ms", max_latency_ms), ("--max-fairness-gap", max_fairness_gap)):
+            if value is not None and value <= 0:
+                raise UsageError(f"{name} must be positive")
         if detach:
-            _start_detached(
-                data,
-                target,
-                seed,
-                budget,
-                min_metric,
-                max_overfit_gap,
-                no_dnn,
-                modality,
-                memory,
-                require_approval,
-                claude_flow_sync,
-                ws,
-                run_id,
-                as_json,
-            )
+            _start_detached(_detached_args(click.get_current_context()), ws, run_id, as_json)
             return
         from ml_expert.runner import run as run_pipeline
 
@@ -168,6 +176,10 @@ def run(
             memory=memory,
             min_metric=thresholds,
             max_overfit_gap=max_overfit_gap,
+            max_latency_ms=max_latency_ms,
+            max_fairness_gap=max_fairness_gap,
+            sensitive=sensitive or [],
+            force=force,
             train_dnn=not no_dnn,
             modality=modality,
             run_id=run_id,
@@ -193,39 +205,33 @@ def run(
         raise typer.Exit(EXIT_GATE)
 
 
-def _start_detached(
-    data,
-    target,
-    seed,
-    budget,
-    min_metric,
-    max_overfit_gap,
-    no_dnn,
-    modality,
-    memory,
-    require_approval,
-    claude_flow_sync,
-    ws,
-    run_id,
-    as_json,
-) -> None:
+# Options that the detached child gets from start_detached itself, or that only matter here.
+_NOT_FORWARDED = {"detach", "as_json", "workspace", "run_id_opt"}
+
+
+def _detached_args(ctx: click.Context) -> list[str]:
+    """The same `run` invocation, rebuilt from the parsed parameters (so every option is forwarded)."""
+    args: list[str] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if param.name in _NOT_FORWARDED or value is None or value == param.default or value in ((), []):
+            continue
+        if isinstance(param, click.Argument):
+            args.insert(0, str(value))
+        elif getattr(param, "is_flag", False):
+            args.append(param.opts[0])
+        elif getattr(param, "multiple", False):
+            for item in value:
+                args += [param.opts[0], str(item)]
+        else:
+            args += [param.opts[0], str(value)]
+    return args
+
+
+def _start_detached(args: list[str], ws, run_id: str, as_json: bool) -> None:
     """Re-issue the same `run` in a detached process (flags validated here, before it starts)."""
     from ml_expert.detached import start_detached
 
-    args: list[str] = [data] if data else []
-    args += ["--target", target, "--seed", str(seed), "--budget", str(budget), "--modality", modality]
-    for item in min_metric or []:
-        args += ["--min-metric", item]
-    if max_overfit_gap is not None:
-        args += ["--max-overfit-gap", str(max_overfit_gap)]
-    if no_dnn:
-        args.append("--no-dnn")
-    if memory:
-        args += ["--memory", memory]
-    if require_approval:
-        args.append("--require-approval")
-    if claude_flow_sync:
-        args.append("--claude-flow-sync")
     started = start_detached(args, ws, run_id)
     if as_json:
         _emit_json(started)
@@ -455,6 +461,203 @@ def predict(
         _fail(exc, False)
         return
     _stderr_console().print(f"wrote {count} predictions to {output}")
+
+
+def _registry(workspace: str | None):
+    from ml_expert.registry import Registry
+    from ml_expert.workspace import workspace_path
+
+    return Registry(workspace_path(workspace))
+
+
+@models_app.command("list")
+def models_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Every registered version, newest last, with its aliases and test score."""
+    registry = _registry(workspace)
+    versions = registry.versions()
+    if as_json:
+        _emit_json({"ok": True, "aliases": registry.aliases(), "versions": versions})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"models in {registry.root}")
+    for column in ("version", "aliases", "model", "test score", "run", "registered"):
+        table.add_column(column)
+    for v in versions:
+        table.add_row(
+            v["version"],
+            ", ".join(v["aliases"]),
+            str(v.get("model")),
+            f"{v.get('primary_metric')} {v.get('test_score'):.4f}"
+            if v.get("test_score") is not None
+            else "-",
+            str(v.get("run_id")),
+            str(v.get("registered")),
+        )
+    Console().print(table)
+
+
+@models_app.command("show")
+def models_show(
+    name: Annotated[str, typer.Argument(help="Version (v3) or alias (production, previous).")] = "production",
+    workspace: WorkspaceOpt = None,
+    audit: Annotated[bool, typer.Option("--audit", help="Also print the audit log.")] = False,
+) -> None:
+    """One version's metadata as JSON (metrics, data fingerprint, run, who registered it)."""
+    try:
+        registry = _registry(workspace)
+        info = registry.show(name)
+    except MLExpertError as exc:
+        _fail(exc, True)
+        return
+    if audit:
+        info["audit"] = registry.audit()
+    _emit_json(info)
+
+
+@models_app.command("promote")
+def models_promote(
+    version: Annotated[str, typer.Argument(help="Version to make production (v3).")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make VERSION production; the current production becomes previous. Audited."""
+    try:
+        aliases = _registry(workspace).promote(version)
+    except MLExpertError as exc:
+        _fail(exc, as_json)
+        return
+    _report_aliases(aliases, as_json)
+
+
+@models_app.command("rollback")
+def models_rollback(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> None:
+    """Point production back at previous (the two swap, so a second rollback undoes it). Audited."""
+    try:
+        aliases = _registry(workspace).rollback()
+    except MLExpertError as exc:
+        _fail(exc, as_json)
+        return
+    _report_aliases(aliases, as_json)
+
+
+def _report_aliases(aliases: dict[str, str], as_json: bool) -> None:
+    if as_json:
+        _emit_json({"ok": True, "aliases": aliases})
+    else:
+        _stderr_console().print(", ".join(f"{k} -> {v}" for k, v in aliases.items()))
+
+
+def _parse_canary(value: str | None) -> tuple[str, float] | None:
+    if value is None:
+        return None
+    name, sep, fraction = value.rpartition(":")
+    try:
+        share = float(fraction)
+        if not sep or not name or not 0 < share < 1:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--canary expects VERSION:FRACTION with 0 < FRACTION < 1, got {value!r}") from None
+    return name, share
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        str, typer.Argument(help="Registry alias or version, run id, or deployment directory.")
+    ] = "production",
+    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    canary: Annotated[
+        str | None, typer.Option(help="VERSION:FRACTION: send that share of requests to a second version.")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Require this X-API-Key header (default: $ML_EXPERT_API_KEY; none: open)."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Serve a model over HTTP: POST /predict, GET /health /metadata /metrics /drift, /docs."""
+    from ml_expert.errors import IntegrityError
+    from ml_expert.runtime.inference import IntegrityError as PackageIntegrityError
+    from ml_expert.serving.resolve import resolve_package
+
+    try:
+        split = _parse_canary(canary)
+        path, version = resolve_package(model, workspace)
+        from ml_expert.serving.app import create_app, load_served
+
+        try:
+            primary = load_served(path, version)
+            second = load_served(*resolve_package(split[0], workspace)) if split else None
+        except PackageIntegrityError as exc:
+            raise IntegrityError(str(exc)) from exc
+        try:
+            application = create_app(
+                primary, second, split[1] if split else 0.0, api_key or os.environ.get("ML_EXPERT_API_KEY")
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+    except MLExpertError as exc:
+        _fail(exc, False)
+        return
+    import uvicorn
+
+    _stderr_console().print(f"serving {version} on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+@app.command()
+def drift(
+    model: Annotated[str, typer.Argument(help="Registry alias or version, run id, or deployment directory.")],
+    data: Annotated[str, typer.Argument(help="CSV (or Parquet) of new rows to compare with training.")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare new data with the model's training statistics (KS numeric, PSI categorical)."""
+    from ml_expert.errors import DataError
+    from ml_expert.hashing import verify
+    from ml_expert.serving.resolve import resolve_package
+
+    try:
+        path, version = resolve_package(model, workspace)
+        manifest = json.loads((path / "manifest.json").read_text())
+        if "training_stats.json" not in manifest.get("files", {}):
+            raise UsageError(f"{model}: the package has no training_stats.json (built before drift support)")
+        verify(path / "training_stats.json", manifest["files"]["training_stats.json"])
+        stats = json.loads((path / "training_stats.json").read_text())
+        from ml_expert.tools.data.loading import load_table
+        from ml_expert.tools.validation.drift import compare
+
+        frame, _ = load_table(data)
+        missing = [c for c in stats["columns"] if c not in frame.columns]
+        if missing:
+            raise DataError(f"{data}: columns the model takes are missing: {missing}")
+        result = compare(stats, {c: frame[c].tolist() for c in stats["columns"]})
+    except MLExpertError as exc:
+        _fail(exc, as_json)
+        return
+    payload = {"ok": True, "version": version, "rows": len(frame), **result}
+    if as_json:
+        _emit_json(payload)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"drift of {data} against {version}'s training data")
+    for column in ("column", "test", "statistic", "p-value", "drift"):
+        table.add_column(column)
+    for name, r in result["columns"].items():
+        stat = r.get("statistic", r.get("psi"))
+        table.add_row(
+            name,
+            str(r.get("test")),
+            "-" if stat is None else f"{stat:.4f}",
+            f"{r['p_value']:.3g}" if "p_value" in r else "-",
+            "DRIFT" if r.get("drift") else "ok",
+        )
+    Console().print(table)
 
 
 def main() -> None:

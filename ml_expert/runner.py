@@ -45,6 +45,10 @@ def run(
     memory: str | None = None,
     min_metric: dict[str, float] | None = None,
     max_overfit_gap: float | None = None,
+    max_latency_ms: float | None = None,
+    max_fairness_gap: float | None = None,
+    sensitive: list[str] | None = None,
+    force: bool = False,
     train_dnn: bool = True,
     modality: str = "auto",
     run_id: str | None = None,
@@ -77,6 +81,12 @@ def run(
     }
     if max_overfit_gap is not None:
         options["max_overfit_gap"] = max_overfit_gap
+    if max_latency_ms is not None:
+        options["max_latency_ms"] = max_latency_ms
+    if max_fairness_gap is not None:
+        options["max_fairness_gap"] = max_fairness_gap
+    options["sensitive"] = list(sensitive or [])
+    options["force"] = bool(force)
     return _drive({"options": options, "run_id": run_id}, ws, run_id, on_event, raise_on_refusal)
 
 

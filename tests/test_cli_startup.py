@@ -22,12 +22,16 @@ HEAVY = ("tensorflow", "keras", "sklearn", "torch", "jax", "langgraph")
         ["approve", "--help"],
         ["mcp", "--help"],
         ["install-skill", "--help"],
+        ["models", "list"],
+        ["models", "show", "production"],
+        ["serve", "--help"],
+        ["drift", "--help"],
     ],
 )
 def test_light_commands_import_no_heavy_library(args: list[str], tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "ml_expert", *args, "--workspace", str(tmp_path)]
-        if args[0] in ("memory", "status", "runs")
+        if args[0] in ("memory", "status", "runs", "models")
         else [sys.executable, "-X", "importtime", "-m", "ml_expert", *args],
         capture_output=True,
         text=True,

@@ -14,6 +14,8 @@ from ml_expert.hashing import verify
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.scoring import predict_scores, score
+from ml_expert.tools.validation.calibration import calibration, plot_reliability
+from ml_expert.tools.validation.fairness import auto_sensitive, fairness_report
 from ml_expert.tools.validation.metrics import (
     classification_metrics,
     plot_confusion_matrix,
@@ -37,6 +39,27 @@ def _chosen_scores(chosen: dict[str, Any], data: dict[str, Any], frame, task: st
     x = preprocessor.transform(frame).astype("float32")
     out = np.asarray(model.predict_on_batch(x))
     return out if task == "classification" else out.ravel()
+
+
+def _sensitive_columns(
+    ctx: AgentContext, schema: InputSchema, requested: list[str]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Sensitive columns as {name: model-frame key}, and those that cannot be used, with why.
+
+    Named with --sensitive, or found by name when none is named. Only model inputs are in the
+    test split's frame: a named column that was dropped (ID-like, leakage) cannot be grouped on.
+    """
+    by_name = {c.name: c.key for c in schema.columns} | {c.key: c.key for c in schema.columns}
+    names = list(requested) or auto_sensitive(schema.names)
+    if not requested and names:
+        ctx.decide(f"check fairness across {names}", "their names say they describe people (auto-detected)")
+    found = {n: by_name[n] for n in names if n in by_name}
+    missing = {
+        n: "not a model input (dropped or absent), so the test frame does not hold it"
+        for n in names
+        if n not in by_name
+    }
+    return found, missing
 
 
 def validation(state: dict[str, Any]) -> dict[str, Any]:
@@ -63,6 +86,19 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         )
     else:
         test_metrics = regression_metrics(test_y, scores)
+    extra: dict[str, Any] = {}
+    if task == "classification" and len(schema.classes or []) == 2:
+        extra["calibration"] = calibration(test_y, scores[:, 1])
+        plot_reliability(extra["calibration"], ctx.run_dir / "reliability_curve.png")
+    sensitive, unusable = _sensitive_columns(ctx, schema, list(state["options"].get("sensitive") or []))
+    if sensitive or unusable:
+        ctx.step(f"fairness across {sorted(sensitive)}")
+        extra["fairness"] = fairness_report(
+            test_x, sensitive, task, test_y, scores, len(schema.classes or [])
+        )
+        extra["fairness_unavailable"] = unusable
+        gaps = [v["gap"] for v in extra["fairness"].values()]
+        extra["fairness_gap"] = max(gaps) if gaps else None
     test_score = score(metric, test_y, scores)
     dummy_score = score(metric, test_y, dummy_scores)
     gap = round(chosen["train_score"] - chosen["val_score"], 6)
@@ -76,6 +112,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
                 "overfit_gap": gap,
                 "test": {k: v for k, v in test_metrics.items() if k != "classification_report"},
                 "leaderboard": training["leaderboard"],
+                **extra,
             },
             indent=2,
         )
@@ -98,6 +135,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "overfit_gap": gap,
             "leaderboard": training["leaderboard"],
             "dnn": dnn,
+            **extra,
             "decisions": read_run(ctx.run_dir).get("decisions", []),
         }
     )
@@ -110,6 +148,10 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         "overfit_gap": gap,
         "test_reads": reads,
         "test_metrics": {k: v for k, v in test_metrics.items() if k != "classification_report"},
+        "calibration": {k: v for k, v in extra.get("calibration", {}).items() if k != "curve"} or None,
+        "fairness": extra.get("fairness"),
+        "fairness_unavailable": extra.get("fairness_unavailable"),
+        "fairness_gap": extra.get("fairness_gap"),
         "metrics_path": str(ctx.run_dir / "metrics.json"),
         "report_path": str(ctx.run_dir / "evaluation_report.md"),
     }

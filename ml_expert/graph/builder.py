@@ -7,6 +7,7 @@ from typing import Literal
 from langgraph.graph import END, START, StateGraph
 
 from ml_expert.agents.ml_developer import data_preparation, deployment, training
+from ml_expert.agents.registrar import register
 from ml_expert.agents.researcher import model_selection
 from ml_expert.agents.tester import validation
 from ml_expert.graph.approval import after_approval, approval
@@ -19,7 +20,7 @@ PIPELINE = (
     ("model_selection", "plan", "training"),
     ("training", "training", "validation"),
     ("validation", "validation", "approval"),
-    ("deployment", "release", "finish"),
+    ("deployment", "release", "register"),
 )
 PHASES = {
     "data_preparation": data_preparation,
@@ -33,7 +34,7 @@ PHASES = {
 def _router(gate: str, opens: str):
     def route(
         state: MLState,
-    ) -> Literal["model_selection", "training", "validation", "approval", "deployment", "finish"]:
+    ) -> Literal["model_selection", "training", "validation", "approval", "deployment", "register", "finish"]:
         verdict = (state.get("gates") or {}).get(gate, {})
         return opens if verdict.get("passed") else "finish"  # type: ignore[return-value]
 
@@ -55,5 +56,7 @@ def build_graph(checkpointer=None):
         builder.add_conditional_edges(f"gate_{gate}", _router(gate, opens))
     builder.add_node("approval", approval)  # pauses only when options.require_approval
     builder.add_conditional_edges("approval", after_approval)
+    builder.add_node("register", register)
+    builder.add_edge("register", "finish")
     builder.add_edge("finish", END)
     return builder.compile(checkpointer=checkpointer, name="ml-expert")

@@ -12,6 +12,12 @@ from ml_expert.hashing import verify
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
 
 DEFAULT_MAX_OVERFIT_GAP = 0.3
+DEFAULT_MAX_FAIRNESS_GAP = 0.2
+"""Largest equalized-odds difference (classification) or relative per-group MAE difference
+(regression) between groups. Enforced for columns named with --sensitive or when the user
+sets --max-fairness-gap; auto-detected columns are measured and reported, not enforced."""
+DEFAULT_MAX_LATENCY_MS = 100.0
+"""Single-row p99 through the package's inference.py: the workflow asks for under 100 ms."""
 
 
 def data_gate(state: dict[str, Any]) -> GateVerdict:
@@ -182,6 +188,26 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
             detail=f"train - validation {metric} = {gap}",
         )
     )
+    fairness = validation.get("fairness") or {}
+    enforce = bool(options.get("sensitive")) or options.get("max_fairness_gap") is not None
+    fair_bound = float(options.get("max_fairness_gap") or DEFAULT_MAX_FAIRNESS_GAP)
+    for column, result in fairness.items():
+        gap_value = result.get("gap")
+        what = "equalized odds difference" if "equalized_odds_difference" in result else "relative MAE gap"
+        checks.append(
+            Check(
+                name=f"fairness_{column}",
+                passed=(not enforce) or (gap_value is not None and gap_value <= fair_bound),
+                value=gap_value,
+                threshold=fair_bound,
+                detail=f"{what} across {result.get('groups_compared')}"
+                + ("" if enforce else "; auto-detected column: reported, not enforced"),
+            )
+        )
+    for column, why in (validation.get("fairness_unavailable") or {}).items():
+        checks.append(
+            Check(name=f"fairness_{column}", passed=not enforce, value=None, threshold=fair_bound, detail=why)
+        )
     checks.append(
         Check(
             name="test_split_read_once",
@@ -219,7 +245,16 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
             verify(path, digest)
         except IntegrityError:
             bad.append(name)
-    required = {"model.onnx", "schema.json", "inference.py", "requirements.txt", "README.md"}
+    required = {
+        "model.onnx",
+        "schema.json",
+        "inference.py",
+        "requirements.txt",
+        "README.md",
+        "Dockerfile",
+        "server.py",
+        "training_stats.json",
+    }
     absent = sorted(required - set(manifest.get("files", {})))
     checks.append(
         Check(
@@ -228,7 +263,62 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
             value={"missing": missing, "hash_mismatch": bad, "not_in_manifest": absent},
         )
     )
+    latency = deployment.get("package_latency") or {}
+    max_ms = float(state["options"].get("max_latency_ms") or DEFAULT_MAX_LATENCY_MS)
+    checks.append(
+        Check(
+            name="latency_p99",
+            passed=bool(latency) and latency["p99_ms"] <= max_ms,
+            value=latency.get("p99_ms"),
+            threshold=max_ms,
+            detail="single-row p99 in ms through the package's inference.py"
+            + (
+                f" (p50 {latency['p50_ms']:.3f}, p95 {latency['p95_ms']:.3f})"
+                if latency
+                else ": not measured"
+            ),
+        )
+    )
+    checks.append(_production_check(state))
     return GateVerdict.from_checks("release", checks)
+
+
+def _production_check(state: dict[str, Any]) -> Check:
+    """Refuse to replace production with a model that scores worse on the same held-out rows."""
+    from ml_expert.registry import Registry, RegistryError, comparable
+
+    validation, data = state.get("validation") or {}, state.get("data") or {}
+    candidate = {
+        "data_fingerprint": data.get("fingerprint"),
+        "seed": int(state["options"].get("seed", 0)),
+        "split_sizes": data.get("split_sizes"),
+        "primary_metric": validation.get("primary_metric"),
+    }
+    force = bool(state["options"].get("force"))
+    registry = Registry(state["options"]["workspace"])
+    try:
+        current = registry.show("production")
+    except RegistryError:
+        return Check(name="not_worse_than_production", passed=True, detail="no production version yet")
+    same, why = comparable(candidate, current)
+    if not same:
+        return Check(
+            name="not_worse_than_production",
+            passed=True,
+            value=None,
+            detail=f"production {current['version']} was tested on other held-out data ({why}); "
+            "nothing compared",
+        )
+    score, incumbent = validation.get("test_score"), current.get("test_score")
+    worse = score is None or incumbent is None or score < incumbent
+    return Check(
+        name="not_worse_than_production",
+        passed=(not worse) or force,
+        value=score,
+        threshold=incumbent,
+        detail=f"test {candidate['primary_metric']} {score} vs production {current['version']} "
+        f"{incumbent}; {why}" + ("; --force given" if worse and force else ""),
+    )
 
 
 def _hash_check(name: str, path: str | None, digest: str | None) -> Check:

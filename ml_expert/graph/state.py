@@ -24,6 +24,10 @@ class RunOptions(TypedDict, total=False):
     memory: str | None
     min_metric: dict[str, float]
     max_overfit_gap: float
+    max_latency_ms: float
+    max_fairness_gap: float
+    sensitive: list[str]
+    force: bool
     train_dnn: bool
     modality: str
     require_approval: bool

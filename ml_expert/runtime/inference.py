@@ -256,6 +256,18 @@ class ModelInference:
             return [classes[int(i)] if classes else int(i) for i in outputs["label"].ravel()]
         return [float(v) for v in outputs["prediction"].ravel()]
 
+    def predict_with_proba(self, rows: Any) -> tuple[list[Any], np.ndarray | None]:
+        """Labels (or values) and, for classification, probabilities from one model run."""
+        outputs = self._run(rows)
+        if outputs is None:
+            empty = np.zeros((0, len(self.classes or [])), dtype=np.float32)
+            return [], empty if self.task == "classification" else None
+        if self.task == "classification":
+            classes = self.classes or []
+            labels = [classes[int(i)] if classes else int(i) for i in outputs["label"].ravel()]
+            return labels, np.asarray(outputs["probabilities"])
+        return [float(v) for v in outputs["prediction"].ravel()], None
+
     def predict_proba(self, rows: Any) -> np.ndarray:
         """Class probabilities [N, K], columns in the order of `classes`."""
         if self.task != "classification":

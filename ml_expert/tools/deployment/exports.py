@@ -55,6 +55,7 @@ class ExportRecord(BaseModel):
     size_bytes: int | None = None
     parity: ParityResult
     error: str | None = None
+    latency: dict[str, Any] | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -377,3 +378,107 @@ def _tflite_predict(path: Path, features: np.ndarray) -> np.ndarray:
     interpreter.invoke()
     (out,) = interpreter.get_output_details()
     return np.array(interpreter.get_tensor(out["index"]))
+
+
+# --------------------------------------------------------------------------------------------
+# latency of each reloaded export
+
+LATENCY_SAMPLE_ROWS = 50
+"""Distinct rows cycled through by the single-row calls (so no cache sees one row only)."""
+
+
+def _format_predictor(
+    fmt: str, path: Path, schema: InputSchema, preprocessor: Any, frame: pd.DataFrame
+) -> tuple[Callable[[Any], Any], list[Any], Any, str]:
+    """A freshly loaded export, its single-row inputs, a batch input, and what the input is.
+
+    Each format is timed on the input a server holding it would pass: the scikit-learn
+    pipeline on a typed frame (preprocessing inside), ONNX on its raw-column tensors
+    (preprocessing inside), the Keras family on the preprocessed float32 matrix.
+    """
+    rows = frame.iloc[: min(LATENCY_SAMPLE_ROWS, len(frame))]
+    if fmt == "joblib":
+        import joblib
+        from threadpoolctl import threadpool_limits
+
+        model = joblib.load(path)
+        method = model.predict_proba if schema.task == "classification" else model.predict
+        model_frame = to_model_frame(frame, schema)
+
+        def predict(x: Any) -> Any:
+            with threadpool_limits(1):  # OpenMP hand-off dominates a one-row call (STACK.md)
+                return method(x)
+
+        singles = [model_frame.iloc[[i]] for i in range(len(rows))]
+        return predict, singles, model_frame, "typed DataFrame, preprocessing inside"
+    if fmt == "onnx":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        batch = to_onnx_feed(frame, schema)
+        singles = [{k: v[i : i + 1] for k, v in batch.items()} for i in range(len(rows))]
+        return (
+            (lambda feed: session.run(None, feed)),
+            singles,
+            batch,
+            "raw-column tensors, preprocessing inside",
+        )
+    features = keras_features(preprocessor, schema, frame)
+    singles = [features[i : i + 1] for i in range(len(rows))]
+    what = "preprocessed float32 matrix"
+    if fmt in ("keras", "h5"):
+        import keras
+
+        model = keras.models.load_model(str(path), compile=False)
+        return model.predict_on_batch, singles, features, what
+    if fmt == "savedmodel":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))
+
+        def serve(x: np.ndarray) -> Any:
+            return loaded.serve(tf.constant(x))  # `loaded` stays referenced by this closure
+
+        return serve, singles, features, what
+    if fmt == "tflite":
+        from ai_edge_litert.interpreter import Interpreter
+
+        interpreter = Interpreter(model_path=str(path))
+        (inp,) = interpreter.get_input_details()
+        (out,) = interpreter.get_output_details()
+        shape = [0]
+
+        def invoke(x: np.ndarray) -> Any:
+            if shape[0] != len(x):
+                interpreter.resize_tensor_input(inp["index"], list(x.shape))
+                interpreter.allocate_tensors()
+                shape[0] = len(x)
+            interpreter.set_tensor(inp["index"], x.astype(inp["dtype"]))
+            interpreter.invoke()
+            return interpreter.get_tensor(out["index"])
+
+        return invoke, singles, features, what + " (tensor resized only when the batch size changes)"
+    raise ValueError(f"no latency probe for format {fmt!r}")
+
+
+def measure_export_latency(
+    records: list[ExportRecord], schema: InputSchema, frame: pd.DataFrame, preprocessor: Any = None
+) -> list[ExportRecord]:
+    """Time every export that passed parity, reloaded from its file; a failure is recorded."""
+    from ml_expert.tools.validation.latency import measure
+
+    for record in records:
+        if not record.passed:
+            continue
+        try:
+            predict, singles, batch, what = _format_predictor(
+                record.format, Path(record.path), schema, preprocessor, frame
+            )
+            figures = measure(predict, singles, batch, len(frame))
+            record.latency = {**figures, "input": what, "size_bytes": record.size_bytes}
+        except Exception as exc:  # recorded: the report shows which format could not be timed
+            record.latency = {"error": f"{type(exc).__name__}: {exc}"}
+    return records

@@ -34,6 +34,37 @@ def runtime_source() -> Path:
     return Path(spec.origin)
 
 
+def server_source() -> Path:
+    """Path of ml_expert/runtime/server.py (the stdlib server the Dockerfile runs)."""
+    spec = importlib.util.find_spec("ml_expert.runtime.server")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("ml_expert.runtime.server is not installed with the package")
+    return Path(spec.origin)
+
+
+PYTHON_IMAGE = "python:3.11.7-slim"
+"""The base image: the CPython version the exports were checked with, slim (no compilers)."""
+
+
+def dockerfile_text() -> str:
+    """A Dockerfile that serves the package with server.py; pinned base image and requirements."""
+    return f"""# Serves this ml-expert model: docker build -t model . && docker run -p 8080:8080 model
+FROM {PYTHON_IMAGE}
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /srv/model
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+# inference.py refuses to start if any file differs from manifest.json
+RUN python -c "from inference import ModelInference; ModelInference('.')"
+RUN useradd --system --no-create-home model
+USER model
+EXPOSE 8080
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/health')"
+CMD ["python", "server.py", "--host", "0.0.0.0", "--port", "8080"]
+"""
+
+
 def requirements_text() -> str:
     lines = []
     for name, pinned in RUNTIME_REQUIREMENTS.items():
@@ -115,7 +146,14 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
         "| `inference.py` | `ModelInference`: verifies the files, validates rows, predicts |",
         "| `requirements.txt` | the pinned runtime dependencies |",
         "| `manifest.json` | SHA-256 of every file, seed, versions, data fingerprint, metrics |",
-        *[f"| `{name}` | supplied by the pipeline |" for name in extra_names],
+        "| `server.py` | a standard-library HTTP server over `inference.py` (POST /predict, GET /health) |",
+        "| `Dockerfile` | builds an image that runs `server.py` on port 8080 |",
+        "| `training_stats.json` | training-split aggregates (quantiles, category shares) for drift |",
+        *[
+            f"| `{name}` | supplied by the pipeline |"
+            for name in extra_names
+            if name not in ("server.py", "Dockerfile", "training_stats.json")
+        ],
         "",
         "## Use",
         "",
@@ -142,8 +180,30 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
     ]
     if schema.classes is not None:
         lines += ["", f"Classes: {', '.join(f'`{c}`' for c in schema.classes)}"]
+    lines += [
+        "",
+        "## Serve",
+        "",
+        "`docker build -t model . && docker run -p 8080:8080 model`, or without Docker",
+        "`python server.py --port 8080`; then `curl -d '{\"rows\": [...]}' localhost:8080/predict`.",
+    ]
+    latency = metadata.get("latency") or {}
+    if latency:
+        lines += [
+            "",
+            "## Measured latency (this package through inference.py, one row per call)",
+            "",
+            f"p50 {latency['p50_ms']:.3f} ms, p95 {latency['p95_ms']:.3f} ms, "
+            f"p99 {latency['p99_ms']:.3f} ms; "
+            f"batch of {latency['batch_rows']} rows: {latency['batch_rows_per_second']:.0f} rows/s. "
+            f"Measured on the build machine: {metadata.get('measured_on', 'unknown')}.",
+        ]
+    lines += ["", "## Requirements", "", "```", requirements_text().strip(), "```"]
+    size = metadata.get("model_size_bytes")
+    if size:
+        lines += ["", f"Model size: {size} bytes (`model.onnx`)."]
     if metrics:
-        lines += ["", "## Metrics", "", "| metric | value |", "|---|---|"]
+        lines += ["", "## Test metrics", "", "| metric | value |", "|---|---|"]
         for name, value in metrics.items():
             shown = f"{value:.4g}" if isinstance(value, float) else json.dumps(value, default=str)
             lines.append(f"| {name} | {shown} |")

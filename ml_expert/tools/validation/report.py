@@ -73,6 +73,91 @@ def render_report(info: dict[str, Any]) -> str:
             dnn["summary"],
             "```",
         ]
+    lines += calibration_section(info.get("calibration"))
+    lines += fairness_section(info.get("fairness"), info.get("fairness_unavailable") or {})
     lines += ["", "## Decisions", ""]
     lines += [f"- **{d['decision']}** — {d['reason']}" for d in info.get("decisions", [])]
+    return "\n".join(lines) + "\n"
+
+
+def calibration_section(cal: dict[str, Any] | None) -> list[str]:
+    if not cal:
+        return []
+    return [
+        "",
+        "## Calibration (binary, test split)",
+        "",
+        f"- Brier score: {_fmt(cal['brier_score'])} (0 is perfect; always predicting the base rate scores "
+        "its variance)",
+        f"- Expected calibration error over {cal['bins']} bins: {_fmt(cal['expected_calibration_error'])}",
+        "",
+        "![Reliability curve](reliability_curve.png)",
+    ]
+
+
+def fairness_section(fairness: dict[str, Any] | None, unavailable: dict[str, str]) -> list[str]:
+    if not fairness and not unavailable:
+        return []
+    lines = ["", "## Fairness by group (test split)", ""]
+    for name, why in unavailable.items():
+        lines.append(f"- `{name}`: not evaluated — {why}.")
+    for name, result in (fairness or {}).items():
+        lines += ["", f"### `{name}`", ""]
+        groups = result["per_group"]
+        if "demographic_parity_difference" in result:
+            lines += [
+                f"- Demographic parity difference: {_fmt(result['demographic_parity_difference'])}",
+                f"- Equalized odds difference: {_fmt(result['equalized_odds_difference'])}",
+                f"- Accuracy gap: {_fmt(result['accuracy_gap'])}",
+                "",
+                "| group | rows | accuracy | selection rate | true positive rate | false positive rate |",
+                "|---|---|---|---|---|---|",
+            ]
+            for g, e in groups.items():
+                lines.append(
+                    f"| {g} | {e['rows']} | {_fmt(e['accuracy'])} | {_rates(e['selection_rate'])} | "
+                    f"{_rates(e['true_positive_rate'])} | {_rates(e['false_positive_rate'])} |"
+                )
+        else:
+            lines += [
+                f"- Largest MAE difference between groups: {_fmt(result['mae_difference'])} "
+                f"({_fmt(result['gap'])} of the overall MAE)",
+                "",
+                "| group | rows | MAE | RMSE | mean error |",
+                "|---|---|---|---|---|",
+            ]
+            for g, e in groups.items():
+                lines.append(
+                    f"| {g} | {e['rows']} | {_fmt(e['mae'])} | {_fmt(e['rmse'])} | {_fmt(e['mean_error'])} |"
+                )
+        lines.append(f"\nGroups compared (at least the minimum rows): {', '.join(result['groups_compared'])}")
+    return lines
+
+
+def _rates(values: dict[str, float | None]) -> str:
+    shown = [("n/a" if v is None else f"{v:.3f}") for v in values.values()]
+    return shown[0] if len(shown) == 1 else " / ".join(f"{k}:{s}" for k, s in zip(values, shown, strict=True))
+
+
+def latency_section(rows: list[dict[str, Any]]) -> str:
+    """Latency of every reloaded export, appended by the deployment phase (exports exist only then)."""
+    lines = [
+        "",
+        "## Latency and throughput of each export (measured after reload, validation rows)",
+        "",
+        "| format | size on disk | single-row p50 ms | p95 ms | p99 ms | batch rows/s | input |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lat = r.get("latency") or {}
+        if "error" in lat or not lat:
+            lines.append(
+                f"| {r['format']} | {r.get('size_bytes')} | "
+                f"not measured: {lat.get('error', 'export failed')} |||||"
+            )
+            continue
+        lines.append(
+            f"| {r['format']} | {r.get('size_bytes')} B | {lat['p50_ms']:.3f} | {lat['p95_ms']:.3f} | "
+            f"{lat['p99_ms']:.3f} | {lat['batch_rows_per_second']:.0f} | {lat['input']} |"
+        )
     return "\n".join(lines) + "\n"

@@ -1,0 +1,33 @@
+"""The ml-developer's last step: register the released package, after the release gate passed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml_expert.agents.context import AgentContext
+from ml_expert.registry import Registry
+
+
+def register(state: dict[str, Any]) -> dict[str, Any]:
+    """Copy the package into the workspace registry as a new version and make it production."""
+    ctx = AgentContext(state, "ml-developer", "registry")
+    deployment, validation, data = state["deployment"], state["validation"], state["data"]
+    manifest = deployment["manifest"]
+    info = {
+        "run_id": ctx.run_id,
+        "model": deployment["model"],
+        "task": data["task"],
+        "primary_metric": validation["primary_metric"],
+        "test_score": validation["test_score"],
+        "metrics": manifest.get("metrics"),
+        "data_fingerprint": data["fingerprint"],
+        "seed": int(state["options"]["seed"]),
+        "split_sizes": data.get("split_sizes"),
+        "forced": bool(state["options"].get("force")),
+    }
+    registry = Registry(state["options"]["workspace"])
+    version = registry.register(deployment["package_dir"], info)
+    ctx.decide(f"register as {version} and make it production", "the release gate passed")
+    result = {"version": version, "aliases": registry.aliases(), "registry": str(registry.root)}
+    ctx.record("registry", result)
+    return {"deployment": {**deployment, "registry": result}}

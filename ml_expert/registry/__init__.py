@@ -1,0 +1,5 @@
+"""The model registry: released versions, the `production` / `previous` aliases, an audit log."""
+
+from ml_expert.registry.store import ALIASES, VERSION_RE, Registry, RegistryError, comparable, validate_name
+
+__all__ = ["ALIASES", "VERSION_RE", "Registry", "RegistryError", "comparable", "validate_name"]

@@ -1,0 +1,1 @@
+"""`ml-expert serve`: a FastAPI app over verified deployment packages (canary, metrics, drift)."""
