@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 
 from ml_expert.errors import EXIT_DATA, EXIT_GATE, EXIT_USAGE, MLExpertError, UsageError
@@ -98,6 +97,7 @@ def _parse_min_metric(values: list[str] | None) -> dict[str, float]:
 
 @app.command()
 def run(
+    ctx: typer.Context,
     data: Annotated[
         str | None, typer.Argument(help="CSV/Parquet/.npz file, image folder or demo name. Default: demo.")
     ] = None,
@@ -165,7 +165,7 @@ def run(
             if value is not None and value <= 0:
                 raise UsageError(f"{name} must be positive")
         if detach:
-            _start_detached(_detached_args(click.get_current_context()), ws, run_id, as_json)
+            _start_detached(_detached_args(ctx), ws, run_id, as_json)
             return
         from ml_expert.runner import run as run_pipeline
 
@@ -209,14 +209,14 @@ def run(
 _NOT_FORWARDED = {"detach", "as_json", "workspace", "run_id_opt"}
 
 
-def _detached_args(ctx: click.Context) -> list[str]:
+def _detached_args(ctx: typer.Context) -> list[str]:
     """The same `run` invocation, rebuilt from the parsed parameters (so every option is forwarded)."""
     args: list[str] = []
     for param in ctx.command.params:
         value = ctx.params.get(param.name)
         if param.name in _NOT_FORWARDED or value is None or value == param.default or value in ((), []):
             continue
-        if isinstance(param, click.Argument):
+        if param.param_type_name == "argument":
             args.insert(0, str(value))
         elif getattr(param, "is_flag", False):
             args.append(param.opts[0])
