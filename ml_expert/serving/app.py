@@ -50,14 +50,24 @@ def load_served(path: Path, version: str) -> Served:
 
 
 def row_model(schema: dict[str, Any]) -> type[BaseModel]:
-    """A pydantic model with one field per input column; missing values may be null."""
+    """A pydantic model with one field per raw input column; missing values may be null.
+
+    A date column expands into several derived schema columns that share one raw name: it is one
+    text field here.
+    """
     fields: dict[str, Any] = {}
+    seen: set[str] = set()
     for col in schema["columns"]:
-        kind = float | None if col["kind"] == "numeric" else str | int | float | None
-        fields[col["key"]] = (
-            kind,
-            Field(alias=col["name"], description=f"{col['kind']} column {col['name']!r}"),
-        )
+        if col["name"] in seen:
+            continue
+        seen.add(col["name"])
+        if col.get("derive"):
+            kind, what = str | None, "date/time text"
+        elif col["kind"] == "numeric":
+            kind, what = float | None, "numeric"
+        else:
+            kind, what = str | int | float | None, "categorical"
+        fields[col["key"]] = (kind, Field(alias=col["name"], description=f"{what} column {col['name']!r}"))
     return create_model("Row", __config__=ConfigDict(extra="ignore", populate_by_name=False), **fields)
 
 

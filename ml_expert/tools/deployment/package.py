@@ -131,7 +131,10 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
     model_name = metadata.get("model_name") or metadata.get("model") or "model"
     created = metadata.get("created", "unknown")
     metrics = metadata.get("metrics") or {}
-    example = {c.name: (0.0 if c.kind == "numeric" else (c.categories or [""])[0]) for c in schema.columns}
+    example = {
+        c.name: ("2024-01-31" if c.derive else 0.0 if c.kind == "numeric" else (c.categories or [""])[0])
+        for c in schema.columns
+    }
     lines = [
         f"# {model_name}: {schema.task} of `{schema.target}`",
         "",
