@@ -107,6 +107,10 @@ def run(
     ] = None,
     no_dnn: Annotated[bool, typer.Option("--no-dnn", help="Do not train the Keras network.")] = False,
     modality: Annotated[str, typer.Option(help="auto, tabular or image (pixel columns).")] = "auto",
+    dnn_learning_rate: Annotated[
+        float | None,
+        typer.Option("--dnn-learning-rate", hidden=True, help="Advanced: the network's start LR."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     memory: MemoryOpt = None,
     as_json: JsonOpt = False,
@@ -131,8 +135,11 @@ def run(
             max_overfit_gap=max_overfit_gap,
             train_dnn=not no_dnn,
             modality=modality,
+            dnn_learning_rate=dnn_learning_rate,
             run_id=run_id,
         )
+        if dnn_learning_rate is not None and not dnn_learning_rate > 0:
+            raise UsageError("--dnn-learning-rate must be positive")
         if as_json:
             with _stdout_to_stderr():
                 result = run_pipeline(data, target, **kwargs)
@@ -143,6 +150,35 @@ def run(
                 result = run_pipeline(data, target, on_event=progress, **kwargs)
     except MLExpertError as exc:
         _fail(exc, as_json, extra)
+        return
+    if as_json:
+        _emit_json(result.model_dump())
+    else:
+        _print_summary(result)
+    if result.status == "refused":
+        raise typer.Exit(EXIT_GATE)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The interrupted run's id.")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Continue an interrupted run: finished phases are not re-run, training resumes from its backup."""
+    from ml_expert.runner import resume as resume_run
+
+    try:
+        if as_json:
+            with _stdout_to_stderr():
+                result = resume_run(run_id, workspace=workspace)
+        else:
+            from ml_expert.progress import RichProgress
+
+            with RichProgress(_stderr_console()) as progress:
+                result = resume_run(run_id, workspace=workspace, on_event=progress)
+    except MLExpertError as exc:
+        _fail(exc, as_json, {"run_id": run_id})
         return
     if as_json:
         _emit_json(result.model_dump())
@@ -180,6 +216,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Phase, status and gate verdicts of a run."""
+    from ml_expert.runner import run_state
     from ml_expert.workspace import list_runs, read_run, run_dir, workspace_path
 
     ws = workspace_path(workspace)
@@ -195,8 +232,9 @@ def status(
         return
     summary = {
         "run_id": run_id,
-        "status": data.get("status"),
+        "status": run_state(data),
         "phase": data.get("phase"),
+        "pid": data.get("pid"),
         "created": data.get("created"),
         "updated": data.get("updated"),
         "gates": {k: v.get("passed") for k, v in data.get("gates", {}).items()},

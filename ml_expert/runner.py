@@ -46,6 +46,7 @@ def run(
     max_overfit_gap: float | None = None,
     train_dnn: bool = True,
     modality: str = "auto",
+    dnn_learning_rate: float | None = None,
     run_id: str | None = None,
     on_event: EventSink | None = None,
     raise_on_refusal: bool = False,
@@ -65,9 +66,81 @@ def run(
         "train_dnn": train_dnn,
         "modality": modality,
     }
+    if dnn_learning_rate is not None:
+        options["dnn_learning_rate"] = dnn_learning_rate
     if max_overfit_gap is not None:
         options["max_overfit_gap"] = max_overfit_gap
     return _drive({"options": options, "run_id": run_id}, ws, run_id, on_event, raise_on_refusal)
+
+
+def resume(
+    run_id: str,
+    *,
+    workspace: str | Path | None = None,
+    on_event: EventSink | None = None,
+    raise_on_refusal: bool = False,
+) -> RunResult:
+    """Continue a run that was killed: finished phases come from the checkpointer, not re-run.
+
+    The interrupted node runs again; training picks up from its BackupAndRestore backup. A run
+    killed before its first checkpoint starts again from the options recorded in run.json.
+    """
+    import os
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from ml_expert.errors import UsageError
+    from ml_expert.graph.builder import build_graph
+
+    ws = workspace_path(workspace)
+    path = run_dir(ws, run_id)
+    record = read_run(path)
+    if record.get("status") in ("finished", "refused"):
+        raise UsageError(f"run {run_id} already {record['status']}; nothing to resume")
+    if record.get("status") == "running" and _pid_alive(record.get("pid")):
+        raise UsageError(f"run {run_id} is still running (pid {record['pid']})")
+    config = {"configurable": {"thread_id": run_id}}
+    with SqliteSaver.from_conn_string(str(checkpoint_path(ws))) as saver:
+        snapshot = build_graph(checkpointer=saver).get_state(config)
+    graph_input = None if snapshot.next else {"options": record["config"], "run_id": run_id}
+    update_run(
+        path,
+        status="running",
+        pid=os.getpid(),
+        error=None,
+        resumed=[
+            *record.get("resumed", []),
+            {"from_phase": record.get("phase"), "pending": list(snapshot.next)},
+        ],
+    )
+    return _drive(graph_input, ws, run_id, on_event, raise_on_refusal)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    """Whether the process that wrote the run is still alive (a zombie counts as dead)."""
+    import os
+
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{int(pid)}/stat") as handle:
+            return handle.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def run_state(record: dict[str, Any]) -> str:
+    """running / interrupted / failed / finished / refused, from run.json and the recorded pid."""
+    status = record.get("status") or "unknown"
+    if status == "running" and not _pid_alive(record.get("pid")):
+        return "interrupted"
+    return status
 
 
 def _drive(

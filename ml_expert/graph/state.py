@@ -24,6 +24,7 @@ class RunOptions(TypedDict, total=False):
     max_overfit_gap: float
     train_dnn: bool
     modality: str
+    dnn_learning_rate: float | None
 
 
 class MLInput(TypedDict, total=False):
@@ -46,6 +47,7 @@ class MLState(TypedDict, total=False):
     validation: dict[str, Any]
     deployment: dict[str, Any]
     gates: Annotated[dict[str, Any], merge_dicts]
+    retries: Annotated[dict[str, int], merge_dicts]
 
 
 class MLOutput(TypedDict, total=False):
