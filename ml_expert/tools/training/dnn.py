@@ -161,11 +161,14 @@ def _callbacks(config: DNNConfig, out_dir: Path, on_epoch: Callable | None, keep
                 self.hit = True
                 self.model.stop_training = True
 
+    every = max(1, config.max_epochs // 25)  # at most ~25 full saves: each costs a zip write
+
     class KeepLast(keras.callbacks.Callback):
-        """Saves every epoch's model, keeps the last few, and hashes each one."""
+        """Saves the model every `every` epochs (and the last), keeps the last few, hashes each one."""
 
         def on_epoch_end(self, epoch: int, logs=None) -> None:
-            keeper.save_last(self.model, epoch + 1)
+            if (epoch + 1) % every == 0 or self.model.stop_training or epoch + 1 == config.max_epochs:
+                keeper.save_last(self.model, epoch + 1)
 
     early = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
