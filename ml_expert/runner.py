@@ -113,7 +113,7 @@ def resume(
             {"from_phase": record.get("phase"), "pending": list(snapshot.next)},
         ],
     )
-    return _drive(graph_input, ws, run_id, on_event, raise_on_refusal)
+    return _drive(graph_input, ws, run_id, on_event, raise_on_refusal, start=record.get("phase") or "init")
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -149,6 +149,7 @@ def _drive(
     run_id: str,
     on_event: EventSink | None,
     raise_on_refusal: bool,
+    start: str = "init",
 ) -> RunResult:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -156,7 +157,7 @@ def _drive(
 
     config = {"configurable": {"thread_id": run_id}}
     path = run_dir(ws, run_id)
-    current = "init"
+    current = start
     with SqliteSaver.from_conn_string(str(checkpoint_path(ws))) as saver:
         graph = build_graph(checkpointer=saver)
         try:

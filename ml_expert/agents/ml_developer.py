@@ -184,7 +184,7 @@ def _time_spent(selection: dict[str, Any], dnn: dict[str, Any] | None) -> dict[s
         "baseline_fit_seconds": selection.get("baseline_seconds", {}),
         "network_seconds": nn_seconds,
         "network_epochs_planned": dnn["config"]["max_epochs"] if dnn else 0,
-        "network_epochs_run": dnn["epochs_trained"] + dnn["initial_epoch"] if dnn else 0,
+        "network_epochs_run": dnn["epochs_trained"] if dnn else 0,
         "total_seconds": round(total, 3),
         "share_of_budget": round(total / budget, 3) if budget else None,
         "cap_hit": bool(dnn and dnn["cap_hit"]),

@@ -185,7 +185,10 @@ def _callbacks(config: DNNConfig, out_dir: Path, on_epoch: Callable | None, keep
         ),
         keras.callbacks.ModelCheckpoint(str(keeper.best_path), monitor="val_loss", save_best_only=True),
         KeepLast(),
-        keras.callbacks.BackupAndRestore(str(out_dir / "backup")),
+        # Appends each epoch's row, so a resumed run's history still starts at epoch 1.
+        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
+        # Two copies: a kill -9 in the middle of a write leaves the previous backup whole.
+        keras.callbacks.BackupAndRestore(str(out_dir / "backup"), double_checkpoint=True),
         safety,
     ]
     return callbacks, early, guard, safety
@@ -252,16 +255,19 @@ def train_dnn(
             # Start again from the same initial weights with the smaller batch; the effective
             # batch (batch x accumulation steps) stays what was planned.
             shutil.rmtree(out_dir / "backup", ignore_errors=True)
+            (out_dir / "history.csv").unlink(missing_ok=True)
             model.set_weights(initial_weights)
             compile_model(model, task, config)
             resumed_from = 0
     seconds = time.perf_counter() - started
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
+    if resumed_from:
+        history = _full_history(out_dir / "history.csv", resumed_from + len(history.get("loss", [])))
     losses = history.get("val_loss", [])
     epochs = len(history.get("loss", []))
     finite = [v for v in losses if math.isfinite(v)]
     best_val = min(finite) if finite else float("nan")
-    best_epoch = losses.index(best_val) + 1 + resumed_from if finite else 0
+    best_epoch = losses.index(best_val) + 1 if finite else 0
     diverged = guard.diverged or any(not math.isfinite(v) for v in history.get("loss", []))
     if diverged:
         reason = "loss diverged (NaN, infinite, or exploded past 1000x its first value)"
@@ -291,6 +297,19 @@ def train_dnn(
         gradient_accumulation_steps=config.gradient_accumulation_steps,
         summary="\n".join(lines),
     )
+
+
+def _full_history(csv_path: Path, epochs: int) -> dict[str, list[float]]:
+    """Every epoch's row from CSVLogger (across restarts), the last row of each epoch winning."""
+    import csv
+
+    rows: dict[int, dict[str, str]] = {}
+    with open(csv_path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows[int(row["epoch"])] = row
+    ordered = [rows[e] for e in sorted(rows) if e < epochs]
+    keys = [k for k in ordered[0] if k != "epoch"] if ordered else []
+    return {k: [float(r[k]) for r in ordered] for k in keys}
 
 
 def save_history(history: dict[str, Any], path: Path) -> None:
