@@ -148,13 +148,15 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     else:
         reason = f"best validation {metric} {chosen['val_score']:.4f} among the baselines"
     ctx.decide(f"choose {chosen['name']}", reason)
+    if chosen["kind"] == "sklearn" and chosen["name"] != "dummy":
+        chosen = _refit(ctx, state, schema, chosen)
     result.update(
         {
             "chosen": chosen,
             "choice_reason": reason,
             "leaderboard": leaderboard,
             "attempt": attempt,
-            "time": _time_spent(selection, result.get("dnn") or result.get("diverged_network")),
+            "time": _time_spent(selection, result.get("dnn") or result.get("diverged_network"), chosen),
         }
     )
     finding = {k: v for k, v in result.items() if k not in ("dnn", "diverged_network")}
@@ -173,11 +175,45 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _time_spent(selection: dict[str, Any], dnn: dict[str, Any] | None) -> dict[str, Any]:
-    """How the budget was spent: baselines, the network, the total, and whether a cap fired."""
+def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: dict[str, Any]) -> dict:
+    """Refit the chosen scikit-learn family on train + validation once the choice is made."""
+    from ml_expert.tools.selection.baselines import refit_on_train_and_val
+
+    files = state["data"]["files"]
+    refit = refit_on_train_and_val(
+        chosen["name"],
+        schema,
+        load_split(files, "train", schema),
+        load_split(files, "val", schema),
+        int(state["options"]["seed"]),
+        ctx.run_dir / "models",
+    )
+    ctx.decide(
+        f"refit {chosen['name']} on train + validation ({refit['rows']} rows)",
+        "the choice was made on held-out validation; the shipped model then learns from every row "
+        "but the test split. Its validation and train figures are those of the train-only fit.",
+    )
+    return {
+        **chosen,
+        "path": refit["path"],
+        "sha256": refit["sha256"],
+        "refit": {
+            **refit,
+            "on": "train+val",
+            "selected_path": chosen["path"],
+            "selected_sha256": chosen["sha256"],
+        },
+    }
+
+
+def _time_spent(
+    selection: dict[str, Any], dnn: dict[str, Any] | None, chosen: dict[str, Any]
+) -> dict[str, Any]:
+    """How the budget was spent: baselines, the network, the refit, the total, and whether a cap fired."""
     budget = float(selection["budget"])
     nn_seconds = float(dnn["train_seconds"]) if dnn else 0.0
-    total = float(selection["seconds"]) + nn_seconds
+    refit_seconds = float((chosen.get("refit") or {}).get("fit_seconds", 0.0))
+    total = float(selection["seconds"]) + nn_seconds + refit_seconds
     return {
         "budget_seconds": budget,
         "model_selection_seconds": selection["seconds"],
@@ -185,6 +221,7 @@ def _time_spent(selection: dict[str, Any], dnn: dict[str, Any] | None) -> dict[s
         "network_seconds": nn_seconds,
         "network_epochs_planned": dnn["config"]["max_epochs"] if dnn else 0,
         "network_epochs_run": dnn["epochs_trained"] if dnn else 0,
+        "refit_seconds": refit_seconds,
         "total_seconds": round(total, 3),
         "share_of_budget": round(total / budget, 3) if budget else None,
         "cap_hit": bool(dnn and dnn["cap_hit"]),
