@@ -83,6 +83,8 @@ def build_dnn(n_features: int, task: str, n_outputs: int, config: DNNConfig, see
         x = keras.layers.Reshape(tuple(config.image_shape), name="to_image")(x)
         for i, filters in enumerate(config.conv_filters):
             x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_regularizer=reg)(x)
+            # momentum 0.9 (not 0.99): the moving statistics settle within one short epoch
+            x = keras.layers.BatchNormalization(momentum=0.9)(x)
             if min(x.shape[1], x.shape[2]) >= 4 and i < len(config.conv_filters) - 1:
                 x = keras.layers.MaxPooling2D(2)(x)
         x = keras.layers.Flatten()(x)
