@@ -81,5 +81,9 @@ def test_two_seeded_runs_agree_and_respect_the_budget(datasets: Path, tmp_path: 
             "hist_gradient_boosting",
         }
         assert spent["network_epochs_run"] == dnn1["epochs_trained"]
+    # the hardware check before training is recorded
+    hw = dnn1["hardware"]
+    assert hw["cpu_count"] >= 1 and hw["available_memory_mb"] > 0 and hw["backend"] == dnn1["backend"]
+    assert hw["device_used"] == (f"GPU ({hw['gpus'][0]})" if hw["gpus"] else "CPU")
     plan = json.loads((Path(first["run_dir"]) / "findings" / "model-selection.json").read_text())["plan"]
     assert "max_epochs = clamp(" in plan["epoch_plan"]["rule"]
