@@ -215,7 +215,7 @@ def status(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Phase, status and gate verdicts of a run."""
+    """Phase, state (running, interrupted, failed, refused, finished) and gate verdicts of a run."""
     from ml_expert.runner import run_state
     from ml_expert.workspace import list_runs, read_run, run_dir, workspace_path
 
