@@ -45,6 +45,33 @@ def test_divergence_is_retried_by_the_graph_with_lower_learning_rates(
     ]
 
 
+def test_a_network_that_keeps_diverging_is_discarded_and_the_baseline_ships(
+    datasets: Path, workspace: Path
+) -> None:
+    result = run(
+        str(datasets / "diabetes.csv"),
+        seed=5,
+        budget=12,
+        workspace=workspace,
+        memory="embedded",
+        dnn_learning_rate=1e4,
+    )
+    assert result.ok, result.reason
+    assert result.chosen_model in ("linear", "random_forest", "hist_gradient_boosting")
+    finding = json.loads((Path(result.run_dir) / "findings" / "training.json").read_text())
+    assert finding["attempt"] == 2 and "dnn" not in finding
+    diverged = finding["diverged_network"]
+    assert diverged["diverged"] and diverged["discarded"].startswith("diverged on 3 attempts")
+    assert diverged["config"]["learning_rate"] == pytest.approx(100.0)
+    assert finding["chosen"]["refit"]["on"] == "train+val"
+    # nothing of the network is exported
+    exported = {
+        Path(r["path"]).parent.name
+        for r in json.loads((Path(result.run_dir) / "findings" / "deployment.json").read_text())["exports"]
+    }
+    assert exported == {result.chosen_model}
+
+
 def _tiny_data(seed: int = 0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=(96, 6)).astype("float32")

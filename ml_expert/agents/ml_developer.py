@@ -148,7 +148,8 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     else:
         reason = f"best validation {metric} {chosen['val_score']:.4f} among the baselines"
     ctx.decide(f"choose {chosen['name']}", reason)
-    if chosen["kind"] == "sklearn" and chosen["name"] != "dummy":
+    retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
+    if chosen["kind"] == "sklearn" and chosen["name"] != "dummy" and not retrying:
         chosen = _refit(ctx, state, schema, chosen)
     result.update(
         {

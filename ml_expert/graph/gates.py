@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ml_expert.agents.ml_developer import MAX_TRAINING_RETRIES
 from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
@@ -93,9 +94,6 @@ def plan_gate(state: dict[str, Any]) -> GateVerdict:
             )
         )
     return GateVerdict.from_checks("plan", checks)
-
-
-MAX_TRAINING_RETRIES = 2
 
 
 def training_gate(state: dict[str, Any]) -> GateVerdict:
