@@ -127,6 +127,10 @@ def run(
     ] = False,
     no_dnn: Annotated[bool, typer.Option("--no-dnn", help="Do not train the Keras network.")] = False,
     modality: Annotated[str, typer.Option(help="auto, tabular or image (pixel columns).")] = "auto",
+    dnn_learning_rate: Annotated[
+        float | None,
+        typer.Option("--dnn-learning-rate", hidden=True, help="Advanced: the network's start LR."),
+    ] = None,
     workspace: WorkspaceOpt = None,
     memory: MemoryOpt = None,
     as_json: JsonOpt = False,
@@ -182,10 +186,13 @@ def run(
             force=force,
             train_dnn=not no_dnn,
             modality=modality,
+            dnn_learning_rate=dnn_learning_rate,
             run_id=run_id,
             require_approval=require_approval,
             claude_flow_sync=claude_flow_sync,
         )
+        if dnn_learning_rate is not None and not dnn_learning_rate > 0:
+            raise UsageError("--dnn-learning-rate must be positive")
         if as_json:
             with _stdout_to_stderr():
                 result = run_pipeline(data, target, **kwargs)
@@ -244,6 +251,35 @@ def _start_detached(args: list[str], ws, run_id: str, as_json: bool) -> None:
         typer.echo(run_id)
 
 
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The interrupted run's id.")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Continue an interrupted run: finished phases are not re-run, training resumes from its backup."""
+    from ml_expert.runner import resume as resume_run
+
+    try:
+        if as_json:
+            with _stdout_to_stderr():
+                result = resume_run(run_id, workspace=workspace)
+        else:
+            from ml_expert.progress import RichProgress
+
+            with RichProgress(_stderr_console()) as progress:
+                result = resume_run(run_id, workspace=workspace, on_event=progress)
+    except MLExpertError as exc:
+        _fail(exc, as_json, {"run_id": run_id})
+        return
+    if as_json:
+        _emit_json(result.model_dump())
+    else:
+        _print_summary(result)
+    if result.status == "refused":
+        raise typer.Exit(EXIT_GATE)
+
+
 def _print_summary(result) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -271,7 +307,7 @@ def status(
     workspace: WorkspaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Phase, status and gate verdicts of a run (a run whose process died shows as failed)."""
+    """Phase, state (running, interrupted, failed, refused, finished) and gate verdicts of a run."""
     from ml_expert.detached import run_summary
 
     try:

@@ -64,9 +64,11 @@ def log_tail(path: Path, lines: int = 12) -> str:
 
 
 def effective(data: dict[str, Any], path: Path) -> dict[str, Any]:
-    """run.json as it really stands: an active status whose process is gone becomes `failed`.
+    """run.json as it really stands, when the process that owned the run is gone.
 
-    The correction is written back once, so every later reader (and `resume`) sees it.
+    A run that was `running` becomes `interrupted` (killed mid-run: `ml-expert resume` continues
+    it); one that died while `starting` or `approving` never got going and becomes `failed` with
+    the log's last lines as its reason. Written back once, so every later reader sees it.
     """
     if data.get("status") not in ACTIVE or pid_alive(data.get("pid"), data.get("pid_started")):
         return data
@@ -79,6 +81,9 @@ def effective(data: dict[str, Any], path: Path) -> dict[str, Any]:
     reason = f"the run's process (pid {data.get('pid')}) ended while the run was {data.get('status')}"
     if tail:
         reason += f"; last lines of {path / LOG_FILE}:\n{tail}"
+    if data.get("status") == "running":
+        error = data.get("error") or {"kind": "killed", "message": reason, "node": data.get("phase")}
+        return update_run(path, status="interrupted", interrupted=True, reason=reason, error=error)
     error = data.get("error") or {"kind": "crashed", "message": reason, "node": data.get("phase")}
     return update_run(path, status="failed", interrupted=True, reason=reason, error=error)
 
@@ -100,7 +105,7 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
         "run_id": run_id,
         "status": data.get("status"),
         "phase": data.get("phase"),
-        "done": data.get("status") in ("finished", "refused", "failed"),
+        "done": data.get("status") in ("finished", "refused", "failed", "interrupted"),
         "created": data.get("created"),
         "updated": data.get("updated"),
         "gates": {k: v.get("passed") for k, v in gates.items()},

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ml_expert.detached import ACTIVE, pid_alive
 from ml_expert.errors import GateRefused, MLExpertError, TrainingError, UsageError
 from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, workspace_path
 
@@ -51,6 +52,7 @@ def run(
     force: bool = False,
     train_dnn: bool = True,
     modality: str = "auto",
+    dnn_learning_rate: float | None = None,
     run_id: str | None = None,
     on_event: EventSink | None = None,
     raise_on_refusal: bool = False,
@@ -79,6 +81,8 @@ def run(
         "require_approval": require_approval,
         "claude_flow_sync": claude_flow_sync,
     }
+    if dnn_learning_rate is not None:
+        options["dnn_learning_rate"] = dnn_learning_rate
     if max_overfit_gap is not None:
         options["max_overfit_gap"] = max_overfit_gap
     if max_latency_ms is not None:
@@ -117,12 +121,53 @@ def approve(
     return _drive(Command(resume=decision), ws, run_id, on_event, False)
 
 
+def resume(
+    run_id: str,
+    *,
+    workspace: str | Path | None = None,
+    on_event: EventSink | None = None,
+    raise_on_refusal: bool = False,
+) -> RunResult:
+    """Continue a run that was killed: finished phases come from the checkpointer, not re-run.
+
+    The interrupted node runs again; training picks up from its BackupAndRestore backup. A run
+    killed before its first checkpoint starts again from the options recorded in run.json.
+    """
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from ml_expert.graph.builder import build_graph
+
+    ws = workspace_path(workspace)
+    path = run_dir(ws, run_id)
+    record = read_run(path)
+    if record.get("status") in ("finished", "refused"):
+        raise UsageError(f"run {run_id} already {record['status']}; nothing to resume")
+    if record.get("status") in ACTIVE and pid_alive(record.get("pid"), record.get("pid_started")):
+        raise UsageError(f"run {run_id} is still running (pid {record['pid']})")
+    config = {"configurable": {"thread_id": run_id}}
+    with SqliteSaver.from_conn_string(str(checkpoint_path(ws))) as saver:
+        snapshot = build_graph(checkpointer=saver).get_state(config)
+    graph_input = None if snapshot.next else {"options": record["config"], "run_id": run_id}
+    update_run(
+        path,
+        status="running",
+        pid=os.getpid(),
+        error=None,
+        resumed=[
+            *record.get("resumed", []),
+            {"from_phase": record.get("phase"), "pending": list(snapshot.next)},
+        ],
+    )
+    return _drive(graph_input, ws, run_id, on_event, raise_on_refusal, start=record.get("phase") or "init")
+
+
 def _drive(
     graph_input: Any,
     ws: Path,
     run_id: str,
     on_event: EventSink | None,
     raise_on_refusal: bool,
+    start: str = "init",
 ) -> RunResult:
     from langgraph.checkpoint.sqlite import SqliteSaver
 
@@ -130,7 +175,7 @@ def _drive(
 
     config = {"configurable": {"thread_id": run_id}}
     path = run_dir(ws, run_id)
-    current = "init"
+    current = start
     with SqliteSaver.from_conn_string(str(checkpoint_path(ws))) as saver:
         graph = build_graph(checkpointer=saver)
         try:

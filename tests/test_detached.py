@@ -69,7 +69,7 @@ def test_detached_run_polled_to_completion(workspace: Path) -> None:
     assert [r["run_id"] for r in runs] == [run_id] and runs[0]["status"] == "finished"
 
 
-def test_killed_detached_run_shows_failed_with_reason(workspace: Path) -> None:
+def test_killed_detached_run_shows_interrupted_with_reason(workspace: Path) -> None:
     # A budget long enough that the run is still training when it is killed.
     started, _ = _detach(workspace, "breast_cancer", "--budget", "120")
     run_id = started["run_id"]
@@ -78,11 +78,12 @@ def test_killed_detached_run_shows_failed_with_reason(workspace: Path) -> None:
     pid = json.loads((workspace / "runs" / run_id / "run.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)
     status, _ = _poll(workspace, run_id, lambda s: s["done"], timeout=30)
-    assert status["status"] == "failed"
+    # Killed mid-run: not running any more, and resumable (`ml-expert resume`), with the reason.
+    assert status["status"] == "interrupted"
     assert f"pid {pid}" in status["reason"] and "ended while the run was running" in status["reason"]
-    assert status["error"]["kind"] == "crashed"
+    assert status["error"]["kind"] == "killed"
     # Written back: a plain read of run.json agrees now.
-    assert json.loads((workspace / "runs" / run_id / "run.json").read_text())["status"] == "failed"
+    assert json.loads((workspace / "runs" / run_id / "run.json").read_text())["status"] == "interrupted"
 
 
 def test_detached_data_error_is_reported(workspace: Path) -> None:

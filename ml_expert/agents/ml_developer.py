@@ -94,7 +94,17 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     return {"data": data, "phase": "data_preparation"}
 
 
+MAX_TRAINING_RETRIES = 2
+RETRY_LR_FACTOR = 0.1
+RETRY_CLIP_FACTOR = 0.5
+
+
 def training(state: dict[str, Any]) -> dict[str, Any]:
+    """Train the planned network (if any) and choose the winner on validation.
+
+    A diverged network is retried by the graph (lower learning rate, tighter clipping) at most
+    MAX_TRAINING_RETRIES times; after that it is discarded and the best baseline ships.
+    """
     ctx = AgentContext(state, "ml-developer", "training")
     ctx.start()
     data, selection = state["data"], state["selection"]
@@ -103,48 +113,164 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     leaderboard = list(selection["leaderboard"])
     result: dict[str, Any] = {}
     plan = selection["plan"]
+    previous = (state.get("training") or {}).get("diverged_network") or {}
+    attempt = int((state.get("retries") or {}).get("training", 0))
+    if previous and not previous.get("discarded"):
+        attempt += 1  # the graph routed back here after a divergence
     if plan["train_dnn"]:
-        result["dnn"] = _train_dnn(ctx, state, schema, metric)
-        leaderboard.append(result["dnn"]["candidate"])
+        dnn = _train_dnn(ctx, state, schema, metric, attempt)
+        if not dnn["diverged"]:
+            result["dnn"] = dnn
+            leaderboard.append(dnn["candidate"])
+        else:
+            # Kept apart from "dnn": nothing downstream may export or score a diverged network.
+            result["diverged_network"] = dnn
+            if attempt >= MAX_TRAINING_RETRIES:
+                dnn["discarded"] = (
+                    f"diverged on {attempt + 1} attempts (the last {attempt} with lower learning rates)"
+                )
+                ctx.decide(
+                    "discard the neural network", dnn["discarded"] + "; the best baseline ships instead"
+                )
+            else:
+                ctx.decide(
+                    "retry training with a lower learning rate and tighter clipping",
+                    f"attempt {attempt + 1} diverged ({dnn['stopped_reason']}) at learning rate "
+                    f"{dnn['config']['learning_rate']:g}; retry {attempt + 1} of {MAX_TRAINING_RETRIES}",
+                )
     best_simple = max(
         (c for c in selection["leaderboard"] if c["name"] != "dummy"), key=lambda c: c["val_score"]
     )
     ranked = sorted(leaderboard, key=lambda c: c["val_score"], reverse=True)
     chosen = ranked[0]
-    if chosen["name"] == "dnn" and chosen["val_score"] <= best_simple["val_score"]:
+    nn = "dnn"
+    if chosen["name"] == nn and chosen["val_score"] <= best_simple["val_score"]:
         chosen = best_simple
-    if chosen["name"] == "dnn":
+    if chosen["name"] == nn:
         reason = (
-            f"DNN validation {metric} {chosen['val_score']:.4f} > "
+            f"{nn} validation {metric} {chosen['val_score']:.4f} > "
             f"best baseline {best_simple['val_score']:.4f}"
         )
-    elif plan["train_dnn"]:
+    elif "dnn" in result:
         reason = (
-            f"{chosen['name']} validation {metric} {chosen['val_score']:.4f} >= DNN "
+            f"{chosen['name']} validation {metric} {chosen['val_score']:.4f} >= {nn} "
             f"{result['dnn']['candidate']['val_score']:.4f}: the simpler model wins ties and wins"
         )
     else:
         reason = f"best validation {metric} {chosen['val_score']:.4f} among the baselines"
     ctx.decide(f"choose {chosen['name']}", reason)
-    result.update({"chosen": chosen, "choice_reason": reason, "leaderboard": leaderboard})
-    finding = {k: v for k, v in result.items() if k != "dnn"}
-    if "dnn" in result:
-        finding["dnn"] = {k: v for k, v in result["dnn"].items() if k not in ("summary",)}
+    retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
+    if chosen["kind"] == "sklearn" and chosen["name"] != "dummy" and not retrying:
+        chosen = _refit(ctx, state, schema, chosen)
+    result.update(
+        {
+            "chosen": chosen,
+            "choice_reason": reason,
+            "leaderboard": leaderboard,
+            "attempt": attempt,
+            "time": _time_spent(selection, result.get("dnn") or result.get("diverged_network"), chosen),
+        }
+    )
+    finding = {k: v for k, v in result.items() if k not in ("dnn", "diverged_network")}
+    for key in ("dnn", "diverged_network"):
+        if key in result:
+            finding[key] = {k: v for k, v in result[key].items() if k not in ("summary",)}
     ctx.record("training", finding)
     ctx.done(f"chosen {chosen['name']} ({metric} {chosen['val_score']:.4f} on validation)")
-    return {"training": result, "phase": "training"}
+    # A refused training gate before a retry left status "refused": this attempt starts clean.
+    return {
+        "training": result,
+        "phase": "training",
+        "retries": {"training": attempt},
+        "status": "running",
+        "reason": None,
+    }
 
 
-def _train_dnn(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, metric: str) -> dict[str, Any]:
+def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: dict[str, Any]) -> dict:
+    """Refit the chosen scikit-learn family on train + validation once the choice is made."""
+    from ml_expert.tools.selection.baselines import refit_on_train_and_val
+
+    files = state["data"]["files"]
+    refit = refit_on_train_and_val(
+        chosen["name"],
+        schema,
+        load_split(files, "train", schema),
+        load_split(files, "val", schema),
+        int(state["options"]["seed"]),
+        ctx.run_dir / "models",
+    )
+    ctx.decide(
+        f"refit {chosen['name']} on train + validation ({refit['rows']} rows)",
+        "the choice was made on held-out validation; the shipped model then learns from every row "
+        "but the test split. Its validation and train figures are those of the train-only fit.",
+    )
+    return {
+        **chosen,
+        "path": refit["path"],
+        "sha256": refit["sha256"],
+        "refit": {
+            **refit,
+            "on": "train+val",
+            "selected_path": chosen["path"],
+            "selected_sha256": chosen["sha256"],
+        },
+    }
+
+
+def _time_spent(
+    selection: dict[str, Any], dnn: dict[str, Any] | None, chosen: dict[str, Any]
+) -> dict[str, Any]:
+    """How the budget was spent: baselines, the network, the refit, the total, and whether a cap fired."""
+    budget = float(selection["budget"])
+    nn_seconds = float(dnn["train_seconds"]) if dnn else 0.0
+    refit_seconds = float((chosen.get("refit") or {}).get("fit_seconds", 0.0))
+    total = float(selection["seconds"]) + nn_seconds + refit_seconds
+    return {
+        "budget_seconds": budget,
+        "model_selection_seconds": selection["seconds"],
+        "baseline_fit_seconds": selection.get("baseline_seconds", {}),
+        "network_seconds": nn_seconds,
+        "network_epochs_planned": dnn["config"]["max_epochs"] if dnn else 0,
+        "network_epochs_run": dnn["epochs_trained"] if dnn else 0,
+        "refit_seconds": refit_seconds,
+        "total_seconds": round(total, 3),
+        "share_of_budget": round(total / budget, 3) if budget else None,
+        "cap_hit": bool(dnn and dnn["cap_hit"]),
+    }
+
+
+def _train_dnn(
+    ctx: AgentContext, state: dict[str, Any], schema: InputSchema, metric: str, attempt: int
+) -> dict[str, Any]:
     _quiet_tensorflow()
     import keras
 
+    from ml_expert.tools.selection.budget import safety_cap
+    from ml_expert.tools.training.checkpoints import load_verified
     from ml_expert.tools.training.curves import plot_curves
     from ml_expert.tools.training.dnn import DNNConfig, build_dnn, save_history, train_dnn
+    from ml_expert.tools.training.hardware import UtilisationSampler, hardware_check
 
-    data = state["data"]
+    data, selection = state["data"], state["selection"]
     seed = int(state["options"]["seed"])
-    config = DNNConfig.model_validate(state["selection"]["plan"]["dnn_config"])
+    config = DNNConfig.model_validate(selection["plan"]["dnn_config"])
+    if attempt:
+        config = config.model_copy(
+            update={
+                "learning_rate": config.learning_rate * RETRY_LR_FACTOR**attempt,
+                "clipnorm": config.clipnorm * RETRY_CLIP_FACTOR**attempt,
+            }
+        )
+    config = config.model_copy(
+        update={"time_limit_seconds": safety_cap(float(selection["budget"]), float(selection["seconds"]))}
+    )
+    hardware = hardware_check()
+    ctx.decide(
+        f"train on {hardware['device_used']}",
+        f"{hardware['backend']} backend; {len(hardware['gpus'])} GPU(s) found; "
+        f"{hardware['available_memory_mb']:.0f} MB memory available",
+    )
     x_train = np.load(data["files"]["X_train"])
     x_val = np.load(data["files"]["X_val"])
     y_train = load_split(data["files"], "train", schema)[1]
@@ -158,26 +284,64 @@ def _train_dnn(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, me
     else:
         fit_train, fit_val = y_train, y_val
     n_outputs = len(schema.classes or []) if task == "classification" else 1
-    model = build_dnn(x_train.shape[1], task, n_outputs, config, seed)
-    ctx.step(f"training a Keras DNN ({model.count_params()} parameters)")
-    result = train_dnn(
-        model,
-        x_train,
-        fit_train.astype("float32"),
-        x_val,
-        fit_val.astype("float32"),
-        config,
-        ctx.run_dir / "checkpoints",
-        on_epoch=lambda epoch, total, logs: ctx.emit("epoch", epoch=epoch, total=total, logs=logs),
+    model = build_dnn(x_train.shape[1], task, n_outputs, config, seed + attempt)
+    label = "CNN" if config.architecture == "cnn" else "DNN"
+    ctx.step(
+        f"training a Keras {label} ({model.count_params()} parameters, up to {config.max_epochs} epochs, "
+        f"learning rate {config.learning_rate:g}, attempt {attempt + 1})"
     )
+    out_dir = ctx.run_dir / "checkpoints" / f"attempt-{attempt}"
+    with UtilisationSampler(enabled=bool(hardware["gpus"])) as sampler:
+        result = train_dnn(
+            model,
+            x_train,
+            fit_train.astype("float32"),
+            x_val,
+            fit_val.astype("float32"),
+            config,
+            out_dir,
+            on_epoch=lambda epoch, total, logs: ctx.emit("epoch", epoch=epoch, total=total, logs=logs),
+            task=task,
+        )
+    hardware["gpu_utilisation"] = sampler.summary()
+    if result.initial_epoch:
+        ctx.decide(
+            f"resume training at epoch {result.initial_epoch + 1}",
+            "a backup from an interrupted run was found (BackupAndRestore)",
+        )
+    for oom in result.oom_retries:
+        ctx.decide(
+            f"halve the batch to {oom['new_batch_size']} with {oom['gradient_accumulation_steps']} "
+            "gradient accumulation steps",
+            f"{oom['error']} at batch {oom['batch_size']}; the effective batch stays the same",
+        )
+    if result.cap_hit:
+        ctx.decide("stop training at the wall-clock cap", result.stopped_reason)
     history_path = ctx.run_dir / "training_history.json"
     save_history(result.history, history_path)
     curves_path = ctx.run_dir / "training_curves.png"
-    plot_curves(result.history, curves_path, f"Keras DNN ({task})")
-    served = model
+    plot_curves(result.history, curves_path, f"Keras {label} ({task})")
+    common = {
+        **result.model_dump(),
+        "config": config.model_dump(),
+        "attempt": attempt,
+        "hardware": hardware,
+        "history_path": str(history_path),
+        "curves_path": str(curves_path),
+        "backend": keras.backend.backend(),
+        "target_mean": mean,
+        "target_std": std,
+    }
+    if result.diverged:
+        return common
+    # The model that is scored and shipped is the best checkpoint, reloaded only if its hash matches.
+    trained, loaded, skipped = load_verified(result.checkpoints, keras.saving.load_model)
+    for item in skipped:
+        ctx.decide("skip a corrupt checkpoint", f"{item['path']}: {item['reason']}")
+    served = trained
     if task == "regression":
-        outputs = keras.layers.Rescaling(scale=std, offset=mean, name="target_scale")(model.output)
-        served = keras.Model(model.input, outputs, name="tabular_dnn_served")
+        outputs = keras.layers.Rescaling(scale=std, offset=mean, name="target_scale")(trained.output)
+        served = keras.Model(trained.input, outputs, name=f"{trained.name}_served")
     models_dir = ctx.run_dir / "models"
     models_dir.mkdir(exist_ok=True)
     path = models_dir / "dnn.keras"
@@ -194,16 +358,7 @@ def _train_dnn(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, me
         "path": str(path),
         "sha256": sha256_file(path),
     }
-    backend = keras.backend.backend()
-    return {
-        **result.model_dump(),
-        "candidate": candidate,
-        "history_path": str(history_path),
-        "curves_path": str(curves_path),
-        "backend": backend,
-        "target_mean": mean,
-        "target_std": std,
-    }
+    return {**common, "candidate": candidate, "loaded_checkpoint": loaded, "skipped_checkpoints": skipped}
 
 
 def _keras_scores(model, x: np.ndarray, task: str) -> np.ndarray:

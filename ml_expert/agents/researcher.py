@@ -1,4 +1,8 @@
-"""The researcher: analyses the task, measures simple baselines first, plans the neural model."""
+"""The researcher: analyses the task, measures simple baselines first, plans the neural model.
+
+Every decision is a count derived from the data and the budget by a fixed rule (never a wall-clock
+measurement), so the same seed and data give the same plan on any machine.
+"""
 
 from __future__ import annotations
 
@@ -12,49 +16,118 @@ from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import available_memory_mb
 from ml_expert.tools.scoring import primary_metric
 from ml_expert.tools.selection.baselines import run_baselines
+from ml_expert.tools.selection.budget import cnn_flops, dense_flops, plan_epochs
 from ml_expert.tools.training.dnn import DNNConfig
 
-MIN_SECONDS_FOR_DNN = 5.0
+MIN_BUDGET_FOR_NN = 10.0
+MIN_ROOM = 0.01
 
 
-def plan_dnn(data: dict[str, Any], seconds_left: float, wanted: bool) -> tuple[dict[str, Any], str]:
-    """Size the network and the batch from the data; train it only when time is left."""
+def room_left(best_val: float, metric: str, val_rows: int) -> tuple[float, str]:
+    """How far the best baseline may still be from perfect, given what validation can show.
+
+    For accuracy-like metrics a validation score is capped by its sample size: with no error in n
+    rows, the 95% upper bound of the error rate is still 3/n (rule of three).
+    """
+    gap = max(0.0, 1.0 - best_val)
+    if metric == "r2":
+        return gap, f"1 - R² = {gap:.4f}"
+    floor = 3.0 / max(val_rows, 1)
+    return max(gap, floor), f"max(1 - {metric} = {gap:.4f}, 3/{val_rows} validation rows = {floor:.4f})"
+
+
+def analyse_task(data: dict[str, Any]) -> dict[str, Any]:
+    """The facts the choice of models rests on, each with the reason it matters."""
+    sizes = data["split_sizes"]
+    classes = len(data.get("train_class_counts") or {}) or None
+    return {
+        "task": data["task"],
+        "task_reason": data["task_reason"],
+        "rows": sizes,
+        "features_in": len(data["features"]),
+        "features_out": data["n_features_out"],
+        "classes": classes,
+        "imbalance_ratio": data.get("imbalance_ratio"),
+        "modality": data.get("modality", "tabular"),
+        "image_shape": data.get("image_shape"),
+    }
+
+
+def plan_network(
+    data: dict[str, Any],
+    budget: float,
+    best_val: float,
+    metric: str,
+    wanted: bool,
+    learning_rate: float | None,
+) -> tuple[dict[str, Any], str]:
+    """Size the network from the data, count its epochs from the budget, and decide whether to train it.
+
+    Rule: train it when it is wanted, the budget is at least MIN_BUDGET_FOR_NN seconds, and the best
+    baseline leaves at least MIN_ROOM of room (see room_left).
+    """
     rows = data["split_sizes"]["train"]
+    val_rows = data["split_sizes"]["val"]
     width = data["n_features_out"]
-    if rows < 2_000:
-        units, batch, patience = [64, 32], 32, 25
-    elif rows < 100_000:
-        units, batch, patience = [128, 64], 128, 15
+    image = data.get("modality") == "image" and data.get("image_shape")
+    n_out = len(data.get("train_class_counts") or {}) if data["task"] == "classification" else 1
+    if image:
+        units, batch, patience, filters = [128], 32 if rows < 20_000 else 128, 20, [32, 64]
+        flops = cnn_flops(data["image_shape"], filters, units, n_out)
+        architecture = "cnn"
     else:
-        units, batch, patience = [256, 128], 512, 8
+        filters = []
+        if rows < 2_000:
+            units, batch, patience = [64, 32], 32, 25
+        elif rows < 100_000:
+            units, batch, patience = [128, 64], 128, 15
+        else:
+            units, batch, patience = [256, 128], 512, 8
+        flops = dense_flops(width, units, n_out)
+        architecture = "dense"
+    epochs = plan_epochs(budget, rows, val_rows, batch, flops)
     class_weight = None
-    if data["task"] == "classification" and data.get("imbalance_ratio", 1) >= 3:
+    if data["task"] == "classification" and (data.get("imbalance_ratio") or 1) >= 3:
         counts = data["train_class_counts"]
         total = sum(counts.values())
         class_weight = {int(k): total / (len(counts) * v) for k, v in counts.items()}
     config = DNNConfig(
+        architecture=architecture,
+        image_shape=data.get("image_shape") if image else None,
         hidden_units=units,
+        conv_filters=filters or [32, 64],
         batch_size=batch,
-        patience=patience,
+        patience=min(patience, max(3, epochs.max_epochs // 4)),
+        max_epochs=epochs.max_epochs,
         class_weight=class_weight,
-        time_limit_seconds=max(seconds_left, 1.0),
+        learning_rate=learning_rate if learning_rate is not None else 1e-3,
     )
-    params = width * units[0] + units[0] * units[1] + units[1] * 10
-    memory_mb = (rows * width * 4 * 2 + params * 4 * 4) / 2**20 + 200
+    # Data twice (float32 copies) + a generous 8 bytes per forward FLOP (weights, Adam slots, activations).
+    memory_mb = (rows * width * 4 * 2 + flops * 8) / 2**20 + 200
+    name = "Keras CNN" if image else "Keras DNN"
+    room, room_why = room_left(best_val, metric, val_rows)
     if not wanted:
         train, reason = False, "the neural model was turned off (--no-dnn)"
-    elif seconds_left < MIN_SECONDS_FOR_DNN:
-        train, reason = False, f"only {seconds_left:.1f} s of the budget left (< {MIN_SECONDS_FOR_DNN} s)"
+    elif budget < MIN_BUDGET_FOR_NN:
+        train, reason = False, f"budget {budget:g} s < {MIN_BUDGET_FOR_NN:g} s: baselines only"
+    elif room < MIN_ROOM:
+        train, reason = False, f"the best baseline leaves no room: {room_why} < {MIN_ROOM}"
     else:
         train = True
         reason = (
-            f"{seconds_left:.0f} s of budget left; a {units} dense network (batch {batch}, early stopping "
-            f"patience {patience}) is cheap at {rows} rows x {width} features and may beat the baselines"
+            f"budget {budget:g} s >= {MIN_BUDGET_FOR_NN:g} s and the best baseline leaves room "
+            f"({room_why} >= {MIN_ROOM}): a {name} "
+            f"({'conv ' + str(filters) + ' + ' if image else ''}dense {units}, batch {batch}, "
+            f"up to {epochs.max_epochs} epochs, early stopping patience {config.patience})"
         )
     plan = {
         "train_dnn": train,
+        "network": name,
+        "room": round(room, 6),
+        "room_rule": room_why,
         "dnn_config": config.model_dump(),
-        "estimated_params": params,
+        "epoch_plan": epochs.model_dump(),
+        "estimated_flops_per_row": flops,
         "estimated_memory_mb": round(memory_mb, 1),
         "available_memory_mb": round(available_memory_mb(), 1),
     }
@@ -66,15 +139,22 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     ctx.start()
     started = time.perf_counter()
     data = state["data"]
+    options = state["options"]
     schema = InputSchema.model_validate(data["schema"])
+    analysis = analyse_task(data)
     metric, metric_reason = primary_metric(data["task"], data.get("imbalance_ratio"))
     ctx.decide(f"task is {data['task']}", data["task_reason"])
     ctx.decide(f"rank models by {metric}", metric_reason)
+    if analysis["modality"] == "image":
+        ctx.decide(
+            f"treat the features as {analysis['image_shape']} images",
+            "the pixel layout carries structure a convolutional network can use",
+        )
     train = load_split(data["files"], "train", schema)
     val = load_split(data["files"], "val", schema)
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting")
     leaderboard = run_baselines(
-        schema, train, val, metric, int(state["options"]["seed"]), Path(ctx.run_dir) / "models"
+        schema, train, val, metric, int(options["seed"]), Path(ctx.run_dir) / "models"
     )
     board = [c.model_dump() for c in leaderboard]
     best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: c.val_score)
@@ -83,17 +163,28 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         f"validation {metric} {best.val_score:.4f} (dummy {board[0]['val_score']:.4f})",
     )
     seconds = time.perf_counter() - started
-    budget = float(state["options"]["budget"])
-    plan, reason = plan_dnn(data, budget - seconds, bool(state["options"].get("train_dnn", True)))
-    ctx.decide("train a Keras DNN" if plan["train_dnn"] else "skip the Keras DNN", reason)
+    budget = float(options["budget"])
+    plan, reason = plan_network(
+        data,
+        budget,
+        best.val_score,
+        metric,
+        bool(options.get("train_dnn", True)),
+        options.get("dnn_learning_rate"),
+    )
+    ctx.decide(f"train the {plan['network']}" if plan["train_dnn"] else f"skip the {plan['network']}", reason)
+    if plan["train_dnn"]:
+        ctx.decide(f"plan {plan['dnn_config']['max_epochs']} epochs", plan["epoch_plan"]["rule"])
     selection = {
         "task": data["task"],
+        "analysis": analysis,
         "metric": metric,
         "metric_reason": metric_reason,
         "leaderboard": board,
         "best_baseline": best.name,
         "plan": plan,
         "seconds": round(seconds, 3),
+        "baseline_seconds": {c.name: c.fit_seconds for c in leaderboard},
         "budget": budget,
     }
     ctx.record("model-selection", selection)

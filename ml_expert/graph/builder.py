@@ -11,6 +11,7 @@ from ml_expert.agents.registrar import register
 from ml_expert.agents.researcher import model_selection
 from ml_expert.agents.tester import validation
 from ml_expert.graph.approval import after_approval, approval
+from ml_expert.graph.gates import should_retry_training
 from ml_expert.graph.lifecycle import finish_run, init_run, make_gate_node
 from ml_expert.graph.state import MLInput, MLOutput, MLState
 
@@ -36,7 +37,11 @@ def _router(gate: str, opens: str):
         state: MLState,
     ) -> Literal["model_selection", "training", "validation", "approval", "deployment", "register", "finish"]:
         verdict = (state.get("gates") or {}).get(gate, {})
-        return opens if verdict.get("passed") else "finish"  # type: ignore[return-value]
+        if verdict.get("passed"):
+            return opens  # type: ignore[return-value]
+        if gate == "training" and should_retry_training(state):
+            return "training"  # divergence: retrain with a lower learning rate (bounded retries)
+        return "finish"
 
     route.__name__ = f"after_{gate}_gate"
     return route

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ml_expert.agents.ml_developer import MAX_TRAINING_RETRIES
 from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
@@ -123,13 +124,35 @@ def plan_gate(state: dict[str, Any]) -> GateVerdict:
 
 def training_gate(state: dict[str, Any]) -> GateVerdict:
     training = state.get("training") or {}
+    retries = int((state.get("retries") or {}).get("training", 0))
     checks: list[Check] = []
     dnn = training.get("dnn")
+    diverged = training.get("diverged_network")
+    if diverged:
+        discarded = diverged.get("discarded")
+        checks.append(
+            Check(
+                name="loss_finite",
+                passed=bool(discarded),
+                value={
+                    "attempt": diverged.get("attempt"),
+                    "learning_rate": diverged["config"]["learning_rate"],
+                },
+                threshold=MAX_TRAINING_RETRIES,
+                detail=(
+                    f"network discarded after {retries} retries, the best baseline ships: {discarded}"
+                    if discarded
+                    else f"{diverged['stopped_reason']}; retry {retries + 1} of {MAX_TRAINING_RETRIES} "
+                    "with a lower learning rate and tighter clipping"
+                ),
+            )
+        )
     if dnn:
         losses = dnn["history"].get("loss", [])
         finite = bool(losses) and all(math.isfinite(v) for v in losses)
         checks.append(Check(name="loss_finite", passed=finite, value=losses[-1] if losses else None))
-        decreased = finite and min(losses) < losses[0]
+        # A resumed fit's history starts at the backup, so it may already be near its best.
+        decreased = finite and (min(losses) < losses[0] or dnn.get("initial_epoch", 0) > 0)
         checks.append(
             Check(
                 name="loss_decreased",
@@ -141,12 +164,22 @@ def training_gate(state: dict[str, Any]) -> GateVerdict:
             Check(
                 name="stopped_for_a_reason",
                 passed=bool(dnn.get("stopped_reason")),
-                value=dnn.get("stopped_reason"),
+                value={"reason": dnn.get("stopped_reason"), "cap_hit": dnn.get("cap_hit")},
             )
         )
+        loaded = dnn.get("loaded_checkpoint") or {}
+        checks.append(_hash_check("network_checkpoint_verified", loaded.get("path"), loaded.get("sha256")))
+    checks.append(Check(name="retries", passed=retries <= MAX_TRAINING_RETRIES, value=retries))
     chosen = training.get("chosen") or {}
     checks.append(_hash_check("checkpoint_verified", chosen.get("path"), chosen.get("sha256")))
     return GateVerdict.from_checks("training", checks)
+
+
+def should_retry_training(state: dict[str, Any]) -> bool:
+    """A refused training gate goes back to training when the network diverged and retries are left."""
+    diverged = (state.get("training") or {}).get("diverged_network")
+    retries = int((state.get("retries") or {}).get("training", 0))
+    return bool(diverged) and not diverged.get("discarded") and retries < MAX_TRAINING_RETRIES
 
 
 def validation_gate(state: dict[str, Any]) -> GateVerdict:

@@ -32,6 +32,7 @@ class RunOptions(TypedDict, total=False):
     modality: str
     require_approval: bool
     claude_flow_sync: bool
+    dnn_learning_rate: float | None
 
 
 class MLInput(TypedDict, total=False):
@@ -64,6 +65,7 @@ class MLState(TypedDict, total=False):
     metrics: dict[str, Any]
     artifacts: dict[str, str]
     approval: dict[str, Any]
+    retries: Annotated[dict[str, int], merge_dicts]
 
 
 class MLOutput(TypedDict, total=False):

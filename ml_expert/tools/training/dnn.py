@@ -1,12 +1,15 @@
-"""A Keras 3 dense network for tabular data, trained through callbacks only.
+"""Keras 3 networks (dense for tables, convolutional for images), trained through callbacks only.
 
 Backend-neutral (keras.ops, no tf.*), so KERAS_BACKEND=torch or jax trains the same model.
+Every model takes the flat, preprocessed feature row [N, F]: an image network reshapes it itself,
+so the export path and the deployment package are the same for every architecture.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,60 +18,111 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from ml_expert.tools.training.checkpoints import CheckpointKeeper
+
+# A batch whose running loss grows past this multiple of the first batch's loss has exploded.
+EXPLOSION_FACTOR = 1e3
+OOM_NAMES = ("ResourceExhaustedError", "OutOfMemoryError", "MemoryError")
+
 
 class DNNConfig(BaseModel):
+    architecture: str = "dense"  # "dense" or "cnn"
+    image_shape: list[int] | None = None  # [h, w, c] for "cnn"
     hidden_units: list[int] = [128, 64]
+    conv_filters: list[int] = [32, 64]
     dropout: float = 0.15
     learning_rate: float = 1e-3
     clipnorm: float = 1.0
     batch_size: int = 32
+    gradient_accumulation_steps: int | None = None
     max_epochs: int = 200
     patience: int = 20
     l2: float = 1e-4
     class_weight: dict[int, float] | None = None
+    # Wall-clock safety stop only: the plan is the epoch count above; this fires as "cap hit".
     time_limit_seconds: float | None = None
+    keep_last: int = 3
 
 
 class TrainResult(BaseModel):
     epochs_trained: int
+    initial_epoch: int = 0
     best_epoch: int
     best_val_loss: float
     stopped_reason: str
+    diverged: bool = False
+    cap_hit: bool = False
     train_seconds: float
     params: int
     history: dict[str, list[float]]
     checkpoint: str
+    checkpoints: list[dict[str, Any]] = []
+    oom_retries: list[dict[str, Any]] = []
+    batch_size: int
+    gradient_accumulation_steps: int | None = None
     summary: str
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Backend-neutral: TF's ResourceExhaustedError, torch's OutOfMemoryError, Python's MemoryError."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return bool(names & set(OOM_NAMES)) or "out of memory" in str(exc).lower()
+
+
 def build_dnn(n_features: int, task: str, n_outputs: int, config: DNNConfig, seed: int):
+    """The network for `config.architecture`, compiled; same seed → same initial weights."""
     import keras
 
     keras.utils.set_random_seed(seed)
     reg = keras.regularizers.L2(config.l2) if config.l2 else None
     inputs = keras.Input(shape=(n_features,), name="features")
     x = inputs
+    if config.architecture == "cnn":
+        if not config.image_shape or math.prod(config.image_shape) != n_features:
+            raise ValueError(f"image_shape {config.image_shape} does not hold {n_features} features")
+        x = keras.layers.Reshape(tuple(config.image_shape), name="to_image")(x)
+        for i, filters in enumerate(config.conv_filters):
+            x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_regularizer=reg)(x)
+            # momentum 0.9 (not 0.99): the moving statistics settle within one short epoch
+            x = keras.layers.BatchNormalization(momentum=0.9)(x)
+            if min(x.shape[1], x.shape[2]) >= 4 and i < len(config.conv_filters) - 1:
+                x = keras.layers.MaxPooling2D(2)(x)
+        x = keras.layers.Flatten()(x)
     for units in config.hidden_units:
         x = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg)(x)
         if config.dropout:
             x = keras.layers.Dropout(config.dropout, seed=seed)(x)
     if task == "classification":
         outputs = keras.layers.Dense(n_outputs, activation="softmax", name="probabilities")(x)
-        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     else:
         outputs = keras.layers.Dense(1, name="prediction")(x)
-        loss, metrics = "mse", ["mae"]
-    model = keras.Model(inputs, outputs, name="tabular_dnn")
-    optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate, clipnorm=config.clipnorm)
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    name = "image_cnn" if config.architecture == "cnn" else "tabular_dnn"
+    model = keras.Model(inputs, outputs, name=name)
+    compile_model(model, task, config)
     return model
 
 
-def _callbacks(config: DNNConfig, checkpoint: Path, backup_dir: Path, on_epoch: Callable | None):
+def compile_model(model, task: str, config: DNNConfig) -> None:
+    """Adam with clipping (and gradient accumulation after an out-of-memory retry)."""
+    import keras
+
+    optimizer = keras.optimizers.Adam(
+        learning_rate=config.learning_rate,
+        clipnorm=config.clipnorm,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+    )
+    if task == "classification":
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    else:
+        loss, metrics = "mse", ["mae"]
+    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+
+
+def _callbacks(config: DNNConfig, out_dir: Path, on_epoch: Callable | None, keeper: CheckpointKeeper):
     import keras
 
     class EpochReport(keras.callbacks.Callback):
-        """Forwards each epoch's figures (and the learning rate) to the caller's progress sink."""
+        """Adds the learning rate to each epoch's logs and forwards them to the progress sink."""
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs if logs is not None else {}
@@ -76,8 +130,24 @@ def _callbacks(config: DNNConfig, checkpoint: Path, backup_dir: Path, on_epoch: 
             if on_epoch is not None:
                 on_epoch(epoch + 1, config.max_epochs, {k: float(v) for k, v in logs.items()})
 
-    class TimeLimit(keras.callbacks.Callback):
-        """Stops training when the time left in the run's budget is spent."""
+    class DivergenceGuard(keras.callbacks.Callback):
+        """Stops on a NaN/inf loss or one that explodes past EXPLOSION_FACTOR x the first batch's."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.first: float | None = None
+            self.diverged = False
+
+        def on_train_batch_end(self, batch: int, logs=None) -> None:
+            loss = float((logs or {}).get("loss", 0.0))
+            if self.first is None and math.isfinite(loss):
+                self.first = max(loss, 1e-8)
+            if not math.isfinite(loss) or (self.first is not None and loss > EXPLOSION_FACTOR * self.first):
+                self.diverged = True
+                self.model.stop_training = True
+
+    class SafetyStop(keras.callbacks.Callback):
+        """Wall-clock cap: the plan is counted in epochs; this only fires when the machine is too slow."""
 
         def __init__(self, seconds: float | None) -> None:
             super().__init__()
@@ -92,22 +162,46 @@ def _callbacks(config: DNNConfig, checkpoint: Path, backup_dir: Path, on_epoch: 
                 self.hit = True
                 self.model.stop_training = True
 
+    every = max(1, config.max_epochs // 25)  # at most ~25 full saves: each costs a zip write
+
+    class KeepLast(keras.callbacks.Callback):
+        """Saves the model every `every` epochs (and the last), keeps the last few, hashes each one."""
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:
+            if (epoch + 1) % every == 0 or self.model.stop_training or epoch + 1 == config.max_epochs:
+                keeper.save_last(self.model, epoch + 1)
+
     early = keras.callbacks.EarlyStopping(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
     )
-    time_limit = TimeLimit(config.time_limit_seconds)
+    guard = DivergenceGuard()
+    safety = SafetyStop(config.time_limit_seconds)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
+        guard,
         EpochReport(),
         early,
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(2, config.patience // 3), min_lr=1e-6
         ),
-        keras.callbacks.ModelCheckpoint(str(checkpoint), monitor="val_loss", save_best_only=True),
-        keras.callbacks.BackupAndRestore(str(backup_dir)),
-        time_limit,
+        keras.callbacks.ModelCheckpoint(str(keeper.best_path), monitor="val_loss", save_best_only=True),
+        KeepLast(),
+        # Appends each epoch's row, so a resumed run's history still starts at epoch 1.
+        keras.callbacks.CSVLogger(str(out_dir / "history.csv"), append=True),
+        # Two copies: a kill -9 in the middle of a write leaves the previous backup whole.
+        keras.callbacks.BackupAndRestore(str(out_dir / "backup"), double_checkpoint=True),
+        safety,
     ]
-    return callbacks, early, time_limit
+    return callbacks, early, guard, safety
+
+
+def backup_epoch(out_dir: Path) -> int:
+    """The epoch BackupAndRestore will resume from (0 when there is no backup)."""
+    meta = out_dir / "backup" / "training_metadata.json"
+    try:
+        return int(json.loads(meta.read_text())["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def train_dnn(
@@ -119,50 +213,104 @@ def train_dnn(
     config: DNNConfig,
     out_dir: Path,
     on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
+    task: str | None = None,
 ) -> TrainResult:
+    """Fit with callbacks; on out-of-memory halve the batch and accumulate gradients, then retry."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint = out_dir / "best.keras"
-    callbacks, early, time_limit = _callbacks(config, checkpoint, out_dir / "backup", on_epoch)
+    task = task or ("classification" if model.loss == "sparse_categorical_crossentropy" else "regression")
+    keeper = CheckpointKeeper(out_dir, keep_last=config.keep_last)
+    initial_weights = model.get_weights()
+    oom_retries: list[dict[str, Any]] = []
     started = time.perf_counter()
-    fit = model.fit(
-        x_train,
-        y_train,
-        validation_data=(x_val, y_val),
-        epochs=config.max_epochs,
-        batch_size=config.batch_size,
-        class_weight=config.class_weight,
-        callbacks=callbacks,
-        verbose=0,
-        shuffle=True,
-    )
+    resumed_from = backup_epoch(out_dir)
+    while True:
+        callbacks, early, guard, safety = _callbacks(config, out_dir, on_epoch, keeper)
+        try:
+            fit = model.fit(
+                x_train,
+                y_train,
+                validation_data=(x_val, y_val),
+                epochs=config.max_epochs,
+                batch_size=config.batch_size,
+                class_weight=config.class_weight,
+                callbacks=callbacks,
+                verbose=0,
+                shuffle=True,
+            )
+            break
+        except Exception as exc:
+            if not is_out_of_memory(exc) or config.batch_size <= 1:
+                raise
+            steps = (config.gradient_accumulation_steps or 1) * 2
+            oom_retries.append(
+                {
+                    "error": type(exc).__name__,
+                    "batch_size": config.batch_size,
+                    "new_batch_size": config.batch_size // 2,
+                    "gradient_accumulation_steps": steps,
+                }
+            )
+            config = config.model_copy(
+                update={"batch_size": config.batch_size // 2, "gradient_accumulation_steps": steps}
+            )
+            # Start again from the same initial weights with the smaller batch; the effective
+            # batch (batch x accumulation steps) stays what was planned.
+            shutil.rmtree(out_dir / "backup", ignore_errors=True)
+            (out_dir / "history.csv").unlink(missing_ok=True)
+            model.set_weights(initial_weights)
+            compile_model(model, task, config)
+            resumed_from = 0
     seconds = time.perf_counter() - started
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
+    if resumed_from:
+        history = _full_history(out_dir / "history.csv", resumed_from + len(history.get("loss", [])))
     losses = history.get("val_loss", [])
     epochs = len(history.get("loss", []))
     finite = [v for v in losses if math.isfinite(v)]
     best_val = min(finite) if finite else float("nan")
     best_epoch = losses.index(best_val) + 1 if finite else 0
-    if any(not math.isfinite(v) for v in history.get("loss", [])):
-        reason = "loss became NaN or infinite (TerminateOnNaN)"
+    diverged = guard.diverged or any(not math.isfinite(v) for v in history.get("loss", []))
+    if diverged:
+        reason = "loss diverged (NaN, infinite, or exploded past 1000x its first value)"
     elif early.stopped_epoch:
         reason = f"early stopping: no val_loss improvement for {config.patience} epochs"
-    elif time_limit.hit:
-        reason = f"time budget of {config.time_limit_seconds:.0f} s spent"
+    elif safety.hit:
+        reason = f"wall-clock cap of {config.time_limit_seconds:.0f} s hit before the planned epochs"
     else:
-        reason = f"reached max_epochs={config.max_epochs}"
+        reason = f"reached the planned max_epochs={config.max_epochs}"
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
     return TrainResult(
         epochs_trained=epochs,
+        initial_epoch=resumed_from,
         best_epoch=best_epoch,
         best_val_loss=best_val,
         stopped_reason=reason,
+        diverged=diverged,
+        cap_hit=safety.hit,
         train_seconds=round(seconds, 3),
         params=int(model.count_params()),
         history=history,
-        checkpoint=str(checkpoint),
+        checkpoint=str(keeper.best_path),
+        checkpoints=keeper.records(),
+        oom_retries=oom_retries,
+        batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
         summary="\n".join(lines),
     )
+
+
+def _full_history(csv_path: Path, epochs: int) -> dict[str, list[float]]:
+    """Every epoch's row from CSVLogger (across restarts), the last row of each epoch winning."""
+    import csv
+
+    rows: dict[int, dict[str, str]] = {}
+    with open(csv_path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows[int(row["epoch"])] = row
+    ordered = [rows[e] for e in sorted(rows) if e < epochs]
+    keys = [k for k in ordered[0] if k != "epoch"] if ordered else []
+    return {k: [float(r[k]) for r in ordered] for k in keys}
 
 
 def save_history(history: dict[str, Any], path: Path) -> None:

@@ -1,0 +1,102 @@
+"""The hardware check before training, and GPU utilisation sampled while it runs (best effort).
+
+The accelerator query is per backend (each one has its own way to list devices); the training
+code itself stays backend-neutral.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+from typing import Any
+
+from ml_expert.tools.environment import available_memory_mb
+
+
+def _gpus(backend: str) -> list[str]:
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            return [d.name for d in tf.config.list_physical_devices("GPU")]
+        if backend == "torch":
+            import torch
+
+            return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if backend == "jax":
+            import jax
+
+            return [str(d) for d in jax.devices() if d.platform == "gpu"]
+    except Exception:  # a broken driver must not stop a CPU run
+        return []
+    return []
+
+
+def hardware_check() -> dict[str, Any]:
+    """CPU cores, memory, GPUs the backend sees, and the device training will use."""
+    import keras
+
+    backend = keras.backend.backend()
+    gpus = _gpus(backend)
+    return {
+        "backend": backend,
+        "cpu_count": os.cpu_count(),
+        "available_memory_mb": round(available_memory_mb(), 1),
+        "gpus": gpus,
+        "device_used": f"GPU ({gpus[0]})" if gpus else "CPU",
+        "nvidia_smi": shutil.which("nvidia-smi") is not None,
+    }
+
+
+class UtilisationSampler:
+    """Samples `nvidia-smi` every `interval` seconds in a thread while training runs."""
+
+    def __init__(self, enabled: bool, interval: float = 1.0) -> None:
+        self.enabled = enabled and shutil.which("nvidia-smi") is not None
+        self.interval = interval
+        self.samples: list[dict[str, float]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            try:
+                out = subprocess.run(
+                    [
+                        "nvidia-smi",
+                        "--query-gpu=utilization.gpu,memory.used",
+                        "--format=csv,noheader,nounits",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                ).stdout
+                util, mem = out.splitlines()[0].split(",")
+                self.samples.append({"utilisation_pct": float(util), "memory_used_mb": float(mem)})
+            except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+                pass
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> UtilisationSampler:
+        if self.enabled:
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=6)
+
+    def summary(self) -> dict[str, Any] | None:
+        if not self.samples:
+            return None
+        utils = [s["utilisation_pct"] for s in self.samples]
+        return {
+            "samples": len(utils),
+            "mean_pct": round(sum(utils) / len(utils), 1),
+            "max_pct": max(utils),
+            "max_memory_mb": max(s["memory_used_mb"] for s in self.samples),
+        }

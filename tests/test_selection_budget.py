@@ -1,0 +1,46 @@
+"""The budget becomes counts by a fixed rule; escalation to a network follows a stated rule."""
+
+from __future__ import annotations
+
+from ml_expert.agents.researcher import MIN_BUDGET_FOR_NN, plan_network, room_left
+from ml_expert.tools.selection.budget import MAX_EPOCHS, MIN_EPOCHS, dense_flops, plan_epochs, safety_cap
+
+
+def _data(rows: int = 1000, task: str = "classification", modality: str = "tabular") -> dict:
+    return {
+        "task": task,
+        "modality": modality,
+        "image_shape": [8, 8, 1] if modality == "image" else None,
+        "split_sizes": {"train": rows, "val": rows // 5, "test": rows // 5},
+        "n_features_out": 64 if modality == "image" else 12,
+        "train_class_counts": {"0": rows // 2, "1": rows // 2} if task == "classification" else {},
+        "imbalance_ratio": 1.0,
+    }
+
+
+def test_epoch_count_is_a_pure_function_of_budget_and_data() -> None:
+    flops = dense_flops(12, [64, 32], 2)
+    small = plan_epochs(20, 1000, 200, 32, flops)
+    assert small == plan_epochs(20, 1000, 200, 32, flops)  # no clock involved
+    large = plan_epochs(200, 1000, 200, 32, flops)
+    assert MIN_EPOCHS <= small.max_epochs < large.max_epochs <= MAX_EPOCHS
+    assert plan_epochs(1, 1000, 200, 32, flops).max_epochs == MIN_EPOCHS
+    assert plan_epochs(10_000, 1000, 200, 32, flops).max_epochs == MAX_EPOCHS
+    assert f"= {small.max_epochs}" in small.rule
+    # the wall-clock cap leaves a reserve of the budget and never goes below a second
+    assert safety_cap(100, 20) == 75.0 and safety_cap(10, 50) == 1.0
+
+
+def test_network_is_planned_only_when_budget_and_figures_leave_room() -> None:
+    plan, reason = plan_network(_data(), 60, 0.9, "accuracy", True, None)
+    assert plan["train_dnn"] and plan["dnn_config"]["architecture"] == "dense", reason
+    assert plan["dnn_config"]["max_epochs"] == plan["epoch_plan"]["max_epochs"]
+    assert not plan_network(_data(), 60, 0.9, "accuracy", False, None)[0]["train_dnn"]
+    assert not plan_network(_data(), MIN_BUDGET_FOR_NN - 1, 0.9, "accuracy", True, None)[0]["train_dnn"]
+    # a perfect score on a large validation split leaves no room; on 20 rows it proves little
+    assert not plan_network(_data(rows=5000), 60, 1.0, "accuracy", True, None)[0]["train_dnn"]
+    assert room_left(1.0, "accuracy", 20)[0] == 3 / 20
+    assert not plan_network(_data(task="regression"), 60, 0.995, "r2", True, None)[0]["train_dnn"]
+    image, _ = plan_network(_data(modality="image"), 60, 0.9, "accuracy", True, 0.01)
+    assert image["network"] == "Keras CNN" and image["dnn_config"]["image_shape"] == [8, 8, 1]
+    assert image["dnn_config"]["learning_rate"] == 0.01
