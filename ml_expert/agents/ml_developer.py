@@ -97,6 +97,9 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
 MAX_TRAINING_RETRIES = 2
 RETRY_LR_FACTOR = 0.1
 RETRY_CLIP_FACTOR = 0.5
+# On a GPU the batch grows by this factor (capped): small batches leave it idle.
+GPU_BATCH_FACTOR = 4
+GPU_MAX_BATCH = 2048
 
 
 def training(state: dict[str, Any]) -> dict[str, Any]:
@@ -249,7 +252,7 @@ def _train_dnn(
     from ml_expert.tools.selection.budget import safety_cap
     from ml_expert.tools.training.checkpoints import load_verified
     from ml_expert.tools.training.curves import plot_curves
-    from ml_expert.tools.training.dnn import DNNConfig, build_dnn, save_history, train_dnn
+    from ml_expert.tools.training.dnn import DNNConfig, build_dnn, float32_copy, save_history, train_dnn
     from ml_expert.tools.training.hardware import UtilisationSampler, hardware_check
 
     data, selection = state["data"], state["selection"]
@@ -271,6 +274,13 @@ def _train_dnn(
         f"{hardware['backend']} backend; {len(hardware['gpus'])} GPU(s) found; "
         f"{hardware['available_memory_mb']:.0f} MB memory available",
     )
+    if hardware["gpus"] and not config.mixed_precision:
+        batch = min(config.batch_size * GPU_BATCH_FACTOR, GPU_MAX_BATCH)
+        config = config.model_copy(update={"mixed_precision": True, "batch_size": batch})
+        ctx.decide(
+            f"mixed precision (float16 compute, float32 weights) and batch {batch} on the GPU",
+            "a GPU has throughput to spare at small batches; the served model is rebuilt in float32",
+        )
     x_train = np.load(data["files"]["X_train"])
     x_val = np.load(data["files"]["X_val"])
     y_train = load_split(data["files"], "train", schema)[1]
@@ -338,6 +348,7 @@ def _train_dnn(
     trained, loaded, skipped = load_verified(result.checkpoints, keras.saving.load_model)
     for item in skipped:
         ctx.decide("skip a corrupt checkpoint", f"{item['path']}: {item['reason']}")
+    trained = float32_copy(trained, x_train.shape[1], task, n_outputs, config, seed + attempt)
     served = trained
     if task == "regression":
         outputs = keras.layers.Rescaling(scale=std, offset=mean, name="target_scale")(trained.output)

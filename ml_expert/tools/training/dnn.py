@@ -42,6 +42,8 @@ class DNNConfig(BaseModel):
     # Wall-clock safety stop only: the plan is the epoch count above; this fires as "cap hit".
     time_limit_seconds: float | None = None
     keep_last: int = 3
+    # On a GPU: float16 compute with float32 weights; the served copy is rebuilt in float32.
+    mixed_precision: bool = False
 
 
 class TrainResult(BaseModel):
@@ -74,6 +76,16 @@ def build_dnn(n_features: int, task: str, n_outputs: int, config: DNNConfig, see
     import keras
 
     keras.utils.set_random_seed(seed)
+    previous = keras.config.dtype_policy()
+    if config.mixed_precision:
+        keras.config.set_dtype_policy("mixed_float16")
+    try:
+        return _build(keras, n_features, task, n_outputs, config, seed)
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _build(keras, n_features: int, task: str, n_outputs: int, config: DNNConfig, seed: int):
     reg = keras.regularizers.L2(config.l2) if config.l2 else None
     inputs = keras.Input(shape=(n_features,), name="features")
     x = inputs
@@ -93,13 +105,24 @@ def build_dnn(n_features: int, task: str, n_outputs: int, config: DNNConfig, see
         if config.dropout:
             x = keras.layers.Dropout(config.dropout, seed=seed)(x)
     if task == "classification":
-        outputs = keras.layers.Dense(n_outputs, activation="softmax", name="probabilities")(x)
+        outputs = keras.layers.Dense(n_outputs, activation="softmax", name="probabilities", dtype="float32")(
+            x
+        )
     else:
-        outputs = keras.layers.Dense(1, name="prediction")(x)
+        outputs = keras.layers.Dense(1, name="prediction", dtype="float32")(x)
     name = "image_cnn" if config.architecture == "cnn" else "tabular_dnn"
     model = keras.Model(inputs, outputs, name=name)
     compile_model(model, task, config)
     return model
+
+
+def float32_copy(model, n_features: int, task: str, n_outputs: int, config: DNNConfig, seed: int):
+    """The same weights in a float32 network, so exports match on CPU (mixed precision is GPU-only)."""
+    if not config.mixed_precision:
+        return model
+    clone = build_dnn(n_features, task, n_outputs, config.model_copy(update={"mixed_precision": False}), seed)
+    clone.set_weights(model.get_weights())
+    return clone
 
 
 def compile_model(model, task: str, config: DNNConfig) -> None:
