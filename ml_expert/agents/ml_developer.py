@@ -391,15 +391,16 @@ def _training_stats(data: dict[str, Any], schema: InputSchema) -> str:
     return json.dumps(training_statistics(columns, values), indent=1) + "\n"
 
 
-def _package_latency(package_dir: Path, reference, schema: InputSchema) -> dict[str, Any]:
+def _package_latency(package_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
     """Single-row and batch latency of the package itself, through inference.py (the serving path)."""
+    import pandas as pd
+
     from ml_expert.runtime.inference import ModelInference
     from ml_expert.tools.validation.latency import measure
 
     model = ModelInference(package_dir)
-    # rows as a caller sends them: raw column names (the split holds identifier-safe keys)
-    raw = reference.rename(columns={c.key: c.name for c in schema.columns})
-    records = raw.to_dict(orient="records")
+    # rows as a caller sends them: raw column names, dates as text
+    records = pd.read_pickle(data["files"]["val_raw"]).to_dict(orient="records")
     return measure(model.predict, records[:50], records, len(records))
 
 
@@ -522,7 +523,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         }
         write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
         ctx.step("timing the package through inference.py")
-        package_latency = _package_latency(package_dir, reference, schema)
+        package_latency = _package_latency(package_dir, data)
         hardware = (run.get("manifest") or {}).get("hardware") or {}
         metadata |= {"latency": package_latency, "measured_on": json_safe(hardware)}
         manifest = write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)

@@ -178,6 +178,11 @@ def prepare_data(
         file = data_dir / f"{name}.pkl"
         part.to_pickle(file)
         files[name] = str(file)
+    # Validation rows as a caller would send them (raw names, dates as text): the package is
+    # timed and checked on these. Never the test rows, and never copied into the package.
+    raw_names = list(dict.fromkeys(schema.names))
+    frame.loc[val_rows, raw_names].to_pickle(data_dir / "val_raw.pkl")
+    files["val_raw"] = str(data_dir / "val_raw.pkl")
     for name, part in (("train", train), ("val", val)):
         file = data_dir / f"X_{name}.npy"
         np.save(file, transform(preprocessor, part[schema.keys]))

@@ -21,12 +21,10 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from ml_expert.tools.data.privacy import MIN_CATEGORY_COUNT
 from ml_expert.tools.data.schema import InputSchema
 
 RARE = "__rare__"
-# A category needs this many training rows to get its own one-hot column: a value seen once is
-# one training row's value and must never be stored in an artifact.
-MIN_CATEGORY_COUNT = 5
 # At most this many one-hot columns per categorical column (plus one for the rare group).
 MAX_CATEGORIES = 30
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from ml_expert.tools.data.privacy import MIN_CATEGORY_COUNT
+
 QUANTILES = 1001
 """Quantile points per numeric column: the sketch's CDF is exact to 1/1000 at each point."""
 DISCRETE_VALUES = 10
@@ -61,8 +63,15 @@ def training_statistics(columns: list[dict[str, Any]], values: dict[str, list[An
 
 
 def _shares(texts: list[str]) -> dict[str, float]:
+    """Category shares; a value seen on fewer than MIN_CATEGORY_COUNT training rows is pooled into
+    "__other__", so no value that identifies a training row is stored (the model's encoder has
+    the same rule)."""
     cats, counts = np.unique(np.asarray(texts, dtype=object).astype(str), return_counts=True)
-    return {str(c): float(n / len(texts)) for c, n in zip(cats, counts, strict=True)}
+    shares: dict[str, float] = {}
+    for cat, n in zip(cats, counts, strict=True):
+        key = str(cat) if n >= MIN_CATEGORY_COUNT else "__other__"
+        shares[key] = shares.get(key, 0.0) + float(n / len(texts))
+    return shares
 
 
 def _number_text(value: Any) -> str:
