@@ -20,7 +20,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-WORK = ROOT / "benchmarks" / ".work"
+
+
+def work_dir() -> Path:
+    """Scratch space for datasets, workspaces and predictions ($ML_EXPERT_BENCH_WORK overrides)."""
+    return Path(os.environ.get("ML_EXPERT_BENCH_WORK") or ROOT / "benchmarks" / ".work")
 
 
 def datasets_dir() -> Path:
@@ -72,7 +76,7 @@ def run_child(
     ru_maxrss covers the child process itself (not grandchildren such as loky workers), which is
     the process that holds the data and the models in every system benchmarked here.
     """
-    out_path = WORK / f"child-{os.getpid()}-{time.monotonic_ns()}"
+    out_path = work_dir() / f"child-{os.getpid()}-{time.monotonic_ns()}"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     with open(f"{out_path}.out", "w+") as out, open(f"{out_path}.err", "w+") as err:
         started = time.perf_counter()

@@ -32,7 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import RESULTS, WORK, Recorder, ml_expert_command, run_child  # noqa: E402
+from benchmarks.common import RESULTS, Recorder, ml_expert_command, run_child, work_dir  # noqa: E402
 
 BATCH = 1000
 
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> Path:
     run_dir = args.run_dir
     trained = None
     if run_dir is None:
-        workspace = WORK / "inference"
+        workspace = work_dir() / "inference"
         shutil.rmtree(workspace, ignore_errors=True)
         child = run_child(
             ml_expert_command("run", "--json", "--budget", str(args.budget), "--workspace", str(workspace))

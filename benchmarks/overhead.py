@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import RESULTS, WORK, Recorder, child_env, run_child  # noqa: E402
+from benchmarks.common import RESULTS, Recorder, child_env, run_child, work_dir  # noqa: E402
 
 # graph node -> the plain step doing the same tool work
 NODE_TO_STEP = {
@@ -251,6 +251,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--no-dnn", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="iris without the network")
+    parser.add_argument("--keep", action="store_true", help="keep the runs under the work folder")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--child", choices=["graph", "plain"], help=argparse.SUPPRESS)
     parser.add_argument("--child-out", help=argparse.SUPPRESS)
@@ -272,15 +273,16 @@ def main(argv: list[str] | None = None) -> Path:
     )  # fmt: skip
     pairs = []
     for i in range(args.repeats):
-        graph = measure("graph", args, WORK / "overhead" / f"graph-{i}", None)
+        graph = measure("graph", args, work_dir() / "overhead" / f"graph-{i}", None)
         config = json.dumps(graph["dnn_config"]) if graph.get("dnn_config") else None
-        plain = measure("plain", args, WORK / "overhead" / f"plain-{i}", config)
+        plain = measure("plain", args, work_dir() / "overhead" / f"plain-{i}", config)
         pairs.append({"graph": graph, "plain": plain})
         print(
             f"repeat {i}: graph {graph['process_seconds']:.1f} s, plain {plain['process_seconds']:.1f} s",
             flush=True,
         )
-    shutil.rmtree(WORK / "overhead", ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(work_dir() / "overhead", ignore_errors=True)
     return recorder.save({"pairs": pairs, "summary": summarise(pairs)}, args.out_dir)
 
 

@@ -30,7 +30,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import autogluon_env  # noqa: E402
-from benchmarks.common import RESULTS, WORK, Recorder, datasets_dir, ml_expert_command, run_child  # noqa: E402
+from benchmarks.common import RESULTS, Recorder, datasets_dir, ml_expert_command, run_child, work_dir  # noqa: E402
 
 TARGET = "target"
 SYSTEMS = ("ml-expert", "hgb", "rf", "flaml", "autogluon")
@@ -184,7 +184,7 @@ def run_cell(
 ) -> list[dict]:
     task = task_of(frame[TARGET])
     train, test = split(frame, task, seed)
-    cell = WORK / "quality" / f"{name}-s{seed}"
+    cell = work_dir() / "quality" / f"{name}-s{seed}"
     shutil.rmtree(cell, ignore_errors=True)
     cell.mkdir(parents=True)
     train_csv, test_csv = cell / "train.csv", cell / "test.csv"
@@ -325,6 +325,8 @@ def main(argv: list[str] | None = None) -> Path:
         "systems": args.systems,
         "split": "80/20, seeded, stratified for classification",
         "autogluon": autogluon_note,
+        "ml_expert_budget_seconds": ml_budget or args.budget,
+        "ml_expert_flags": ml_extra,
         "smoke": args.smoke,
         "full_protocol": not args.smoke
         and args.budget == 60.0

@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import RESULTS, WORK, Recorder, datasets_dir, ml_expert_command, run_child  # noqa: E402
+from benchmarks.common import RESULTS, Recorder, datasets_dir, ml_expert_command, run_child, work_dir  # noqa: E402
 
 LIMIT_SECONDS_1M = 20 * 60
 LIMIT_RSS_MB = 3 * 1024
@@ -49,7 +49,7 @@ def growth_exponent(rows: list[int], seconds: list[float]) -> float | None:
 
 
 def run_one(label: str, csv: Path, rows: int, budget: float | None, extra: list[str]) -> dict[str, Any]:
-    workspace = WORK / "scale" / f"ws-{label}"
+    workspace = work_dir() / "scale" / f"ws-{label}"
     shutil.rmtree(workspace, ignore_errors=True)
     cmd = ml_expert_command("run", str(csv), "--json", "--workspace", str(workspace), *extra)
     if budget is not None:
@@ -81,20 +81,20 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--budget", type=float, help="--budget for ml-expert (default: the CLI's)")
     parser.add_argument("--no-diamonds", action="store_true")
-    parser.add_argument("--smoke", action="store_true", help="300 and 600 rows, no network, no diamonds")
+    parser.add_argument("--smoke", action="store_true", help="300 rows, no network, no diamonds")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     extra: list[str] = []
     if args.smoke:
-        args.sizes, args.budget, args.no_diamonds, extra = [300, 600], 30.0, True, ["--no-dnn"]
+        args.sizes, args.budget, args.no_diamonds, extra = [300], 30.0, True, ["--no-dnn"]
     recorder = Recorder(
         "scale",
         {"sizes": args.sizes, "budget_seconds": args.budget or "CLI default (120)", "features": 20,
          "diamonds": not args.no_diamonds, "smoke": args.smoke, "extra_flags": extra},
         argv,
     )  # fmt: skip
-    folder = WORK / "scale"
+    folder = work_dir() / "scale"
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
     for size in args.sizes:
