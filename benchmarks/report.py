@@ -42,6 +42,10 @@ def num(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def kib(size: int | None) -> str:
+    return "–" if size is None else f"{size / 1024:,.1f}"
+
+
 def verdict(met: bool | None) -> str:
     return "not measured" if met is None else ("**met**" if met else "**not met**")
 
@@ -190,17 +194,20 @@ def inference(doc: dict[str, Any]) -> list[str]:
         out += [f"Model: the demo run (`ml-expert run --json`), chosen model `{chosen}`; "
                 "every export of the run is timed.", ""]  # fmt: skip
     rows = [
-        [r["format"], r["input"], num(r["p50_ms"], 3), num(r["p99_ms"], 3), num(r["mean_ms"], 3),
-         num(r["rows_per_second"], 0)]
+        [r["format"], r["input"], num(r["p50_ms"], 3), num(r.get("p95_ms"), 3), num(r["p99_ms"], 3),
+         num(r["rows_per_second"], 0), kib(r.get("size_bytes"))]
         for r in doc["rows"]
     ]  # fmt: skip
-    out += table(["export", "input", "single row p50 ms", "p99 ms", "mean ms",
-                  f"batch of {doc['protocol']['batch_rows']}: rows/s"], rows)  # fmt: skip
+    out += table(["export", "input", "single row p50 ms", "p95 ms", "p99 ms",
+                  f"batch of {doc['protocol']['batch_rows']}: rows/s", "size KiB"], rows)  # fmt: skip
     out += [
         "",
         "`matrix` inputs are already preprocessed (the Keras-side exports; their scikit-learn preprocessing "
         "is not timed); `frame` and `records` inputs are raw rows and include preprocessing.",
     ]
+    target = doc.get("target")
+    if target:
+        out += ["", f"Target: {target['target']}: {num(target['value'], 3)} → {verdict(target['met'])}"]
     return out
 
 
