@@ -79,6 +79,11 @@ def test_quality_ranks_and_targets_follow_the_scores() -> None:
     assert summary["targets"]["automl_rank"]["met"] is True
     assert summary["targets"]["vs_hgb"]["gaps"] == {"a": -0.01, "b": -0.02}
     assert summary["targets"]["vs_hgb"]["met"] is False
+    failed = [*rows, {"dataset": "c", "system": "ml-expert", "seed": 0, "error": "exit 5"}]
+    failed += [{**r, "dataset": "c"} for r in rows if r["dataset"] == "a" and r["system"] != "ml-expert"]
+    summary = quality.summarise(failed)
+    assert summary["automl_ranks"]["ml-expert"] == pytest.approx((1.5 * 2 + 3) / 3)
+    assert summary["targets"]["vs_hgb"]["gaps"]["c"] is None and summary["targets"]["vs_hgb"]["met"] is False
 
 
 def test_overhead_and_inference_smoke_on_the_same_run(bench_work: Path, tmp_path: Path) -> None:
