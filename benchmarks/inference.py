@@ -9,7 +9,9 @@ directory, then loads each export the way a user would and times it:
   dnn/savedmodel       tf.saved_model.load(...).serve (preprocessed matrix)
   dnn/tflite           ai_edge_litert Interpreter (preprocessed matrix)
 The Keras-side formats take the preprocessed matrix (their preprocessing is a separate
-scikit-learn transform, not timed); ONNX and the package take raw rows and include it.
+scikit-learn transform, not timed); ONNX and the package take raw rows and include it. ONNX is
+also timed on input tensors prepared beforehand ("session.run only"), which separates
+onnxruntime's cost from the pandas-to-tensor conversion.
 
     python benchmarks/inference.py [--run-dir DIR] [--calls 500]
     python benchmarks/inference.py --smoke --run-dir DIR --out-dir /tmp/x
@@ -108,6 +110,9 @@ def runners(run_dir: Path) -> dict[str, tuple[Callable[[Any], Any], str]]:
                 lambda frame, s=session: s.run(None, to_onnx_feed(frame, schema)),
                 "frame",
             )
+            # the same session with the input tensors prepared beforehand: onnxruntime's own cost
+            SIZES[f"{name}/onnx (session.run only)"] = SIZES[f"{name}/onnx (onnxruntime)"]
+            found[f"{name}/onnx (session.run only)"] = (lambda feed, s=session: s.run(None, feed), "feed")
         if (folder / "model.joblib").exists():
             pipeline = joblib.load(folder / "model.joblib")
             method = pipeline.predict_proba if hasattr(pipeline, "predict_proba") else pipeline.predict
@@ -170,7 +175,7 @@ def benchmark(run_dir: Path, calls: int, min_seconds: float) -> list[dict[str, A
     import joblib
     import pandas as pd
 
-    from ml_expert.tools.data.schema import to_model_frame
+    from ml_expert.tools.data.schema import to_model_frame, to_onnx_feed
 
     found = runners(run_dir)
     schema = found.pop("__schema__")[0]
@@ -184,7 +189,9 @@ def benchmark(run_dir: Path, calls: int, min_seconds: float) -> list[dict[str, A
     reps = -(-BATCH // len(frame))
     batch_frame = pd.concat([frame] * reps, ignore_index=True).iloc[:BATCH]
     batch_matrix = np.tile(matrix, (reps, 1))[:BATCH]
+    feeds = [to_onnx_feed(frame.iloc[[i]], schema) for i in range(len(frame))]
     inputs = {
+        "feed": (lambda i: feeds[i % len(feeds)], to_onnx_feed(batch_frame, schema)),
         "frame": (lambda i: frame.iloc[[i % len(frame)]], batch_frame),
         "matrix": (lambda i: matrix[i % len(matrix)][None, :], batch_matrix),
         "records": (lambda i: [records[i % len(records)]], batch_frame.to_dict(orient="records")),

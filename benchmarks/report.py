@@ -205,7 +205,9 @@ def inference(doc: dict[str, Any]) -> list[str]:
     out += [
         "",
         "`matrix` inputs are already preprocessed (the Keras-side exports; their scikit-learn preprocessing "
-        "is not timed); `frame` and `records` inputs are raw rows and include preprocessing.",
+        "is not timed); `frame` (a one-row pandas DataFrame converted by `to_onnx_feed` or the pipeline) and "
+        "`records` (dicts, the package's `ModelInference`) inputs are raw rows and include preprocessing; "
+        "`feed` is the ONNX session alone on tensors prepared beforehand.",
     ]
     target = doc.get("target")
     if target:
