@@ -129,10 +129,12 @@ def machine() -> dict[str, Any]:
 class Recorder:
     """Collects one benchmark's rows and writes `results/<name>.json` with the context around them."""
 
-    def __init__(self, name: str, protocol: dict[str, Any], argv: list[str]) -> None:
+    def __init__(
+        self, name: str, protocol: dict[str, Any], argv: list[str], script: str | None = None
+    ) -> None:
         self.name = name
         self.protocol = protocol
-        self.command = f"python benchmarks/{name}.py {shlex.join(argv)}".strip()
+        self.command = f"python benchmarks/{script or name}.py {shlex.join(argv)}".strip()
         self.started = datetime.now(UTC)
         self.load_before = load_average()
         self.clock = time.perf_counter()

@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> Path:
         and sorted(args.seeds) == [0, 1, 2]
         and args.datasets is None,
     }
-    recorder = Recorder(args.name, protocol, argv)
+    recorder = Recorder(args.name, protocol, argv, script="quality")
     rows: list[dict] = []
     for name in names:
         frame = pd.read_csv(folder / f"{name}.csv")

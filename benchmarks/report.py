@@ -128,9 +128,13 @@ def quality(doc: dict[str, Any]) -> list[str]:
             if (d, s) not in by:
                 continue
             e = by[(d, s)]
+            cell_rows = [r for r in doc["rows"] if r["dataset"] == d and r["system"] == s]
+            chosen = sorted({str(r["chosen_model"]) for r in cell_rows if r.get("chosen_model")})
             detail.append([d, s, e["seeds"], *(num(e.get(k)) for k in METRIC_NAMES),
-                           num(e.get("wall_seconds"), 1), num(e.get("peak_rss_mb"), 0)])  # fmt: skip
-    out += table(["dataset", "system", "seeds", *METRIC_NAMES.values(), "wall s", "peak MB"], detail)
+                           num(e.get("wall_seconds"), 1), num(e.get("peak_rss_mb"), 0),
+                           ", ".join(chosen) or "–"])  # fmt: skip
+    out += table(["dataset", "system", "seeds", *METRIC_NAMES.values(), "wall s", "peak MB", "model chosen"],
+                 detail)  # fmt: skip
     failures = [r for r in doc["rows"] if "metrics" not in r]
     if failures:
         out += ["", "Runs that produced no score:", ""]
