@@ -6,7 +6,7 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench bench-smoke bench-install clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,8 +23,33 @@ test: install
 	$(VENV)/bin/ruff check ml_expert tests benchmarks
 	$(VENV)/bin/pytest -q
 
+# Benchmarks (benchmarks/README.md): the issue's protocol by default; override e.g.
+#   make bench BENCH_BUDGET=30 BENCH_SEEDS=0 BENCH_SIZES="10000 100000"
+BENCH_BUDGET ?= 60
+BENCH_SEEDS ?= 0 1 2
+BENCH_SIZES ?= 10000 100000 1000000
+
+$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
+	touch $@
+
+bench-install: $(VENV)/.bench-installed
+	$(PY) benchmarks/autogluon_env.py
+
+bench: bench-install
+	PY=$(PY) scripts/ensure-redis.sh
+	$(PY) benchmarks/startup.py --runs 10
+	$(PY) benchmarks/quality.py --budget $(BENCH_BUDGET) --seeds $(BENCH_SEEDS)
+	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/inference.py
+	$(PY) benchmarks/scale.py --sizes $(BENCH_SIZES)
+	$(PY) benchmarks/report.py
+
+bench-smoke: $(VENV)/.bench-installed
+	$(VENV)/bin/pytest -q tests/test_benchmarks_smoke.py
+
 lint: install
 	$(VENV)/bin/ruff check ml_expert tests benchmarks
 
 clean:
-	rm -rf $(VENV) ml-expert-workspace .pytest_cache
+	rm -rf $(VENV) ml-expert-workspace .pytest_cache benchmarks/.work
