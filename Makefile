@@ -8,9 +8,15 @@ export TF_ENABLE_ONEDNN_OPTS ?= 0
 
 .PHONY: demo test install lint bench bench-smoke bench-install clean
 
+# The main install (what `make demo` needs) and the test install (adds pytest, ruff and the
+# benchmark extra, so the benchmark smoke tests cover FLAML too).
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -18,7 +24,7 @@ install: $(VENV)/.installed
 demo: install
 	$(VENV)/bin/ml-expert run
 
-test: install
+test: $(VENV)/.test-installed
 	PY=$(PY) scripts/ensure-redis.sh
 	$(VENV)/bin/ruff check ml_expert tests benchmarks
 	$(VENV)/bin/pytest -q
@@ -29,11 +35,7 @@ BENCH_BUDGET ?= 60
 BENCH_SEEDS ?= 0 1 2
 BENCH_SIZES ?= 10000 100000 1000000
 
-$(VENV)/.bench-installed: pyproject.toml $(VENV)/.installed
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test,bench]'
-	touch $@
-
-bench-install: $(VENV)/.bench-installed
+bench-install: $(VENV)/.test-installed
 	$(PY) benchmarks/autogluon_env.py
 
 bench: bench-install
@@ -42,13 +44,14 @@ bench: bench-install
 	$(PY) benchmarks/quality.py --budget $(BENCH_BUDGET) --seeds $(BENCH_SEEDS)
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/inference.py
+	$(PY) -m benchmarks.serving
 	$(PY) benchmarks/scale.py --sizes $(BENCH_SIZES)
 	$(PY) benchmarks/report.py
 
-bench-smoke: $(VENV)/.bench-installed
+bench-smoke: $(VENV)/.test-installed
 	$(VENV)/bin/pytest -q tests/test_benchmarks_smoke.py
 
-lint: install
+lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check ml_expert tests benchmarks
 
 clean:

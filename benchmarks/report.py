@@ -221,11 +221,11 @@ def inference(doc: dict[str, Any]) -> list[str]:
 
 def serving(doc: dict[str, Any] | None) -> list[str]:
     if doc is None:
-        return [
-            "HTTP serving through `ml-expert serve` is measured by `benchmarks/serving.py`, built on another "
-            "branch; its table goes here once `benchmarks/results/serving.json` exists (report.py renders "
-            "it generically). Not measured in this branch.",
-        ]
+        # benchmarks/serving.py writes its own markdown (machine, load, command, table): embed it.
+        written = RESULTS / "serving.md"
+        if written.exists():
+            return written.read_text().splitlines()[1:]
+        return ["Not measured: run `python -m benchmarks.serving`."]
     rows = doc.get("rows", [])
     if not rows:
         return ["`serving.json` holds no rows."]
