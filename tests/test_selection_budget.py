@@ -44,3 +44,22 @@ def test_network_is_planned_only_when_budget_and_figures_leave_room() -> None:
     image, _ = plan_network(_data(modality="image"), 60, 0.9, "accuracy", True, 0.01)
     assert image["network"] == "Keras CNN" and image["dnn_config"]["image_shape"] == [8, 8, 1]
     assert image["dnn_config"]["learning_rate"] == 0.01
+
+
+def test_plan_gate_lets_baselines_overrun_but_not_a_network_without_time() -> None:
+    from ml_expert.graph.gates import plan_gate
+    from ml_expert.tools.selection.candidates import FOREST_SMALL_ROWS, forest_size
+
+    board = [{"name": n} for n in ("dummy", "linear", "random_forest", "hist_gradient_boosting")]
+    skipped = {"leaderboard": board, "seconds": 45.0, "cap_hit": True, "plan": {"train_dnn": False}}
+    verdict = plan_gate({"options": {"budget": 30}, "selection": skipped})
+    assert verdict.passed, verdict.failed
+    check = next(c for c in verdict.checks if c.name == "network_has_budget_left")
+    assert check.value == 45.0 and "cap hit" in check.detail
+    planned = {
+        **skipped,
+        "cap_hit": False,
+        "plan": {"train_dnn": True, "estimated_memory_mb": 1, "available_memory_mb": 9},
+    }
+    assert not plan_gate({"options": {"budget": 30}, "selection": planned}).passed
+    assert forest_size(FOREST_SMALL_ROWS) == 300 and forest_size(FOREST_SMALL_ROWS + 1) == 100

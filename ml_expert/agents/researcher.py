@@ -16,7 +16,7 @@ from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import available_memory_mb
 from ml_expert.tools.scoring import primary_metric
 from ml_expert.tools.selection.baselines import run_baselines
-from ml_expert.tools.selection.budget import cnn_flops, dense_flops, plan_epochs
+from ml_expert.tools.selection.budget import RESERVE_SHARE, cnn_flops, dense_flops, plan_epochs
 from ml_expert.tools.training.dnn import DNNConfig
 
 MIN_BUDGET_FOR_NN = 10.0
@@ -172,6 +172,15 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         bool(options.get("train_dnn", True)),
         options.get("dnn_learning_rate"),
     )
+    # Safety stop only (a slow or overloaded machine): counts decide, but a network never starts
+    # once the baselines alone have spent the budget. Recorded as a cap hit.
+    cap_hit = plan["train_dnn"] and seconds >= budget * (1 - RESERVE_SHARE)
+    if cap_hit:
+        plan["train_dnn"] = False
+        reason = (
+            f"cap hit: the baselines took {seconds:.1f} s of the {budget:g} s budget, "
+            "no time is left for the network"
+        )
     ctx.decide(f"train the {plan['network']}" if plan["train_dnn"] else f"skip the {plan['network']}", reason)
     if plan["train_dnn"]:
         ctx.decide(f"plan {plan['dnn_config']['max_epochs']} epochs", plan["epoch_plan"]["rule"])
@@ -184,6 +193,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "best_baseline": best.name,
         "plan": plan,
         "seconds": round(seconds, 3),
+        "cap_hit": cap_hit,
         "baseline_seconds": {c.name: c.fit_seconds for c in leaderboard},
         "budget": budget,
     }

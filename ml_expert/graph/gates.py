@@ -100,11 +100,12 @@ def plan_gate(state: dict[str, Any]) -> GateVerdict:
             detail="dummy and at least two simple baselines scored on validation",
         ),
         Check(
-            name="within_budget",
-            passed=spent <= budget,
+            name="network_has_budget_left",
+            passed=not (plan.get("train_dnn") and spent >= budget),
             value=round(spent, 2),
             threshold=budget,
-            detail=f"model selection took {spent:.1f} s of a {budget:.0f} s budget",
+            detail=f"model selection took {spent:.1f} s of a {budget:.0f} s budget"
+            + ("; the network was skipped (cap hit)" if selection.get("cap_hit") else ""),
         ),
     ]
     if plan.get("train_dnn"):

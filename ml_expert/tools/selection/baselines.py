@@ -42,7 +42,7 @@ def run_baselines(
     models_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for name in names:
-        pipeline = make_pipeline(name, schema, seed)
+        pipeline = make_pipeline(name, schema, seed, rows=len(train[1]))
         started = time.perf_counter()
         # Small data: one OpenMP thread. Many threads on a few busy cores spin-wait and turn a
         # 0.1 s histogram-boosting fit into 8 s; the model is the same either way.
@@ -83,7 +83,8 @@ def refit_on_train_and_val(
     """
     frame = pd.concat([train[0], val[0]], ignore_index=True)
     target = np.concatenate([train[1], val[1]])
-    pipeline = make_pipeline(name, schema, seed)
+    # same configuration as the model that was measured (sized by the training rows)
+    pipeline = make_pipeline(name, schema, seed, rows=len(train[1]))
     started = time.perf_counter()
     with threadpool_limits(limits=1 if len(target) < SMALL_DATA_ROWS else None):
         pipeline.fit(frame, target)
