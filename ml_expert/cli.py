@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -193,14 +194,29 @@ def run(
         )
         if dnn_learning_rate is not None and not dnn_learning_rate > 0:
             raise UsageError("--dnn-learning-rate must be positive")
+    except MLExpertError as exc:
+        _fail(exc, as_json, extra)
+        return
+    _drive_and_report(
+        lambda on_event: run_pipeline(data, target, on_event=on_event, **kwargs), as_json, extra
+    )
+
+
+def _drive_and_report(call: Callable[[Any], Any], as_json: bool, extra: dict[str, Any]) -> None:
+    """Run `call(on_event)` (a run, resume or approval) and report it the same way.
+
+    Rich progress for a person; with --json, stdout silenced until the one JSON object. A refused
+    gate exits 5.
+    """
+    try:
         if as_json:
             with _stdout_to_stderr():
-                result = run_pipeline(data, target, **kwargs)
+                result = call(None)
         else:
             from ml_expert.progress import RichProgress
 
             with RichProgress(_stderr_console()) as progress:
-                result = run_pipeline(data, target, on_event=progress, **kwargs)
+                result = call(progress)
     except MLExpertError as exc:
         _fail(exc, as_json, extra)
         return
@@ -260,24 +276,11 @@ def resume(
     """Continue an interrupted run: finished phases are not re-run, training resumes from its backup."""
     from ml_expert.runner import resume as resume_run
 
-    try:
-        if as_json:
-            with _stdout_to_stderr():
-                result = resume_run(run_id, workspace=workspace)
-        else:
-            from ml_expert.progress import RichProgress
-
-            with RichProgress(_stderr_console()) as progress:
-                result = resume_run(run_id, workspace=workspace, on_event=progress)
-    except MLExpertError as exc:
-        _fail(exc, as_json, {"run_id": run_id})
-        return
-    if as_json:
-        _emit_json(result.model_dump())
-    else:
-        _print_summary(result)
-    if result.status == "refused":
-        raise typer.Exit(EXIT_GATE)
+    _drive_and_report(
+        lambda on_event: resume_run(run_id, workspace=workspace, on_event=on_event),
+        as_json,
+        {"run_id": run_id},
+    )
 
 
 def _print_summary(result) -> None:
@@ -368,22 +371,18 @@ def approve(
             else:
                 typer.echo(run_id)
             return
-        from ml_expert.runner import approve as approve_run
-
-        if as_json:
-            with _stdout_to_stderr():
-                result = approve_run(run_id, approved=not reject, note=note, by=by, workspace=workspace)
-        else:
-            result = approve_run(run_id, approved=not reject, note=note, by=by, workspace=workspace)
     except MLExpertError as exc:
         _fail(exc, as_json, {"run_id": run_id})
         return
-    if as_json:
-        _emit_json(result.model_dump())
-    else:
-        _print_summary(result)
-    if result.status == "refused":
-        raise typer.Exit(EXIT_GATE)
+    from ml_expert.runner import approve as approve_run
+
+    _drive_and_report(
+        lambda on_event: approve_run(
+            run_id, approved=not reject, note=note, by=by, workspace=workspace, on_event=on_event
+        ),
+        as_json,
+        {"run_id": run_id},
+    )
 
 
 @app.command("install-skill")
