@@ -202,6 +202,7 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
         load_split(files, "val", schema),
         int(state["options"]["seed"]),
         ctx.run_dir / "models",
+        metric=state["selection"]["metric"],
     )
     ctx.decide(
         f"refit {chosen['name']} on train + validation ({refit['rows']} rows)",

@@ -152,6 +152,11 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         )
     train = load_split(data["files"], "train", schema)
     val = load_split(data["files"], "val", schema)
+    if metric == "balanced_accuracy":
+        ctx.decide(
+            "weight classes inversely to their frequency in the baselines",
+            "ranked by balanced accuracy: unweighted models learn to predict the majority class",
+        )
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting")
     leaderboard = run_baselines(
         schema, train, val, metric, int(options["seed"]), Path(ctx.run_dir) / "models"

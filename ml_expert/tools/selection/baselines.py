@@ -30,6 +30,11 @@ class CandidateResult(BaseModel):
     sha256: str | None = None
 
 
+def balanced_weights(metric: str) -> bool:
+    """Weight classes when the model is ranked by balanced accuracy (the imbalanced case)."""
+    return metric == "balanced_accuracy"
+
+
 def run_baselines(
     schema: InputSchema,
     train: tuple[pd.DataFrame, np.ndarray],
@@ -42,7 +47,7 @@ def run_baselines(
     models_dir.mkdir(parents=True, exist_ok=True)
     results = []
     for name in names:
-        pipeline = make_pipeline(name, schema, seed, rows=len(train[1]))
+        pipeline = make_pipeline(name, schema, seed, rows=len(train[1]), balanced=balanced_weights(metric))
         started = time.perf_counter()
         # Small data: one OpenMP thread. Many threads on a few busy cores spin-wait and turn a
         # 0.1 s histogram-boosting fit into 8 s; the model is the same either way.
@@ -75,6 +80,7 @@ def refit_on_train_and_val(
     val: tuple[pd.DataFrame, np.ndarray],
     seed: int,
     models_dir: Path,
+    metric: str = "accuracy",
 ) -> dict[str, object]:
     """Fit the chosen family again on train + validation: more rows for the model that ships.
 
@@ -84,7 +90,7 @@ def refit_on_train_and_val(
     frame = pd.concat([train[0], val[0]], ignore_index=True)
     target = np.concatenate([train[1], val[1]])
     # same configuration as the model that was measured (sized by the training rows)
-    pipeline = make_pipeline(name, schema, seed, rows=len(train[1]))
+    pipeline = make_pipeline(name, schema, seed, rows=len(train[1]), balanced=balanced_weights(metric))
     started = time.perf_counter()
     with threadpool_limits(limits=1 if len(target) < SMALL_DATA_ROWS else None):
         pipeline.fit(frame, target)

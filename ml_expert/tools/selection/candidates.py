@@ -37,27 +37,40 @@ def forest_size(rows: int) -> int:
     return 300 if rows <= FOREST_SMALL_ROWS else 100
 
 
-def make_estimator(name: str, task: Task, seed: int, rows: int = 0) -> BaseEstimator:
+def make_estimator(name: str, task: Task, seed: int, rows: int = 0, balanced: bool = False) -> BaseEstimator:
+    """`balanced`: classes weighted inversely to their frequency, when the metric is balanced accuracy
+    (an imbalanced task: unweighted models learn to predict the majority class)."""
     classification = task == "classification"
+    weight = "balanced" if balanced and classification else None
     if name == "dummy":
         return DummyClassifier(strategy="prior") if classification else DummyRegressor(strategy="mean")
     if name == "linear":
-        return LogisticRegression(max_iter=2000, C=1.0) if classification else Ridge(alpha=1.0)
+        return (
+            LogisticRegression(max_iter=2000, C=1.0, class_weight=weight)
+            if classification
+            else Ridge(alpha=1.0)
+        )
     if name == "random_forest":
-        cls = RandomForestClassifier if classification else RandomForestRegressor
-        return cls(n_estimators=forest_size(rows), min_samples_leaf=1, n_jobs=-1, random_state=seed)
+        if classification:
+            return RandomForestClassifier(
+                n_estimators=forest_size(rows), n_jobs=-1, random_state=seed, class_weight=weight
+            )
+        return RandomForestRegressor(n_estimators=forest_size(rows), n_jobs=-1, random_state=seed)
     if name == "hist_gradient_boosting":
-        cls = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
-        return cls(random_state=seed)
+        if classification:
+            return HistGradientBoostingClassifier(random_state=seed, class_weight=weight)
+        return HistGradientBoostingRegressor(random_state=seed)
     raise ValueError(f"unknown baseline {name!r}")
 
 
-def make_pipeline(name: str, schema: InputSchema, seed: int, rows: int = 0) -> Pipeline:
+def make_pipeline(
+    name: str, schema: InputSchema, seed: int, rows: int = 0, balanced: bool = False
+) -> Pipeline:
     scaled, _ = BASELINES[name]
     return Pipeline(
         [
             ("pre", build_preprocessor(schema, scale=scaled)),
             ("cast", CastTransformer(dtype=np.float32)),
-            ("model", make_estimator(name, schema.task, seed, rows)),
+            ("model", make_estimator(name, schema.task, seed, rows, balanced)),
         ]
     )
