@@ -58,6 +58,7 @@ def train(mixed: bool, batch: int, x, y, xv, yv, epochs: int) -> dict:
         "train_seconds": result.train_seconds,
         "seconds_per_epoch": round(result.train_seconds / max(result.epochs_trained, 1), 3),
         "final_val_accuracy": result.history.get("val_accuracy", [None])[-1],
+        "grad_norm_per_epoch": result.history.get("grad_norm"),
         "float32_copy_max_abs_diff": diff,
         "gpu_utilisation": sampler.summary(),
     }

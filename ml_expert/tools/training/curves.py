@@ -11,15 +11,16 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [k for k in history if not k.startswith("val_") and k != "learning_rate"]
-    panels = metrics + (["learning_rate"] if "learning_rate" in history else [])
+    diagnostics = [k for k in ("learning_rate", "grad_norm") if k in history]
+    metrics = [k for k in history if not k.startswith("val_") and k not in diagnostics]
+    panels = metrics + diagnostics
     fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
     for ax, name in zip(axes[0], panels, strict=True):
         epochs = range(1, len(history[name]) + 1)
-        ax.plot(epochs, history[name], label=f"train {name}" if name != "learning_rate" else name)
+        ax.plot(epochs, history[name], label=name if name in diagnostics else f"train {name}")
         if f"val_{name}" in history:
             ax.plot(epochs, history[f"val_{name}"], label=f"validation {name}")
-        if name == "learning_rate":
+        if name in diagnostics:
             ax.set_yscale("log")
         ax.set_xlabel("epoch")
         ax.set_title(name)

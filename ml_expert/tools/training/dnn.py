@@ -23,6 +23,8 @@ from ml_expert.tools.training.checkpoints import CheckpointKeeper
 # A batch whose running loss grows past this multiple of the first batch's loss has exploded.
 EXPLOSION_FACTOR = 1e3
 OOM_NAMES = ("ResourceExhaustedError", "OutOfMemoryError", "MemoryError")
+# The gradient norm in the history is measured on this many training rows (a fixed sample).
+GRAD_NORM_ROWS = 256
 
 
 class DNNConfig(BaseModel):
@@ -141,15 +143,28 @@ def compile_model(model, task: str, config: DNNConfig) -> None:
     model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
 
 
-def _callbacks(config: DNNConfig, out_dir: Path, on_epoch: Callable | None, keeper: CheckpointKeeper):
+def _callbacks(
+    config: DNNConfig,
+    out_dir: Path,
+    on_epoch: Callable | None,
+    keeper: CheckpointKeeper,
+    probe: tuple[np.ndarray, np.ndarray] | None = None,
+):
     import keras
 
+    from ml_expert.tools.training.gradients import global_gradient_norm
+
     class EpochReport(keras.callbacks.Callback):
-        """Adds the learning rate to each epoch's logs and forwards them to the progress sink."""
+        """Adds the learning rate and the global gradient norm (on a fixed sample of training rows)
+        to each epoch's logs, so the history and the curves show them, and forwards them on."""
 
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
             logs = logs if logs is not None else {}
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            if probe is not None:
+                norm = global_gradient_norm(self.model, *probe)
+                if norm is not None:
+                    logs["grad_norm"] = norm
             if on_epoch is not None:
                 on_epoch(epoch + 1, config.max_epochs, {k: float(v) for k, v in logs.items()})
 
@@ -247,7 +262,8 @@ def train_dnn(
     started = time.perf_counter()
     resumed_from = backup_epoch(out_dir)
     while True:
-        callbacks, early, guard, safety = _callbacks(config, out_dir, on_epoch, keeper)
+        probe = (x_train[:GRAD_NORM_ROWS], y_train[:GRAD_NORM_ROWS])
+        callbacks, early, guard, safety = _callbacks(config, out_dir, on_epoch, keeper, probe)
         try:
             fit = model.fit(
                 x_train,
