@@ -233,7 +233,3 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
         artifacts=artifacts,
         reason=state.get("reason"),
     )
-
-
-def load_result(workspace: str | Path | None, run_id: str) -> dict[str, Any]:
-    return read_run(run_dir(workspace_path(workspace), run_id))
