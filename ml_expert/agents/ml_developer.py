@@ -157,7 +157,7 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     elif "dnn" in result:
         reason = (
             f"{chosen['name']} validation {metric} {chosen['val_score']:.4f} >= {nn} "
-            f"{result['dnn']['candidate']['val_score']:.4f}: the simpler model wins ties and wins"
+            f"{result['dnn']['candidate']['val_score']:.4f} (the simpler model wins ties)"
         )
     else:
         reason = f"best validation {metric} {chosen['val_score']:.4f} among the baselines"
