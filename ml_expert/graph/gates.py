@@ -242,12 +242,22 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
         checks.append(
             Check(name=f"fairness_{column}", passed=not enforce, value=None, threshold=fair_bound, detail=why)
         )
+    reads, interrupted = validation.get("test_reads"), int(validation.get("test_reads_interrupted") or 0)
+    models = int(validation.get("test_read_models") or 1)
     checks.append(
         Check(
             name="test_split_read_once",
-            passed=validation.get("test_reads") == 1,
-            value=validation.get("test_reads"),
+            passed=reads == 1 and models == 1,
+            value={"reads_with_results": reads, "interrupted_reads": interrupted, "models": models},
             threshold=1,
+            detail=(
+                f"{reads} read(s) produced results, for {models} model artifact(s)"
+                + (
+                    f"; {interrupted} earlier read(s) of the same model were interrupted before any result"
+                    if interrupted
+                    else ""
+                )
+            ),
         )
     )
     return GateVerdict.from_checks("validation", checks)

@@ -19,7 +19,13 @@ def render_report(info: dict[str, Any]) -> str:
         f"- Splits (rows): {info['split_sizes']}",
         f"- Chosen model: **{info['chosen']}** — {info['choice_reason']}",
         f"- Primary metric: `{info['metric']}` ({info['metric_reason']})",
-        f"- Test split read {info['test_reads']} time(s), by the tester only.",
+        f"- Test split read {info['test_reads']} time(s) with results, by the tester only"
+        + (
+            f" ({info['test_reads_interrupted']} earlier read(s) of the same model were interrupted"
+            " before any result)."
+            if info.get("test_reads_interrupted")
+            else "."
+        ),
         "",
         "## Test metrics (untouched test split)",
         "",
