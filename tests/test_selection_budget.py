@@ -63,3 +63,8 @@ def test_plan_gate_lets_baselines_overrun_but_not_a_network_without_time() -> No
     }
     assert not plan_gate({"options": {"budget": 30}, "selection": planned}).passed
     assert forest_size(FOREST_SMALL_ROWS) == 300 and forest_size(FOREST_SMALL_ROWS + 1) == 100
+    from ml_expert.tools.selection.candidates import FOREST_LARGE_ROWS, forest_limits, make_estimator
+
+    assert forest_limits(FOREST_LARGE_ROWS) == {}
+    big = make_estimator("random_forest", "classification", 0, rows=FOREST_LARGE_ROWS * 7)
+    assert big.max_samples == FOREST_LARGE_ROWS and big.min_samples_leaf == 5 and big.n_estimators == 100
