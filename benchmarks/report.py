@@ -291,11 +291,14 @@ def render(results: Path) -> str:
         else:
             lines += context(doc) + RENDER[name](doc)
         lines.append("")
-        if name == "quality":  # extra quality runs (other budgets or subsets), e.g. quality-digits-b60.json
-            for extra in sorted(results.glob("quality-*.json")):
-                lines += [f"### Additional quality run: `{extra.name}`", ""]
+        if name in (
+            "quality",
+            "scale",
+        ):  # extra runs (other budgets, subsets, sizes), e.g. quality-digits-b60.json
+            for extra in sorted(results.glob(f"{name}-*.json")):
+                lines += [f"### Additional {name} run: `{extra.name}`", ""]
                 extra_doc = json.loads(extra.read_text())
-                lines += context(extra_doc) + quality(extra_doc) + [""]
+                lines += context(extra_doc) + RENDER[name](extra_doc) + [""]
     return "\n".join(lines)
 
 
