@@ -87,7 +87,13 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     finding["profile"] = prepared.profile
     finding["findings"] = prepared.findings
     finding["columns"] = [
-        {"name": c.name, "kind": c.kind, **({"derive": c.derive} if c.derive else {})} for c in schema.columns
+        {
+            "name": c.name,
+            "kind": c.kind,
+            **({"derive": c.derive} if c.derive else {}),
+            **({"word": c.word} if c.word else {}),
+        }
+        for c in schema.columns
     ]
     ctx.record("data-analysis", finding)
     ctx.done(f"{prepared.task}, {sum(prepared.split_sizes.values())} rows, {len(schema.columns)} features")

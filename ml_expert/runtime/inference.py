@@ -38,6 +38,7 @@ _DATETIME = re.compile(
     r"(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"  # time, zone ignored
 )
 _EPOCH = _dt.date(1970, 1, 1).toordinal()
+_PUNCTUATION = re.compile(r"[!\"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~']")
 
 
 class IntegrityError(Exception):
@@ -97,6 +98,15 @@ def _datetime_part(value: Any, part: str) -> float:
     if part == "hour":
         return float(hour)
     return float(date.toordinal() - _EPOCH) + (hour * 3600 + minute * 60 + second) / 86400.0
+
+
+def _words(value: Any) -> list[str]:
+    """Same as ml_expert's text.words: lower case, ASCII punctuation stripped, split on whitespace."""
+    if value is None or not isinstance(value, str):
+        if value is None or (isinstance(value, float) and value != value):
+            return []
+        value = str(value)
+    return _PUNCTUATION.sub("", value.lower()).split()
 
 
 class ModelInference:
@@ -174,12 +184,21 @@ class ModelInference:
             if not isinstance(row, dict):
                 raise SchemaError(f"row {i}: expected an object of field values, got {type(row).__name__}")
             out: dict[str, Any] = {}
+            word_sets: dict[str, set[str]] = {}
             for col in self.columns:
                 name = col["name"]
                 if name not in row:
                     raise SchemaError(f"row {i}: missing field '{name}'")
                 value = row[name]
-                if col.get("derive"):
+                if col.get("derive") == "word":
+                    if name not in word_sets:
+                        if not (_is_missing(value) or isinstance(value, str | numbers.Number)):
+                            raise SchemaError(
+                                f"row {i}: field '{name}' must be text, got {type(value).__name__}"
+                            )
+                        word_sets[name] = set(_words(None if _is_missing(value) else value))
+                    out[col["key"]] = 1.0 if col["word"] in word_sets[name] else 0.0
+                elif col.get("derive"):
                     if not (_is_missing(value) or isinstance(value, str | _dt.date)):
                         raise SchemaError(
                             f"row {i}: field '{name}' must be a date/time text such as 2024-03-05, "

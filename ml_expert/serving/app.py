@@ -61,7 +61,9 @@ def row_model(schema: dict[str, Any]) -> type[BaseModel]:
         if col["name"] in seen:
             continue
         seen.add(col["name"])
-        if col.get("derive"):
+        if col.get("derive") == "word":
+            kind, what = str | None, "free text"
+        elif col.get("derive"):
             kind, what = str | None, "date/time text"
         elif col["kind"] == "numeric":
             kind, what = float | None, "numeric"

@@ -30,6 +30,7 @@ from ml_expert.tools.data.profiling import column_roles, correlated_pairs, leaka
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, datetime_part, to_model_frame
 from ml_expert.tools.data.splitting import split_frame
 from ml_expert.tools.data.task import detect_task
+from ml_expert.tools.data.text import MAX_WORDS, fit_vocabulary, text_figures
 
 TARGET_COLUMN = "__target__"
 
@@ -151,7 +152,20 @@ def prepare_data(
         )
     profile = profile_table(frame, target, task)
 
-    columns, datetimes = _column_specs(fit_rows, kinds)
+    columns, datetimes, texts = _column_specs(fit_rows, kinds)
+    for name in kinds.keys() - {c.name for c in columns}:
+        # a text column none of whose words is on MIN_CATEGORY_COUNT training rows
+        kinds.pop(name)
+        dropped[name] = (
+            f"free text without a word on >= {MIN_CATEGORY_COUNT} training rows: nothing to learn from "
+            "that may be stored"
+        )
+    if not columns:
+        raise DataError(
+            "no usable feature columns: "
+            + "; ".join(f"{k}: {v}" for k, v in dropped.items())
+            + ". Add informative feature columns"
+        )
     schema = InputSchema(task=task, target=target, columns=columns, classes=classes)
     work = to_model_frame(frame, schema)
     work[TARGET_COLUMN] = y_all.to_numpy()
@@ -214,6 +228,7 @@ def prepare_data(
         duplicates,
         no_target,
         datetimes,
+        texts,
         pairs,
         outliers,
         schema,
@@ -248,11 +263,18 @@ def prepare_data(
 
 def _column_specs(
     frame: pd.DataFrame, kinds: dict[str, str]
-) -> tuple[list[ColumnSpec], dict[str, list[str]]]:
-    """One spec per column; a date column becomes numeric features computed statelessly from its text."""
+) -> tuple[list[ColumnSpec], dict[str, list[str]], dict[str, dict[str, Any]]]:
+    """One spec per column; a date column becomes numeric features computed statelessly from its text,
+    a free-text column one 0/1 feature per vocabulary word (vocabulary from the training rows)."""
     columns: list[ColumnSpec] = []
     datetimes: dict[str, list[str]] = {}
+    texts: dict[str, dict[str, Any]] = {}
     for name, k in kinds.items():
+        if k == "text":
+            vocabulary = fit_vocabulary(frame[name])
+            texts[name] = {**text_figures(frame[name]), "words_kept": len(vocabulary)}
+            columns.extend(ColumnSpec(name=name, kind="numeric", derive="word", word=w) for w in vocabulary)
+            continue
         if k != "datetime":
             columns.append(ColumnSpec(name=name, kind=k))  # type: ignore[arg-type]
             continue
@@ -262,7 +284,7 @@ def _column_specs(
             parts.insert(4, "hour")
         datetimes[name] = parts
         columns.extend(ColumnSpec(name=name, kind="numeric", derive=p) for p in parts)  # type: ignore[arg-type]
-    return columns, datetimes
+    return columns, datetimes, texts
 
 
 def _findings(
@@ -276,6 +298,7 @@ def _findings(
     duplicates: int,
     no_target: int,
     datetimes: dict[str, list[str]],
+    texts: dict[str, dict[str, Any]],
     pairs: list[dict[str, Any]],
     outliers: dict[str, Any],
     schema: InputSchema,
@@ -316,6 +339,15 @@ def _findings(
             )
     for name, parts in datetimes.items():
         add("datetime column", parts, "turned into numeric features " + ", ".join(parts), name)
+    for name, figures in texts.items():
+        if figures["words_kept"]:
+            add(
+                "free-text column",
+                {k: round(v, 2) for k, v in figures.items()},
+                f"bag of words: one 0/1 feature per word on >= {MIN_CATEGORY_COUNT} training rows "
+                f"(at most {MAX_WORDS}, most frequent first); other words are ignored",
+                name,
+            )
     numeric = set(schema.numeric)
     for col in schema.columns:
         entry = profile["column_profiles"].get(col.name, {})

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ml_expert.tools.data.schema import DATETIME_REGEX, Task
+from ml_expert.tools.data.text import is_text
 
 MAX_CATEGORIES = 50
 ID_UNIQUE_RATIO = 0.95
@@ -25,7 +26,11 @@ DATETIME_PATTERN = DATETIME_REGEX.pattern
 
 
 def column_roles(frame: pd.DataFrame, target: str) -> tuple[dict[str, str], dict[str, str]]:
-    """Split features into kinds ('numeric'/'categorical'/'datetime') and dropped columns with reasons."""
+    """Split features into kinds ('numeric'/'categorical'/'datetime'/'text') and dropped columns with reasons.
+
+    Free text (several words per value, many distinct values) is told apart before the ID rule:
+    a name column is unique per row, yet its words ("Mrs", a large family's surname) carry signal.
+    """
     kinds: dict[str, str] = {}
     dropped: dict[str, str] = {}
     n = len(frame)
@@ -60,6 +65,8 @@ def column_roles(frame: pd.DataFrame, target: str) -> tuple[dict[str, str], dict
                 kinds[name] = "numeric"
             elif text.str.fullmatch(DATETIME_PATTERN).mean() >= 0.95:
                 kinds[name] = "datetime"
+            elif is_text(text):
+                kinds[name] = "text"
             elif n >= 20 and unique >= ID_UNIQUE_RATIO * len(non_null):
                 dropped[name] = (
                     f"ID-like: {unique} distinct values in {len(non_null)} non-missing rows (unique per row)"

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
+from ml_expert.tools.data.text import words
+
 SCHEMA_FORMAT = "ml-expert-schema/1"
 Task = Literal["classification", "regression"]
 DatetimePart = Literal["year", "month", "day", "weekday", "hour", "epoch_days"]
@@ -33,10 +35,14 @@ class ColumnSpec(BaseModel):
     categories: list[str] | None = Field(
         default=None, description="categories seen in training (categorical columns only)"
     )
-    derive: DatetimePart | None = Field(
+    derive: DatetimePart | Literal["word"] | None = Field(
         default=None,
-        description="numeric feature computed from the raw date/time text in column `name` "
-        "(stateless; the serving runtime computes it the same way)",
+        description="numeric feature computed from the raw text in column `name`: a part of an ISO "
+        "date/time, or (`word`) 1.0 when the text holds `word`, else 0.0 (the serving runtime "
+        "computes it the same way)",
+    )
+    word: str | None = Field(
+        default=None, description="the vocabulary word this feature flags (derive == 'word' only)"
     )
 
 
@@ -54,7 +60,10 @@ class InputSchema(BaseModel):
         """Column names such as "mean radius" are not valid ONNX input names: give each a safe key."""
         taken: set[str] = set()
         for col in self.columns:
-            key = col.key or safe_key(f"{col.name}__{col.derive}" if col.derive else col.name)
+            if col.derive == "word":
+                key = col.key or safe_key(f"{col.name}__w_{col.word}")
+            else:
+                key = col.key or safe_key(f"{col.name}__{col.derive}" if col.derive else col.name)
             base, n = key, 1
             while key in taken:
                 n += 1
@@ -94,17 +103,22 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
     strings with missing as "" (skl2onnx cannot impute NaN in string tensors). This is a pure
     function of the schema, with no statistics, so it is safe to apply anywhere.
     """
-    out = pd.DataFrame(index=frame.index)
+    out: dict[str, Any] = {}
+    word_sets: dict[str, list[set[str]]] = {}
     for col in schema.columns:
         values = frame[col.name] if col.name in frame.columns else frame[col.key]
-        if col.derive:
+        if col.derive == "word":
+            if col.name not in word_sets:
+                word_sets[col.name] = [set(words(v)) for v in values]
+            out[col.key] = np.array([col.word in row for row in word_sets[col.name]], dtype="float64")
+        elif col.derive:
             out[col.key] = np.array([datetime_part(v, col.derive) for v in values], dtype="float64")
         elif col.kind == "numeric":
             numeric = pd.to_numeric(values, errors="coerce").astype("float64")
             out[col.key] = numeric.replace([np.inf, -np.inf], np.nan)
         else:
             out[col.key] = values.map(_category_text).astype(object)
-    return out
+    return pd.DataFrame(out, index=frame.index)
 
 
 def datetime_part(value: Any, part: str) -> float:

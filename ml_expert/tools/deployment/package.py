@@ -132,7 +132,15 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
     created = metadata.get("created", "unknown")
     metrics = metadata.get("metrics") or {}
     example = {
-        c.name: ("2024-01-31" if c.derive else 0.0 if c.kind == "numeric" else (c.categories or [""])[0])
+        c.name: (
+            "some text"
+            if c.derive == "word"
+            else "2024-01-31"
+            if c.derive
+            else 0.0
+            if c.kind == "numeric"
+            else (c.categories or [""])[0]
+        )
         for c in schema.columns
     }
     lines = [

@@ -1,0 +1,64 @@
+"""Free-text columns as words: one tokenizer, a vocabulary fit on training rows, bag-of-words features.
+
+The tokenizer is the one Keras' `TextVectorization` applies by default (lower case, strip ASCII
+punctuation, split on whitespace), written in plain Python so the self-contained serving runtime
+(`runtime/inference.py`) can mirror it line for line. A word enters the vocabulary only when it
+appears on at least `MIN_CATEGORY_COUNT` training rows, the same rule that keeps a rare category
+out of every artifact: a surname seen on one row is that passenger's data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from ml_expert.tools.data.privacy import MIN_CATEGORY_COUNT
+
+# Keras TextVectorization's default standardisation strips exactly these characters.
+PUNCTUATION = re.compile(r"[!\"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~']")
+# A string column is free text when its values hold this many words on average ...
+TEXT_MIN_MEAN_WORDS = 2.5
+# ... and it has more distinct values than a categorical column may keep as one-hot columns.
+TEXT_MIN_DISTINCT = 30
+# At most this many words per text column become features (most frequent first).
+MAX_WORDS = 200
+# A word on more than this share of the training rows says nothing about any row.
+MAX_ROW_SHARE = 0.95
+
+
+def words(value: Any) -> list[str]:
+    """Lower-cased words of a text without ASCII punctuation; [] for a missing value."""
+    if value is None or not isinstance(value, str):
+        if value is None or (isinstance(value, float) and value != value):
+            return []
+        value = str(value)
+    return PUNCTUATION.sub("", value.lower()).split()
+
+
+def text_figures(values: Iterable[Any]) -> dict[str, float]:
+    """Mean words per non-missing value and distinct values: the figures the text rule reads."""
+    texts = [str(v) for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    if not texts:
+        return {"mean_words": 0.0, "distinct": 0}
+    return {
+        "mean_words": sum(len(words(t)) for t in texts) / len(texts),
+        "distinct": len(set(texts)),
+    }
+
+
+def is_text(values: Iterable[Any]) -> bool:
+    figures = text_figures(values)
+    return figures["mean_words"] >= TEXT_MIN_MEAN_WORDS and figures["distinct"] > TEXT_MIN_DISTINCT
+
+
+def fit_vocabulary(
+    values: Iterable[Any], min_rows: int = MIN_CATEGORY_COUNT, max_words: int = MAX_WORDS
+) -> list[str]:
+    """Words on >= min_rows training rows (and not on nearly all), most frequent first, ties A-Z."""
+    rows = [set(words(v)) for v in values]
+    counts = Counter(w for row in rows for w in row)
+    ceiling = MAX_ROW_SHARE * len(rows)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return [w for w, n in ranked if min_rows <= n <= ceiling][:max_words]
