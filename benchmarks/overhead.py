@@ -96,12 +96,16 @@ def plain_child(args: argparse.Namespace) -> dict[str, Any]:
     started = time.perf_counter()
     import joblib
     import numpy as np
+    import pandas as pd
 
+    from ml_expert.runtime.inference import ModelInference
     from ml_expert.tools.data.prepare import load_split, prepare_data
-    from ml_expert.tools.deployment.exports import export_keras, export_sklearn
+    from ml_expert.tools.deployment.exports import export_keras, export_sklearn, measure_export_latency
     from ml_expert.tools.deployment.package import write_package
     from ml_expert.tools.scoring import predict_scores, primary_metric, score
     from ml_expert.tools.selection.baselines import run_baselines
+    from ml_expert.tools.validation.drift import training_statistics
+    from ml_expert.tools.validation.latency import measure
     from ml_expert.tools.validation.metrics import (
         classification_metrics,
         plot_confusion_matrix,
@@ -150,20 +154,35 @@ def plain_child(args: argparse.Namespace) -> dict[str, Any]:
         metrics = regression_metrics(test_y, scores)
     test_score = score(metric, test_y, scores)
     lap("test metrics")
+    # The same deployment work as the graph's: every export reloaded, compared and timed, drift
+    # statistics, the package written and timed through inference.py.
     records = []
     if pipeline is not None:
-        records += export_sklearn(pipeline, schema, val[0], out / "exports" / best.name)
+        sk_records = export_sklearn(pipeline, schema, val[0], out / "exports" / best.name)
+        measure_export_latency(sk_records, schema, val[0])
+        records += sk_records
     if dnn is not None:
         pre = joblib.load(prepared.files["preprocessor"])
-        records += export_keras(dnn, pre, schema, val[0], out / "exports" / "dnn")
+        k_records = export_keras(dnn, pre, schema, val[0], out / "exports" / "dnn")
+        measure_export_latency(k_records, schema, val[0], pre)
+        records += k_records
+    stats = training_statistics(
+        [c.model_dump() for c in schema.columns], {c.name: train[0][c.key].tolist() for c in schema.columns}
+    )
     onnx_path = next(
         r.path
         for r in records
         if r.format == "onnx" and Path(r.path).parent.name == ("dnn" if chosen_dnn else best.name)
     )
     write_package(
-        out / "deployment", Path(onnx_path), schema, {"model": chosen, "task": task, "seed": args.seed}
+        out / "deployment",
+        Path(onnx_path),
+        schema,
+        {"model": chosen, "task": task, "seed": args.seed},
+        {"training_stats.json": json.dumps(stats, indent=1) + "\n"},
     )
+    raw = pd.read_pickle(prepared.files["val_raw"]).to_dict(orient="records")
+    measure(ModelInference(out / "deployment").predict, raw[:50], raw, len(raw))
     lap("exports + package")
     return {
         "status": "finished",
@@ -181,13 +200,19 @@ def plain_child(args: argparse.Namespace) -> dict[str, Any]:
 
 def _plain_dnn(args, prepared, schema, train, val, metric, out):
     """The same network, target scaling and budget the researcher planned in the graph run."""
-    import keras
     import numpy as np
 
     from ml_expert.tools.data.prepare import load_split
     from ml_expert.tools.scoring import score
     from ml_expert.tools.training.curves import plot_curves
-    from ml_expert.tools.training.dnn import DNNConfig, build_dnn, save_history, train_dnn
+    from ml_expert.tools.training.dnn import (
+        DNNConfig,
+        build_dnn,
+        save_history,
+        standardise_target,
+        train_dnn,
+        with_target_scale,
+    )
 
     config = DNNConfig.model_validate(json.loads(args.dnn_config))
     x_train, x_val = np.load(prepared.files["X_train"]), np.load(prepared.files["X_val"])
@@ -195,8 +220,7 @@ def _plain_dnn(args, prepared, schema, train, val, metric, out):
     y_val = val[1]
     task = prepared.task
     if task == "regression":
-        mean, std = float(y_train.mean()), float(y_train.std() or 1.0)
-        fit_train, fit_val = (y_train - mean) / std, (y_val - mean) / std
+        fit_train, fit_val, mean, std = standardise_target(y_train, y_val)
     else:
         fit_train, fit_val = y_train, y_val
     n_outputs = len(schema.classes or []) if task == "classification" else 1
@@ -214,8 +238,7 @@ def _plain_dnn(args, prepared, schema, train, val, metric, out):
     plot_curves(result.history, out / "training_curves.png", f"Keras DNN ({task})")
     served = model
     if task == "regression":
-        outputs = keras.layers.Rescaling(scale=std, offset=mean, name="target_scale")(model.output)
-        served = keras.Model(model.input, outputs)
+        served = with_target_scale(model, mean, std)
     (out / "models").mkdir(exist_ok=True)
     served.save(out / "models" / "dnn.keras")
     val_scores = np.asarray(served.predict_on_batch(x_val))

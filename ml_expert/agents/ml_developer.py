@@ -259,7 +259,15 @@ def _train_dnn(
     from ml_expert.tools.selection.budget import safety_cap
     from ml_expert.tools.training.checkpoints import load_verified
     from ml_expert.tools.training.curves import plot_curves
-    from ml_expert.tools.training.dnn import DNNConfig, build_dnn, float32_copy, save_history, train_dnn
+    from ml_expert.tools.training.dnn import (
+        DNNConfig,
+        build_dnn,
+        float32_copy,
+        save_history,
+        standardise_target,
+        train_dnn,
+        with_target_scale,
+    )
     from ml_expert.tools.training.hardware import UtilisationSampler, hardware_check
 
     data, selection = state["data"], state["selection"]
@@ -295,8 +303,7 @@ def _train_dnn(
     task = data["task"]
     mean = std = None
     if task == "regression":
-        mean, std = float(y_train.mean()), float(y_train.std() or 1.0)
-        fit_train, fit_val = (y_train - mean) / std, (y_val - mean) / std
+        fit_train, fit_val, mean, std = standardise_target(y_train, y_val)
         ctx.decide("standardise the regression target for the DNN", f"train mean {mean:.4g}, std {std:.4g}")
     else:
         fit_train, fit_val = y_train, y_val
@@ -358,8 +365,7 @@ def _train_dnn(
     trained = float32_copy(trained, x_train.shape[1], task, n_outputs, config, seed + attempt)
     served = trained
     if task == "regression":
-        outputs = keras.layers.Rescaling(scale=std, offset=mean, name="target_scale")(trained.output)
-        served = keras.Model(trained.input, outputs, name=f"{trained.name}_served")
+        served = with_target_scale(trained, mean, std, name=f"{trained.name}_served")
     models_dir = ctx.run_dir / "models"
     models_dir.mkdir(exist_ok=True)
     path = models_dir / "dnn.keras"

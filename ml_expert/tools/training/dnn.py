@@ -127,6 +127,21 @@ def float32_copy(model, n_features: int, task: str, n_outputs: int, config: DNNC
     return clone
 
 
+def standardise_target(y_train: np.ndarray, y_val: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """Regression targets as z-scores of the training split: the network's loss and learning rate
+    then mean the same on any target scale. Returns both splits, the mean and the std."""
+    mean, std = float(y_train.mean()), float(y_train.std() or 1.0)
+    return (y_train - mean) / std, (y_val - mean) / std, mean, std
+
+
+def with_target_scale(model, mean: float, std: float, name: str | None = None):
+    """The served model: the network's z-score output mapped back to the target's units."""
+    import keras
+
+    outputs = keras.layers.Rescaling(scale=std, offset=mean, name="target_scale")(model.output)
+    return keras.Model(model.input, outputs, **({"name": name} if name else {}))
+
+
 def compile_model(model, task: str, config: DNNConfig) -> None:
     """Adam with clipping (and gradient accumulation after an out-of-memory retry)."""
     import keras
