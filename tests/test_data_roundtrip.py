@@ -7,18 +7,16 @@ must not be stored in any artifact.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
+from cli_helpers import predict_rows, run_quick
 
 from ml_expert.memory import EmbeddedMemory
 from ml_expert.tools.data.schema import InputSchema, to_model_frame
 
-CLI = [sys.executable, "-m", "ml_expert"]
 SINGLETON = "ultramarine-only-once"
 
 
@@ -37,15 +35,7 @@ def test_string_labels_and_categories_round_trip_through_cli(tmp_path: Path) -> 
     data = tmp_path / "shop.csv"
     frame.to_csv(data, index=False)
     workspace = tmp_path / "ws"
-    proc = subprocess.run(
-        [*CLI, "run", str(data), "--target", "decision", "--json", "--workspace", str(workspace)]
-        + ["--memory", "embedded", "--no-dnn", "--budget", "60", "--seed", "1"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    payload = json.loads(proc.stdout)
+    payload = run_quick(data, "decision", workspace, seed=1)
     run_dir = Path(payload["run_dir"])
     assert payload["ok"] and payload["gates"]["data"]
 
@@ -71,18 +61,7 @@ def test_string_labels_and_categories_round_trip_through_cli(tmp_path: Path) -> 
     new_rows.loc[1, "colour"] = SINGLETON
     new_rows.loc[2, "colour"] = None
     new_rows.loc[3, "day"] = "not a date"
-    rows_file = tmp_path / "new.csv"
-    new_rows.to_csv(rows_file, index=False)
-    out = tmp_path / "pred.csv"
-    proc = subprocess.run(
-        [*CLI, "predict", payload["run_id"], str(rows_file), "--output", str(out), "--proba"]
-        + ["--workspace", str(workspace)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    predicted = pd.read_csv(out)
+    predicted = predict_rows(payload["run_id"], new_rows, workspace, tmp_path)
     assert len(predicted) == 30 and set(predicted["prediction"]) <= {"keep", "scrap", "sell"}
 
     # The served predictions are the trained scikit-learn pipeline's, decoded to the labels.

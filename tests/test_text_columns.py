@@ -3,15 +3,13 @@ words out of every artifact, and a text table goes through run, export and predi
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from cli_helpers import predict_rows, run_quick
 
 from ml_expert.runtime.inference import _words as runtime_words
 from ml_expert.tools.data.profiling import column_roles
@@ -19,7 +17,6 @@ from ml_expert.tools.data.schema import InputSchema, to_model_frame
 from ml_expert.tools.data.text import fit_vocabulary, words
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
-CLI = [sys.executable, "-m", "ml_expert"]
 SINGLE_WORD = "zanzibarquux"
 
 
@@ -91,15 +88,7 @@ def test_text_table_through_run_export_and_predict(tmp_path: Path) -> None:
     data = tmp_path / "reviews.csv"
     frame.to_csv(data, index=False)
     workspace = tmp_path / "ws"
-    proc = subprocess.run(
-        [*CLI, "run", str(data), "--target", "verdict", "--json", "--workspace", str(workspace)]
-        + ["--memory", "embedded", "--no-dnn", "--budget", "60", "--seed", "3"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    payload = json.loads(proc.stdout)
+    payload = run_quick(data, "verdict", workspace, seed=3)
     run_dir = Path(payload["run_dir"])
     schema = InputSchema.model_validate_json((run_dir / "deployment" / "schema.json").read_text())
     vocabulary = {c.word for c in schema.columns if c.derive == "word" and c.name == "review"}
@@ -115,18 +104,7 @@ def test_text_table_through_run_export_and_predict(tmp_path: Path) -> None:
     new_rows = _reviews(40, 11).drop(columns="verdict")
     new_rows.loc[0, "review"] = None
     new_rows.loc[1, "review"] = "Completely unseen vocabulary here"
-    rows_file = tmp_path / "new.csv"
-    new_rows.to_csv(rows_file, index=False)
-    out = tmp_path / "pred.csv"
-    proc = subprocess.run(
-        [*CLI, "predict", payload["run_id"], str(rows_file), "--output", str(out), "--proba"]
-        + ["--workspace", str(workspace)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    predicted = pd.read_csv(out)
+    predicted = predict_rows(payload["run_id"], new_rows, workspace, tmp_path)
     # The package (ONNX with the runtime's own tokenizer) agrees with the trained pipeline.
     model = joblib.load(run_dir / "exports" / payload["chosen_model"] / "model.joblib")
     expected = model.predict_proba(to_model_frame(new_rows, schema))
