@@ -77,7 +77,7 @@ def make_pipeline(
     scaled, _ = BASELINES[name]
     return Pipeline(
         [
-            ("pre", build_preprocessor(schema, scale=scaled)),
+            ("pre", build_preprocessor(schema, scale=scaled, word_ids=False)),
             ("cast", CastTransformer(dtype=np.float32)),
             ("model", make_estimator(name, schema.task, seed, rows, balanced)),
         ]
