@@ -130,7 +130,8 @@ def run(
     modality: Annotated[
         str,
         typer.Option(
-            help="auto, tabular, image (pixel columns) or text (a free-text column read word by word)."
+            help="auto, tabular, image (pixel columns), text (a free-text column read word by word) "
+            "or sequence (numeric columns as the ordered steps of one signal)."
         ),
     ] = "auto",
     dnn_learning_rate: Annotated[

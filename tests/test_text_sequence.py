@@ -107,3 +107,74 @@ def test_text_cnn_beats_bag_of_words_and_ships(tmp_path: Path) -> None:
     expected = np.asarray(model.predict(x, verbose=0))
     np.testing.assert_allclose(predicted[[f"proba_{c}" for c in schema.classes]], expected, atol=1e-4)
     assert (predicted["prediction"][2:] == new_rows["verdict"][2:]).mean() >= 0.9
+
+
+def _waves(n: int, seed: int, steps: int = 48) -> pd.DataFrame:
+    """Sine, square and sawtooth waves with random phase, period, amplitude and noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)
+    rows, labels = [], []
+    for _ in range(n):
+        kind = int(rng.integers(0, 3))
+        phase = rng.uniform(0, 1)
+        period = rng.uniform(8, 16)
+        cycle = (t / period + phase) % 1.0
+        wave = [np.sin(2 * np.pi * cycle), np.sign(np.sin(2 * np.pi * cycle)), 2 * cycle - 1][kind]
+        rows.append(rng.uniform(0.5, 2.0) * wave + rng.normal(0, 0.3, steps))
+        labels.append(["sine", "square", "sawtooth"][kind])
+    frame = pd.DataFrame(np.round(rows, 4), columns=[f"t{i}" for i in t])
+    frame["shape"] = labels
+    return frame
+
+
+def test_numeric_sequence_trains_a_1d_cnn_and_exports(tmp_path: Path) -> None:
+    import subprocess
+
+    data = tmp_path / "waves.csv"
+    _waves(900, 0).to_csv(data, index=False)
+    workspace = tmp_path / "ws"
+    proc = subprocess.run(
+        [*CLI, "run", str(data), "--target", "shape", "--json", "--workspace", str(workspace)]
+        + ["--memory", "embedded", "--budget", "60", "--seed", "4", "--modality", "sequence"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    payload = json.loads(proc.stdout)
+    run_dir = Path(payload["run_dir"])
+    selection = json.loads((run_dir / "findings" / "model-selection.json").read_text())
+    selection = selection.get("value", selection)
+    assert selection["analysis"]["modality"] == "sequence"
+    assert selection["plan"]["network"] == "Keras 1-D CNN" and selection["plan"]["train_dnn"]
+    import keras
+
+    network = keras.saving.load_model(run_dir / "exports" / "dnn" / "model.keras", compile=False)
+    assert network.name.startswith("sequence_cnn")
+    assert any(isinstance(layer, keras.layers.Conv1D) for layer in network.layers)
+    deployment = json.loads((run_dir / "findings" / "deployment.json").read_text())
+    deployment = deployment.get("value", deployment)
+    dnn_exports = [e for e in deployment["exports"] if Path(e["path"]).parent.name == "dnn"]
+    assert {e["format"] for e in dnn_exports} >= {"keras", "onnx", "tflite"}
+    assert all(e["passed"] for e in dnn_exports), dnn_exports
+    assert payload["metrics"]["accuracy"] >= 0.9, payload["metrics"]
+
+
+def test_sequence_modality_refuses_text_columns(tmp_path: Path) -> None:
+    import subprocess
+
+    data = tmp_path / "mixed.csv"
+    frame = _waves(40, 1, steps=10)
+    frame["note"] = "x"
+    frame.to_csv(data, index=False)
+    proc = subprocess.run(
+        [*CLI, "run", str(data), "--target", "shape", "--json", "--modality", "sequence"]
+        + ["--workspace", str(tmp_path / "ws"), "--memory", "embedded"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 3, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["ok"] is False and "numeric columns" in payload["error"]
+    assert "Traceback" not in proc.stderr

@@ -11,8 +11,9 @@ import pandas as pd
 from ml_expert.errors import DataError
 from ml_expert.tools.data.text import is_text
 
-Modality = Literal["tabular", "image", "text"]
-REQUESTS = ("auto", "tabular", "image", "text")
+Modality = Literal["tabular", "image", "text", "sequence"]
+REQUESTS = ("auto", "tabular", "image", "text", "sequence")
+MIN_SEQUENCE_STEPS = 8
 # Pixel column names seen in exported image sets: pixel_0_0, pixel12, px3, 1x1 (MNIST CSVs), 0..783.
 _PIXEL_NAME = re.compile(r"(pixel|px)[_\-]?\d+([_x]\d+)*|\d+x\d+|\d+", re.IGNORECASE)
 _RGB_NAME = re.compile(r"(pixel|px)_?\d+_\d+_[0-2]", re.IGNORECASE)
@@ -44,6 +45,18 @@ def detect_modality(
     numeric = all(pd.api.types.is_numeric_dtype(frame[c]) for c in features)
     if requested == "tabular":
         return "tabular", None, "asked for tabular (--modality tabular)"
+    if requested == "sequence":
+        # Only on request: nothing in a table says its columns are ordered steps of one signal.
+        if not (numeric and len(features) >= MIN_SEQUENCE_STEPS):
+            raise DataError(
+                f"--modality sequence needs at least {MIN_SEQUENCE_STEPS} numeric columns (the steps, in "
+                f"order); got {len(features)} columns{'' if numeric else ' with non-numeric ones'}"
+            )
+        return (
+            "sequence",
+            None,
+            f"asked for a sequence: {len(features)} numeric columns read in order by a 1-D convolution",
+        )
     texts = [
         c for c in features if not pd.api.types.is_numeric_dtype(frame[c]) and is_text(frame[c].dropna())
     ]

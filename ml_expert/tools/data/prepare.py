@@ -144,8 +144,8 @@ def prepare_data(
     labels = pd.DataFrame({TARGET_COLUMN: y_all.to_numpy()}, index=frame.index)
     train_rows, val_rows, test_rows = (part.index for part in split_frame(labels, TARGET_COLUMN, task, seed))
     fit_rows = frame.loc[train_rows]
-    if kind == "image":
-        # Pixels are all features: a border pixel that is always 0 is still part of the image.
+    if kind in ("image", "sequence"):
+        # Pixels (steps) are all features: a border pixel that is always 0 is still part of the image.
         kinds, dropped = {c: "numeric" for c in frame.columns if c != target}, {}
         suspects: dict[str, str] = {}
     else:
@@ -167,6 +167,12 @@ def prepare_data(
     sequence: dict[str, Any] | None = None
     if kind == "text":
         columns, vocabularies, sequence = _sequence_specs(fit_rows, kinds, columns)
+    elif kind == "sequence":
+        sequence = {
+            "column": None,
+            "length": len(columns),
+            "rule": f"the {len(columns)} numeric columns, in file order, are the steps of one sequence",
+        }
     for name in kinds.keys() - {c.name for c in columns}:
         # a text column none of whose words is on MIN_CATEGORY_COUNT training rows
         kinds.pop(name)
@@ -186,8 +192,11 @@ def prepare_data(
     work = to_model_frame(frame, schema)
     work[TARGET_COLUMN] = y_all.to_numpy()
     train, val, test = work.loc[train_rows], work.loc[val_rows], work.loc[test_rows]
-    if kind == "image":
-        outliers: dict[str, Any] = {"action": "not applied to pixels (a bright pixel is not an error)"}
+    if kind in ("image", "sequence"):
+        outliers: dict[str, Any] = {
+            "action": f"not applied to {'pixels' if kind == 'image' else 'sequence steps'} "
+            "(a peak is part of the signal, not an error)"
+        }
     else:
         measured = [c.key for c in schema.columns if c.kind == "numeric" and not c.derive]
         train, outliers = drop_outliers(train, measured, TARGET_COLUMN, task)

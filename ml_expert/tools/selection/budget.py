@@ -46,6 +46,18 @@ def cnn_flops(image_shape: list[int], filters: list[int], units: list[int], n_ou
     return total + dense_flops(h * w * c, units, n_outputs)
 
 
+def conv1d_flops(length: int, filters: list[int], units: list[int], n_outputs: int) -> float:
+    """Forward FLOPs of the 1-D CNN built by build_dnn for a numeric sequence (width-5 same convs,
+    a 2-step pool between them, global average at the end)."""
+    total, channels = 0.0, 1
+    for i, f in enumerate(filters):
+        total += 2.0 * length * TEXT_KERNEL * channels * f
+        channels = f
+        if length >= 4 and i < len(filters) - 1:
+            length //= 2
+    return total + dense_flops(channels, units, n_outputs)
+
+
 def text_flops(length: int, other_features: int, filters: int, units: list[int], n_outputs: int) -> float:
     """Forward FLOPs of the text CNN built by build_dnn: embedding lookups are free, a width-5 Conv1D
     over `length` positions, then dense layers on the pooled filters and the other features."""

@@ -28,7 +28,8 @@ GRAD_NORM_ROWS = 256
 
 
 class DNNConfig(BaseModel):
-    architecture: str = "dense"  # "dense", "cnn" (images) or "text" (word ids at the end of the features)
+    # "dense", "cnn" (images), "text" (word ids at the end of the features) or "sequence" (1-D signal)
+    architecture: str = "dense"
     image_shape: list[int] | None = None  # [h, w, c] for "cnn"
     sequence_length: int | None = None  # word-id columns at the end of the features, for "text"
     vocabulary_size: int | None = None  # words in the vocabulary (ids 2..size+1; 1 unknown, 0 padding)
@@ -106,6 +107,13 @@ def _build(keras, n_features: int, task: str, n_outputs: int, config: DNNConfig,
         x = keras.layers.Flatten()(x)
     elif config.architecture == "text":
         x = _text_branch(keras, inputs, n_features, config, reg)
+    elif config.architecture == "sequence":
+        x = keras.layers.Reshape((n_features, 1), name="to_sequence")(x)
+        for i, filters in enumerate(config.conv_filters):
+            x = keras.layers.Conv1D(filters, 5, padding="same", activation="relu", kernel_regularizer=reg)(x)
+            if x.shape[1] >= 4 and i < len(config.conv_filters) - 1:
+                x = keras.layers.MaxPooling1D(2)(x)
+        x = keras.layers.GlobalAveragePooling1D(name="average_over_steps")(x)
     for units in config.hidden_units:
         x = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg)(x)
         if config.dropout:
@@ -116,7 +124,9 @@ def _build(keras, n_features: int, task: str, n_outputs: int, config: DNNConfig,
         )
     else:
         outputs = keras.layers.Dense(1, name="prediction", dtype="float32")(x)
-    name = {"cnn": "image_cnn", "text": "text_cnn"}.get(config.architecture, "tabular_dnn")
+    name = {"cnn": "image_cnn", "text": "text_cnn", "sequence": "sequence_cnn"}.get(
+        config.architecture, "tabular_dnn"
+    )
     model = keras.Model(inputs, outputs, name=name)
     compile_model(model, task, config)
     return model
