@@ -9,6 +9,7 @@ from pathlib import Path
 import joblib
 import numpy as np
 import pandas as pd
+import pytest
 from cli_helpers import CLI, predict_rows
 
 from ml_expert.tools.data.prepare import prepare_data
@@ -178,3 +179,21 @@ def test_sequence_modality_refuses_text_columns(tmp_path: Path) -> None:
     payload = json.loads(proc.stdout)
     assert payload["ok"] is False and "numeric columns" in payload["error"]
     assert "Traceback" not in proc.stderr
+
+
+def test_serving_row_model_takes_one_text_field_per_text_column(tmp_path: Path) -> None:
+    """The HTTP body has one text field for a column that feeds word flags and word ids."""
+    from pydantic import ValidationError
+
+    from ml_expert.serving.app import row_model
+
+    prepared = prepare_data(str(DATASETS / "titanic.csv"), "target", 0, tmp_path, modality="text")
+    schema = prepared.input_schema.model_dump()
+    Row = row_model(schema)
+    names = {f.alias or n for n, f in Row.model_fields.items()}
+    assert names == set(prepared.input_schema.names)
+    body = {name: None for name in names} | {"name": "Smith, Mr. John", "age": 30}
+    row = Row.model_validate(body).model_dump(by_alias=True)
+    assert row["name"] == "Smith, Mr. John"
+    with pytest.raises(ValidationError):
+        Row.model_validate(body | {"name": {"not": "text"}})
