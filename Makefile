@@ -42,7 +42,7 @@ bench: bench-install
 	PY=$(PY) scripts/ensure-redis.sh
 	$(PY) benchmarks/startup.py --runs 10
 	$(PY) benchmarks/quality.py --budget $(BENCH_BUDGET) --seeds $(BENCH_SEEDS)
-	$(PY) benchmarks/overhead.py
+	$(PY) benchmarks/overhead.py --repeats 3
 	$(PY) benchmarks/inference.py
 	$(PY) -m benchmarks.serving
 	$(PY) benchmarks/scale.py --sizes $(BENCH_SIZES)

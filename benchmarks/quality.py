@@ -306,6 +306,12 @@ def main(argv: list[str] | None = None) -> Path:
     )
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
     parser.add_argument("--name", default="quality", help="results file name")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="rerun only --systems and keep the other systems' rows of results/<name>.json (same "
+        "budget, seeds and datasets): after a change to ml-expert, its competitors need no rerun",
+    )
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     ml_extra: list[str] = []
@@ -339,8 +345,29 @@ def main(argv: list[str] | None = None) -> Path:
         and sorted(args.seeds) == [0, 1, 2]
         and args.datasets is None,
     }
+    kept: list[dict] = []
+    if args.update:
+        previous = json.loads((args.out_dir / f"{args.name}.json").read_text())
+        old = previous["protocol"]
+        if (old["budget_seconds"], sorted(old["seeds"]), old["datasets"]) != (
+            args.budget,
+            sorted(args.seeds),
+            names,
+        ):
+            raise SystemExit("--update needs the budget, seeds and datasets of the run it updates")
+        kept = [r for r in previous["rows"] if r["system"] not in args.systems and not (
+            r["system"] == "ml-expert-image" and "ml-expert" in args.systems)]  # fmt: skip
+        protocol.update(
+            systems=sorted({r["system"] for r in kept} | set(args.systems) - {"ml-expert-image"}),
+            autogluon=old.get("autogluon"),
+            full_protocol=old.get("full_protocol", False) and protocol["full_protocol"],
+            updated={
+                "rerun": args.systems,
+                "kept_rows_from": {"command": previous["command"], "date": previous["date"]},
+            },
+        )
     recorder = Recorder(args.name, protocol, argv, script="quality")
-    rows: list[dict] = []
+    rows: list[dict] = list(kept)
     for name in names:
         frame = pd.read_csv(folder / f"{name}.csv")
         for seed in args.seeds:

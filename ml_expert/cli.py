@@ -127,7 +127,13 @@ def run(
         bool, typer.Option("--force", help="Replace production even if the new model scores worse.")
     ] = False,
     no_dnn: Annotated[bool, typer.Option("--no-dnn", help="Do not train the Keras network.")] = False,
-    modality: Annotated[str, typer.Option(help="auto, tabular or image (pixel columns).")] = "auto",
+    modality: Annotated[
+        str,
+        typer.Option(
+            help="auto, tabular, image (pixel columns), text (a free-text column read word by word) "
+            "or sequence (numeric columns as the ordered steps of one signal)."
+        ),
+    ] = "auto",
     dnn_learning_rate: Annotated[
         float | None,
         typer.Option("--dnn-learning-rate", hidden=True, help="Advanced: the network's start LR."),

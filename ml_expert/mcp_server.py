@@ -148,7 +148,7 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
         ] = 120.0,
         seed: Annotated[int, Field(ge=0)] = 42,
         train_dnn: Annotated[bool, Field(description="Also train the Keras network.")] = True,
-        modality: Literal["auto", "tabular", "image"] = "auto",
+        modality: Literal["auto", "tabular", "image", "text", "sequence"] = "auto",
         min_metric: Annotated[
             dict[str, float] | None, Field(description="Validation gate thresholds, e.g. {'accuracy': 0.9}.")
         ] = None,

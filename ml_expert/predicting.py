@@ -34,7 +34,8 @@ def predict_file(
         runtime = inference.ModelInference(str(package))
     except inference.IntegrityError as exc:
         raise IntegrityError(str(exc)) from exc
-    frame, _ = load_table(data)
+    names = tuple(dict.fromkeys(c["name"] for c in runtime.schema["columns"]))
+    frame, _ = load_table(data, columns=names)
     target = runtime.schema.get("target")
     if target in frame.columns:
         frame = frame.drop(columns=[target])

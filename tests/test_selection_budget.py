@@ -68,3 +68,26 @@ def test_plan_gate_lets_baselines_overrun_but_not_a_network_without_time() -> No
     assert forest_limits(FOREST_LARGE_ROWS) == {}
     big = make_estimator("random_forest", "classification", 0, rows=FOREST_LARGE_ROWS * 7)
     assert big.max_samples == FOREST_LARGE_ROWS and big.min_samples_leaf == 5 and big.n_estimators == 100
+
+
+def test_forest_train_score_is_out_of_bag(tmp_path) -> None:
+    """A full-depth forest's in-sample R² on noisy diabetes is near 1; its out-of-bag score is the
+    honest one, so the overfitting gap does not refuse the model that generalises best."""
+    from pathlib import Path
+
+    from ml_expert.tools.data.prepare import load_split, prepare_data
+    from ml_expert.tools.scoring import predict_scores, score
+    from ml_expert.tools.selection.baselines import run_baselines
+
+    data = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "diabetes.csv"
+    prepared = prepare_data(str(data), "target", 2, tmp_path / "data")
+    schema = prepared.input_schema
+    train, val = load_split(prepared.files, "train", schema), load_split(prepared.files, "val", schema)
+    board = {c.name: c for c in run_baselines(schema, train, val, "r2", 2, tmp_path / "models")}
+    forest = board["random_forest"]
+    assert forest.train_score_kind == "out-of-bag" and board["linear"].train_score_kind == "in-sample"
+    import joblib
+
+    in_sample = score("r2", train[1], predict_scores(joblib.load(forest.path), train[0]))
+    assert in_sample > 0.85 and forest.train_score < in_sample - 0.3
+    assert abs(forest.train_score - forest.val_score) < 0.3

@@ -64,6 +64,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         "task_reason": prepared.task_reason,
         "modality": prepared.modality,
         "image_shape": prepared.image_shape,
+        "sequence": prepared.sequence,
         "schema": schema.model_dump(),
         "features": schema.names,
         "n_features_out": prepared.n_features_out,
@@ -92,6 +93,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
             "kind": c.kind,
             **({"derive": c.derive} if c.derive else {}),
             **({"word": c.word} if c.word else {}),
+            **({"position": c.position} if c.position is not None else {}),
         }
         for c in schema.columns
     ]

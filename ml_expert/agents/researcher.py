@@ -16,7 +16,14 @@ from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import available_memory_mb
 from ml_expert.tools.scoring import primary_metric
 from ml_expert.tools.selection.baselines import run_baselines
-from ml_expert.tools.selection.budget import RESERVE_SHARE, cnn_flops, dense_flops, plan_epochs
+from ml_expert.tools.selection.budget import (
+    RESERVE_SHARE,
+    cnn_flops,
+    conv1d_flops,
+    dense_flops,
+    plan_epochs,
+    text_flops,
+)
 from ml_expert.tools.training.dnn import DNNConfig
 
 MIN_BUDGET_FOR_NN = 10.0
@@ -50,6 +57,7 @@ def analyse_task(data: dict[str, Any]) -> dict[str, Any]:
         "imbalance_ratio": data.get("imbalance_ratio"),
         "modality": data.get("modality", "tabular"),
         "image_shape": data.get("image_shape"),
+        "sequence": data.get("sequence"),
     }
 
 
@@ -70,11 +78,21 @@ def plan_network(
     val_rows = data["split_sizes"]["val"]
     width = data["n_features_out"]
     image = data.get("modality") == "image" and data.get("image_shape")
+    sequence = data.get("sequence") if data.get("modality") == "text" else None
+    signal = data.get("modality") == "sequence"
     n_out = len(data.get("train_class_counts") or {}) if data["task"] == "classification" else 1
     if image:
         units, batch, patience, filters = [128], 32 if rows < 20_000 else 128, 20, [32, 64]
         flops = cnn_flops(data["image_shape"], filters, units, n_out)
         architecture = "cnn"
+    elif signal:
+        units, batch, patience, filters = [64], 32 if rows < 20_000 else 128, 20, [32, 64]
+        flops = conv1d_flops(width, filters, units, n_out)
+        architecture = "sequence"
+    elif sequence:
+        units, batch, patience, filters = [64], 32 if rows < 20_000 else 128, 20, [64]
+        flops = text_flops(sequence["length"], width - sequence["length"], filters[0], units, n_out)
+        architecture = "text"
     else:
         filters = []
         if rows < 2_000:
@@ -94,6 +112,8 @@ def plan_network(
     config = DNNConfig(
         architecture=architecture,
         image_shape=data.get("image_shape") if image else None,
+        sequence_length=sequence["length"] if sequence else None,
+        vocabulary_size=sequence["vocabulary_size"] if sequence else None,
         hidden_units=units,
         conv_filters=filters or [32, 64],
         batch_size=batch,
@@ -104,7 +124,9 @@ def plan_network(
     )
     # Data twice (float32 copies) + a generous 8 bytes per forward FLOP (weights, Adam slots, activations).
     memory_mb = (rows * width * 4 * 2 + flops * 8) / 2**20 + 200
-    name = "Keras CNN" if image else "Keras DNN"
+    name = (
+        "Keras CNN" if image else "Keras text CNN" if sequence else "Keras 1-D CNN" if signal else "Keras DNN"
+    )
     room, room_why = room_left(best_val, metric, val_rows)
     if not wanted:
         train, reason = False, "the neural model was turned off (--no-dnn)"
@@ -117,7 +139,8 @@ def plan_network(
         reason = (
             f"budget {budget:g} s >= {MIN_BUDGET_FOR_NN:g} s and the best baseline leaves room "
             f"({room_why} >= {MIN_ROOM}): a {name} "
-            f"({'conv ' + str(filters) + ' + ' if image else ''}dense {units}, batch {batch}, "
+            f"({'conv ' + str(filters) + ' + ' if architecture != 'dense' else ''}dense {units}, "
+            f"batch {batch}, "
             f"up to {epochs.max_epochs} epochs, early stopping patience {config.patience})"
         )
     plan = {
@@ -149,6 +172,18 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         ctx.decide(
             f"treat the features as {analysis['image_shape']} images",
             "the pixel layout carries structure a convolutional network can use",
+        )
+    if analysis["modality"] == "sequence":
+        ctx.decide(
+            f"treat the {analysis['features_out']} features as the steps of one sequence",
+            "asked for (--modality sequence): a 1-D convolution reads local patterns wherever they occur",
+        )
+    if analysis["modality"] == "text" and analysis["sequence"]:
+        seq = analysis["sequence"]
+        ctx.decide(
+            f"read column {seq['column']!r} as a sequence of {seq['length']} word ids "
+            f"({seq['vocabulary_size']} words)",
+            'word order carries meaning a bag of words loses ("not good"); ' + seq["rule"],
         )
     train = load_split(data["files"], "train", schema)
     val = load_split(data["files"], "val", schema)

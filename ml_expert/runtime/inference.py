@@ -118,6 +118,15 @@ class ModelInference:
         self.schema: dict[str, Any] = json.loads(contents[SCHEMA].decode("utf-8"))
         self.task: str = self.schema["task"]
         self.columns: list[dict[str, Any]] = list(self.schema["columns"])
+        # Word ids of a sequence model: word i of a column's vocabulary is i + 2 (1 unknown, 0 padding).
+        self._vocabularies = {
+            name: {w: i + 2 for i, w in enumerate(words)}
+            for name, words in (self.schema.get("vocabularies") or {}).items()
+        }
+        self._lengths: dict[str, int] = {}
+        for col in self.columns:
+            if col.get("derive") == "token":
+                self._lengths[col["name"]] = self._lengths.get(col["name"], 0) + 1
         options = ort.SessionOptions()
         # One thread: a single row is microseconds of work, thread hand-off costs more.
         options.intra_op_num_threads = 1
@@ -184,20 +193,29 @@ class ModelInference:
             if not isinstance(row, dict):
                 raise SchemaError(f"row {i}: expected an object of field values, got {type(row).__name__}")
             out: dict[str, Any] = {}
-            word_sets: dict[str, set[str]] = {}
+            texts: dict[str, tuple[list[str], set[str]]] = {}
             for col in self.columns:
                 name = col["name"]
                 if name not in row:
                     raise SchemaError(f"row {i}: missing field '{name}'")
                 value = row[name]
-                if col.get("derive") == "word":
-                    if name not in word_sets:
+                if col.get("derive") in ("word", "token"):
+                    if name not in texts:
                         if not (_is_missing(value) or isinstance(value, str | numbers.Number)):
                             raise SchemaError(
                                 f"row {i}: field '{name}' must be text, got {type(value).__name__}"
                             )
-                        word_sets[name] = set(_words(None if _is_missing(value) else value))
-                    out[col["key"]] = 1.0 if col["word"] in word_sets[name] else 0.0
+                        found = _words(None if _is_missing(value) else value)
+                        texts[name] = (found, set(found))
+                    sequence, present = texts[name]
+                    if col["derive"] == "word":
+                        out[col["key"]] = 1.0 if col["word"] in present else 0.0
+                    else:
+                        position, known = col["position"], self._vocabularies.get(name, {})
+                        word = (
+                            sequence[position] if position < min(len(sequence), self._lengths[name]) else None
+                        )
+                        out[col["key"]] = 0.0 if word is None else float(known.get(word, 1))
                 elif col.get("derive"):
                     if not (_is_missing(value) or isinstance(value, str | _dt.date)):
                         raise SchemaError(

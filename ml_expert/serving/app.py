@@ -61,7 +61,7 @@ def row_model(schema: dict[str, Any]) -> type[BaseModel]:
         if col["name"] in seen:
             continue
         seen.add(col["name"])
-        if col.get("derive") == "word":
+        if col.get("derive") in ("word", "token"):
             kind, what = str | None, "free text"
         elif col.get("derive"):
             kind, what = str | None, "date/time text"

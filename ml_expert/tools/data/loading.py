@@ -68,13 +68,18 @@ def resolve_source(source: str | None) -> Path:
     return path
 
 
-def load_table(source: str | None) -> tuple[pd.DataFrame, Path]:
-    """The table behind `source` (label column named `target` for arrays and images)."""
-    frame, path, _ = load_source(source)
+def load_table(source: str | None, columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, Path]:
+    """The table behind `source` (label column named `target` for arrays and images).
+
+    `columns` are the ones a model takes: a one-column file of free text is a table when its
+    header is one of them (the rows a text model predicts on), and prose otherwise."""
+    frame, path, _ = load_source(source, columns=columns)
     return frame, path
 
 
-def load_source(source: str | None, target: str = "target") -> tuple[pd.DataFrame, Path, LoadInfo]:
+def load_source(
+    source: str | None, target: str = "target", columns: tuple[str, ...] = ()
+) -> tuple[pd.DataFrame, Path, LoadInfo]:
     """Read any supported source; arrays and image folders get their label column named `target`."""
     path = resolve_source(source)
     if path.is_dir():
@@ -89,10 +94,10 @@ def load_source(source: str | None, target: str = "target") -> tuple[pd.DataFram
         return _load_parquet(path)
     if magic[:2] == b"PK" or path.suffix.lower() == ".npz":
         return _load_npz(path, target)
-    return _load_csv(path)
+    return _load_csv(path, columns)
 
 
-def _load_csv(path: Path) -> tuple[pd.DataFrame, Path, LoadInfo]:
+def _load_csv(path: Path, columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, Path, LoadInfo]:
     raw = path.read_bytes()
     utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # "Unicode text" exports of spreadsheets
@@ -132,7 +137,8 @@ def _load_csv(path: Path) -> tuple[pd.DataFrame, Path, LoadInfo]:
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise DataError(f"{path}: header only, no data rows; add data rows below the header")
-    if frame.shape[1] == 1 and len(frame) > 1 and not _tabular_text(text):
+    expected = frame.columns[0] in columns
+    if frame.shape[1] == 1 and len(frame) > 1 and not _tabular_text(text) and not expected:
         raise DataError(
             f"{path}: not a table (one column, no delimiter found); give a comma-, semicolon- or "
             "tab-separated file with a header row"

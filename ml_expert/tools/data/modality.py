@@ -1,4 +1,4 @@
-"""Decide whether a table is plain tabular data or flattened images."""
+"""Decide whether a table is plain tabular data, flattened images, or free text."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from typing import Literal
 import pandas as pd
 
 from ml_expert.errors import DataError
+from ml_expert.tools.data.text import is_text
 
-Modality = Literal["tabular", "image"]
-REQUESTS = ("auto", "tabular", "image")
+Modality = Literal["tabular", "image", "text", "sequence"]
+REQUESTS = ("auto", "tabular", "image", "text", "sequence")
+MIN_SEQUENCE_STEPS = 8
 # Pixel column names seen in exported image sets: pixel_0_0, pixel12, px3, 1x1 (MNIST CSVs), 0..783.
 _PIXEL_NAME = re.compile(r"(pixel|px)[_\-]?\d+([_x]\d+)*|\d+x\d+|\d+", re.IGNORECASE)
 _RGB_NAME = re.compile(r"(pixel|px)_?\d+_\d+_[0-2]", re.IGNORECASE)
@@ -43,6 +45,30 @@ def detect_modality(
     numeric = all(pd.api.types.is_numeric_dtype(frame[c]) for c in features)
     if requested == "tabular":
         return "tabular", None, "asked for tabular (--modality tabular)"
+    if requested == "sequence":
+        # Only on request: nothing in a table says its columns are ordered steps of one signal.
+        if not (numeric and len(features) >= MIN_SEQUENCE_STEPS):
+            raise DataError(
+                f"--modality sequence needs at least {MIN_SEQUENCE_STEPS} numeric columns (the steps, in "
+                f"order); got {len(features)} columns{'' if numeric else ' with non-numeric ones'}"
+            )
+        return (
+            "sequence",
+            None,
+            f"asked for a sequence: {len(features)} numeric columns read in order by a 1-D convolution",
+        )
+    texts = [
+        c for c in features if not pd.api.types.is_numeric_dtype(frame[c]) and is_text(frame[c].dropna())
+    ]
+    if requested == "text":
+        if not texts:
+            raise DataError(
+                "--modality text needs a free-text column (several words per value on average and more "
+                "than 30 distinct values); none of the feature columns is one"
+            )
+        return "text", None, f"asked for text: a sequence model reads column {texts[0]!r} word by word"
+    if texts and len(texts) == len(features):
+        return "text", None, f"the only feature is free text ({texts[0]!r}): a sequence model reads it"
     if requested == "image":
         grid = _grid(len(features))
         if not (numeric and grid):

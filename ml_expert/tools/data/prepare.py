@@ -30,7 +30,13 @@ from ml_expert.tools.data.profiling import column_roles, correlated_pairs, leaka
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, datetime_part, to_model_frame
 from ml_expert.tools.data.splitting import split_frame
 from ml_expert.tools.data.task import detect_task
-from ml_expert.tools.data.text import MAX_WORDS, fit_vocabulary, text_figures
+from ml_expert.tools.data.text import (
+    MAX_WORDS,
+    SEQUENCE_MAX_WORDS,
+    fit_vocabulary,
+    sequence_length,
+    text_figures,
+)
 
 TARGET_COLUMN = "__target__"
 
@@ -57,6 +63,10 @@ class PreparedData(BaseModel):
     load: LoadInfo | None = None
     outliers: dict[str, Any] = Field(default_factory=dict)
     datetime_columns: dict[str, list[str]] = Field(default_factory=dict)
+    sequence: dict[str, Any] | None = Field(
+        default=None,
+        description="modality text: the column read word by word, its length and vocabulary size",
+    )
     findings: list[dict[str, Any]] = Field(default_factory=list)
 
 
@@ -134,8 +144,8 @@ def prepare_data(
     labels = pd.DataFrame({TARGET_COLUMN: y_all.to_numpy()}, index=frame.index)
     train_rows, val_rows, test_rows = (part.index for part in split_frame(labels, TARGET_COLUMN, task, seed))
     fit_rows = frame.loc[train_rows]
-    if kind == "image":
-        # Pixels are all features: a border pixel that is always 0 is still part of the image.
+    if kind in ("image", "sequence"):
+        # Pixels (steps) are all features: a border pixel that is always 0 is still part of the image.
         kinds, dropped = {c: "numeric" for c in frame.columns if c != target}, {}
         suspects: dict[str, str] = {}
     else:
@@ -153,6 +163,16 @@ def prepare_data(
     profile = profile_table(frame, target, task)
 
     columns, datetimes, texts = _column_specs(fit_rows, kinds)
+    vocabularies: dict[str, list[str]] = {}
+    sequence: dict[str, Any] | None = None
+    if kind == "text":
+        columns, vocabularies, sequence = _sequence_specs(fit_rows, kinds, columns)
+    elif kind == "sequence":
+        sequence = {
+            "column": None,
+            "length": len(columns),
+            "rule": f"the {len(columns)} numeric columns, in file order, are the steps of one sequence",
+        }
     for name in kinds.keys() - {c.name for c in columns}:
         # a text column none of whose words is on MIN_CATEGORY_COUNT training rows
         kinds.pop(name)
@@ -166,12 +186,17 @@ def prepare_data(
             + "; ".join(f"{k}: {v}" for k, v in dropped.items())
             + ". Add informative feature columns"
         )
-    schema = InputSchema(task=task, target=target, columns=columns, classes=classes)
+    schema = InputSchema(
+        task=task, target=target, columns=columns, classes=classes, vocabularies=vocabularies
+    )
     work = to_model_frame(frame, schema)
     work[TARGET_COLUMN] = y_all.to_numpy()
     train, val, test = work.loc[train_rows], work.loc[val_rows], work.loc[test_rows]
-    if kind == "image":
-        outliers: dict[str, Any] = {"action": "not applied to pixels (a bright pixel is not an error)"}
+    if kind in ("image", "sequence"):
+        outliers: dict[str, Any] = {
+            "action": f"not applied to {'pixels' if kind == 'image' else 'sequence steps'} "
+            "(a peak is part of the signal, not an error)"
+        }
     else:
         measured = [c.key for c in schema.columns if c.kind == "numeric" and not c.derive]
         train, outliers = drop_outliers(train, measured, TARGET_COLUMN, task)
@@ -257,6 +282,7 @@ def prepare_data(
         load=info,
         outliers=outliers,
         datetime_columns=datetimes,
+        sequence=sequence,
         findings=findings,
     )
 
@@ -285,6 +311,39 @@ def _column_specs(
         datetimes[name] = parts
         columns.extend(ColumnSpec(name=name, kind="numeric", derive=p) for p in parts)  # type: ignore[arg-type]
     return columns, datetimes, texts
+
+
+def _sequence_specs(
+    frame: pd.DataFrame, kinds: dict[str, str], columns: list[ColumnSpec]
+) -> tuple[list[ColumnSpec], dict[str, list[str]], dict[str, Any]]:
+    """Modality text: the first free-text column also as word ids, position by position.
+
+    The ids are what Keras' TextVectorization gives for the same vocabulary (words on >=
+    MIN_CATEGORY_COUNT training rows, most frequent first); they are computed from the raw text
+    by the schema, in training and in the serving runtime, so the network and every export of it
+    take numbers only.
+    """
+    name = next((n for n, k in kinds.items() if k == "text"), None)
+    if name is None:
+        raise DataError(
+            "modality text needs a free-text column, but the training rows have none: use --modality tabular"
+        )
+    vocabulary = fit_vocabulary(frame[name], max_words=SEQUENCE_MAX_WORDS)
+    if not vocabulary:
+        raise DataError(
+            f"column {name!r} has no word on >= {MIN_CATEGORY_COUNT} training rows: nothing a sequence "
+            "model may learn from; use --modality tabular"
+        )
+    length = sequence_length(frame[name])
+    ids = [ColumnSpec(name=name, kind="numeric", derive="token", position=j) for j in range(length)]
+    sequence = {
+        "column": name,
+        "length": length,
+        "vocabulary_size": len(vocabulary),
+        "rule": f"words on >= {MIN_CATEGORY_COUNT} training rows (at most {SEQUENCE_MAX_WORDS}); "
+        f"length = 95th percentile of the training texts' word counts within [4, 64] = {length}",
+    }
+    return [*columns, *ids], {name: vocabulary}, sequence
 
 
 def _findings(

@@ -118,12 +118,15 @@ update_registered_converter(
 )
 
 
-def build_preprocessor(schema: InputSchema, scale: bool = True) -> ColumnTransformer:
+def build_preprocessor(schema: InputSchema, scale: bool = True, word_ids: bool = True) -> ColumnTransformer:
     """Numeric: cast to float32 first, impute the median, optionally standardise.
 
     The float32 cast comes first so that scikit-learn sees exactly the values the ONNX export
     sees; without it a tree threshold between two float64 values splits differently in
     float32 and exports disagree with the model. Trees skip the scaler (they do not need it).
+    Word ids (a text sequence model's input) come last and pass through as float32; the
+    scikit-learn baselines leave them out (`word_ids=False`): an id is a code, not a measurement,
+    and a bag of words is the baseline a sequence model has to beat.
     Categorical: group rare values first (so no rare value reaches the imputer's or encoder's
     fitted state), impute the most frequent, one-hot with a bounded number of columns.
     """
@@ -145,6 +148,10 @@ def build_preprocessor(schema: InputSchema, scale: bool = True) -> ColumnTransfo
             ]
         )
         transformers.append(("cat", categorical, schema.categorical))
+    if word_ids and schema.token_ids:
+        # Word ids of a sequence model: last, unscaled (the network slices them off the end).
+        ids = Pipeline([("cast", CastTransformer(dtype=np.float32))])
+        transformers.append(("ids", ids, schema.token_ids))
     return ColumnTransformer(transformers, remainder="drop", sparse_threshold=0.0)
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
-from ml_expert.tools.data.text import words
+from ml_expert.tools.data.text import token_ids, vocabulary_index, words
 
 SCHEMA_FORMAT = "ml-expert-schema/1"
 Task = Literal["classification", "regression"]
@@ -35,15 +35,17 @@ class ColumnSpec(BaseModel):
     categories: list[str] | None = Field(
         default=None, description="categories seen in training (categorical columns only)"
     )
-    derive: DatetimePart | Literal["word"] | None = Field(
+    derive: DatetimePart | Literal["word", "token"] | None = Field(
         default=None,
         description="numeric feature computed from the raw text in column `name`: a part of an ISO "
-        "date/time, or (`word`) 1.0 when the text holds `word`, else 0.0 (the serving runtime "
-        "computes it the same way)",
+        "date/time; (`word`) 1.0 when the text holds `word`, else 0.0; or (`token`) the id of the "
+        "text's word at `position` in the schema's vocabulary for `name` (the serving runtime "
+        "computes each the same way)",
     )
     word: str | None = Field(
         default=None, description="the vocabulary word this feature flags (derive == 'word' only)"
     )
+    position: int | None = Field(default=None, description="the word's position (derive == 'token' only)")
 
 
 class InputSchema(BaseModel):
@@ -54,6 +56,10 @@ class InputSchema(BaseModel):
     classes: list[Any] | None = Field(
         default=None, description="original class labels; the model predicts their index"
     )
+    vocabularies: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per text column fed to a sequence model: word i has id i + 2 (1 unknown, 0 padding)",
+    )
 
     @model_validator(mode="after")
     def _assign_keys(self) -> InputSchema:
@@ -62,6 +68,8 @@ class InputSchema(BaseModel):
         for col in self.columns:
             if col.derive == "word":
                 key = col.key or safe_key(f"{col.name}__w_{col.word}")
+            elif col.derive == "token":
+                key = col.key or safe_key(f"{col.name}__t{col.position}")
             else:
                 key = col.key or safe_key(f"{col.name}__{col.derive}" if col.derive else col.name)
             base, n = key, 1
@@ -74,8 +82,13 @@ class InputSchema(BaseModel):
 
     @property
     def numeric(self) -> list[str]:
-        """Keys of the numeric columns (the model frame's column names)."""
-        return [c.key for c in self.columns if c.kind == "numeric"]
+        """Keys of the numeric columns that are measurements (token ids excluded)."""
+        return [c.key for c in self.columns if c.kind == "numeric" and c.derive != "token"]
+
+    @property
+    def token_ids(self) -> list[str]:
+        """Keys of the word-id columns of a sequence model, in position order."""
+        return [c.key for c in self.columns if c.derive == "token"]
 
     @property
     def categorical(self) -> list[str]:
@@ -105,9 +118,18 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
     """
     out: dict[str, Any] = {}
     word_sets: dict[str, list[set[str]]] = {}
+    sequences: dict[str, np.ndarray] = {}
     for col in schema.columns:
         values = frame[col.name] if col.name in frame.columns else frame[col.key]
-        if col.derive == "word":
+        if col.derive == "token":
+            if col.name not in sequences:
+                length = sum(1 for c in schema.columns if c.derive == "token" and c.name == col.name)
+                index = vocabulary_index(schema.vocabularies.get(col.name, []))
+                sequences[col.name] = np.array(
+                    [token_ids(v, index, length) for v in values], dtype="float64"
+                ).reshape(len(values), length)
+            out[col.key] = sequences[col.name][:, col.position]
+        elif col.derive == "word":
             if col.name not in word_sets:
                 word_sets[col.name] = [set(words(v)) for v in values]
             out[col.key] = np.array([col.word in row for row in word_sets[col.name]], dtype="float64")

@@ -62,3 +62,30 @@ def fit_vocabulary(
     ceiling = MAX_ROW_SHARE * len(rows)
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
     return [w for w, n in ranked if min_rows <= n <= ceiling][:max_words]
+
+
+# The sequence model's vocabulary and length: ids fit float16 exactly (< 2048) under mixed precision.
+SEQUENCE_MAX_WORDS = 2000
+MAX_SEQUENCE_LENGTH = 64
+MIN_SEQUENCE_LENGTH = 4
+PAD, OUT_OF_VOCABULARY = 0, 1
+
+
+def sequence_length(values: Iterable[Any]) -> int:
+    """Words kept per text: the 95th percentile of the training texts' lengths, within [4, 64]."""
+    lengths = sorted(len(words(v)) for v in values)
+    if not lengths:
+        return MIN_SEQUENCE_LENGTH
+    p95 = lengths[min(len(lengths) - 1, int(0.95 * len(lengths)))]
+    return max(MIN_SEQUENCE_LENGTH, min(MAX_SEQUENCE_LENGTH, p95))
+
+
+def token_ids(value: Any, index: dict[str, int], length: int) -> list[int]:
+    """TextVectorization's integer output for a fixed vocabulary: word i of the vocabulary is i + 2,
+    an unknown word 1, padding 0 at the end; longer texts keep their first `length` words."""
+    ids = [index.get(w, OUT_OF_VOCABULARY) for w in words(value)[:length]]
+    return ids + [PAD] * (length - len(ids))
+
+
+def vocabulary_index(vocabulary: list[str]) -> dict[str, int]:
+    return {w: i + 2 for i, w in enumerate(vocabulary)}

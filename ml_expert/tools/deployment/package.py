@@ -134,7 +134,7 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
     example = {
         c.name: (
             "some text"
-            if c.derive == "word"
+            if c.derive in ("word", "token")
             else "2024-01-31"
             if c.derive
             else 0.0

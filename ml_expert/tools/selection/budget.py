@@ -16,6 +16,8 @@ EPOCH_OVERHEAD_S = 0.5  # validation pass, callbacks, backup and checkpoint writ
 DNN_SHARE = 0.5  # of the whole budget, planned for the neural network
 MIN_EPOCHS, MAX_EPOCHS = 5, 300
 RESERVE_SHARE = 0.05  # of the budget, kept for saving and scoring after the safety stop
+TEXT_EMBEDDING_DIM = 32
+TEXT_KERNEL = 5
 
 
 class EpochPlan(BaseModel):
@@ -42,6 +44,25 @@ def cnn_flops(image_shape: list[int], filters: list[int], units: list[int], n_ou
         if min(h, w) >= 4 and i < len(filters) - 1:
             h, w = h // 2, w // 2
     return total + dense_flops(h * w * c, units, n_outputs)
+
+
+def conv1d_flops(length: int, filters: list[int], units: list[int], n_outputs: int) -> float:
+    """Forward FLOPs of the 1-D CNN built by build_dnn for a numeric sequence (width-5 same convs,
+    a 2-step pool between them, global average at the end)."""
+    total, channels = 0.0, 1
+    for i, f in enumerate(filters):
+        total += 2.0 * length * TEXT_KERNEL * channels * f
+        channels = f
+        if length >= 4 and i < len(filters) - 1:
+            length //= 2
+    return total + dense_flops(channels, units, n_outputs)
+
+
+def text_flops(length: int, other_features: int, filters: int, units: list[int], n_outputs: int) -> float:
+    """Forward FLOPs of the text CNN built by build_dnn: embedding lookups are free, a width-5 Conv1D
+    over `length` positions, then dense layers on the pooled filters and the other features."""
+    conv = 2.0 * length * TEXT_KERNEL * TEXT_EMBEDDING_DIM * filters
+    return conv + dense_flops(filters + other_features, units, n_outputs)
 
 
 def plan_epochs(budget: float, rows: int, val_rows: int, batch: int, forward_flops: float) -> EpochPlan:

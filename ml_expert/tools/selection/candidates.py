@@ -60,7 +60,14 @@ def make_estimator(name: str, task: Task, seed: int, rows: int = 0, balanced: bo
             else Ridge(alpha=1.0)
         )
     if name == "random_forest":
-        size = {"n_estimators": forest_size(rows), **forest_limits(rows), "n_jobs": -1, "random_state": seed}
+        # oob_score: the forest's honest training-side score (see baselines.training_score)
+        size = {
+            "n_estimators": forest_size(rows),
+            **forest_limits(rows),
+            "n_jobs": -1,
+            "random_state": seed,
+            "oob_score": True,
+        }
         if classification:
             return RandomForestClassifier(class_weight=weight, **size)
         return RandomForestRegressor(**size)
@@ -77,7 +84,7 @@ def make_pipeline(
     scaled, _ = BASELINES[name]
     return Pipeline(
         [
-            ("pre", build_preprocessor(schema, scale=scaled)),
+            ("pre", build_preprocessor(schema, scale=scaled, word_ids=False)),
             ("cast", CastTransformer(dtype=np.float32)),
             ("model", make_estimator(name, schema.task, seed, rows, balanced)),
         ]

@@ -28,8 +28,11 @@ GRAD_NORM_ROWS = 256
 
 
 class DNNConfig(BaseModel):
-    architecture: str = "dense"  # "dense" or "cnn"
+    # "dense", "cnn" (images), "text" (word ids at the end of the features) or "sequence" (1-D signal)
+    architecture: str = "dense"
     image_shape: list[int] | None = None  # [h, w, c] for "cnn"
+    sequence_length: int | None = None  # word-id columns at the end of the features, for "text"
+    vocabulary_size: int | None = None  # words in the vocabulary (ids 2..size+1; 1 unknown, 0 padding)
     hidden_units: list[int] = [128, 64]
     conv_filters: list[int] = [32, 64]
     dropout: float = 0.15
@@ -102,6 +105,15 @@ def _build(keras, n_features: int, task: str, n_outputs: int, config: DNNConfig,
             if min(x.shape[1], x.shape[2]) >= 4 and i < len(config.conv_filters) - 1:
                 x = keras.layers.MaxPooling2D(2)(x)
         x = keras.layers.Flatten()(x)
+    elif config.architecture == "text":
+        x = _text_branch(keras, inputs, n_features, config, reg)
+    elif config.architecture == "sequence":
+        x = keras.layers.Reshape((n_features, 1), name="to_sequence")(x)
+        for i, filters in enumerate(config.conv_filters):
+            x = keras.layers.Conv1D(filters, 5, padding="same", activation="relu", kernel_regularizer=reg)(x)
+            if x.shape[1] >= 4 and i < len(config.conv_filters) - 1:
+                x = keras.layers.MaxPooling1D(2)(x)
+        x = keras.layers.GlobalAveragePooling1D(name="average_over_steps")(x)
     for units in config.hidden_units:
         x = keras.layers.Dense(units, activation="relu", kernel_regularizer=reg)(x)
         if config.dropout:
@@ -112,10 +124,37 @@ def _build(keras, n_features: int, task: str, n_outputs: int, config: DNNConfig,
         )
     else:
         outputs = keras.layers.Dense(1, name="prediction", dtype="float32")(x)
-    name = "image_cnn" if config.architecture == "cnn" else "tabular_dnn"
+    name = {"cnn": "image_cnn", "text": "text_cnn", "sequence": "sequence_cnn"}.get(
+        config.architecture, "tabular_dnn"
+    )
     model = keras.Model(inputs, outputs, name=name)
     compile_model(model, task, config)
     return model
+
+
+def _text_branch(keras, inputs, n_features: int, config: DNNConfig, reg):
+    """Word ids (the last `sequence_length` features) -> Embedding -> Conv1D -> max over positions,
+    joined with the other features. Built from stock layers only (Reshape, Cropping1D), so the one
+    float input and every export path (.keras, .h5, SavedModel, TFLite, ONNX) stay as they are."""
+    from ml_expert.tools.selection.budget import TEXT_EMBEDDING_DIM, TEXT_KERNEL
+
+    length, vocabulary = config.sequence_length, config.vocabulary_size
+    if not length or not vocabulary or length > n_features:
+        raise ValueError(f"text model needs sequence_length <= {n_features} and a vocabulary size")
+    other = n_features - length
+    columns = keras.layers.Reshape((n_features, 1), name="as_columns")(inputs)
+    ids = keras.layers.Cropping1D((other, 0), name="word_ids")(columns)
+    ids = keras.layers.Reshape((length,), name="id_sequence")(ids)
+    x = keras.layers.Embedding(vocabulary + 2, TEXT_EMBEDDING_DIM, name="embedding")(ids)
+    x = keras.layers.Conv1D(
+        config.conv_filters[0], TEXT_KERNEL, padding="same", activation="relu", kernel_regularizer=reg
+    )(x)
+    x = keras.layers.GlobalMaxPooling1D(name="max_over_positions")(x)
+    if other:
+        rest = keras.layers.Cropping1D((0, length), name="other_columns")(columns)
+        rest = keras.layers.Flatten()(rest)
+        x = keras.layers.Concatenate()([x, rest])
+    return x
 
 
 def float32_copy(model, n_features: int, task: str, n_outputs: int, config: DNNConfig, seed: int):

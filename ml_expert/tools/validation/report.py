@@ -38,7 +38,8 @@ def render_report(info: dict[str, Any]) -> str:
     lines += [
         "",
         f"Dummy baseline on the same test split: `{info['metric']}` = {_fmt(info['dummy_test_score'])}.",
-        f"Train − validation gap of the chosen model: {_fmt(info['overfit_gap'])}.",
+        f"Train − validation gap of the chosen model: {_fmt(info['overfit_gap'])} (a random forest's "
+        "train score is out-of-bag: each row scored by the trees that did not see it).",
         "",
     ]
     if "classification_report" in info["test_metrics"]:
@@ -59,7 +60,8 @@ def render_report(info: dict[str, Any]) -> str:
     ]
     for row in info["leaderboard"]:
         lines.append(
-            f"| {row['name']} | {row['kind']} | {_fmt(row['val_score'])} | {_fmt(row['train_score'])} | "
+            f"| {row['name']} | {row['kind']} | {_fmt(row['val_score'])} | {_fmt(row['train_score'])}"
+            f"{' (out-of-bag)' if row.get('train_score_kind') == 'out-of-bag' else ''} | "
             f"{_fmt(row['fit_seconds'])} |"
         )
     dnn = info.get("dnn")
