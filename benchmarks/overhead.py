@@ -334,7 +334,15 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
         step = NODE_TO_STEP.get(node)
         plain_s = statistics.median(p["plain"]["steps"].get(step, 0.0) for p in pairs) if step else 0.0
         where[node] = round(graph_s - plain_s, 3)
+    # Training dominates both wall times and varies by +-20 % from run to run on a shared machine,
+    # which can hide (or invent) the orchestration's cost in the plain ratio. Its cost without that
+    # noise: every difference except training's, added to the plain script's time.
+    fixed = sum(v for k, v in where.items() if k != "training")
+    ratio_fixed = (med("plain", "process_seconds") + fixed) / med("plain", "process_seconds")
+    ratio_target = max(ratio_process, ratio_fixed)
     return {
+        "overhead_seconds_without_training_noise": round(fixed, 3),
+        "ratio_without_training_noise": round(ratio_fixed, 3),
         "ratio_process": round(ratio_process, 3),
         "ratio_work": round(ratio_work, 3),
         "graph_process_seconds": round(med("graph", "process_seconds"), 2),
@@ -344,9 +352,10 @@ def summarise(pairs: list[dict[str, Any]]) -> dict[str, Any]:
         "difference_by_node": where,
         "same_model": all(p["graph"]["chosen"] == p["plain"]["chosen"] for p in pairs),
         "target": {
-            "target": "graph / plain wall time <= 1.05",
-            "value": round(ratio_process, 3),
-            "met": ratio_process <= 1.05,
+            "target": "graph / plain wall time <= 1.05 (the larger of the measured ratio and the ratio "
+            "without training's run-to-run noise)",
+            "value": round(ratio_target, 3),
+            "met": ratio_target <= 1.05,
         },  # fmt: skip
     }
 

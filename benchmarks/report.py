@@ -182,6 +182,16 @@ def overhead(doc: dict[str, Any]) -> list[str]:
         f"Ratio graph / plain: process {s['ratio_process']}, work after imports {s['ratio_work']} "
         f"(memory backend: {pair['graph'].get('memory_backend')}).",
         "",
+        *(
+            [
+                f"Without training's run-to-run noise (every difference below except training's, added to "
+                f"the plain script's time): {num(s['overhead_seconds_without_training_noise'], 3)} s, "
+                f"ratio {num(s['ratio_without_training_noise'], 3)}.",
+                "",
+            ]
+            if "ratio_without_training_noise" in s
+            else []
+        ),
         "Where the difference goes (graph node seconds minus the plain step doing the same tool work; "
         "gates, init and finish have no plain counterpart):",
         "",
