@@ -7,7 +7,6 @@ from pathlib import Path
 
 from .base import MemoryStore, redact_url
 from .embedded_store import EmbeddedMemory
-from .redis_store import RedisMemory
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 EMBEDDED_FILENAME = "memory.sqlite"
@@ -34,6 +33,8 @@ def open_memory(url: str | None, workspace: Path, *, verify: bool = False) -> Me
     url = url.strip()
     store: MemoryStore
     if url.startswith(REDIS_SCHEMES):
+        from .redis_store import RedisMemory
+
         store = RedisMemory(url)
     elif url == "embedded":
         store = EmbeddedMemory(workspace / EMBEDDED_FILENAME)
