@@ -96,7 +96,8 @@ def test_package_has_dockerfile_and_serves_without_ml_expert(released: dict, tmp
     try:
         wait_for(f"http://127.0.0.1:{port}/health")
         row = {"pclass": 3, "sex": "female", "age": 22, "sibsp": 0, "parch": 0, "fare": 7.9, "embarked": "S"}
-        row |= {"ticket": None, "cabin": None, "home.dest": None}  # kept (grouped) text columns, missing here
+        row |= {"ticket": None, "cabin": None}  # kept (grouped) categorical columns, missing here
+        row |= {"name": "Doe, Miss. Jane", "home.dest": None}  # free text (bag of words); one missing
         reply = httpx.post(f"http://127.0.0.1:{port}/predict", json={"rows": [row, row]})
         assert reply.status_code == 200 and len(reply.json()["predictions"]) == 2
         bad = httpx.post(f"http://127.0.0.1:{port}/predict", json={**row, "age": "old"})
