@@ -13,14 +13,16 @@ import pandas as pd
 CLI = [sys.executable, "-m", "ml_expert"]
 
 
-def run_quick(data: Path, target: str, workspace: Path, seed: int) -> dict[str, Any]:
-    """A scikit-learn-only run (no network) on embedded memory; returns the JSON summary."""
+def run_quick(data: Path, target: str, workspace: Path, seed: int, *extra: str) -> dict[str, Any]:
+    """A run at budget 60 on embedded memory (no network unless `extra` has no --no-dnn: pass
+    "--dnn" to keep it); returns the JSON summary."""
+    flags = [f for f in extra if f != "--dnn"] if "--dnn" in extra else ["--no-dnn", *extra]
     proc = subprocess.run(
         [*CLI, "run", str(data), "--target", target, "--json", "--workspace", str(workspace)]
-        + ["--memory", "embedded", "--no-dnn", "--budget", "60", "--seed", str(seed)],
+        + ["--memory", "embedded", "--budget", "60", "--seed", str(seed), *flags],
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return json.loads(proc.stdout)

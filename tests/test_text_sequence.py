@@ -10,7 +10,7 @@ import joblib
 import numpy as np
 import pandas as pd
 import pytest
-from cli_helpers import CLI, predict_rows
+from cli_helpers import CLI, predict_rows, run_quick
 
 from ml_expert.tools.data.prepare import prepare_data
 from ml_expert.tools.data.schema import InputSchema, to_model_frame
@@ -63,20 +63,11 @@ def _reviews(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_text_cnn_beats_bag_of_words_and_ships(tmp_path: Path) -> None:
-    import subprocess
 
     data = tmp_path / "reviews.csv"
     _reviews(1200, 0).to_csv(data, index=False)
     workspace = tmp_path / "ws"
-    proc = subprocess.run(
-        [*CLI, "run", str(data), "--target", "verdict", "--json", "--workspace", str(workspace)]
-        + ["--memory", "embedded", "--budget", "60", "--seed", "2"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    payload = json.loads(proc.stdout)
+    payload = run_quick(data, "verdict", workspace, 2, "--dnn")
     run_dir = Path(payload["run_dir"])
     selection = json.loads((run_dir / "findings" / "model-selection.json").read_text())
     selection = selection.get("value", selection)
@@ -129,20 +120,11 @@ def _waves(n: int, seed: int, steps: int = 48) -> pd.DataFrame:
 
 
 def test_numeric_sequence_trains_a_1d_cnn_and_exports(tmp_path: Path) -> None:
-    import subprocess
 
     data = tmp_path / "waves.csv"
     _waves(900, 0).to_csv(data, index=False)
     workspace = tmp_path / "ws"
-    proc = subprocess.run(
-        [*CLI, "run", str(data), "--target", "shape", "--json", "--workspace", str(workspace)]
-        + ["--memory", "embedded", "--budget", "60", "--seed", "4", "--modality", "sequence"],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    payload = json.loads(proc.stdout)
+    payload = run_quick(data, "shape", workspace, 4, "--dnn", "--modality", "sequence")
     run_dir = Path(payload["run_dir"])
     selection = json.loads((run_dir / "findings" / "model-selection.json").read_text())
     selection = selection.get("value", selection)
