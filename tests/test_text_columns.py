@@ -49,11 +49,14 @@ def test_words_are_keras_text_vectorization_tokens() -> None:
         "",
         None,
         float("nan"),
+        pd.NA,
         3.5,
     ],
 )
 def test_runtime_tokenizer_mirrors_the_training_one(value: object) -> None:
     assert runtime_words(value) == words(value)
+    if value is None or value is pd.NA or (isinstance(value, float) and value != value):
+        assert words(value) == []  # a missing text is no words, never "nan" or "na"
 
 
 def test_titanic_names_are_text_and_tickets_are_not() -> None:

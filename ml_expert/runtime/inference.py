@@ -102,11 +102,9 @@ def _datetime_part(value: Any, part: str) -> float:
 
 def _words(value: Any) -> list[str]:
     """Same as ml_expert's text.words: lower case, ASCII punctuation stripped, split on whitespace."""
-    if value is None or not isinstance(value, str):
-        if value is None or (isinstance(value, float) and value != value):
-            return []
-        value = str(value)
-    return _PUNCTUATION.sub("", value.lower()).split()
+    if _is_missing(value):
+        return []
+    return _PUNCTUATION.sub("", str(value).lower()).split()
 
 
 class ModelInference:

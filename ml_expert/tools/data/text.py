@@ -28,24 +28,26 @@ MAX_WORDS = 200
 MAX_ROW_SHARE = 0.95
 
 
+def _missing(value: Any) -> bool:
+    """None, NaN, pandas NA/NaT: no text (never the word "nan" or "na")."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, float) and value != value
+
+
 def words(value: Any) -> list[str]:
     """Lower-cased words of a text without ASCII punctuation; [] for a missing value."""
-    if value is None or not isinstance(value, str):
-        if value is None or (isinstance(value, float) and value != value):
-            return []
-        value = str(value)
-    return PUNCTUATION.sub("", value.lower()).split()
+    if _missing(value):
+        return []
+    return PUNCTUATION.sub("", str(value).lower()).split()
 
 
 def text_figures(values: Iterable[Any]) -> dict[str, float]:
     """Mean words per non-missing value and distinct values: the figures the text rule reads."""
-    texts = [str(v) for v in values if v is not None and not (isinstance(v, float) and v != v)]
+    texts = [str(v) for v in values if not _missing(v)]
     if not texts:
         return {"mean_words": 0.0, "distinct": 0}
-    return {
-        "mean_words": sum(len(words(t)) for t in texts) / len(texts),
-        "distinct": len(set(texts)),
-    }
+    return {"mean_words": sum(len(words(t)) for t in texts) / len(texts), "distinct": len(set(texts))}
 
 
 def is_text(values: Iterable[Any]) -> bool:
