@@ -111,12 +111,12 @@ def approve(
     record = read_run(path)
     status = record.get("status")
     # A detached approve (ml_expert.detached.approve_detached) claims the run it was started for.
-    claimed = status == "approving" and os.environ.get("ML_EXPERT_APPROVAL_TOKEN") == record.get(
-        "approval_token"
-    )
+    token = os.environ.get("ML_EXPERT_APPROVAL_TOKEN")
+    claimed = status == "approving" and bool(token) and token == record.get("approval_token")
     if status != "awaiting_approval" and not claimed:
         raise UsageError(f"run {run_id} is {status}, not awaiting_approval: nothing to approve")
-    update_run(path, status="running", pid=os.getpid(), approval_token=None)
+    # `approving` until the approval node has read the decision (it then writes `running`).
+    update_run(path, status="approving", pid=os.getpid(), approval_token=None)
     decision = {"approved": approved, "note": note, "by": by}
     return _drive(Command(resume=decision), ws, run_id, on_event, False)
 

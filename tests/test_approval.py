@@ -84,6 +84,27 @@ def test_rejected_deployment_ends_refused_without_package(workspace: Path) -> No
     assert _run_json(Path(paused.run_dir))["approval"]["approved"] is False
 
 
+def test_run_never_reads_awaiting_approval_once_approved(workspace: Path, monkeypatch) -> None:
+    """On resume LangGraph re-runs the approval node from its start; it must not write
+    awaiting_approval again, or a poller (detached.wait, get_status) stops on a run that is deploying."""
+    import ml_expert.graph.approval as node
+    from ml_expert.runner import approve
+
+    paused = run("iris", train_dnn=False, budget=60, seed=9, workspace=workspace, require_approval=True)
+    written: list[str] = []
+    real = node.update_run
+
+    def recording(path, **fields):
+        if "status" in fields:
+            written.append(fields["status"])
+        return real(path, **fields)
+
+    monkeypatch.setattr(node, "update_run", recording)
+    result = approve(paused.run_id, workspace=workspace, by="test")
+    assert result.status == "finished"
+    assert written == ["running"], written  # the decision read, then deployment: no awaiting_approval
+
+
 def test_detached_approval_as_the_mcp_tool_does(workspace: Path) -> None:
     paused = run("iris", train_dnn=False, budget=60, seed=8, workspace=workspace, require_approval=True)
     proc = subprocess.run(

@@ -14,14 +14,17 @@ from typing import Any, Literal
 
 from langgraph.types import interrupt
 
-from ml_expert.workspace import update_run
+from ml_expert.workspace import read_run, update_run
 
 
 def approval(state: dict[str, Any]) -> dict[str, Any]:
     if not (state.get("options") or {}).get("require_approval"):
         return {}
     path = Path(state["run_dir"])
-    update_run(path, status="awaiting_approval", phase="approval")
+    # On resume LangGraph re-runs this node from its start: a run being approved says `approving`
+    # and must not flip back to awaiting_approval while the decision is read (pollers stop there).
+    if read_run(path).get("status") != "approving":
+        update_run(path, status="awaiting_approval", phase="approval")
     request = {
         "run_id": state["run_id"],
         "question": "deploy this model?",
