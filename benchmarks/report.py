@@ -262,6 +262,50 @@ def scale(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def gpu_checks(results: Path) -> list[str]:
+    """The GPU checks (`benchmarks/gpu_check.py`), run on a lent GPU machine: no `make bench` step."""
+    files = sorted(results.glob("gpu_check*.json"))
+    if not files:
+        return ["Not measured: no `benchmarks/results/gpu_check*.json` (needs a GPU machine)."]
+    out = [
+        "Run by hand on a lent GPU machine (no TensorFlow there: Keras on torch or jax), with the "
+        "command shown per file; the Keras, pydantic and h5py wheels pinned in `pyproject.toml` "
+        "were carried to it. Pass/fail for the text part: validation accuracy of the exported "
+        "float32 copy >= 0.9 and its largest probability difference to the trained model < 0.02.",
+        "",
+    ]
+    rows = []
+    for path in files:
+        doc = json.loads(path.read_text())
+        hardware = doc.get("hardware", {})
+        part = doc.get("part", "dense")
+        backend = hardware.get("backend", "?")
+        env = f"KERAS_BACKEND={backend}" + (" GPU_CHECK_PART=text" if part == "text" else "")
+        checks = doc.get("checks", {})
+        for run in doc.get("runs", []):
+            key = f"{run.get('architecture', 'dense')}{'_mixed' if run['mixed_precision'] else ''}"
+            usage = run.get("gpu_utilisation") or {}
+            accuracy = run.get("val_accuracy_float32_copy", run.get("final_val_accuracy"))
+            rows.append([f"`{path.name}` ({doc.get('started', '?')[:10]}, `{env}`)",
+                         hardware.get("device_used", "?"), run.get("architecture", "dense"),
+                         "yes" if run["mixed_precision"] else "no", run.get("epochs"),
+                         num(run.get("train_seconds"), 1), num(accuracy, 4),
+                         num(run.get("float32_copy_max_abs_diff"), 6),
+                         f"{num(usage.get('mean_pct'), 1)} / {num(usage.get('max_pct'), 0)}",
+                         num(usage.get("max_memory_mb"), 0),
+                         verdict(checks.get(key)) if key in checks else "–"])  # fmt: skip
+    header = ["file, date, command", "device", "model", "mixed precision", "epochs", "train s",
+              "val accuracy", "float32 copy max diff", "GPU util mean / max %", "GPU MB", "check"]  # fmt: skip
+    out += table(header, rows)
+    out += [
+        "",
+        "Command: `KERAS_BACKEND=... [GPU_CHECK_PART=text] python benchmarks/gpu_check.py` (writes "
+        "`$OUT/gpu_check*.json`, copied here). GPU MB under jax is what its allocator reserves "
+        "(75 % of the card by default), not what the model needs.",
+    ]
+    return out
+
+
 TITLES = {
     "startup": "Start-up of the light commands",
     "quality": "Quality at equal time",
@@ -309,6 +353,7 @@ def render(results: Path) -> str:
                 lines += [f"### Additional {name} run: `{extra.name}`", ""]
                 extra_doc = json.loads(extra.read_text())
                 lines += context(extra_doc) + RENDER[name](extra_doc) + [""]
+    lines += ["## GPU checks", ""] + gpu_checks(results) + [""]
     return "\n".join(lines)
 
 
