@@ -295,7 +295,8 @@ def gpu_checks(results: Path) -> list[str]:
                          num(usage.get("max_memory_mb"), 0),
                          verdict(checks.get(key)) if key in checks else "–"])  # fmt: skip
     header = ["file, date, command", "device", "model", "mixed precision", "epochs", "train s",
-              "val accuracy", "float32 copy max diff", "GPU util mean / max %", "GPU MB", "check"]  # fmt: skip
+              "val accuracy", "float32 copy max diff", "GPU util mean / max %", "GPU MB",
+              "check"]  # fmt: skip
     out += table(header, rows)
     out += [
         "",
