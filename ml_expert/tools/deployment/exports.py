@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -211,6 +212,19 @@ def sklearn_reference(pipeline: Any, schema: InputSchema, frame: pd.DataFrame) -
     return {"prediction": np.asarray(pipeline.predict(model_frame), dtype=np.float64).ravel()}
 
 
+def sequential(pipeline: Any) -> Any:
+    """The shipped model predicts on the caller's thread (`n_jobs=None`).
+
+    The forest trains on every core, but a saved model that starts a thread pool per call pays
+    for it on every request: one row through a 300-tree forest took 102 ms with `n_jobs=-1`
+    against 56 ms without, on 2 cores, and a server with several workers would oversubscribe the
+    machine. A caller predicting large batches can set `n_jobs` back on the loaded model."""
+    for _, step in getattr(pipeline, "steps", [("model", pipeline)]):
+        if "n_jobs" in step.get_params(deep=False):
+            step.set_params(n_jobs=None)
+    return pipeline
+
+
 def export_sklearn(
     pipeline: Any, schema: InputSchema, reference_frame: pd.DataFrame, out_dir: str | Path
 ) -> list[ExportRecord]:
@@ -226,6 +240,7 @@ def export_sklearn(
 
     joblib_path = out / "model.joblib"
     onnx_path = out / "model.onnx"
+    sequential(pipeline)
     return [
         _record(
             "joblib",
@@ -399,18 +414,12 @@ def _format_predictor(
     rows = frame.iloc[: min(LATENCY_SAMPLE_ROWS, len(frame))]
     if fmt == "joblib":
         import joblib
-        from threadpoolctl import threadpool_limits
 
         model = joblib.load(path)
         method = model.predict_proba if schema.task == "classification" else model.predict
         model_frame = to_model_frame(frame, schema)
-
-        def predict(x: Any) -> Any:
-            with threadpool_limits(1):  # OpenMP hand-off dominates a one-row call (STACK.md)
-                return method(x)
-
         singles = [model_frame.iloc[[i]] for i in range(len(rows))]
-        return predict, singles, model_frame, "typed DataFrame, preprocessing inside"
+        return method, singles, model_frame, "typed DataFrame, preprocessing inside, one OpenMP thread"
     if fmt == "onnx":
         import onnxruntime as ort
 
@@ -468,6 +477,8 @@ def measure_export_latency(
     records: list[ExportRecord], schema: InputSchema, frame: pd.DataFrame, preprocessor: Any = None
 ) -> list[ExportRecord]:
     """Time every export that passed parity, reloaded from its file; a failure is recorded."""
+    from threadpoolctl import threadpool_limits
+
     from ml_expert.tools.validation.latency import measure
 
     for record in records:
@@ -477,7 +488,11 @@ def measure_export_latency(
             predict, singles, batch, what = _format_predictor(
                 record.format, Path(record.path), schema, preprocessor, frame
             )
-            figures = measure(predict, singles, batch, len(frame))
+            # OpenMP's hand-off dominates a one-row scikit-learn call (STACK.md): limit it once
+            # around the timing (entering threadpool_limits costs ~8 ms, more than the call).
+            limits = threadpool_limits(1) if record.format == "joblib" else nullcontext()
+            with limits:
+                figures = measure(predict, singles, batch, len(frame))
             record.latency = {**figures, "input": what, "size_bytes": record.size_bytes}
         except Exception as exc:  # recorded: the report shows which format could not be timed
             record.latency = {"error": f"{type(exc).__name__}: {exc}"}

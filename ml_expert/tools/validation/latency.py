@@ -9,8 +9,13 @@ from typing import Any
 import numpy as np
 
 SINGLE_ROW_CALLS = 200
-"""Single-row calls timed per format: enough for a p99 (two slowest calls), bounded so a slow
-format (Keras, 0.5 ms a call; scikit-learn, up to 6 ms) costs at most about a second."""
+"""Single-row calls timed per format: enough for a p99 (two slowest calls)."""
+
+SINGLE_ROW_SECONDS = 2.0
+MIN_SINGLE_ROW_CALLS = 20
+"""A slow format stops after this many seconds of single-row calls (but not before 20 calls): a
+300-tree forest through joblib takes ~50 ms a row, and 200 of them would be 10 s of a run spent
+timing one format. The figures say how many calls were timed."""
 
 WARMUP_CALLS = 5
 BATCH_REPEATS = 3
@@ -22,16 +27,23 @@ def measure(
     batch: Any,
     batch_rows: int,
     calls: int = SINGLE_ROW_CALLS,
+    max_seconds: float | None = SINGLE_ROW_SECONDS,
 ) -> dict[str, float | int]:
     """Time `predict` on one row at a time (cycling through `single_rows`) and on `batch`."""
     for i in range(WARMUP_CALLS):
         predict(single_rows[i % len(single_rows)])
     timings = np.empty(calls)
+    began = time.perf_counter()
+    done = 0
     for i in range(calls):
         row = single_rows[i % len(single_rows)]
         start = time.perf_counter()
         predict(row)
         timings[i] = time.perf_counter() - start
+        done = i + 1
+        if max_seconds is not None and done >= MIN_SINGLE_ROW_CALLS and start - began > max_seconds:
+            break
+    timings = timings[:done]
     predict(batch)
     best = float("inf")
     for _ in range(BATCH_REPEATS):
@@ -40,7 +52,7 @@ def measure(
         best = min(best, time.perf_counter() - start)
     ms = timings * 1000.0
     return {
-        "single_row_calls": calls,
+        "single_row_calls": done,
         "p50_ms": float(np.percentile(ms, 50)),
         "p95_ms": float(np.percentile(ms, 95)),
         "p99_ms": float(np.percentile(ms, 99)),
