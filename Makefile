@@ -42,6 +42,8 @@ bench: bench-install
 	PY=$(PY) scripts/ensure-redis.sh
 	$(PY) benchmarks/startup.py --runs 10
 	$(PY) benchmarks/quality.py --budget $(BENCH_BUDGET) --seeds $(BENCH_SEEDS)
+	$(PY) benchmarks/quality.py --budget $(BENCH_BUDGET) --seeds $(BENCH_SEEDS) --systems ml-expert \
+		--ml-expert-flags=--tune --update --update-from quality --name quality-tune
 	$(PY) benchmarks/overhead.py --repeats 3
 	$(PY) benchmarks/inference.py
 	$(PY) -m benchmarks.serving

@@ -12,6 +12,8 @@ measured the same way for all. digits is also run with `--modality image`.
 
     python benchmarks/quality.py --budget 60 --seeds 0 1 2              # the issue's protocol
     python benchmarks/quality.py --smoke --out-dir /tmp/x               # seconds, for the test suite
+    python benchmarks/quality.py --systems ml-expert --ml-expert-flags=--tune --update \
+        --update-from quality --name quality-tune     # ml-expert with --tune beside quality.json's others
 """
 
 from __future__ import annotations
@@ -312,13 +314,23 @@ def main(argv: list[str] | None = None) -> Path:
         help="rerun only --systems and keep the other systems' rows of results/<name>.json (same "
         "budget, seeds and datasets): after a change to ml-expert, its competitors need no rerun",
     )
+    parser.add_argument(
+        "--ml-expert-flags",
+        default="",
+        help="extra flags for every `ml-expert run`, one string (e.g. '--tune'); recorded in the protocol",
+    )
+    parser.add_argument(
+        "--update-from",
+        help="with --update: keep the other systems' rows of results/<this>.json instead of <name>.json "
+        "(e.g. write quality-tune.json from quality.json's competitors)",
+    )
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
-    ml_extra: list[str] = []
+    ml_extra: list[str] = args.ml_expert_flags.split()
     ml_budget = None
     if args.smoke:  # competitors get 1 s; ml-expert skips its network and gets what its baselines need
         args.budget, args.seeds, args.datasets = 1.0, [0], args.datasets or ["iris"]
-        ml_extra, ml_budget = ["--no-dnn"], 30.0
+        ml_extra, ml_budget = ["--no-dnn", *ml_extra], 30.0
     folder = datasets_dir()
     names = args.datasets or sorted(p.stem for p in folder.glob("*.csv"))
     autogluon_note = "not requested"
@@ -347,7 +359,7 @@ def main(argv: list[str] | None = None) -> Path:
     }
     kept: list[dict] = []
     if args.update:
-        previous = json.loads((args.out_dir / f"{args.name}.json").read_text())
+        previous = json.loads((args.out_dir / f"{args.update_from or args.name}.json").read_text())
         old = previous["protocol"]
         if (old["budget_seconds"], sorted(old["seeds"]), old["datasets"]) != (
             args.budget,

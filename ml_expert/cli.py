@@ -127,6 +127,14 @@ def run(
         bool, typer.Option("--force", help="Replace production even if the new model scores worse.")
     ] = False,
     no_dnn: Annotated[bool, typer.Option("--no-dnn", help="Do not train the Keras network.")] = False,
+    tune: Annotated[
+        bool,
+        typer.Option(
+            "--tune",
+            help="Search the best baseline's hyperparameters "
+            "(3-fold CV on train; trials counted from the budget).",
+        ),
+    ] = False,
     modality: Annotated[
         str,
         typer.Option(
@@ -192,6 +200,7 @@ def run(
             sensitive=sensitive or [],
             force=force,
             train_dnn=not no_dnn,
+            tune=tune,
             modality=modality,
             dnn_learning_rate=dnn_learning_rate,
             run_id=run_id,

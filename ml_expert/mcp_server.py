@@ -148,6 +148,9 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
         ] = 120.0,
         seed: Annotated[int, Field(ge=0)] = 42,
         train_dnn: Annotated[bool, Field(description="Also train the Keras network.")] = True,
+        tune: Annotated[
+            bool, Field(description="Search the best baseline's hyperparameters within the budget.")
+        ] = False,
         modality: Literal["auto", "tabular", "image", "text", "sequence"] = "auto",
         min_metric: Annotated[
             dict[str, float] | None, Field(description="Validation gate thresholds, e.g. {'accuracy': 0.9}.")
@@ -173,6 +176,8 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
             args += ["--min-metric", f"{name}={value}"]
         if not train_dnn:
             args.append("--no-dnn")
+        if tune:
+            args.append("--tune")
         if require_approval:
             args.append("--require-approval")
         if claude_flow_sync:

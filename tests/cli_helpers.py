@@ -28,12 +28,15 @@ def run_quick(data: Path, target: str, workspace: Path, seed: int, *extra: str) 
     return json.loads(proc.stdout)
 
 
-def predict_rows(run_id: str, rows: pd.DataFrame, workspace: Path, tmp_path: Path) -> pd.DataFrame:
-    """`ml-expert predict RUN rows.csv --proba` on the run's deployment package."""
+def predict_rows(
+    run_id: str, rows: pd.DataFrame, workspace: Path, tmp_path: Path, proba: bool = True
+) -> pd.DataFrame:
+    """`ml-expert predict RUN rows.csv [--proba]` on the run's deployment package."""
     rows_file, out = tmp_path / "new.csv", tmp_path / "pred.csv"
     rows.to_csv(rows_file, index=False)
     proc = subprocess.run(
-        [*CLI, "predict", run_id, str(rows_file), "--output", str(out), "--proba"]
+        [*CLI, "predict", run_id, str(rows_file), "--output", str(out)]
+        + (["--proba"] if proba else [])
         + ["--workspace", str(workspace)],
         capture_output=True,
         text=True,

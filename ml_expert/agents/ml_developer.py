@@ -211,6 +211,8 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
         int(state["options"]["seed"]),
         ctx.run_dir / "models",
         metric=state["selection"]["metric"],
+        base=chosen.get("base"),
+        params=chosen.get("params"),
     )
     ctx.decide(
         f"refit {chosen['name']} on train + validation ({refit['rows']} rows)",
@@ -238,17 +240,22 @@ def _time_spent(
     nn_seconds = float(dnn["train_seconds"]) if dnn else 0.0
     refit_seconds = float((chosen.get("refit") or {}).get("fit_seconds", 0.0))
     total = float(selection["seconds"]) + nn_seconds + refit_seconds
+    tuning = selection.get("tuning") or {}
     return {
         "budget_seconds": budget,
         "model_selection_seconds": selection["seconds"],
         "baseline_fit_seconds": selection.get("baseline_seconds", {}),
+        "tuning_seconds": float(tuning.get("seconds", 0.0)),
+        "tuning_trials": f"{tuning.get('trials_run', 0)} of {tuning.get('trials_planned', 0)}"
+        if tuning.get("ran")
+        else None,
         "network_seconds": nn_seconds,
         "network_epochs_planned": dnn["config"]["max_epochs"] if dnn else 0,
         "network_epochs_run": dnn["epochs_trained"] if dnn else 0,
         "refit_seconds": refit_seconds,
         "total_seconds": round(total, 3),
         "share_of_budget": round(total / budget, 3) if budget else None,
-        "cap_hit": bool(dnn and dnn["cap_hit"]),
+        "cap_hit": bool(dnn and dnn["cap_hit"]) or bool(tuning.get("cap_hit")),
     }
 
 

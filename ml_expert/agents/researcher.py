@@ -15,7 +15,12 @@ from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import available_memory_mb
 from ml_expert.tools.scoring import primary_metric
-from ml_expert.tools.selection.baselines import run_baselines
+from ml_expert.tools.selection.baselines import (
+    CandidateResult,
+    balanced_weights,
+    fit_candidate,
+    run_baselines,
+)
 from ml_expert.tools.selection.budget import (
     RESERVE_SHARE,
     cnn_flops,
@@ -24,6 +29,7 @@ from ml_expert.tools.selection.budget import (
     plan_epochs,
     text_flops,
 )
+from ml_expert.tools.selection.tuning import FOLDS, MIN_TRIALS, plan_trials, tune
 from ml_expert.tools.training.dnn import DNNConfig
 
 MIN_BUDGET_FOR_NN = 10.0
@@ -196,14 +202,21 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     leaderboard = run_baselines(
         schema, train, val, metric, int(options["seed"]), Path(ctx.run_dir) / "models"
     )
-    board = [c.model_dump() for c in leaderboard]
     best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: c.val_score)
     ctx.decide(
         f"best simple baseline: {best.name}",
-        f"validation {metric} {best.val_score:.4f} (dummy {board[0]['val_score']:.4f})",
+        f"validation {metric} {best.val_score:.4f} (dummy {leaderboard[0].val_score:.4f})",
     )
-    seconds = time.perf_counter() - started
     budget = float(options["budget"])
+    tuning = None
+    if options.get("tune"):
+        seed = int(options["seed"])
+        tuning, tuned = _search(ctx, data, schema, best.name, train, val, metric, seed, budget)
+        if tuned is not None:
+            leaderboard.append(tuned)
+            best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: c.val_score)
+    board = [c.model_dump() for c in leaderboard]
+    seconds = time.perf_counter() - started
     plan, reason = plan_network(
         data,
         budget,
@@ -236,7 +249,75 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "cap_hit": cap_hit,
         "baseline_seconds": {c.name: c.fit_seconds for c in leaderboard},
         "budget": budget,
+        "tuning": tuning,
     }
     ctx.record("model-selection", selection)
     ctx.done(f"best baseline {best.name}: {metric} {best.val_score:.4f}")
     return {"selection": selection, "phase": "model_selection"}
+
+
+def _search(
+    ctx: AgentContext,
+    data: dict[str, Any],
+    schema: InputSchema,
+    name: str,
+    train: tuple[Any, Any],
+    val: tuple[Any, Any],
+    metric: str,
+    seed: int,
+    budget: float,
+) -> tuple[dict[str, Any], CandidateResult | None]:
+    """`--tune`: a bounded search of the best baseline's hyperparameters (tools/selection/tuning.py).
+
+    The tuned configuration is fit on train and scored on validation like any baseline, so the
+    choice between it and the defaults is made on rows the search never ranked trials on.
+    """
+    classes = len(data.get("train_class_counts") or {}) or None
+    plan = plan_trials(name, len(train[1]), data["n_features_out"], classes, budget)
+    record: dict[str, Any] = {"plan": plan.model_dump()}
+    if plan.trials < MIN_TRIALS:
+        ctx.decide(f"do not tune {name}", f"{plan.rule}: too few trials for a search")
+        return {**record, "ran": False}, None
+    ctx.decide(f"tune {name}: {plan.trials} configurations, {FOLDS}-fold CV on train", plan.rule)
+    ctx.step(f"tuning {name}: {plan.trials} configurations x {FOLDS} folds")
+    # Safety stop only: the planned share plus half of it again (counts decide; a slow machine caps).
+    result = tune(
+        name,
+        schema,
+        train,
+        metric,
+        seed,
+        plan,
+        balanced=balanced_weights(metric),
+        time_limit=1.5 * plan.share_seconds,
+    )
+    record.update({"ran": True, **result.model_dump()})
+    if result.cap_hit:
+        ctx.decide(
+            f"stop the search after {result.trials_run} of {plan.trials} trials",
+            f"cap hit: {result.seconds:.1f} s > 1.5 x the planned {plan.share_seconds:.1f} s",
+        )
+    if result.best_index == 0 or result.best_cv_score is None:
+        ctx.decide(
+            f"keep {name}'s defaults",
+            f"no configuration beat them in {FOLDS}-fold CV ({metric} {result.default_cv_score})",
+        )
+        return record, None
+    tuned = fit_candidate(
+        name,
+        schema,
+        train,
+        val,
+        metric,
+        seed,
+        Path(ctx.run_dir) / "models",
+        params=result.best_params,
+        name=f"{name}_tuned",
+    )
+    ctx.decide(
+        f"add {tuned.name} {result.best_params} to the leaderboard",
+        f"{FOLDS}-fold CV {metric} {result.best_cv_score:.4f} > defaults {result.default_cv_score:.4f} "
+        f"(trial {result.best_index} of {result.trials_run}); validation {metric} {tuned.val_score:.4f}",
+    )
+    record["candidate"] = tuned.name
+    return record, tuned

@@ -30,6 +30,7 @@ def normalise_options(options: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("memory", None)
     out.setdefault("min_metric", {})
     out.setdefault("train_dnn", True)
+    out.setdefault("tune", False)
     return out
 
 

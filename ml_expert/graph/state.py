@@ -29,6 +29,7 @@ class RunOptions(TypedDict, total=False):
     sensitive: list[str]
     force: bool
     train_dnn: bool
+    tune: bool
     modality: str
     require_approval: bool
     claude_flow_sync: bool

@@ -30,6 +30,8 @@ class CandidateResult(BaseModel):
     fit_seconds: float
     path: str | None = None
     sha256: str | None = None
+    base: str | None = None  # the baseline a tuned candidate was searched from
+    params: dict[str, Any] = {}  # its model hyperparameters over the baseline's defaults
 
 
 def balanced_weights(metric: str) -> bool:
@@ -66,34 +68,49 @@ def run_baselines(
     models_dir: Path,
     names: tuple[str, ...] = tuple(BASELINES),
 ) -> list[CandidateResult]:
+    return [fit_candidate(name, schema, train, val, metric, seed, models_dir) for name in names]
+
+
+def fit_candidate(
+    base: str,
+    schema: InputSchema,
+    train: tuple[pd.DataFrame, np.ndarray],
+    val: tuple[pd.DataFrame, np.ndarray],
+    metric: str,
+    seed: int,
+    models_dir: Path,
+    params: dict[str, Any] | None = None,
+    name: str | None = None,
+) -> CandidateResult:
+    """Fit one configuration on train, score it on validation, save it with its hash."""
     models_dir.mkdir(parents=True, exist_ok=True)
-    results = []
-    for name in names:
-        pipeline = make_pipeline(name, schema, seed, rows=len(train[1]), balanced=balanced_weights(metric))
-        started = time.perf_counter()
-        # Small data: one OpenMP thread. Many threads on a few busy cores spin-wait and turn a
-        # 0.1 s histogram-boosting fit into 8 s; the model is the same either way.
-        with threadpool_limits(limits=1 if len(train[1]) < SMALL_DATA_ROWS else None):
-            pipeline.fit(*train)
-        fit_seconds = time.perf_counter() - started
-        val_score = score(metric, val[1], predict_scores(pipeline, val[0]))
-        train_score, kind = training_score(pipeline, train, metric)
-        path = models_dir / f"{name}.joblib"
-        joblib.dump(pipeline, path)
-        results.append(
-            CandidateResult(
-                name=name,
-                family=BASELINES[name][1],
-                kind="sklearn",
-                val_score=round(val_score, 6),
-                train_score=round(train_score, 6),
-                train_score_kind=kind,
-                fit_seconds=round(fit_seconds, 3),
-                path=str(path),
-                sha256=sha256_file(path),
-            )
-        )
-    return results
+    name = name or base
+    pipeline = make_pipeline(
+        base, schema, seed, rows=len(train[1]), balanced=balanced_weights(metric), params=params
+    )
+    started = time.perf_counter()
+    # Small data: one OpenMP thread. Many threads on a few busy cores spin-wait and turn a
+    # 0.1 s histogram-boosting fit into 8 s; the model is the same either way.
+    with threadpool_limits(limits=1 if len(train[1]) < SMALL_DATA_ROWS else None):
+        pipeline.fit(*train)
+    fit_seconds = time.perf_counter() - started
+    val_score = score(metric, val[1], predict_scores(pipeline, val[0]))
+    train_score, kind = training_score(pipeline, train, metric)
+    path = models_dir / f"{name}.joblib"
+    joblib.dump(pipeline, path)
+    return CandidateResult(
+        name=name,
+        family=BASELINES[base][1],
+        kind="sklearn",
+        val_score=round(val_score, 6),
+        train_score=round(train_score, 6),
+        train_score_kind=kind,
+        fit_seconds=round(fit_seconds, 3),
+        path=str(path),
+        sha256=sha256_file(path),
+        base=base if params else None,
+        params=dict(params or {}),
+    )
 
 
 def refit_on_train_and_val(
@@ -104,6 +121,8 @@ def refit_on_train_and_val(
     seed: int,
     models_dir: Path,
     metric: str = "accuracy",
+    base: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> dict[str, object]:
     """Fit the chosen family again on train + validation: more rows for the model that ships.
 
@@ -113,7 +132,9 @@ def refit_on_train_and_val(
     frame = pd.concat([train[0], val[0]], ignore_index=True)
     target = np.concatenate([train[1], val[1]])
     # same configuration as the model that was measured (sized by the training rows)
-    pipeline = make_pipeline(name, schema, seed, rows=len(train[1]), balanced=balanced_weights(metric))
+    pipeline = make_pipeline(
+        base or name, schema, seed, rows=len(train[1]), balanced=balanced_weights(metric), params=params
+    )
     started = time.perf_counter()
     with threadpool_limits(limits=1 if len(target) < SMALL_DATA_ROWS else None):
         pipeline.fit(frame, target)

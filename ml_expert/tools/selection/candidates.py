@@ -6,6 +6,8 @@ is scored, exported and served is one object.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from skl2onnx.sklapi import CastTransformer
 from sklearn.base import BaseEstimator
@@ -79,13 +81,22 @@ def make_estimator(name: str, task: Task, seed: int, rows: int = 0, balanced: bo
 
 
 def make_pipeline(
-    name: str, schema: InputSchema, seed: int, rows: int = 0, balanced: bool = False
+    name: str,
+    schema: InputSchema,
+    seed: int,
+    rows: int = 0,
+    balanced: bool = False,
+    params: dict[str, Any] | None = None,
 ) -> Pipeline:
+    """`params`: the model step's hyperparameters over the defaults (a tuned configuration)."""
     scaled, _ = BASELINES[name]
+    model = make_estimator(name, schema.task, seed, rows, balanced)
+    if params:
+        model.set_params(**params)
     return Pipeline(
         [
             ("pre", build_preprocessor(schema, scale=scaled, word_ids=False)),
             ("cast", CastTransformer(dtype=np.float32)),
-            ("model", make_estimator(name, schema.task, seed, rows, balanced)),
+            ("model", model),
         ]
     )

@@ -1,0 +1,209 @@
+"""Bounded hyperparameter search for the best baseline's family (`--tune`).
+
+The number of trials is a count fixed by a rule from the data's size and the budget (a nominal
+cost per fit, never a measured one), so a seeded run tries the same configurations on a fast and
+on a slow machine; wall-clock time only stops the search early, and that is recorded as a cap hit.
+Trial 0 is the baseline's own configuration. Trials are ranked by k-fold cross-validation on the
+training split alone, so the validation split still compares the tuned model with the untuned
+baselines on rows no trial was chosen on; a tuned candidate exists only when a configuration
+beats the defaults in cross-validation.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+from scipy.stats import loguniform
+from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
+from threadpoolctl import threadpool_limits
+
+from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.scoring import predict_scores, score
+from ml_expert.tools.selection.baselines import SMALL_DATA_ROWS
+from ml_expert.tools.selection.candidates import forest_size, make_pipeline
+
+TUNE_SHARE = 0.25  # of the budget, planned for the search (the network plans on its own share)
+FOLDS = 3
+MAX_TRIALS = 24
+MIN_TRIALS = 4  # counting trial 0 (the defaults): fewer is not a search
+SEARCH_COST = 1.5  # a sampled ensemble costs this much more than the defaults on average
+
+# Search spaces of the model step. Distributions are sampled by ParameterSampler(seed).
+SPACES: dict[str, dict[str, Any]] = {
+    "hist_gradient_boosting": {
+        "learning_rate": loguniform(0.01, 0.3),
+        "max_leaf_nodes": [7, 15, 31, 63],
+        "min_samples_leaf": [2, 5, 10, 20, 40],
+        "l2_regularization": loguniform(1e-3, 10.0),
+        "max_features": [0.5, 0.75, 1.0],
+        "max_iter": [100, 200],
+    },
+    "random_forest": {
+        "max_features": ["sqrt", 0.2, 0.33, 0.5],
+        "min_samples_leaf": [1, 2, 4, 8],
+        "max_depth": [None, 8, 16],
+    },
+    "linear_classification": {"C": loguniform(1e-3, 1e3)},
+    "linear_regression": {"alpha": loguniform(1e-3, 1e3)},
+}
+
+
+class TrialPlan(BaseModel):
+    name: str
+    trials: int
+    nominal_fit_seconds: float
+    share_seconds: float
+    rule: str
+
+
+class Trial(BaseModel):
+    index: int
+    params: dict[str, Any]
+    cv_score: float | None
+    fold_scores: list[float] = []
+    seconds: float
+    error: str | None = None
+
+
+class TuningResult(BaseModel):
+    name: str
+    metric: str
+    folds: int
+    trials_planned: int
+    trials_run: int
+    cap_hit: bool
+    seconds: float
+    default_cv_score: float | None
+    best_index: int
+    best_params: dict[str, Any]
+    best_cv_score: float | None
+    trials: list[Trial]
+
+
+def space(name: str, task: str) -> dict[str, Any]:
+    if name == "linear":
+        return SPACES["linear_classification" if task == "classification" else "linear_regression"]
+    return SPACES[name]
+
+
+def nominal_fit_seconds(name: str, rows: int, features_out: int, classes: int | None) -> float:
+    """A pessimistic fit time on a busy 2-core machine, from counts alone (not measured here).
+
+    Calibrated on the bundled datasets at the defaults, times SEARCH_COST for the search space
+    (larger ensembles, more features per split): boosting grows one tree per class and iteration
+    over rows x features histograms; the forest grows forest_size(rows) trees after a fixed
+    start-up cost of its thread pool.
+    """
+    per_class = classes if classes and classes > 2 else 1
+    if name == "hist_gradient_boosting":
+        return 0.2 + SEARCH_COST * 1e-5 * rows * max(features_out, 1) * per_class
+    if name == "random_forest":
+        return 1.0 + SEARCH_COST * 3e-4 * rows * forest_size(rows) / 100
+    return 0.05 + 1e-6 * rows * max(features_out, 1) * per_class
+
+
+def plan_trials(name: str, rows: int, features_out: int, classes: int | None, budget: float) -> TrialPlan:
+    """Trials = the planned share of the budget over (folds x nominal fit), within [0, MAX_TRIALS]."""
+    fold_rows = max(1, rows * (FOLDS - 1) // FOLDS)
+    fit = nominal_fit_seconds(name, fold_rows, features_out, classes)
+    share = TUNE_SHARE * budget
+    trials = min(MAX_TRIALS, math.floor(share / (FOLDS * fit)))
+    rule = (
+        f"{TUNE_SHARE:.0%} of the {budget:g} s budget = {share:.1f} s over {FOLDS} folds x "
+        f"{fit:.2f} s nominal per fit ({fold_rows} rows, {features_out} features) -> "
+        f"{trials} trials (at most {MAX_TRIALS}; fewer than {MIN_TRIALS} is no search)"
+    )
+    return TrialPlan(
+        name=name, trials=max(trials, 0), nominal_fit_seconds=round(fit, 4), share_seconds=share, rule=rule
+    )
+
+
+def candidate_params(name: str, task: str, trials: int, seed: int) -> list[dict[str, Any]]:
+    """Trial 0 is the defaults ({}); the rest are drawn by ParameterSampler(seed)."""
+    if trials <= 1:
+        return [{}][:trials]
+    sampled = ParameterSampler(space(name, task), n_iter=trials - 1, random_state=seed)
+    return [{}] + [{k: _plain(v) for k, v in p.items()} for p in sampled]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe Python values (ParameterSampler gives numpy floats)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return round(value, 6) if isinstance(value, float) else value
+
+
+def _folds(task: str, y: np.ndarray, seed: int):
+    if task == "classification":
+        _, counts = np.unique(y, return_counts=True)
+        if counts.min() >= FOLDS:
+            return StratifiedKFold(FOLDS, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+    return KFold(FOLDS, shuffle=True, random_state=seed).split(np.zeros(len(y)))
+
+
+def tune(
+    name: str,
+    schema: InputSchema,
+    train: tuple[pd.DataFrame, np.ndarray],
+    metric: str,
+    seed: int,
+    plan: TrialPlan,
+    balanced: bool = False,
+    time_limit: float | None = None,
+) -> TuningResult:
+    """Cross-validate each planned configuration on the training split; stop early only at time_limit."""
+    frame, y = train
+    folds = list(_folds(schema.task, y, seed))
+    started = time.perf_counter()
+    trials: list[Trial] = []
+    cap_hit = False
+    for index, params in enumerate(candidate_params(name, schema.task, plan.trials, seed)):
+        elapsed = time.perf_counter() - started
+        if time_limit is not None and index > 0 and elapsed + elapsed / index > time_limit:
+            cap_hit = True  # the next trial, at the mean pace so far, would end past the limit
+            break
+        began = time.perf_counter()
+        fold_scores: list[float] = []
+        error = None
+        try:
+            with threadpool_limits(limits=1 if len(y) < SMALL_DATA_ROWS else None):
+                for fit_rows, score_rows in folds:
+                    pipeline = make_pipeline(
+                        name, schema, seed, rows=len(y), balanced=balanced, params=params
+                    )
+                    pipeline.fit(frame.iloc[fit_rows], y[fit_rows])
+                    scores = predict_scores(pipeline, frame.iloc[score_rows])
+                    fold_scores.append(score(metric, y[score_rows], scores))
+        except Exception as exc:  # a configuration that cannot fit this data is a failed trial
+            error = f"{type(exc).__name__}: {exc}"
+        trials.append(
+            Trial(
+                index=index,
+                params=params,
+                cv_score=round(float(np.mean(fold_scores)), 6) if error is None else None,
+                fold_scores=[round(s, 6) for s in fold_scores],
+                seconds=round(time.perf_counter() - began, 3),
+                error=error,
+            )
+        )
+    scored = [t for t in trials if t.cv_score is not None]
+    best = max(scored, key=lambda t: t.cv_score) if scored else trials[0]  # first wins ties
+    return TuningResult(
+        name=name,
+        metric=metric,
+        folds=FOLDS,
+        trials_planned=plan.trials,
+        trials_run=len(trials),
+        cap_hit=cap_hit,
+        seconds=round(time.perf_counter() - started, 3),
+        default_cv_score=trials[0].cv_score if trials else None,
+        best_index=best.index,
+        best_params=best.params,
+        best_cv_score=best.cv_score,
+        trials=trials,
+    )
