@@ -85,6 +85,10 @@ def test_tuned_model_wins_on_validation_ships_and_reproduces(tmp_path: Path) -> 
     assert training["time"]["tuning_seconds"] > 0 and training["time"]["tuning_trials"].startswith(
         str(tuning["trials_run"])
     )
+    report = (Path(first["run_dir"]) / "evaluation_report.md").read_text()
+    n = tuning["trials_run"]
+    assert "## Time (budget 60 s" in report and f"hyperparameter search ({n} of {n} trials)" in report
+    assert "No wall-clock cap fired" in report
     rows = pd.read_csv(DATASETS / "diabetes.csv").drop(columns="target").head(25)
     served = predict_rows(first["run_id"], rows, tmp_path / "ws0", tmp_path, proba=False)
     np.testing.assert_allclose(served["prediction"], shipped.predict(rows), rtol=1e-4, atol=1e-3)

@@ -166,6 +166,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "overfit_gap": gap,
             "leaderboard": training["leaderboard"],
             "dnn": dnn,
+            "time": training.get("time"),
             **extra,
             "decisions": read_run(ctx.run_dir).get("decisions", []),
         }

@@ -20,11 +20,10 @@ import pandas as pd
 from pydantic import BaseModel
 from scipy.stats import loguniform
 from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
-from threadpoolctl import threadpool_limits
 
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.scoring import predict_scores, score
-from ml_expert.tools.selection.baselines import SMALL_DATA_ROWS
+from ml_expert.tools.selection.baselines import fit
 from ml_expert.tools.selection.candidates import forest_size, make_pipeline
 
 TUNE_SHARE = 0.25  # of the budget, planned for the search (the network plans on its own share)
@@ -171,14 +170,11 @@ def tune(
         fold_scores: list[float] = []
         error = None
         try:
-            with threadpool_limits(limits=1 if len(y) < SMALL_DATA_ROWS else None):
-                for fit_rows, score_rows in folds:
-                    pipeline = make_pipeline(
-                        name, schema, seed, rows=len(y), balanced=balanced, params=params
-                    )
-                    pipeline.fit(frame.iloc[fit_rows], y[fit_rows])
-                    scores = predict_scores(pipeline, frame.iloc[score_rows])
-                    fold_scores.append(score(metric, y[score_rows], scores))
+            for fit_rows, score_rows in folds:
+                pipeline = make_pipeline(name, schema, seed, rows=len(y), balanced=balanced, params=params)
+                fit(pipeline, frame.iloc[fit_rows], y[fit_rows])
+                scores = predict_scores(pipeline, frame.iloc[score_rows])
+                fold_scores.append(score(metric, y[score_rows], scores))
         except Exception as exc:  # a configuration that cannot fit this data is a failed trial
             error = f"{type(exc).__name__}: {exc}"
         trials.append(

@@ -81,11 +81,52 @@ def render_report(info: dict[str, Any]) -> str:
             dnn["summary"],
             "```",
         ]
+    lines += time_section(info.get("time"))
     lines += calibration_section(info.get("calibration"))
     lines += fairness_section(info.get("fairness"), info.get("fairness_unavailable") or {})
     lines += ["", "## Decisions", ""]
     lines += [f"- **{d['decision']}** — {d['reason']}" for d in info.get("decisions", [])]
     return "\n".join(lines) + "\n"
+
+
+def time_section(spent: dict[str, Any] | None) -> list[str]:
+    """How `--budget` (model selection plus training) was spent, and whether a cap fired."""
+    if not spent:
+        return []
+    tuning = float(spent.get("tuning_seconds") or 0.0)
+    fits = ", ".join(f"{k} {float(v):.2f}" for k, v in (spent.get("baseline_fit_seconds") or {}).items())
+    rows = [
+        (f"task analysis and baselines (fits: {fits})", float(spent["model_selection_seconds"]) - tuning),
+        (f"hyperparameter search ({spent['tuning_trials']} trials)", tuning)
+        if spent.get("tuning_trials")
+        else None,
+        (
+            f"neural network ({spent['network_epochs_run']} of {spent['network_epochs_planned']} epochs)",
+            float(spent["network_seconds"]),
+        )
+        if spent.get("network_epochs_planned")
+        else None,
+        ("refit of the chosen model on train + validation", float(spent["refit_seconds"])),
+    ]
+    lines = [
+        "",
+        f"## Time (budget {float(spent['budget_seconds']):g} s for model selection plus training)",
+        "",
+        "| part | seconds |",
+        "|---|---|",
+    ]
+    lines += [f"| {name} | {value:.1f} |" for row in rows if row for name, value in [row]]
+    share = spent.get("share_of_budget")
+    lines += [
+        f"| **total** | **{float(spent['total_seconds']):.1f}** ({share:.0%} of the budget) |"
+        if share is not None
+        else f"| **total** | **{float(spent['total_seconds']):.1f}** |",
+        "",
+        "A wall-clock cap fired (the planned counts were cut short)."
+        if spent.get("cap_hit")
+        else "No wall-clock cap fired: the planned epoch and trial counts ran in full.",
+    ]
+    return lines
 
 
 def calibration_section(cal: dict[str, Any] | None) -> list[str]:
