@@ -44,7 +44,7 @@ bench: bench-install
 	$(PY) benchmarks/quality.py --budget $(BENCH_BUDGET) --seeds $(BENCH_SEEDS)
 	$(PY) benchmarks/quality.py --budget $(BENCH_BUDGET) --seeds $(BENCH_SEEDS) --systems ml-expert \
 		--ml-expert-flags=--tune --update --update-from quality --name quality-tune
-	$(PY) benchmarks/overhead.py --repeats 3
+	$(PY) benchmarks/overhead.py --repeats 4
 	$(PY) benchmarks/inference.py
 	$(PY) -m benchmarks.serving
 	$(PY) benchmarks/scale.py --sizes $(BENCH_SIZES)
