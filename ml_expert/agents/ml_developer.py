@@ -246,9 +246,8 @@ def _time_spent(
         "model_selection_seconds": selection["seconds"],
         "baseline_fit_seconds": selection.get("baseline_seconds", {}),
         "tuning_seconds": float(tuning.get("seconds", 0.0)),
-        "tuning_trials": f"{tuning.get('trials_run', 0)} of {tuning.get('trials_planned', 0)}"
-        if tuning.get("ran")
-        else None,
+        "tuning_trials_run": int(tuning.get("trials_run") or 0),
+        "tuning_trials_planned": int(tuning.get("trials_planned") or 0) if tuning.get("ran") else 0,
         "network_seconds": nn_seconds,
         "network_epochs_planned": dnn["config"]["max_epochs"] if dnn else 0,
         "network_epochs_run": dnn["epochs_trained"] if dnn else 0,

@@ -29,7 +29,7 @@ from ml_expert.tools.selection.budget import (
     plan_epochs,
     text_flops,
 )
-from ml_expert.tools.selection.tuning import FOLDS, MIN_TRIALS, plan_trials, tune
+from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
 from ml_expert.tools.training.dnn import DNNConfig
 
 MIN_BUDGET_FOR_NN = 10.0
@@ -280,7 +280,7 @@ def _search(
         return {**record, "ran": False}, None
     ctx.decide(f"tune {name}: {plan.trials} configurations, {FOLDS}-fold CV on train", plan.rule)
     ctx.step(f"tuning {name}: {plan.trials} configurations x {FOLDS} folds")
-    # Safety stop only: the planned share plus half of it again (counts decide; a slow machine caps).
+    # Safety stop only (counts decide; a slow machine caps, and that is recorded).
     result = tune(
         name,
         schema,
@@ -289,13 +289,13 @@ def _search(
         seed,
         plan,
         balanced=balanced_weights(metric),
-        time_limit=1.5 * plan.share_seconds,
+        time_limit=CAP_FACTOR * plan.share_seconds,
     )
     record.update({"ran": True, **result.model_dump()})
     if result.cap_hit:
         ctx.decide(
             f"stop the search after {result.trials_run} of {plan.trials} trials",
-            f"cap hit: {result.seconds:.1f} s > 1.5 x the planned {plan.share_seconds:.1f} s",
+            f"cap hit: {result.seconds:.1f} s > {CAP_FACTOR:g} x the planned {plan.share_seconds:.1f} s",
         )
     if result.best_index == 0 or result.best_cv_score is None:
         ctx.decide(

@@ -213,7 +213,7 @@ def sklearn_reference(pipeline: Any, schema: InputSchema, frame: pd.DataFrame) -
 
 
 def sequential(pipeline: Any) -> Any:
-    """The shipped model predicts on the caller's thread (`n_jobs=None`).
+    """The shipped model predicts on the caller's thread (`n_jobs=None`, set in place).
 
     The forest trains on every core, but a saved model that starts a thread pool per call pays
     for it on every request: one row through a 300-tree forest took 102 ms with `n_jobs=-1`

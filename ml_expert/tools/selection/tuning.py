@@ -31,6 +31,7 @@ FOLDS = 3
 MAX_TRIALS = 24
 MIN_TRIALS = 4  # counting trial 0 (the defaults): fewer is not a search
 SEARCH_COST = 1.5  # a sampled ensemble costs this much more than the defaults on average
+CAP_FACTOR = 1.5  # safety stop: the search ends past this many times its planned share of the budget
 
 # Search spaces of the model step. Distributions are sampled by ParameterSampler(seed).
 SPACES: dict[str, dict[str, Any]] = {

@@ -95,33 +95,27 @@ def time_section(spent: dict[str, Any] | None) -> list[str]:
         return []
     tuning = float(spent.get("tuning_seconds") or 0.0)
     fits = ", ".join(f"{k} {float(v):.2f}" for k, v in (spent.get("baseline_fit_seconds") or {}).items())
-    rows = [
-        (f"task analysis and baselines (fits: {fits})", float(spent["model_selection_seconds"]) - tuning),
-        (f"hyperparameter search ({spent['tuning_trials']} trials)", tuning)
-        if spent.get("tuning_trials")
-        else None,
-        (
-            f"neural network ({spent['network_epochs_run']} of {spent['network_epochs_planned']} epochs)",
-            float(spent["network_seconds"]),
-        )
-        if spent.get("network_epochs_planned")
-        else None,
-        ("refit of the chosen model on train + validation", float(spent["refit_seconds"])),
-    ]
+    rows = [(f"task analysis and baselines (fits: {fits})", float(spent["model_selection_seconds"]) - tuning)]
+    if spent.get("tuning_trials_planned"):
+        trials = f"{spent['tuning_trials_run']} of {spent['tuning_trials_planned']}"
+        rows.append((f"hyperparameter search ({trials} trials)", tuning))
+    if spent.get("network_epochs_planned"):
+        epochs = f"{spent['network_epochs_run']} of {spent['network_epochs_planned']}"
+        rows.append((f"neural network ({epochs} epochs)", float(spent["network_seconds"])))
+    rows.append(("refit of the chosen model on train + validation", float(spent["refit_seconds"])))
+    rows.append(("**total**", float(spent["total_seconds"])))
+    share = spent.get("share_of_budget")
     lines = [
         "",
         f"## Time (budget {float(spent['budget_seconds']):g} s for model selection plus training)",
         "",
         "| part | seconds |",
         "|---|---|",
+        *(f"| {name} | {value:.1f} |" for name, value in rows),
     ]
-    lines += [f"| {name} | {value:.1f} |" for row in rows if row for name, value in [row]]
-    share = spent.get("share_of_budget")
     lines += [
-        f"| **total** | **{float(spent['total_seconds']):.1f}** ({share:.0%} of the budget) |"
-        if share is not None
-        else f"| **total** | **{float(spent['total_seconds']):.1f}** |",
         "",
+        *([f"Total: {share:.0%} of the budget."] if share is not None else []),
         "A wall-clock cap fired (the planned counts were cut short)."
         if spent.get("cap_hit")
         else "No wall-clock cap fired: the planned epoch and trial counts ran in full.",
