@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from ml_expert.cli_setup import setup_app
 from ml_expert.errors import EXIT_DATA, EXIT_GATE, EXIT_USAGE, MLExpertError, UsageError
 
 EXIT_CODES = """Exit codes: 0 success, 2 usage error, 3 data error, 4 training failure, 5 a gate refused."""
@@ -34,6 +35,7 @@ models_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(models_app, name="models")
+app.add_typer(setup_app, name="setup")
 
 WorkspaceOpt = Annotated[
     str | None,

@@ -116,7 +116,17 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
         "approval": data.get("approval"),
         "run_dir": str(path),
         "log": str(path / LOG_FILE) if (path / LOG_FILE).exists() else None,
+        "claude_flow": _sync_counts(data.get("claude_flow")),
     }
+
+
+def _sync_counts(block: Any) -> dict[str, Any] | None:
+    """The claude-flow sync's outcome without the CLI details kept for the run's own use."""
+    return (
+        {k: v for k, v in block.items() if k not in ("cli_info", "errors", "keys")}
+        if isinstance(block, dict)
+        else None
+    )
 
 
 def runs_table(workspace: str | Path | None) -> list[dict[str, Any]]:

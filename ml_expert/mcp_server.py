@@ -23,10 +23,12 @@ from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from ml_expert import detached
+from ml_expert import __version__, detached
 from ml_expert.errors import MLExpertError
+from ml_expert.mcp_models import ApprovalStarted, Findings, Prediction, RunList, RunStatusReport
 from ml_expert.workspace import check_run_id, read_run, run_dir, workspace_path
 
 INSTRUCTIONS = (
@@ -34,6 +36,7 @@ INSTRUCTIONS = (
     "the run_id, poll get_status every 10-30 s until done is true (or status is awaiting_approval: "
     "then approve_deployment), then read get_findings and use predict."
 )
+READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 RunId = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$", description="Run id from start_run.")
 ]
@@ -132,7 +135,7 @@ class _Predictors:
 def build_server(workspace: str | Path | None = None) -> MCPServer:
     """The server with its tools bound to one workspace."""
     ws = workspace_path(workspace)
-    server = MCPServer("ml-expert", instructions=INSTRUCTIONS)
+    server = MCPServer("ml-expert", instructions=INSTRUCTIONS, version=__version__)
     predictors = _Predictors()
 
     @server.tool()
@@ -184,34 +187,39 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
             args.append("--claude-flow-sync")
         return detached.start_detached(args, ws)
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     @_guard
-    def get_status(run_id: RunId | Literal["latest"] = "latest") -> dict[str, Any]:
+    def get_status(
+        run_id: Annotated[
+            RunId | Literal["latest"],
+            Field(description="Run id from start_run, or `latest` for the newest run."),
+        ] = "latest",
+    ) -> RunStatusReport:
         """Status, phase, gate verdicts and outcome of a run; `done` is true once it ended."""
         detached.reap_children()
-        return detached.run_summary(ws, run_id)
+        return RunStatusReport.model_validate(detached.run_summary(ws, run_id))
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     @_guard
     def get_findings(
         run_id: RunId,
         key: Annotated[
             str | None,
             Field(
-                description="data-analysis, model-selection, training, metrics, deployment, status, "
-                "guardrails/<gate>; omit for all."
+                description="summary (one paragraph: start here), data-analysis, model-selection, training, "
+                "metrics, deployment, registry, status, guardrails/<gate>; omit for all."
             ),
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> Findings:
         """The findings the agents shared for a run (one key, or all of them)."""
-        return {"run_id": run_id, "findings": findings_of(ws, run_id, key)}
+        return Findings(run_id=run_id, findings=findings_of(ws, run_id, key))
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     @_guard
-    def list_runs() -> dict[str, Any]:
+    def list_runs() -> RunList:
         """Every run of the workspace, newest first."""
         detached.reap_children()
-        return {"workspace": str(ws), "runs": detached.runs_table(ws)}
+        return RunList.model_validate({"workspace": str(ws), "runs": detached.runs_table(ws)})
 
     @server.tool(name="list_models")
     @_guard
@@ -219,15 +227,23 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
         """Models ready to serve or predict with."""
         return list_models(ws)
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     @_guard
     def predict(
         run_id: RunId,
         rows: Annotated[
-            list[dict[str, Any]], Field(min_length=1, max_length=10000, description="Input rows.")
+            list[dict[str, Any]],
+            Field(
+                min_length=1,
+                max_length=10000,
+                description="Input rows, each a JSON object keyed by input column. The columns are the "
+                "`features` of the run's `data-analysis` finding (get_findings), the target excluded.",
+            ),
         ],
-        proba: Annotated[bool, Field(description="Also return class probabilities.")] = False,
-    ) -> dict[str, Any]:
+        proba: Annotated[
+            bool, Field(description="Also return class probabilities (classification models only).")
+        ] = False,
+    ) -> Prediction:
         """Predict rows (JSON objects keyed by column) with a finished run's deployment package."""
         from ml_expert.predicting import resolve_deployment
         from ml_expert.runtime import inference
@@ -242,17 +258,21 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
                 out["probabilities"] = [[float(p) for p in row] for row in model.predict_proba(rows)]
         except inference.SchemaError as exc:
             raise ToolError(f"rows do not fit the model's input schema: {exc}") from exc
-        return out
+        return Prediction.model_validate(out)
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False))
     @_guard
     def approve_deployment(
         run_id: RunId,
         approve: Annotated[bool, Field(description="true deploys; false ends the run refused.")] = True,
-        note: Annotated[str | None, Field(max_length=2000)] = None,
-    ) -> dict[str, Any]:
+        note: Annotated[
+            str | None, Field(max_length=2000, description="Why (kept in run.json under `approval`).")
+        ] = None,
+    ) -> ApprovalStarted:
         """Resume a run waiting with status awaiting_approval (in the background); poll get_status."""
-        return detached.approve_detached(run_id, ws, approved=approve, note=note, by="mcp")
+        return ApprovalStarted.model_validate(
+            detached.approve_detached(run_id, ws, approved=approve, note=note, by="mcp")
+        )
 
     @server.resource("ml-expert://runs", mime_type="application/json")
     def runs_resource() -> str:

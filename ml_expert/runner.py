@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from ml_expert.detached import ACTIVE, pid_alive
 from ml_expert.errors import GateRefused, MLExpertError, TrainingError, UsageError
+from ml_expert.memory.claude_flow import SyncReport, sync_report
 from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, workspace_path
 
 log = logging.getLogger("ml_expert")
@@ -30,6 +31,7 @@ class RunResult(BaseModel):
     artifacts: dict[str, str] = {}
     reason: str | None = None
     error: str | None = None
+    claude_flow: SyncReport | None = None  # the claude-flow sync's counts, when the run asked for it
 
 
 def checkpoint_path(workspace: Path) -> Path:
@@ -234,4 +236,5 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
         gates={name: bool(v.get("passed")) for name, v in (state.get("gates") or {}).items()},
         artifacts=artifacts,
         reason=state.get("reason"),
+        claude_flow=sync_report(path),
     )

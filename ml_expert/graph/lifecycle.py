@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,8 @@ from langgraph.config import get_stream_writer
 from ml_expert.agents.context import memory_for
 from ml_expert.graph.gates import GATES
 from ml_expert.graph.outputs import run_artifacts, run_metrics
-from ml_expert.memory import FindingsRecorder
+from ml_expert.memory import FindingsRecorder, claude_flow_run
+from ml_expert.memory.summary import build_summary
 from ml_expert.tools.environment import hardware, package_versions
 from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, workspace_path
 
@@ -60,6 +62,7 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
             "hardware": hardware(),
         },
     )
+    claude_flow_run.begin(path, run_id, options, task_description(options))
     return {
         "options": options,
         "run_id": run_id,
@@ -68,6 +71,11 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
         "phase": "init",
         "data": {},  # the phases' channel from here on; the caller's path now lives in options
     }
+
+
+def task_description(options: dict[str, Any]) -> str:
+    """How the run is named to claude-flow's hooks (its router learns which words mean ml-expert)."""
+    return f"train, validate and package a machine-learning model on {options.get('data') or 'the demo data'}"
 
 
 def make_gate_node(name: str):
@@ -99,8 +107,22 @@ def finish_run(state: dict[str, Any]) -> dict[str, Any]:
     status = "refused" if state.get("status") == "refused" else "finished"
     path = Path(state["run_dir"])
     update_run(path, status=status, reason=state.get("reason"), phase=state.get("phase"))
-    FindingsRecorder(memory_for(state["options"]), path, state["run_id"]).record(
-        "status", {"status": status, "reason": state.get("reason"), "phase": state.get("phase")}
+    recorder = FindingsRecorder(memory_for(state["options"]), path, state["run_id"])
+    recorder.record("status", {"status": status, "reason": state.get("reason"), "phase": state.get("phase")})
+    findings = {
+        key: json.loads(file.read_text(encoding="utf-8")) for key, file in recorder.findings().items()
+    }
+    summary = build_summary(state["run_id"], findings)
+    recorder.record("summary", summary.model_dump())
+    findings["summary"] = summary.model_dump()
+    claude_flow_run.finish(
+        path,
+        state["run_id"],
+        state["options"],
+        findings,
+        success=status == "finished",
+        score=summary.test_score,
+        description=task_description(state["options"]),
     )
     out = {**state, "status": status}
     return {"status": status, "metrics": run_metrics(out), "artifacts": run_artifacts(out)}
