@@ -130,3 +130,13 @@ class ApprovalStarted(_Out):
     status: RunStatus = Field(description="`approving`; poll get_status until done.")
     approved: bool = Field(description="The decision passed on: true deploys, false ends the run refused.")
     pid: int = Field(description="Process id of the resumed run.")
+
+
+class ModelList(_Out):
+    """Models ready to serve or predict with."""
+
+    source: str = Field(description="Where the list comes from: the model registry, or the runs' packages.")
+    models: list[dict[str, Any]] = Field(
+        description="One entry per model version: its name, version, aliases (production, previous), "
+        "run_id, model, task, metrics and package path."
+    )

@@ -28,7 +28,15 @@ from pydantic import Field
 
 from ml_expert import __version__, detached
 from ml_expert.errors import MLExpertError
-from ml_expert.mcp_models import ApprovalStarted, Findings, Prediction, RunList, RunStatusReport
+from ml_expert.mcp_models import (
+    ApprovalStarted,
+    Findings,
+    ModelList,
+    Prediction,
+    RunList,
+    RunStatusReport,
+    StartedRun,
+)
 from ml_expert.workspace import check_run_id, read_run, run_dir, workspace_path
 
 INSTRUCTIONS = (
@@ -143,18 +151,26 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
     def start_run(
         data: Annotated[
             str | None,
-            Field(description="CSV/Parquet/.npz path or image folder, or a demo name (iris, ...)."),
+            Field(
+                description="CSV/Parquet/.npz path or image folder, or a bundled demo name (iris, wine, "
+                "breast_cancer, diabetes, titanic, penguins); null runs the default demo (breast_cancer)."
+            ),
         ] = None,
-        target: Annotated[str, Field(min_length=1, description="Label column.")] = "target",
+        target: Annotated[str, Field(min_length=1, description="Label column of the data.")] = "target",
         budget: Annotated[
             float, Field(gt=0, le=86400, description="Seconds for selection plus training.")
         ] = 120.0,
-        seed: Annotated[int, Field(ge=0)] = 42,
+        seed: Annotated[
+            int, Field(ge=0, description="Random seed: same seed, data and versions give the same metrics.")
+        ] = 42,
         train_dnn: Annotated[bool, Field(description="Also train the Keras network.")] = True,
         tune: Annotated[
             bool, Field(description="Search the best baseline's hyperparameters within the budget.")
         ] = False,
-        modality: Literal["auto", "tabular", "image", "text", "sequence"] = "auto",
+        modality: Annotated[
+            Literal["auto", "tabular", "image", "text", "sequence"],
+            Field(description="Kind of data; auto detects it from the files and columns."),
+        ] = "auto",
         min_metric: Annotated[
             dict[str, float] | None, Field(description="Validation gate thresholds, e.g. {'accuracy': 0.9}.")
         ] = None,
@@ -164,7 +180,7 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
         claude_flow_sync: Annotated[
             bool, Field(description="Mirror findings into claude-flow memory.")
         ] = False,
-    ) -> dict[str, Any]:
+    ) -> StartedRun:
         """Start a training run in the background and return its run_id at once; poll get_status."""
         if data is not None and data not in _demo_names():
             path = Path(data).expanduser()
@@ -185,7 +201,7 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
             args.append("--require-approval")
         if claude_flow_sync:
             args.append("--claude-flow-sync")
-        return detached.start_detached(args, ws)
+        return StartedRun.model_validate(detached.start_detached(args, ws))
 
     @server.tool(annotations=READ_ONLY)
     @_guard
@@ -221,11 +237,11 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
         detached.reap_children()
         return RunList.model_validate({"workspace": str(ws), "runs": detached.runs_table(ws)})
 
-    @server.tool(name="list_models")
+    @server.tool(name="list_models", annotations=READ_ONLY)
     @_guard
-    def list_models_tool() -> dict[str, Any]:
+    def list_models_tool() -> ModelList:
         """Models ready to serve or predict with."""
-        return list_models(ws)
+        return ModelList.model_validate(list_models(ws))
 
     @server.tool(annotations=READ_ONLY)
     @_guard
