@@ -28,7 +28,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ml_expert.errors import UsageError
-from ml_expert.memory.claude_flow import ClaudeFlowCLI, ClaudeFlowError, locate_cli, read_recorded, record_cli
+from ml_expert.memory.claude_flow import (
+    ClaudeFlowBridge,
+    ClaudeFlowCLI,
+    ClaudeFlowError,
+    locate_cli,
+    read_recorded,
+    record_cli,
+)
 from ml_expert.skill import SKILL_NAME, check_skill, skill_text
 
 SERVER_NAME = "ml-expert"
@@ -208,7 +215,7 @@ def setup_claude(
 
     cli = _claude_flow_item(root, ws, items, check=check, named=claude_flow, hooks=hooks)
     return SetupReport(
-        ok=not any(i.needs_work for i in items if i.what != "claude-flow CLI") and bool(items),
+        ok=not any(i.needs_work for i in items if not i.what.startswith("claude-flow")),
         project=str(root),
         workspace=str(ws),
         command=server_command(),
@@ -244,6 +251,15 @@ def _claude_flow_item(
         return recorded
     cli = cli.model_copy(update={"project": str(root), "hooks": hooks})
     path, changed = record_cli(ws, cli)
+    if not (root / ".swarm" / "memory.db").exists():
+        # claude-flow refuses every store in a project whose memory was never initialised
+        try:
+            ClaudeFlowBridge(cli).call("memory", "init")
+            items.append(SetupItem(what="claude-flow memory", path=str(root / ".swarm"), action="created"))
+        except ClaudeFlowError as exc:
+            items.append(SetupItem(what="claude-flow memory", action="not found", detail=str(exc)))
+    else:
+        items.append(SetupItem(what="claude-flow memory", path=str(root / ".swarm"), action="unchanged"))
     items.append(
         SetupItem(
             what="claude-flow CLI",

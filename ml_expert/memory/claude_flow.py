@@ -15,11 +15,12 @@ How a sync goes (enabled by the run option `claude_flow_sync`, CLI `--claude-flo
    `npx --no-install claude-flow`) and its version. A 2.x CLI is refused (its `memory store`
    reports success while storing a junk entry). A failure here is one warning, and nothing more
    is tried for the run.
-2. At the end of the run, every finding plus `RUN_ID/summary` goes to claude-flow in one
-   `memory import` of a JSON file (tags `run:…`, `phase:…`, `agent:…`), `latest` by one
-   `memory store --upsert` run at the same time, then one `memory export` of the namespace reads
-   everything back and each value is compared with what was written. Four node processes in all,
-   whatever the number of findings.
+2. At the end of the run, every finding and `latest` go to claude-flow in one `memory import`
+   of a JSON file; at the same time `RUN_ID/summary` is stored with `memory store --tags
+   run:…,phase:…,agent:…` (the import keeps no tags); then one `memory export` of the namespace
+   reads everything back and each value is compared with what was written. Three CLI calls at
+   the end, whatever the number of findings (claude-flow's background daemon is not started:
+   `RUFLO_DAEMON_AUTOSTART=0` unless the caller set it).
 
 A failure is a warning in run.json (`warnings`, `claude_flow`), never a failed run: the findings
 stay in the run directory and the ml-expert memory store.
@@ -36,6 +37,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,12 @@ def _timeout() -> float:
     return float(os.environ.get(ENV_TIMEOUT, "60"))
 
 
+def cli_env() -> dict[str, str]:
+    """The CLI's environment: claude-flow 3 starts a background daemon from any command unless
+    told not to; a batch write from ml-expert should leave no process behind."""
+    return {**os.environ, "RUFLO_DAEMON_AUTOSTART": os.environ.get("RUFLO_DAEMON_AUTOSTART", "0")}
+
+
 def _run(command: list[str], args: list[str], cwd: str | None, timeout: float | None = None) -> str:
     """Run the CLI; its stdout, or ClaudeFlowError with the reason."""
     what = " ".join(args[:2])
@@ -130,6 +138,7 @@ def _run(command: list[str], args: list[str], cwd: str | None, timeout: float | 
             timeout=timeout or _timeout(),
             stdin=subprocess.DEVNULL,
             cwd=cwd,
+            env=cli_env(),
         )
     except FileNotFoundError as exc:
         raise ClaudeFlowError(f"cannot run {command[0]}: {exc}") from exc
@@ -267,7 +276,7 @@ def import_document(entries: dict[str, Any], run_id: str, namespace: str = NAMES
             {
                 "key": key,
                 "namespace": namespace,
-                "value": _text(value),  # what `memory import` reads (export writes it too)
+                "value": _text(value),  # what `memory import` reads (and `memory export` writes)
                 "createdAt": now,
                 "updatedAt": now,
             }
@@ -333,51 +342,77 @@ class ClaudeFlowBridge:
             return content
 
     def sync(self, run_id: str, findings: dict[str, Any]) -> SyncReport:
-        """Findings in one import; `summary` and `latest` stored with their tags; one export reads all back.
+        """Findings and `latest` in one import, `summary` stored with its tags, one export to read back.
 
-        claude-flow's `memory import` keeps no tags, so the two keys a swarm looks up first are
-        stored on their own with `--tags run:…,phase:…,agent:…`. The calls run one after another:
-        claude-flow's sql.js fallback (no native SQLite) rewrites the whole file on each write, so
-        two writers at once could lose one's entries.
+        claude-flow's `memory import` keeps no tags, so the key a swarm reads first, the summary,
+        is stored on its own with `--tags run:…,phase:…,agent:…`, at the same time as the import.
+        Keys the read-back misses (two writers at once can lose one's rows when claude-flow runs
+        on its sql.js fallback instead of native SQLite) are written again, one call after another.
         """
         entries = {f"{run_id}/{key}": value for key, value in findings.items() if key != SUMMARY}
+        entries[LATEST] = run_id
         tagged = {f"{run_id}/{SUMMARY}": findings[SUMMARY]} if SUMMARY in findings else {}
-        tagged[LATEST] = run_id
         report = SyncReport(
             namespace=self.namespace, cli=" ".join(self.cli.command), version=self.cli.version
         )
         errors: dict[str, str] = {}
-        try:
-            self.import_entries(entries, run_id)
-        except ClaudeFlowError as exc:
-            errors.update({k: str(exc) for k in entries})
-        for key, value in tagged.items():
-            tags = (
-                tags_for(run_id, SUMMARY)
-                if key != LATEST
-                else [f"run:{run_id}", "phase:finish", "agent:ml-expert"]
-            )
-            try:
-                self.store(key, value, tags)
-            except ClaudeFlowError as exc:
-                errors[key] = str(exc)
+        with ThreadPoolExecutor(max_workers=1 + len(tagged)) as pool:
+            jobs = [([*entries], pool.submit(self.import_entries, entries, run_id))]
+            jobs += [
+                ([key], pool.submit(self.store, key, value, self._tags(run_id, key)))
+                for key, value in tagged.items()
+            ]
+            for keys, job in jobs:
+                try:
+                    job.result()
+                except ClaudeFlowError as exc:
+                    errors.update({k: str(exc) for k in keys})
         written = {**entries, **tagged}
+        missing = self._verify(written, errors)
+        if missing:  # lost to a concurrent write: once more, one call at a time
+            for key in missing:
+                errors.pop(key, None)
+            lost = {k: v for k, v in entries.items() if k in missing}
+            try:
+                if lost:
+                    self.import_entries(lost, run_id)
+                for key in (k for k in tagged if k in missing):
+                    self.store(key, tagged[key], self._tags(run_id, key))
+            except ClaudeFlowError as exc:
+                errors.update({k: str(exc) for k in missing})
+            self._verify({k: v for k, v in written.items() if k in missing}, errors)
+        report.keys = [k for k in written if k not in errors]
+        report.stored, report.failed, report.errors = len(report.keys), len(errors), errors
+        report.ok = not errors
+        return report
+
+    @staticmethod
+    def _tags(run_id: str, key: str) -> list[str]:
+        return (
+            tags_for(run_id, SUMMARY)
+            if key != LATEST
+            else [f"run:{run_id}", "phase:finish", "agent:ml-expert"]
+        )
+
+    def _verify(self, written: dict[str, Any], errors: dict[str, str]) -> list[str]:
+        """Read everything back with one export; note differences in `errors`; return keys missing there."""
+        if all(k in errors for k in written):
+            return []
         try:
-            back = self.export() if len(errors) < len(written) else {}
+            back = self.export()
         except ClaudeFlowError as exc:
-            back = {}
             errors.update({k: f"not read back: {exc}" for k in written if k not in errors})
+            return []
+        missing = []
         for key, value in written.items():
             if key in errors:
                 continue
             if key not in back:
                 errors[key] = "not in claude-flow memory after the write"
+                missing.append(key)
             elif not _same(back[key], value):
                 errors[key] = "read back differs from what was stored"
-        report.keys = [k for k in written if k not in errors]
-        report.stored, report.failed, report.errors = len(report.keys), len(errors), errors
-        report.ok = not errors
-        return report
+        return missing
 
     def hook(self, *args: str) -> subprocess.Popen[bytes] | None:
         """Fire a `hooks` call in the background (claude-flow's routing learns from it); never raises."""
@@ -388,6 +423,7 @@ class ClaudeFlowBridge:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 cwd=self.cli.project,
+                env=cli_env(),
             )
         except OSError as exc:
             logger.warning("claude-flow hooks %s failed: %s", args[0], exc)
