@@ -51,7 +51,7 @@ def test_batch_sync_stores_everything_in_one_import_and_reads_back(
     calls = _calls(fake_claude_flow["log"])
     assert [c[:2] for c in calls].count(["memory", "import"]) == 1
     assert [c[:2] for c in calls].count(["memory", "export"]) == 1
-    assert len(calls) == 3  # import, summary with its tags, export: whatever the number of findings
+    assert len(calls) == 4  # import, summary and latest with tags, export: whatever the number of findings
     db = _db(fake_claude_flow)
     assert json.loads(db["ml-expert/run-1/metrics"]["content"]) == {"accuracy": 0.93}
     assert db["ml-expert/latest"]["content"] == "run-1"
@@ -83,7 +83,7 @@ def test_run_syncs_once_at_the_end_and_reports_counts(
     assert "iris" in summary["text"] and summary["model"] in summary["text"] and "dummy" in summary["text"]
     verbs = [c[:2] for c in _calls(fake_claude_flow["log"])]
     assert verbs.count(["--version"]) == 1 and verbs.count(["memory", "import"]) == 1
-    assert len(verbs) == 4  # the check, then three calls at the end
+    assert len(verbs) == 5  # the check, then four calls at the end
 
 
 def test_uninitialised_cli_is_one_warning_and_a_2x_cli_is_refused_up_front(

@@ -15,12 +15,12 @@ How a sync goes (enabled by the run option `claude_flow_sync`, CLI `--claude-flo
    `npx --no-install claude-flow`) and its version. A 2.x CLI is refused (its `memory store`
    reports success while storing a junk entry). A failure here is one warning, and nothing more
    is tried for the run.
-2. At the end of the run, every finding and `latest` go to claude-flow in one `memory import`
-   of a JSON file; at the same time `RUN_ID/summary` is stored with `memory store --tags
-   run:…,phase:…,agent:…` (the import keeps no tags); then one `memory export` of the namespace
-   reads everything back and each value is compared with what was written. Three CLI calls at
-   the end, whatever the number of findings (claude-flow's background daemon is not started:
-   `RUFLO_DAEMON_AUTOSTART=0` unless the caller set it).
+2. At the end of the run, every finding goes to claude-flow in one `memory import` of a JSON
+   file; at the same time `RUN_ID/summary` and `latest` are stored with `memory store --tags
+   run:…,phase:…,agent:…`; then one `memory export` of the namespace reads everything back and
+   each value is compared with what was written. Four CLI calls at the end, whatever the number
+   of findings (claude-flow's background daemon is not started: `RUFLO_DAEMON_AUTOSTART=0`
+   unless the caller set it). See `ClaudeFlowBridge.sync` for which claude-flow store holds what.
 
 A failure is a warning in run.json (`warnings`, `claude_flow`), never a failed run: the findings
 stay in the run directory and the ml-expert memory store.
@@ -342,16 +342,19 @@ class ClaudeFlowBridge:
             return content
 
     def sync(self, run_id: str, findings: dict[str, Any]) -> SyncReport:
-        """Findings and `latest` in one import, `summary` stored with its tags, one export to read back.
+        """Findings in one import; `summary` and `latest` stored with tags beside it; one export reads back.
 
-        claude-flow's `memory import` keeps no tags, so the key a swarm reads first, the summary,
-        is stored on its own with `--tags run:…,phase:…,agent:…`, at the same time as the import.
+        claude-flow 3.43 keeps two stores (its issue #3196): `memory import` writes the AgentDB one
+        (`.swarm/agentdb-memory.db`), which its MCP tools (`memory_retrieve`, `memory_search`) read;
+        `memory store` writes where the CLI's `memory retrieve` looks too. So the two keys anyone
+        reads first, `RUN_ID/summary` and `latest`, are stored with `memory store --tags
+        run:…,phase:…,agent:…` (the import keeps no tags), at the same time as the import.
         Keys the read-back misses (two writers at once can lose one's rows when claude-flow runs
         on its sql.js fallback instead of native SQLite) are written again, one call after another.
         """
         entries = {f"{run_id}/{key}": value for key, value in findings.items() if key != SUMMARY}
-        entries[LATEST] = run_id
         tagged = {f"{run_id}/{SUMMARY}": findings[SUMMARY]} if SUMMARY in findings else {}
+        tagged[LATEST] = run_id
         report = SyncReport(
             namespace=self.namespace, cli=" ".join(self.cli.command), version=self.cli.version
         )
