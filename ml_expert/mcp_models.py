@@ -110,7 +110,8 @@ class RunList(_Out):
 class Prediction(_Out):
     """Predictions of a finished run's deployment package."""
 
-    run_id: str = Field(description="The run (or model) whose package predicted.")
+    run_id: str | None = Field(None, description="The run whose package predicted (when run_id was given).")
+    model: str | None = Field(None, description="The version label that predicted (v3, or path:RUN_ID).")
     predictions: list[Any] = Field(
         description="One prediction per input row, in order (class label or number)."
     )
@@ -135,7 +136,10 @@ class ApprovalStarted(_Out):
 class ModelList(_Out):
     """Models ready to serve or predict with."""
 
-    source: str = Field(description="Where the list comes from: the model registry, or the runs' packages.")
+    source: str = Field(description="Where the list comes from: the model registry.")
+    aliases: dict[str, Any] = Field(
+        default_factory=dict, description="Alias (production, previous) -> version."
+    )
     models: list[dict[str, Any]] = Field(
         description="One entry per model version: its name, version, aliases (production, previous), "
         "run_id, model, task, metrics and package path."

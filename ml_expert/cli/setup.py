@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ml_expert.errors import MLExpertError
+from ml_expert.cli.common import JsonOpt, emit_json, handles_errors
 
-setup_app = typer.Typer(
+app = typer.Typer(
     help="Set a project up for an agent runtime (claude: Claude Code and claude-flow).", no_args_is_help=True
 )
 
 
-@setup_app.command("claude")
+@app.command("claude")
+@handles_errors()
 def setup_claude_command(
     project: Annotated[
         Path, typer.Option("--project", help="Project folder (default: the current folder).")
@@ -44,21 +43,14 @@ def setup_claude_command(
             "--hooks", help="Runs also call claude-flow's hooks pre-task/post-task (role, success, score)."
         ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Install the skill, the MCP server entry, the tool allow-list, the sub-agents; record claude-flow."""
     from ml_expert.claude_setup import setup_claude
 
-    try:
-        report = setup_claude(project, workspace=workspace, check=check, claude_flow=claude_flow, hooks=hooks)
-    except MLExpertError as exc:
-        if as_json:
-            sys.stdout.write(json.dumps({"ok": False, "error": exc.message, "error_kind": exc.kind}) + "\n")
-        else:
-            typer.echo(f"error ({exc.kind}): {exc.message}", err=True)
-        raise typer.Exit(exc.exit_code) from None
+    report = setup_claude(project, workspace=workspace, check=check, claude_flow=claude_flow, hooks=hooks)
     if as_json:
-        sys.stdout.write(report.model_dump_json() + "\n")
+        emit_json(report.model_dump(mode="json"))
     else:
         verb = "checked" if check else "set up"
         typer.echo(f"ml-expert {verb} {report.project} for Claude Code (workspace {report.workspace})")
