@@ -50,6 +50,7 @@ class ClaudeFlowSync(_Out):
     version: str | None = Field(None, description="Its version.")
     error: str | None = Field(None, description="Why the sync was not tried (CLI missing or too old).")
     seconds: float = Field(0.0, description="Wall time the sync added at the end of the run.")
+    cpu_seconds: float = Field(0.0, description="CPU time of the claude-flow CLI calls at the end.")
 
 
 class RunStatusReport(_Out):

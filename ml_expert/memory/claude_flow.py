@@ -100,6 +100,7 @@ class SyncReport(BaseModel):
     errors: dict[str, str] = Field(default_factory=dict, description="Why each failed key failed.")
     error: str | None = Field(None, description="Why nothing was tried (CLI missing, too old, ...).")
     seconds: float = Field(0.0, description="Wall time the sync added at the end of the run.")
+    cpu_seconds: float = Field(0.0, description="CPU time of the CLI calls at the end (load-independent).")
 
 
 def sync_report(run_dir: Path) -> SyncReport | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import time
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,13 @@ from typing import Any
 from .claude_flow import ClaudeFlowBridge, ClaudeFlowCLI, ClaudeFlowError, SyncReport, check_cli, sync_enabled
 
 logger = logging.getLogger("ml_expert.memory")
+
+
+def _children_cpu() -> float:
+    """CPU seconds used by finished child processes (the CLI calls): a figure the machine's load
+    does not inflate, unlike wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _warn(run_dir: Path, message: str) -> None:
@@ -72,7 +80,7 @@ def finish(
     stored = _stored_report(run_dir) or {}
     if stored.get("error"):  # the check at the start failed and already warned: try nothing
         return SyncReport.model_validate({k: v for k, v in stored.items() if k != "cli_info"})
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _children_cpu()
     try:
         info = stored.get("cli_info")
         cli = ClaudeFlowCLI.model_validate(info) if info else check_cli(Path(options["workspace"]))
@@ -108,6 +116,7 @@ def finish(
         with contextlib.suppress(Exception):
             hook.wait(timeout=30)
     report.seconds = round(time.perf_counter() - t0, 3)
+    report.cpu_seconds = round(_children_cpu() - cpu0, 3)
     update_run(run_dir, claude_flow={**report.model_dump(), "cli_info": cli.model_dump()})
     if not report.ok:
         first = next(iter(report.errors.items()))
