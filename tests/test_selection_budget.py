@@ -82,7 +82,10 @@ def test_forest_train_score_is_out_of_bag(tmp_path) -> None:
     data = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "diabetes.csv"
     prepared = prepare_data(str(data), "target", 2, tmp_path / "data")
     schema = prepared.input_schema
-    train, val = load_split(prepared.files, "train", schema), load_split(prepared.files, "val", schema)
+    train, val = (
+        load_split(prepared.files, "train", schema, prepared.file_hashes),
+        load_split(prepared.files, "val", schema, prepared.file_hashes),
+    )
     board = {c.name: c for c in run_baselines(schema, train, val, "r2", 2, tmp_path / "models")}
     forest = board["random_forest"]
     assert forest.train_score_kind == "out-of-bag" and board["linear"].train_score_kind == "in-sample"

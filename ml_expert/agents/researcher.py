@@ -191,8 +191,8 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             f"({seq['vocabulary_size']} words)",
             'word order carries meaning a bag of words loses ("not good"); ' + seq["rule"],
         )
-    train = load_split(data["files"], "train", schema)
-    val = load_split(data["files"], "val", schema)
+    train = load_split(data["files"], "train", schema, data.get("file_hashes"))
+    val = load_split(data["files"], "val", schema, data.get("file_hashes"))
     if metric == "balanced_accuracy":
         ctx.decide(
             "weight classes inversely to their frequency in the baselines",
