@@ -83,9 +83,19 @@ def effective(data: dict[str, Any], path: Path) -> dict[str, Any]:
         reason += f"; last lines of {path / LOG_FILE}:\n{tail}"
     if data.get("status") == "running":
         error = data.get("error") or {"kind": "killed", "message": reason, "node": data.get("phase")}
-        return update_run(path, status="interrupted", interrupted=True, reason=reason, error=error)
+        return _write_back(path, data, status="interrupted", interrupted=True, reason=reason, error=error)
     error = data.get("error") or {"kind": "crashed", "message": reason, "node": data.get("phase")}
-    return update_run(path, status="failed", interrupted=True, reason=reason, error=error)
+    return _write_back(path, data, status="failed", interrupted=True, reason=reason, error=error)
+
+
+def _write_back(path: Path, data: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """Record what a reader found; on storage that cannot be written, report it all the same."""
+    from ml_expert.errors import StorageError
+
+    try:
+        return update_run(path, **fields)
+    except StorageError:
+        return {**data, **fields}
 
 
 def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[str, Any]:
@@ -94,9 +104,9 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
 
     ws = workspace_path(workspace)
     if run_id == "latest":
-        runs = list_runs(ws)
+        runs = [r for r in list_runs(ws) if r.get("status") != "damaged"]
         if not runs:
-            raise UsageError(f"no runs in {ws}")
+            raise UsageError(f"no readable runs in {ws}")
         run_id = max(runs, key=lambda r: r.get("created") or "")["run_id"]
     path = run_dir(ws, run_id)
     data = effective(read_run(path), path)
@@ -125,6 +135,9 @@ def runs_table(workspace: str | Path | None) -> list[dict[str, Any]]:
     out = []
     for row in list_runs(ws):
         path = run_dir(ws, row["run_id"])
+        if row.get("status") == "damaged":  # reported and skipped: one bad file never hides the rest
+            out.append({**row, "phase": None, "data": None, "created": None})
+            continue
         data = effective(read_run(path), path)
         out.append(
             {

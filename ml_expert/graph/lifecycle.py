@@ -14,7 +14,7 @@ from ml_expert.graph.gates import GATES
 from ml_expert.graph.outputs import run_artifacts, run_metrics
 from ml_expert.memory import FindingsRecorder
 from ml_expert.tools.environment import hardware, package_versions
-from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, workspace_path
+from ml_expert.workspace import new_run_id, read_run, reserve_space, run_dir, update_run, workspace_path
 
 DEFAULT_SEED = 42
 DEFAULT_BUDGET = 120.0
@@ -45,6 +45,7 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
     run_id = state.get("run_id") or new_run_id()
     path = run_dir(Path(options["workspace"]), run_id)
     path.mkdir(parents=True, exist_ok=True)
+    reserve_space(path)  # so that a full disk later can still record why the run stopped
     existing = read_run(path) if (path / "run.json").exists() else {}
     update_run(
         path,
