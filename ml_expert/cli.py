@@ -473,13 +473,55 @@ def memory_get(
     try:
         store = _open_store(memory, workspace)
         full = key if key.startswith("ml-expert/") else f"ml-expert/{key}"
-        value = store.get_full(full)
+        try:
+            value = store.get_full(full)
+        except ValueError as exc:  # a malformed key (../../x): the store refuses it
+            raise UsageError(f"{key!r} is not a memory key: {exc}") from None
         if value is None:
             raise UsageError(f"no value under {full}; `ml-expert memory list` shows the keys")
     except MLExpertError as exc:
         _fail(exc, False)
         return
     _emit_json(value if isinstance(value, dict) else {"value": value})
+
+
+@memory_app.command("sync")
+def memory_sync(
+    run_id: Annotated[str, typer.Argument(help="The run whose findings to replay into memory.")],
+    workspace: WorkspaceOpt = None,
+    memory: MemoryOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay a run's findings (kept as files) into the memory store, e.g. after Redis was down."""
+    from ml_expert.memory import FindingsRecorder, MemoryUnavailable
+    from ml_expert.workspace import read_run, run_dir, workspace_path
+
+    try:
+        path = run_dir(workspace_path(workspace), run_id)
+        read_run(path)
+        store = _open_store(memory or (read_run(path).get("config") or {}).get("memory"), workspace)
+        recorder = FindingsRecorder(store, path, run_id)
+        missing = recorder.unsynced()
+        try:
+            count = recorder.sync()
+        except MemoryUnavailable as exc:
+            raise UsageError(f"memory is still unavailable: {exc}") from exc
+    except MLExpertError as exc:
+        _fail(exc, as_json, {"run_id": run_id})
+        return
+    payload = {
+        "ok": True,
+        "run_id": run_id,
+        "backend": store.backend,
+        "replayed": count,
+        "were_missing": missing,
+    }
+    if as_json:
+        _emit_json(payload)
+    else:
+        typer.echo(
+            f"replayed {count} findings of {run_id} into {store.backend} ({len(missing)} were missing)"
+        )
 
 
 def _open_store(memory: str | None, workspace: str | None):
@@ -624,16 +666,28 @@ def serve(
     ] = None,
     api_key: Annotated[
         str | None,
-        typer.Option(help="Require this X-API-Key header (default: $ML_EXPERT_API_KEY; none: open)."),
+        typer.Option(
+            help="Require this X-API-Key header (shows in `ps`: prefer $ML_EXPERT_API_KEY or --api-key-file)."
+        ),
     ] = None,
+    api_key_file: Annotated[
+        Path | None, typer.Option(help="Read the API key from this file (first line).")
+    ] = None,
+    open_metrics: Annotated[
+        bool, typer.Option("--open-metrics", help="Leave /metrics open (for a scraper) when a key is set.")
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Serve a model over HTTP: POST /predict, GET /health /metadata /metrics /drift, /docs."""
+    """Serve a model over HTTP: POST /predict, GET /health /metadata /metrics /drift, /docs.
+
+    With an API key every endpoint but /health needs the X-API-Key header (/metrics too, unless
+    --open-metrics). Header and body reads time out, so half-sent requests cannot pile up."""
     from ml_expert.errors import IntegrityError
     from ml_expert.runtime.inference import IntegrityError as PackageIntegrityError
     from ml_expert.serving.resolve import resolve_package
 
     try:
+        key = _api_key(api_key, api_key_file)
         split = _parse_canary(canary)
         path, version = resolve_package(model, workspace)
         from ml_expert.serving.app import create_app, load_served
@@ -645,7 +699,7 @@ def serve(
             raise IntegrityError(str(exc)) from exc
         try:
             application = create_app(
-                primary, second, split[1] if split else 0.0, api_key or os.environ.get("ML_EXPERT_API_KEY")
+                primary, second, split[1] if split else 0.0, key, open_metrics=open_metrics
             )
         except ValueError as exc:
             raise UsageError(str(exc)) from exc
@@ -654,8 +708,38 @@ def serve(
         return
     import uvicorn
 
+    from ml_expert.serving.timeouts import TimedH11Protocol
+
     _stderr_console().print(f"serving {version} on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http=TimedH11Protocol,
+        backlog=2048,
+        timeout_keep_alive=5,
+    )
+
+
+def _api_key(given: str | None, file: Path | None) -> str | None:
+    """The key from --api-key, else --api-key-file, else $ML_EXPERT_API_KEY; none: open."""
+    if given:
+        return given
+    if file is not None:
+        try:
+            key = (
+                file.read_text(encoding="utf-8").strip().splitlines()[0].strip()
+                if file.stat().st_size
+                else ""
+            )
+        except (OSError, UnicodeDecodeError, IndexError) as exc:
+            raise UsageError(f"--api-key-file {file}: cannot read a key ({exc})") from None
+        if not key:
+            raise UsageError(f"--api-key-file {file}: the file is empty")
+        return key
+    return os.environ.get("ML_EXPERT_API_KEY") or None
 
 
 @app.command()

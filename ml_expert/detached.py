@@ -12,6 +12,7 @@ out-of-memory shows. Light module: no TensorFlow, scikit-learn or LangGraph.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -124,9 +125,22 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
         "error": data.get("error"),
         "warnings": data.get("warnings", []),
         "approval": data.get("approval"),
+        "unsynced_findings": _unsynced(path),
         "run_dir": str(path),
         "log": str(path / LOG_FILE) if (path / LOG_FILE).exists() else None,
     }
+
+
+def _unsynced(path: Path) -> list[str]:
+    """Findings kept as files that never reached the memory store (`ml-expert memory sync` replays them)."""
+    unsynced = path / "findings" / "_unsynced.json"
+    if not unsynced.exists():
+        return []
+    try:
+        keys = json.loads(unsynced.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ["(unreadable list: run `ml-expert memory sync` to replay every finding)"]
+    return sorted(str(k) for k in keys) if isinstance(keys, list) else []
 
 
 def runs_table(workspace: str | Path | None) -> list[dict[str, Any]]:

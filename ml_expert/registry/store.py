@@ -368,11 +368,11 @@ class Registry:
                 if _sha256(staging / name) != digest:
                     shutil.rmtree(staging)
                     raise RegistryError(f"{name} changed while it was copied into the registry")
-            record = {
+            record = {  # the registry's own fields win over anything the caller's info carries
+                **{k: v for k, v in info.items() if k not in ("aliases", "path")},
                 "version": version,
                 "registered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "registered_by": actor(),
-                **info,
             }
             (staging / VERSION_FILE).write_text(json.dumps(record, indent=2, default=str))
             reason = "released by the pipeline"
