@@ -215,6 +215,8 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
         metric=state["selection"]["metric"],
         base=chosen.get("base"),
         params=chosen.get("params"),
+        # a baseline is refit the size it was measured at (its forest sized by the budget)
+        budget=None if chosen.get("params") else float(state["options"]["budget"]),
     )
     ctx.decide(
         f"refit {chosen['name']} on train + validation ({refit['rows']} rows)",

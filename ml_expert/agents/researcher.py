@@ -200,7 +200,13 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         )
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting")
     leaderboard = run_baselines(
-        schema, train, val, metric, int(options["seed"]), Path(ctx.run_dir) / "models"
+        schema,
+        train,
+        val,
+        metric,
+        int(options["seed"]),
+        Path(ctx.run_dir) / "models",
+        budget=float(options["budget"]),
     )
     best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: c.val_score)
     ctx.decide(
