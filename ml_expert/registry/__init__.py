@@ -1,5 +1,6 @@
 """The model registry: released versions, the `production` / `previous` aliases, an audit log."""
 
+from ml_expert.registry.resolve import resolve_package
 from ml_expert.registry.store import (
     ALIASES,
     VERSION_RE,
@@ -21,5 +22,6 @@ __all__ = [
     "candidate_record",
     "comparable",
     "not_worse_than",
+    "resolve_package",
     "validate_name",
 ]
