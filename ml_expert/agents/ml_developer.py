@@ -13,6 +13,7 @@ from ml_expert.config import RunConfig
 from ml_expert.hashing import sha256_file, verify
 from ml_expert.tools.data.prepare import load_split, prepare_data
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.data.splits import read_array, read_frame
 from ml_expert.tools.environment import package_versions
 from ml_expert.tools.scoring import score
 from ml_expert.workspace import read_run
@@ -56,7 +57,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         "fit imputation, scaling, rare-category grouping and one-hot encoding on the training split only",
         "statistics from validation or test rows would leak into the model",
     )
-    train_y = load_split(prepared.files, "train", schema)[1]
+    train_y = load_split(prepared.files, "train", schema, prepared.file_hashes)[1]
     counts: dict[str, int] = {}
     if prepared.task == "classification":
         values, freq = np.unique(train_y, return_counts=True)
@@ -88,6 +89,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         "imbalance_ratio": prepared.profile.get("imbalance_ratio"),
         "load": prepared.load.model_dump(exclude_none=True) if prepared.load else {},
         "files": prepared.files,
+        "file_hashes": prepared.file_hashes,
         "preprocessor_sha256": sha256_file(prepared.files["preprocessor"]),
     }
     finding = {k: v for k, v in data.items() if k not in ("files", "schema")}
@@ -208,17 +210,19 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
     """Refit the chosen scikit-learn family on train + validation once the choice is made."""
     from ml_expert.tools.selection.baselines import refit_on_train_and_val
 
-    files = state["data"]["files"]
+    files, hashes = state["data"]["files"], state["data"].get("file_hashes")
     refit = refit_on_train_and_val(
         chosen["name"],
         schema,
-        load_split(files, "train", schema),
-        load_split(files, "val", schema),
+        load_split(files, "train", schema, hashes),
+        load_split(files, "val", schema, hashes),
         int(state["options"]["seed"]),
         ctx.run_dir / "models",
         metric=state["selection"]["metric"],
         base=chosen.get("base"),
         params=chosen.get("params"),
+        # a baseline is refit the size it was measured at (its forest sized by the budget)
+        budget=None if chosen.get("params") else float(state["options"]["budget"]),
     )
     ctx.decide(
         f"refit {chosen['name']} on train + validation ({refit['rows']} rows)",
@@ -310,10 +314,10 @@ def _train_dnn(
             f"mixed precision (float16 compute, float32 weights) and batch {batch} on the GPU",
             "a GPU has throughput to spare at small batches; the served model is rebuilt in float32",
         )
-    x_train = np.load(data["files"]["X_train"])
-    x_val = np.load(data["files"]["X_val"])
-    y_train = load_split(data["files"], "train", schema)[1]
-    y_val = load_split(data["files"], "val", schema)[1]
+    x_train = read_array(data["files"]["X_train"], data.get("file_hashes"), "X_train")
+    x_val = read_array(data["files"]["X_val"], data.get("file_hashes"), "X_val")
+    y_train = load_split(data["files"], "train", schema, data.get("file_hashes"))[1]
+    y_val = load_split(data["files"], "val", schema, data.get("file_hashes"))[1]
     task = data["task"]
     mean = std = None
     if task == "regression":
@@ -412,7 +416,7 @@ def _training_stats(data: dict[str, Any], schema: InputSchema) -> str:
 
     from ml_expert.tools.validation.drift import training_statistics
 
-    train_x, _ = load_split(data["files"], "train", schema)
+    train_x, _ = load_split(data["files"], "train", schema, data.get("file_hashes"))
     columns = [c.model_dump() for c in schema.columns]
     values = {c.name: train_x[c.key].tolist() for c in schema.columns}
     return json.dumps(training_statistics(columns, values), indent=1) + "\n"
@@ -420,14 +424,13 @@ def _training_stats(data: dict[str, Any], schema: InputSchema) -> str:
 
 def _package_latency(package_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
     """Single-row and batch latency of the package itself, through inference.py (the serving path)."""
-    import pandas as pd
-
     from ml_expert.runtime.inference import ModelInference
     from ml_expert.tools.validation.latency import measure
 
     model = ModelInference(package_dir)
-    # rows as a caller sends them: raw column names, dates as text
-    records = pd.read_pickle(data["files"]["val_raw"]).to_dict(orient="records")
+    # rows as a caller sends them: raw column names, dates as text (hash-checked, never unpickled)
+    raw = read_frame(data["files"]["val_raw"], data.get("file_hashes"), "val_raw")
+    records = raw.to_dict(orient="records")
     return measure(model.predict, records[:50], records, len(records))
 
 
@@ -483,7 +486,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     schema = InputSchema.model_validate(data["schema"])
     chosen = training_result["chosen"]
     # Parity and latency use the validation rows: the test split is read once, by the tester.
-    reference, _ = load_split(data["files"], "val", schema)
+    reference, _ = load_split(data["files"], "val", schema, data.get("file_hashes"))
     exports_dir = ctx.run_dir / "exports"
     records: list[dict[str, Any]] = []
     onnx_path: str | None = None

@@ -191,8 +191,8 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             f"({seq['vocabulary_size']} words)",
             'word order carries meaning a bag of words loses ("not good"); ' + seq["rule"],
         )
-    train = load_split(data["files"], "train", schema)
-    val = load_split(data["files"], "val", schema)
+    train = load_split(data["files"], "train", schema, data.get("file_hashes"))
+    val = load_split(data["files"], "val", schema, data.get("file_hashes"))
     if metric == "balanced_accuracy":
         ctx.decide(
             "weight classes inversely to their frequency in the baselines",
@@ -200,7 +200,13 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         )
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting")
     leaderboard = run_baselines(
-        schema, train, val, metric, int(options["seed"]), Path(ctx.run_dir) / "models"
+        schema,
+        train,
+        val,
+        metric,
+        int(options["seed"]),
+        Path(ctx.run_dir) / "models",
+        budget=float(options["budget"]),
     )
     best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: c.val_score)
     ctx.decide(

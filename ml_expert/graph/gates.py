@@ -330,40 +330,31 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
 
 def _production_check(state: dict[str, Any]) -> Check:
     """Refuse to replace production with a model that scores worse on the same held-out rows."""
-    from ml_expert.registry import Registry, RegistryError, comparable
+    from ml_expert.registry import Registry, RegistryError
 
-    validation, data = state.get("validation") or {}, state.get("data") or {}
-    config = RunConfig.of(state)
-    candidate = {
-        "data_fingerprint": data.get("fingerprint"),
-        "seed": config.seed,
-        "split_sizes": data.get("split_sizes"),
-        "primary_metric": validation.get("primary_metric"),
-    }
-    force = config.force
-    registry = Registry(config.workspace)
+    registry = Registry(RunConfig.of(state).workspace)
     try:
         current = registry.show("production")
     except RegistryError:
-        return Check(name="not_worse_than_production", passed=True, detail="no production version yet")
-    same, why = comparable(candidate, current)
-    if not same:
-        return Check(
-            name="not_worse_than_production",
-            passed=True,
-            value=None,
-            detail=f"production {current['version']} was tested on other held-out data ({why}); "
-            "nothing compared",
-        )
-    score, incumbent = validation.get("test_score"), current.get("test_score")
-    worse = score is None or incumbent is None or score < incumbent
+        current = None
+    return production_check(state, current)
+
+
+def production_check(state: dict[str, Any], current: dict[str, Any] | None) -> Check:
+    """The comparison itself, given production's record (None when there is none).
+
+    The release gate runs it for the report; the registrar runs the same rule again under the
+    registry lock (`Registry.register(guard=...)`), so two concurrent runs cannot both pass."""
+    from ml_expert.registry import candidate_record, not_worse_than
+
+    candidate = candidate_record(state)
+    passed, detail = not_worse_than(candidate, current)
     return Check(
         name="not_worse_than_production",
-        passed=(not worse) or force,
-        value=score,
-        threshold=incumbent,
-        detail=f"test {candidate['primary_metric']} {score} vs production {current['version']} "
-        f"{incumbent}; {why}" + ("; --force given" if worse and force else ""),
+        passed=passed,
+        value=candidate["test_score"] if current is not None else None,
+        threshold=current.get("test_score") if current is not None else None,
+        detail=detail,
     )
 
 

@@ -17,7 +17,7 @@ from ml_expert.graph.outputs import run_artifacts, run_metrics
 from ml_expert.memory import FindingsRecorder, claude_flow_run
 from ml_expert.memory.summary import build_summary
 from ml_expert.tools.environment import hardware, package_versions
-from ml_expert.workspace import new_run_id, read_run, run_dir, update_run
+from ml_expert.workspace import new_run_id, read_run, reserve_space, run_dir, update_run
 
 
 def init_run(state: dict[str, Any]) -> dict[str, Any]:
@@ -32,6 +32,7 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
     run_id = state.get("run_id") or new_run_id()
     path = run_dir(Path(config.workspace), run_id)
     path.mkdir(parents=True, exist_ok=True)
+    reserve_space(path)  # so that a full disk later can still record why the run stopped
     existing = read_run(path) if (path / "run.json").exists() else {}
     update_run(
         path,

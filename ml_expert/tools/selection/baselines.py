@@ -79,8 +79,12 @@ def run_baselines(
     seed: int,
     models_dir: Path,
     names: tuple[str, ...] = tuple(BASELINES),
+    budget: float | None = None,
 ) -> list[CandidateResult]:
-    return [fit_candidate(name, schema, train, val, metric, seed, models_dir) for name in names]
+    """`budget`: sizes the costly families (the forest) by a nominal cost rule; None: by data alone."""
+    return [
+        fit_candidate(name, schema, train, val, metric, seed, models_dir, budget=budget) for name in names
+    ]
 
 
 def fit_candidate(
@@ -93,12 +97,19 @@ def fit_candidate(
     models_dir: Path,
     params: dict[str, Any] | None = None,
     name: str | None = None,
+    budget: float | None = None,
 ) -> CandidateResult:
     """Fit one configuration on train, score it on validation, save it with its hash."""
     models_dir.mkdir(parents=True, exist_ok=True)
     name = name or base
     pipeline = make_pipeline(
-        base, schema, seed, rows=len(train[1]), balanced=balanced_weights(metric), params=params
+        base,
+        schema,
+        seed,
+        rows=len(train[1]),
+        balanced=balanced_weights(metric),
+        params=params,
+        budget=budget,
     )
     fit_seconds = fit(pipeline, *train)
     val_score = score(metric, val[1], predict_scores(pipeline, val[0]))
@@ -130,6 +141,7 @@ def refit_on_train_and_val(
     metric: str = "accuracy",
     base: str | None = None,
     params: dict[str, Any] | None = None,
+    budget: float | None = None,
 ) -> dict[str, object]:
     """Fit the chosen family again on train + validation: more rows for the model that ships.
 
@@ -140,7 +152,13 @@ def refit_on_train_and_val(
     target = np.concatenate([train[1], val[1]])
     # same configuration as the model that was measured (sized by the training rows)
     pipeline = make_pipeline(
-        base or name, schema, seed, rows=len(train[1]), balanced=balanced_weights(metric), params=params
+        base or name,
+        schema,
+        seed,
+        rows=len(train[1]),
+        balanced=balanced_weights(metric),
+        params=params,
+        budget=budget,
     )
     fit_seconds = fit(pipeline, frame, target)
     path = models_dir / f"{name}_train_val.joblib"

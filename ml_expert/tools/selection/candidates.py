@@ -48,9 +48,18 @@ def forest_limits(rows: int) -> dict[str, int]:
     return {"max_samples": FOREST_LARGE_ROWS, "min_samples_leaf": 5}
 
 
-def make_estimator(name: str, task: Task, seed: int, rows: int = 0, balanced: bool = False) -> BaseEstimator:
+def make_estimator(
+    name: str,
+    task: Task,
+    seed: int,
+    rows: int = 0,
+    balanced: bool = False,
+    budget: float | None = None,
+    n_features: int = 0,
+) -> BaseEstimator:
     """`balanced`: classes weighted inversely to their frequency, when the metric is balanced accuracy
-    (an imbalanced task: unweighted models learn to predict the majority class)."""
+    (an imbalanced task: unweighted models learn to predict the majority class). `budget`: the
+    forest is sized to its share of it by a nominal cost rule (budget.plan_forest)."""
     classification = task == "classification"
     weight = "balanced" if balanced and classification else None
     if name == "dummy":
@@ -63,9 +72,18 @@ def make_estimator(name: str, task: Task, seed: int, rows: int = 0, balanced: bo
         )
     if name == "random_forest":
         # oob_score: the forest's honest training-side score (see baselines.training_score)
+        size: dict[str, Any] = {"n_estimators": forest_size(rows), **forest_limits(rows)}
+        if budget is not None and rows:
+            from ml_expert.tools.selection.budget import plan_forest
+
+            plan = plan_forest(
+                budget, rows, n_features, classification, size["n_estimators"], size.get("max_samples")
+            )
+            size["n_estimators"] = plan.n_estimators
+            if plan.max_samples is not None:
+                size["max_samples"] = plan.max_samples
         size = {
-            "n_estimators": forest_size(rows),
-            **forest_limits(rows),
+            **size,
             "n_jobs": -1,
             "random_state": seed,
             "oob_score": True,
@@ -87,10 +105,11 @@ def make_pipeline(
     rows: int = 0,
     balanced: bool = False,
     params: dict[str, Any] | None = None,
+    budget: float | None = None,
 ) -> Pipeline:
     """`params`: the model step's hyperparameters over the defaults (a tuned configuration)."""
     scaled, _ = BASELINES[name]
-    model = make_estimator(name, schema.task, seed, rows, balanced)
+    model = make_estimator(name, schema.task, seed, rows, balanced, budget, len(schema.keys))
     if params:
         model.set_params(**params)
     return Pipeline(
