@@ -118,6 +118,16 @@ class RunConfig(BaseModel):
         Field(description="Replace production even if the new model scores worse."),
         Cli(("--force",)),
     ] = False
+    model_name: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+            description="The registry model this release belongs to; it has its own production and "
+            "previous aliases, so two projects in one workspace never replace each other. Default: the "
+            "data file's name (iris.csv -> iris).",
+        ),
+        Cli(("--model-name",), metavar="NAME"),
+    ] = None
     train_dnn: Annotated[
         bool, Field(description="Also train the Keras network (--no-dnn: do not)."), Cli(("--dnn/--no-dnn",))
     ] = True

@@ -142,6 +142,6 @@ class ModelList(_Out):
         default_factory=dict, description="Alias (production, previous) -> version."
     )
     models: list[dict[str, Any]] = Field(
-        description="One entry per model version: its name, version, aliases (production, previous), "
-        "run_id, model, task, metrics and package path."
+        description="One entry per released version: model_name, version, aliases (production, "
+        "previous), run_id, model, task, primary_metric, test_score, metrics."
     )

@@ -93,7 +93,11 @@ def list_models(ws: Path) -> dict[str, Any]:
     from ml_expert.registry import Registry
 
     registry = Registry(ws)
-    return {"source": "registry", "aliases": registry.aliases(), "models": registry.versions()}
+    return {
+        "source": "registry",
+        "models": registry.versions(every_model=True),
+        "aliases": {name or "": Registry(ws, model=name).aliases() for name in registry.model_names()},
+    }
 
 
 class _Predictors:
@@ -199,8 +203,9 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
         model: Annotated[
             str | None,
             Field(
-                pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$",
-                description="Instead of run_id: a registry alias (production, previous) or version (v3).",
+                pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,80}$",
+                description="Instead of run_id: a registry model NAME (its production), NAME@previous, "
+                "a version (v3), or production / previous when the registry holds one model.",
             ),
         ] = None,
         proba: Annotated[

@@ -331,8 +331,9 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
 def _production_check(state: dict[str, Any]) -> Check:
     """Refuse to replace production with a model that scores worse on the same held-out rows."""
     from ml_expert.registry import Registry, RegistryError
+    from ml_expert.registry.store import release_model_name
 
-    registry = Registry(RunConfig.of(state).workspace)
+    registry = Registry(RunConfig.of(state).workspace, model=release_model_name(state))
     try:
         current = registry.show("production")
     except RegistryError:
