@@ -91,12 +91,12 @@ def test_setup_writes_everything_once_and_check_reports_what_is_missing(
     assert setup("--project", str(project), "--check").returncode == 0
 
 
-def test_a_run_syncs_through_the_recorded_cli_from_the_project(
+def test_a_run_syncs_through_the_recorded_cli_from_the_project_with_hooks(
     tmp_path: Path, fake_claude_flow: dict[str, Path], monkeypatch
 ) -> None:
     project = tmp_path / "proj"
     project.mkdir()
-    assert setup("--project", str(project)).returncode == 0
+    assert setup("--project", str(project), "--hooks").returncode == 0
     # The CLI leaves PATH: the run must use the recorded one, and run it in the project.
     fake_dir = str(fake_claude_flow["exe"].parent)
     monkeypatch.setenv(
@@ -115,6 +115,14 @@ def test_a_run_syncs_through_the_recorded_cli_from_the_project(
     assert result.claude_flow is not None and result.claude_flow.ok, result.claude_flow
     cwds = {json.loads(line)["cwd"] for line in fake_claude_flow["log"].read_text().splitlines()}
     assert cwds == {str(project)}
+    calls = claude_flow_fake.calls(fake_claude_flow["log"])
+    pre = next(c for c in calls if c[:2] == ["hooks", "pre-task"])
+    post = next(c for c in calls if c[:2] == ["hooks", "post-task"])
+    assert pre[pre.index("-i") + 1] == result.run_id and "iris" in pre[pre.index("-d") + 1]
+    assert (
+        post[post.index("--success") + 1] == "true" and post[post.index("--agent-role") + 1] == "ml-developer"
+    )
+    assert 0.5 < float(post[post.index("-q") + 1]) <= 1.0  # the test accuracy as the quality score
 
 
 def test_bad_project_and_broken_settings_are_usage_errors(tmp_path: Path) -> None:

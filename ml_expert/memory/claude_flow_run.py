@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import resource
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from .claude_flow import ClaudeFlowBridge, ClaudeFlowCLI, ClaudeFlowError, SyncReport, check_cli, sync_enabled
 
 logger = logging.getLogger("ml_expert.memory")
+_PRE_TASK: dict[str, subprocess.Popen[bytes]] = {}
 
 
 def _children_cpu() -> float:
@@ -57,7 +59,9 @@ def begin(run_dir: Path, run_id: str, options: dict[str, Any], description: str)
     report = SyncReport(cli=" ".join(cli.command), version=cli.version)
     update_run(run_dir, claude_flow={**report.model_dump(), "cli_info": cli.model_dump()})
     if cli.hooks:
-        ClaudeFlowBridge(cli).hook("pre-task", "-i", run_id, "-d", description)
+        hook = ClaudeFlowBridge(cli).hook("pre-task", "-i", run_id, "-d", description)
+        if hook is not None:
+            _PRE_TASK[run_id] = hook  # reaped at the end of the run
     return report
 
 
@@ -112,9 +116,10 @@ def finish(
             args += ["--duration", str(int((time.time() - started) * 1000))]
         hook = bridge.hook(*args)
     report = bridge.sync(run_id, findings)
-    if hook is not None:
-        with contextlib.suppress(Exception):
-            hook.wait(timeout=30)
+    for proc in (hook, _PRE_TASK.pop(run_id, None)):
+        if proc is not None:
+            with contextlib.suppress(Exception):
+                proc.wait(timeout=30)
     report.seconds = round(time.perf_counter() - t0, 3)
     report.cpu_seconds = round(_children_cpu() - cpu0, 3)
     update_run(run_dir, claude_flow={**report.model_dump(), "cli_info": cli.model_dump()})
