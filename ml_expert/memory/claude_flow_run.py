@@ -27,7 +27,18 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+# run.json is read and written only through the three functions below (one seam to the run record).
+
+
+def _record(run_dir: Path, report: SyncReport, cli: ClaudeFlowCLI | None) -> None:
+    """Keep the sync's outcome in run.json under `claude_flow` (with the CLI, for a resumed run)."""
+    from ml_expert.workspace import update_run
+
+    update_run(run_dir, claude_flow={**report.model_dump(), "cli_info": cli.model_dump() if cli else None})
+
+
 def _warn(run_dir: Path, message: str) -> None:
+    """One line in the run's warnings (never twice the same)."""
     from ml_expert.workspace import read_run, update_run
 
     logger.warning(message)
@@ -45,19 +56,17 @@ def _stored_report(run_dir: Path) -> dict[str, Any] | None:
 
 def begin(run_dir: Path, run_id: str, options: dict[str, Any], description: str) -> SyncReport | None:
     """Check the CLI once (one warning when unusable); fire the `pre-task` hook when asked."""
-    from ml_expert.workspace import update_run
-
     if not sync_enabled(options):
         return None
     try:
         cli = check_cli(Path(options["workspace"]))
     except ClaudeFlowError as exc:
         report = SyncReport(error=str(exc))
-        update_run(run_dir, claude_flow={**report.model_dump(), "cli_info": None})
+        _record(run_dir, report, None)
         _warn(run_dir, f"claude-flow sync is off for this run: {exc}")
         return report
     report = SyncReport(cli=" ".join(cli.command), version=cli.version)
-    update_run(run_dir, claude_flow={**report.model_dump(), "cli_info": cli.model_dump()})
+    _record(run_dir, report, cli)
     if cli.hooks:
         hook = ClaudeFlowBridge(cli).hook("pre-task", "-i", run_id, "-d", description)
         if hook is not None:
@@ -77,8 +86,6 @@ def finish(
     started: float | None = None,
 ) -> SyncReport | None:
     """Store every finding in one batch, `latest` beside it, read all back; record the counts."""
-    from ml_expert.workspace import update_run
-
     if not sync_enabled(options):
         return None
     stored = _stored_report(run_dir) or {}
@@ -90,7 +97,7 @@ def finish(
         cli = ClaudeFlowCLI.model_validate(info) if info else check_cli(Path(options["workspace"]))
     except (ClaudeFlowError, ValueError) as exc:
         report = SyncReport(error=str(exc))
-        update_run(run_dir, claude_flow={**report.model_dump(), "cli_info": None})
+        _record(run_dir, report, None)
         _warn(run_dir, f"claude-flow sync is off for this run: {exc}")
         return report
     bridge = ClaudeFlowBridge(cli)
@@ -122,7 +129,7 @@ def finish(
                 proc.wait(timeout=30)
     report.seconds = round(time.perf_counter() - t0, 3)
     report.cpu_seconds = round(_children_cpu() - cpu0, 3)
-    update_run(run_dir, claude_flow={**report.model_dump(), "cli_info": cli.model_dump()})
+    _record(run_dir, report, cli)
     if not report.ok:
         first = next(iter(report.errors.items()))
         _warn(
