@@ -302,21 +302,24 @@ async def under_load(
         "requests": len(probes),
     }
 
-    async def half_sent() -> float:
+    async def half_sent() -> tuple[float, str]:
         start = time.perf_counter()
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
         try:
             await asyncio.wait_for(reader.read(), 120)  # until the server closes it
-        except (TimeoutError, OSError):
-            return math.inf
-        return time.perf_counter() - start
+        except TimeoutError:
+            return math.inf, "still open after 120 s"
+        except OSError as exc:  # a reset is the server closing it too
+            return time.perf_counter() - start, type(exc).__name__
+        return time.perf_counter() - start, "closed"
 
     closed = await asyncio.gather(*(half_sent() for _ in range(50)))
     out["half_sent"] = {
         "connections": 50,
-        "closed": sum(1 for c in closed if c != math.inf),
-        "max_s": max(closed),
+        "closed": sum(1 for c in closed if c[0] != math.inf),
+        "max_s": max(c[0] for c in closed),
+        "outcomes": dict(Counter(c[1] for c in closed)),
     }
     return out
 
@@ -471,7 +474,8 @@ def main() -> None:
         "",
         *[
             f"- {name}: {ms['half_sent']['closed']} of {ms['half_sent']['connections']} half-sent requests "
-            f"closed by the server, the last after {ms['half_sent']['max_s']:.1f} s; /health p99 during "
+            f"closed by the server, the last after {ms['half_sent']['max_s']:.1f} s "
+            f"({ms['half_sent']['outcomes']}); /health p99 during "
             f"1,000-row batches {ms['health_during_batches']['p99']:.1f} ms "
             f"({'met' if ms['health_during_batches']['p99'] < 50 else 'NOT met'}: target < 50 ms)."
             for name, ms in load.items()
