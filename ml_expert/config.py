@@ -242,8 +242,11 @@ def config_error(exc: ValidationError) -> UsageError:
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "options"
         message = error["msg"].removeprefix("Value error, ")
+        bound = (error.get("ctx") or {}).get("gt")
         if error["type"] == "extra_forbidden":
             message = f"unknown option (the options are: {', '.join(RunConfig.model_fields)})"
+        elif error["type"] == "greater_than" and bound == 0:
+            message = f"must be positive, got {error['input']!r}"
         parts.append(f"{option_name(field)}: {message}")
     return UsageError("; ".join(parts))
 

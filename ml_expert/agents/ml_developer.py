@@ -11,11 +11,11 @@ import numpy as np
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import sha256_file, verify
+from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split, prepare_data
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import package_versions
 from ml_expert.tools.scoring import score
-from ml_expert.workspace import read_run
 
 
 def _quiet_tensorflow() -> None:
@@ -62,7 +62,6 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         values, freq = np.unique(train_y, return_counts=True)
         counts = {str(int(v)): int(c) for v, c in zip(values, freq, strict=True)}
     data = {
-        "validated": True,
         "source": prepared.source,
         "fingerprint": prepared.fingerprint,
         "task": prepared.task,
@@ -487,7 +486,9 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     exports_dir = ctx.run_dir / "exports"
     records: list[dict[str, Any]] = []
     onnx_path: str | None = None
-    dnn = training_result.get("dnn")
+    # Only what ships is exported (and judged by the release gate): a network that was trained
+    # but not chosen is not converted, so its failed conversion cannot refuse the chosen model.
+    dnn = training_result.get("dnn") if chosen["kind"] == "keras" else None
     if chosen["kind"] == "sklearn":
         verify(chosen["path"], chosen["sha256"])
         pipeline = joblib.load(chosen["path"])
@@ -511,8 +512,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         ctx.step("timing each reloaded export")
         measure_export_latency(k_records, schema, reference, preprocessor)
         records += [r.model_dump() for r in k_records]
-        if chosen["kind"] == "keras":
-            onnx_path = next((r.path for r in k_records if r.format == "onnx"), None)
+        onnx_path = next((r.path for r in k_records if r.format == "onnx"), None)
     for record in records:
         ctx.emit(
             "export",
@@ -528,7 +528,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     chosen_ok = onnx_path is not None and all(r["passed"] for r in shipped)
     if chosen_ok:
         validation = state["validation"]
-        run = read_run(ctx.run_dir)
+        run = RunFile(ctx.run_dir).read()
         extra_files = {
             "server.py": server_source().read_text(encoding="utf-8"),
             "Dockerfile": dockerfile_text(),
@@ -545,13 +545,13 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "data_fingerprint": data["fingerprint"],
             "split_sizes": data.get("split_sizes"),
             "package_versions": package_versions(),
-            "created": run.get("created"),
+            "created": run.created,
             "model_size_bytes": Path(onnx_path).stat().st_size,
         }
         write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
         ctx.step("timing the package through inference.py")
         package_latency = _package_latency(package_dir, data)
-        hardware = (run.get("manifest") or {}).get("hardware") or {}
+        hardware = run.manifest.get("hardware") or {}
         metadata |= {"latency": package_latency, "measured_on": json_safe(hardware)}
         manifest = write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
         ctx.decide(

@@ -25,7 +25,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 MANIFEST_FORMAT = "ml-expert-manifest/1"
 MANIFEST = "manifest.json"
@@ -59,8 +58,10 @@ def _is_missing(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)
 
 
-def _category_text(value: Any) -> str:
-    """Same as ml_expert's schema coercion: missing -> "", 3.0 -> "3", anything else -> str."""
+def category_text(value: Any) -> str:
+    """A categorical value as the model's string input: missing (None, NaN of any float type, NA,
+    NaT) -> "", 3.0 -> "3", anything else -> str. Training (ml_expert's schema coercion) calls
+    this very function, so a category is spelt the same when fitted and when served."""
     if _is_missing(value):
         return ""
     if isinstance(value, float | np.floating) and float(value).is_integer():
@@ -125,6 +126,8 @@ class ModelInference:
         for col in self.columns:
             if col.get("derive") == "token":
                 self._lengths[col["name"]] = self._lengths.get(col["name"], 0) + 1
+        import onnxruntime as ort  # here, so training can import the coercion functions alone
+
         options = ort.SessionOptions()
         # One thread: a single row is microseconds of work, thread hand-off costs more.
         options.intra_op_num_threads = 1
@@ -229,7 +232,7 @@ class ModelInference:
                             f"row {i}: field '{name}' must be a category (text or number), "
                             f"got {type(value).__name__}"
                         )
-                    out[name] = _category_text(value)
+                    out[name] = category_text(value)
             clean.append(out)
         return clean
 

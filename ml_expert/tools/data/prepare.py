@@ -27,7 +27,13 @@ from ml_expert.tools.data.preprocessing import (
     fitted_categories,
     transform,
 )
-from ml_expert.tools.data.profiling import column_roles, correlated_pairs, leakage_suspects, profile_table
+from ml_expert.tools.data.profiling import (
+    column_roles,
+    correlated_pairs,
+    imbalance_ratio,
+    leakage_suspects,
+    profile_table,
+)
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, datetime_part, to_model_frame
 from ml_expert.tools.data.splitting import split_frame
 from ml_expert.tools.data.task import detect_task
@@ -266,6 +272,10 @@ def prepare_data(
     numeric_raw = [n for n, k in kinds.items() if k == "numeric"] if kind == "tabular" else []
     pairs = correlated_pairs(frame, numeric_raw)
     profile["correlated_pairs"] = pairs
+    if task == "classification":
+        # It picks the metric and the class weights, a decision: the rows the models train on only.
+        profile["imbalance_ratio"] = imbalance_ratio(train[TARGET_COLUMN])
+        profile["imbalance_ratio_rows"] = "train"
     coerced = {
         c.name: int(pd.to_numeric(frame[c.name], errors="coerce").isna().sum() - frame[c.name].isna().sum())
         for c in schema.columns

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
+from ml_expert.runtime.inference import category_text
 from ml_expert.tools.data.text import token_ids, vocabulary_index, words
 
 SCHEMA_FORMAT = "ml-expert-schema/1"
@@ -139,7 +140,7 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
             numeric = pd.to_numeric(values, errors="coerce").astype("float64")
             out[col.key] = numeric.replace([np.inf, -np.inf], np.nan)
         else:
-            out[col.key] = values.map(_category_text).astype(object)
+            out[col.key] = values.map(category_text).astype(object)
     return pd.DataFrame(out, index=frame.index)
 
 
@@ -177,14 +178,6 @@ def datetime_part(value: Any, part: str) -> float:
     if part == "hour":
         return float(hour)
     return float(date.toordinal() - _EPOCH) + (hour * 3600 + minute * 60 + second) / 86400.0
-
-
-def _category_text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def to_onnx_feed(frame: pd.DataFrame, schema: InputSchema) -> dict[str, np.ndarray]:
