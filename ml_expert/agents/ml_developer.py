@@ -156,6 +156,8 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
     if chosen["kind"] == "sklearn" and chosen["name"] != "dummy" and not retrying:
         chosen = _refit(ctx, state, schema, chosen)
+    elif chosen["kind"] == "keras" and result.get("dnn"):
+        chosen = _refit_network(ctx, state, schema, chosen, result["dnn"])
     result.update(
         {
             "chosen": chosen,
@@ -255,6 +257,55 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
     }
 
 
+def _refit_network(
+    ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: dict[str, Any], dnn: dict[str, Any]
+) -> dict[str, Any]:
+    """The winning network again, from scratch, on train + validation for its best epoch count."""
+    _quiet_tensorflow()
+    from ml_expert.tools.training.dnn import DNNConfig, float32_copy, refit_dnn, with_target_scale
+
+    data = state["data"]
+    task = data["task"]
+    config = DNNConfig.model_validate(dnn["config"])
+    x = np.concatenate([np.load(data["files"]["X_train"]), np.load(data["files"]["X_val"])])
+    files = data["files"]
+    y = np.concatenate([load_split(files, "train", schema)[1], load_split(files, "val", schema)[1]])
+    if task == "regression":  # the train split's scale, as the measured network learnt it
+        y = (y - dnn["target_mean"]) / dnn["target_std"]
+    n_outputs = len(schema.classes or []) if task == "classification" else 1
+    seed = int(state["options"]["seed"]) + int(dnn.get("attempt", 0))
+    epochs = int(dnn["best_epoch"])
+    ctx.step(f"refitting the network on train + validation ({len(y)} rows, {epochs} epochs)")
+    model, refit = refit_dnn(x, y.astype("float32"), task, n_outputs, config, seed, epochs)
+    if refit["diverged"]:
+        ctx.decide(
+            "ship the train-only network",
+            f"its refit on train + validation did not finish {epochs} finite epochs",
+        )
+        return {**chosen, "refit": {**refit, "on": "none"}}
+    model = float32_copy(model, x.shape[1], task, n_outputs, config, seed)
+    if task == "regression":
+        model = with_target_scale(model, dnn["target_mean"], dnn["target_std"], name=f"{model.name}_served")
+    path = ctx.run_dir / "models" / "dnn_train_val.keras"
+    model.save(path)
+    ctx.decide(
+        f"refit the network on train + validation ({refit['rows']} rows) for {epochs} epochs",
+        "the best epoch early stopping found on validation; the shipped network then learns from "
+        "every row but the test split. Its validation and train figures are those of the train-only fit.",
+    )
+    return {
+        **chosen,
+        "path": str(path),
+        "sha256": sha256_file(path),
+        "refit": {
+            **refit,
+            "on": "train+val",
+            "selected_path": chosen["path"],
+            "selected_sha256": chosen["sha256"],
+        },
+    }
+
+
 def _time_spent(
     selection: dict[str, Any], dnn: dict[str, Any] | None, chosen: dict[str, Any]
 ) -> dict[str, Any]:
@@ -267,6 +318,8 @@ def _time_spent(
     return {
         "budget_seconds": budget,
         "model_selection_seconds": selection["seconds"],
+        "cv_folds": (selection.get("comparison") or {}).get("folds"),
+        "candidates": [c["name"] for c in selection["leaderboard"]],
         "baseline_fit_seconds": selection.get("baseline_seconds", {}),
         "tuning_seconds": float(tuning.get("seconds", 0.0)),
         "tuning_trials_run": int(tuning.get("trials_run") or 0),
@@ -522,7 +575,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         _quiet_tensorflow()
         import keras
 
-        candidate = dnn["candidate"]
+        candidate = chosen  # the network refit on train + validation (or the train-only one)
         verify(candidate["path"], candidate["sha256"])
         model = keras.saving.load_model(candidate["path"])
         verify(data["files"]["preprocessor"], data["preprocessor_sha256"])

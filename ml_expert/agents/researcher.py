@@ -21,10 +21,10 @@ from ml_expert.tools.scoring import (
     metric_info,
     primary_metric,
     score,
-    sign,
 )
 from ml_expert.tools.selection.baselines import (
     CandidateResult,
+    best_baseline,
     fit_candidate,
     run_baselines,
 )
@@ -36,7 +36,8 @@ from ml_expert.tools.selection.budget import (
     plan_epochs,
     text_flops,
 )
-from ml_expert.tools.selection.crossval import CV_FOLDS, cv_rule, fold_ids, skewed_positive, use_cv
+from ml_expert.tools.selection.candidates import BASELINES
+from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
 from ml_expert.tools.selection.noise import Escalation, escalation
 from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
 from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
@@ -212,29 +213,38 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     val = load_split(data["files"], "val", schema)
     seed = int(options["seed"])
     models_dir = Path(ctx.run_dir) / "models"
-    small = use_cv(len(train[1]), len(val[1]))
+    budget = float(options["budget"])
+    cv = plan_cv(
+        len(train[1]), len(val[1]), data["n_features_out"], n_classes, budget,
+        [n for n in BASELINES if n != "dummy"],
+    )
+    small = cv.folds is not None
     y_all = np.concatenate([train[1], val[1]])
-    folds = fold_ids(data["task"], y_all, seed) if small else None
+    folds = fold_ids(data["task"], y_all, seed, cv.folds) if small else None
     y_held = y_all if small else val[1]
     ctx.decide(
-        f"compare candidates by {CV_FOLDS}-fold CV on train + validation" if small
+        f"compare candidates by {cv.folds}-fold CV on train + validation" if small
         else "compare candidates on the validation split",
-        cv_rule(len(train[1]), len(val[1])),
+        cv.rule,
     )
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting")
     leaderboard = run_baselines(schema, train, val, metric, seed, models_dir, folds=folds)
-    # simplest first in BASELINES' order: max() keeps the first of equal scores
-    best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: sign(metric) * c.selection_score)
+    best = best_baseline(leaderboard, metric)
     ctx.decide(
         f"best simple baseline: {best.name}",
         f"{_shown(best, metric)} (dummy {_shown(leaderboard[0], metric)})",
     )
-    comparison = _Comparison(metric, y_held, folds, small, seed)
+    comparison = _Comparison(metric, y_held, folds, small, seed, cv.folds or CV_FOLDS)
     escalations: list[dict[str, Any]] = []
 
     def consider(candidate: CandidateResult, what: str) -> None:
-        """Keep `candidate` only when it beats the incumbent by more than the noise margin."""
+        """Keep `candidate` only when it beats the incumbent by more than the noise margin.
+
+        Once the incumbent cuts at a tuned threshold, a later candidate gets its own (a fair match)."""
         nonlocal best
+        if best.threshold is not None and candidate.threshold is None:
+            leaderboard.append(candidate)
+            candidate = comparison.with_threshold(candidate, val)
         leaderboard.append(candidate)
         verdict = comparison.compare(best, candidate)
         escalations.append(verdict.model_dump())
@@ -246,6 +256,17 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
                 f"{what}: keep {best.name}, not {candidate.name}", verdict.rule + "; ties go to the simpler"
             )
 
+    # The cheapest escalation first: a threshold is one number on the same model's probabilities.
+    info = metric_info(metric)
+    if n_classes == 2 and info.threshold:
+        if metric in DEGENERATE_THRESHOLD:
+            ctx.decide(
+                "keep the argmax decision threshold",
+                f"tuning a threshold for {metric} alone is degenerate (recall: call every row positive; "
+                "precision: call almost none)",
+            )
+        else:
+            consider(comparison.with_threshold(best, val), f"a decision threshold tuned for {metric}")
     base = best.base or best.name
     ratio = data.get("imbalance_ratio") or 1.0
     if data["task"] == "classification" and ratio >= IMBALANCE_FOR_WEIGHTS:
@@ -270,22 +291,11 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             )
         else:
             ctx.decide("model the target on its own scale only", why)
-    budget = float(options["budget"])
     tuning = None
     if options.get("tune"):
         tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, folds)
         if tuned is not None:
             consider(tuned, "tuned hyperparameters")
-    info = metric_info(metric)
-    if n_classes == 2 and info.threshold:
-        if metric in DEGENERATE_THRESHOLD:
-            ctx.decide(
-                "keep the argmax decision threshold",
-                f"tuning a threshold for {metric} alone is degenerate (recall: call every row positive; "
-                "precision: call almost none)",
-            )
-        else:
-            consider(comparison.with_threshold(best, val), f"a decision threshold tuned for {metric}")
     board = [c.model_dump() for c in leaderboard]
     seconds = time.perf_counter() - started
     plan, reason = plan_network(
@@ -315,11 +325,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "metric": metric,
         "metric_reason": metric_reason,
         "greater_is_better": info.greater_is_better,
-        "comparison": {
-            "scheme": "cv" if small else "validation",
-            "folds": CV_FOLDS if small else None,
-            "rule": cv_rule(len(train[1]), len(val[1])),
-        },
+        "comparison": {"scheme": "cv" if small else "validation", "folds": cv.folds, "rule": cv.rule},
         "escalations": escalations,
         "leaderboard": board,
         "best_baseline": best.name,
@@ -337,15 +343,17 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
 
 def _shown(c: CandidateResult, metric: str) -> str:
     if c.cv_mean is not None:
-        return f"{CV_FOLDS}-fold CV {metric} {c.cv_mean:.4f} ± {c.cv_std or 0.0:.4f}"
+        return f"{len(c.cv_folds)}-fold CV {metric} {c.cv_mean:.4f} ± {c.cv_std or 0.0:.4f}"
     return f"validation {metric} {c.val_score:.4f}"
 
 
 class _Comparison:
     """Paired comparisons on one set of held-out rows: out-of-fold (CV) or validation."""
 
-    def __init__(self, metric: str, y: np.ndarray, folds: np.ndarray | None, small: bool, seed: int) -> None:
-        self.metric, self.y, self.folds, self.small, self.seed = metric, y, folds, small, seed
+    def __init__(
+        self, metric: str, y: np.ndarray, folds: np.ndarray | None, small: bool, seed: int, k: int
+    ) -> None:
+        self.metric, self.y, self.folds, self.small, self.seed, self.k = metric, y, folds, small, seed, k
         self.cuts: dict[str, np.ndarray] = {}  # cross-fitted per-row thresholds of threshold candidates
 
     def predictions(self, c: CandidateResult) -> np.ndarray:
@@ -368,7 +376,9 @@ class _Comparison:
     def with_threshold(self, c: CandidateResult, val: tuple[Any, np.ndarray]) -> CandidateResult:
         """`c` cut at a threshold tuned on its held-out P(class 1); scored cross-fitted (see threshold.py)."""
         p1 = self.predictions(c)[:, 1]
-        folds = self.folds if self.folds is not None else fold_ids("classification", self.y, self.seed)
+        folds = self.folds
+        if folds is None:  # one validation split: the threshold's own score is cross-fitted over it
+            folds = fold_ids("classification", self.y, self.seed, self.k)
         name = f"{c.name}+threshold"
         self.cuts[name] = cross_fitted(self.metric, self.y, p1, folds)
         final = best_threshold(self.metric, self.y, p1)
@@ -451,7 +461,7 @@ def _search(
         seed,
         Path(ctx.run_dir) / "models",
         params=result.best_params,
-        name=f"{incumbent.name}_tuned",
+        name=f"{incumbent.name.removesuffix('+threshold')}_tuned",
         balanced=incumbent.balanced,
         log_target=incumbent.log_target,
         folds=folds,

@@ -137,7 +137,9 @@ def score(
     proba = np.asarray(scores, dtype=float)
     k = proba.shape[1]
     if metric == "log_loss":
-        return float(skm.log_loss(y_true, np.clip(proba, 1e-15, 1), labels=list(range(k))))
+        clipped = np.clip(proba, 1e-15, 1)  # float32 rows sum to 1 only within float32 rounding
+        clipped /= clipped.sum(axis=1, keepdims=True)
+        return float(skm.log_loss(y_true, clipped, labels=list(range(k))))
     if metric == "roc_auc":
         present = np.unique(y_true)
         if len(present) < 2:

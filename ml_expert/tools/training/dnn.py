@@ -408,3 +408,40 @@ def _full_history(csv_path: Path, epochs: int) -> dict[str, list[float]]:
 
 def save_history(history: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(history, indent=2))
+
+
+def refit_dnn(
+    x: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    n_outputs: int,
+    config: DNNConfig,
+    seed: int,
+    epochs: int,
+) -> tuple[Any, dict[str, Any]]:
+    """A fresh network with the winning settings, fit on train + validation for the epoch count
+    early stopping found best (no rows are left to stop on). TerminateOnNaN guards it; the caller
+    keeps the train-only network when this one diverges."""
+    import keras
+
+    model = build_dnn(x.shape[1], task, n_outputs, config, seed)
+    started = time.perf_counter()
+    fit = model.fit(
+        x,
+        y,
+        epochs=max(1, epochs),
+        batch_size=config.batch_size,
+        class_weight=config.class_weight,
+        callbacks=[keras.callbacks.TerminateOnNaN()],
+        verbose=0,
+        shuffle=True,
+    )
+    losses = [float(v) for v in fit.history.get("loss", [])]
+    diverged = not losses or not all(math.isfinite(v) for v in losses) or len(losses) < max(1, epochs)
+    return model, {
+        "epochs": len(losses),
+        "final_loss": losses[-1] if losses else None,
+        "diverged": diverged,
+        "fit_seconds": round(time.perf_counter() - started, 3),
+        "rows": int(len(y)),
+    }
