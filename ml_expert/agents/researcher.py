@@ -29,6 +29,7 @@ from ml_expert.tools.selection.baselines import (
     run_baselines,
 )
 from ml_expert.tools.selection.budget import (
+    MIN_EPOCHS,
     RESERVE_SHARE,
     cnn_flops,
     conv1d_flops,
@@ -309,12 +310,16 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     )
     # Safety stop only (a slow or overloaded machine): counts decide, but a network never starts
     # once the baselines alone have spent the budget. Recorded as a cap hit.
-    cap_hit = plan["train_dnn"] and seconds >= budget * (1 - RESERVE_SHARE)
+    # It also never starts without the time for MIN_EPOCHS nominal epochs (a 1-epoch network
+    # cannot show a decreasing loss).
+    left = budget * (1 - RESERVE_SHARE) - seconds
+    needed = MIN_EPOCHS * plan["epoch_plan"]["estimated_epoch_seconds"]
+    cap_hit = plan["train_dnn"] and left < needed
     if cap_hit:
         plan["train_dnn"] = False
         reason = (
-            f"cap hit: the baselines took {seconds:.1f} s of the {budget:g} s budget, "
-            "no time is left for the network"
+            f"cap hit: model selection took {seconds:.1f} s of the {budget:g} s budget; {max(left, 0):.1f} s "
+            f"left < {MIN_EPOCHS} nominal epochs ({needed:.1f} s): no time is left for the network"
         )
     ctx.decide(f"train the {plan['network']}" if plan["train_dnn"] else f"skip the {plan['network']}", reason)
     if plan["train_dnn"]:
