@@ -198,7 +198,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "weight classes inversely to their frequency in the baselines",
             "ranked by balanced accuracy: unweighted models learn to predict the majority class",
         )
-    ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting")
+    ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM")
     leaderboard = run_baselines(
         schema, train, val, metric, int(options["seed"]), Path(ctx.run_dir) / "models"
     )

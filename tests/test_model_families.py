@@ -1,0 +1,141 @@
+"""LightGBM as a candidate family: deterministic under the seed, exported to one ONNX graph with
+its preprocessing, every export reloaded and compared, and served through `ml-expert predict`.
+
+Real data (titanic, penguins, diabetes), real LightGBM, real onnxruntime.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+from sklearn.model_selection import train_test_split
+
+from ml_expert.tools.data.preprocessing import build_preprocessor, fitted_categories
+from ml_expert.tools.data.schema import ColumnSpec, InputSchema, to_model_frame
+from ml_expert.tools.deployment.exports import PROBABILITY_TOLERANCE, ExportRecord, export_sklearn
+from ml_expert.tools.deployment.package import write_package
+from ml_expert.tools.selection.candidates import BASELINES, make_pipeline
+from ml_expert.tools.selection.tuning import candidate_params, nominal_fit_seconds
+
+DATASETS = Path("/work/shared/datasets")
+SEED = 0
+
+pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason="shared datasets not available")
+
+
+def split(file: str, task: str, categorical: list[str], drop: tuple[str, ...] = ()):
+    """Train/test rows, the schema (categories from train) and encoded training targets."""
+    frame = pd.read_csv(DATASETS / file).drop(columns=list(drop))
+    stratify = frame["target"] if task == "classification" else None
+    train, test = train_test_split(frame, test_size=0.25, random_state=SEED, stratify=stratify)
+    numeric = [c for c in frame.columns if c != "target" and c not in categorical]
+    columns = [ColumnSpec(name=n, kind="numeric") for n in numeric]
+    columns += [ColumnSpec(name=n, kind="categorical") for n in categorical]
+    classes = sorted(frame["target"].unique().tolist()) if task == "classification" else None
+    schema = InputSchema(task=task, target="target", columns=columns, classes=classes)
+    if categorical:
+        cats = fitted_categories(build_preprocessor(schema).fit(to_model_frame(train, schema)), schema)
+        schema = schema.model_copy(
+            update={"columns": [c.model_copy(update={"categories": cats.get(c.name)}) for c in columns]}
+        )
+    if classes:
+        y = train["target"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    else:
+        y = train["target"].to_numpy(dtype=float)
+    return schema, train, test, y
+
+
+TITANIC = ("titanic.csv", "classification", ["sex", "embarked"], ("name", "ticket", "cabin", "home.dest"))
+PENGUINS = ("penguins.csv", "classification", ["island", "sex"], ())
+DIABETES = ("diabetes.csv", "regression", [], ())
+
+
+def _assert_passed(records: list[ExportRecord]) -> None:
+    assert [r.format for r in records] == ["joblib", "onnx"]
+    for record in records:
+        assert record.error is None, f"{record.format}: {record.error}"
+        assert record.parity.passed and record.parity.n_rows > 0, f"{record.format}: {record.parity}"
+
+
+def test_lightgbm_is_a_candidate_family_with_a_search_space() -> None:
+    assert BASELINES["lightgbm"] == (False, "trees")
+    params = candidate_params("lightgbm", "classification", 5, SEED)
+    assert params[0] == {} and len(params) == 5 and all("num_leaves" in p for p in params[1:])
+    hgb = nominal_fit_seconds("hist_gradient_boosting", 1000, 10, 2)
+    assert nominal_fit_seconds("lightgbm", 1000, 10, 2) == hgb
+
+
+@pytest.mark.parametrize("case", [TITANIC, PENGUINS, DIABETES], ids=["binary", "multiclass", "regression"])
+def test_lightgbm_exports_one_onnx_graph_that_matches(case, tmp_path: Path) -> None:
+    schema, train, test, y = split(*case)
+    pipeline = make_pipeline("lightgbm", schema, SEED, rows=len(y)).fit(to_model_frame(train, schema), y)
+    records = export_sklearn(pipeline, schema, test, tmp_path)
+    _assert_passed(records)
+    graph = onnx.load(records[1].path).graph
+    ops = {n.op_type for n in graph.node}
+    assert ops & {"TreeEnsembleClassifier", "TreeEnsembleRegressor"}  # the model ...
+    assert "Imputer" in ops  # ... and its preprocessing, in one graph
+    wanted = ["label", "probabilities"] if schema.task == "classification" else ["prediction"]
+    assert [o.name for o in graph.output] == wanted
+    if schema.task == "classification":
+        assert records[1].parity.max_abs_diff <= PROBABILITY_TOLERANCE
+
+
+def test_lightgbm_regression_thresholds_are_floored_to_float32(tmp_path: Path) -> None:
+    """Without the float32 floor two diabetes test rows fell on the other side of a split."""
+    schema, train, test, y = split(*DIABETES)
+    pipeline = make_pipeline("lightgbm", schema, SEED, rows=len(y)).fit(to_model_frame(train, schema), y)
+    onnx_record = export_sklearn(pipeline, schema, test, tmp_path)[1]
+    assert onnx_record.parity.max_abs_diff < 1e-3  # float32 sums only, no row on the wrong branch
+
+
+def test_lightgbm_is_identical_under_the_seed() -> None:
+    schema, train, test, y = split(*PENGUINS)
+    frame = to_model_frame(train, schema)
+    first = make_pipeline("lightgbm", schema, SEED, rows=len(y)).fit(frame, y)
+    again = make_pipeline("lightgbm", schema, SEED, rows=len(y)).fit(frame, y)
+    model = first.named_steps["model"]
+    assert model.get_params()["deterministic"] and model.get_params()["n_jobs"] == 1
+    np.testing.assert_array_equal(
+        first.predict_proba(to_model_frame(test, schema)), again.predict_proba(to_model_frame(test, schema))
+    )
+    assert again.named_steps["model"].booster_.model_to_string() == model.booster_.model_to_string()
+    tuned = {"subsample": 0.7, "subsample_freq": 1, "colsample_bytree": 0.5}
+    a = make_pipeline("lightgbm", schema, SEED, rows=len(y), params=tuned).fit(frame, y)
+    b = make_pipeline("lightgbm", schema, SEED, rows=len(y), params=tuned).fit(frame, y)
+    trees = [p.named_steps["model"].booster_.model_to_string() for p in (a, b)]
+    assert trees[0] == trees[1]
+
+
+def test_lightgbm_package_serves_the_same_predictions_through_the_cli(tmp_path: Path) -> None:
+    schema, train, test, y = split(*TITANIC)
+    pipeline = make_pipeline("lightgbm", schema, SEED, rows=len(y)).fit(to_model_frame(train, schema), y)
+    records = export_sklearn(pipeline, schema, test, tmp_path / "exports")
+    _assert_passed(records)
+    metadata = {"model_name": "lightgbm", "metrics": {}, "seed": SEED, "data_fingerprint": "0" * 64}
+    deploy = tmp_path / "deployment"
+    write_package(deploy, records[1].path, schema, metadata)
+    rows = test.drop(columns=["target"]).head(50).copy()
+    rows.iloc[0, rows.columns.get_loc("embarked")] = "Z"  # unseen category
+    rows.iloc[1, rows.columns.get_loc("age")] = np.nan  # missing value
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    out = tmp_path / "pred.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ml_expert", "predict", str(deploy), str(tmp_path / "rows.csv")]
+        + ["--output", str(out), "--proba"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = pd.read_csv(out)
+    expected = pipeline.predict_proba(to_model_frame(rows, schema))
+    assert served["prediction"].tolist() == [schema.classes[i] for i in expected.argmax(axis=1)]
+    proba = served[[c for c in served.columns if c.startswith("proba_")]].to_numpy()
+    np.testing.assert_allclose(proba, expected, atol=PROBABILITY_TOLERANCE)
