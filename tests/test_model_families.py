@@ -1,5 +1,6 @@
-"""LightGBM as a candidate family: deterministic under the seed, exported to one ONNX graph with
-its preprocessing, every export reloaded and compared, and served through `ml-expert predict`.
+"""LightGBM as a candidate family and weighted ensembles of the candidates: deterministic under the
+seed, exported to one ONNX graph with their preprocessing, every export reloaded and compared, and
+served through `ml-expert predict`.
 
 Real data (titanic, penguins, diabetes), real LightGBM, real onnxruntime.
 """
@@ -21,6 +22,7 @@ from ml_expert.tools.data.schema import ColumnSpec, InputSchema, to_model_frame
 from ml_expert.tools.deployment.exports import PROBABILITY_TOLERANCE, ExportRecord, export_sklearn
 from ml_expert.tools.deployment.package import write_package
 from ml_expert.tools.selection.candidates import BASELINES, make_pipeline
+from ml_expert.tools.selection.ensemble import blend, cross_fitted, greedy_selection, make_ensemble
 from ml_expert.tools.selection.tuning import candidate_params, nominal_fit_seconds
 
 DATASETS = Path("/work/shared/datasets")
@@ -136,6 +138,110 @@ def test_lightgbm_package_serves_the_same_predictions_through_the_cli(tmp_path: 
     assert proc.returncode == 0, proc.stderr[-3000:]
     served = pd.read_csv(out)
     expected = pipeline.predict_proba(to_model_frame(rows, schema))
+    assert served["prediction"].tolist() == [schema.classes[i] for i in expected.argmax(axis=1)]
+    proba = served[[c for c in served.columns if c.startswith("proba_")]].to_numpy()
+    np.testing.assert_allclose(proba, expected, atol=PROBABILITY_TOLERANCE)
+
+
+# --------------------------------------------------------------------------------------------
+# ensembles
+
+
+def _accuracy(y: np.ndarray, proba: np.ndarray) -> float:
+    return float(np.mean(proba.argmax(axis=1) == y))
+
+
+def _neg_log_loss(y: np.ndarray, proba: np.ndarray) -> float:
+    return float(np.mean(np.log(np.clip(proba[np.arange(len(y)), y], 1e-15, 1))))
+
+
+def test_greedy_selection_picks_with_replacement_and_is_pure() -> None:
+    rng = np.random.default_rng(SEED)
+    y = rng.integers(0, 2, 400)
+    truth = np.eye(2)[y]
+    # three noisy models, each wrong on a different 30 % of the rows: their vote beats any one
+    models = []
+    for confidence in (0.3, 0.25, 0.2):
+        wrong = rng.random(400) < 0.3
+        models.append(np.where(wrong[:, None], 1 - truth, truth) * (1 - 2 * confidence) + confidence)
+    useless = np.full((400, 2), 0.5)
+    names = ["a", "b", "c", "useless"]
+    preds = [*models, useless]
+    chosen = greedy_selection(names, preds, y, _neg_log_loss, rounds=10)
+    assert chosen == greedy_selection(names, preds, y, _neg_log_loss, rounds=10)  # pure
+    assert chosen.rounds == 10 and sum(chosen.counts) == 10
+    assert abs(sum(chosen.weights) - 1.0) < 1e-9 and "useless" not in chosen.names
+    assert len(chosen.names) == 3 and max(chosen.counts) > 1  # all three, one picked again
+    assert chosen.trace[0] == pytest.approx(max(_neg_log_loss(y, p) for p in models), abs=1e-6)  # best first
+    assert chosen.score > chosen.trace[0]
+    blended = blend(chosen, names, preds)
+    np.testing.assert_allclose(blended.sum(axis=1), 1.0)
+    assert _accuracy(y, blended) > max(_accuracy(y, p) for p in models) + 0.05
+
+
+def test_cross_fitted_predictions_come_from_weights_chosen_on_other_folds() -> None:
+    """A model that is right only on fold 0 gets no weight when fold 0 is held out."""
+    y = np.tile([0, 1], 100)
+    folds = np.repeat(np.arange(4), 50)
+    truth = np.eye(2)[y]
+    lucky = np.where((folds == 0)[:, None], truth, 1 - truth) * 0.8 + 0.1  # right on fold 0 only
+    steady = np.full((200, 2), 0.5)
+    steady[:, 0] += 0.01  # always says class 0: accuracy 0.5 everywhere
+    held_out = cross_fitted(["steady", "lucky"], [steady, lucky], y, folds, _accuracy, rounds=5)
+    # fold 0's rows were blended with weights chosen on folds 1-3, where `lucky` is always wrong
+    np.testing.assert_allclose(held_out[folds == 0], steady[folds == 0])
+    assert greedy_selection(["steady", "lucky"], [steady, lucky], y, _accuracy, rounds=5).names == ["steady"]
+
+
+@pytest.mark.parametrize("case", [TITANIC, PENGUINS, DIABETES], ids=["binary", "multiclass", "regression"])
+def test_ensemble_exports_one_onnx_graph_that_matches(case, tmp_path: Path) -> None:
+    schema, train, test, y = split(*case)
+    members = [(n, make_pipeline(n, schema, SEED, rows=len(y))) for n in ("linear", "lightgbm")]
+    ensemble = make_ensemble(members, [0.36, 0.64], schema.task).fit(to_model_frame(train, schema), y)
+    records = export_sklearn(ensemble, schema, test, tmp_path)
+    _assert_passed(records)
+    graph = onnx.load(records[1].path).graph
+    ops = [n.op_type for n in graph.node]
+    assert "Sum" in ops and sum(op.startswith("TreeEnsemble") for op in ops) == 1  # one graph, both members
+    assert sorted(i.name for i in graph.input) == sorted(schema.keys)
+    wanted = ["label", "probabilities"] if schema.task == "classification" else ["prediction"]
+    assert [o.name for o in graph.output] == wanted
+    # the blend is the ensemble's: not either member alone
+    frame = to_model_frame(test, schema)
+    blended = ensemble.predict_proba(frame) if schema.task == "classification" else ensemble.predict(frame)
+    alone = [
+        m.predict_proba(frame) if schema.task == "classification" else m.predict(frame)
+        for m in ensemble.estimators_
+    ]
+    np.testing.assert_allclose(blended, 0.36 * alone[0] + 0.64 * alone[1], rtol=1e-6, atol=1e-6)
+
+
+def test_ensemble_package_serves_the_same_predictions_through_the_cli(tmp_path: Path) -> None:
+    schema, train, test, y = split(*PENGUINS)
+    members = [(n, make_pipeline(n, schema, SEED, rows=len(y))) for n in ("linear", "lightgbm")]
+    ensemble = make_ensemble(members, [0.5, 0.5], schema.task).fit(to_model_frame(train, schema), y)
+    again = make_ensemble(members, [0.5, 0.5], schema.task).fit(to_model_frame(train, schema), y)
+    frame = to_model_frame(test, schema)
+    np.testing.assert_array_equal(ensemble.predict_proba(frame), again.predict_proba(frame))  # seeded
+    records = export_sklearn(ensemble, schema, test, tmp_path / "exports")
+    _assert_passed(records)
+    deploy = tmp_path / "deployment"
+    metadata = {"model_name": "ensemble", "metrics": {}, "seed": SEED, "data_fingerprint": "0" * 64}
+    write_package(deploy, records[1].path, schema, metadata)
+    rows = test.drop(columns=["target"]).copy()
+    rows.iloc[0, rows.columns.get_loc("island")] = "Atlantis"  # unseen category
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    out = tmp_path / "pred.csv"
+    proc = subprocess.run(
+        [sys.executable, "-m", "ml_expert", "predict", str(deploy), str(tmp_path / "rows.csv")]
+        + ["--output", str(out), "--proba"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    served = pd.read_csv(out)
+    expected = ensemble.predict_proba(to_model_frame(rows, schema))
     assert served["prediction"].tolist() == [schema.classes[i] for i in expected.argmax(axis=1)]
     proba = served[[c for c in served.columns if c.startswith("proba_")]].to_numpy()
     np.testing.assert_allclose(proba, expected, atol=PROBABILITY_TOLERANCE)

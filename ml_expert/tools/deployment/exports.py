@@ -222,6 +222,9 @@ def sequential(pipeline: Any) -> Any:
     for _, step in getattr(pipeline, "steps", [("model", pipeline)]):
         if "n_jobs" in step.get_params(deep=False):
             step.set_params(n_jobs=None)
+    for member in getattr(pipeline, "estimators_", None) or []:  # an ensemble's fitted members
+        if hasattr(member, "get_params"):
+            sequential(member)
     return pipeline
 
 

@@ -84,19 +84,15 @@ def _is_lightgbm(estimator: Any) -> bool:
     return type(estimator).__module__.split(".")[0] == "lightgbm"
 
 
-def _estimators(estimator: Any) -> list[Any]:
-    """The model and, for a voting ensemble, every member's final step."""
-    members = getattr(estimator, "estimators_", None)
-    if members is None or not hasattr(estimator, "weights"):
-        return [estimator]
-    return [estimator] + [m.steps[-1][1] if hasattr(m, "steps") else m for m in members]
-
-
 def sklearn_to_onnx(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
     """Convert a fitted `Pipeline([pre, cast, model])` to one ONNX graph on the raw columns."""
     from skl2onnx import convert_sklearn
     from sklearn.base import is_classifier
 
+    from ml_expert.tools.deployment.onnx_ensemble import ensemble_to_onnx, is_voting
+
+    if is_voting(pipeline):  # a weighted ensemble of pipelines: the members' graphs, joined
+        return ensemble_to_onnx(pipeline, schema)
     estimator = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     name = type(estimator).__name__
     if name.startswith("Dummy"):
@@ -104,10 +100,9 @@ def sklearn_to_onnx(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
             f"{name} cannot be exported to ONNX (skl2onnx has no converter for it); a dummy "
             "baseline is a yardstick and is never shipped"
         )
-    models = _estimators(estimator)
-    if any(_is_lightgbm(m) for m in models):
+    if _is_lightgbm(estimator):
         register_lightgbm_converters()
-    options = {id(m): {"zipmap": False} for m in models if is_classifier(m)} or None
+    options = {id(estimator): {"zipmap": False}} if is_classifier(estimator) else None
     try:
         with warnings.catch_warnings():
             # skl2onnx 1.20 writes tree missing-value flags as bools; protobuf 6 accepts them
@@ -117,11 +112,10 @@ def sklearn_to_onnx(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
             )
     except Exception as exc:  # skl2onnx raises many unrelated types for "no converter"
         raise UnsupportedModelError(f"skl2onnx could not convert {name}: {exc}") from exc
-    for member in models:
-        if type(member).__name__.startswith("HistGradientBoosting"):
-            _floor_hgb_thresholds(model, member)
-        elif _is_lightgbm(member):
-            _floor_lightgbm_thresholds(model, member)
+    if name.startswith("HistGradientBoosting"):
+        _floor_hgb_thresholds(model, estimator)
+    elif _is_lightgbm(estimator):
+        _floor_lightgbm_thresholds(model, estimator)
     outputs = [o.name for o in model.graph.output]
     wanted = expected_outputs(schema)
     if len(outputs) != len(wanted):
