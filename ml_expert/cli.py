@@ -135,6 +135,15 @@ def run(
             "(3-fold CV on train; trials counted from the budget).",
         ),
     ] = False,
+    metric: Annotated[
+        str | None,
+        typer.Option(
+            "--metric",
+            help="Metric that ranks the candidates, chooses the model and is gated on: accuracy, "
+            "balanced_accuracy, f1, f1_macro, roc_auc, log_loss, precision, recall (classification); "
+            "r2, rmse, mae, mape, rmsle (regression). Default: accuracy / r2.",
+        ),
+    ] = None,
     modality: Annotated[
         str,
         typer.Option(
@@ -178,6 +187,10 @@ def run(
     claude_flow_sync = claude_flow_sync or os.environ.get("ML_EXPERT_CLAUDE_FLOW_SYNC", "") in ("1", "true")
     try:
         thresholds = _parse_min_metric(min_metric)
+        if metric is not None:
+            from ml_expert.tools.scoring import metric_info
+
+            metric_info(metric)  # an unknown name is a usage error before any work
         if budget <= 0:
             raise UsageError("--budget must be positive")
         for name, value in (("--max-latency-ms", max_latency_ms), ("--max-fairness-gap", max_fairness_gap)):
@@ -201,6 +214,7 @@ def run(
             force=force,
             train_dnn=not no_dnn,
             tune=tune,
+            metric=metric,
             modality=modality,
             dnn_learning_rate=dnn_learning_rate,
             run_id=run_id,

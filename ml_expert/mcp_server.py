@@ -151,6 +151,14 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
         tune: Annotated[
             bool, Field(description="Search the best baseline's hyperparameters within the budget.")
         ] = False,
+        metric: Annotated[
+            str | None,
+            Field(
+                description="Metric that ranks the candidates and is gated on (accuracy, balanced_accuracy, "
+                "f1, f1_macro, roc_auc, log_loss, precision, recall; r2, rmse, mae, mape, rmsle). "
+                "Default: accuracy / r2."
+            ),
+        ] = None,
         modality: Literal["auto", "tabular", "image", "text", "sequence"] = "auto",
         min_metric: Annotated[
             dict[str, float] | None, Field(description="Validation gate thresholds, e.g. {'accuracy': 0.9}.")
@@ -178,6 +186,8 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
             args.append("--no-dnn")
         if tune:
             args.append("--tune")
+        if metric:
+            args += ["--metric", metric]
         if require_approval:
             args.append("--require-approval")
         if claude_flow_sync:

@@ -149,26 +149,9 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
                     f"attempt {attempt + 1} diverged ({dnn['stopped_reason']}) at learning rate "
                     f"{dnn['config']['learning_rate']:g}; retry {attempt + 1} of {MAX_TRAINING_RETRIES}",
                 )
-    best_simple = max(
-        (c for c in selection["leaderboard"] if c["name"] != "dummy"), key=lambda c: c["val_score"]
-    )
-    ranked = sorted(leaderboard, key=lambda c: c["val_score"], reverse=True)
-    chosen = ranked[0]
-    nn = "dnn"
-    if chosen["name"] == nn and chosen["val_score"] <= best_simple["val_score"]:
-        chosen = best_simple
-    if chosen["name"] == nn:
-        reason = (
-            f"{nn} validation {metric} {chosen['val_score']:.4f} > "
-            f"best baseline {best_simple['val_score']:.4f}"
-        )
-    elif "dnn" in result:
-        reason = (
-            f"{chosen['name']} validation {metric} {chosen['val_score']:.4f} >= {nn} "
-            f"{result['dnn']['candidate']['val_score']:.4f} (the simpler model wins ties)"
-        )
-    else:
-        reason = f"best validation {metric} {chosen['val_score']:.4f} among the baselines"
+    chosen, reason, verdict = _choose(selection, result.get("dnn"), state, schema)
+    if verdict is not None:
+        result["network_escalation"] = verdict
     ctx.decide(f"choose {chosen['name']}", reason)
     retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
     if chosen["kind"] == "sklearn" and chosen["name"] != "dummy" and not retrying:
@@ -198,9 +181,50 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _choose(
+    selection: dict[str, Any], dnn: dict[str, Any] | None, state: dict[str, Any], schema: InputSchema
+) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+    """The researcher's best candidate, unless the network beats it by more than the noise margin.
+
+    The network was fit on train with early stopping on validation, so it is compared with the
+    candidate's train-only fit on the validation rows (bootstrap margin, tools/selection/noise.py).
+    """
+    from ml_expert.tools.selection.noise import escalation
+
+    metric = selection["metric"]
+    best = next(c for c in selection["leaderboard"] if c["name"] == selection["best_baseline"])
+    reason = next(
+        (e["rule"] for e in reversed(selection.get("escalations") or []) if e["candidate"] == best["name"]),
+        None,
+    ) or (
+        f"best {metric} among the baselines: "
+        + (
+            f"{selection['comparison']['folds']}-fold CV {best['cv_mean']:.4f} ± {best['cv_std']:.4f}"
+            if best.get("cv_mean") is not None
+            else f"validation {best['val_score']:.4f}"
+        )
+    )
+    if not dnn:
+        return best, reason, None
+    y_val = load_split(state["data"]["files"], "val", schema)[1]
+    verdict = escalation(
+        metric,
+        y_val,
+        np.load(best["val_predictions"]),
+        np.load(dnn["candidate"]["val_predictions"]),
+        seed=int(state["options"]["seed"]),
+        simple_threshold=best.get("threshold"),
+        simple=best["name"],
+        candidate="dnn",
+    )
+    if verdict.wins:
+        return dnn["candidate"], verdict.rule, verdict.model_dump()
+    return best, verdict.rule + "; ties go to the simpler model", verdict.model_dump()
+
+
 def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: dict[str, Any]) -> dict:
     """Refit the chosen scikit-learn family on train + validation once the choice is made."""
-    from ml_expert.tools.selection.baselines import refit_on_train_and_val
+    from ml_expert.tools.selection.baselines import CandidateResult, refit_on_train_and_val
 
     files = state["data"]["files"]
     refit = refit_on_train_and_val(
@@ -210,9 +234,8 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
         load_split(files, "val", schema),
         int(state["options"]["seed"]),
         ctx.run_dir / "models",
-        metric=state["selection"]["metric"],
         base=chosen.get("base"),
-        params=chosen.get("params"),
+        settings=CandidateResult.model_validate(chosen).settings(),
     )
     ctx.decide(
         f"refit {chosen['name']} on train + validation ({refit['rows']} rows)",
@@ -380,6 +403,8 @@ def _train_dnn(
     served.save(path)
     val_scores = _keras_scores(served, x_val, task)
     train_scores = _keras_scores(served, x_train, task)
+    val_path = models_dir / "dnn.val.npy"
+    np.save(val_path, val_scores)
     candidate = {
         "name": "dnn",
         "family": "neural",
@@ -389,6 +414,7 @@ def _train_dnn(
         "fit_seconds": result.train_seconds,
         "path": str(path),
         "sha256": sha256_file(path),
+        "val_predictions": str(val_path),
     }
     return {**common, "candidate": candidate, "loaded_checkpoint": loaded, "skipped_checkpoints": skipped}
 
@@ -481,7 +507,8 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     exports_dir = ctx.run_dir / "exports"
     records: list[dict[str, Any]] = []
     onnx_path: str | None = None
-    dnn = training_result.get("dnn")
+    # Only the model that ships is exported: a network that lost the comparison is not.
+    dnn = training_result.get("dnn") if chosen["kind"] == "keras" else None
     if chosen["kind"] == "sklearn":
         verify(chosen["path"], chosen["sha256"])
         pipeline = joblib.load(chosen["path"])

@@ -85,7 +85,77 @@ def _is_lightgbm(estimator: Any) -> bool:
 
 
 def sklearn_to_onnx(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
-    """Convert a fitted `Pipeline([pre, cast, model])` to one ONNX graph on the raw columns."""
+    """Convert a fitted `Pipeline([pre, cast, model])` to one ONNX graph on the raw columns.
+
+    skl2onnx has no converter for two wrappers the model search ships, so their arithmetic is
+    written into the graph here: a `FixedThresholdClassifier` (binary decision threshold) becomes
+    ``label = P(class 1) >= t``, and a `TransformedTargetRegressor(log1p, expm1)` becomes
+    ``prediction = exp(inner prediction) - 1``. The export's parity check compares both with
+    scikit-learn's own predict.
+    """
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.model_selection import FixedThresholdClassifier
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(pipeline, FixedThresholdClassifier):
+        model = sklearn_to_onnx(pipeline.estimator_, schema)
+        _cut_at_threshold(model, float(pipeline.threshold))
+        _check_runtime(model, schema)
+        return model
+    last = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
+    if isinstance(last, TransformedTargetRegressor):
+        if last.func is not np.log1p or last.inverse_func is not np.expm1:
+            raise UnsupportedModelError("only a log1p/expm1 TransformedTargetRegressor can be exported")
+        model = sklearn_to_onnx(Pipeline(pipeline.steps[:-1] + [("model", last.regressor_)]), schema)
+        _expm1_output(model)
+        _check_runtime(model, schema)
+        return model
+    return _convert_pipeline(pipeline, schema)
+
+
+def _cut_at_threshold(model: onnx.ModelProto, threshold: float) -> None:
+    """Replace the argmax ``label`` by ``P(class 1) >= threshold`` (float32, as the tuner chose it)."""
+    graph = model.graph
+    _rename_values(graph, {"label": "label_argmax"})
+    # operators of opset 11 (what skl2onnx may write): p >= t as Not(p < t)
+    graph.initializer.extend(
+        [
+            helper.make_tensor("threshold_index", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("flat_shape", TensorProto.INT64, [1], [-1]),
+            helper.make_tensor("decision_threshold", TensorProto.FLOAT, [], [np.float32(threshold)]),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Gather", ["probabilities", "threshold_index"], ["p_positive"], axis=1),
+            helper.make_node("Reshape", ["p_positive", "flat_shape"], ["p_positive_1d"]),
+            helper.make_node("Less", ["p_positive_1d", "decision_threshold"], ["is_negative"]),
+            helper.make_node("Not", ["is_negative"], ["is_positive"]),
+            helper.make_node("Cast", ["is_positive"], ["label"], to=TensorProto.INT64),
+        ]
+    )
+    for out in graph.output:
+        if out.name == "label_argmax":
+            out.CopyFrom(helper.make_tensor_value_info("label", TensorProto.INT64, [None]))
+
+
+def _expm1_output(model: onnx.ModelProto) -> None:
+    """``prediction = exp(log-scale prediction) - 1`` (the regressor learnt log1p of the target)."""
+    graph = model.graph
+    _rename_values(graph, {"prediction": "prediction_log1p"})
+    graph.initializer.append(helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]))
+    graph.node.extend(
+        [
+            helper.make_node("Exp", ["prediction_log1p"], ["prediction_exp"]),
+            helper.make_node("Sub", ["prediction_exp", "one"], ["prediction"]),
+        ]
+    )
+    for out in graph.output:
+        if out.name == "prediction_log1p":
+            out.name = "prediction"
+
+
+def _convert_pipeline(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
     from skl2onnx import convert_sklearn
     from sklearn.base import is_classifier
 

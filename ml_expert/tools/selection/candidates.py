@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from skl2onnx.sklapi import CastTransformer
 from sklearn.base import BaseEstimator
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -19,6 +20,7 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 
 from ml_expert.tools.data.preprocessing import build_preprocessor
@@ -111,16 +113,34 @@ def make_pipeline(
     rows: int = 0,
     balanced: bool = False,
     params: dict[str, Any] | None = None,
-) -> Pipeline:
-    """`params`: the model step's hyperparameters over the defaults (a tuned configuration)."""
+    log_target: bool = False,
+    threshold: float | None = None,
+) -> Any:
+    """`params`: the model step's hyperparameters over the defaults (a tuned configuration).
+
+    `log_target`: the regressor learns log1p(y) and predicts expm1 of it (a skewed positive
+    target); `threshold`: a binary classifier cuts P(class 1) there instead of at the argmax
+    (the pipeline is wrapped in FixedThresholdClassifier, whose predict applies it)."""
     scaled, _ = BASELINES[name]
     model = make_estimator(name, schema.task, seed, rows, balanced)
     if params:
         model.set_params(**params)
-    return Pipeline(
+    if log_target and schema.task == "regression":
+        model = TransformedTargetRegressor(
+            regressor=model, func=np.log1p, inverse_func=np.expm1, check_inverse=False
+        )
+    pipeline = Pipeline(
         [
             ("pre", build_preprocessor(schema, scale=scaled, word_ids=False)),
             ("cast", CastTransformer(dtype=np.float32)),
             ("model", model),
         ]
     )
+    if threshold is not None and schema.task == "classification":
+        return FixedThresholdClassifier(pipeline, threshold=threshold, response_method="predict_proba")
+    return pipeline
+
+
+def inner_pipeline(model: Any) -> Any:
+    """The fitted Pipeline inside a FixedThresholdClassifier (or the model itself)."""
+    return getattr(model, "estimator_", model) if isinstance(model, FixedThresholdClassifier) else model

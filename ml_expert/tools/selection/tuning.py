@@ -22,7 +22,7 @@ from scipy.stats import loguniform
 from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
 
 from ml_expert.tools.data.schema import InputSchema
-from ml_expert.tools.scoring import predict_scores, score
+from ml_expert.tools.scoring import predict_scores, score, sign
 from ml_expert.tools.selection.baselines import fit
 from ml_expert.tools.selection.candidates import forest_size, make_pipeline
 
@@ -164,6 +164,7 @@ def tune(
     seed: int,
     plan: TrialPlan,
     balanced: bool = False,
+    log_target: bool = False,
     time_limit: float | None = None,
 ) -> TuningResult:
     """Cross-validate each planned configuration on the training split; stop early only at time_limit."""
@@ -182,7 +183,9 @@ def tune(
         error = None
         try:
             for fit_rows, score_rows in folds:
-                pipeline = make_pipeline(name, schema, seed, rows=len(y), balanced=balanced, params=params)
+                pipeline = make_pipeline(
+                    name, schema, seed, rows=len(y), balanced=balanced, params=params, log_target=log_target
+                )
                 fit(pipeline, frame.iloc[fit_rows], y[fit_rows])
                 scores = predict_scores(pipeline, frame.iloc[score_rows])
                 fold_scores.append(score(metric, y[score_rows], scores))
@@ -199,7 +202,7 @@ def tune(
             )
         )
     scored = [t for t in trials if t.cv_score is not None]
-    best = max(scored, key=lambda t: t.cv_score) if scored else trials[0]  # first wins ties
+    best = max(scored, key=lambda t: sign(metric) * t.cv_score) if scored else trials[0]  # first wins ties
     return TuningResult(
         name=name,
         metric=metric,
