@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import joblib
 import numpy as np
 import onnx
 import pandas as pd
@@ -22,8 +23,12 @@ from ml_expert.tools.data.preprocessing import build_preprocessor, fitted_catego
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, to_model_frame
 from ml_expert.tools.deployment.exports import PROBABILITY_TOLERANCE, ExportRecord, export_sklearn
 from ml_expert.tools.deployment.package import write_package
+from ml_expert.tools.scoring import score
+from ml_expert.tools.selection.baselines import fit_candidate
 from ml_expert.tools.selection.candidates import BASELINES, make_pipeline
+from ml_expert.tools.selection.crossval import fold_ids
 from ml_expert.tools.selection.ensemble import blend, cross_fitted, greedy_selection, make_ensemble
+from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
 from ml_expert.tools.selection.tuning import candidate_params, nominal_fit_seconds
 
 DATASETS = Path("/work/shared/datasets")
@@ -290,3 +295,45 @@ def test_a_run_ships_the_ensemble_when_it_wins_by_the_margin_and_serves_it(tmp_p
     served = predict_rows(summary["run_id"], new, tmp_path / "ws", tmp_path, proba=False)
     expected = shipped.predict(new)
     np.testing.assert_allclose(served["prediction"], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_ensemble_candidate_is_judged_on_cross_fitted_rows_with_out_of_bag_training_scores(
+    tmp_path: Path,
+) -> None:
+    """Validation mode (large data): the weights are chosen on the validation rows, so the ensemble's
+    validation predictions are the cross-fitted ones; a forest member's training rows are scored out
+    of bag; the same inputs give the same ensemble."""
+    schema, train, rest, y = split(*TITANIC)
+    val_frame = rest.sample(frac=0.5, random_state=SEED)
+    val = (to_model_frame(val_frame, schema), val_frame["target"].to_numpy())
+    fit_train = (to_model_frame(train, schema), y)
+    board = [
+        fit_candidate(name, schema, fit_train, val, "accuracy", SEED, tmp_path / "models")
+        for name in ("dummy", "linear", "random_forest", "lightgbm")
+    ]
+    made = [
+        ensemble_candidate(
+            board, "classification", "accuracy", val[1], False, fit_train, val, SEED, tmp_path / f"e{i}"
+        )
+        for i in (0, 1)
+    ]
+    (candidate, plan), (again, _) = made
+    assert plan.pool == sorted(plan.pool, key=lambda n: -next(c.val_score for c in board if c.name == n))
+    assert "dummy" not in plan.pool and plan.selection_metric == "log_loss"
+    assert candidate is not None and plan.built, plan.reason
+    assert candidate.members == again.members and len(candidate.members) >= 2
+    assert abs(sum(m.weight for m in candidate.members) - 1.0) < 1e-6
+    names = [c.name for c in board if c.name in plan.pool]
+    held = [np.load(next(c for c in board if c.name == n).val_predictions) for n in plan.pool]
+    folds = fold_ids("classification", val[1], SEED)
+    scorer = lambda yy, p: -score("log_loss", yy, p / p.sum(axis=1, keepdims=True))  # noqa: E731
+    honest = cross_fitted(plan.pool, held, val[1], folds, scorer)
+    np.testing.assert_allclose(np.load(candidate.val_predictions), honest)
+    assert candidate.val_score == pytest.approx(score("accuracy", val[1], honest), abs=1e-6)
+    shipped = joblib.load(candidate.path)
+    in_sample = score("accuracy", y, shipped.predict_proba(fit_train[0]))
+    if "random_forest" in [m.name for m in candidate.members]:
+        assert candidate.train_score < in_sample  # out of bag for the forest's rows
+    rebuilt = make_pipeline("ensemble", schema, SEED, rows=len(y), members=candidate.members)
+    assert [n for n, _ in rebuilt.estimators] == [m.name for m in candidate.members]
+    assert names  # the pool came from the leaderboard

@@ -105,9 +105,12 @@ def ensemble_candidate(
         return None, plan
 
     def scorer(y: np.ndarray, predictions: np.ndarray) -> float:
+        if predictions.ndim == 2:  # float32 members' rows sum to 1 +- 1e-7: exactly 1 for log-loss
+            predictions = predictions / predictions.sum(axis=1, keepdims=True)
         return sign(chosen_by) * score(chosen_by, y, predictions)
 
     names = [c.name for c in pool]
+    models_dir.mkdir(parents=True, exist_ok=True)
     held = [np.load(c.heldout_predictions if cv else c.val_predictions) for c in pool]
     selection = greedy_selection(names, held, y_held, scorer, rounds)
     plan.selection = selection
@@ -144,6 +147,9 @@ def ensemble_candidate(
     else:  # the validation rows chose the weights: only the cross-fitted blend scores them fairly
         np.save(val_path, honest)
         val_score = score(metric, val[1], honest)
+    train_blend = sum(
+        w * training_predictions(m, train[0]) for (_, m), w in zip(fitted, selection.weights, strict=True)
+    )
     plan.built = True
     plan.reason = (
         f"greedy selection with replacement ({rounds} rounds, {chosen_by}) over {len(pool)} candidates: "
@@ -154,7 +160,8 @@ def ensemble_candidate(
         family=ENSEMBLE,
         kind="sklearn",
         val_score=round(val_score, 6),
-        train_score=round(score(metric, train[1], predict_scores(model, train[0])), 6),
+        train_score=round(score(metric, train[1], train_blend), 6),
+        train_score_kind="out-of-bag where a member has it, else in-sample",
         fit_seconds=round(sum(c.fit_seconds for c in members), 3),
         path=str(path),
         sha256=sha256_file(path),
@@ -187,3 +194,30 @@ def prefit_ensemble(fitted: list[tuple[str, Any]], weights: list[float], task: s
         model.le_ = LabelEncoder().fit(fitted[0][1].classes_)
         model.classes_ = model.le_.classes_
     return model
+
+
+def training_predictions(pipeline: Any, frame: pd.DataFrame) -> np.ndarray:
+    """A member's predictions on its own training rows, out-of-bag where it is a bagged forest.
+
+    As for a single forest (baselines.training_score): a full-depth forest reproduces its training
+    rows, and an ensemble holding one would look overfit to the validation gate however well it
+    generalises. Rows no tree left out keep their in-sample prediction.
+    """
+    from sklearn.compose import TransformedTargetRegressor
+
+    predictions = np.asarray(predict_scores(pipeline, frame), dtype=np.float64)
+    model = pipeline.named_steps.get("model") if hasattr(pipeline, "named_steps") else None
+    log_scale = isinstance(model, TransformedTargetRegressor)
+    if log_scale:
+        model = model.regressor_
+    oob = getattr(model, "oob_decision_function_", None)
+    if oob is None:
+        oob = getattr(model, "oob_prediction_", None)
+    if oob is None:
+        return predictions
+    oob = np.asarray(oob, dtype=np.float64).reshape(predictions.shape)
+    if log_scale:
+        oob = np.expm1(oob)
+    seen = ~np.isnan(oob).reshape(len(oob), -1).any(axis=1)
+    predictions[seen] = oob[seen]
+    return predictions
