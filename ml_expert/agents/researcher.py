@@ -39,6 +39,7 @@ from ml_expert.tools.selection.budget import (
 )
 from ml_expert.tools.selection.candidates import BASELINES
 from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
+from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
 from ml_expert.tools.selection.noise import Escalation, escalation
 from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
 from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
@@ -228,7 +229,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         else "compare candidates on the validation split",
         cv.rule,
     )
-    ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting")
+    ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM")
     leaderboard = run_baselines(schema, train, val, metric, seed, models_dir, folds=folds)
     best = best_baseline(leaderboard, metric)
     ctx.decide(
@@ -297,6 +298,16 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, folds)
         if tuned is not None:
             consider(tuned, "tuned hyperparameters")
+    ctx.step("greedy ensemble selection over the candidates' held-out predictions")
+    ensemble, ensemble_plan = ensemble_candidate(
+        leaderboard, data["task"], metric, y_held, small, train, val, seed, models_dir, folds=folds
+    )
+    ctx.decide(
+        "build a weighted ensemble" if ensemble else "no ensemble",
+        f"{ensemble_plan.reason}; {ensemble_plan.selection_reason}",
+    )
+    if ensemble is not None:
+        consider(ensemble, "a weighted ensemble of the candidates")
     board = [c.model_dump() for c in leaderboard]
     seconds = time.perf_counter() - started
     plan, reason = plan_network(
@@ -332,6 +343,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "greater_is_better": info.greater_is_better,
         "comparison": {"scheme": "cv" if small else "validation", "folds": cv.folds, "rule": cv.rule},
         "escalations": escalations,
+        "ensemble": ensemble_plan.model_dump(),
         "leaderboard": board,
         "best_baseline": best.name,
         "plan": plan,

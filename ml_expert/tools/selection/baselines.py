@@ -17,6 +17,7 @@ from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.scoring import predict_scores, score, sign
 from ml_expert.tools.selection.candidates import BASELINES, inner_pipeline, make_pipeline
+from ml_expert.tools.selection.ensemble import EnsembleMember
 
 SMALL_DATA_ROWS = 20_000
 
@@ -41,6 +42,7 @@ class CandidateResult(BaseModel):
     cv_folds: list[float] = []
     val_predictions: str | None = None  # .npy of its validation predictions (fit on train only)
     heldout_predictions: str | None = None  # .npy of its out-of-fold predictions on train + validation
+    members: list[EnsembleMember] = []  # an ensemble's members and weights (tools/selection/ensemble.py)
 
     @property
     def selection_score(self) -> float:
@@ -54,6 +56,7 @@ class CandidateResult(BaseModel):
             "balanced": self.balanced,
             "log_target": self.log_target,
             "threshold": self.threshold,
+            "members": list(self.members),
         }
 
 

@@ -25,6 +25,7 @@ from sklearn.pipeline import Pipeline
 
 from ml_expert.tools.data.preprocessing import build_preprocessor
 from ml_expert.tools.data.schema import InputSchema, Task
+from ml_expert.tools.selection.ensemble import EnsembleMember, make_ensemble
 
 # name -> (needs scaled inputs, family)
 BASELINES: dict[str, tuple[bool, str]] = {
@@ -32,9 +33,18 @@ BASELINES: dict[str, tuple[bool, str]] = {
     "linear": (True, "linear"),
     "random_forest": (False, "trees"),
     "hist_gradient_boosting": (False, "trees"),
+    "lightgbm": (False, "trees"),
 }
 FOREST_SMALL_ROWS = 20_000
 FOREST_LARGE_ROWS = 100_000
+LIGHTGBM_SMALL_ROWS = 20_000
+
+
+def lightgbm_threads(rows: int) -> int:
+    """Threads by a count rule (never the machine's core count): one on small data, where a thread
+    pool costs more than it saves on a few busy cores, two past LIGHTGBM_SMALL_ROWS. With
+    `deterministic=True` the same seed then grows the same trees on any machine."""
+    return 1 if rows <= LIGHTGBM_SMALL_ROWS else 2
 
 
 def forest_size(rows: int) -> int:
@@ -79,6 +89,21 @@ def make_estimator(name: str, task: Task, seed: int, rows: int = 0, balanced: bo
         if classification:
             return HistGradientBoostingClassifier(random_state=seed, class_weight=weight)
         return HistGradientBoostingRegressor(random_state=seed)
+    if name == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        # deterministic + force_row_wise: the same trees for the same seed and data (LightGBM's
+        # own advice); verbosity -1: the terminal shows ml-expert's progress, not LightGBM's.
+        settings = {
+            "random_state": seed,
+            "n_jobs": lightgbm_threads(rows),
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
+        }
+        if classification:
+            return LGBMClassifier(class_weight=weight, **settings)
+        return LGBMRegressor(**settings)
     raise ValueError(f"unknown baseline {name!r}")
 
 
@@ -91,12 +116,26 @@ def make_pipeline(
     params: dict[str, Any] | None = None,
     log_target: bool = False,
     threshold: float | None = None,
+    members: list[EnsembleMember] | None = None,
 ) -> Any:
     """`params`: the model step's hyperparameters over the defaults (a tuned configuration).
 
     `log_target`: the regressor learns log1p(y) and predicts expm1 of it (a skewed positive
     target); `threshold`: a binary classifier cuts P(class 1) there instead of at the argmax
-    (the pipeline is wrapped in FixedThresholdClassifier, whose predict applies it)."""
+    (the pipeline is wrapped in FixedThresholdClassifier, whose predict applies it); `members`: a
+    weighted soft vote / average of those candidates instead (`name` is then only a label)."""
+    if members:  # a weighted ensemble of candidates (tools/selection/ensemble.py), each rebuilt
+        voting = make_ensemble(
+            [
+                (m.name, make_pipeline(m.base, schema, seed, rows, m.balanced, m.params, m.log_target))
+                for m in members
+            ],
+            [m.weight for m in members],
+            schema.task,
+        )
+        if threshold is not None and schema.task == "classification":
+            return FixedThresholdClassifier(voting, threshold=threshold, response_method="predict_proba")
+        return voting
     scaled, _ = BASELINES[name]
     model = make_estimator(name, schema.task, seed, rows, balanced)
     if params:

@@ -43,6 +43,16 @@ SPACES: dict[str, dict[str, Any]] = {
         "max_features": [0.5, 0.75, 1.0],
         "max_iter": [100, 200],
     },
+    "lightgbm": {
+        "learning_rate": loguniform(0.01, 0.3),
+        "num_leaves": [7, 15, 31, 63],
+        "min_child_samples": [5, 10, 20, 40],
+        "reg_lambda": loguniform(1e-3, 10.0),
+        "colsample_bytree": [0.5, 0.75, 1.0],
+        "subsample": [0.7, 0.85, 1.0],
+        "subsample_freq": [1],
+        "n_estimators": [100, 200],
+    },
     "random_forest": {
         "max_features": ["sqrt", 0.2, 0.33, 0.5],
         "min_samples_leaf": [1, 2, 4, 8],
@@ -100,7 +110,7 @@ def nominal_fit_seconds(name: str, rows: int, features_out: int, classes: int | 
     start-up cost of its thread pool.
     """
     per_class = classes if classes and classes > 2 else 1
-    if name == "hist_gradient_boosting":
+    if name in ("hist_gradient_boosting", "lightgbm"):  # LightGBM: the same histogram algorithm
         return 0.2 + SEARCH_COST * 1e-5 * rows * max(features_out, 1) * per_class
     if name == "random_forest":
         return 1.0 + SEARCH_COST * 3e-4 * rows * forest_size(rows) / 100
