@@ -8,12 +8,13 @@ the user's metric, never by switching the metric).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel
 from sklearn import metrics as skm
 
+from ml_expert.config import MetricName
 from ml_expert.errors import UsageError
 
 
@@ -56,6 +57,8 @@ METRICS: dict[str, Metric] = {
                help="root mean squared logarithmic error (targets > -1)"),
     ]
 }
+if set(METRICS) != set(get_args(MetricName)):  # the CLI's choices and the definitions agree
+    raise RuntimeError("ml_expert.config.MetricName and tools/scoring.METRICS differ")
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2"}
 # Threshold metrics whose optimum on held-out rows is degenerate (recall: call everything
 # positive; precision: call almost nothing positive): argmax is kept for them.

@@ -98,6 +98,7 @@ def render_report(info: dict[str, Any]) -> str:
             f"- Training time: {dnn['train_seconds']:.1f} s; epochs trained: {dnn['epochs_trained']}; "
             f"best epoch: {dnn['best_epoch']}",
             f"- Best validation loss: {_fmt(dnn['best_val_loss'])}; stopped: {dnn['stopped_reason']}",
+            *execution_lines(dnn),
             "",
             "![Training curves](training_curves.png)",
             "",
@@ -130,6 +131,27 @@ def escalation_section(escalations: list[dict[str, Any]]) -> list[str]:
             f"{_fmt(e['simple_score'])} | {e['gain']:+.4f} | {_fmt(e['margin'])} | "
             f"{'yes' if e['wins'] else 'no'} |"
         )
+    return lines
+
+
+def execution_lines(dnn: dict[str, Any]) -> list[str]:
+    """How the device was driven (batch, steps per call, XLA) and how busy it was kept."""
+    plan = dnn.get("execution")
+    if not plan:
+        return []
+    lines = [
+        f"- Execution: {plan['device'].upper()} ({plan['backend']}), batch {plan['batch_size']}, "
+        f"{plan['steps_per_execution']} steps per call, XLA {plan['jit_compile']}, data "
+        f"{'on the device' if plan['data_on_device'] else 'streamed from host memory'}"
+    ]
+    util = (dnn.get("hardware") or {}).get("gpu_utilisation")
+    if util:
+        lines.append(
+            f"- GPU utilisation while training: mean {util['mean_pct']} %, p10 {util['p10_pct']} %, "
+            f"max {util['max_pct']} % ({util['samples']} samples every {util['interval_seconds']} s)"
+        )
+    elif plan["device"] == "gpu":
+        lines.append("- GPU utilisation: not sampled (nvidia-smi unavailable)")
     return lines
 
 
