@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ml_expert.agents.context import AgentContext
+from ml_expert.config import RunConfig
 from ml_expert.hashing import sha256_file, verify
 from ml_expert.tools.data.prepare import load_split, prepare_data
 from ml_expert.tools.data.schema import InputSchema
@@ -25,20 +26,24 @@ def _quiet_tensorflow() -> None:
 def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     ctx = AgentContext(state, "ml-developer", "data_preparation")
     ctx.start()
-    options = state["options"]
-    ctx.step(f"loading {options.get('data') or 'the demo dataset'}")
+    config = RunConfig.of(state)
+    ctx.step(f"loading {config.data or 'the demo dataset'}")
     prepared = prepare_data(
-        options.get("data"),
-        options["target"],
-        int(options["seed"]),
+        config.data,
+        config.target,
+        config.seed,
         ctx.run_dir / "data",
-        modality=options.get("modality", "auto"),
-        metric=options.get("metric"),
+        modality=config.modality,
+        keep=config.keep,
+        drop=config.drop,
+        metric=config.metric,
     )
     ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema
     for name, why in prepared.dropped_columns.items():
         ctx.decide(f"drop column {name!r}", why)
+    for name, why in prepared.kept_columns.items():
+        ctx.decide(f"keep column {name!r}", f"--keep overrides the heuristic that would drop it ({why})")
     if prepared.duplicates_removed:
         ctx.decide(
             f"remove {prepared.duplicates_removed} duplicate rows",
@@ -77,6 +82,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         "n_features_out": prepared.n_features_out,
         "dropped_columns": prepared.dropped_columns,
         "leakage_suspects": prepared.leakage_suspects,
+        "kept_columns": prepared.kept_columns,
         "rows_in": prepared.rows_in,
         "duplicates_removed": prepared.duplicates_removed,
         "rows_without_target": prepared.rows_without_target,
@@ -113,8 +119,6 @@ MAX_TRAINING_RETRIES = 2
 RETRY_LR_FACTOR = 0.1
 RETRY_CLIP_FACTOR = 0.5
 # On a GPU the batch grows by this factor (capped): small batches leave it idle.
-GPU_BATCH_FACTOR = 4
-GPU_MAX_BATCH = 2048
 
 
 def training(state: dict[str, Any]) -> dict[str, Any]:
@@ -163,6 +167,8 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
     if chosen["kind"] == "sklearn" and chosen["name"] != "dummy" and not retrying:
         chosen = _refit(ctx, state, schema, chosen)
+    elif chosen["kind"] == "keras" and result.get("dnn"):
+        chosen = _refit_network(ctx, state, schema, chosen, result["dnn"])
     result.update(
         {
             "chosen": chosen,
@@ -262,6 +268,55 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
     }
 
 
+def _refit_network(
+    ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: dict[str, Any], dnn: dict[str, Any]
+) -> dict[str, Any]:
+    """The winning network again, from scratch, on train + validation for its best epoch count."""
+    _quiet_tensorflow()
+    from ml_expert.tools.training.dnn import DNNConfig, float32_copy, refit_dnn, with_target_scale
+
+    data = state["data"]
+    task = data["task"]
+    config = DNNConfig.model_validate(dnn["config"])
+    x = np.concatenate([np.load(data["files"]["X_train"]), np.load(data["files"]["X_val"])])
+    files = data["files"]
+    y = np.concatenate([load_split(files, "train", schema)[1], load_split(files, "val", schema)[1]])
+    if task == "regression":  # the train split's scale, as the measured network learnt it
+        y = (y - dnn["target_mean"]) / dnn["target_std"]
+    n_outputs = len(schema.classes or []) if task == "classification" else 1
+    seed = int(state["options"]["seed"]) + int(dnn.get("attempt", 0))
+    epochs = int(dnn["best_epoch"])
+    ctx.step(f"refitting the network on train + validation ({len(y)} rows, {epochs} epochs)")
+    model, refit = refit_dnn(x, y.astype("float32"), task, n_outputs, config, seed, epochs)
+    if refit["diverged"]:
+        ctx.decide(
+            "ship the train-only network",
+            f"its refit on train + validation did not finish {epochs} finite epochs",
+        )
+        return {**chosen, "refit": {**refit, "on": "none"}}
+    model = float32_copy(model, x.shape[1], task, n_outputs, config, seed)
+    if task == "regression":
+        model = with_target_scale(model, dnn["target_mean"], dnn["target_std"], name=f"{model.name}_served")
+    path = ctx.run_dir / "models" / "dnn_train_val.keras"
+    model.save(path)
+    ctx.decide(
+        f"refit the network on train + validation ({refit['rows']} rows) for {epochs} epochs",
+        "the best epoch early stopping found on validation; the shipped network then learns from "
+        "every row but the test split. Its validation and train figures are those of the train-only fit.",
+    )
+    return {
+        **chosen,
+        "path": str(path),
+        "sha256": sha256_file(path),
+        "refit": {
+            **refit,
+            "on": "train+val",
+            "selected_path": chosen["path"],
+            "selected_sha256": chosen["sha256"],
+        },
+    }
+
+
 def _time_spent(
     selection: dict[str, Any], dnn: dict[str, Any] | None, chosen: dict[str, Any]
 ) -> dict[str, Any]:
@@ -274,6 +329,8 @@ def _time_spent(
     return {
         "budget_seconds": budget,
         "model_selection_seconds": selection["seconds"],
+        "cv_folds": (selection.get("comparison") or {}).get("folds"),
+        "candidates": [c["name"] for c in selection["leaderboard"]],
         "baseline_fit_seconds": selection.get("baseline_seconds", {}),
         "tuning_seconds": float(tuning.get("seconds", 0.0)),
         "tuning_trials_run": int(tuning.get("trials_run") or 0),
@@ -306,7 +363,8 @@ def _train_dnn(
         train_dnn,
         with_target_scale,
     )
-    from ml_expert.tools.training.hardware import UtilisationSampler, hardware_check
+    from ml_expert.tools.training.hardware import UtilisationSampler, free_gpu_memory_mb, hardware_check
+    from ml_expert.tools.training.throughput import plan_execution
 
     data, selection = state["data"], state["selection"]
     seed = int(state["options"]["seed"])
@@ -327,15 +385,40 @@ def _train_dnn(
         f"{hardware['backend']} backend; {len(hardware['gpus'])} GPU(s) found; "
         f"{hardware['available_memory_mb']:.0f} MB memory available",
     )
-    if hardware["gpus"] and not config.mixed_precision:
-        batch = min(config.batch_size * GPU_BATCH_FACTOR, GPU_MAX_BATCH)
-        config = config.model_copy(update={"mixed_precision": True, "batch_size": batch})
+    gpu = bool(hardware["gpus"])
+    if gpu and not config.mixed_precision:
+        config = config.model_copy(update={"mixed_precision": True})
         ctx.decide(
-            f"mixed precision (float16 compute, float32 weights) and batch {batch} on the GPU",
-            "a GPU has throughput to spare at small batches; the served model is rebuilt in float32",
+            "mixed precision (float16 compute, float32 weights) on the GPU",
+            "half the memory traffic per step; the served model is rebuilt in float32",
         )
     x_train = np.load(data["files"]["X_train"])
     x_val = np.load(data["files"]["X_val"])
+    execution = plan_execution(
+        backend=hardware["backend"],
+        gpu=gpu,
+        rows=len(x_train),
+        data_bytes=int(x_train.nbytes + x_val.nbytes),
+        forward_flops=float(selection["plan"]["estimated_flops_per_row"]),
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        free_gpu_memory_mb=free_gpu_memory_mb() if gpu else None,
+        class_weighted=bool(config.class_weight),
+    )
+    config = config.model_copy(
+        update={
+            "batch_size": execution.batch_size,
+            "learning_rate": execution.learning_rate,
+            "steps_per_execution": execution.steps_per_execution,
+            "jit_compile": execution.jit_compile,
+            "data_on_device": execution.data_on_device,
+        }
+    )
+    ctx.decide(
+        f"batch {execution.batch_size}, {execution.steps_per_execution} steps per call on the "
+        f"{execution.device.upper()}",
+        "; ".join(execution.rules),
+    )
     y_train = load_split(data["files"], "train", schema)[1]
     y_val = load_split(data["files"], "val", schema)[1]
     task = data["task"]
@@ -366,6 +449,8 @@ def _train_dnn(
             task=task,
         )
     hardware["gpu_utilisation"] = sampler.summary()
+    for fallback in result.execution_fallbacks:
+        ctx.decide(f"train without {fallback['dropped']}", f"the device refused it: {fallback['error']}")
     if result.initial_epoch:
         ctx.decide(
             f"resume training at epoch {result.initial_epoch + 1}",
@@ -380,12 +465,16 @@ def _train_dnn(
     if result.cap_hit:
         ctx.decide("stop training at the wall-clock cap", result.stopped_reason)
     history_path = ctx.run_dir / "training_history.json"
-    save_history(result.history, history_path)
+    save_history(
+        {**result.history, "gpu_utilisation": sampler.samples, "execution": execution.model_dump()},
+        history_path,
+    )
     curves_path = ctx.run_dir / "training_curves.png"
-    plot_curves(result.history, curves_path, f"Keras {label} ({task})")
+    plot_curves(result.history, curves_path, f"Keras {label} ({task})", gpu_samples=sampler.samples)
     common = {
         **result.model_dump(),
         "config": config.model_dump(),
+        "execution": execution.model_dump(),
         "attempt": attempt,
         "hardware": hardware,
         "history_path": str(history_path),
@@ -529,7 +618,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         _quiet_tensorflow()
         import keras
 
-        candidate = dnn["candidate"]
+        candidate = chosen  # the network refit on train + validation (or the train-only one)
         verify(candidate["path"], candidate["sha256"])
         model = keras.saving.load_model(candidate["path"])
         verify(data["files"]["preprocessor"], data["preprocessor_sha256"])

@@ -21,14 +21,15 @@ from ml_expert.tools.scoring import (
     metric_info,
     primary_metric,
     score,
-    sign,
 )
 from ml_expert.tools.selection.baselines import (
     CandidateResult,
+    best_baseline,
     fit_candidate,
     run_baselines,
 )
 from ml_expert.tools.selection.budget import (
+    MIN_EPOCHS,
     RESERVE_SHARE,
     cnn_flops,
     conv1d_flops,
@@ -36,7 +37,8 @@ from ml_expert.tools.selection.budget import (
     plan_epochs,
     text_flops,
 )
-from ml_expert.tools.selection.crossval import CV_FOLDS, cv_rule, fold_ids, skewed_positive, use_cv
+from ml_expert.tools.selection.candidates import BASELINES
+from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
 from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
 from ml_expert.tools.selection.noise import Escalation, escalation
 from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
@@ -213,29 +215,38 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     val = load_split(data["files"], "val", schema)
     seed = int(options["seed"])
     models_dir = Path(ctx.run_dir) / "models"
-    small = use_cv(len(train[1]), len(val[1]))
+    budget = float(options["budget"])
+    cv = plan_cv(
+        len(train[1]), len(val[1]), data["n_features_out"], n_classes, budget,
+        [n for n in BASELINES if n != "dummy"],
+    )
+    small = cv.folds is not None
     y_all = np.concatenate([train[1], val[1]])
-    folds = fold_ids(data["task"], y_all, seed) if small else None
+    folds = fold_ids(data["task"], y_all, seed, cv.folds) if small else None
     y_held = y_all if small else val[1]
     ctx.decide(
-        f"compare candidates by {CV_FOLDS}-fold CV on train + validation" if small
+        f"compare candidates by {cv.folds}-fold CV on train + validation" if small
         else "compare candidates on the validation split",
-        cv_rule(len(train[1]), len(val[1])),
+        cv.rule,
     )
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM")
     leaderboard = run_baselines(schema, train, val, metric, seed, models_dir, folds=folds)
-    # simplest first in BASELINES' order: max() keeps the first of equal scores
-    best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: sign(metric) * c.selection_score)
+    best = best_baseline(leaderboard, metric)
     ctx.decide(
         f"best simple baseline: {best.name}",
         f"{_shown(best, metric)} (dummy {_shown(leaderboard[0], metric)})",
     )
-    comparison = _Comparison(metric, y_held, folds, small, seed)
+    comparison = _Comparison(metric, y_held, folds, small, seed, cv.folds or CV_FOLDS)
     escalations: list[dict[str, Any]] = []
 
     def consider(candidate: CandidateResult, what: str) -> None:
-        """Keep `candidate` only when it beats the incumbent by more than the noise margin."""
+        """Keep `candidate` only when it beats the incumbent by more than the noise margin.
+
+        Once the incumbent cuts at a tuned threshold, a later candidate gets its own (a fair match)."""
         nonlocal best
+        if best.threshold is not None and candidate.threshold is None:
+            leaderboard.append(candidate)
+            candidate = comparison.with_threshold(candidate, val)
         leaderboard.append(candidate)
         verdict = comparison.compare(best, candidate)
         escalations.append(verdict.model_dump())
@@ -247,6 +258,17 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
                 f"{what}: keep {best.name}, not {candidate.name}", verdict.rule + "; ties go to the simpler"
             )
 
+    # The cheapest escalation first: a threshold is one number on the same model's probabilities.
+    info = metric_info(metric)
+    if n_classes == 2 and info.threshold:
+        if metric in DEGENERATE_THRESHOLD:
+            ctx.decide(
+                "keep the argmax decision threshold",
+                f"tuning a threshold for {metric} alone is degenerate (recall: call every row positive; "
+                "precision: call almost none)",
+            )
+        else:
+            consider(comparison.with_threshold(best, val), f"a decision threshold tuned for {metric}")
     base = best.base or best.name
     ratio = data.get("imbalance_ratio") or 1.0
     if data["task"] == "classification" and ratio >= IMBALANCE_FOR_WEIGHTS:
@@ -271,7 +293,6 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             )
         else:
             ctx.decide("model the target on its own scale only", why)
-    budget = float(options["budget"])
     tuning = None
     if options.get("tune"):
         tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, folds)
@@ -287,16 +308,6 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     )
     if ensemble is not None:
         consider(ensemble, "a weighted ensemble of the candidates")
-    info = metric_info(metric)
-    if n_classes == 2 and info.threshold:
-        if metric in DEGENERATE_THRESHOLD:
-            ctx.decide(
-                "keep the argmax decision threshold",
-                f"tuning a threshold for {metric} alone is degenerate (recall: call every row positive; "
-                "precision: call almost none)",
-            )
-        else:
-            consider(comparison.with_threshold(best, val), f"a decision threshold tuned for {metric}")
     board = [c.model_dump() for c in leaderboard]
     seconds = time.perf_counter() - started
     plan, reason = plan_network(
@@ -310,12 +321,16 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     )
     # Safety stop only (a slow or overloaded machine): counts decide, but a network never starts
     # once the baselines alone have spent the budget. Recorded as a cap hit.
-    cap_hit = plan["train_dnn"] and seconds >= budget * (1 - RESERVE_SHARE)
+    # It also never starts without the time for MIN_EPOCHS nominal epochs (a 1-epoch network
+    # cannot show a decreasing loss).
+    left = budget * (1 - RESERVE_SHARE) - seconds
+    needed = MIN_EPOCHS * plan["epoch_plan"]["estimated_epoch_seconds"]
+    cap_hit = plan["train_dnn"] and left < needed
     if cap_hit:
         plan["train_dnn"] = False
         reason = (
-            f"cap hit: the baselines took {seconds:.1f} s of the {budget:g} s budget, "
-            "no time is left for the network"
+            f"cap hit: model selection took {seconds:.1f} s of the {budget:g} s budget; {max(left, 0):.1f} s "
+            f"left < {MIN_EPOCHS} nominal epochs ({needed:.1f} s): no time is left for the network"
         )
     ctx.decide(f"train the {plan['network']}" if plan["train_dnn"] else f"skip the {plan['network']}", reason)
     if plan["train_dnn"]:
@@ -326,11 +341,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "metric": metric,
         "metric_reason": metric_reason,
         "greater_is_better": info.greater_is_better,
-        "comparison": {
-            "scheme": "cv" if small else "validation",
-            "folds": CV_FOLDS if small else None,
-            "rule": cv_rule(len(train[1]), len(val[1])),
-        },
+        "comparison": {"scheme": "cv" if small else "validation", "folds": cv.folds, "rule": cv.rule},
         "escalations": escalations,
         "ensemble": ensemble_plan.model_dump(),
         "leaderboard": board,
@@ -349,15 +360,17 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
 
 def _shown(c: CandidateResult, metric: str) -> str:
     if c.cv_mean is not None:
-        return f"{CV_FOLDS}-fold CV {metric} {c.cv_mean:.4f} ± {c.cv_std or 0.0:.4f}"
+        return f"{len(c.cv_folds)}-fold CV {metric} {c.cv_mean:.4f} ± {c.cv_std or 0.0:.4f}"
     return f"validation {metric} {c.val_score:.4f}"
 
 
 class _Comparison:
     """Paired comparisons on one set of held-out rows: out-of-fold (CV) or validation."""
 
-    def __init__(self, metric: str, y: np.ndarray, folds: np.ndarray | None, small: bool, seed: int) -> None:
-        self.metric, self.y, self.folds, self.small, self.seed = metric, y, folds, small, seed
+    def __init__(
+        self, metric: str, y: np.ndarray, folds: np.ndarray | None, small: bool, seed: int, k: int
+    ) -> None:
+        self.metric, self.y, self.folds, self.small, self.seed, self.k = metric, y, folds, small, seed, k
         self.cuts: dict[str, np.ndarray] = {}  # cross-fitted per-row thresholds of threshold candidates
 
     def predictions(self, c: CandidateResult) -> np.ndarray:
@@ -380,7 +393,9 @@ class _Comparison:
     def with_threshold(self, c: CandidateResult, val: tuple[Any, np.ndarray]) -> CandidateResult:
         """`c` cut at a threshold tuned on its held-out P(class 1); scored cross-fitted (see threshold.py)."""
         p1 = self.predictions(c)[:, 1]
-        folds = self.folds if self.folds is not None else fold_ids("classification", self.y, self.seed)
+        folds = self.folds
+        if folds is None:  # one validation split: the threshold's own score is cross-fitted over it
+            folds = fold_ids("classification", self.y, self.seed, self.k)
         name = f"{c.name}+threshold"
         self.cuts[name] = cross_fitted(self.metric, self.y, p1, folds)
         final = best_threshold(self.metric, self.y, p1)
@@ -463,7 +478,7 @@ def _search(
         seed,
         Path(ctx.run_dir) / "models",
         params=result.best_params,
-        name=f"{incumbent.name}_tuned",
+        name=f"{incumbent.name.removesuffix('+threshold')}_tuned",
         balanced=incumbent.balanced,
         log_target=incumbent.log_target,
         folds=folds,

@@ -164,7 +164,8 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "metric": metric,
             "metric_reason": selection["metric_reason"],
             "comparison": selection.get("comparison"),
-            "escalations": selection.get("escalations") or [],
+            "escalations": (selection.get("escalations") or [])
+            + ([training["network_escalation"]] if training.get("network_escalation") else []),
             "threshold": threshold,
             "test_reads": reads,
             "test_reads_interrupted": interrupted,

@@ -8,12 +8,13 @@ the user's metric, never by switching the metric).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 from pydantic import BaseModel
 from sklearn import metrics as skm
 
+from ml_expert.config import MetricName
 from ml_expert.errors import UsageError
 
 
@@ -56,6 +57,8 @@ METRICS: dict[str, Metric] = {
                help="root mean squared logarithmic error (targets > -1)"),
     ]
 }
+if set(METRICS) != set(get_args(MetricName)):  # the CLI's choices and the definitions agree
+    raise RuntimeError("ml_expert.config.MetricName and tools/scoring.METRICS differ")
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2"}
 # Threshold metrics whose optimum on held-out rows is degenerate (recall: call everything
 # positive; precision: call almost nothing positive): argmax is kept for them.
@@ -137,7 +140,9 @@ def score(
     proba = np.asarray(scores, dtype=float)
     k = proba.shape[1]
     if metric == "log_loss":
-        return float(skm.log_loss(y_true, np.clip(proba, 1e-15, 1), labels=list(range(k))))
+        clipped = np.clip(proba, 1e-15, 1)  # float32 rows sum to 1 only within float32 rounding
+        clipped /= clipped.sum(axis=1, keepdims=True)
+        return float(skm.log_loss(y_true, clipped, labels=list(range(k))))
     if metric == "roc_auc":
         present = np.unique(y_true)
         if len(present) < 2:

@@ -15,7 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.schema import InputSchema
-from ml_expert.tools.scoring import predict_scores, score
+from ml_expert.tools.scoring import predict_scores, score, sign
 from ml_expert.tools.selection.candidates import BASELINES, inner_pipeline, make_pipeline
 from ml_expert.tools.selection.ensemble import EnsembleMember
 
@@ -58,6 +58,14 @@ class CandidateResult(BaseModel):
             "threshold": self.threshold,
             "members": list(self.members),
         }
+
+
+def best_baseline(board: list[CandidateResult], metric: str) -> CandidateResult:
+    """The best non-dummy candidate by the metric (CV mean on small data, else validation).
+
+    `board` lists the simplest first, and max() keeps the first of equal scores: ties go to the
+    simpler model."""
+    return max((c for c in board if c.name != "dummy"), key=lambda c: sign(metric) * c.selection_score)
 
 
 def fit(pipeline: Any, frame: pd.DataFrame, target: np.ndarray) -> float:

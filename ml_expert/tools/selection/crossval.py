@@ -9,25 +9,56 @@ cheap; above it the validation split is large enough and k extra fits are not.
 from __future__ import annotations
 
 import numpy as np
+from pydantic import BaseModel
 from sklearn.model_selection import KFold, StratifiedKFold
 
 CV_MAX_ROWS = 10_000
 CV_FOLDS = 5
 SKEW_FOR_LOG = 1.0  # sample skewness of a non-negative target above which log1p is tried
+# Of the budget, at most, planned for cross-validating the baselines: with the search's 25 % and
+# the network's 50 % the plans add up to the whole budget.
+CV_SHARE = 0.25
+MIN_FOLDS = 3
 
 
-def use_cv(train_rows: int, val_rows: int) -> bool:
-    return train_rows + val_rows < CV_MAX_ROWS
+class CVPlan(BaseModel):
+    folds: int | None  # None: compare on the validation split
+    rule: str
 
 
-def cv_rule(train_rows: int, val_rows: int) -> str:
+def plan_cv(
+    train_rows: int, val_rows: int, features_out: int, classes: int | None, budget: float, families: list[str]
+) -> CVPlan:
+    """k-fold CV when the data is small and k fits of every family fit CV_SHARE of the budget by
+    the nominal cost rule of the search (counts, never the clock); else fewer folds, else none."""
+    from ml_expert.tools.selection.tuning import nominal_fit_seconds
+
     n = train_rows + val_rows
-    if use_cv(train_rows, val_rows):
-        return (
-            f"{n} train + validation rows < {CV_MAX_ROWS}: candidates are compared by {CV_FOLDS}-fold "
-            "cross-validation on train + validation (mean and spread of the fold scores)"
+    if n >= CV_MAX_ROWS:
+        return CVPlan(
+            folds=None,
+            rule=f"{n} train + validation rows >= {CV_MAX_ROWS}: candidates are compared on validation",
         )
-    return f"{n} train + validation rows >= {CV_MAX_ROWS}: candidates are compared on the validation split"
+    share = CV_SHARE * budget
+    for k in (CV_FOLDS, MIN_FOLDS):
+        rows = n * (k - 1) // k
+        cost = k * sum(nominal_fit_seconds(f, rows, features_out, classes) for f in families)
+        if cost <= share:
+            return CVPlan(
+                folds=k,
+                rule=(
+                    f"{n} train + validation rows < {CV_MAX_ROWS}: candidates are compared by {k}-fold "
+                    f"cross-validation on train + validation (mean and spread of the fold scores); "
+                    f"nominal cost {cost:.1f} s <= {CV_SHARE:.0%} of the {budget:g} s budget"
+                ),
+            )
+    return CVPlan(
+        folds=None,
+        rule=(
+            f"{n} rows < {CV_MAX_ROWS}, but even {MIN_FOLDS}-fold CV of {families} costs more than "
+            f"{CV_SHARE:.0%} of the {budget:g} s budget by the nominal rule: compared on the validation split"
+        ),
+    )
 
 
 def fold_ids(task: str, y: np.ndarray, seed: int, k: int = CV_FOLDS) -> np.ndarray:
