@@ -297,9 +297,7 @@ def test_a_run_ships_the_ensemble_when_it_wins_by_the_margin_and_serves_it(tmp_p
     np.testing.assert_allclose(served["prediction"], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
-def test_ensemble_candidate_is_judged_on_cross_fitted_rows_with_out_of_bag_training_scores(
-    tmp_path: Path,
-) -> None:
+def test_ensemble_candidate_is_judged_on_cross_fitted_rows(tmp_path: Path) -> None:
     """Validation mode (large data): the weights are chosen on the validation rows, so the ensemble's
     validation predictions are the cross-fitted ones; a forest member's training rows are scored out
     of bag; the same inputs give the same ensemble."""
@@ -334,6 +332,10 @@ def test_ensemble_candidate_is_judged_on_cross_fitted_rows_with_out_of_bag_train
     in_sample = score("accuracy", y, shipped.predict_proba(fit_train[0]))
     if "random_forest" in [m.name for m in candidate.members]:
         assert candidate.train_score < in_sample  # out of bag for the forest's rows
+    poor, why = ensemble_candidate(
+        board, "classification", "accuracy", val[1], False, fit_train, val, SEED, tmp_path / "e2", budget=1.0
+    )
+    assert poor is None and "of the 1 s budget" in why.reason  # the members' refit would not fit
     rebuilt = make_pipeline("ensemble", schema, SEED, rows=len(y), members=candidate.members)
     assert [n for n, _ in rebuilt.estimators] == [m.name for m in candidate.members]
     assert names  # the pool came from the leaderboard
