@@ -27,7 +27,13 @@ from ml_expert.tools.scoring import score
 from ml_expert.tools.selection.baselines import fit_candidate
 from ml_expert.tools.selection.candidates import BASELINES, make_pipeline
 from ml_expert.tools.selection.crossval import fold_ids
-from ml_expert.tools.selection.ensemble import blend, cross_fitted, greedy_selection, make_ensemble
+from ml_expert.tools.selection.ensemble import (
+    EnsembleMember,
+    blend,
+    cross_fitted,
+    greedy_selection,
+    make_ensemble,
+)
 from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
 from ml_expert.tools.selection.tuning import candidate_params, nominal_fit_seconds
 
@@ -339,3 +345,18 @@ def test_ensemble_candidate_is_judged_on_cross_fitted_rows(tmp_path: Path) -> No
     rebuilt = make_pipeline("ensemble", schema, SEED, rows=len(y), members=candidate.members)
     assert [n for n, _ in rebuilt.estimators] == [m.name for m in candidate.members]
     assert names  # the pool came from the leaderboard
+
+
+def test_an_ensemble_with_a_tuned_threshold_exports_the_cut_in_its_graph(tmp_path: Path) -> None:
+    schema, train, test, y = split(*TITANIC)
+    members = [
+        EnsembleMember(name="linear", base="linear", weight=0.4),
+        EnsembleMember(name="lightgbm", base="lightgbm", weight=0.6),
+    ]
+    model = make_pipeline("ensemble", schema, SEED, rows=len(y), threshold=0.3, members=members)
+    model.fit(to_model_frame(train, schema), y)
+    frame = to_model_frame(test, schema)
+    assert (model.predict(frame) != model.predict_proba(frame).argmax(axis=1)).any()  # the cut matters
+    records = export_sklearn(model, schema, test, tmp_path)
+    _assert_passed(records)
+    assert records[1].parity.label_agreement == 1.0
