@@ -36,6 +36,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         modality=config.modality,
         keep=config.keep,
         drop=config.drop,
+        metric=config.metric,
     )
     ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema
@@ -50,6 +51,12 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         )
     for name, parts in prepared.datetime_columns.items():
         ctx.decide(f"turn datetime column {name!r} into {', '.join(parts)}", "models take numbers, not dates")
+    codes = prepared.composite_codes
+    for column in codes.columns if codes else []:
+        verb = "split" if codes.kept else "do not split"
+        ctx.decide(f"{verb} composite code column {column.name!r} at {column.separator!r}", column.rule)
+    if codes:  # the parts are measured together: one verdict for all of them
+        ctx.decide(f"composite-code parts {'kept' if codes.kept else 'dropped'}", codes.rule)
     if prepared.outliers.get("action"):
         ctx.decide(f"outliers: {prepared.outliers['action']}", prepared.outliers.get("rule", "images"))
     ctx.decide(

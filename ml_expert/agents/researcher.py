@@ -300,7 +300,8 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             consider(tuned, "tuned hyperparameters")
     ctx.step("greedy ensemble selection over the candidates' held-out predictions")
     ensemble, ensemble_plan = ensemble_candidate(
-        leaderboard, data["task"], metric, y_held, small, train, val, seed, models_dir, folds=folds
+        leaderboard, data["task"], metric, y_held, small, train, val, seed, models_dir, folds=folds,
+        budget=budget, features_out=data["n_features_out"], classes=n_classes,
     )
     ctx.decide(
         "build a weighted ensemble" if ensemble else "no ensemble",

@@ -101,6 +101,27 @@ def _datetime_part(value: Any, part: str) -> float:
     return float(date.toordinal() - _EPOCH) + (hour * 3600 + minute * 60 + second) / 86400.0
 
 
+def _composite_part(value: Any, separator: str, position: int) -> str | None:
+    """Same as ml_expert's schema.composite_part: one part of a composite code such as B/0/P."""
+    text = _category_text(value).strip()
+    if not text or not separator:
+        return None
+    pieces = text.split(separator)
+    piece = pieces[position].strip() if position < len(pieces) else ""
+    return piece or None
+
+
+def _part_number(piece: str | None) -> float:
+    """As pandas.to_numeric(errors="coerce") then inf -> NaN: a part that is not a plain number is NaN."""
+    if piece is None or "_" in piece or not piece.isascii():
+        return math.nan
+    try:
+        number = float(piece)
+    except ValueError:
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
 def _words(value: Any) -> list[str]:
     """Same as ml_expert's text.words: lower case, ASCII punctuation stripped, split on whitespace."""
     if _is_missing(value):
@@ -217,6 +238,12 @@ class ModelInference:
                             sequence[position] if position < min(len(sequence), self._lengths[name]) else None
                         )
                         out[col["key"]] = 0.0 if word is None else float(known.get(word, 1))
+                elif col.get("derive") == "part":
+                    if not (_is_missing(value) or isinstance(value, str | numbers.Number | np.generic)):
+                        got = type(value).__name__
+                        raise SchemaError(f"row {i}: field '{name}' must be a code (text or number): {got}")
+                    piece = _composite_part(value, col.get("separator") or "", int(col.get("position") or 0))
+                    out[col["key"]] = _part_number(piece) if col["kind"] == "numeric" else (piece or "")
                 elif col.get("derive"):
                     if not (_is_missing(value) or isinstance(value, str | _dt.date)):
                         raise SchemaError(

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from ml_expert.errors import DataError
 from ml_expert.tools.data.cleaning import drop_outliers
+from ml_expert.tools.data.composite import CompositeDecision, find_composites, measure_composites
 from ml_expert.tools.data.loading import LoadInfo, load_source
 from ml_expert.tools.data.modality import detect_modality
 from ml_expert.tools.data.preprocessing import (
@@ -44,6 +45,7 @@ from ml_expert.tools.data.text import (
     sequence_length,
     text_figures,
 )
+from ml_expert.tools.scoring import DEFAULT_METRIC
 
 TARGET_COLUMN = "__target__"
 
@@ -75,6 +77,9 @@ class PreparedData(BaseModel):
         description="modality text: the column read word by word, its length and vocabulary size",
     )
     findings: list[dict[str, Any]] = Field(default_factory=list)
+    composite_codes: CompositeDecision | None = Field(
+        default=None, description="composite code columns found on training rows; whether their parts stay"
+    )
     kept_columns: dict[str, str] = Field(
         default_factory=dict,
         description="columns a heuristic would have dropped, kept because the user said so (--keep)",
@@ -97,9 +102,11 @@ def prepare_data(
     modality: str = "auto",
     keep: Sequence[str] = (),
     drop: Sequence[str] = (),
+    metric: str | None = None,
 ) -> PreparedData:
     """`keep` names columns no heuristic may drop (leakage suspect, ID-like, constant); `drop`
-    names feature columns removed before anything looks at them. The user's word wins."""
+    names feature columns removed before anything looks at them. The user's word wins.
+    `metric`: the user's (None: the task's default); it judges whether derived features stay."""
     frame, path, info = load_source(source, target)
     if target not in frame.columns:
         stripped = {str(c).strip().lower(): c for c in frame.columns}
@@ -224,6 +231,25 @@ def prepare_data(
     schema = InputSchema(
         task=task, target=target, columns=columns, classes=classes, vocabularies=vocabularies
     )
+    composites = None
+    if kind == "tabular":
+        codes = [n for n, k in kinds.items() if k == "categorical"]
+        codes += [n for n, why in dropped.items() if why.startswith("ID-like") and n not in suspects]
+        found = find_composites(fit_rows, codes)
+        if found:
+            y_fit = y_all.loc[train_rows].to_numpy()
+            composites = measure_composites(
+                fit_rows, y_fit, schema, found, metric or DEFAULT_METRIC[task], seed
+            )
+            if composites.kept:
+                parts = [spec for c in found for spec in c.kept_parts]
+                schema = InputSchema(
+                    task=task,
+                    target=target,
+                    columns=[*columns, *parts],
+                    classes=classes,
+                    vocabularies=vocabularies,
+                )
     work = to_model_frame(frame, schema)
     work[TARGET_COLUMN] = y_all.to_numpy()
     train, val, test = work.loc[train_rows], work.loc[val_rows], work.loc[test_rows]
@@ -323,6 +349,7 @@ def prepare_data(
         datetime_columns=datetimes,
         sequence=sequence,
         findings=findings,
+        composite_codes=composites,
         kept_columns=kept,
     )
 
@@ -467,7 +494,7 @@ def _findings(
         if entry.get("missing") and not col.derive:
             how = "median" if col.key in numeric else "most frequent category"
             add("missing values", entry["missing"], f"imputed with the training split's {how}", col.name)
-        if col.kind == "categorical":
+        if col.kind == "categorical" and not col.derive:
             distinct = entry.get("distinct", 0)
             kept = len(col.categories or [])
             action = f"one-hot encoded: {kept} categories with >= {MIN_CATEGORY_COUNT} training rows"

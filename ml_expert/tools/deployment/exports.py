@@ -224,7 +224,7 @@ def sequential(pipeline: Any) -> Any:
         for part in (step, getattr(step, "regressor_", None)):  # a TransformedTargetRegressor's model
             if part is not None and "n_jobs" in part.get_params(deep=False):
                 part.set_params(n_jobs=None)
-    for member in getattr(pipeline, "estimators_", None) or []:  # an ensemble's fitted members
+    for member in getattr(inner, "estimators_", None) or []:  # an ensemble's fitted members
         if hasattr(member, "get_params"):
             sequential(member)
     return pipeline

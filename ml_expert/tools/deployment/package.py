@@ -135,6 +135,8 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
         c.name: (
             "some text"
             if c.derive in ("word", "token")
+            else (c.separator or "/").join(["A", "1"])
+            if c.derive == "part"
             else "2024-01-31"
             if c.derive
             else 0.0
