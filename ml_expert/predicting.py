@@ -37,11 +37,12 @@ def predict_file(
     names = tuple(dict.fromkeys(c["name"] for c in runtime.schema["columns"]))
     frame, _ = load_table(data, columns=names)
     target = runtime.schema.get("target")
-    if target in frame.columns:
+    if target and target in frame.columns:
         frame = frame.drop(columns=[target])
     try:
         labels = runtime.predict(frame)
-        out = pd.DataFrame({"prediction": labels})
+        column = "cluster" if runtime.task == "clustering" else "prediction"
+        out = pd.DataFrame({column: labels})
         if proba:
             if runtime.schema.get("task") != "classification":
                 raise UsageError("--proba applies to classification models only")

@@ -53,6 +53,7 @@ def run(
     train_dnn: bool = True,
     tune: bool = False,
     modality: str = "auto",
+    task: str = "auto",
     dnn_learning_rate: float | None = None,
     run_id: str | None = None,
     on_event: EventSink | None = None,
@@ -80,6 +81,7 @@ def run(
         "train_dnn": train_dnn,
         "tune": tune,
         "modality": modality,
+        "task": task,
         "require_approval": require_approval,
         "claude_flow_sync": claude_flow_sync,
     }

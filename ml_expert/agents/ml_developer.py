@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.hashing import sha256_file, verify
 from ml_expert.tools.data.prepare import load_split, prepare_data
@@ -33,6 +34,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         int(options["seed"]),
         ctx.run_dir / "data",
         modality=options.get("modality", "auto"),
+        task=options.get("task") or "auto",
     )
     ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema
@@ -116,6 +118,8 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     A diverged network is retried by the graph (lower learning rate, tighter clipping) at most
     MAX_TRAINING_RETRIES times; after that it is discarded and the best baseline ships.
     """
+    if clustering.is_clustering(state):
+        return clustering.training(state)
     ctx = AgentContext(state, "ml-developer", "training")
     ctx.start()
     data, selection = state["data"], state["selection"]
@@ -528,6 +532,8 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "Dockerfile": dockerfile_text(),
             "training_stats.json": _training_stats(data, schema),
         }
+        if data["task"] == "clustering":  # aggregates over >= 5 training rows (the tester's)
+            extra_files["cluster_profiles.json"] = Path(validation["profiles_path"]).read_text()
         metadata = {
             "run_id": ctx.run_id,
             "model": chosen["name"],

@@ -31,6 +31,7 @@ def normalise_options(options: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("min_metric", {})
     out.setdefault("train_dnn", True)
     out.setdefault("tune", False)
+    out.setdefault("task", "auto")
     return out
 
 

@@ -31,6 +31,7 @@ class RunOptions(TypedDict, total=False):
     train_dnn: bool
     tune: bool
     modality: str
+    task: str
     require_approval: bool
     claude_flow_sync: bool
     dnn_learning_rate: float | None

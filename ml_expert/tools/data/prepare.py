@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from ml_expert.errors import DataError
+from ml_expert.errors import DataError, UsageError
 from ml_expert.tools.data.cleaning import drop_outliers
 from ml_expert.tools.data.loading import LoadInfo, load_source
 from ml_expert.tools.data.modality import detect_modality
@@ -39,6 +39,10 @@ from ml_expert.tools.data.text import (
 )
 
 TARGET_COLUMN = "__target__"
+DEFAULT_TARGET = "target"
+NO_TARGET = "__no_target__"
+"""Clustering: the constant placeholder standing in for a target inside preparation only."""
+TASKS = ("auto", "classification", "regression", "clustering")
 
 
 class PreparedData(BaseModel):
@@ -79,9 +83,33 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 
 def prepare_data(
-    source: str | None, target: str, seed: int, data_dir: Path, modality: str = "auto"
+    source: str | None,
+    target: str,
+    seed: int,
+    data_dir: Path,
+    modality: str = "auto",
+    task: str = "auto",
 ) -> PreparedData:
+    """`task`: auto (from the target column), classification, regression or clustering. With auto,
+    no target given (the default name) and no `target` column, the rows are clustered."""
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     frame, path, info = load_source(source, target)
+    forced_task: tuple[str, str] | None = None
+    if task == "auto" and target == DEFAULT_TARGET and target not in frame.columns:
+        task = "clustering"
+        forced_task = (task, f"no target given and the file has no {DEFAULT_TARGET!r} column: clustering")
+    elif task != "auto":
+        forced_task = (task, f"asked for (task {task})")
+    label_held_aside: str | None = None
+    if task == "clustering":
+        # No label to learn: a column named as the target is held aside (never a feature), and a
+        # constant placeholder keeps the one code path (fingerprint taken before it is added).
+        label_held_aside = target if target in frame.columns else None
+        frame = frame.drop(columns=[target]) if label_held_aside else frame
+        data_fingerprint = fingerprint(frame)
+        target = NO_TARGET
+        frame = frame.assign(**{NO_TARGET: 0.0})
     if target not in frame.columns:
         stripped = {str(c).strip().lower(): c for c in frame.columns}
         hint = f" (did you mean {stripped[target.lower()]!r}?)" if target.lower() in stripped else ""
@@ -90,7 +118,8 @@ def prepare_data(
             f"{_listed(frame.columns)}. Pass --target NAME"
         )
     rows_in = len(frame)
-    data_fingerprint = fingerprint(frame)
+    if task != "clustering":
+        data_fingerprint = fingerprint(frame)
     no_target = int(frame[target].isna().sum())
     if no_target == rows_in:
         raise DataError(
@@ -102,7 +131,9 @@ def prepare_data(
         raise DataError("no feature columns: the table holds only the target; add the columns to learn from")
     if frame[features].isna().all().all():
         raise DataError("every feature value is missing; the rows with a target have no feature values")
-    task, task_reason = detect_task(frame[target])
+    task, task_reason = forced_task or detect_task(frame[target])  # type: ignore[assignment]
+    if label_held_aside:
+        task_reason += f"; column {label_held_aside!r} is held aside, not clustered on"
     if task == "classification":
         n_classes = frame[target].nunique()
         if n_classes < 2:
@@ -150,7 +181,8 @@ def prepare_data(
         suspects: dict[str, str] = {}
     else:
         kinds, dropped = column_roles(fit_rows, target)
-        suspects = leakage_suspects(fit_rows, target, kinds, task)
+        # clustering has no target a feature could leak
+        suspects = {} if task == "clustering" else leakage_suspects(fit_rows, target, kinds, task)
     for name, why in suspects.items():
         kinds.pop(name, None)
         dropped[name] = f"leakage suspect: {why}"
@@ -161,6 +193,10 @@ def prepare_data(
             + ". Add informative feature columns"
         )
     profile = profile_table(frame, target, task)
+    if task == "clustering":
+        profile["column_profiles"].pop(NO_TARGET, None)
+        profile.pop("target_stats", None)
+        profile["columns"] -= 1
 
     columns, datetimes, texts = _column_specs(fit_rows, kinds)
     vocabularies: dict[str, list[str]] = {}
@@ -187,7 +223,11 @@ def prepare_data(
             + ". Add informative feature columns"
         )
     schema = InputSchema(
-        task=task, target=target, columns=columns, classes=classes, vocabularies=vocabularies
+        task=task,
+        target=(label_held_aside or "") if task == "clustering" else target,
+        columns=columns,
+        classes=classes,
+        vocabularies=vocabularies,
     )
     work = to_model_frame(frame, schema)
     work[TARGET_COLUMN] = y_all.to_numpy()
