@@ -142,6 +142,13 @@ def run(
             "or sequence (numeric columns as the ordered steps of one signal)."
         ),
     ] = "auto",
+    task: Annotated[
+        str,
+        typer.Option(
+            help="auto (from the target column; clustering when no --target is given and there is "
+            "no 'target' column), classification, regression or clustering (rows without a label)."
+        ),
+    ] = "auto",
     dnn_learning_rate: Annotated[
         float | None,
         typer.Option("--dnn-learning-rate", hidden=True, help="Advanced: the network's start LR."),
@@ -183,6 +190,8 @@ def run(
         for name, value in (("--max-latency-ms", max_latency_ms), ("--max-fairness-gap", max_fairness_gap)):
             if value is not None and value <= 0:
                 raise UsageError(f"{name} must be positive")
+        if task not in ("auto", "classification", "regression", "clustering"):
+            raise UsageError(f"--task {task!r}: choose auto, classification, regression or clustering")
         if detach:
             _start_detached(_detached_args(ctx), ws, run_id, as_json)
             return
@@ -202,6 +211,7 @@ def run(
             train_dnn=not no_dnn,
             tune=tune,
             modality=modality,
+            task=task,
             dnn_learning_rate=dnn_learning_rate,
             run_id=run_id,
             require_approval=require_approval,
@@ -499,7 +509,10 @@ def predict(
     model: Annotated[str, typer.Argument(help="Run id, run directory or deployment directory.")],
     data: Annotated[str, typer.Argument(help="CSV of rows to predict (a target column is ignored).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the predictions CSV.")],
-    proba: Annotated[bool, typer.Option("--proba", help="Add proba_<class> columns.")] = False,
+    proba: Annotated[
+        bool,
+        typer.Option("--proba", help="Add proba_<class> columns (clustering: distance_<c>/probability_<c>)."),
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Predict with a deployed model; one output row per input row, in order."""

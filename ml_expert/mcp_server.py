@@ -152,6 +152,10 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
             bool, Field(description="Search the best baseline's hyperparameters within the budget.")
         ] = False,
         modality: Literal["auto", "tabular", "image", "text", "sequence"] = "auto",
+        task: Annotated[
+            Literal["auto", "classification", "regression", "clustering"],
+            Field(description="auto: from the target; clustering when there is no target column."),
+        ] = "auto",
         min_metric: Annotated[
             dict[str, float] | None, Field(description="Validation gate thresholds, e.g. {'accuracy': 0.9}.")
         ] = None,
@@ -172,6 +176,7 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
             data = str(path.resolve())
         args = [data] if data else []
         args += ["--target", target, "--budget", str(budget), "--seed", str(seed), "--modality", modality]
+        args += ["--task", task]
         for name, value in (min_metric or {}).items():
             args += ["--min-metric", f"{name}={value}"]
         if not train_dnn:

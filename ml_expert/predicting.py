@@ -43,7 +43,12 @@ def predict_file(
         labels = runtime.predict(frame)
         column = "cluster" if runtime.task == "clustering" else "prediction"
         out = pd.DataFrame({column: labels})
-        if proba:
+        if proba and runtime.task == "clustering":  # distance_<c> (k-means) or probability_<c>
+            _, scores = runtime.predict_with_proba(frame)
+            prefix = "distance" if runtime.scores_kind == "distances" else "probability"
+            for c in range(scores.shape[1]):
+                out[f"{prefix}_{c}"] = scores[:, c]
+        elif proba:
             if runtime.schema.get("task") != "classification":
                 raise UsageError("--proba applies to classification models only")
             probabilities = runtime.predict_proba(frame)
