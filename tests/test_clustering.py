@@ -191,3 +191,19 @@ def test_cluster_parity_excuses_only_near_ties() -> None:
     wrong = {"cluster": np.array([1, 1]), "scores": reference["scores"]}
     assert compare_clusters(reference, near_tie).passed
     assert not compare_clusters(reference, wrong).passed
+
+
+def test_benchmark_reports_ari_against_the_true_labels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks import clustering, report
+
+    monkeypatch.setenv("ML_EXPERT_BENCH_WORK", str(tmp_path / "work"))
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    path = clustering.main(["--datasets", "iris", "--budget", "30", "--out-dir", str(tmp_path)])
+    (row,) = json.loads(path.read_text())["rows"]
+    assert row["status"] == "finished" and row["true_k"] == 3 and row["scored_by"].startswith("package")
+    assert 0.3 < row["ari_all_rows"] <= 1.0 and 0.3 < row["kmeans_true_k_ari_all_rows"] <= 1.0
+    rendered = report.render(tmp_path)
+    assert "## Clustering against the true labels" in rendered and "| iris | 150 | 3 |" in rendered
