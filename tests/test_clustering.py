@@ -128,6 +128,37 @@ def test_predict_returns_a_cluster_column(iris_run: dict, iris_without_label: Pa
     assert package.predict(pd.read_csv(iris_without_label).head(5)) == predicted["cluster"].head(5).tolist()
 
 
+VIRGINICA = {"sepal length (cm)": 6.7, "sepal width (cm)": 3.0, "petal length (cm)": 5.6}
+VIRGINICA["petal width (cm)"] = 2.1
+
+
+def test_serve_answers_with_clusters(iris_run: dict) -> None:
+    import httpx
+    from http_helpers import free_port, wait_for
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [*CLI, "serve", "production", "--port", str(port), "--workspace", str(iris_run["workspace"])],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    row = {"sepal length (cm)": 5.1, "sepal width (cm)": 3.5}
+    row |= {"petal length (cm)": 1.4, "petal width (cm)": 0.2}
+    try:
+        wait_for(f"{base}/health")
+        body = httpx.post(f"{base}/predict", json={"rows": [row, VIRGINICA]}).json()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+    k = json.loads((Path(iris_run["result"]["run_dir"]) / "metrics.json").read_text())["test"]["n_clusters"]
+    assert len(body["predictions"]) == 2 and set(body["predictions"]) <= set(range(k))
+    assert body["predictions"][0] != body["predictions"][1]  # a textbook setosa and virginica
+    scores = body.get("distances") or body.get("probabilities")
+    assert scores is not None and len(scores[0]) == k
+
+
 def test_gate_refuses_random_noise(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     noise = tmp_path / "noise.csv"
