@@ -42,6 +42,12 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     result = select_clustering(schema, train, val, int(options["seed"]), Path(ctx.run_dir) / "models")
     ctx.decide(f"rank clusterings by {CRITERION} on the validation split", result.criterion_reason)
     ctx.decide(f"try k in {result.k_range[0]}..{result.k_range[-1]}", result.k_rule)
+    if result.fit_rows < data["split_sizes"]["train"]:
+        ctx.decide(
+            f"fit the candidates on a seeded sample of {result.fit_rows} training rows",
+            f"{data['split_sizes']['train']} training rows; {result.fit_rows} place the centres as well "
+            "and keep every k, resample and refit within seconds",
+        )
     by_name = {c.name: c for c in result.leaderboard}
     if "kmeans" in by_name:
         ctx.decide(

@@ -32,6 +32,7 @@ from threadpoolctl import threadpool_limits
 from ml_expert.tools.data.privacy import MIN_CATEGORY_COUNT
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.selection.clustering import (
+    FIT_MAX_ROWS,
     MIN_CLUSTER_ROWS,
     STABILITY_RESAMPLES,
     davies_bouldin,
@@ -207,7 +208,8 @@ def evaluate_clustering(
             "test_rows": len(x_test),
         }
         train_sizes, test_sizes, expected, sizes_ok, detail = size_check(train_labels, test_labels, k)
-        stable = stability(model, x_train, x_test, seed, STABILITY_RESAMPLES)
+        fit_rows = x_train[np.random.default_rng(seed).permutation(len(x_train))[:FIT_MAX_ROWS]]
+        stable = stability(model, fit_rows, x_test, seed, STABILITY_RESAMPLES)
         metrics["stability"] = round(stable, 6)
         chance = chance_tests(model, x_train, seed)
     return ClusteringEvaluation(
