@@ -174,6 +174,22 @@ def test_gate_refuses_random_noise(tmp_path: Path) -> None:
     assert not (Path(result["run_dir"]) / "deployment" / "manifest.json").exists()
 
 
+def test_langgraph_input_with_task_clustering_holds_the_label_aside(datasets: Path, workspace: Path) -> None:
+    """A parent graph passes `task` in the options; the named target column is never clustered on."""
+    from ml_expert import build_graph
+
+    options = {"workspace": str(workspace), "budget": 30, "seed": 5, "task": "clustering"}
+    out = build_graph().invoke({"data": str(datasets / "penguins.csv"), "options": options})
+    assert out["status"] == "finished", out.get("reason")
+    assert out["metrics"]["silhouette"] > 0 and "deployment" in out["artifacts"]
+    schema = json.loads((Path(out["artifacts"]["deployment"]) / "schema.json").read_text())
+    assert schema["task"] == "clustering" and schema["target"] == "target"
+    assert "target" not in {c["name"] for c in schema["columns"]}
+    record = json.loads(Path(out["artifacts"]["run_json"]).read_text())
+    reason = next(d["reason"] for d in record["decisions"] if d["decision"] == "task is clustering")
+    assert "asked for" in reason and "'target' is held aside" in reason
+
+
 def test_task_option_is_validated(tmp_path: Path) -> None:
     proc = _cli("run", "iris", "--task", "segmentation", "--workspace", str(tmp_path), "--json")
     assert proc.returncode == 2 and "--task" in proc.stdout + proc.stderr
