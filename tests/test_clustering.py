@@ -254,3 +254,20 @@ def test_benchmark_reports_ari_against_the_true_labels(
     assert 0.3 < row["ari_all_rows"] <= 1.0 and 0.3 < row["kmeans_true_k_ari_all_rows"] <= 1.0
     rendered = report.render(tmp_path)
     assert "## Clustering against the true labels" in rendered and "| iris | 150 | 3 |" in rendered
+
+
+def test_preparation_without_a_target(datasets: Path, tmp_path: Path) -> None:
+    from ml_expert.errors import DataError
+    from ml_expert.tools.data.prepare import prepare_data
+
+    rows = tmp_path / "rows.csv"
+    pd.read_csv(datasets / "wine.csv").rename(columns={"target": "cultivar"}).to_csv(rows, index=False)
+    prepared = prepare_data(str(rows), "target", 0, tmp_path / "auto")
+    assert prepared.task == "clustering" and "no target given" in prepared.task_reason
+    assert "cultivar" in prepared.input_schema.names  # no target named: every column is clustered on
+    dropped = prepared.duplicates_removed + int(prepared.outliers.get("dropped", 0))
+    assert sum(prepared.split_sizes.values()) + dropped == 178 and prepared.leakage_suspects == {}
+    held = prepare_data(str(rows), "cultivar", 0, tmp_path / "held", task="clustering")
+    assert "cultivar" not in held.input_schema.names and held.input_schema.target == "cultivar"
+    with pytest.raises(DataError, match="Pass --target NAME"):
+        prepare_data(str(rows), "target", 0, tmp_path / "asked", task="classification")
