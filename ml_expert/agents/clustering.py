@@ -19,6 +19,7 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.hashing import verify
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.scoring import primary_metric
 from ml_expert.workspace import read_run
 
 
@@ -35,6 +36,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     data, options = state["data"], state["options"]
     schema = InputSchema.model_validate(data["schema"])
+    primary_metric("clustering", options.get("metric"))  # a classification metric is a usage error
     ctx.decide("task is clustering", data["task_reason"])
     train, _ = load_split(data["files"], "train", schema)
     val, _ = load_split(data["files"], "val", schema)
