@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import sha256_file, verify
@@ -37,6 +38,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         keep=config.keep,
         drop=config.drop,
         metric=config.metric,
+        task=config.task,
     )
     ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema
@@ -126,6 +128,8 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     A diverged network is retried by the graph (lower learning rate, tighter clipping) at most
     MAX_TRAINING_RETRIES times; after that it is discarded and the best baseline ships.
     """
+    if clustering.is_clustering(state):
+        return clustering.training(state)
     ctx = AgentContext(state, "ml-developer", "training")
     ctx.start()
     data, selection = state["data"], state["selection"]
@@ -650,6 +654,8 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "Dockerfile": dockerfile_text(),
             "training_stats.json": _training_stats(data, schema),
         }
+        if data["task"] == "clustering":  # aggregates over >= 5 training rows (the tester's)
+            extra_files["cluster_profiles.json"] = Path(validation["profiles_path"]).read_text()
         metadata = {
             "run_id": ctx.run_id,
             "model": chosen["name"],

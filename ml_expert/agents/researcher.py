@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -183,6 +184,8 @@ def plan_network(
 
 
 def model_selection(state: dict[str, Any]) -> dict[str, Any]:
+    if clustering.is_clustering(state):
+        return clustering.model_selection(state)
     ctx = AgentContext(state, "researcher", "model_selection")
     ctx.start()
     started = time.perf_counter()

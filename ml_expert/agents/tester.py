@@ -10,6 +10,7 @@ from typing import Any
 import joblib
 import numpy as np
 
+from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.hashing import verify
 from ml_expert.runs import RunFile
@@ -95,6 +96,8 @@ def _complete_test_read(run_dir) -> None:
 
 
 def validation(state: dict[str, Any]) -> dict[str, Any]:
+    if clustering.is_clustering(state):
+        return clustering.validation(state)
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
     data, selection, training = state["data"], state["selection"], state["training"]

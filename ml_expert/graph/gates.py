@@ -277,6 +277,10 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
             ),
         )
     )
+    if (state.get("data") or {}).get("task") == "clustering":
+        from ml_expert.graph.clustering_gates import clustering_checks
+
+        checks += clustering_checks(validation)
     return GateVerdict.from_checks("validation", checks)
 
 

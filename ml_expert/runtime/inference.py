@@ -202,6 +202,14 @@ class ModelInference:
         """Original class labels, in the order of predict_proba's columns (None for regression)."""
         return self.schema.get("classes") if self.task == "classification" else None
 
+    @property
+    def scores_kind(self) -> str | None:
+        """What predict_with_proba's array holds: "probabilities" (classification, a Gaussian
+        mixture's memberships), "distances" (k-means: to each centre), or None (regression)."""
+        if self.task == "regression":
+            return None
+        return self._outputs[1] if self.task == "clustering" else "probabilities"
+
     def validate(self, rows: Any) -> list[dict[str, Any]]:
         """Rows as a list of dicts holding exactly the schema's columns; raises SchemaError.
 
@@ -312,21 +320,26 @@ class ModelInference:
         return dict(zip(self._outputs, self.session.run(None, self._feed(clean)), strict=True))
 
     def predict(self, rows: Any) -> list[Any]:
-        """Original class labels (classification) or floats (regression), one per row."""
+        """Original class labels (classification), floats (regression) or cluster numbers, one per row."""
         outputs = self._run(rows)
         if outputs is None:
             return []
+        if self.task == "clustering":
+            return [int(c) for c in outputs["cluster"].ravel()]
         if self.task == "classification":
             classes = self.classes or []
             return [classes[int(i)] if classes else int(i) for i in outputs["label"].ravel()]
         return [float(v) for v in outputs["prediction"].ravel()]
 
     def predict_with_proba(self, rows: Any) -> tuple[list[Any], np.ndarray | None]:
-        """Labels (or values) and, for classification, probabilities from one model run."""
+        """Labels (or values) and, for classification, probabilities from one model run
+        (clustering: the clusters and each row's distances to the centres, or memberships)."""
         outputs = self._run(rows)
         if outputs is None:
             empty = np.zeros((0, len(self.classes or [])), dtype=np.float32)
             return [], empty if self.task == "classification" else None
+        if self.task == "clustering":
+            return [int(c) for c in outputs["cluster"].ravel()], np.asarray(outputs[self._outputs[1]])
         if self.task == "classification":
             classes = self.classes or []
             labels = [classes[int(i)] if classes else int(i) for i in outputs["label"].ravel()]

@@ -267,7 +267,7 @@ def create_app(
             labels, probabilities = use.model.predict_with_proba(records)
             result: dict[str, Any] = {"predictions": labels}
             if probabilities is not None:
-                result["probabilities"] = probabilities.tolist()
+                result[use.model.scores_kind or "probabilities"] = probabilities.tolist()
         except SchemaError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
         windows[use.version].add(records)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from ml_expert.errors import DataError
+from ml_expert.errors import DataError, UsageError
 from ml_expert.tools.data.cleaning import drop_outliers
 from ml_expert.tools.data.composite import CompositeDecision, find_composites, measure_composites
 from ml_expert.tools.data.loading import LoadInfo, load_source
@@ -48,6 +48,10 @@ from ml_expert.tools.data.text import (
 from ml_expert.tools.scoring import DEFAULT_METRIC
 
 TARGET_COLUMN = "__target__"
+DEFAULT_TARGET = "target"
+NO_TARGET = "__no_target__"
+"""Clustering: the constant placeholder standing in for a target inside preparation only."""
+TASKS = ("auto", "classification", "regression", "clustering")
 
 
 class PreparedData(BaseModel):
@@ -103,11 +107,31 @@ def prepare_data(
     keep: Sequence[str] = (),
     drop: Sequence[str] = (),
     metric: str | None = None,
+    task: str = "auto",
 ) -> PreparedData:
     """`keep` names columns no heuristic may drop (leakage suspect, ID-like, constant); `drop`
     names feature columns removed before anything looks at them. The user's word wins.
-    `metric`: the user's (None: the task's default); it judges whether derived features stay."""
+    `metric`: the user's (None: the task's default); it judges whether derived features stay.
+    `task`: auto (from the target column), classification, regression or clustering; with auto,
+    no target given (the default name) and no `target` column, the rows are clustered."""
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     frame, path, info = load_source(source, target)
+    forced_task: tuple[str, str] | None = None
+    if task == "auto" and target == DEFAULT_TARGET and target not in frame.columns:
+        task = "clustering"
+        forced_task = (task, f"no target given and the file has no {DEFAULT_TARGET!r} column: clustering")
+    elif task != "auto":
+        forced_task = (task, f"asked for (task {task})")
+    label_held_aside: str | None = None
+    if task == "clustering":
+        # No label to learn: a column named as the target is held aside (never a feature), and a
+        # constant placeholder keeps the one code path (fingerprint taken before it is added).
+        label_held_aside = target if target in frame.columns else None
+        frame = frame.drop(columns=[target]) if label_held_aside else frame
+        data_fingerprint = fingerprint(frame)
+        target = NO_TARGET
+        frame = frame.assign(**{NO_TARGET: 0.0})
     if target not in frame.columns:
         stripped = {str(c).strip().lower(): c for c in frame.columns}
         hint = f" (did you mean {stripped[target.lower()]!r}?)" if target.lower() in stripped else ""
@@ -123,7 +147,8 @@ def prepare_data(
                 f"{_listed(c for c in frame.columns if c != target)}"
             )
     rows_in = len(frame)
-    data_fingerprint = fingerprint(frame)  # of the data as given, before the user's --drop
+    if task != "clustering":
+        data_fingerprint = fingerprint(frame)  # of the data as given, before the user's --drop
     frame = frame.drop(columns=list(drop))
     no_target = int(frame[target].isna().sum())
     if no_target == rows_in:
@@ -136,7 +161,9 @@ def prepare_data(
         raise DataError("no feature columns: the table holds only the target; add the columns to learn from")
     if frame[features].isna().all().all():
         raise DataError("every feature value is missing; the rows with a target have no feature values")
-    task, task_reason = detect_task(frame[target])
+    task, task_reason = forced_task or detect_task(frame[target])  # type: ignore[assignment]
+    if label_held_aside:
+        task_reason += f"; column {label_held_aside!r} is held aside, not clustered on"
     if task == "classification":
         n_classes = frame[target].nunique()
         if n_classes < 2:
@@ -184,7 +211,8 @@ def prepare_data(
         suspects: dict[str, str] = {}
     else:
         kinds, dropped = column_roles(fit_rows, target)
-        suspects = leakage_suspects(fit_rows, target, kinds, task)
+        # clustering has no target a feature could leak
+        suspects = {} if task == "clustering" else leakage_suspects(fit_rows, target, kinds, task)
     kept: dict[str, str] = {}
     for name, why in suspects.items():
         if name in keep:
@@ -203,6 +231,10 @@ def prepare_data(
             + ". Add informative feature columns"
         )
     profile = profile_table(frame, target, task)
+    if task == "clustering":
+        profile["column_profiles"].pop(NO_TARGET, None)
+        profile.pop("target_stats", None)
+        profile["columns"] -= 1
 
     columns, datetimes, texts = _column_specs(fit_rows, kinds)
     vocabularies: dict[str, list[str]] = {}
@@ -229,10 +261,14 @@ def prepare_data(
             + ". Add informative feature columns"
         )
     schema = InputSchema(
-        task=task, target=target, columns=columns, classes=classes, vocabularies=vocabularies
+        task=task,
+        target=(label_held_aside or "") if task == "clustering" else target,
+        columns=columns,
+        classes=classes,
+        vocabularies=vocabularies,
     )
     composites = None
-    if kind == "tabular":
+    if kind == "tabular" and task != "clustering":  # a composite part stays only if it helps predict y
         codes = [n for n, k in kinds.items() if k == "categorical"]
         codes += [n for n, why in dropped.items() if why.startswith("ID-like") and n not in suspects]
         found = find_composites(fit_rows, codes)

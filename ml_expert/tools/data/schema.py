@@ -19,7 +19,7 @@ from ml_expert.runtime.inference import category_text
 from ml_expert.tools.data.text import token_ids, vocabulary_index, words
 
 SCHEMA_FORMAT = "ml-expert-schema/1"
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "clustering"]
 DatetimePart = Literal["year", "month", "day", "weekday", "hour", "epoch_days"]
 DATETIME_PARTS: tuple[str, ...] = ("year", "month", "day", "weekday", "hour", "epoch_days")
 DATETIME_REGEX = re.compile(
