@@ -142,6 +142,22 @@ def run(
             "or sequence (numeric columns as the ordered steps of one signal)."
         ),
     ] = "auto",
+    network: Annotated[
+        str,
+        typer.Option(
+            "--network",
+            help="What reads text and sequences: auto (a rule on length, rows and budget), "
+            "conv, lstm or transformer.",
+        ),
+    ] = "auto",
+    from_: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="Fine-tune a released model on this data: production, a version (v3) "
+            "or a .keras file whose inputs match.",
+        ),
+    ] = None,
     dnn_learning_rate: Annotated[
         float | None,
         typer.Option("--dnn-learning-rate", hidden=True, help="Advanced: the network's start LR."),
@@ -202,6 +218,8 @@ def run(
             train_dnn=not no_dnn,
             tune=tune,
             modality=modality,
+            network=network,
+            from_=from_,
             dnn_learning_rate=dnn_learning_rate,
             run_id=run_id,
             require_approval=require_approval,
@@ -209,6 +227,8 @@ def run(
         )
         if dnn_learning_rate is not None and not dnn_learning_rate > 0:
             raise UsageError("--dnn-learning-rate must be positive")
+        if network not in ("auto", "conv", "lstm", "transformer"):
+            raise UsageError(f"--network is auto, conv, lstm or transformer, not {network!r}")
     except MLExpertError as exc:
         _fail(exc, as_json, extra)
         return

@@ -152,6 +152,14 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
             bool, Field(description="Search the best baseline's hyperparameters within the budget.")
         ] = False,
         modality: Literal["auto", "tabular", "image", "text", "sequence"] = "auto",
+        network: Annotated[
+            Literal["auto", "conv", "lstm", "transformer"],
+            Field(description="What reads text and sequences (auto: a rule on length, rows, budget)."),
+        ] = "auto",
+        from_: Annotated[
+            str | None,
+            Field(description="Fine-tune a released model: production, a version (v3) or a .keras path."),
+        ] = None,
         min_metric: Annotated[
             dict[str, float] | None, Field(description="Validation gate thresholds, e.g. {'accuracy': 0.9}.")
         ] = None,
@@ -172,6 +180,7 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
             data = str(path.resolve())
         args = [data] if data else []
         args += ["--target", target, "--budget", str(budget), "--seed", str(seed), "--modality", modality]
+        args += ["--network", network] + (["--from", from_] if from_ else [])
         for name, value in (min_metric or {}).items():
             args += ["--min-metric", f"{name}={value}"]
         if not train_dnn:

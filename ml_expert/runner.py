@@ -53,6 +53,8 @@ def run(
     train_dnn: bool = True,
     tune: bool = False,
     modality: str = "auto",
+    network: str = "auto",
+    from_: str | None = None,
     dnn_learning_rate: float | None = None,
     run_id: str | None = None,
     on_event: EventSink | None = None,
@@ -80,6 +82,8 @@ def run(
         "train_dnn": train_dnn,
         "tune": tune,
         "modality": modality,
+        "network": network,
+        "from_": from_,
         "require_approval": require_approval,
         "claude_flow_sync": claude_flow_sync,
     }

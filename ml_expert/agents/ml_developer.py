@@ -470,7 +470,13 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     ctx.start()
     import joblib
 
-    from ml_expert.tools.deployment.exports import export_keras, export_sklearn, measure_export_latency
+    from ml_expert.tools.deployment.exports import (
+        WITHDRAWABLE_FORMATS,
+        export_keras,
+        export_sklearn,
+        measure_export_latency,
+        withdraw_unsupported,
+    )
     from ml_expert.tools.deployment.package import dockerfile_text, server_source, write_package
 
     data, training_result = state["data"], state["training"]
@@ -495,6 +501,8 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         _quiet_tensorflow()
         import keras
 
+        import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
+
         candidate = dnn["candidate"]
         verify(candidate["path"], candidate["sha256"])
         model = keras.saving.load_model(candidate["path"])
@@ -502,6 +510,10 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         preprocessor = joblib.load(data["files"]["preprocessor"])
         ctx.step("exporting the Keras DNN: .keras, .h5, SavedModel, TFLite, ONNX")
         k_records = export_keras(model, preprocessor, schema, reference, exports_dir / "dnn")
+        if dnn["config"].get("sequence_layer", "conv") != "conv":
+            for record in withdraw_unsupported(k_records, WITHDRAWABLE_FORMATS):
+                if not record.shipped:
+                    ctx.decide(f"do not ship the {record.format} export", record.not_shipped_reason or "")
         ctx.step("timing each reloaded export")
         measure_export_latency(k_records, schema, reference, preprocessor)
         records += [r.model_dump() for r in k_records]
@@ -518,7 +530,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     package_latency: dict[str, Any] | None = None
     # Every export of the shipped model must pass; one failed format stops the package.
     shipped_dir = exports_dir / (chosen["name"] if chosen["kind"] == "sklearn" else "dnn")
-    shipped = [r for r in records if Path(r["path"]).parent == shipped_dir]
+    shipped = [r for r in records if Path(r["path"]).parent == shipped_dir and r.get("shipped", True)]
     chosen_ok = onnx_path is not None and all(r["passed"] for r in shipped)
     if chosen_ok:
         validation = state["validation"]

@@ -34,6 +34,8 @@ def _chosen_scores(chosen: dict[str, Any], data: dict[str, Any], frame, task: st
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
+
     verify(data["files"]["preprocessor"], data["preprocessor_sha256"])
     preprocessor = joblib.load(data["files"]["preprocessor"])
     model = keras.saving.load_model(chosen["path"])

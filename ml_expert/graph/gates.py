@@ -265,7 +265,10 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
 
 def release_gate(state: dict[str, Any]) -> GateVerdict:
     deployment = state.get("deployment") or {}
-    exports = deployment.get("exports", [])
+    # An export withdrawn because its format cannot hold the architecture (its file deleted) is
+    # reported, not judged: the release ships and judges the rest.
+    withdrawn = [e for e in deployment.get("exports", []) if e.get("shipped") is False]
+    exports = [e for e in deployment.get("exports", []) if e.get("shipped") is not False]
     checks = [
         Check(
             name=f"export_{e['format']}_matches",
@@ -276,6 +279,15 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
         for e in exports
     ]
     checks.append(Check(name="exports_present", passed=bool(exports), value=len(exports)))
+    if withdrawn:
+        checks.append(
+            Check(
+                name="exports_not_shipped",
+                passed=True,
+                value=[e["format"] for e in withdrawn],
+                detail="; ".join(e.get("not_shipped_reason") or e["format"] for e in withdrawn),
+            )
+        )
     package = deployment.get("package_dir")
     manifest = deployment.get("manifest", {})
     missing = []

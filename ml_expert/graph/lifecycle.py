@@ -31,6 +31,8 @@ def normalise_options(options: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("min_metric", {})
     out.setdefault("train_dnn", True)
     out.setdefault("tune", False)
+    out.setdefault("network", "auto")
+    out.setdefault("from_", None)
     return out
 
 

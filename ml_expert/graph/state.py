@@ -31,6 +31,8 @@ class RunOptions(TypedDict, total=False):
     train_dnn: bool
     tune: bool
     modality: str
+    network: str
+    from_: str | None
     require_approval: bool
     claude_flow_sync: bool
     dnn_learning_rate: float | None
