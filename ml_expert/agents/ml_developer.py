@@ -36,6 +36,14 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     )
     ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema
+    if options.get("from_"):
+        from ml_expert.agents.finetuning import check_schema
+
+        released = check_schema(options["from_"], options["workspace"], schema)
+        ctx.decide(
+            f"start from {released.version} ({released.model}, run {released.run_id})",
+            "--from: the new data has the released model's columns, kinds and classes",
+        )
     for name, why in prepared.dropped_columns.items():
         ctx.decide(f"drop column {name!r}", why)
     if prepared.duplicates_removed:
@@ -149,6 +157,11 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
                     f"attempt {attempt + 1} diverged ({dnn['stopped_reason']}) at learning rate "
                     f"{dnn['config']['learning_rate']:g}; retry {attempt + 1} of {MAX_TRAINING_RETRIES}",
                 )
+    if state["options"].get("from_"):
+        from ml_expert.agents.finetuning import candidates
+
+        released, result["fine_tuning"] = candidates(ctx, state, schema, metric)
+        leaderboard += released  # after the models from scratch: those win ties
     best_simple = max(
         (c for c in selection["leaderboard"] if c["name"] != "dummy"), key=lambda c: c["val_score"]
     )
@@ -171,7 +184,12 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
         reason = f"best validation {metric} {chosen['val_score']:.4f} among the baselines"
     ctx.decide(f"choose {chosen['name']}", reason)
     retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
-    if chosen["kind"] == "sklearn" and chosen["name"] != "dummy" and not retrying:
+    if (
+        chosen["kind"] == "sklearn"
+        and chosen["name"] != "dummy"
+        and not retrying
+        and not chosen.get("parent")
+    ):
         chosen = _refit(ctx, state, schema, chosen)
     result.update(
         {

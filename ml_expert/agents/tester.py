@@ -132,6 +132,10 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         gaps = [v["gap"] for v in extra["fairness"].values()]
         extra["fairness_gap"] = max(gaps) if gaps else None
     test_score = score(metric, test_y, scores)
+    if state["options"].get("from_"):
+        from ml_expert.agents.finetuning import production_on_test
+
+        extra["production_on_test"] = production_on_test(state, test_x, test_y, metric)
     dummy_score = score(metric, test_y, dummy_scores)
     gap = round(chosen["train_score"] - chosen["val_score"], 6)
     (ctx.run_dir / "metrics.json").write_text(
@@ -188,6 +192,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         "fairness": extra.get("fairness"),
         "fairness_unavailable": extra.get("fairness_unavailable"),
         "fairness_gap": extra.get("fairness_gap"),
+        "production_on_test": extra.get("production_on_test"),
         "metrics_path": str(ctx.run_dir / "metrics.json"),
         "report_path": str(ctx.run_dir / "evaluation_report.md"),
     }

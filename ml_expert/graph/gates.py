@@ -351,6 +351,19 @@ def _production_check(state: dict[str, Any]) -> Check:
         "primary_metric": validation.get("primary_metric"),
     }
     force = bool(state["options"].get("force"))
+    on_same_rows = validation.get("production_on_test")
+    if on_same_rows:
+        # --from: the tester scored current production on this run's test rows too.
+        score, incumbent = validation.get("test_score"), on_same_rows["test_score"]
+        worse = score is None or score < incumbent
+        return Check(
+            name="not_worse_than_production",
+            passed=(not worse) or force,
+            value=score,
+            threshold=incumbent,
+            detail=f"test {candidate['primary_metric']} {score} vs production {on_same_rows['version']} "
+            f"{incumbent} on the same new test rows" + ("; --force given" if worse and force else ""),
+        )
     registry = Registry(state["options"]["workspace"])
     try:
         current = registry.show("production")
