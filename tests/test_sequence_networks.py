@@ -31,8 +31,11 @@ def test_reader_rule_uses_length_rows_budget_and_room() -> None:
     # long, few rows: an LSTM; long with many rows: a Transformer encoder
     assert _choice("text", 64, 3_000).layer == "lstm"
     assert _choice("text", 64, 20_000, budget=1200).layer == "transformer"
-    # attention's cost grows with length^2: a long signal gets the LSTM
+    # a long signal with few rows gets the LSTM; with many rows, the Transformer on 4-step patches
     assert _choice("sequence", 600, 5_000, budget=3000).layer == "lstm"
+    assert _choice("sequence", 600, 20_000, budget=3000).layer == "transformer"
+    # past ATTENTION_MAX_LENGTH tokens attention is too dear: 2000 steps = 500 patches
+    assert _choice("sequence", 2000, 20_000, budget=3000).layer != "transformer"
     # no room left by the baselines, or no budget for enough epochs: the convolution
     assert _choice("text", 64, 3_000, room=0.01).layer == "conv"
     tight = _choice("sequence", 600, 20_000, budget=20)

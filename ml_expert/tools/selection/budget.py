@@ -27,6 +27,7 @@ ATTENTION_FF = 64
 # A recurrent step waits for the one before it (no parallelism over the steps), so on the nominal
 # machine its multiply-adds count this many times over; a nominal figure, like NOMINAL_FLOPS.
 RECURRENT_SEQUENTIAL_FACTOR = 4.0
+SIGNAL_PATCH = 4  # steps per Transformer token on a numeric signal
 
 
 class EpochPlan(BaseModel):
@@ -117,7 +118,10 @@ def signal_reader_flops(
     """The numeric-sequence network's FLOPs with any reader (one channel per step)."""
     if layer == "conv":
         return conv1d_flops(length, filters, units, n_outputs)
-    reader, width = sequence_reader_flops(layer, length, 1)
+    if layer == "transformer":  # tokens are patches of SIGNAL_PATCH steps
+        reader, width = sequence_reader_flops(layer, -(-length // SIGNAL_PATCH), SIGNAL_PATCH)
+    else:
+        reader, width = sequence_reader_flops(layer, length, 1)
     return reader + dense_flops(width, units, n_outputs)
 
 

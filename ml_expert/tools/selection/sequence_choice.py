@@ -9,8 +9,9 @@ The rule, on counted figures only (so a seeded run decides the same on any machi
 2. Longer sequences may carry order over more steps than one window. When the baselines leave at
    least READER_MIN_ROOM of room, a reader that sees every step is planned:
    - a Transformer encoder when there are at least ATTENTION_MIN_ROWS training rows (attention has
-     no locality prior and needs data) and at most ATTENTION_MAX_LENGTH steps (its cost grows with
-     the square of the length), and the budget affords it MIN_READER_EPOCHS epochs;
+     no locality prior and needs data) and at most ATTENTION_MAX_LENGTH tokens (words, or patches of
+     SIGNAL_PATCH steps of a signal; its cost grows with their square), and the budget affords it
+     MIN_READER_EPOCHS epochs;
    - else an LSTM when the sequence has at most RECURRENT_MAX_LENGTH steps (one recurrent step per
      position; longer ones train slowly and forget) and the budget affords MIN_READER_EPOCHS epochs.
 3. Otherwise the convolution.
@@ -23,6 +24,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from ml_expert.tools.selection.budget import (
+    SIGNAL_PATCH,
     TEXT_KERNEL,
     plan_epochs,
     signal_reader_flops,
@@ -86,6 +88,7 @@ def choose_reader(
             flops[layer] = signal_reader_flops(layer, length, filters, units, n_outputs)
     epochs = {layer: plan_epochs(budget, rows, val_rows, batch, f).max_epochs for layer, f in flops.items()}
     reach = conv_reach(kind, filters)
+    tokens = length if kind == "text" else -(-length // SIGNAL_PATCH)  # a signal's tokens are patches
     figures = (
         f"length {length}, convolution reach {reach}, {rows} training rows, budget {budget:g} s, "
         f"room {room:.4f}; planned epochs conv {epochs['conv']}, LSTM {epochs['lstm']}, "
@@ -101,13 +104,14 @@ def choose_reader(
         why = f"the baselines leave room {room:.4f} < {READER_MIN_ROOM}: the cheapest network"
     elif (
         rows >= ATTENTION_MIN_ROWS
-        and length <= ATTENTION_MAX_LENGTH
+        and tokens <= ATTENTION_MAX_LENGTH
         and epochs["transformer"] >= MIN_READER_EPOCHS
     ):
         layer = "transformer"
         why = (
             f"length {length} > {LONG_FACTOR} x reach {reach}, rows {rows} >= {ATTENTION_MIN_ROWS}, "
-            f"length <= {ATTENTION_MAX_LENGTH} and {epochs['transformer']} >= {MIN_READER_EPOCHS} epochs"
+            f"{tokens} tokens <= {ATTENTION_MAX_LENGTH}, "
+            f"{epochs['transformer']} >= {MIN_READER_EPOCHS} epochs"
         )
     elif length <= RECURRENT_MAX_LENGTH and epochs["lstm"] >= MIN_READER_EPOCHS:
         layer = "lstm"

@@ -113,7 +113,7 @@ def _build(keras, n_features: int, task: str, n_outputs: int, config: DNNConfig,
         from ml_expert.tools.training.sequence_models import sequence_branch
 
         x = keras.layers.Reshape((n_features, 1), name="to_sequence")(x)
-        x = sequence_branch(config.sequence_layer, x, n_features, reg, config.dropout, seed)
+        x = sequence_branch(config.sequence_layer, x, n_features, reg, config.dropout, seed, signal=True)
     elif config.architecture == "sequence":
         x = keras.layers.Reshape((n_features, 1), name="to_sequence")(x)
         for i, filters in enumerate(config.conv_filters):

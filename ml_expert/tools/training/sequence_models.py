@@ -20,6 +20,7 @@ from ml_expert.tools.selection.budget import (
     ATTENTION_HEADS,
     LSTM_UNITS,
     SEQUENCE_LAYERS,
+    SIGNAL_PATCH,
 )
 
 
@@ -56,10 +57,25 @@ def lstm_branch(steps: Any, reg: Any, seed: int) -> Any:
     return keras.layers.GlobalMaxPooling1D(name="max_over_steps")(x)
 
 
-def transformer_branch(steps: Any, length: int, reg: Any, dropout: float, seed: int) -> Any:
+def transformer_branch(steps: Any, length: int, reg: Any, dropout: float, seed: int, patch: int = 1) -> Any:
     """One encoder block: projection, positional embedding, multi-head self-attention and a
-    feed-forward layer, each with a residual connection and layer normalisation; mean over steps."""
-    x = keras.layers.Dense(ATTENTION_DIM, kernel_regularizer=reg, name="step_projection")(steps)
+    feed-forward layer, each with a residual connection and layer normalisation; mean over steps.
+
+    `patch` > 1 (numeric signals): each token is a patch of that many steps, projected by a strided
+    convolution (as in PatchTST): one raw value says little on its own, and attention costs a
+    patch^2-th of the per-step cost."""
+    if patch > 1:
+        x = keras.layers.Conv1D(
+            ATTENTION_DIM,
+            patch,
+            strides=patch,
+            padding="same",
+            kernel_regularizer=reg,
+            name="patch_projection",
+        )(steps)
+        length = -(-length // patch)
+    else:
+        x = keras.layers.Dense(ATTENTION_DIM, kernel_regularizer=reg, name="step_projection")(steps)
     x = PositionalEmbedding(length, ATTENTION_DIM, name="positions")(x)
     attended = keras.layers.MultiHeadAttention(
         num_heads=ATTENTION_HEADS,
@@ -75,9 +91,12 @@ def transformer_branch(steps: Any, length: int, reg: Any, dropout: float, seed: 
     return keras.layers.GlobalAveragePooling1D(name="average_over_steps")(x)
 
 
-def sequence_branch(layer: str, steps: Any, length: int, reg: Any, dropout: float, seed: int) -> Any:
+def sequence_branch(
+    layer: str, steps: Any, length: int, reg: Any, dropout: float, seed: int, signal: bool = False
+) -> Any:
+    """`signal`: numeric steps (one channel each), read by the Transformer in SIGNAL_PATCH patches."""
     if layer == "lstm":
         return lstm_branch(steps, reg, seed)
     if layer == "transformer":
-        return transformer_branch(steps, length, reg, dropout, seed)
+        return transformer_branch(steps, length, reg, dropout, seed, patch=SIGNAL_PATCH if signal else 1)
     raise ValueError(f"unknown sequence layer {layer!r} (expected one of {SEQUENCE_LAYERS})")
