@@ -46,12 +46,16 @@ class PositionalEmbedding(keras.layers.Layer):
 
 def lstm_branch(steps: Any, reg: Any, seed: int) -> Any:
     """LSTM over every step, then the max over steps: robust to where in the sequence (and how much
-    trailing padding) the signal sits, unlike the last hidden state alone."""
+    trailing padding) the signal sits, unlike the last hidden state alone.
+
+    The LSTM computes in float32 even under mixed precision: JAX's cuDNN RNN has no float16
+    kernel ("Unknown output type float16", measured on an H200), and the recurrence gains least."""
     x = keras.layers.LSTM(
         LSTM_UNITS,
         return_sequences=True,
         kernel_regularizer=reg,
         seed=seed,
+        dtype="float32",
         name="lstm",
     )(steps)
     return keras.layers.GlobalMaxPooling1D(name="max_over_steps")(x)
