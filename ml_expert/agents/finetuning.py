@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ml_expert.config import RunConfig
 from ml_expert.errors import UsageError
 from ml_expert.hashing import sha256_file, verify
 from ml_expert.registry import Registry, RegistryError
@@ -109,8 +110,8 @@ def candidates(
     from ml_expert.tools.scoring import predict_scores, score
     from ml_expert.tools.training.finetune import continue_sklearn
 
-    options = state["options"]
-    released = check_schema(options["from_"], options["workspace"], schema)
+    config = RunConfig.of(state)
+    released = check_schema(config.from_ or "production", config.workspace, schema)
     files = state["data"]["files"]
     train_x, train_y = load_split(files, "train", schema)
     val_x, val_y = load_split(files, "val", schema)
@@ -145,6 +146,28 @@ def candidates(
     return out, record
 
 
+def compete(
+    metric: str, chosen: dict[str, Any], reason: str, released: list[dict[str, Any]]
+) -> tuple[dict[str, Any], str]:
+    """The released model (as it is or fine-tuned) ships instead of the model from scratch only when
+    it scores strictly better on the new validation rows; ties go to the model from scratch."""
+    from ml_expert.tools.scoring import better
+
+    best = released[0]
+    for candidate in released[1:]:
+        if better(metric, candidate["val_score"], best["val_score"]):
+            best = candidate
+    if better(metric, best["val_score"], chosen["val_score"]):
+        return best, (
+            f"{best['name']} ({best['detail']}) validation {metric} {best['val_score']:.4f} beats the "
+            f"model from scratch, {chosen['name']} {chosen['val_score']:.4f}"
+        )
+    return chosen, (
+        f"{reason}; the model from scratch {chosen['val_score']:.4f} is at least as good on validation "
+        f"as {best['name']} {best['val_score']:.4f}"
+    )
+
+
 def production_on_test(state: dict[str, Any], test_x: Any, test_y: Any, metric: str) -> dict[str, Any] | None:
     """Current production's score on this run's test rows (read once, with the chosen model's),
     when it takes the same inputs: what the release gate compares a fine-tuned model with."""
@@ -152,9 +175,8 @@ def production_on_test(state: dict[str, Any], test_x: Any, test_y: Any, metric: 
 
     from ml_expert.tools.scoring import predict_scores, score
 
-    options = state["options"]
     try:
-        released = resolve_release("production", options["workspace"])
+        released = resolve_release("production", RunConfig.of(state).workspace)
     except UsageError:
         return None
     from ml_expert.tools.training.finetune import schema_differences
