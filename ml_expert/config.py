@@ -176,6 +176,22 @@ class RunConfig(BaseModel):
         ),
         Cli(("--claude-flow-sync",)),
     ]
+    network: Annotated[
+        Literal["auto", "conv", "lstm", "transformer"],
+        Field(
+            description="What reads text and sequences: auto (a rule on length, rows, budget and the "
+            "baselines' room), conv (1-D convolution), lstm or transformer."
+        ),
+        Cli(("--network",)),
+    ] = "auto"
+    from_: Annotated[
+        str | None,
+        Field(
+            description="Fine-tune a released model on this data: production or a version (v3); it "
+            "competes with the models from scratch, and the release gate compares with production."
+        ),
+        Cli(("--from",)),
+    ] = None
     dnn_learning_rate: Annotated[
         float | None,
         Field(gt=0, description="Advanced: the network's start learning rate."),

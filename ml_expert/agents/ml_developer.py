@@ -42,6 +42,14 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     )
     ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema
+    if config.from_:
+        from ml_expert.agents.finetuning import check_schema
+
+        released = check_schema(config.from_, config.workspace, schema)
+        ctx.decide(
+            f"start from {released.version} ({released.model}, run {released.run_id})",
+            "--from: the new data has the released model's columns, kinds and classes",
+        )
     for name, why in prepared.dropped_columns.items():
         ctx.decide(f"drop column {name!r}", why)
     for name, why in prepared.kept_columns.items():
@@ -166,9 +174,20 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     chosen, reason, verdict = _choose(selection, result.get("dnn"), state, schema)
     if verdict is not None:
         result["network_escalation"] = verdict
+    if RunConfig.of(state).from_:
+        from ml_expert.agents.finetuning import candidates, compete
+
+        released, result["fine_tuning"] = candidates(ctx, state, schema, metric)
+        leaderboard += released
+        chosen, reason = compete(metric, chosen, reason, released)
     ctx.decide(f"choose {chosen['name']}", reason)
     retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
-    if chosen["kind"] == "sklearn" and chosen["name"] != "dummy" and not retrying:
+    if (
+        chosen["kind"] == "sklearn"
+        and chosen["name"] != "dummy"
+        and not retrying
+        and not chosen.get("parent")
+    ):
         chosen = _refit(ctx, state, schema, chosen)
     elif chosen["kind"] == "keras" and result.get("dnn"):
         chosen = _refit_network(ctx, state, schema, chosen, result["dnn"])
@@ -595,7 +614,13 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     ctx.start()
     import joblib
 
-    from ml_expert.tools.deployment.exports import export_keras, export_sklearn, measure_export_latency
+    from ml_expert.tools.deployment.exports import (
+        WITHDRAWABLE_FORMATS,
+        export_keras,
+        export_sklearn,
+        measure_export_latency,
+        withdraw_unsupported,
+    )
     from ml_expert.tools.deployment.package import dockerfile_text, server_source, write_package
 
     data, training_result = state["data"], state["training"]
@@ -622,6 +647,8 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         _quiet_tensorflow()
         import keras
 
+        import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
+
         candidate = chosen  # the network refit on train + validation (or the train-only one)
         verify(candidate["path"], candidate["sha256"])
         model = keras.saving.load_model(candidate["path"])
@@ -629,6 +656,10 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         preprocessor = joblib.load(data["files"]["preprocessor"])
         ctx.step("exporting the Keras DNN: .keras, .h5, SavedModel, TFLite, ONNX")
         k_records = export_keras(model, preprocessor, schema, reference, exports_dir / "dnn")
+        if dnn["config"].get("sequence_layer", "conv") != "conv":
+            for record in withdraw_unsupported(k_records, WITHDRAWABLE_FORMATS):
+                if not record.shipped:
+                    ctx.decide(f"do not ship the {record.format} export", record.not_shipped_reason or "")
         ctx.step("timing each reloaded export")
         measure_export_latency(k_records, schema, reference, preprocessor)
         records += [r.model_dump() for r in k_records]
@@ -644,7 +675,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     package_latency: dict[str, Any] | None = None
     # Every export of the shipped model must pass; one failed format stops the package.
     shipped_dir = exports_dir / (chosen["name"] if chosen["kind"] == "sklearn" else "dnn")
-    shipped = [r for r in records if Path(r["path"]).parent == shipped_dir]
+    shipped = [r for r in records if Path(r["path"]).parent == shipped_dir and r.get("shipped", True)]
     chosen_ok = onnx_path is not None and all(r["passed"] for r in shipped)
     if chosen_ok:
         validation = state["validation"]

@@ -24,6 +24,7 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
         "seed": int(state["options"]["seed"]),
         "split_sizes": data.get("split_sizes"),
         "forced": bool(state["options"].get("force")),
+        "parent": (state.get("training") or {}).get("fine_tuning", {}).get("parent"),
     }
     registry = Registry(state["options"]["workspace"])
     version = registry.register(deployment["package_dir"], info)

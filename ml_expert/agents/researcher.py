@@ -14,6 +14,7 @@ import numpy as np
 
 from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
+from ml_expert.errors import UsageError
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import available_memory_mb
@@ -42,6 +43,7 @@ from ml_expert.tools.selection.candidates import BASELINES
 from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
 from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
 from ml_expert.tools.selection.noise import Escalation, escalation
+from ml_expert.tools.selection.sequence_choice import READER_NAMES, choose_reader
 from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
 from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
 from ml_expert.tools.training.dnn import DNNConfig
@@ -66,6 +68,16 @@ def room_left(best_val: float, metric: str, val_rows: int) -> tuple[float, str]:
         return gap, f"1 - {metric} = {gap:.4f}"
     floor = 3.0 / max(val_rows, 1)
     return max(gap, floor), f"max(1 - {metric} = {gap:.4f}, 3/{val_rows} validation rows = {floor:.4f})"
+
+
+def _reader_words(architecture: str, layer: str, filters: list[int]) -> str:
+    if architecture == "dense":
+        return ""
+    if layer == "lstm":
+        return "LSTM + "
+    if layer == "transformer":
+        return "Transformer encoder + "
+    return f"conv {filters} + "
 
 
 def analyse_task(data: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +106,7 @@ def plan_network(
     wanted: bool,
     learning_rate: float | None,
     weighted: bool = False,
+    network: str = "auto",
 ) -> tuple[dict[str, Any], str]:
     """Size the network from the data, count its epochs from the budget, and decide whether to train it.
 
@@ -107,6 +120,12 @@ def plan_network(
     sequence = data.get("sequence") if data.get("modality") == "text" else None
     signal = data.get("modality") == "sequence"
     n_out = len(data.get("train_class_counts") or {}) if data["task"] == "classification" else 1
+    if network != "auto" and not (signal or sequence):
+        raise UsageError(
+            f"--network {network} reads text or sequences; this data is {data.get('modality', 'tabular')} "
+            "(use --modality text or sequence, or --network auto)"
+        )
+    reader = None
     if image:
         units, batch, patience, filters = [128], 32 if rows < 20_000 else 128, 20, [32, 64]
         flops = cnn_flops(data["image_shape"], filters, units, n_out)
@@ -129,6 +148,24 @@ def plan_network(
             units, batch, patience = [256, 128], 512, 8
         flops = dense_flops(width, units, n_out)
         architecture = "dense"
+    if architecture in ("sequence", "text"):
+        length = sequence["length"] if sequence else width
+        room = room_left(best_val, metric, val_rows)[0]
+        reader = choose_reader(
+            architecture,
+            length,
+            width - length,
+            rows,
+            val_rows,
+            batch,
+            budget,
+            room,
+            filters,
+            units,
+            n_out,
+            network,
+        )
+        flops = reader.flops_per_row[reader.layer]
     epochs = plan_epochs(budget, rows, val_rows, batch, flops)
     class_weight = None
     if data["task"] == "classification" and weighted:  # class weights won among the baselines
@@ -137,6 +174,7 @@ def plan_network(
         class_weight = {int(k): total / (len(counts) * v) for k, v in counts.items()}
     config = DNNConfig(
         architecture=architecture,
+        sequence_layer=reader.layer if reader else "conv",
         image_shape=data.get("image_shape") if image else None,
         sequence_length=sequence["length"] if sequence else None,
         vocabulary_size=sequence["vocabulary_size"] if sequence else None,
@@ -153,6 +191,8 @@ def plan_network(
     name = (
         "Keras CNN" if image else "Keras text CNN" if sequence else "Keras 1-D CNN" if signal else "Keras DNN"
     )
+    if reader is not None and reader.layer != "conv":
+        name = f"Keras {'text' if sequence else 'sequence'} {READER_NAMES[reader.layer].split(' ')[0]}"
     room, room_why = room_left(best_val, metric, val_rows)
     if not wanted:
         train, reason = False, "the neural model was turned off (--no-dnn)"
@@ -165,7 +205,7 @@ def plan_network(
         reason = (
             f"budget {budget:g} s >= {MIN_BUDGET_FOR_NN:g} s and the best baseline leaves room "
             f"({room_why} >= {MIN_ROOM}): a {name} "
-            f"({'conv ' + str(filters) + ' + ' if architecture != 'dense' else ''}dense {units}, "
+            f"({_reader_words(architecture, config.sequence_layer, filters)}dense {units}, "
             f"batch {batch}, "
             f"up to {epochs.max_epochs} epochs, early stopping patience {config.patience})"
         )
@@ -177,6 +217,7 @@ def plan_network(
         "dnn_config": config.model_dump(),
         "epoch_plan": epochs.model_dump(),
         "estimated_flops_per_row": flops,
+        "reader": reader.model_dump() if reader else None,
         "estimated_memory_mb": round(memory_mb, 1),
         "available_memory_mb": round(available_memory_mb(), 1),
     }
@@ -322,7 +363,10 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         bool(options.get("train_dnn", True)),
         options.get("dnn_learning_rate"),
         weighted=best.balanced,
+        network=options.get("network", "auto"),
     )
+    if plan.get("reader"):
+        ctx.decide(f"read the steps with a {READER_NAMES[plan['reader']['layer']]}", plan["reader"]["reason"])
     # Safety stop only (a slow or overloaded machine): counts decide, but a network never starts
     # once the baselines alone have spent the budget. Recorded as a cap hit.
     # It also never starts without the time for MIN_EPOCHS nominal epochs (a 1-epoch network

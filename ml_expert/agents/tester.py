@@ -12,6 +12,7 @@ import numpy as np
 
 from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
+from ml_expert.config import RunConfig
 from ml_expert.hashing import verify
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
@@ -34,6 +35,8 @@ def _chosen_scores(chosen: dict[str, Any], data: dict[str, Any], frame, task: st
         return predict_scores(joblib.load(chosen["path"]), frame)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+
+    import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
 
     verify(data["files"]["preprocessor"], data["preprocessor_sha256"])
     preprocessor = joblib.load(data["files"]["preprocessor"])
@@ -135,6 +138,10 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         gaps = [v["gap"] for v in extra["fairness"].values()]
         extra["fairness_gap"] = max(gaps) if gaps else None
     test_score = score(metric, test_y, scores, threshold)
+    if RunConfig.of(state).from_:
+        from ml_expert.agents.finetuning import production_on_test
+
+        extra["production_on_test"] = production_on_test(state, test_x, test_y, metric)
     dummy_score = score(metric, test_y, dummy_scores)
     # train minus validation in the metric's better direction: > 0 means better on train
     gap = round(sign(metric) * (chosen["train_score"] - chosen["val_score"]), 6)
@@ -200,6 +207,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         "fairness": extra.get("fairness"),
         "fairness_unavailable": extra.get("fairness_unavailable"),
         "fairness_gap": extra.get("fairness_gap"),
+        "production_on_test": extra.get("production_on_test"),
         "metrics_path": str(ctx.run_dir / "metrics.json"),
         "report_path": str(ctx.run_dir / "evaluation_report.md"),
     }

@@ -286,7 +286,10 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
 
 def release_gate(state: dict[str, Any]) -> GateVerdict:
     deployment = state.get("deployment") or {}
-    exports = deployment.get("exports", [])
+    # An export withdrawn because its format cannot hold the architecture (its file deleted) is
+    # reported, not judged: the release ships and judges the rest.
+    withdrawn = [e for e in deployment.get("exports", []) if e.get("shipped") is False]
+    exports = [e for e in deployment.get("exports", []) if e.get("shipped") is not False]
     checks = [
         Check(
             name=f"export_{e['format']}_matches",
@@ -297,6 +300,15 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
         for e in exports
     ]
     checks.append(Check(name="exports_present", passed=bool(exports), value=len(exports)))
+    if withdrawn:
+        checks.append(
+            Check(
+                name="exports_not_shipped",
+                passed=True,
+                value=[e["format"] for e in withdrawn],
+                detail="; ".join(e.get("not_shipped_reason") or e["format"] for e in withdrawn),
+            )
+        )
     package = deployment.get("package_dir")
     manifest = deployment.get("manifest", {})
     missing = []
@@ -361,6 +373,20 @@ def _production_check(state: dict[str, Any]) -> Check:
         "primary_metric": validation.get("primary_metric"),
     }
     force = config.force
+    on_same_rows = validation.get("production_on_test")
+    if on_same_rows:
+        # --from: the tester scored current production on this run's test rows too.
+        score, incumbent = validation.get("test_score"), on_same_rows["test_score"]
+        metric = candidate["primary_metric"]
+        worse = score is None or better(metric or "accuracy", incumbent, score)
+        return Check(
+            name="not_worse_than_production",
+            passed=(not worse) or force,
+            value=score,
+            threshold=incumbent,
+            detail=f"test {metric} {score} vs production {on_same_rows['version']} "
+            f"{incumbent} on the same new test rows" + ("; --force given" if worse and force else ""),
+        )
     registry = Registry(config.workspace)
     try:
         current = registry.show("production")

@@ -182,7 +182,13 @@ class Registry:
             }
             (staging / VERSION_FILE).write_text(json.dumps(record, indent=2, default=str))
             os.replace(staging, target)
-            self._log("register", version=version, run_id=info.get("run_id"), metrics=info.get("metrics"))
+            self._log(
+                "register",
+                version=version,
+                run_id=info.get("run_id"),
+                metrics=info.get("metrics"),
+                **({"parent": info["parent"]} if info.get("parent") else {}),
+            )
             if promote:
                 self._promote(version, reason="released by the pipeline")
         return version

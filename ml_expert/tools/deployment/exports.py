@@ -57,6 +57,10 @@ class ExportRecord(BaseModel):
     parity: ParityResult
     error: str | None = None
     latency: dict[str, Any] | None = None
+    # False when the format cannot hold the architecture: its file is deleted, the release says so
+    # and ships the other formats (see withdraw_unsupported); the release gate judges shipped ones.
+    shipped: bool = True
+    not_shipped_reason: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -336,6 +340,7 @@ def export_keras(
     import keras
     import onnx
 
+    import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
     from ml_expert.tools.deployment.onnx_export import keras_to_onnx
 
     out = Path(out_dir)
@@ -405,6 +410,29 @@ def export_keras(
     ]
 
 
+WITHDRAWABLE_FORMATS = frozenset({"h5", "savedmodel", "tflite"})
+"""Formats a recurrent or attention network may lack (TFLite has no TensorList loop without select
+ops, which the LiteRT interpreter here cannot run). `.keras` is Keras' own format and ONNX is what
+the package serves, so neither is ever withdrawn: their failure fails the release."""
+
+
+def withdraw_unsupported(records: list[ExportRecord], withdrawable: frozenset[str]) -> list[ExportRecord]:
+    """Delete the file of each failed export whose format may be withdrawn and mark it not shipped,
+    with the error as the reason: no half-verified file stays next to the ones that passed."""
+    for record in records:
+        if record.passed or record.format not in withdrawable:
+            continue
+        path = Path(record.path)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        first_line = (record.error or (record.parity.note or "predictions differ")).splitlines()[0]
+        record.shipped = False
+        record.not_shipped_reason = f"{record.format} cannot hold this architecture here: {first_line[:300]}"
+    return records
+
+
 def _save_h5(model: Any, path: Path) -> None:
     """Legacy HDF5, for tools that still need it; Keras logs a 'legacy format' warning."""
     import logging
@@ -432,9 +460,26 @@ def _savedmodel_predict(path: Path, features: np.ndarray) -> np.ndarray:
 
 
 def _savedmodel_to_tflite(path: Path) -> bytes:
+    """The converter's MLIR errors go straight to file descriptor 2: caught there (the terminal
+    shows ml-expert's progress) and put into the exception, so the record names the reason."""
+    import os
+    import tempfile
+
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_saved_model(str(path)).convert()
+    with tempfile.TemporaryFile() as caught:
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            return tf.lite.TFLiteConverter.from_saved_model(str(path)).convert()
+        except Exception as exc:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            detail = [line for line in caught.read().decode(errors="replace").splitlines() if "error" in line]
+            raise RuntimeError(f"{type(exc).__name__}: {(detail or [str(exc)])[-1][-500:]}") from None
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _tflite_predict(path: Path, features: np.ndarray) -> np.ndarray:
@@ -495,6 +540,8 @@ def _format_predictor(
     what = "preprocessed float32 matrix"
     if fmt in ("keras", "h5"):
         import keras
+
+        import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
 
         model = keras.models.load_model(str(path), compile=False)
         return model.predict_on_batch, singles, features, what
