@@ -103,7 +103,7 @@ def _datetime_part(value: Any, part: str) -> float:
 
 def _composite_part(value: Any, separator: str, position: int) -> str | None:
     """Same as ml_expert's schema.composite_part: one part of a composite code such as B/0/P."""
-    text = _category_text(value).strip()
+    text = category_text(value).strip()
     if not text or not separator:
         return None
     pieces = text.split(separator)

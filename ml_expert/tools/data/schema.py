@@ -160,7 +160,7 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
 def composite_part(value: Any, separator: str, position: int) -> str | None:
     """The `position`-th part of a composite code split at `separator` (stripped), None when the value
     is missing or has fewer parts. Mirrored line for line in runtime/inference.py."""
-    text = _category_text(value).strip()
+    text = category_text(value).strip()
     if not text or not separator:
         return None
     pieces = text.split(separator)
