@@ -83,6 +83,8 @@ def row_model(schema: dict[str, Any]) -> type[BaseModel]:
         seen.add(col["name"])
         if col.get("derive") in ("word", "token"):
             kind, what = str | None, "free text"
+        elif col.get("derive") == "part":
+            kind, what = str | int | float | None, "composite code"
         elif col.get("derive"):
             kind, what = str | None, "date/time text"
         elif col["kind"] == "numeric":
@@ -330,7 +332,7 @@ def create_app(
             raise RequestValidationError([{"type": "value_error", "loc": where, "msg": str(exc)}]) from None
         result: dict[str, Any] = {"predictions": labels}
         if probabilities is not None:
-            result["probabilities"] = probabilities.tolist()
+            result[use.model.scores_kind or "probabilities"] = probabilities.tolist()
         return result, records
 
     protected = {"/metrics"} - ({"/metrics"} if open_metrics else set())
