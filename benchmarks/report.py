@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import RESULTS, ROOT  # noqa: E402
 
-ORDER = ("startup", "quality", "overhead", "inference", "serving", "scale")
+ORDER = ("startup", "quality", "overhead", "inference", "serving", "scale", "clustering")
 METRIC_NAMES = {
     "accuracy": "accuracy",
     "balanced_accuracy": "balanced acc.",
@@ -262,9 +262,29 @@ def scale(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def clustering(doc: dict[str, Any]) -> list[str]:
+    """ml-expert's clustering (label removed) vs k-means told the true k: adjusted Rand index."""
+    rows = [[r["data"], num(r.get("rows")), num(r.get("true_k")), num(r.get("k")),
+             r.get("chosen_model") or "–", r.get("status") or "–", num(r.get("test_silhouette"), 3),
+             num(r.get("stability"), 3),
+             num(r.get("ari_all_rows"), 3), num(r.get("kmeans_true_k_ari_all_rows"), 3),
+             num(r.get("ari_test_rows"), 3), num(r.get("kmeans_true_k_ari_test_rows"), 3),
+             num(r.get("wall_seconds"), 1)] for r in doc["rows"]]  # fmt: skip
+    header = ["data", "rows", "true k", "k chosen", "model", "status", "test silhouette", "stability",
+              "ARI all rows", "k-means true k: ARI all", "ARI test rows", "k-means true k: ARI test",
+              "wall s"]  # fmt: skip
+    notes = [r for r in doc["rows"] if r.get("reason") or r.get("error")]
+    out = table(header, rows)
+    out += ["", "ARI: adjusted Rand index against the removed label (1 = the classes exactly, "
+            "0 = chance). ml-expert chooses k itself by validation silhouette; the reference is told "
+            "the true k."]  # fmt: skip
+    out += [f"- {r['data']}: {r.get('reason') or r.get('error')}" for r in notes]
+    return out
+
+
 def gpu_checks(results: Path) -> list[str]:
     """The GPU checks (`benchmarks/gpu_check.py`), run on a lent GPU machine: no `make bench` step."""
-    files = sorted(results.glob("gpu_check*.json"))
+    files = sorted(p for p in results.glob("gpu_check*.json") if "throughput" not in p.name)
     if not files:
         return ["Not measured: no `benchmarks/results/gpu_check*.json` (needs a GPU machine)."]
     out = [
@@ -307,6 +327,56 @@ def gpu_checks(results: Path) -> list[str]:
     return out
 
 
+def gpu_throughput(results: Path) -> list[str]:
+    """Issue #16's GPU targets (`GPU_CHECK_PART=throughput`), run by hand on a lent GPU machine."""
+    files = sorted(results.glob("gpu_check_throughput_*.json"))
+    if not files:
+        return [
+            "Not measured: no `benchmarks/results/gpu_check_throughput_*.json`. It needs a GPU machine "
+            "(`KERAS_BACKEND=jax GPU_CHECK_PART=throughput python benchmarks/gpu_check.py`); none was "
+            "lent to the session that wrote it."
+        ]
+    rows = []
+    for path in files:
+        doc = json.loads(path.read_text())
+        device = doc.get("hardware", {}).get("device_used", "?")
+        for run in doc.get("runs", []):
+            checks = doc.get("checks", {}).get(run["model"], {})
+            chosen, bare = run["ml_expert_chosen"], run["bare"]
+            usage = chosen.get("gpu_utilisation") or {}
+            met = checks.get("met", {})
+            rows.append([f"`{path.name}`", device, run["model"], run["rows"], chosen["batch_size"],
+                         run["plan"]["steps_per_execution"],
+                         f"{num(usage.get('mean_pct'), 1)} / {num(usage.get('p10_pct'), 1)}",
+                         num(chosen["samples_per_second"], 0), num(bare["samples_per_second"], 0),
+                         num(checks.get("throughput_vs_bare_same_batch"), 3),
+                         num(checks.get("throughput_vs_before_16"), 2),
+                         num(checks.get("val_accuracy_gap_to_float32_single_step"), 4),
+                         ", ".join(f"{k}: {verdict(v)}" for k, v in met.items())])  # fmt: skip
+    header = ["file", "device", "model", "rows", "batch", "steps per call", "GPU util mean / p10 %",
+              "samples/s chosen", "samples/s bare fit", "vs bare (same batch)", "vs before #16",
+              "accuracy gap", "targets"]  # fmt: skip
+    return table(header, rows)
+
+
+def training_cpu(results: Path) -> list[str]:
+    """Steps per call on the CPU (`benchmarks/training_cpu.py`): the CPU path must not slow down."""
+    path = results / "training_cpu.json"
+    if not path.exists():
+        return ["Not measured: `benchmarks/results/training_cpu.json` does not exist."]
+    doc = json.loads(path.read_text())
+    rows = [
+        [name, case["rows"], case["epochs"], case["steps_per_execution"]["after"],
+         num(case["first_epoch_ratio_after_over_before"], 3),
+         num(case["later_epoch_ratio_after_over_before"], 3),
+         verdict(case["later_epoch_ratio_after_over_before"] <= 1.05)]
+        for name, case in doc["cases"].items()
+    ]  # fmt: skip
+    header = ["data", "rows", "epochs", "steps per call", "first epoch after/before",
+              "later epochs after/before", "not slower (<= 1.05)"]  # fmt: skip
+    return context(doc) + table(header, rows)
+
+
 TITLES = {
     "startup": "Start-up of the light commands",
     "quality": "Quality at equal time",
@@ -314,6 +384,7 @@ TITLES = {
     "inference": "Inference in process",
     "serving": "Serving over HTTP",
     "scale": "Scale",
+    "clustering": "Clustering against the true labels",
 }
 RENDER = {
     "startup": startup,
@@ -321,6 +392,7 @@ RENDER = {
     "overhead": overhead,
     "inference": inference,
     "scale": scale,
+    "clustering": clustering,
 }
 
 
@@ -355,6 +427,8 @@ def render(results: Path) -> str:
                 extra_doc = json.loads(extra.read_text())
                 lines += context(extra_doc) + RENDER[name](extra_doc) + [""]
     lines += ["## GPU checks", ""] + gpu_checks(results) + [""]
+    lines += ["## Keeping the GPU busy (GPU_CHECK_PART=throughput)", ""] + gpu_throughput(results) + [""]
+    lines += ["## Training on the CPU: steps per call", ""] + training_cpu(results) + [""]
     return "\n".join(lines)
 
 

@@ -5,23 +5,11 @@ Only pydantic and the standard library, so the server stays light at start-up.
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
-class RunStatus(StrEnum):
-    """Where a run stands. `done` is true for the last four."""
-
-    starting = "starting"
-    running = "running"
-    awaiting_approval = "awaiting_approval"
-    approving = "approving"
-    finished = "finished"
-    refused = "refused"
-    failed = "failed"
-    interrupted = "interrupted"
+from ml_expert.runs.record import RunStatus  # the one status enum (run.json's)
 
 
 class _Out(BaseModel):

@@ -15,17 +15,16 @@ from typing import Any
 from pydantic import BaseModel
 
 from ml_expert.config import RunConfig, api_parameters
-from ml_expert.detached import ACTIVE, pid_alive
+from ml_expert.detached import pid_alive
 from ml_expert.errors import GateRefused, MLExpertError, StorageError, TrainingError, UsageError
 from ml_expert.memory.claude_flow import SyncReport, sync_report
+from ml_expert.runs import RunFile, RunStatus
 from ml_expert.workspace import (
     check_writable,
     new_run_id,
-    read_run,
     reserve_space,
     run_dir,
     storage_error,
-    update_run,
     workspace_path,
 )
 
@@ -160,15 +159,16 @@ def approve(
 
     ws = workspace_path(workspace)
     path = run_dir(ws, run_id)
-    record = read_run(path)
-    status = record.get("status")
+    run_file = RunFile(path)
+    record = run_file.read()
+    status = record.status
     # A detached approve (ml_expert.detached.approve_detached) claims the run it was started for.
     token = os.environ.get("ML_EXPERT_APPROVAL_TOKEN")
-    claimed = status == "approving" and bool(token) and token == record.get("approval_token")
-    if status != "awaiting_approval" and not claimed:
+    claimed = status == RunStatus.APPROVING and bool(token) and token == record.approval_token
+    if status != RunStatus.AWAITING_APPROVAL and not claimed:
         raise UsageError(f"run {run_id} is {status}, not awaiting_approval: nothing to approve")
     # `approving` until the approval node has read the decision (it then writes `running`).
-    update_run(path, status="approving", pid=os.getpid(), approval_token=None)
+    run_file.approving(pid=os.getpid(), approval_token=None)
     decision = {"approved": approved, "note": note, "by": by}
     return _drive(Command(resume=decision), ws, run_id, on_event, False)
 
@@ -189,30 +189,24 @@ def resume(
 
     ws = workspace_path(workspace)
     path = run_dir(ws, run_id)
-    record = read_run(path)
-    if record.get("status") in ("finished", "refused"):
-        raise UsageError(f"run {run_id} already {record['status']}; nothing to resume")
-    if record.get("status") in ACTIVE and pid_alive(record.get("pid"), record.get("pid_started")):
-        raise UsageError(f"run {run_id} is still running (pid {record['pid']})")
+    run_file = RunFile(path)
+    record = run_file.read()
+    if record.status and not record.status.resumable:
+        raise UsageError(f"run {run_id} already {record.status}; nothing to resume")
+    if record.status and record.status.active and pid_alive(record.pid, record.pid_started):
+        raise UsageError(f"run {run_id} is still running (pid {record.pid})")
     config = {"configurable": {"thread_id": run_id}}
     try:
         with open_checkpointer(ws) as saver:
             snapshot = build_graph(checkpointer=saver).get_state(config)
     except (OSError, sqlite3.Error) as exc:
         raise (storage_error(exc) or exc) from None
-    graph_input = None if snapshot.next else {"options": record["config"], "run_id": run_id}
+    graph_input = None if snapshot.next else {"options": record.config, "run_id": run_id}
     reserve_space(path)
-    update_run(
-        path,
-        status="running",
-        pid=os.getpid(),
-        error=None,
-        resumed=[
-            *record.get("resumed", []),
-            {"from_phase": record.get("phase"), "pending": list(snapshot.next)},
-        ],
+    run_file.resume(
+        os.getpid(), resumed=[*record.resumed, {"from_phase": record.phase, "pending": list(snapshot.next)}]
     )
-    return _drive(graph_input, ws, run_id, on_event, raise_on_refusal, start=record.get("phase") or "init")
+    return _drive(graph_input, ws, run_id, on_event, raise_on_refusal, start=record.phase or "init")
 
 
 def _drive(
@@ -233,14 +227,17 @@ def _drive(
         with open_checkpointer(ws) as saver:
             graph = build_graph(checkpointer=saver)
             try:
-                for mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "custom"]):
-                    if mode == "custom" and on_event:
+                for mode, chunk in graph.stream(
+                    graph_input, config, stream_mode=["updates", "custom", "tasks"]
+                ):
+                    if mode == "tasks" and "triggers" in chunk:
+                        current = chunk["name"]  # a node starts: a crash from here on is its crash
+                    elif mode == "custom" and on_event:
                         on_event(chunk)
                     elif mode == "updates":
                         for node in chunk:
                             if node.startswith("__"):  # __interrupt__: the run waits for approval
                                 continue
-                            current = node
                             if on_event:
                                 on_event({"event": "node", "node": node})
             except MLExpertError as exc:
@@ -259,8 +256,8 @@ def _drive(
             snapshot = graph.get_state(config)
             state = dict(snapshot.values)
             if snapshot.interrupts:
-                state["status"] = "awaiting_approval"
-                update_run(path, status="awaiting_approval", phase="approval")
+                state["status"] = RunStatus.AWAITING_APPROVAL.value
+                RunFile(path).await_approval()
     except (OSError, sqlite3.Error) as exc:  # opening or closing the checkpointer
         failure = storage_error(exc)
         if failure is None:
@@ -268,7 +265,7 @@ def _drive(
         _mark_failed(path, failure.kind, failure.message, current)
         raise failure from None
     result = result_from_state(state)
-    if raise_on_refusal and result.status == "refused":
+    if raise_on_refusal and result.status == RunStatus.REFUSED:
         raise GateRefused(result.reason or "a gate refused")
     return result
 
@@ -277,7 +274,7 @@ def _mark_failed(path: Path, kind: str, message: str, node: str) -> None:
     """Record why the run stopped; if storage cannot take even that, the caller still gets the error."""
     if (path / "run.json").exists():
         with contextlib.suppress(StorageError, OSError):
-            update_run(path, status="failed", error={"kind": kind, "message": message, "node": node})
+            RunFile(path).fail(kind, message, node)
 
 
 def result_from_state(state: dict[str, Any]) -> RunResult:
@@ -288,7 +285,7 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
     artifacts = run_artifacts(state)
     status = state.get("status", "unknown")
     return RunResult(
-        ok=status == "finished",
+        ok=status == RunStatus.FINISHED,
         run_id=state["run_id"],
         run_dir=str(path),
         status=status,

@@ -106,49 +106,6 @@ def reserve_space(path: Path) -> None:
             ballast.write_bytes(b"\0" * RESERVE_BYTES)
 
 
-def update_run(path: Path, **fields: Any) -> dict[str, Any]:
-    """Merge fields into run.json atomically (write then rename), so a reader never sees half a file.
-
-    A damaged run.json is kept aside (run.json.damaged) and the record starts again from the
-    fields given. A write that fails leaves no temp file behind and raises StorageError."""
-    file = path / "run.json"
-    try:
-        data = read_run(path) if file.exists() else {}
-    except DamagedRunError:
-        os.replace(file, file.with_suffix(".json.damaged"))
-        data = {"recovered": "run.json was damaged; kept as run.json.damaged"}
-    data.update(fields)
-    data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    tmp = file.with_suffix(".json.tmp")
-    text = json.dumps(data, indent=2, default=str)
-    try:
-        _write_then_rename(tmp, file, text)
-    except OSError as exc:
-        failure = storage_error(exc)
-        if failure is None or exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise failure or exc from None
-        # full disk: give back the ballast, then write the record (why the run stopped)
-        (path / RESERVE_FILE).unlink(missing_ok=True)
-        try:
-            _write_then_rename(tmp, file, text)
-        except OSError:
-            raise failure from None
-    return data
-
-
-def _write_then_rename(tmp: Path, file: Path, text: str) -> None:
-    try:
-        with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(file)
-    except OSError:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise
-
-
 def list_runs(workspace: Path) -> list[dict[str, Any]]:
     """Every run with a run.json; a damaged one is listed with status `damaged` and why."""
     runs = []

@@ -99,7 +99,7 @@ def test_forest_train_score_is_out_of_bag(tmp_path) -> None:
 def test_forest_is_sized_to_its_share_of_the_budget_at_scale() -> None:
     """`--budget 20` on 3M rows: a forest of seconds, not the 145 s the data-only rule planned."""
     from ml_expert.tools.selection.budget import FOREST_SHARE, MIN_TREES, plan_forest
-    from ml_expert.tools.selection.candidates import forest_limits, forest_size, make_estimator
+    from ml_expert.tools.selection.candidates import forest_limits, forest_size
 
     rows = 3_000_000
     plan = plan_forest(20, rows, 20, True, forest_size(rows), forest_limits(rows)["max_samples"])
@@ -108,13 +108,14 @@ def test_forest_is_sized_to_its_share_of_the_budget_at_scale() -> None:
     # the data-only rule planned 100 trees of 100k rows each: many times the whole budget
     unplanned = plan_forest(1e9, rows, 20, True, forest_size(rows), forest_limits(rows)["max_samples"])
     assert unplanned.n_estimators == 100 and unplanned.estimated_seconds > 20 * 3
-    forest = make_estimator("random_forest", "classification", 0, rows=rows, budget=20, n_features=20)
-    assert (forest.n_estimators, forest.max_samples) == (plan.n_estimators, plan.max_samples)
-    # small data keeps its full forest
-    assert (
-        make_estimator("random_forest", "classification", 0, rows=150, budget=20, n_features=4).n_estimators
-        == 300
-    )
+    # the baseline carries that size in its params, so the refit and the folds fit the same forest
+    from ml_expert.tools.selection.baselines import forest_params
+
+    assert forest_params(20, rows, 20, "classification") == {
+        "n_estimators": plan.n_estimators,
+        "max_samples": plan.max_samples,
+    }
+    assert forest_params(20, 150, 4, "classification") == {}  # small data keeps its full forest
 
 
 def test_a_gzip_csv_is_read(tmp_path) -> None:

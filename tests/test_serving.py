@@ -280,16 +280,24 @@ def test_predict_command_refuses_out_of_range_rows(workspace_with_two_versions: 
 
 
 def test_health_answers_while_batches_run(server: dict) -> None:
-    """Inference runs off the event loop: /health stays fast under 1,000-row batches."""
+    """Inference runs off the event loop: /health does not wait for 1,000-row batches.
+
+    One client sends batches back to back. On the loop, a probe waits for the batch in progress
+    (half a batch's time on average); off it, only for the GIL. Compared with the batches' own
+    time, so a busy machine does not fail it; benchmarks/serving.py measures the absolute figure
+    (target p99 < 50 ms)."""
     batch = {"rows": [ROW] * 1000}
     stop = threading.Event()
+    batch_ms: list[float] = []
 
     def load() -> None:
         with httpx.Client(base_url=server["base"], headers={"X-API-Key": KEY}, timeout=30) as c:
             while not stop.is_set():
+                start = time.perf_counter()
                 assert c.post("/predict", json=batch).status_code == 200
+                batch_ms.append((time.perf_counter() - start) * 1000)
 
-    workers = [threading.Thread(target=load) for _ in range(3)]
+    workers = [threading.Thread(target=load)]
     for w in workers:
         w.start()
     try:
@@ -306,7 +314,8 @@ def test_health_answers_while_batches_run(server: dict) -> None:
         for w in workers:
             w.join()
     times.sort()
-    assert times[len(times) // 2] < 100, times  # median; the benchmark measures against 50 ms
+    batch_ms.sort()
+    assert times[len(times) // 2] < 0.25 * batch_ms[len(batch_ms) // 2], (times, batch_ms)
 
 
 def test_half_sent_requests_are_cut_off(server: dict) -> None:

@@ -25,6 +25,7 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
         "seed": int(state["options"]["seed"]),
         "split_sizes": data.get("split_sizes"),
         "forced": bool(state["options"].get("force")),
+        "parent": (state.get("training") or {}).get("fine_tuning", {}).get("parent"),
     }
     name = release_model_name(state)
     registry = Registry(state["options"]["workspace"], model=name)
@@ -32,7 +33,9 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
     candidate = candidate_record(state)
 
     def guard(current: dict[str, Any] | None) -> str | None:
-        passed, detail = not_worse_than(candidate, current)
+        from ml_expert.tools.scoring import better
+
+        passed, detail = not_worse_than(candidate, current, better)
         return None if passed else f"not_worse_than_production: {detail}"
 
     try:

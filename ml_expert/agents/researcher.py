@@ -10,18 +10,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
+from ml_expert.errors import UsageError
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import available_memory_mb
-from ml_expert.tools.scoring import primary_metric
+from ml_expert.tools.scoring import (
+    DEGENERATE_THRESHOLD,
+    metric_info,
+    primary_metric,
+    score,
+)
 from ml_expert.tools.selection.baselines import (
     CandidateResult,
-    balanced_weights,
+    best_baseline,
     fit_candidate,
     run_baselines,
 )
 from ml_expert.tools.selection.budget import (
+    MIN_EPOCHS,
     RESERVE_SHARE,
     cnn_flops,
     conv1d_flops,
@@ -29,24 +39,45 @@ from ml_expert.tools.selection.budget import (
     plan_epochs,
     text_flops,
 )
+from ml_expert.tools.selection.candidates import BASELINES
+from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
+from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
+from ml_expert.tools.selection.noise import Escalation, escalation
+from ml_expert.tools.selection.sequence_choice import READER_NAMES, choose_reader
+from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
 from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
 from ml_expert.tools.training.dnn import DNNConfig
 
 MIN_BUDGET_FOR_NN = 10.0
 MIN_ROOM = 0.01
+IMBALANCE_FOR_WEIGHTS = 1.5  # largest / smallest class: a class-weighted candidate is tried
 
 
 def room_left(best_val: float, metric: str, val_rows: int) -> tuple[float, str]:
     """How far the best baseline may still be from perfect, given what validation can show.
 
     For accuracy-like metrics a validation score is capped by its sample size: with no error in n
-    rows, the 95% upper bound of the error rate is still 3/n (rule of three).
+    rows, the 95% upper bound of the error rate is still 3/n (rule of three). A loss (RMSE, log
+    loss) has no best value to measure room against: there is always room.
     """
-    gap = max(0.0, 1.0 - best_val)
-    if metric == "r2":
-        return gap, f"1 - R² = {gap:.4f}"
+    info = metric_info(metric)
+    if info.bounded_above is None:
+        return float("inf"), f"{metric} is a loss with no attainable best value"
+    gap = max(0.0, info.bounded_above - best_val)
+    if info.task == "regression":
+        return gap, f"1 - {metric} = {gap:.4f}"
     floor = 3.0 / max(val_rows, 1)
     return max(gap, floor), f"max(1 - {metric} = {gap:.4f}, 3/{val_rows} validation rows = {floor:.4f})"
+
+
+def _reader_words(architecture: str, layer: str, filters: list[int]) -> str:
+    if architecture == "dense":
+        return ""
+    if layer == "lstm":
+        return "LSTM + "
+    if layer == "transformer":
+        return "Transformer encoder + "
+    return f"conv {filters} + "
 
 
 def analyse_task(data: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +105,8 @@ def plan_network(
     metric: str,
     wanted: bool,
     learning_rate: float | None,
+    weighted: bool = False,
+    network: str = "auto",
 ) -> tuple[dict[str, Any], str]:
     """Size the network from the data, count its epochs from the budget, and decide whether to train it.
 
@@ -87,6 +120,12 @@ def plan_network(
     sequence = data.get("sequence") if data.get("modality") == "text" else None
     signal = data.get("modality") == "sequence"
     n_out = len(data.get("train_class_counts") or {}) if data["task"] == "classification" else 1
+    if network != "auto" and not (signal or sequence):
+        raise UsageError(
+            f"--network {network} reads text or sequences; this data is {data.get('modality', 'tabular')} "
+            "(use --modality text or sequence, or --network auto)"
+        )
+    reader = None
     if image:
         units, batch, patience, filters = [128], 32 if rows < 20_000 else 128, 20, [32, 64]
         flops = cnn_flops(data["image_shape"], filters, units, n_out)
@@ -109,14 +148,33 @@ def plan_network(
             units, batch, patience = [256, 128], 512, 8
         flops = dense_flops(width, units, n_out)
         architecture = "dense"
+    if architecture in ("sequence", "text"):
+        length = sequence["length"] if sequence else width
+        room = room_left(best_val, metric, val_rows)[0]
+        reader = choose_reader(
+            architecture,
+            length,
+            width - length,
+            rows,
+            val_rows,
+            batch,
+            budget,
+            room,
+            filters,
+            units,
+            n_out,
+            network,
+        )
+        flops = reader.flops_per_row[reader.layer]
     epochs = plan_epochs(budget, rows, val_rows, batch, flops)
     class_weight = None
-    if data["task"] == "classification" and (data.get("imbalance_ratio") or 1) >= 3:
+    if data["task"] == "classification" and weighted:  # class weights won among the baselines
         counts = data["train_class_counts"]
         total = sum(counts.values())
         class_weight = {int(k): total / (len(counts) * v) for k, v in counts.items()}
     config = DNNConfig(
         architecture=architecture,
+        sequence_layer=reader.layer if reader else "conv",
         image_shape=data.get("image_shape") if image else None,
         sequence_length=sequence["length"] if sequence else None,
         vocabulary_size=sequence["vocabulary_size"] if sequence else None,
@@ -133,6 +191,8 @@ def plan_network(
     name = (
         "Keras CNN" if image else "Keras text CNN" if sequence else "Keras 1-D CNN" if signal else "Keras DNN"
     )
+    if reader is not None and reader.layer != "conv":
+        name = f"Keras {'text' if sequence else 'sequence'} {READER_NAMES[reader.layer].split(' ')[0]}"
     room, room_why = room_left(best_val, metric, val_rows)
     if not wanted:
         train, reason = False, "the neural model was turned off (--no-dnn)"
@@ -145,7 +205,7 @@ def plan_network(
         reason = (
             f"budget {budget:g} s >= {MIN_BUDGET_FOR_NN:g} s and the best baseline leaves room "
             f"({room_why} >= {MIN_ROOM}): a {name} "
-            f"({'conv ' + str(filters) + ' + ' if architecture != 'dense' else ''}dense {units}, "
+            f"({_reader_words(architecture, config.sequence_layer, filters)}dense {units}, "
             f"batch {batch}, "
             f"up to {epochs.max_epochs} epochs, early stopping patience {config.patience})"
         )
@@ -157,6 +217,7 @@ def plan_network(
         "dnn_config": config.model_dump(),
         "epoch_plan": epochs.model_dump(),
         "estimated_flops_per_row": flops,
+        "reader": reader.model_dump() if reader else None,
         "estimated_memory_mb": round(memory_mb, 1),
         "available_memory_mb": round(available_memory_mb(), 1),
     }
@@ -164,6 +225,8 @@ def plan_network(
 
 
 def model_selection(state: dict[str, Any]) -> dict[str, Any]:
+    if clustering.is_clustering(state):
+        return clustering.model_selection(state)
     ctx = AgentContext(state, "researcher", "model_selection")
     ctx.start()
     started = time.perf_counter()
@@ -171,7 +234,8 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     options = state["options"]
     schema = InputSchema.model_validate(data["schema"])
     analysis = analyse_task(data)
-    metric, metric_reason = primary_metric(data["task"], data.get("imbalance_ratio"))
+    n_classes = len(schema.classes or []) if data["task"] == "classification" else None
+    metric, metric_reason = primary_metric(data["task"], options.get("metric"), n_classes)
     ctx.decide(f"task is {data['task']}", data["task_reason"])
     ctx.decide(f"rank models by {metric}", metric_reason)
     if analysis["modality"] == "image":
@@ -193,52 +257,160 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         )
     train = load_split(data["files"], "train", schema, data.get("file_hashes"))
     val = load_split(data["files"], "val", schema, data.get("file_hashes"))
-    if metric == "balanced_accuracy":
-        ctx.decide(
-            "weight classes inversely to their frequency in the baselines",
-            "ranked by balanced accuracy: unweighted models learn to predict the majority class",
-        )
-    ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting")
-    leaderboard = run_baselines(
-        schema,
-        train,
-        val,
-        metric,
-        int(options["seed"]),
-        Path(ctx.run_dir) / "models",
-        budget=float(options["budget"]),
+    seed = int(options["seed"])
+    models_dir = Path(ctx.run_dir) / "models"
+    budget = float(options["budget"])
+    cv = plan_cv(
+        len(train[1]),
+        len(val[1]),
+        data["n_features_out"],
+        n_classes,
+        budget,
+        [n for n in BASELINES if n != "dummy"],
     )
-    best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: c.val_score)
+    small = cv.folds is not None
+    y_all = np.concatenate([train[1], val[1]])
+    folds = fold_ids(data["task"], y_all, seed, cv.folds) if small else None
+    y_held = y_all if small else val[1]
+    ctx.decide(
+        f"compare candidates by {cv.folds}-fold CV on train + validation"
+        if small
+        else "compare candidates on the validation split",
+        cv.rule,
+    )
+    ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM")
+    leaderboard = run_baselines(schema, train, val, metric, seed, models_dir, folds=folds, budget=budget)
+    best = best_baseline(leaderboard, metric)
     ctx.decide(
         f"best simple baseline: {best.name}",
-        f"validation {metric} {best.val_score:.4f} (dummy {leaderboard[0].val_score:.4f})",
+        f"{_shown(best, metric)} (dummy {_shown(leaderboard[0], metric)})",
     )
-    budget = float(options["budget"])
+    comparison = _Comparison(metric, y_held, folds, small, seed, cv.folds or CV_FOLDS)
+    escalations: list[dict[str, Any]] = []
+
+    def consider(candidate: CandidateResult, what: str) -> None:
+        """Keep `candidate` only when it beats the incumbent by more than the noise margin.
+
+        Once the incumbent cuts at a tuned threshold, a later candidate gets its own (a fair match)."""
+        nonlocal best
+        if best.threshold is not None and candidate.threshold is None:
+            leaderboard.append(candidate)
+            candidate = comparison.with_threshold(candidate, val)
+        leaderboard.append(candidate)
+        verdict = comparison.compare(best, candidate)
+        escalations.append(verdict.model_dump())
+        if verdict.wins:
+            ctx.decide(f"{what}: {candidate.name} replaces {best.name}", verdict.rule)
+            best = candidate
+        else:
+            ctx.decide(
+                f"{what}: keep {best.name}, not {candidate.name}", verdict.rule + "; ties go to the simpler"
+            )
+
+    # The cheapest escalation first: a threshold is one number on the same model's probabilities.
+    info = metric_info(metric)
+    if n_classes == 2 and info.threshold:
+        if metric in DEGENERATE_THRESHOLD:
+            ctx.decide(
+                "keep the argmax decision threshold",
+                f"tuning a threshold for {metric} alone is degenerate (recall: call every row positive; "
+                "precision: call almost none)",
+            )
+        else:
+            consider(comparison.with_threshold(best, val), f"a decision threshold tuned for {metric}")
+    base = best.base or best.name
+    ratio = data.get("imbalance_ratio") or 1.0
+    if data["task"] == "classification" and ratio >= IMBALANCE_FOR_WEIGHTS:
+        ctx.step(f"class-weighted {base}")
+        consider(
+            fit_candidate(
+                base,
+                schema,
+                train,
+                val,
+                metric,
+                seed,
+                models_dir,
+                name=f"{base}_weighted",
+                balanced=True,
+                folds=folds,
+            ),
+            f"class weights (largest/smallest class = {ratio:.1f} >= {IMBALANCE_FOR_WEIGHTS})",
+        )
+    if data["task"] == "regression":
+        skewed, why = skewed_positive(train[1])
+        if skewed:
+            ctx.step(f"log-scale {base}")
+            consider(
+                fit_candidate(
+                    base,
+                    schema,
+                    train,
+                    val,
+                    metric,
+                    seed,
+                    models_dir,
+                    name=f"{base}_log",
+                    log_target=True,
+                    folds=folds,
+                ),
+                f"log-scale target ({why})",
+            )
+        else:
+            ctx.decide("model the target on its own scale only", why)
     tuning = None
     if options.get("tune"):
-        seed = int(options["seed"])
-        tuning, tuned = _search(ctx, data, schema, best.name, train, val, metric, seed, budget)
+        tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, folds)
         if tuned is not None:
-            leaderboard.append(tuned)
-            best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: c.val_score)
+            consider(tuned, "tuned hyperparameters")
+    ctx.step("greedy ensemble selection over the candidates' held-out predictions")
+    ensemble, ensemble_plan = ensemble_candidate(
+        leaderboard,
+        data["task"],
+        metric,
+        y_held,
+        small,
+        train,
+        val,
+        seed,
+        models_dir,
+        folds=folds,
+        budget=budget,
+        features_out=data["n_features_out"],
+        classes=n_classes,
+    )
+    ctx.decide(
+        "build a weighted ensemble" if ensemble else "no ensemble",
+        f"{ensemble_plan.reason}; {ensemble_plan.selection_reason}",
+    )
+    if ensemble is not None:
+        consider(ensemble, "a weighted ensemble of the candidates")
     board = [c.model_dump() for c in leaderboard]
     seconds = time.perf_counter() - started
     plan, reason = plan_network(
         data,
         budget,
-        best.val_score,
+        best.selection_score,
         metric,
         bool(options.get("train_dnn", True)),
         options.get("dnn_learning_rate"),
+        weighted=best.balanced,
+        network=options.get("network", "auto"),
     )
+    if plan.get("reader"):
+        ctx.decide(f"read the steps with a {READER_NAMES[plan['reader']['layer']]}", plan["reader"]["reason"])
     # Safety stop only (a slow or overloaded machine): counts decide, but a network never starts
     # once the baselines alone have spent the budget. Recorded as a cap hit.
-    cap_hit = plan["train_dnn"] and seconds >= budget * (1 - RESERVE_SHARE)
+    # It also never starts without the time for MIN_EPOCHS nominal epochs (a 1-epoch network
+    # cannot show a decreasing loss).
+    left = budget * (1 - RESERVE_SHARE) - seconds
+    needed = MIN_EPOCHS * plan["epoch_plan"]["estimated_epoch_seconds"]
+    cap_hit = plan["train_dnn"] and left < needed
     if cap_hit:
         plan["train_dnn"] = False
         reason = (
-            f"cap hit: the baselines took {seconds:.1f} s of the {budget:g} s budget, "
-            "no time is left for the network"
+            f"cap hit: model selection took {seconds:.1f} s of the {budget:g} s budget; {max(left, 0):.1f} s "
+            f"left < {MIN_EPOCHS} nominal epochs ({needed:.1f} s): no time is left for the network"
         )
     ctx.decide(f"train the {plan['network']}" if plan["train_dnn"] else f"skip the {plan['network']}", reason)
     if plan["train_dnn"]:
@@ -248,6 +420,10 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "analysis": analysis,
         "metric": metric,
         "metric_reason": metric_reason,
+        "greater_is_better": info.greater_is_better,
+        "comparison": {"scheme": "cv" if small else "validation", "folds": cv.folds, "rule": cv.rule},
+        "escalations": escalations,
+        "ensemble": ensemble_plan.model_dump(),
         "leaderboard": board,
         "best_baseline": best.name,
         "plan": plan,
@@ -258,26 +434,89 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "tuning": tuning,
     }
     ctx.record("model-selection", selection)
-    ctx.done(f"best baseline {best.name}: {metric} {best.val_score:.4f}")
+    ctx.done(f"best candidate {best.name}: {_shown(best, metric)}")
     return {"selection": selection, "phase": "model_selection"}
+
+
+def _shown(c: CandidateResult, metric: str) -> str:
+    if c.cv_mean is not None:
+        return f"{len(c.cv_folds)}-fold CV {metric} {c.cv_mean:.4f} ± {c.cv_std or 0.0:.4f}"
+    return f"validation {metric} {c.val_score:.4f}"
+
+
+class _Comparison:
+    """Paired comparisons on one set of held-out rows: out-of-fold (CV) or validation."""
+
+    def __init__(
+        self, metric: str, y: np.ndarray, folds: np.ndarray | None, small: bool, seed: int, k: int
+    ) -> None:
+        self.metric, self.y, self.folds, self.small, self.seed, self.k = metric, y, folds, small, seed, k
+        self.cuts: dict[str, np.ndarray] = {}  # cross-fitted per-row thresholds of threshold candidates
+
+    def predictions(self, c: CandidateResult) -> np.ndarray:
+        return np.load(c.heldout_predictions if self.small else c.val_predictions)
+
+    def compare(self, simple: CandidateResult, candidate: CandidateResult) -> Escalation:
+        return escalation(
+            self.metric,
+            self.y,
+            self.predictions(simple),
+            self.predictions(candidate),
+            folds=self.folds,
+            seed=self.seed,
+            simple_threshold=self.cuts.get(simple.name, simple.threshold),
+            candidate_threshold=self.cuts.get(candidate.name, candidate.threshold),
+            simple=simple.name,
+            candidate=candidate.name,
+        )
+
+    def with_threshold(self, c: CandidateResult, val: tuple[Any, np.ndarray]) -> CandidateResult:
+        """`c` cut at a threshold tuned on its held-out P(class 1); scored cross-fitted (see threshold.py)."""
+        p1 = self.predictions(c)[:, 1]
+        folds = self.folds
+        if folds is None:  # one validation split: the threshold's own score is cross-fitted over it
+            folds = fold_ids("classification", self.y, self.seed, self.k)
+        name = f"{c.name}+threshold"
+        self.cuts[name] = cross_fitted(self.metric, self.y, p1, folds)
+        final = best_threshold(self.metric, self.y, p1)
+        update: dict[str, Any] = {
+            "name": name,
+            "base": c.base or c.name,
+            "threshold": final,
+            "val_score": round(score(self.metric, val[1], np.load(c.val_predictions), final), 6),
+        }
+        if self.small:
+            p, cuts = self.predictions(c), self.cuts[name]
+            per_fold = [
+                score(self.metric, self.y[rows], p[rows], cuts[rows])
+                for rows in (self.folds == k for k in np.unique(self.folds))
+            ]
+            update |= {
+                "cv_mean": round(float(np.mean(per_fold)), 6),
+                "cv_std": round(float(np.std(per_fold, ddof=1)), 6),
+                "cv_folds": [round(v, 6) for v in per_fold],
+            }
+        return c.model_copy(update=update)
 
 
 def _search(
     ctx: AgentContext,
     data: dict[str, Any],
     schema: InputSchema,
-    name: str,
+    incumbent: CandidateResult,
     train: tuple[Any, Any],
     val: tuple[Any, Any],
     metric: str,
     seed: int,
     budget: float,
+    folds: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], CandidateResult | None]:
     """`--tune`: a bounded search of the best baseline's hyperparameters (tools/selection/tuning.py).
 
     The tuned configuration is fit on train and scored on validation like any baseline, so the
     choice between it and the defaults is made on rows the search never ranked trials on.
     """
+    name = incumbent.base or incumbent.name
     classes = len(data.get("train_class_counts") or {}) or None
     plan = plan_trials(name, len(train[1]), data["n_features_out"], classes, budget)
     record: dict[str, Any] = {"plan": plan.model_dump()}
@@ -294,7 +533,8 @@ def _search(
         metric,
         seed,
         plan,
-        balanced=balanced_weights(metric),
+        balanced=incumbent.balanced,
+        log_target=incumbent.log_target,
         time_limit=CAP_FACTOR * plan.share_seconds,
     )
     record.update({"ran": True, **result.model_dump()})
@@ -318,10 +558,13 @@ def _search(
         seed,
         Path(ctx.run_dir) / "models",
         params=result.best_params,
-        name=f"{name}_tuned",
+        name=f"{incumbent.name.removesuffix('+threshold')}_tuned",
+        balanced=incumbent.balanced,
+        log_target=incumbent.log_target,
+        folds=folds,
     )
     ctx.decide(
-        f"add {tuned.name} {result.best_params} to the leaderboard",
+        f"try {tuned.name} {result.best_params}",
         f"{FOLDS}-fold CV {metric} {result.best_cv_score:.4f} > defaults {result.default_cv_score:.4f} "
         f"(trial {result.best_index} of {result.trials_run}); validation {metric} {tuned.val_score:.4f}",
     )

@@ -11,7 +11,9 @@ from ml_expert.config import RunConfig
 from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
+from ml_expert.tools.data.checks import prepared_problems
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
+from ml_expert.tools.scoring import METRICS, better, greater_is_better
 
 DEFAULT_MAX_FAIRNESS_GAP = 0.2
 """Largest equalized-odds difference (classification) or relative per-group MAE difference
@@ -30,8 +32,18 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
         "outliers_in_train": int(data.get("outliers_removed", 0) or 0),
     }
     kept = sum(sizes.values()) if sizes else 0
+    problems = prepared_problems(
+        data.get("files") or {}, sizes, int(data.get("n_features_out") or 0), data.get("preprocessor_sha256")
+    )
     checks = [
-        Check(name="validated", passed=bool(data.get("validated")), value=data.get("validated")),
+        Check(
+            name="validated",
+            passed=not problems,
+            value=problems,
+            detail="; ".join(problems)
+            if problems
+            else "train and validation arrays re-read: finite, shapes as recorded; preprocessor hash matches",
+        ),
         Check(
             name="rows_accounted",
             passed=bool(sizes) and kept + sum(removed.values()) == rows_in,
@@ -191,14 +203,16 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
     test = validation.get("test_metrics", {})
     checks = []
     for name, minimum in config.min_metric.items():
+        # a loss (rmse, log_loss...) given to --min-metric is a ceiling: lower is better
+        ceiling = name in METRICS and not greater_is_better(name)
         value = test.get(name)
         checks.append(
             Check(
                 name=f"min_{name}",
-                passed=value is not None and value >= minimum,
+                passed=value is not None and (value <= minimum if ceiling else value >= minimum),
                 value=value,
                 threshold=minimum,
-                detail=f"test {name} {value} vs required {minimum}",
+                detail=f"test {name} {value} vs required {'at most' if ceiling else 'at least'} {minimum}",
             )
         )
     chosen_score = validation.get("test_score")
@@ -206,7 +220,9 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
     checks.append(
         Check(
             name="beats_dummy_baseline",
-            passed=chosen_score is not None and dummy_score is not None and chosen_score > dummy_score,
+            passed=chosen_score is not None
+            and dummy_score is not None
+            and better(metric or "accuracy", chosen_score, dummy_score),
             value=chosen_score,
             threshold=dummy_score,
             detail=f"test {metric}: chosen {chosen_score} vs dummy {dummy_score}",
@@ -261,12 +277,19 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
             ),
         )
     )
+    if (state.get("data") or {}).get("task") == "clustering":
+        from ml_expert.graph.clustering_gates import clustering_checks
+
+        checks += clustering_checks(validation)
     return GateVerdict.from_checks("validation", checks)
 
 
 def release_gate(state: dict[str, Any]) -> GateVerdict:
     deployment = state.get("deployment") or {}
-    exports = deployment.get("exports", [])
+    # An export withdrawn because its format cannot hold the architecture (its file deleted) is
+    # reported, not judged: the release ships and judges the rest.
+    withdrawn = [e for e in deployment.get("exports", []) if e.get("shipped") is False]
+    exports = [e for e in deployment.get("exports", []) if e.get("shipped") is not False]
     checks = [
         Check(
             name=f"export_{e['format']}_matches",
@@ -277,6 +300,15 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
         for e in exports
     ]
     checks.append(Check(name="exports_present", passed=bool(exports), value=len(exports)))
+    if withdrawn:
+        checks.append(
+            Check(
+                name="exports_not_shipped",
+                passed=True,
+                value=[e["format"] for e in withdrawn],
+                detail="; ".join(e.get("not_shipped_reason") or e["format"] for e in withdrawn),
+            )
+        )
     package = deployment.get("package_dir")
     manifest = deployment.get("manifest", {})
     missing = []
@@ -330,32 +362,56 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
 
 def _production_check(state: dict[str, Any]) -> Check:
     """Refuse to replace production with a model that scores worse on the same held-out rows."""
-    from ml_expert.registry import Registry, RegistryError
+    from ml_expert.registry import Registry, RegistryError, comparable
     from ml_expert.registry.store import release_model_name
 
-    registry = Registry(RunConfig.of(state).workspace, model=release_model_name(state))
+    validation, data = state.get("validation") or {}, state.get("data") or {}
+    config = RunConfig.of(state)
+    candidate = {
+        "data_fingerprint": data.get("fingerprint"),
+        "seed": config.seed,
+        "split_sizes": data.get("split_sizes"),
+        "primary_metric": validation.get("primary_metric"),
+    }
+    force = config.force
+    on_same_rows = validation.get("production_on_test")
+    if on_same_rows:
+        # --from: the tester scored current production on this run's test rows too.
+        score, incumbent = validation.get("test_score"), on_same_rows["test_score"]
+        metric = candidate["primary_metric"]
+        worse = score is None or better(metric or "accuracy", incumbent, score)
+        return Check(
+            name="not_worse_than_production",
+            passed=(not worse) or force,
+            value=score,
+            threshold=incumbent,
+            detail=f"test {metric} {score} vs production {on_same_rows['version']} "
+            f"{incumbent} on the same new test rows" + ("; --force given" if worse and force else ""),
+        )
+    registry = Registry(config.workspace, model=release_model_name(state))
     try:
         current = registry.show("production")
     except RegistryError:
-        current = None
-    return production_check(state, current)
-
-
-def production_check(state: dict[str, Any], current: dict[str, Any] | None) -> Check:
-    """The comparison itself, given production's record (None when there is none).
-
-    The release gate runs it for the report; the registrar runs the same rule again under the
-    registry lock (`Registry.register(guard=...)`), so two concurrent runs cannot both pass."""
-    from ml_expert.registry import candidate_record, not_worse_than
-
-    candidate = candidate_record(state)
-    passed, detail = not_worse_than(candidate, current)
+        return Check(name="not_worse_than_production", passed=True, detail="no production version yet")
+    same, why = comparable(candidate, current)
+    if not same:
+        return Check(
+            name="not_worse_than_production",
+            passed=True,
+            value=None,
+            detail=f"production {current['version']} was tested on other held-out data ({why}); "
+            "nothing compared",
+        )
+    score, incumbent = validation.get("test_score"), current.get("test_score")
+    metric = candidate["primary_metric"]
+    worse = score is None or incumbent is None or better(metric or "accuracy", incumbent, score)
     return Check(
         name="not_worse_than_production",
-        passed=passed,
-        value=candidate["test_score"] if current is not None else None,
-        threshold=current.get("test_score") if current is not None else None,
-        detail=detail,
+        passed=(not worse) or force,
+        value=score,
+        threshold=incumbent,
+        detail=f"test {candidate['primary_metric']} {score} vs production {current['version']} "
+        f"{incumbent}; {why}" + ("; --force given" if worse and force else ""),
     )
 
 

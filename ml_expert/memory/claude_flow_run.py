@@ -32,25 +32,30 @@ def _children_cpu() -> float:
 
 def _record(run_dir: Path, report: SyncReport, cli: ClaudeFlowCLI | None) -> None:
     """Keep the sync's outcome in run.json under `claude_flow` (with the CLI, for a resumed run)."""
-    from ml_expert.workspace import update_run
+    from ml_expert.runs import RunFile
 
-    update_run(run_dir, claude_flow={**report.model_dump(), "cli_info": cli.model_dump() if cli else None})
+    RunFile(run_dir).update(
+        claude_flow={**report.model_dump(), "cli_info": cli.model_dump() if cli else None}
+    )
 
 
 def _warn(run_dir: Path, message: str) -> None:
     """One line in the run's warnings (never twice the same)."""
-    from ml_expert.workspace import read_run, update_run
+    from ml_expert.runs import RunFile
 
     logger.warning(message)
-    warnings = [w for w in read_run(run_dir).get("warnings", []) if w != message]
-    update_run(run_dir, warnings=[*warnings, message])
+
+    def add(data: dict[str, Any]) -> None:
+        data["warnings"] = [*(w for w in data.get("warnings", []) if w != message), message]
+
+    RunFile(run_dir).edit(add)
 
 
 def _stored_report(run_dir: Path) -> dict[str, Any] | None:
-    from ml_expert.workspace import read_run
+    from ml_expert.runs import RunFile
 
     with contextlib.suppress(Exception):
-        return read_run(run_dir).get("claude_flow")
+        return getattr(RunFile(run_dir).read(), "claude_flow", None)
     return None
 
 

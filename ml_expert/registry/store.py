@@ -138,8 +138,15 @@ def candidate_record(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def not_worse_than(candidate: dict[str, Any], current: dict[str, Any] | None) -> tuple[bool, str]:
-    """(passes, why): a release may replace production unless it scores worse on the same rows."""
+def not_worse_than(
+    candidate: dict[str, Any],
+    current: dict[str, Any] | None,
+    better: Callable[[str, float, float], bool] | None = None,
+) -> tuple[bool, str]:
+    """(passes, why): a release may replace production unless it scores worse on the same rows.
+
+    `better(metric, a, b)`: whether score a beats b for that metric (tools.scoring.better; the
+    registry stays free of scikit-learn). Default: greater is better."""
     if current is None:
         return True, "no production version yet"
     same, why = comparable(candidate, current)
@@ -148,7 +155,9 @@ def not_worse_than(candidate: dict[str, Any], current: dict[str, Any] | None) ->
             f"production {current['version']} was tested on other held-out data ({why}); nothing compared"
         )
     score, incumbent = candidate.get("test_score"), current.get("test_score")
-    worse = score is None or incumbent is None or score < incumbent
+    metric = candidate.get("primary_metric") or "accuracy"
+    beats = better or (lambda _metric, a, b: a > b)
+    worse = score is None or incumbent is None or beats(metric, incumbent, score)
     force = bool(candidate.get("force"))
     detail = f"test {candidate['primary_metric']} {score} vs production {current['version']} "
     detail += f"{incumbent}; {why}"
@@ -375,6 +384,7 @@ class Registry:
                 version=version,
                 run_id=intent.get("run_id"),
                 metrics=intent.get("metrics"),
+                **({"parent": intent["parent"]} if intent.get("parent") else {}),
                 repaired=True,
             )
         if intent.get("promote"):
@@ -467,6 +477,7 @@ class Registry:
                     "version": version,
                     "run_id": info.get("run_id"),
                     "metrics": info.get("metrics"),
+                    "parent": info.get("parent"),
                     "promote": promote,
                     "model_name": self.model,
                     "aliases_before": self._read_aliases(),
@@ -476,7 +487,13 @@ class Registry:
             _crash_point("registry.before_version")
             os.replace(staging, target)
             _crash_point("registry.after_version")
-            self._log("register", version=version, run_id=info.get("run_id"), metrics=info.get("metrics"))
+            self._log(
+                "register",
+                version=version,
+                run_id=info.get("run_id"),
+                metrics=info.get("metrics"),
+                **({"parent": info["parent"]} if info.get("parent") else {}),
+            )
             _crash_point("registry.after_register_line")
             if promote:
                 self._promote(version, reason=reason)

@@ -83,6 +83,8 @@ def row_model(schema: dict[str, Any]) -> type[BaseModel]:
         seen.add(col["name"])
         if col.get("derive") in ("word", "token"):
             kind, what = str | None, "free text"
+        elif col.get("derive") == "part":
+            kind, what = str | int | float | None, "composite code"
         elif col.get("derive"):
             kind, what = str | None, "date/time text"
         elif col["kind"] == "numeric":
@@ -285,6 +287,22 @@ def create_app(
         result["version"] = use.version
         return JSONResponse(result, headers={"x-model-version": use.version, "x-rows": str(len(records))})
 
+    def validate_rows(given: Any) -> list[BaseModel]:
+        """A batch, one row per call: the GIL is given back between rows, so /health (on the
+        event loop) is not held for a whole 1,000-row validation. Same errors as `Batch`."""
+        if not isinstance(given, list) or not 1 <= len(given) <= MAX_ROWS:
+            Batch.model_validate({"rows": given})  # raises the list / length error
+        rows, errors = [], []
+        for i, item in enumerate(given):
+            try:
+                rows.append(Row.model_validate(item))
+            except ValidationError as exc:
+                found = exc.errors(include_url=False, include_input=False, include_context=False)
+                errors += [{**e, "loc": ("rows", i, *e["loc"])} for e in found]
+        if errors:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors])
+        return rows
+
     def answer(raw: bytes, use: Served) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         try:
             body = parse_body(raw)
@@ -294,7 +312,7 @@ def create_app(
             ) from None
         batch = isinstance(body, dict) and "rows" in body
         try:
-            rows = Batch.model_validate(body).rows if batch else [Row.model_validate(body)]
+            rows = validate_rows(body["rows"]) if batch else [Row.model_validate(body)]
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_input=False, include_context=False)
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
@@ -314,7 +332,7 @@ def create_app(
             raise RequestValidationError([{"type": "value_error", "loc": where, "msg": str(exc)}]) from None
         result: dict[str, Any] = {"predictions": labels}
         if probabilities is not None:
-            result["probabilities"] = probabilities.tolist()
+            result[use.model.scores_kind or "probabilities"] = probabilities.tolist()
         return result, records
 
     protected = {"/metrics"} - ({"/metrics"} if open_metrics else set())

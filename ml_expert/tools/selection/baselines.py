@@ -10,12 +10,14 @@ import joblib
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
+from sklearn.compose import TransformedTargetRegressor
 from threadpoolctl import threadpool_limits
 
 from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.schema import InputSchema
-from ml_expert.tools.scoring import predict_scores, score
-from ml_expert.tools.selection.candidates import BASELINES, make_pipeline
+from ml_expert.tools.scoring import predict_scores, score, sign
+from ml_expert.tools.selection.candidates import BASELINES, inner_pipeline, make_pipeline
+from ml_expert.tools.selection.ensemble import EnsembleMember
 
 SMALL_DATA_ROWS = 20_000
 
@@ -30,13 +32,40 @@ class CandidateResult(BaseModel):
     fit_seconds: float
     path: str | None = None
     sha256: str | None = None
-    base: str | None = None  # the baseline a tuned candidate was searched from
+    base: str | None = None  # the baseline family a variant (tuned, weighted, log-scale) comes from
     params: dict[str, Any] = {}  # its model hyperparameters over the baseline's defaults
+    balanced: bool = False  # classes weighted inversely to their frequency
+    log_target: bool = False  # the regressor learns log1p(target)
+    threshold: float | None = None  # binary: the cut-off on P(class 1), tuned on held-out predictions
+    cv_mean: float | None = None  # mean of the k fold scores on train + validation (small data)
+    cv_std: float | None = None
+    cv_folds: list[float] = []
+    val_predictions: str | None = None  # .npy of its validation predictions (fit on train only)
+    heldout_predictions: str | None = None  # .npy of its out-of-fold predictions on train + validation
+    members: list[EnsembleMember] = []  # an ensemble's members and weights (tools/selection/ensemble.py)
+
+    @property
+    def selection_score(self) -> float:
+        """The score candidates are ranked by: the CV mean on small data, else validation."""
+        return self.cv_mean if self.cv_mean is not None else self.val_score
+
+    def settings(self) -> dict[str, Any]:
+        """What make_pipeline needs to rebuild this candidate."""
+        return {
+            "params": dict(self.params),
+            "balanced": self.balanced,
+            "log_target": self.log_target,
+            "threshold": self.threshold,
+            "members": list(self.members),
+        }
 
 
-def balanced_weights(metric: str) -> bool:
-    """Weight classes when the model is ranked by balanced accuracy (the imbalanced case)."""
-    return metric == "balanced_accuracy"
+def best_baseline(board: list[CandidateResult], metric: str) -> CandidateResult:
+    """The best non-dummy candidate by the metric (CV mean on small data, else validation).
+
+    `board` lists the simplest first, and max() keeps the first of equal scores: ties go to the
+    simpler model."""
+    return max((c for c in board if c.name != "dummy"), key=lambda c: sign(metric) * c.selection_score)
 
 
 def fit(pipeline: Any, frame: pd.DataFrame, target: np.ndarray) -> float:
@@ -51,24 +80,47 @@ def fit(pipeline: Any, frame: pd.DataFrame, target: np.ndarray) -> float:
     return time.perf_counter() - started
 
 
-def training_score(pipeline: Any, train: tuple[pd.DataFrame, np.ndarray], metric: str) -> tuple[float, str]:
+def training_score(
+    pipeline: Any, train: tuple[pd.DataFrame, np.ndarray], metric: str, threshold: float | None = None
+) -> tuple[float, str]:
     """The score on the training rows, out-of-bag for a bagged forest.
 
     A full-depth random forest reproduces its own training rows (in-sample R² near 1 on noisy
     data), so train minus validation would flag it as overfit however well it generalises; each
     row's out-of-bag prediction comes from the trees that never saw it. Rows no tree left out
-    (rare) are skipped.
+    (rare) are skipped. A log-scale forest's out-of-bag predictions are mapped back by expm1.
     """
-    model = pipeline.named_steps.get("model") if hasattr(pipeline, "named_steps") else None
+    inner = inner_pipeline(pipeline)
+    model = inner.named_steps.get("model") if hasattr(inner, "named_steps") else None
+    log_scale = isinstance(model, TransformedTargetRegressor)
+    if log_scale:
+        model = model.regressor_
     oob = getattr(model, "oob_decision_function_", None)
     if oob is None:
         oob = getattr(model, "oob_prediction_", None)
     if oob is not None:
         oob = np.asarray(oob, dtype=float)
         seen = ~np.isnan(oob).reshape(len(oob), -1).any(axis=1)
+        if log_scale:
+            oob = np.expm1(oob)
         if seen.sum() >= 0.5 * len(seen):
-            return score(metric, train[1][seen], oob[seen]), "out-of-bag"
-    return score(metric, train[1], predict_scores(pipeline, train[0])), "in-sample"
+            return score(metric, train[1][seen], oob[seen], threshold), "out-of-bag"
+    return score(metric, train[1], predict_scores(pipeline, train[0]), threshold), "in-sample"
+
+
+def forest_params(budget: float, rows: int, n_features: int, task: str) -> dict[str, Any]:
+    """The forest's size by the nominal cost rule, when it differs from the data-only size."""
+    from ml_expert.tools.selection.budget import plan_forest
+    from ml_expert.tools.selection.candidates import forest_limits, forest_size
+
+    trees, samples = forest_size(rows), forest_limits(rows).get("max_samples")
+    plan = plan_forest(budget, rows, n_features, task == "classification", trees, samples)
+    out: dict[str, Any] = {}
+    if plan.n_estimators != trees:
+        out["n_estimators"] = plan.n_estimators
+    if plan.max_samples != samples:
+        out["max_samples"] = plan.max_samples
+    return out
 
 
 def run_baselines(
@@ -79,12 +131,41 @@ def run_baselines(
     seed: int,
     models_dir: Path,
     names: tuple[str, ...] = tuple(BASELINES),
+    folds: np.ndarray | None = None,
     budget: float | None = None,
 ) -> list[CandidateResult]:
-    """`budget`: sizes the costly families (the forest) by a nominal cost rule; None: by data alone."""
+    """`budget`: the forest is sized to its share of it (budget.plan_forest); None: by data alone."""
     return [
-        fit_candidate(name, schema, train, val, metric, seed, models_dir, budget=budget) for name in names
+        fit_candidate(name, schema, train, val, metric, seed, models_dir, folds=folds, budget=budget)
+        for name in names
     ]
+
+
+def cross_val_predictions(
+    base: str,
+    schema: InputSchema,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    folds: np.ndarray,
+    seed: int,
+    rows: int,
+    settings: dict[str, Any],
+) -> np.ndarray:
+    """Out-of-fold predictions: each fold's rows predicted by the model fit on the other folds.
+
+    The threshold is not applied here (probabilities come back): it is a cut on them."""
+    settings = {**settings, "threshold": None}
+    out: np.ndarray | None = None
+    for k in np.unique(folds):
+        held = folds == k
+        pipeline = make_pipeline(base, schema, seed, rows=rows, **settings)
+        fit(pipeline, frame[~held], y[~held])
+        part = predict_scores(pipeline, frame[held])
+        if out is None:
+            out = np.zeros((len(y), *part.shape[1:]), dtype=np.float64)
+        out[held] = part
+    assert out is not None
+    return out
 
 
 def fit_candidate(
@@ -97,25 +178,47 @@ def fit_candidate(
     models_dir: Path,
     params: dict[str, Any] | None = None,
     name: str | None = None,
+    balanced: bool = False,
+    log_target: bool = False,
+    folds: np.ndarray | None = None,
     budget: float | None = None,
 ) -> CandidateResult:
-    """Fit one configuration on train, score it on validation, save it with its hash."""
+    """Fit one configuration on train, score it on validation, save it with its hash.
+
+    `folds` (small data): also k-fold cross-validate it on train + validation (fold index per
+    row, train rows first) and keep the out-of-fold predictions for paired comparisons.
+    `budget`: a random forest gets its trees (and rows per tree) from its share of the budget;
+    they are kept in `params`, so the refit and the cross-validation fit the same size."""
     models_dir.mkdir(parents=True, exist_ok=True)
     name = name or base
-    pipeline = make_pipeline(
-        base,
-        schema,
-        seed,
-        rows=len(train[1]),
-        balanced=balanced_weights(metric),
-        params=params,
-        budget=budget,
-    )
+    if base == "random_forest" and budget is not None:
+        params = {**forest_params(budget, len(train[1]), len(schema.keys), schema.task), **(params or {})}
+    settings = {"params": params, "balanced": balanced, "log_target": log_target}
+    pipeline = make_pipeline(base, schema, seed, rows=len(train[1]), **settings)
     fit_seconds = fit(pipeline, *train)
-    val_score = score(metric, val[1], predict_scores(pipeline, val[0]))
+    val_pred = predict_scores(pipeline, val[0])
+    val_score = score(metric, val[1], val_pred)
     train_score, kind = training_score(pipeline, train, metric)
     path = models_dir / f"{name}.joblib"
     joblib.dump(pipeline, path)
+    val_path = models_dir / f"{name}.val.npy"
+    np.save(val_path, val_pred)
+    cv: dict[str, Any] = {}
+    if folds is not None:
+        frame = pd.concat([train[0], val[0]], ignore_index=True)
+        y = np.concatenate([train[1], val[1]])
+        started = time.perf_counter()
+        oof = cross_val_predictions(base, schema, frame, y, folds, seed, len(train[1]), settings)
+        fit_seconds += time.perf_counter() - started
+        per_fold = [score(metric, y[folds == k], oof[folds == k]) for k in np.unique(folds)]
+        oof_path = models_dir / f"{name}.oof.npy"
+        np.save(oof_path, oof)
+        cv = {
+            "cv_mean": round(float(np.mean(per_fold)), 6),
+            "cv_std": round(float(np.std(per_fold, ddof=1)), 6),
+            "cv_folds": [round(v, 6) for v in per_fold],
+            "heldout_predictions": str(oof_path),
+        }
     return CandidateResult(
         name=name,
         family=BASELINES[base][1],
@@ -126,8 +229,12 @@ def fit_candidate(
         fit_seconds=round(fit_seconds, 3),
         path=str(path),
         sha256=sha256_file(path),
-        base=base if params else None,
+        base=base if name != base else None,
         params=dict(params or {}),
+        balanced=balanced,
+        log_target=log_target,
+        val_predictions=str(val_path),
+        **cv,
     )
 
 
@@ -138,28 +245,19 @@ def refit_on_train_and_val(
     val: tuple[pd.DataFrame, np.ndarray],
     seed: int,
     models_dir: Path,
-    metric: str = "accuracy",
     base: str | None = None,
-    params: dict[str, Any] | None = None,
-    budget: float | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, object]:
     """Fit the chosen family again on train + validation: more rows for the model that ships.
 
     Only after the choice was made on the held-out validation split; from here on its validation
-    figures describe the train-only fit, not this model (the caller records that).
+    figures describe the train-only fit, not this model (the caller records that). A tuned
+    threshold ships inside the model (FixedThresholdClassifier), so predict() applies it.
     """
     frame = pd.concat([train[0], val[0]], ignore_index=True)
     target = np.concatenate([train[1], val[1]])
     # same configuration as the model that was measured (sized by the training rows)
-    pipeline = make_pipeline(
-        base or name,
-        schema,
-        seed,
-        rows=len(train[1]),
-        balanced=balanced_weights(metric),
-        params=params,
-        budget=budget,
-    )
+    pipeline = make_pipeline(base or name, schema, seed, rows=len(train[1]), **(settings or {}))
     fit_seconds = fit(pipeline, frame, target)
     path = models_dir / f"{name}_train_val.joblib"
     joblib.dump(pipeline, path)

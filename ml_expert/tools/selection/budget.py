@@ -18,6 +18,16 @@ MIN_EPOCHS, MAX_EPOCHS = 5, 300
 RESERVE_SHARE = 0.05  # of the budget, kept for saving and scoring after the safety stop
 TEXT_EMBEDDING_DIM = 32
 TEXT_KERNEL = 5
+# The recurrent and attention readers of text and sequences (tools/training/sequence_models.py).
+SEQUENCE_LAYERS: tuple[str, ...] = ("conv", "lstm", "transformer")
+LSTM_UNITS = 32
+ATTENTION_DIM = 32
+ATTENTION_HEADS = 2
+ATTENTION_FF = 64
+# A recurrent step waits for the one before it (no parallelism over the steps), so on the nominal
+# machine its multiply-adds count this many times over; a nominal figure, like NOMINAL_FLOPS.
+RECURRENT_SEQUENTIAL_FACTOR = 4.0
+SIGNAL_PATCH = 4  # steps per Transformer token on a numeric signal
 
 
 class EpochPlan(BaseModel):
@@ -63,6 +73,56 @@ def text_flops(length: int, other_features: int, filters: int, units: list[int],
     over `length` positions, then dense layers on the pooled filters and the other features."""
     conv = 2.0 * length * TEXT_KERNEL * TEXT_EMBEDDING_DIM * filters
     return conv + dense_flops(filters + other_features, units, n_outputs)
+
+
+def lstm_flops(length: int, channels: int) -> float:
+    """Nominal forward FLOPs of the LSTM reader: 4 gates of (inputs + state) x units multiply-adds per
+    step, times RECURRENT_SEQUENTIAL_FACTOR for the steps that cannot run side by side."""
+    return RECURRENT_SEQUENTIAL_FACTOR * 2.0 * length * 4 * (channels + LSTM_UNITS) * LSTM_UNITS
+
+
+def transformer_flops(length: int, channels: int) -> float:
+    """Forward FLOPs of the one-block Transformer encoder: the step projection, Q/K/V/output
+    projections, the length x length attention scores and their weighted sum, the feed-forward pair."""
+    d = ATTENTION_DIM
+    projection = 2.0 * length * channels * d
+    qkvo = 4 * 2.0 * length * d * d
+    attention = 2 * 2.0 * length * length * d
+    feed_forward = 2 * 2.0 * length * d * ATTENTION_FF
+    return projection + qkvo + attention + feed_forward
+
+
+def sequence_reader_flops(layer: str, length: int, channels: int) -> tuple[float, int]:
+    """(FLOPs, width of the pooled output) of a recurrent or attention reader."""
+    if layer == "lstm":
+        return lstm_flops(length, channels), LSTM_UNITS
+    if layer == "transformer":
+        return transformer_flops(length, channels), ATTENTION_DIM
+    raise ValueError(f"no reader cost for {layer!r}")
+
+
+def text_reader_flops(
+    layer: str, length: int, other_features: int, filters: int, units: list[int], n_outputs: int
+) -> float:
+    """The text network's FLOPs with any reader: the conv one (text_flops) or LSTM / Transformer
+    over the word embeddings, then the dense head on the pooled vector and the other features."""
+    if layer == "conv":
+        return text_flops(length, other_features, filters, units, n_outputs)
+    reader, width = sequence_reader_flops(layer, length, TEXT_EMBEDDING_DIM)
+    return reader + dense_flops(width + other_features, units, n_outputs)
+
+
+def signal_reader_flops(
+    layer: str, length: int, filters: list[int], units: list[int], n_outputs: int
+) -> float:
+    """The numeric-sequence network's FLOPs with any reader (one channel per step)."""
+    if layer == "conv":
+        return conv1d_flops(length, filters, units, n_outputs)
+    if layer == "transformer":  # tokens are patches of SIGNAL_PATCH steps
+        reader, width = sequence_reader_flops(layer, -(-length // SIGNAL_PATCH), SIGNAL_PATCH)
+    else:
+        reader, width = sequence_reader_flops(layer, length, 1)
+    return reader + dense_flops(width, units, n_outputs)
 
 
 def plan_epochs(budget: float, rows: int, val_rows: int, batch: int, forward_flops: float) -> EpochPlan:
