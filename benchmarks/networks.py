@@ -49,9 +49,9 @@ def reader_rows(kind: str, rows: int, seed: int, epochs: int, work: Path) -> lis
     frame.to_csv(data, index=False)
     prepared = prepare_data(str(data), target, seed, work / f"{kind}-{seed}", modality=kind)
     schema = prepared.input_schema
-    files = prepared.files
+    files, hashes = prepared.files, prepared.file_hashes
     x = {s: np.load(files[f"X_{s}"]) for s in ("train", "val", "test")}
-    y = {s: load_split(files, s, schema)[1] for s in ("train", "val", "test")}
+    y = {s: load_split(files, s, schema, hashes)[1] for s in ("train", "val", "test")}
     sequence = prepared.sequence or {}
     out = []
     for layer in READERS:

@@ -43,7 +43,9 @@ def _caravan(tmp_path: Path) -> Path:
 def _prepared(tmp_path: Path, name: str):
     prepared = prepare_data(str(DATASETS / name), "target", 0, tmp_path / "data")
     schema = prepared.input_schema
-    return schema, load_split(prepared.files, "train", schema), load_split(prepared.files, "val", schema)
+    hashes = prepared.file_hashes
+    train = load_split(prepared.files, "train", schema, hashes)
+    return schema, train, load_split(prepared.files, "val", schema, hashes)
 
 
 def test_every_metric_ranks_a_real_model_above_the_dummy(tmp_path: Path) -> None:
@@ -119,7 +121,7 @@ def test_accuracy_and_balanced_accuracy_choose_different_models(tmp_path: Path) 
     balanced, on the same out-of-fold predictions."""
     prepared = prepare_data(str(_caravan(tmp_path)), "target", 0, tmp_path / "data")
     schema = prepared.input_schema
-    train, val = (load_split(prepared.files, s, schema) for s in ("train", "val"))
+    train, val = (load_split(prepared.files, s, schema, prepared.file_hashes) for s in ("train", "val"))
     y = np.concatenate([train[1], val[1]])
     folds = fold_ids("classification", y, 0)
     board = run_baselines(schema, train, val, "accuracy", 0, tmp_path / "m", folds=folds)
@@ -187,7 +189,7 @@ def test_f1_threshold_ships_and_predict_and_serve_reproduce_it(tmp_path: Path) -
     assert "-fold CV f1 mean ± std" in report and "## Escalations" in report
 
     shipped = joblib.load(chosen["path"])
-    rows = pd.read_pickle(run_dir / "data" / "val_raw.pkl")
+    rows = pd.read_parquet(run_dir / "data" / "val_raw.parquet")
     from ml_expert.tools.data.schema import InputSchema, to_model_frame
 
     schema = InputSchema.model_validate_json((run_dir / "deployment" / "schema.json").read_text())
