@@ -50,8 +50,13 @@ def reader_rows(kind: str, rows: int, seed: int, epochs: int, work: Path) -> lis
     prepared = prepare_data(str(data), target, seed, work / f"{kind}-{seed}", modality=kind)
     schema = prepared.input_schema
     files = prepared.files
-    x = {s: np.load(files[f"X_{s}"]) for s in ("train", "val", "test")}
+    import joblib
+
+    x = {s: np.load(files[f"X_{s}"]) for s in ("train", "val")}
     y = {s: load_split(files, s, schema)[1] for s in ("train", "val", "test")}
+    # the test split is kept raw (read once): through the fitted preprocessor, as the tester does
+    preprocessor = joblib.load(files["preprocessor"])
+    x["test"] = preprocessor.transform(load_split(files, "test", schema)[0]).astype("float32")
     sequence = prepared.sequence or {}
     out = []
     for layer in READERS:
