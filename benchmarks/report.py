@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import RESULTS, ROOT  # noqa: E402
 
-ORDER = ("startup", "quality", "overhead", "inference", "serving", "scale", "networks")
+ORDER = ("startup", "quality", "overhead", "inference", "serving", "scale", "clustering", "networks")
 METRIC_NAMES = {
     "accuracy": "accuracy",
     "balanced_accuracy": "balanced acc.",
@@ -263,6 +263,26 @@ def scale(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def clustering(doc: dict[str, Any]) -> list[str]:
+    """ml-expert's clustering (label removed) vs k-means told the true k: adjusted Rand index."""
+    rows = [[r["data"], num(r.get("rows")), num(r.get("true_k")), num(r.get("k")),
+             r.get("chosen_model") or "–", r.get("status") or "–", num(r.get("test_silhouette"), 3),
+             num(r.get("stability"), 3),
+             num(r.get("ari_all_rows"), 3), num(r.get("kmeans_true_k_ari_all_rows"), 3),
+             num(r.get("ari_test_rows"), 3), num(r.get("kmeans_true_k_ari_test_rows"), 3),
+             num(r.get("wall_seconds"), 1)] for r in doc["rows"]]  # fmt: skip
+    header = ["data", "rows", "true k", "k chosen", "model", "status", "test silhouette", "stability",
+              "ARI all rows", "k-means true k: ARI all", "ARI test rows", "k-means true k: ARI test",
+              "wall s"]  # fmt: skip
+    notes = [r for r in doc["rows"] if r.get("reason") or r.get("error")]
+    out = table(header, rows)
+    out += ["", "ARI: adjusted Rand index against the removed label (1 = the classes exactly, "
+            "0 = chance). ml-expert chooses k itself by validation silhouette; the reference is told "
+            "the true k."]  # fmt: skip
+    out += [f"- {r['data']}: {r.get('reason') or r.get('error')}" for r in notes]
+    return out
+
+
 def gpu_checks(results: Path) -> list[str]:
     """The GPU checks (`benchmarks/gpu_check.py`), run on a lent GPU machine: no `make bench` step."""
     files = sorted(p for p in results.glob("gpu_check*.json") if "throughput" not in p.name)
@@ -405,6 +425,7 @@ TITLES = {
     "inference": "Inference in process",
     "serving": "Serving over HTTP",
     "scale": "Scale",
+    "clustering": "Clustering against the true labels",
     "networks": "Sequence readers and fine-tuning",
 }
 RENDER = {
@@ -413,6 +434,7 @@ RENDER = {
     "overhead": overhead,
     "inference": inference,
     "scale": scale,
+    "clustering": clustering,
     "networks": networks,
 }
 

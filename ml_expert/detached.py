@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from ml_expert.config import CONFIG_FILE, RunConfig
-from ml_expert.workspace import list_runs, new_run_id, read_run, run_dir, update_run, workspace_path
+from ml_expert.runs import ACTIVE, RunFile, RunStatus
+from ml_expert.workspace import list_runs, new_run_id, read_run, run_dir, workspace_path
 
 LOG_FILE = "run.log"
-ACTIVE = ("starting", "running", "approving")
 APPROVAL_TOKEN_ENV = "ML_EXPERT_APPROVAL_TOKEN"  # lets the detached `approve` claim an `approving` run
 _CHILDREN: list[subprocess.Popen] = []  # reaped by reap_children() so none stays a zombie
 
@@ -75,7 +75,7 @@ def effective(data: dict[str, Any], path: Path) -> dict[str, Any]:
     if data.get("status") not in ACTIVE or pid_alive(data.get("pid"), data.get("pid_started")):
         return data
     if (
-        data.get("status") in ("starting", "approving")
+        data.get("status") in (RunStatus.STARTING, RunStatus.APPROVING)
         and time.time() - float(data.get("launched_at") or 0) < 2.0
     ):
         return data  # the child has not written its pid yet
@@ -83,11 +83,13 @@ def effective(data: dict[str, Any], path: Path) -> dict[str, Any]:
     reason = f"the run's process (pid {data.get('pid')}) ended while the run was {data.get('status')}"
     if tail:
         reason += f"; last lines of {path / LOG_FILE}:\n{tail}"
-    if data.get("status") == "running":
+    if data.get("status") == RunStatus.RUNNING:
         error = data.get("error") or {"kind": "killed", "message": reason, "node": data.get("phase")}
-        return update_run(path, status="interrupted", interrupted=True, reason=reason, error=error)
-    error = data.get("error") or {"kind": "crashed", "message": reason, "node": data.get("phase")}
-    return update_run(path, status="failed", interrupted=True, reason=reason, error=error)
+        record = RunFile(path).process_gone(RunStatus.INTERRUPTED, reason, error)
+    else:
+        error = data.get("error") or {"kind": "crashed", "message": reason, "node": data.get("phase")}
+        record = RunFile(path).process_gone(RunStatus.FAILED, reason, error)
+    return record.model_dump(mode="json")
 
 
 def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[str, Any]:
@@ -107,7 +109,7 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
         "run_id": run_id,
         "status": data.get("status"),
         "phase": data.get("phase"),
-        "done": data.get("status") in ("finished", "refused", "failed", "interrupted"),
+        "done": data.get("status") in [s.value for s in RunStatus if s.done],
         "created": data.get("created"),
         "updated": data.get("updated"),
         "gates": {k: v.get("passed") for k, v in gates.items()},
@@ -162,7 +164,7 @@ def _spawn(args: list[str], path: Path, env: dict[str, str] | None = None) -> su
 
 def _record_child(path: Path, proc: subprocess.Popen, **fields: Any) -> None:
     started = {"pid": proc.pid, "time": _pid_start_time(proc.pid)}
-    update_run(path, pid=proc.pid, pid_started=started, **fields)
+    RunFile(path).update(pid=proc.pid, pid_started=started, **fields)
 
 
 def start_detached(config: RunConfig, run_id: str | None = None) -> dict[str, Any]:
@@ -176,21 +178,13 @@ def start_detached(config: RunConfig, run_id: str | None = None) -> dict[str, An
     path = run_dir(ws, run_id)
     path.mkdir(parents=True, exist_ok=True)
     config_file = config.save(path / CONFIG_FILE)
-    update_run(
-        path,
-        run_id=run_id,
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        status="starting",
-        phase="queued",
-        detached=True,
-        launched_at=time.time(),
-    )
+    RunFile(path).start(run_id, RunStatus.STARTING, "queued", detached=True, launched_at=time.time())
     proc = _spawn(["run", "--config", str(config_file), "--run-id", run_id, "--json"], path)
     _record_child(path, proc)
     return {
         "ok": True,
         "run_id": run_id,
-        "status": "starting",
+        "status": RunStatus.STARTING.value,
         "run_dir": str(path),
         "pid": proc.pid,
         "log": str(path / LOG_FILE),
@@ -210,8 +204,8 @@ def approve_detached(
 
     ws = workspace_path(workspace)
     path = run_dir(ws, run_id)
-    status = read_run(path).get("status")
-    if status != "awaiting_approval":
+    status = RunFile(path).read().status
+    if status != RunStatus.AWAITING_APPROVAL:
         raise UsageError(f"run {run_id} is {status}, not awaiting_approval: nothing to approve")
     args = ["approve", run_id, "--workspace", str(ws), "--json", "--by", by]
     if not approved:
@@ -222,10 +216,16 @@ def approve_detached(
 
     token = secrets.token_hex(8)
     # `approving` (not awaiting_approval) so a second approve is refused while this one runs.
-    update_run(path, status="approving", launched_at=time.time(), approval_token=token)
+    RunFile(path).approving(launched_at=time.time(), approval_token=token)
     proc = _spawn(args, path, env={APPROVAL_TOKEN_ENV: token})
     _record_child(path, proc)
-    return {"ok": True, "run_id": run_id, "status": "approving", "approved": approved, "pid": proc.pid}
+    return {
+        "ok": True,
+        "run_id": run_id,
+        "status": RunStatus.APPROVING.value,
+        "approved": approved,
+        "pid": proc.pid,
+    }
 
 
 def reap_children() -> None:
@@ -242,7 +242,7 @@ def wait(
     deadline = time.monotonic() + timeout
     while True:
         summary = run_summary(workspace, run_id)
-        if summary["done"] or summary["status"] == "awaiting_approval":
+        if summary["done"] or summary["status"] == RunStatus.AWAITING_APPROVAL:
             return summary
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run_id} still {summary['status']} after {timeout:.0f}s")

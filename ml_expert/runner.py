@@ -12,9 +12,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from ml_expert.config import RunConfig, api_parameters
-from ml_expert.detached import ACTIVE, pid_alive
+from ml_expert.detached import pid_alive
 from ml_expert.errors import GateRefused, MLExpertError, TrainingError, UsageError
-from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, workspace_path
+from ml_expert.runs import RunFile, RunStatus
+from ml_expert.workspace import new_run_id, run_dir, workspace_path
 
 log = logging.getLogger("ml_expert")
 EventSink = Callable[[dict[str, Any]], None]
@@ -97,15 +98,16 @@ def approve(
 
     ws = workspace_path(workspace)
     path = run_dir(ws, run_id)
-    record = read_run(path)
-    status = record.get("status")
+    run_file = RunFile(path)
+    record = run_file.read()
+    status = record.status
     # A detached approve (ml_expert.detached.approve_detached) claims the run it was started for.
     token = os.environ.get("ML_EXPERT_APPROVAL_TOKEN")
-    claimed = status == "approving" and bool(token) and token == record.get("approval_token")
-    if status != "awaiting_approval" and not claimed:
+    claimed = status == RunStatus.APPROVING and bool(token) and token == record.approval_token
+    if status != RunStatus.AWAITING_APPROVAL and not claimed:
         raise UsageError(f"run {run_id} is {status}, not awaiting_approval: nothing to approve")
     # `approving` until the approval node has read the decision (it then writes `running`).
-    update_run(path, status="approving", pid=os.getpid(), approval_token=None)
+    run_file.approving(pid=os.getpid(), approval_token=None)
     decision = {"approved": approved, "note": note, "by": by}
     return _drive(Command(resume=decision), ws, run_id, on_event, False)
 
@@ -128,26 +130,20 @@ def resume(
 
     ws = workspace_path(workspace)
     path = run_dir(ws, run_id)
-    record = read_run(path)
-    if record.get("status") in ("finished", "refused"):
-        raise UsageError(f"run {run_id} already {record['status']}; nothing to resume")
-    if record.get("status") in ACTIVE and pid_alive(record.get("pid"), record.get("pid_started")):
-        raise UsageError(f"run {run_id} is still running (pid {record['pid']})")
+    run_file = RunFile(path)
+    record = run_file.read()
+    if record.status and not record.status.resumable:
+        raise UsageError(f"run {run_id} already {record.status}; nothing to resume")
+    if record.status and record.status.active and pid_alive(record.pid, record.pid_started):
+        raise UsageError(f"run {run_id} is still running (pid {record.pid})")
     config = {"configurable": {"thread_id": run_id}}
     with SqliteSaver.from_conn_string(str(checkpoint_path(ws))) as saver:
         snapshot = build_graph(checkpointer=saver).get_state(config)
-    graph_input = None if snapshot.next else {"options": record["config"], "run_id": run_id}
-    update_run(
-        path,
-        status="running",
-        pid=os.getpid(),
-        error=None,
-        resumed=[
-            *record.get("resumed", []),
-            {"from_phase": record.get("phase"), "pending": list(snapshot.next)},
-        ],
+    graph_input = None if snapshot.next else {"options": record.config, "run_id": run_id}
+    run_file.resume(
+        os.getpid(), resumed=[*record.resumed, {"from_phase": record.phase, "pending": list(snapshot.next)}]
     )
-    return _drive(graph_input, ws, run_id, on_event, raise_on_refusal, start=record.get("phase") or "init")
+    return _drive(graph_input, ws, run_id, on_event, raise_on_refusal, start=record.phase or "init")
 
 
 def _drive(
@@ -168,14 +164,15 @@ def _drive(
     with SqliteSaver.from_conn_string(str(checkpoint_path(ws))) as saver:
         graph = build_graph(checkpointer=saver)
         try:
-            for mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "custom"]):
-                if mode == "custom" and on_event:
+            for mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "custom", "tasks"]):
+                if mode == "tasks" and "triggers" in chunk:
+                    current = chunk["name"]  # a node starts: a crash from here on is its crash
+                elif mode == "custom" and on_event:
                     on_event(chunk)
                 elif mode == "updates":
                     for node in chunk:
                         if node.startswith("__"):  # __interrupt__: the run waits for approval
                             continue
-                        current = node
                         if on_event:
                             on_event({"event": "node", "node": node})
         except MLExpertError as exc:
@@ -190,17 +187,17 @@ def _drive(
         snapshot = graph.get_state(config)
         state = dict(snapshot.values)
         if snapshot.interrupts:
-            state["status"] = "awaiting_approval"
-            update_run(path, status="awaiting_approval", phase="approval")
+            state["status"] = RunStatus.AWAITING_APPROVAL.value
+            RunFile(path).await_approval()
     result = result_from_state(state)
-    if raise_on_refusal and result.status == "refused":
+    if raise_on_refusal and result.status == RunStatus.REFUSED:
         raise GateRefused(result.reason or "a gate refused")
     return result
 
 
 def _mark_failed(path: Path, kind: str, message: str, node: str) -> None:
     if (path / "run.json").exists():
-        update_run(path, status="failed", error={"kind": kind, "message": message, "node": node})
+        RunFile(path).fail(kind, message, node)
 
 
 def result_from_state(state: dict[str, Any]) -> RunResult:
@@ -211,7 +208,7 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
     artifacts = run_artifacts(state)
     status = state.get("status", "unknown")
     return RunResult(
-        ok=status == "finished",
+        ok=status == RunStatus.FINISHED,
         run_id=state["run_id"],
         run_dir=str(path),
         status=status,

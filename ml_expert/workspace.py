@@ -42,18 +42,6 @@ def read_run(path: Path) -> dict[str, Any]:
     return json.loads(file.read_text())
 
 
-def update_run(path: Path, **fields: Any) -> dict[str, Any]:
-    """Merge fields into run.json atomically (write then rename), so a reader never sees half a file."""
-    file = path / "run.json"
-    data = json.loads(file.read_text()) if file.exists() else {}
-    data.update(fields)
-    data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    tmp = file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str))
-    tmp.replace(file)
-    return data
-
-
 def list_runs(workspace: Path) -> list[dict[str, Any]]:
     runs = []
     root = workspace / "runs"

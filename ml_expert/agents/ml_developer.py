@@ -8,14 +8,15 @@ from typing import Any
 
 import numpy as np
 
+from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import sha256_file, verify
+from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split, prepare_data
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import package_versions
 from ml_expert.tools.scoring import score
-from ml_expert.workspace import read_run
 
 
 def _quiet_tensorflow() -> None:
@@ -36,6 +37,8 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         modality=config.modality,
         keep=config.keep,
         drop=config.drop,
+        metric=config.metric,
+        task=config.task,
     )
     ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema
@@ -58,6 +61,12 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         )
     for name, parts in prepared.datetime_columns.items():
         ctx.decide(f"turn datetime column {name!r} into {', '.join(parts)}", "models take numbers, not dates")
+    codes = prepared.composite_codes
+    for column in codes.columns if codes else []:
+        verb = "split" if codes.kept else "do not split"
+        ctx.decide(f"{verb} composite code column {column.name!r} at {column.separator!r}", column.rule)
+    if codes:  # the parts are measured together: one verdict for all of them
+        ctx.decide(f"composite-code parts {'kept' if codes.kept else 'dropped'}", codes.rule)
     if prepared.outliers.get("action"):
         ctx.decide(f"outliers: {prepared.outliers['action']}", prepared.outliers.get("rule", "images"))
     ctx.decide(
@@ -70,7 +79,6 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         values, freq = np.unique(train_y, return_counts=True)
         counts = {str(int(v)): int(c) for v, c in zip(values, freq, strict=True)}
     data = {
-        "validated": True,
         "source": prepared.source,
         "fingerprint": prepared.fingerprint,
         "task": prepared.task,
@@ -128,6 +136,8 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     A diverged network is retried by the graph (lower learning rate, tighter clipping) at most
     MAX_TRAINING_RETRIES times; after that it is discarded and the best baseline ships.
     """
+    if clustering.is_clustering(state):
+        return clustering.training(state)
     ctx = AgentContext(state, "ml-developer", "training")
     ctx.start()
     data, selection = state["data"], state["selection"]
@@ -621,7 +631,8 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     exports_dir = ctx.run_dir / "exports"
     records: list[dict[str, Any]] = []
     onnx_path: str | None = None
-    # Only the model that ships is exported: a network that lost the comparison is not.
+    # Only what ships is exported (and judged by the release gate): a network that was trained
+    # but not chosen is not converted, so its failed conversion cannot refuse the chosen model.
     dnn = training_result.get("dnn") if chosen["kind"] == "keras" else None
     if chosen["kind"] == "sklearn":
         verify(chosen["path"], chosen["sha256"])
@@ -652,8 +663,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         ctx.step("timing each reloaded export")
         measure_export_latency(k_records, schema, reference, preprocessor)
         records += [r.model_dump() for r in k_records]
-        if chosen["kind"] == "keras":
-            onnx_path = next((r.path for r in k_records if r.format == "onnx"), None)
+        onnx_path = next((r.path for r in k_records if r.format == "onnx"), None)
     for record in records:
         ctx.emit(
             "export",
@@ -669,12 +679,14 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     chosen_ok = onnx_path is not None and all(r["passed"] for r in shipped)
     if chosen_ok:
         validation = state["validation"]
-        run = read_run(ctx.run_dir)
+        run = RunFile(ctx.run_dir).read()
         extra_files = {
             "server.py": server_source().read_text(encoding="utf-8"),
             "Dockerfile": dockerfile_text(),
             "training_stats.json": _training_stats(data, schema),
         }
+        if data["task"] == "clustering":  # aggregates over >= 5 training rows (the tester's)
+            extra_files["cluster_profiles.json"] = Path(validation["profiles_path"]).read_text()
         metadata = {
             "run_id": ctx.run_id,
             "model": chosen["name"],
@@ -686,13 +698,13 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "data_fingerprint": data["fingerprint"],
             "split_sizes": data.get("split_sizes"),
             "package_versions": package_versions(),
-            "created": run.get("created"),
+            "created": run.created,
             "model_size_bytes": Path(onnx_path).stat().st_size,
         }
         write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
         ctx.step("timing the package through inference.py")
         package_latency = _package_latency(package_dir, data)
-        hardware = (run.get("manifest") or {}).get("hardware") or {}
+        hardware = run.manifest.get("hardware") or {}
         metadata |= {"latency": package_latency, "measured_on": json_safe(hardware)}
         manifest = write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
         ctx.decide(

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.errors import UsageError
 from ml_expert.tools.data.prepare import load_split
@@ -224,6 +225,8 @@ def plan_network(
 
 
 def model_selection(state: dict[str, Any]) -> dict[str, Any]:
+    if clustering.is_clustering(state):
+        return clustering.model_selection(state)
     ctx = AgentContext(state, "researcher", "model_selection")
     ctx.start()
     started = time.perf_counter()
@@ -341,7 +344,8 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             consider(tuned, "tuned hyperparameters")
     ctx.step("greedy ensemble selection over the candidates' held-out predictions")
     ensemble, ensemble_plan = ensemble_candidate(
-        leaderboard, data["task"], metric, y_held, small, train, val, seed, models_dir, folds=folds
+        leaderboard, data["task"], metric, y_held, small, train, val, seed, models_dir, folds=folds,
+        budget=budget, features_out=data["n_features_out"], classes=n_classes,
     )
     ctx.decide(
         "build a weighted ensemble" if ensemble else "no ensemble",

@@ -10,9 +10,11 @@ from typing import Any
 import joblib
 import numpy as np
 
+from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import verify
+from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.scoring import greater_is_better, predict_scores, score, sign
@@ -24,7 +26,6 @@ from ml_expert.tools.validation.metrics import (
     regression_metrics,
 )
 from ml_expert.tools.validation.report import render_report
-from ml_expert.workspace import read_run, update_run
 
 
 def _chosen_scores(chosen: dict[str, Any], data: dict[str, Any], frame, task: str) -> np.ndarray:
@@ -74,29 +75,32 @@ def _log_test_read(run_dir, chosen: dict[str, Any]) -> tuple[int, int, int]:
     The gate asks for exactly one read with results, and one model: the test rows never chose
     anything. `_complete_test_read` marks this read as having produced its results.
     """
-    log = list(read_run(run_dir).get("test_read_log", []))
     entry = {
         "model": chosen["name"],
         "sha256": chosen.get("sha256"),
         "status": "started",
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    log.append(entry)
+    log = (RunFile(run_dir).append("test_read_log", entry).model_extra or {})["test_read_log"]
     completed = sum(1 for e in log if e["status"] == "completed") + 1
     interrupted = sum(1 for e in log[:-1] if e["status"] == "started")
     models = len({(e["model"], e["sha256"]) for e in log})
-    update_run(run_dir, test_read_log=log, test_reads=completed)
+    RunFile(run_dir).update(test_reads=completed)
     return completed, interrupted, models
 
 
 def _complete_test_read(run_dir) -> None:
-    log = list(read_run(run_dir).get("test_read_log", []))
-    if log:
-        log[-1] = {**log[-1], "status": "completed"}
-    update_run(run_dir, test_read_log=log)
+    def complete(data: dict[str, Any]) -> None:
+        log = data.get("test_read_log") or []
+        if log:
+            log[-1] = {**log[-1], "status": "completed"}
+
+    RunFile(run_dir).edit(complete)
 
 
 def validation(state: dict[str, Any]) -> dict[str, Any]:
+    if clustering.is_clustering(state):
+        return clustering.validation(state)
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
     data, selection, training = state["data"], state["selection"], state["training"]
@@ -183,7 +187,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "dnn": dnn,
             "time": training.get("time"),
             **extra,
-            "decisions": read_run(ctx.run_dir).get("decisions", []),
+            "decisions": RunFile(ctx.run_dir).read().decisions,
         }
     )
     (ctx.run_dir / "evaluation_report.md").write_text(report)

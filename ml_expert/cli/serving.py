@@ -20,7 +20,10 @@ def predict(
     model: Annotated[str, typer.Argument(help=MODEL_HELP)],
     data: Annotated[str, typer.Argument(help="CSV of rows to predict (a target column is ignored).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the predictions CSV.")],
-    proba: Annotated[bool, typer.Option("--proba", help="Add proba_<class> columns.")] = False,
+    proba: Annotated[
+        bool,
+        typer.Option("--proba", help="Add proba_<class> columns (clustering: distance_<c>/probability_<c>)."),
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Predict with a deployed model; one output row per input row, in order."""

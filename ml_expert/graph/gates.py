@@ -11,6 +11,7 @@ from ml_expert.config import RunConfig
 from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
+from ml_expert.tools.data.checks import prepared_problems
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
 from ml_expert.tools.scoring import METRICS, better, greater_is_better
 
@@ -31,8 +32,18 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
         "outliers_in_train": int(data.get("outliers_removed", 0) or 0),
     }
     kept = sum(sizes.values()) if sizes else 0
+    problems = prepared_problems(
+        data.get("files") or {}, sizes, int(data.get("n_features_out") or 0), data.get("preprocessor_sha256")
+    )
     checks = [
-        Check(name="validated", passed=bool(data.get("validated")), value=data.get("validated")),
+        Check(
+            name="validated",
+            passed=not problems,
+            value=problems,
+            detail="; ".join(problems)
+            if problems
+            else "train and validation arrays re-read: finite, shapes as recorded; preprocessor hash matches",
+        ),
         Check(
             name="rows_accounted",
             passed=bool(sizes) and kept + sum(removed.values()) == rows_in,
@@ -266,6 +277,10 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
             ),
         )
     )
+    if (state.get("data") or {}).get("task") == "clustering":
+        from ml_expert.graph.clustering_gates import clustering_checks
+
+        checks += clustering_checks(validation)
     return GateVerdict.from_checks("validation", checks)
 
 

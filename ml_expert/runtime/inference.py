@@ -25,7 +25,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 MANIFEST_FORMAT = "ml-expert-manifest/1"
 MANIFEST = "manifest.json"
@@ -59,8 +58,10 @@ def _is_missing(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)
 
 
-def _category_text(value: Any) -> str:
-    """Same as ml_expert's schema coercion: missing -> "", 3.0 -> "3", anything else -> str."""
+def category_text(value: Any) -> str:
+    """A categorical value as the model's string input: missing (None, NaN of any float type, NA,
+    NaT) -> "", 3.0 -> "3", anything else -> str. Training (ml_expert's schema coercion) calls
+    this very function, so a category is spelt the same when fitted and when served."""
     if _is_missing(value):
         return ""
     if isinstance(value, float | np.floating) and float(value).is_integer():
@@ -100,6 +101,27 @@ def _datetime_part(value: Any, part: str) -> float:
     return float(date.toordinal() - _EPOCH) + (hour * 3600 + minute * 60 + second) / 86400.0
 
 
+def _composite_part(value: Any, separator: str, position: int) -> str | None:
+    """Same as ml_expert's schema.composite_part: one part of a composite code such as B/0/P."""
+    text = category_text(value).strip()
+    if not text or not separator:
+        return None
+    pieces = text.split(separator)
+    piece = pieces[position].strip() if position < len(pieces) else ""
+    return piece or None
+
+
+def _part_number(piece: str | None) -> float:
+    """As pandas.to_numeric(errors="coerce") then inf -> NaN: a part that is not a plain number is NaN."""
+    if piece is None or "_" in piece or not piece.isascii():
+        return math.nan
+    try:
+        number = float(piece)
+    except ValueError:
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
 def _words(value: Any) -> list[str]:
     """Same as ml_expert's text.words: lower case, ASCII punctuation stripped, split on whitespace."""
     if _is_missing(value):
@@ -125,6 +147,8 @@ class ModelInference:
         for col in self.columns:
             if col.get("derive") == "token":
                 self._lengths[col["name"]] = self._lengths.get(col["name"], 0) + 1
+        import onnxruntime as ort  # here, so training can import the coercion functions alone
+
         options = ort.SessionOptions()
         # One thread: a single row is microseconds of work, thread hand-off costs more.
         options.intra_op_num_threads = 1
@@ -178,6 +202,14 @@ class ModelInference:
         """Original class labels, in the order of predict_proba's columns (None for regression)."""
         return self.schema.get("classes") if self.task == "classification" else None
 
+    @property
+    def scores_kind(self) -> str | None:
+        """What predict_with_proba's array holds: "probabilities" (classification, a Gaussian
+        mixture's memberships), "distances" (k-means: to each centre), or None (regression)."""
+        if self.task == "regression":
+            return None
+        return self._outputs[1] if self.task == "clustering" else "probabilities"
+
     def validate(self, rows: Any) -> list[dict[str, Any]]:
         """Rows as a list of dicts holding exactly the schema's columns; raises SchemaError.
 
@@ -214,6 +246,12 @@ class ModelInference:
                             sequence[position] if position < min(len(sequence), self._lengths[name]) else None
                         )
                         out[col["key"]] = 0.0 if word is None else float(known.get(word, 1))
+                elif col.get("derive") == "part":
+                    if not (_is_missing(value) or isinstance(value, str | numbers.Number | np.generic)):
+                        got = type(value).__name__
+                        raise SchemaError(f"row {i}: field '{name}' must be a code (text or number): {got}")
+                    piece = _composite_part(value, col.get("separator") or "", int(col.get("position") or 0))
+                    out[col["key"]] = _part_number(piece) if col["kind"] == "numeric" else (piece or "")
                 elif col.get("derive"):
                     if not (_is_missing(value) or isinstance(value, str | _dt.date)):
                         raise SchemaError(
@@ -229,7 +267,7 @@ class ModelInference:
                             f"row {i}: field '{name}' must be a category (text or number), "
                             f"got {type(value).__name__}"
                         )
-                    out[name] = _category_text(value)
+                    out[name] = category_text(value)
             clean.append(out)
         return clean
 
@@ -282,21 +320,26 @@ class ModelInference:
         return dict(zip(self._outputs, self.session.run(None, self._feed(clean)), strict=True))
 
     def predict(self, rows: Any) -> list[Any]:
-        """Original class labels (classification) or floats (regression), one per row."""
+        """Original class labels (classification), floats (regression) or cluster numbers, one per row."""
         outputs = self._run(rows)
         if outputs is None:
             return []
+        if self.task == "clustering":
+            return [int(c) for c in outputs["cluster"].ravel()]
         if self.task == "classification":
             classes = self.classes or []
             return [classes[int(i)] if classes else int(i) for i in outputs["label"].ravel()]
         return [float(v) for v in outputs["prediction"].ravel()]
 
     def predict_with_proba(self, rows: Any) -> tuple[list[Any], np.ndarray | None]:
-        """Labels (or values) and, for classification, probabilities from one model run."""
+        """Labels (or values) and, for classification, probabilities from one model run
+        (clustering: the clusters and each row's distances to the centres, or memberships)."""
         outputs = self._run(rows)
         if outputs is None:
             empty = np.zeros((0, len(self.classes or [])), dtype=np.float32)
             return [], empty if self.task == "classification" else None
+        if self.task == "clustering":
+            return [int(c) for c in outputs["cluster"].ravel()], np.asarray(outputs[self._outputs[1]])
         if self.task == "classification":
             classes = self.classes or []
             labels = [classes[int(i)] if classes else int(i) for i in outputs["label"].ravel()]

@@ -63,6 +63,8 @@ def row_model(schema: dict[str, Any]) -> type[BaseModel]:
         seen.add(col["name"])
         if col.get("derive") in ("word", "token"):
             kind, what = str | None, "free text"
+        elif col.get("derive") == "part":
+            kind, what = str | int | float | None, "composite code"
         elif col.get("derive"):
             kind, what = str | None, "date/time text"
         elif col["kind"] == "numeric":
@@ -265,7 +267,7 @@ def create_app(
             labels, probabilities = use.model.predict_with_proba(records)
             result: dict[str, Any] = {"predictions": labels}
             if probabilities is not None:
-                result["probabilities"] = probabilities.tolist()
+                result[use.model.scores_kind or "probabilities"] = probabilities.tolist()
         except SchemaError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
         windows[use.version].add(records)
