@@ -247,3 +247,21 @@ def test_skewed_target_gets_a_log_scale_candidate_that_exports(tmp_path: Path) -
     rows = sample.drop(columns="target").head(40)
     served = predict_rows(payload["run_id"], rows, workspace, tmp_path, proba=False)
     np.testing.assert_allclose(served["prediction"], shipped.predict(rows), rtol=1e-4)
+
+
+def test_network_refit_runs_the_best_epoch_count_on_train_and_validation(tmp_path: Path) -> None:
+    """The winning network is rebuilt from the seed and fit on train + validation for exactly the
+    epoch count early stopping found best; the same seed gives the same weights."""
+    from ml_expert.tools.training.dnn import DNNConfig, refit_dnn
+
+    prepared = prepare_data(str(DATASETS / "iris.csv"), "target", 0, tmp_path / "data")
+    files = prepared.files
+    x = np.concatenate([np.load(files["X_train"]), np.load(files["X_val"])])
+    y = np.concatenate([load_split(files, s, prepared.input_schema)[1] for s in ("train", "val")])
+    config = DNNConfig(hidden_units=[16], batch_size=16, max_epochs=50)
+    runs = [refit_dnn(x, y, "classification", 3, config, seed=5, epochs=7) for _ in range(2)]
+    (model, refit), (again, _) = runs
+    assert refit["epochs"] == 7 and not refit["diverged"] and refit["rows"] == len(y)
+    for a, b in zip(model.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert np.asarray(model.predict(x[:5], verbose=0)).shape == (5, 3)
