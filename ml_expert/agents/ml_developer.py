@@ -154,7 +154,17 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
         attempt += 1  # the graph routed back here after a divergence
     if plan["train_dnn"]:
         dnn = _train_dnn(ctx, state, schema, metric, attempt)
-        if not dnn["diverged"]:
+        losses = [v for v in dnn["history"].get("loss", []) if v == v]
+        if not dnn["diverged"] and dnn.get("cap_hit") and (len(losses) < 2 or min(losses) >= losses[0]):
+            # A wall-clock cap (an overloaded machine) stopped it before its loss could decrease:
+            # nothing was learnt to compare, so the best candidate ships (no retry, no refusal).
+            result["network_cut_short"] = {k: v for k, v in dnn.items() if k not in ("summary", "candidate")}
+            ctx.decide(
+                "discard the neural network",
+                f"the wall-clock cap stopped it after {len(losses)} epoch(s) without a decreasing loss "
+                f"({dnn['stopped_reason']}); the best candidate ships",
+            )
+        elif not dnn["diverged"]:
             result["dnn"] = dnn
             leaderboard.append(dnn["candidate"])
         else:
@@ -199,7 +209,11 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
             "choice_reason": reason,
             "leaderboard": leaderboard,
             "attempt": attempt,
-            "time": _time_spent(selection, result.get("dnn") or result.get("diverged_network"), chosen),
+            "time": _time_spent(
+                selection,
+                result.get("dnn") or result.get("diverged_network") or result.get("network_cut_short"),
+                chosen,
+            ),
         }
     )
     finding = {k: v for k, v in result.items() if k not in ("dnn", "diverged_network")}
