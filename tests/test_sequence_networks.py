@@ -93,8 +93,9 @@ def test_forced_reader_trains_exports_and_serves(tmp_path: Path, kind: str, laye
         workspace,
         1,
         "--dnn",
+        # enough for the baselines' cross-validation on a loaded machine before the network's cap
         "--budget",
-        "60" if layer == "transformer" else "30",
+        "90",
         "--network",
         layer,
         *extra,

@@ -255,8 +255,8 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             f"({seq['vocabulary_size']} words)",
             'word order carries meaning a bag of words loses ("not good"); ' + seq["rule"],
         )
-    train = load_split(data["files"], "train", schema)
-    val = load_split(data["files"], "val", schema)
+    train = load_split(data["files"], "train", schema, data.get("file_hashes"))
+    val = load_split(data["files"], "val", schema, data.get("file_hashes"))
     seed = int(options["seed"])
     models_dir = Path(ctx.run_dir) / "models"
     budget = float(options["budget"])
@@ -274,7 +274,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         cv.rule,
     )
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM")
-    leaderboard = run_baselines(schema, train, val, metric, seed, models_dir, folds=folds)
+    leaderboard = run_baselines(schema, train, val, metric, seed, models_dir, folds=folds, budget=budget)
     best = best_baseline(leaderboard, metric)
     ctx.decide(
         f"best simple baseline: {best.name}",

@@ -16,7 +16,7 @@ from ml_expert.graph.outputs import run_artifacts, run_metrics
 from ml_expert.memory import FindingsRecorder
 from ml_expert.runs import RunFile, RunStatus
 from ml_expert.tools.environment import hardware, package_versions
-from ml_expert.workspace import new_run_id, run_dir
+from ml_expert.workspace import new_run_id, reserve_space, run_dir
 
 
 def init_run(state: dict[str, Any]) -> dict[str, Any]:
@@ -31,6 +31,7 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
     run_id = state.get("run_id") or new_run_id()
     path = run_dir(Path(config.workspace), run_id)
     path.mkdir(parents=True, exist_ok=True)
+    reserve_space(path)  # so that a full disk later can still record why the run stopped
     RunFile(path).start(
         run_id,
         RunStatus.RUNNING,
