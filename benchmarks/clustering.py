@@ -68,8 +68,8 @@ def run_one(name: str, seed: int, budget: float) -> dict[str, Any]:
         model = joblib.load(run_dir / "models" / f"{chosen}.joblib")
         assigned = model.predict(to_model_frame(features_frame, schema))
         scored_by = f"{chosen}.joblib (the gate refused: no package)"
-    train = pd.read_pickle(run_dir / "data" / "train.pkl")
-    test_index = pd.read_pickle(run_dir / "data" / "test.pkl").index
+    train = pd.read_parquet(run_dir / "data" / "train.parquet")
+    test_index = pd.read_parquet(run_dir / "data" / "test.parquet").index
     position = {index: i for i, index in enumerate(frame.index)}
     test_rows = np.array([position[i] for i in test_index])
     true_k = len(set(labels))

@@ -49,14 +49,17 @@ def reader_rows(kind: str, rows: int, seed: int, epochs: int, work: Path) -> lis
     frame.to_csv(data, index=False)
     prepared = prepare_data(str(data), target, seed, work / f"{kind}-{seed}", modality=kind)
     schema = prepared.input_schema
-    files = prepared.files
+    files, hashes = prepared.files, prepared.file_hashes
     import joblib
 
-    x = {s: np.load(files[f"X_{s}"]) for s in ("train", "val")}
-    y = {s: load_split(files, s, schema)[1] for s in ("train", "val", "test")}
+    from ml_expert.tools.data.splits import read_array
+
+    x = {s: read_array(files[f"X_{s}"], hashes, f"X_{s}") for s in ("train", "val")}
+    y = {s: load_split(files, s, schema, hashes)[1] for s in ("train", "val", "test")}
     # the test split is kept raw (read once): through the fitted preprocessor, as the tester does
+    # (the preprocessor is this process's own fresh file: loaded without a manifest check)
     preprocessor = joblib.load(files["preprocessor"])
-    x["test"] = preprocessor.transform(load_split(files, "test", schema)[0]).astype("float32")
+    x["test"] = preprocessor.transform(load_split(files, "test", schema, hashes)[0]).astype("float32")
     sequence = prepared.sequence or {}
     out = []
     for layer in READERS:

@@ -13,6 +13,7 @@ out-of-memory shows. Light module: no TensorFlow, scikit-learn or LangGraph.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -85,11 +86,21 @@ def effective(data: dict[str, Any], path: Path) -> dict[str, Any]:
         reason += f"; last lines of {path / LOG_FILE}:\n{tail}"
     if data.get("status") == RunStatus.RUNNING:
         error = data.get("error") or {"kind": "killed", "message": reason, "node": data.get("phase")}
-        record = RunFile(path).process_gone(RunStatus.INTERRUPTED, reason, error)
-    else:
-        error = data.get("error") or {"kind": "crashed", "message": reason, "node": data.get("phase")}
-        record = RunFile(path).process_gone(RunStatus.FAILED, reason, error)
-    return record.model_dump(mode="json")
+        return _gone(path, data, RunStatus.INTERRUPTED, reason, error)
+    error = data.get("error") or {"kind": "crashed", "message": reason, "node": data.get("phase")}
+    return _gone(path, data, RunStatus.FAILED, reason, error)
+
+
+def _gone(
+    path: Path, data: dict[str, Any], status: RunStatus, reason: str, error: dict[str, Any]
+) -> dict[str, Any]:
+    """Record what a reader found; on storage that cannot be written, report it all the same."""
+    from ml_expert.errors import StorageError
+
+    try:
+        return RunFile(path).process_gone(status, reason, error).model_dump(mode="json")
+    except (StorageError, OSError):
+        return {**data, "status": status.value, "interrupted": True, "reason": reason, "error": error}
 
 
 def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[str, Any]:
@@ -98,9 +109,9 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
 
     ws = workspace_path(workspace)
     if run_id == "latest":
-        runs = list_runs(ws)
+        runs = [r for r in list_runs(ws) if r.get("status") != "damaged"]
         if not runs:
-            raise UsageError(f"no runs in {ws}")
+            raise UsageError(f"no readable runs in {ws}")
         run_id = max(runs, key=lambda r: r.get("created") or "")["run_id"]
     path = run_dir(ws, run_id)
     data = effective(read_run(path), path)
@@ -118,9 +129,32 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
         "error": data.get("error"),
         "warnings": data.get("warnings", []),
         "approval": data.get("approval"),
+        "unsynced_findings": _unsynced(path),
         "run_dir": str(path),
         "log": str(path / LOG_FILE) if (path / LOG_FILE).exists() else None,
+        "claude_flow": _sync_counts(data.get("claude_flow")),
     }
+
+
+def _sync_counts(block: Any) -> dict[str, Any] | None:
+    """The claude-flow sync's outcome without the CLI details kept for the run's own use."""
+    return (
+        {k: v for k, v in block.items() if k not in ("cli_info", "errors", "keys")}
+        if isinstance(block, dict)
+        else None
+    )
+
+
+def _unsynced(path: Path) -> list[str]:
+    """Findings kept as files that never reached the memory store (`ml-expert memory sync` replays them)."""
+    unsynced = path / "findings" / "_unsynced.json"
+    if not unsynced.exists():
+        return []
+    try:
+        keys = json.loads(unsynced.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ["(unreadable list: run `ml-expert memory sync` to replay every finding)"]
+    return sorted(str(k) for k in keys) if isinstance(keys, list) else []
 
 
 def runs_table(workspace: str | Path | None) -> list[dict[str, Any]]:
@@ -129,6 +163,9 @@ def runs_table(workspace: str | Path | None) -> list[dict[str, Any]]:
     out = []
     for row in list_runs(ws):
         path = run_dir(ws, row["run_id"])
+        if row.get("status") == "damaged":  # reported and skipped: one bad file never hides the rest
+            out.append({**row, "phase": None, "data": None, "created": None})
+            continue
         data = effective(read_run(path), path)
         out.append(
             {

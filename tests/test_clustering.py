@@ -101,7 +101,7 @@ def test_onnx_export_agrees_with_the_fitted_model(iris_run: dict, iris_without_l
     profiles = json.loads((package / "cluster_profiles.json").read_text())
     assert profiles and all(p["rows"] >= 5 for p in profiles)
     shipped = (package / "cluster_profiles.json").read_text()
-    train = pd.read_pickle(run_dir / "data" / "train.pkl")
+    train = pd.read_parquet(run_dir / "data" / "train.parquet")
     row = train.iloc[0]
     assert not all(f"{row[c.key]}" in shipped for c in schema.columns)
 

@@ -88,7 +88,7 @@ def test_imbalance_ratio_comes_from_training_rows(tmp_path: Path) -> None:
     frame = pd.DataFrame({"x": rng.normal(size=len(y)) + y, "z": rng.normal(size=len(y)), "target": y})
     frame.to_csv(tmp_path / "imb.csv", index=False)
     prepared = prepare_data(str(tmp_path / "imb.csv"), "target", 0, tmp_path / "p")
-    _, train_y = load_split(prepared.files, "train", prepared.input_schema)
+    _, train_y = load_split(prepared.files, "train", prepared.input_schema, prepared.file_hashes)
     counts = np.bincount(train_y)
     assert prepared.profile["imbalance_ratio"] == round(counts.max() / counts.min(), 3)
     assert prepared.profile["imbalance_ratio"] != round(100 / 31, 3)  # the ratio over all rows

@@ -104,7 +104,7 @@ def test_prepare_splits_the_cabin_from_training_categories_only(prepared) -> Non
     parts = [c for c in data.input_schema.columns if c.derive == "part"]
     assert {(c.name, c.position) for c in parts} >= {("Cabin", 0), ("Cabin", 2)}
     deck = next(c for c in parts if c.name == "Cabin" and c.position == 0)
-    train = pd.read_pickle(data.files["train"])
+    train = pd.read_parquet(data.files["train"])
     assert set(deck.categories or []) <= set(train[deck.key])  # categories from the training rows
     assert "PassengerId" in data.dropped_columns  # the whole id is still not a feature
 
@@ -112,7 +112,7 @@ def test_prepare_splits_the_cabin_from_training_categories_only(prepared) -> Non
 def test_split_codes_round_trip_through_onnx_and_the_package(prepared, tmp_path: Path) -> None:
     data, root = prepared
     schema = data.input_schema
-    train = pd.read_pickle(data.files["train"])
+    train = pd.read_parquet(data.files["train"])
     pipeline = make_pipeline("lightgbm", schema, SEED, rows=len(train))
     pipeline.fit(train[schema.keys], train["__target__"].to_numpy())
     rows = spaceship(40, seed=7).drop(columns=["target"])

@@ -407,7 +407,7 @@ def regression_leak(p: PreparedData) -> None:
 @_ok(string_labels_multiclass)
 def string_labels(p: PreparedData) -> None:
     assert p.input_schema.classes == ["bird", "cat", "dog"]
-    train = pd.read_pickle(p.files["train"])
+    train = pd.read_parquet(p.files["train"])
     assert sorted(train["__target__"].unique()) == [0, 1, 2]
 
 
@@ -424,7 +424,7 @@ def high_card(p: PreparedData) -> None:
     city = next(c for c in p.input_schema.columns if c.name == "city")
     assert city.kind == "categorical" and 2 <= len(city.categories) <= 30
     assert p.n_features_out <= 2 + len(city.categories) + 1  # frequent values + one rare column
-    train = pd.read_pickle(p.files["train"])
+    train = pd.read_parquet(p.files["train"])
     counts = train["city"].value_counts()
     assert set(city.categories) <= set(counts[counts >= 5].index)
     singletons = set(counts[counts == 1].index)
@@ -439,7 +439,7 @@ def high_card(p: PreparedData) -> None:
 def parquet_file(p: PreparedData) -> None:
     assert p.load.format == "parquet" and p.input_schema.names == ["x1", "x2", "stamp"]
     assert p.datetime_columns["stamp"] == ["year", "month", "day", "weekday", "hour", "epoch_days"]
-    train = pd.read_pickle(p.files["train"])
+    train = pd.read_parquet(p.files["train"])
     assert train["stamp__hour"].notna().sum() >= len(train) - 1 and train["stamp__year"].eq(2024).any()
 
 
@@ -467,7 +467,7 @@ def npz_image(p: PreparedData) -> None:
 @_ok(npz_channels_first)
 def npz_chw(p: PreparedData) -> None:
     assert p.image_shape == [5, 5, 3] and p.n_features_out == 75
-    train = pd.read_pickle(p.files["train"])
+    train = pd.read_parquet(p.files["train"])
     assert (
         train["pixel_1_2_0"].max() > 0 and train.drop(columns=["pixel_1_2_0", "__target__"]).eq(0).all().all()
     )

@@ -53,7 +53,7 @@ def test_changing_validation_and_test_rows_changes_nothing_fitted(tmp_path: Path
     first = tmp_path / "a.csv"
     frame.to_csv(first, index=False)
     a = prepare_data(str(first), "target", 3, tmp_path / "a")
-    held_out = pd.concat([pd.read_pickle(a.files["val"]), pd.read_pickle(a.files["test"])]).index
+    held_out = pd.concat([pd.read_parquet(a.files["val"]), pd.read_parquet(a.files["test"])]).index
     assert len(held_out) > 50
     changed = frame.copy()
     changed.loc[held_out, "size"] = changed.loc[held_out, "size"] * 100 + 7
@@ -68,7 +68,7 @@ def test_changing_validation_and_test_rows_changes_nothing_fitted(tmp_path: Path
     assert a.input_schema == b.input_schema
     assert a.dropped_columns == b.dropped_columns and "flag" in a.dropped_columns
     assert a.leakage_suspects == b.leakage_suspects
-    pd.testing.assert_frame_equal(pd.read_pickle(a.files["train"]), pd.read_pickle(b.files["train"]))
+    pd.testing.assert_frame_equal(pd.read_parquet(a.files["train"]), pd.read_parquet(b.files["train"]))
     np.testing.assert_array_equal(np.load(a.files["X_train"]), np.load(b.files["X_train"]))
     assert a.outliers == b.outliers
     # The held-out rows really changed (so the test could fail).
@@ -96,7 +96,7 @@ def test_outlier_report_in_prepared_data_leaves_val_and_test_untouched(tmp_path:
     path = tmp_path / "o.csv"
     frame.to_csv(path, index=False)
     prepared = prepare_data(str(path), "target", 0, tmp_path / "data")
-    val, test = pd.read_pickle(prepared.files["val"]), pd.read_pickle(prepared.files["test"])
+    val, test = pd.read_parquet(prepared.files["val"]), pd.read_parquet(prepared.files["test"])
     assert prepared.outliers["dropped"] >= 1
     assert sum(prepared.split_sizes.values()) + prepared.outliers["dropped"] == 300
     assert len(val) == len(test) == 45  # 15% each of 300, as without any removal

@@ -113,8 +113,8 @@ def candidates(
     config = RunConfig.of(state)
     released = check_schema(config.from_ or "production", config.workspace, schema)
     files = state["data"]["files"]
-    train_x, train_y = load_split(files, "train", schema)
-    val_x, val_y = load_split(files, "val", schema)
+    train_x, train_y = load_split(files, "train", schema, state["data"].get("file_hashes"))
+    val_x, val_y = load_split(files, "val", schema, state["data"].get("file_hashes"))
     models_dir = ctx.run_dir / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
     out: list[dict[str, Any]] = []

@@ -15,6 +15,7 @@ from ml_expert.hashing import sha256_file, verify
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split, prepare_data
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.data.splits import read_array, read_frame
 from ml_expert.tools.environment import package_versions
 from ml_expert.tools.scoring import score
 
@@ -73,7 +74,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         "fit imputation, scaling, rare-category grouping and one-hot encoding on the training split only",
         "statistics from validation or test rows would leak into the model",
     )
-    train_y = load_split(prepared.files, "train", schema)[1]
+    train_y = load_split(prepared.files, "train", schema, prepared.file_hashes)[1]
     counts: dict[str, int] = {}
     if prepared.task == "classification":
         values, freq = np.unique(train_y, return_counts=True)
@@ -104,6 +105,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         "imbalance_ratio": prepared.profile.get("imbalance_ratio"),
         "load": prepared.load.model_dump(exclude_none=True) if prepared.load else {},
         "files": prepared.files,
+        "file_hashes": prepared.file_hashes,
         "preprocessor_sha256": sha256_file(prepared.files["preprocessor"]),
     }
     finding = {k: v for k, v in data.items() if k not in ("files", "schema")}
@@ -241,7 +243,7 @@ def _choose(
     )
     if not dnn:
         return best, reason, None
-    y_val = load_split(state["data"]["files"], "val", schema)[1]
+    y_val = load_split(state["data"]["files"], "val", schema, state["data"].get("file_hashes"))[1]
     verdict = escalation(
         metric,
         y_val,
@@ -265,8 +267,8 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
     refit = refit_on_train_and_val(
         chosen["name"],
         schema,
-        load_split(files, "train", schema),
-        load_split(files, "val", schema),
+        load_split(files, "train", schema, state["data"].get("file_hashes")),
+        load_split(files, "val", schema, state["data"].get("file_hashes")),
         int(state["options"]["seed"]),
         ctx.run_dir / "models",
         base=chosen.get("base"),
@@ -300,9 +302,19 @@ def _refit_network(
     data = state["data"]
     task = data["task"]
     config = DNNConfig.model_validate(dnn["config"])
-    x = np.concatenate([np.load(data["files"]["X_train"]), np.load(data["files"]["X_val"])])
+    x = np.concatenate(
+        [
+            read_array(data["files"]["X_train"], data.get("file_hashes"), "X_train"),
+            read_array(data["files"]["X_val"], data.get("file_hashes"), "X_val"),
+        ]
+    )
     files = data["files"]
-    y = np.concatenate([load_split(files, "train", schema)[1], load_split(files, "val", schema)[1]])
+    y = np.concatenate(
+        [
+            load_split(files, "train", schema, state["data"].get("file_hashes"))[1],
+            load_split(files, "val", schema, state["data"].get("file_hashes"))[1],
+        ]
+    )
     if task == "regression":  # the train split's scale, as the measured network learnt it
         y = (y - dnn["target_mean"]) / dnn["target_std"]
     n_outputs = len(schema.classes or []) if task == "classification" else 1
@@ -414,8 +426,8 @@ def _train_dnn(
             "mixed precision (float16 compute, float32 weights) on the GPU",
             "half the memory traffic per step; the served model is rebuilt in float32",
         )
-    x_train = np.load(data["files"]["X_train"])
-    x_val = np.load(data["files"]["X_val"])
+    x_train = read_array(data["files"]["X_train"], data.get("file_hashes"), "X_train")
+    x_val = read_array(data["files"]["X_val"], data.get("file_hashes"), "X_val")
     execution = plan_execution(
         backend=hardware["backend"],
         gpu=gpu,
@@ -441,8 +453,8 @@ def _train_dnn(
         f"{execution.device.upper()}",
         "; ".join(execution.rules),
     )
-    y_train = load_split(data["files"], "train", schema)[1]
-    y_val = load_split(data["files"], "val", schema)[1]
+    y_train = load_split(data["files"], "train", schema, data.get("file_hashes"))[1]
+    y_val = load_split(data["files"], "val", schema, data.get("file_hashes"))[1]
     task = data["task"]
     mean = std = None
     if task == "regression":
@@ -550,7 +562,7 @@ def _training_stats(data: dict[str, Any], schema: InputSchema) -> str:
 
     from ml_expert.tools.validation.drift import training_statistics
 
-    train_x, _ = load_split(data["files"], "train", schema)
+    train_x, _ = load_split(data["files"], "train", schema, data.get("file_hashes"))
     columns = [c.model_dump() for c in schema.columns]
     values = {c.name: train_x[c.key].tolist() for c in schema.columns}
     return json.dumps(training_statistics(columns, values), indent=1) + "\n"
@@ -558,14 +570,15 @@ def _training_stats(data: dict[str, Any], schema: InputSchema) -> str:
 
 def _package_latency(package_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
     """Single-row and batch latency of the package itself, through inference.py (the serving path)."""
-    import pandas as pd
 
     from ml_expert.runtime.inference import ModelInference
     from ml_expert.tools.validation.latency import measure
 
     model = ModelInference(package_dir)
     # rows as a caller sends them: raw column names, dates as text
-    records = pd.read_pickle(data["files"]["val_raw"]).to_dict(orient="records")
+    records = read_frame(data["files"]["val_raw"], data.get("file_hashes"), "val_raw").to_dict(
+        orient="records"
+    )
     return measure(model.predict, records[:50], records, len(records))
 
 
@@ -627,7 +640,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     schema = InputSchema.model_validate(data["schema"])
     chosen = training_result["chosen"]
     # Parity and latency use the validation rows: the test split is read once, by the tester.
-    reference, _ = load_split(data["files"], "val", schema)
+    reference, _ = load_split(data["files"], "val", schema, data.get("file_hashes"))
     exports_dir = ctx.run_dir / "exports"
     records: list[dict[str, Any]] = []
     onnx_path: str | None = None

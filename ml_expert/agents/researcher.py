@@ -255,13 +255,17 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             f"({seq['vocabulary_size']} words)",
             'word order carries meaning a bag of words loses ("not good"); ' + seq["rule"],
         )
-    train = load_split(data["files"], "train", schema)
-    val = load_split(data["files"], "val", schema)
+    train = load_split(data["files"], "train", schema, data.get("file_hashes"))
+    val = load_split(data["files"], "val", schema, data.get("file_hashes"))
     seed = int(options["seed"])
     models_dir = Path(ctx.run_dir) / "models"
     budget = float(options["budget"])
     cv = plan_cv(
-        len(train[1]), len(val[1]), data["n_features_out"], n_classes, budget,
+        len(train[1]),
+        len(val[1]),
+        data["n_features_out"],
+        n_classes,
+        budget,
         [n for n in BASELINES if n != "dummy"],
     )
     small = cv.folds is not None
@@ -269,12 +273,13 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     folds = fold_ids(data["task"], y_all, seed, cv.folds) if small else None
     y_held = y_all if small else val[1]
     ctx.decide(
-        f"compare candidates by {cv.folds}-fold CV on train + validation" if small
+        f"compare candidates by {cv.folds}-fold CV on train + validation"
+        if small
         else "compare candidates on the validation split",
         cv.rule,
     )
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM")
-    leaderboard = run_baselines(schema, train, val, metric, seed, models_dir, folds=folds)
+    leaderboard = run_baselines(schema, train, val, metric, seed, models_dir, folds=folds, budget=budget)
     best = best_baseline(leaderboard, metric)
     ctx.decide(
         f"best simple baseline: {best.name}",
@@ -319,8 +324,16 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         ctx.step(f"class-weighted {base}")
         consider(
             fit_candidate(
-                base, schema, train, val, metric, seed, models_dir, name=f"{base}_weighted",
-                balanced=True, folds=folds,
+                base,
+                schema,
+                train,
+                val,
+                metric,
+                seed,
+                models_dir,
+                name=f"{base}_weighted",
+                balanced=True,
+                folds=folds,
             ),
             f"class weights (largest/smallest class = {ratio:.1f} >= {IMBALANCE_FOR_WEIGHTS})",
         )
@@ -330,8 +343,16 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             ctx.step(f"log-scale {base}")
             consider(
                 fit_candidate(
-                    base, schema, train, val, metric, seed, models_dir, name=f"{base}_log",
-                    log_target=True, folds=folds,
+                    base,
+                    schema,
+                    train,
+                    val,
+                    metric,
+                    seed,
+                    models_dir,
+                    name=f"{base}_log",
+                    log_target=True,
+                    folds=folds,
                 ),
                 f"log-scale target ({why})",
             )
@@ -344,8 +365,19 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             consider(tuned, "tuned hyperparameters")
     ctx.step("greedy ensemble selection over the candidates' held-out predictions")
     ensemble, ensemble_plan = ensemble_candidate(
-        leaderboard, data["task"], metric, y_held, small, train, val, seed, models_dir, folds=folds,
-        budget=budget, features_out=data["n_features_out"], classes=n_classes,
+        leaderboard,
+        data["task"],
+        metric,
+        y_held,
+        small,
+        train,
+        val,
+        seed,
+        models_dir,
+        folds=folds,
+        budget=budget,
+        features_out=data["n_features_out"],
+        classes=n_classes,
     )
     ctx.decide(
         "build a weighted ensemble" if ensemble else "no ensemble",

@@ -109,7 +109,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     chosen = training["chosen"]
 
     ctx.step("reading the test split (once)")
-    test_x, test_y = load_split(data["files"], "test", schema)
+    test_x, test_y = load_split(data["files"], "test", schema, data.get("file_hashes"))
     reads, interrupted, models = _log_test_read(ctx.run_dir, chosen)
 
     scores = _chosen_scores(chosen, data, test_x, task)

@@ -9,6 +9,7 @@ another's fields and a reader never sees half a file. Light (pydantic and the st
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -114,9 +115,15 @@ class RunFile:
 
     def _raw(self) -> dict[str, Any]:
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}  # absent (a new run) or unreadable: the fields written now start it again
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}  # a new run
+        except (OSError, ValueError) as exc:
+            # damaged (truncated, overwritten): kept aside for a person, the record starts again
+            aside = self.path.with_suffix(".json.damaged")
+            with contextlib.suppress(OSError):
+                os.replace(self.path, aside)
+            return {"recovered": f"run.json was damaged ({exc}); kept as {aside.name}"}
         return data if isinstance(data, dict) else {}
 
     def update(self, **fields: Any) -> RunRecord:
@@ -130,12 +137,35 @@ class RunFile:
             change(data)
             data["updated"] = _now()
             record = RunRecord.model_validate(data)
-            tmp = self.path.with_name(f".{RUN_FILE}.{os.getpid()}.tmp")
-            tmp.write_text(
-                json.dumps(record.model_dump(mode="json", exclude_unset=True), indent=2, default=str)
-            )
-            os.replace(tmp, self.path)
+            text = json.dumps(record.model_dump(mode="json", exclude_unset=True), indent=2, default=str)
+            self._write(text)
         return record
+
+    def _write(self, text: str) -> None:
+        """Write then rename, fsynced; a failed write leaves no temp file. On a full disk the
+        run's ballast (workspace.RESERVE_FILE) is given back once so that why the run stopped
+        can still be recorded; other storage faults raise StorageError."""
+        from ml_expert.workspace import RESERVE_FILE, storage_error
+
+        tmp = self.path.with_name(f".{RUN_FILE}.{os.getpid()}.tmp")
+        for attempt in (1, 2):
+            try:
+                with open(tmp, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, self.path)
+                return
+            except OSError as exc:
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
+                failure = storage_error(exc)
+                if failure is None:
+                    raise
+                ballast = self.dir / RESERVE_FILE
+                if attempt == 2 or exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not ballast.exists():
+                    raise failure from None
+                ballast.unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ transitions
 

@@ -45,7 +45,32 @@ class IntegrityError(Exception):
 
 
 class SchemaError(ValueError):
-    """An input row does not fit the model's input schema."""
+    """An input row does not fit the model's input schema; `row` and `field` say where."""
+
+    def __init__(self, message: str, row: int | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.row = row
+        self.field = field
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_FIELD_CHARS = 100_000
+"""A longer value in one field is refused (a 900k-digit "number" is an attack, not data)."""
+
+
+def _text_ok(value: Any, row: int, name: str) -> None:
+    """Refuse text that cannot be encoded (lone surrogates) or is absurdly long."""
+    if isinstance(value, str):
+        if len(value) > MAX_FIELD_CHARS:
+            raise SchemaError(
+                f"row {row}: field '{name}' is longer than {MAX_FIELD_CHARS} characters", row, name
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SchemaError(
+                f"row {row}: field '{name}' is not valid Unicode text (a lone surrogate)", row, name
+            ) from None
 
 
 def _sha256(data: bytes) -> str:
@@ -55,7 +80,9 @@ def _sha256(data: bytes) -> str:
 def _is_missing(value: Any) -> bool:
     if value is None or type(value).__name__ in ("NAType", "NaTType"):
         return True
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool | numbers.Integral):
+        return False  # an integer is never missing (and math.isnan overflows on a 400-digit one)
+    return math.isnan(value)
 
 
 def category_text(value: Any) -> str:
@@ -221,19 +248,20 @@ class ModelInference:
         clean: list[dict[str, Any]] = []
         for i, row in enumerate(records):
             if not isinstance(row, dict):
-                raise SchemaError(f"row {i}: expected an object of field values, got {type(row).__name__}")
+                raise SchemaError(f"row {i}: expected an object of field values, got {type(row).__name__}", i)
             out: dict[str, Any] = {}
             texts: dict[str, tuple[list[str], set[str]]] = {}
             for col in self.columns:
                 name = col["name"]
                 if name not in row:
-                    raise SchemaError(f"row {i}: missing field '{name}'")
+                    raise SchemaError(f"row {i}: missing field '{name}'", i, name)
                 value = row[name]
+                _text_ok(value, i, name)
                 if col.get("derive") in ("word", "token"):
                     if name not in texts:
                         if not (_is_missing(value) or isinstance(value, str | numbers.Number)):
                             raise SchemaError(
-                                f"row {i}: field '{name}' must be text, got {type(value).__name__}"
+                                f"row {i}: field '{name}' must be text, got {type(value).__name__}", i, name
                             )
                         found = _words(None if _is_missing(value) else value)
                         texts[name] = (found, set(found))
@@ -256,7 +284,9 @@ class ModelInference:
                     if not (_is_missing(value) or isinstance(value, str | _dt.date)):
                         raise SchemaError(
                             f"row {i}: field '{name}' must be a date/time text such as 2024-03-05, "
-                            f"got {type(value).__name__}"
+                            f"got {type(value).__name__}",
+                            i,
+                            name,
                         )
                     out[col["key"]] = _datetime_part(None if _is_missing(value) else value, col["derive"])
                 elif col["kind"] == "numeric":
@@ -265,7 +295,9 @@ class ModelInference:
                     if not (_is_missing(value) or isinstance(value, str | numbers.Number | np.generic)):
                         raise SchemaError(
                             f"row {i}: field '{name}' must be a category (text or number), "
-                            f"got {type(value).__name__}"
+                            f"got {type(value).__name__}",
+                            i,
+                            name,
                         )
                     out[name] = category_text(value)
             clean.append(out)
@@ -283,24 +315,46 @@ class ModelInference:
 
     @staticmethod
     def _number(value: Any, row: int, name: str) -> float:
-        """numeric -> float (NaN when missing), as pandas.to_numeric then inf -> NaN does."""
+        """numeric -> float; a missing value (None, NaN from a table, "") -> NaN, imputed as in training.
+
+        Refused, with the row and field named: text that is not a number, infinities and "nan"
+        text (a client means null), and values beyond float32, the model's input type (they
+        would turn into infinities inside the model)."""
         if _is_missing(value):
             return math.nan
         if isinstance(value, str):
             text = value.strip()
             if not text:
                 return math.nan
-            if "_" in text:  # float() takes "1_000", pandas.to_numeric (training) does not
-                raise SchemaError(f"row {row}: field '{name}' must be numeric, got {value!r}")
+            if "_" in text or len(text) > 400:  # float() takes "1_000", pandas.to_numeric (training) does not
+                raise SchemaError(f"row {row}: field '{name}' must be numeric, got {value[:40]!r}", row, name)
             try:
                 number = float(text)
             except ValueError:
-                raise SchemaError(f"row {row}: field '{name}' must be numeric, got {value!r}") from None
+                raise SchemaError(
+                    f"row {row}: field '{name}' must be numeric, got {value[:40]!r}", row, name
+                ) from None
+            if math.isnan(number):
+                raise SchemaError(
+                    f"row {row}: field '{name}' is {value!r}: send null for a missing value", row, name
+                )
         elif isinstance(value, numbers.Real):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
         else:
-            raise SchemaError(f"row {row}: field '{name}' must be numeric, got {type(value).__name__}")
-        return number if math.isfinite(number) else math.nan
+            raise SchemaError(
+                f"row {row}: field '{name}' must be numeric, got {type(value).__name__}", row, name
+            )
+        if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
+            raise SchemaError(
+                f"row {row}: field '{name}' is out of range (finite, |x| <= {FLOAT32_MAX:.4g}), got "
+                f"{str(value)[:40]}",
+                row,
+                name,
+            )
+        return number
 
     def _feed(self, clean: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         feed: dict[str, np.ndarray] = {}
@@ -317,7 +371,16 @@ class ModelInference:
         clean = self.validate(rows)
         if not clean:
             return None
-        return dict(zip(self._outputs, self.session.run(None, self._feed(clean)), strict=True))
+        outputs = dict(zip(self._outputs, self.session.run(None, self._feed(clean)), strict=True))
+        for name in ("probabilities", "prediction"):
+            if name in outputs:
+                values = np.asarray(outputs[name], dtype=np.float64).reshape(len(clean), -1)
+                bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+                if bad.size:  # never a label with empty or NaN probabilities
+                    raise SchemaError(
+                        f"row {int(bad[0])}: the model's output is not finite for these inputs", int(bad[0])
+                    )
+        return outputs
 
     def predict(self, rows: Any) -> list[Any]:
         """Original class labels (classification), floats (regression) or cluster numbers, one per row."""

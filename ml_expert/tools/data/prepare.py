@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from ml_expert.errors import DataError, UsageError
+from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.cleaning import drop_outliers
 from ml_expert.tools.data.composite import CompositeDecision, find_composites, measure_composites
 from ml_expert.tools.data.loading import LoadInfo, load_source
@@ -36,6 +37,7 @@ from ml_expert.tools.data.profiling import (
     profile_table,
 )
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, datetime_part, to_model_frame
+from ml_expert.tools.data.splits import read_frame, write_array, write_frame
 from ml_expert.tools.data.splitting import split_frame
 from ml_expert.tools.data.task import detect_task
 from ml_expert.tools.data.text import (
@@ -73,6 +75,9 @@ class PreparedData(BaseModel):
     splits_disjoint: bool
     n_features_out: int
     files: dict[str, str]
+    file_hashes: dict[str, str] = Field(
+        default_factory=dict, description="SHA-256 of each file in `files`, checked before every read"
+    )
     load: LoadInfo | None = None
     outliers: dict[str, Any] = Field(default_factory=dict)
     datetime_columns: dict[str, list[str]] = Field(default_factory=dict)
@@ -310,21 +315,23 @@ def prepare_data(
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
+    hashes: dict[str, str] = {}
     for name, part in (("train", train), ("val", val), ("test", test)):
-        file = data_dir / f"{name}.pkl"
-        part.to_pickle(file)
+        file = data_dir / f"{name}.parquet"
+        hashes[name] = write_frame(part, file)
         files[name] = str(file)
     # Validation rows as a caller would send them (raw names, dates as text): the package is
     # timed and checked on these. Never the test rows, and never copied into the package.
     raw_names = list(dict.fromkeys(schema.names))
-    frame.loc[val_rows, raw_names].to_pickle(data_dir / "val_raw.pkl")
-    files["val_raw"] = str(data_dir / "val_raw.pkl")
+    hashes["val_raw"] = write_frame(frame.loc[val_rows, raw_names], data_dir / "val_raw.parquet")
+    files["val_raw"] = str(data_dir / "val_raw.parquet")
     for name, part in (("train", train), ("val", val)):
         file = data_dir / f"X_{name}.npy"
-        np.save(file, transform(preprocessor, part[schema.keys]))
+        hashes[f"X_{name}"] = write_array(transform(preprocessor, part[schema.keys]), file)
         files[f"X_{name}"] = str(file)
     joblib.dump(preprocessor, data_dir / "preprocessor.joblib")
     files["preprocessor"] = str(data_dir / "preprocessor.joblib")
+    hashes["preprocessor"] = sha256_file(data_dir / "preprocessor.joblib")
     (data_dir / "schema.json").write_text(schema.model_dump_json(indent=2))
     files["schema"] = str(data_dir / "schema.json")
 
@@ -378,8 +385,9 @@ def prepare_data(
         rows_without_target=no_target,
         split_sizes=split_sizes,
         splits_disjoint=disjoint,
-        n_features_out=int(np.load(files["X_train"], mmap_mode="r").shape[1]),
+        n_features_out=int(np.load(files["X_train"], mmap_mode="r", allow_pickle=False).shape[1]),
         files=files,
+        file_hashes=hashes,
         load=info,
         outliers=outliers,
         datetime_columns=datetimes,
@@ -572,6 +580,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_split(files: dict[str, str], name: str, schema: InputSchema) -> tuple[pd.DataFrame, np.ndarray]:
-    part = pd.read_pickle(files[name])
+def load_split(
+    files: dict[str, str], name: str, schema: InputSchema, hashes: dict[str, str] | None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """A split's features and target, read only once its SHA-256 matches the recorded one."""
+    part = read_frame(files[name], hashes, name)
     return part[schema.keys], part[TARGET_COLUMN].to_numpy()

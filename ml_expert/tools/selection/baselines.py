@@ -108,6 +108,21 @@ def training_score(
     return score(metric, train[1], predict_scores(pipeline, train[0]), threshold), "in-sample"
 
 
+def forest_params(budget: float, rows: int, n_features: int, task: str) -> dict[str, Any]:
+    """The forest's size by the nominal cost rule, when it differs from the data-only size."""
+    from ml_expert.tools.selection.budget import plan_forest
+    from ml_expert.tools.selection.candidates import forest_limits, forest_size
+
+    trees, samples = forest_size(rows), forest_limits(rows).get("max_samples")
+    plan = plan_forest(budget, rows, n_features, task == "classification", trees, samples)
+    out: dict[str, Any] = {}
+    if plan.n_estimators != trees:
+        out["n_estimators"] = plan.n_estimators
+    if plan.max_samples != samples:
+        out["max_samples"] = plan.max_samples
+    return out
+
+
 def run_baselines(
     schema: InputSchema,
     train: tuple[pd.DataFrame, np.ndarray],
@@ -117,9 +132,12 @@ def run_baselines(
     models_dir: Path,
     names: tuple[str, ...] = tuple(BASELINES),
     folds: np.ndarray | None = None,
+    budget: float | None = None,
 ) -> list[CandidateResult]:
+    """`budget`: the forest is sized to its share of it (budget.plan_forest); None: by data alone."""
     return [
-        fit_candidate(name, schema, train, val, metric, seed, models_dir, folds=folds) for name in names
+        fit_candidate(name, schema, train, val, metric, seed, models_dir, folds=folds, budget=budget)
+        for name in names
     ]
 
 
@@ -163,13 +181,18 @@ def fit_candidate(
     balanced: bool = False,
     log_target: bool = False,
     folds: np.ndarray | None = None,
+    budget: float | None = None,
 ) -> CandidateResult:
     """Fit one configuration on train, score it on validation, save it with its hash.
 
     `folds` (small data): also k-fold cross-validate it on train + validation (fold index per
-    row, train rows first) and keep the out-of-fold predictions for paired comparisons."""
+    row, train rows first) and keep the out-of-fold predictions for paired comparisons.
+    `budget`: a random forest gets its trees (and rows per tree) from its share of the budget;
+    they are kept in `params`, so the refit and the cross-validation fit the same size."""
     models_dir.mkdir(parents=True, exist_ok=True)
     name = name or base
+    if base == "random_forest" and budget is not None:
+        params = {**forest_params(budget, len(train[1]), len(schema.keys), schema.task), **(params or {})}
     settings = {"params": params, "balanced": balanced, "log_target": log_target}
     pipeline = make_pipeline(base, schema, seed, rows=len(train[1]), **settings)
     fit_seconds = fit(pipeline, *train)

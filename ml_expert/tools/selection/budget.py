@@ -150,3 +150,56 @@ def plan_epochs(budget: float, rows: int, val_rows: int, batch: int, forward_flo
 def safety_cap(budget: float, spent: float) -> float:
     """Seconds training may still run before the wall-clock cap fires."""
     return max(1.0, budget * (1 - RESERVE_SHARE) - spent)
+
+
+FOREST_SHARE = 0.3  # of the budget, planned for the random-forest baseline
+FOREST_UNIT_S = 1e-7
+"""Nominal seconds per (bootstrap row x log2 rows x features tried per split) of one tree, set
+pessimistic: about 1 s a tree for 100k rows x 20 features (classification) on one busy core."""
+MIN_TREES = 10
+MIN_FOREST_SAMPLES = 2_000
+
+
+class ForestPlan(BaseModel):
+    n_estimators: int
+    max_samples: int | None
+    estimated_seconds: float
+    rule: str
+
+
+def plan_forest(
+    budget: float, rows: int, n_features: int, classification: bool, trees: int, samples: int | None
+) -> ForestPlan:
+    """Trees (and, when even MIN_TREES would not fit, rows per tree) from the forest's share of the
+    budget and a nominal cost per tree, so `--budget 20` on a 3M-row file plans seconds of forest,
+    not minutes. `trees` / `samples` are the size the data alone would get (the upper bounds)."""
+    import math
+
+    per_tree_rows = min(rows, samples) if samples else rows
+    tried = max(1.0, math.sqrt(n_features)) if classification else max(1, n_features)
+
+    def tree_s(n: int) -> float:
+        return n * max(1.0, math.log2(max(n, 2))) * tried * FOREST_UNIT_S
+
+    share = FOREST_SHARE * budget
+    fit = int(share / max(tree_s(per_tree_rows), 1e-9))
+    chosen_samples = samples
+    if fit >= MIN_TREES:
+        n = min(trees, fit)
+    else:
+        n = MIN_TREES
+        target = share / MIN_TREES  # seconds one tree may take
+        rows_per_tree = per_tree_rows
+        while rows_per_tree > MIN_FOREST_SAMPLES and tree_s(rows_per_tree) > target:
+            rows_per_tree = max(MIN_FOREST_SAMPLES, rows_per_tree // 2)
+        chosen_samples = rows_per_tree if rows_per_tree < rows else samples
+    used = chosen_samples or rows
+    estimate = n * tree_s(min(rows, used))
+    rule = (
+        f"trees = clamp({FOREST_SHARE:g} x budget {budget:g} s / nominal tree {tree_s(per_tree_rows):.3f} s, "
+        f"{MIN_TREES}, {trees}) = {n}; rows per tree {min(rows, used)} "
+        f"(nominal tree = rows x log2(rows) x {tried:.1f} features x {FOREST_UNIT_S:g} s)"
+    )
+    return ForestPlan(
+        n_estimators=n, max_samples=chosen_samples, estimated_seconds=round(estimate, 3), rule=rule
+    )
