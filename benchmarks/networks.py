@@ -117,6 +117,7 @@ def _cli(args: list[str]) -> tuple[dict[str, Any], float, int]:
 def finetune_rows(seed: int, budget: float, work: Path) -> dict[str, Any]:
     import pandas as pd
 
+    work.mkdir(parents=True, exist_ok=True)
     frame = pd.read_csv(datasets_dir() / "breast_cancer.csv").sort_values("mean area", kind="stable")
     cut = int(len(frame) * 0.6)
     first, second = work / "first.csv", work / "second.csv"
