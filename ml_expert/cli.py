@@ -135,6 +135,15 @@ def run(
             "(3-fold CV on train; trials counted from the budget).",
         ),
     ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            envvar="ML_EXPERT_RAY",
+            help="Run the independent fits as tasks on a Ray cluster: HOST:PORT, ray://HOST:PORT, auto "
+            "(RAY_ADDRESS) or local (a throw-away local cluster, stopped at the end). Needs the `ray` extra.",
+        ),
+    ] = None,
     modality: Annotated[
         str,
         typer.Option(
@@ -166,6 +175,7 @@ def run(
     run_id_opt: Annotated[str | None, typer.Option("--run-id", hidden=True)] = None,
 ) -> None:
     """Run the five phases on DATA and ship a validated model."""
+    from ml_expert.execution.address import address_from
     from ml_expert.workspace import check_run_id, new_run_id, workspace_path
 
     ws = workspace_path(workspace)
@@ -201,6 +211,7 @@ def run(
             force=force,
             train_dnn=not no_dnn,
             tune=tune,
+            ray=address_from(ray),
             modality=modality,
             dnn_learning_rate=dnn_learning_rate,
             run_id=run_id,

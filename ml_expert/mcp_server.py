@@ -151,6 +151,10 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
         tune: Annotated[
             bool, Field(description="Search the best baseline's hyperparameters within the budget.")
         ] = False,
+        ray: Annotated[
+            str | None,
+            Field(description="Ray cluster for the fits: HOST:PORT, ray://HOST:PORT, auto or local."),
+        ] = None,
         modality: Literal["auto", "tabular", "image", "text", "sequence"] = "auto",
         min_metric: Annotated[
             dict[str, float] | None, Field(description="Validation gate thresholds, e.g. {'accuracy': 0.9}.")
@@ -178,6 +182,8 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
             args.append("--no-dnn")
         if tune:
             args.append("--tune")
+        if ray:
+            args += ["--ray", ray]
         if require_approval:
             args.append("--require-approval")
         if claude_flow_sync:

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from ml_expert.detached import ACTIVE, pid_alive
 from ml_expert.errors import GateRefused, MLExpertError, TrainingError, UsageError
+from ml_expert.execution import close_executors
 from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, workspace_path
 
 log = logging.getLogger("ml_expert")
@@ -52,6 +53,7 @@ def run(
     force: bool = False,
     train_dnn: bool = True,
     tune: bool = False,
+    ray: str | None = None,
     modality: str = "auto",
     dnn_learning_rate: float | None = None,
     run_id: str | None = None,
@@ -64,7 +66,8 @@ def run(
 
     With `require_approval` the run stops before deployment with status `awaiting_approval`;
     :func:`approve` resumes it. With `claude_flow_sync` every finding is also stored (and read
-    back) through the claude-flow CLI.
+    back) through the claude-flow CLI. `ray`: run the independent fits on a Ray cluster (an
+    address, `auto` or `local`; default ML_EXPERT_RAY, else this process).
     """
     ws = workspace_path(workspace)
     ws.mkdir(parents=True, exist_ok=True)
@@ -79,6 +82,7 @@ def run(
         "min_metric": min_metric or {},
         "train_dnn": train_dnn,
         "tune": tune,
+        "ray": ray,
         "modality": modality,
         "require_approval": require_approval,
         "claude_flow_sync": claude_flow_sync,
@@ -200,6 +204,8 @@ def _drive(
             if current in ("model_selection", "gate_plan", "training"):
                 raise TrainingError(f"training failed: {message}") from exc
             raise
+        finally:
+            close_executors()  # a throw-away local Ray cluster never outlives its run
         snapshot = graph.get_state(config)
         state = dict(snapshot.values)
         if snapshot.interrupts:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ml_expert.agents.context import AgentContext
+from ml_expert.execution import ExecutionReport, Executor, executor_for
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import available_memory_mb
@@ -31,6 +32,7 @@ from ml_expert.tools.selection.budget import (
 )
 from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
 from ml_expert.tools.training.dnn import DNNConfig
+from ml_expert.workspace import update_run
 
 MIN_BUDGET_FOR_NN = 10.0
 MIN_ROOM = 0.01
@@ -198,9 +200,10 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "weight classes inversely to their frequency in the baselines",
             "ranked by balanced accuracy: unweighted models learn to predict the majority class",
         )
+    executor = _executor(ctx, options.get("ray"))
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting")
     leaderboard = run_baselines(
-        schema, train, val, metric, int(options["seed"]), Path(ctx.run_dir) / "models"
+        schema, train, val, metric, int(options["seed"]), Path(ctx.run_dir) / "models", map_fn=executor.map
     )
     best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: c.val_score)
     ctx.decide(
@@ -211,7 +214,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     tuning = None
     if options.get("tune"):
         seed = int(options["seed"])
-        tuning, tuned = _search(ctx, data, schema, best.name, train, val, metric, seed, budget)
+        tuning, tuned = _search(ctx, data, schema, best.name, train, val, metric, seed, budget, executor)
         if tuned is not None:
             leaderboard.append(tuned)
             best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: c.val_score)
@@ -250,6 +253,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "baseline_seconds": {c.name: c.fit_seconds for c in leaderboard},
         "budget": budget,
         "tuning": tuning,
+        "execution": executor.report.model_dump(),
     }
     ctx.record("model-selection", selection)
     ctx.done(f"best baseline {best.name}: {metric} {best.val_score:.4f}")
@@ -266,6 +270,7 @@ def _search(
     metric: str,
     seed: int,
     budget: float,
+    executor: Executor,
 ) -> tuple[dict[str, Any], CandidateResult | None]:
     """`--tune`: a bounded search of the best baseline's hyperparameters (tools/selection/tuning.py).
 
@@ -273,7 +278,8 @@ def _search(
     choice between it and the defaults is made on rows the search never ranked trials on.
     """
     classes = len(data.get("train_class_counts") or {}) or None
-    plan = plan_trials(name, len(train[1]), data["n_features_out"], classes, budget)
+    scale = executor.report.plan_scale
+    plan = plan_trials(name, len(train[1]), data["n_features_out"], classes, budget, scale=scale)
     record: dict[str, Any] = {"plan": plan.model_dump()}
     if plan.trials < MIN_TRIALS:
         ctx.decide(f"do not tune {name}", f"{plan.rule}: too few trials for a search")
@@ -289,7 +295,8 @@ def _search(
         seed,
         plan,
         balanced=balanced_weights(metric),
-        time_limit=CAP_FACTOR * plan.share_seconds,
+        time_limit=CAP_FACTOR * plan.share_seconds / scale,  # the share is spread over `scale` nodes
+        map_fn=executor.map,
     )
     record.update({"ran": True, **result.model_dump()})
     if result.cap_hit:
@@ -321,3 +328,27 @@ def _search(
     )
     record["candidate"] = tuned.name
     return record, tuned
+
+
+def _executor(ctx: AgentContext, address: str | None) -> Executor:
+    """This process, or the Ray cluster at `address`: the hardware check and the growth rule are
+    decisions of the run; per-task progress goes to run.json (read by `status`) as it happens."""
+
+    def progress(report: ExecutionReport) -> None:
+        update_run(ctx.run_dir, execution=report.model_dump())
+        ctx.emit(
+            "tasks", done=report.tasks_done, in_flight=report.tasks_in_flight, per_node=report.tasks_per_node
+        )
+
+    executor = executor_for(address, on_progress=progress)
+    cluster = executor.report.cluster
+    if cluster is not None:
+        ctx.decide(
+            f"run the independent fits as Ray tasks on {cluster.address}",
+            f"{cluster.nodes} node(s), {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs, "
+            f"{cluster.memory_gb:g} GB memory at the start (Ray {cluster.ray_version}); "
+            f"a task lost with its worker is retried at most {executor.report.max_retries} times",
+        )
+        ctx.decide(f"plan the search at {executor.report.plan_scale}x", executor.report.plan_scale_rule)
+        update_run(ctx.run_dir, execution=executor.report.model_dump())
+    return executor

@@ -167,6 +167,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "leaderboard": training["leaderboard"],
             "dnn": dnn,
             "time": training.get("time"),
+            "execution": selection.get("execution"),
             **extra,
             "decisions": read_run(ctx.run_dir).get("decisions", []),
         }

@@ -10,6 +10,8 @@ from typing import Any
 from langgraph.config import get_stream_writer
 
 from ml_expert.agents.context import memory_for
+from ml_expert.execution import close_executors
+from ml_expert.execution.address import address_from
 from ml_expert.graph.gates import GATES
 from ml_expert.graph.outputs import run_artifacts, run_metrics
 from ml_expert.memory import FindingsRecorder
@@ -31,6 +33,7 @@ def normalise_options(options: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("min_metric", {})
     out.setdefault("train_dnn", True)
     out.setdefault("tune", False)
+    out["ray"] = address_from(out.get("ray"))  # --ray / ML_EXPERT_RAY; None: this process only
     return out
 
 
@@ -97,6 +100,7 @@ def make_gate_node(name: str):
 
 def finish_run(state: dict[str, Any]) -> dict[str, Any]:
     status = "refused" if state.get("status") == "refused" else "finished"
+    close_executors()  # the fits are over: disconnect, stop a local cluster this run started
     path = Path(state["run_dir"])
     update_run(path, status=status, reason=state.get("reason"), phase=state.get("phase"))
     FindingsRecorder(memory_for(state["options"]), path, state["run_id"]).record(

@@ -30,6 +30,7 @@ class RunOptions(TypedDict, total=False):
     force: bool
     train_dnn: bool
     tune: bool
+    ray: str | None
     modality: str
     require_approval: bool
     claude_flow_sync: bool

@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.mapping import MapFn, sequential_map
 from ml_expert.tools.scoring import predict_scores, score
 from ml_expert.tools.selection.candidates import BASELINES, make_pipeline
 
@@ -71,6 +72,54 @@ def training_score(pipeline: Any, train: tuple[pd.DataFrame, np.ndarray], metric
     return score(metric, train[1], predict_scores(pipeline, train[0])), "in-sample"
 
 
+class CandidateSpec(BaseModel):
+    """One configuration to fit on train and score on validation: all a worker needs besides the data."""
+
+    base: str
+    name: str
+    input_schema: InputSchema
+    metric: str
+    seed: int
+    params: dict[str, Any] = {}
+
+
+def train_candidate(
+    spec: CandidateSpec, splits: tuple[tuple[pd.DataFrame, np.ndarray], tuple[pd.DataFrame, np.ndarray]]
+) -> tuple[Any, CandidateResult]:
+    """Fit on train and score on validation; the fitted pipeline comes back to be saved by the caller
+    (a worker on another machine has no access to the run directory)."""
+    train, val = splits
+    pipeline = make_pipeline(
+        spec.base,
+        spec.input_schema,
+        spec.seed,
+        rows=len(train[1]),
+        balanced=balanced_weights(spec.metric),
+        params=spec.params or None,
+    )
+    fit_seconds = fit(pipeline, *train)
+    val_score = score(spec.metric, val[1], predict_scores(pipeline, val[0]))
+    train_score, kind = training_score(pipeline, train, spec.metric)
+    return pipeline, CandidateResult(
+        name=spec.name,
+        family=BASELINES[spec.base][1],
+        kind="sklearn",
+        val_score=round(val_score, 6),
+        train_score=round(train_score, 6),
+        train_score_kind=kind,
+        fit_seconds=round(fit_seconds, 3),
+        base=spec.base if spec.params else None,
+        params=dict(spec.params),
+    )
+
+
+def save_candidate(pipeline: Any, result: CandidateResult, models_dir: Path) -> CandidateResult:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    path = models_dir / f"{result.name}.joblib"
+    joblib.dump(pipeline, path)
+    return result.model_copy(update={"path": str(path), "sha256": sha256_file(path)})
+
+
 def run_baselines(
     schema: InputSchema,
     train: tuple[pd.DataFrame, np.ndarray],
@@ -79,8 +128,12 @@ def run_baselines(
     seed: int,
     models_dir: Path,
     names: tuple[str, ...] = tuple(BASELINES),
+    map_fn: MapFn = sequential_map,
 ) -> list[CandidateResult]:
-    return [fit_candidate(name, schema, train, val, metric, seed, models_dir) for name in names]
+    """`map_fn` decides where the fits run (here by default, or as cluster tasks)."""
+    specs = [CandidateSpec(base=n, name=n, input_schema=schema, metric=metric, seed=seed) for n in names]
+    fitted = map_fn(train_candidate, specs, (train, val), label="baselines")
+    return [save_candidate(pipeline, result, models_dir) for pipeline, result in fitted]
 
 
 def fit_candidate(
@@ -95,29 +148,10 @@ def fit_candidate(
     name: str | None = None,
 ) -> CandidateResult:
     """Fit one configuration on train, score it on validation, save it with its hash."""
-    models_dir.mkdir(parents=True, exist_ok=True)
-    name = name or base
-    pipeline = make_pipeline(
-        base, schema, seed, rows=len(train[1]), balanced=balanced_weights(metric), params=params
+    spec = CandidateSpec(
+        base=base, name=name or base, input_schema=schema, metric=metric, seed=seed, params=dict(params or {})
     )
-    fit_seconds = fit(pipeline, *train)
-    val_score = score(metric, val[1], predict_scores(pipeline, val[0]))
-    train_score, kind = training_score(pipeline, train, metric)
-    path = models_dir / f"{name}.joblib"
-    joblib.dump(pipeline, path)
-    return CandidateResult(
-        name=name,
-        family=BASELINES[base][1],
-        kind="sklearn",
-        val_score=round(val_score, 6),
-        train_score=round(train_score, 6),
-        train_score_kind=kind,
-        fit_seconds=round(fit_seconds, 3),
-        path=str(path),
-        sha256=sha256_file(path),
-        base=base if params else None,
-        params=dict(params or {}),
-    )
+    return save_candidate(*train_candidate(spec, (train, val)), models_dir)
 
 
 def refit_on_train_and_val(
