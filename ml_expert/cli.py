@@ -144,6 +144,13 @@ def run(
             "(RAY_ADDRESS) or local (a throw-away local cluster, stopped at the end). Needs the `ray` extra.",
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers",
+            help="Train the network data-parallel on N Ray Train workers (torch backend, DDP; needs --ray).",
+        ),
+    ] = 1,
     modality: Annotated[
         str,
         typer.Option(
@@ -175,7 +182,7 @@ def run(
     run_id_opt: Annotated[str | None, typer.Option("--run-id", hidden=True)] = None,
 ) -> None:
     """Run the five phases on DATA and ship a validated model."""
-    from ml_expert.execution.address import address_from
+    from ml_expert.execution.address import address_from, check_workers
     from ml_expert.workspace import check_run_id, new_run_id, workspace_path
 
     ws = workspace_path(workspace)
@@ -212,6 +219,7 @@ def run(
             train_dnn=not no_dnn,
             tune=tune,
             ray=address_from(ray),
+            workers=check_workers(workers, address_from(ray)),
             modality=modality,
             dnn_learning_rate=dnn_learning_rate,
             run_id=run_id,

@@ -155,6 +155,9 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
             str | None,
             Field(description="Ray cluster for the fits: HOST:PORT, ray://HOST:PORT, auto or local."),
         ] = None,
+        workers: Annotated[
+            int, Field(ge=1, le=1024, description="Data-parallel network workers (with ray).")
+        ] = 1,
         modality: Literal["auto", "tabular", "image", "text", "sequence"] = "auto",
         min_metric: Annotated[
             dict[str, float] | None, Field(description="Validation gate thresholds, e.g. {'accuracy': 0.9}.")
@@ -184,6 +187,8 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
             args.append("--tune")
         if ray:
             args += ["--ray", ray]
+        if workers > 1:
+            args += ["--workers", str(workers)]
         if require_approval:
             args.append("--require-approval")
         if claude_flow_sync:

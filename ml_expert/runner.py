@@ -54,6 +54,7 @@ def run(
     train_dnn: bool = True,
     tune: bool = False,
     ray: str | None = None,
+    workers: int = 1,
     modality: str = "auto",
     dnn_learning_rate: float | None = None,
     run_id: str | None = None,
@@ -67,7 +68,8 @@ def run(
     With `require_approval` the run stops before deployment with status `awaiting_approval`;
     :func:`approve` resumes it. With `claude_flow_sync` every finding is also stored (and read
     back) through the claude-flow CLI. `ray`: run the independent fits on a Ray cluster (an
-    address, `auto` or `local`; default ML_EXPERT_RAY, else this process).
+    address, `auto` or `local`; default ML_EXPERT_RAY, else this process); `workers` > 1 trains
+    the network data-parallel on that many Ray Train workers.
     """
     ws = workspace_path(workspace)
     ws.mkdir(parents=True, exist_ok=True)
@@ -83,6 +85,7 @@ def run(
         "train_dnn": train_dnn,
         "tune": tune,
         "ray": ray,
+        "workers": workers,
         "modality": modality,
         "require_approval": require_approval,
         "claude_flow_sync": claude_flow_sync,

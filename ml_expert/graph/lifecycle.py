@@ -11,7 +11,7 @@ from langgraph.config import get_stream_writer
 
 from ml_expert.agents.context import memory_for
 from ml_expert.execution import close_executors
-from ml_expert.execution.address import address_from
+from ml_expert.execution.address import address_from, check_workers
 from ml_expert.graph.gates import GATES
 from ml_expert.graph.outputs import run_artifacts, run_metrics
 from ml_expert.memory import FindingsRecorder
@@ -34,6 +34,7 @@ def normalise_options(options: dict[str, Any]) -> dict[str, Any]:
     out.setdefault("train_dnn", True)
     out.setdefault("tune", False)
     out["ray"] = address_from(out.get("ray"))  # --ray / ML_EXPERT_RAY; None: this process only
+    out["workers"] = check_workers(out.get("workers"), out["ray"])
     return out
 
 

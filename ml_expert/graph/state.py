@@ -31,6 +31,7 @@ class RunOptions(TypedDict, total=False):
     train_dnn: bool
     tune: bool
     ray: str | None
+    workers: int
     modality: str
     require_approval: bool
     claude_flow_sync: bool
