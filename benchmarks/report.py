@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import RESULTS, ROOT  # noqa: E402
 
-ORDER = ("startup", "quality", "overhead", "inference", "serving", "scale")
+ORDER = ("startup", "quality", "overhead", "inference", "serving", "scale", "cluster")
 METRIC_NAMES = {
     "accuracy": "accuracy",
     "balanced_accuracy": "balanced acc.",
@@ -262,6 +262,27 @@ def scale(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def cluster(doc: dict[str, Any]) -> list[str]:
+    rows = []
+    for r in doc["rows"]:
+        per_node = ", ".join(f"{n}: {c}" for n, c in r["tasks_per_node"].items())
+        rows.append([r["nodes"], r.get("fault") or "–", num(r["wall_seconds"], 1), per_node,
+                     len(r["retries"]), num(r.get("seconds_kill_to_detected"), 2),
+                     num(r.get("seconds_kill_to_retried_result"), 2)])  # fmt: skip
+    out = table(["nodes", "fault", "search wall s", "tasks per node", "retries", "kill → loss seen s",
+                 "kill → retried result s"], rows)  # fmt: skip
+    out += [
+        "",
+        f"Same trial scores on 1 node, 2 nodes and 2 nodes with a killed worker: "
+        f"{'yes' if doc['same_scores_everywhere'] else '**no**'}; 2 nodes vs 1: "
+        f"{num(doc['speedup_2_vs_1'], 2)}x. Ray processes left running after the benchmark: "
+        f"{len(doc['left_running'])}.",
+        "",
+    ]
+    out += [f"- {note}" for note in doc["notes"]]
+    return out
+
+
 def gpu_checks(results: Path) -> list[str]:
     """The GPU checks (`benchmarks/gpu_check.py`), run on a lent GPU machine: no `make bench` step."""
     files = sorted(results.glob("gpu_check*.json"))
@@ -314,6 +335,7 @@ TITLES = {
     "inference": "Inference in process",
     "serving": "Serving over HTTP",
     "scale": "Scale",
+    "cluster": "On a Ray cluster (two nodes on this machine)",
 }
 RENDER = {
     "startup": startup,
@@ -321,6 +343,7 @@ RENDER = {
     "overhead": overhead,
     "inference": inference,
     "scale": scale,
+    "cluster": cluster,
 }
 
 

@@ -190,6 +190,7 @@ class RayExecutor:
         for index in range(len(specs)):
             submit(index, 1)
         results: list[Any | None] = [None] * len(specs)
+        retried: dict[int, Retry] = {}
         finished = [False] * len(specs)
         started = last_progress = time.monotonic()
         try:
@@ -217,13 +218,17 @@ class RayExecutor:
                                 f"{label or 'a task'} #{index} failed {attempt} times on the Ray cluster "
                                 f"(max_retries={self.max_retries}); last cause {cause}"
                             ) from None
-                        self.report.retries.append(
-                            Retry(label=label, index=index, attempt=attempt, cause=cause)
+                        retry = Retry(
+                            label=label, index=index, attempt=attempt, cause=cause, detected_at=time.time()
                         )
+                        self.report.retries.append(retry)
+                        retried[index] = retry
                         log.warning("retrying %s #%d after %s", label, index, cause)
                         submit(index, attempt + 1)
                         continue
                     results[index], finished[index] = result, True
+                    if index in retried:
+                        retried[index].recovered_at = time.time()
                     node = self._node_name(node_id)
                     self.report.tasks_per_node[node] = self.report.tasks_per_node.get(node, 0) + 1
                     self.report.tasks_done += 1

@@ -25,7 +25,8 @@ class Retry(BaseModel):
     index: int
     attempt: int  # the attempt that failed (1 = the first)
     cause: str
-    node: str | None = None
+    detected_at: float = 0.0  # Unix time the loss was seen and the task submitted again
+    recovered_at: float | None = None  # Unix time the new attempt's result came back
 
 
 class ExecutionReport(BaseModel):
