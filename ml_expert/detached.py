@@ -1,8 +1,9 @@
 """Detached runs: a training run in its own process, polled through run.json.
 
 Agent runtimes time out long shell and MCP calls, so `ml-expert run --detach` (and the MCP tool
-`start_run`) start `python -m ml_expert run ... --run-id ID --json` in a new session with its
-output in `<run_dir>/run.log`, record the child's pid in run.json and return the run id at once.
+`start_run`) write the validated RunConfig to `<run_dir>/config.json` and start
+`python -m ml_expert run --config <run_dir>/config.json --run-id ID --json` in a new session with
+its output in `<run_dir>/run.log`, record the child's pid in run.json and return the run id at once.
 
 A run is alive only while the pid recorded in its run.json is alive (and is the same process:
 its start time matches). A run.json that still says `running` whose process is gone is reported
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ml_expert.config import CONFIG_FILE, RunConfig
 from ml_expert.workspace import list_runs, new_run_id, read_run, run_dir, update_run, workspace_path
 
 LOG_FILE = "run.log"
@@ -181,14 +183,17 @@ def _record_child(path: Path, proc: subprocess.Popen, **fields: Any) -> None:
     update_run(path, pid=proc.pid, pid_started=started, **fields)
 
 
-def start_detached(
-    run_args: list[str], workspace: str | Path | None, run_id: str | None = None
-) -> dict[str, Any]:
-    """Start `ml-expert run RUN_ARGS` in its own process; return its run id and where to look."""
-    ws = workspace_path(workspace)
+def start_detached(config: RunConfig, run_id: str | None = None) -> dict[str, Any]:
+    """Start a run of `config` in its own process; return its run id and where to look.
+
+    The child reads `<run_dir>/config.json`, written here from the validated config, so it runs
+    exactly what the caller asked for (no command line rebuilt and parsed a second time).
+    """
+    ws = workspace_path(config.workspace)
     run_id = run_id or new_run_id()
     path = run_dir(ws, run_id)
     path.mkdir(parents=True, exist_ok=True)
+    config_file = config.save(path / CONFIG_FILE)
     update_run(
         path,
         run_id=run_id,
@@ -198,8 +203,7 @@ def start_detached(
         detached=True,
         launched_at=time.time(),
     )
-    args = ["run", *run_args, "--run-id", run_id, "--workspace", str(ws), "--json"]
-    proc = _spawn(args, path)
+    proc = _spawn(["run", "--config", str(config_file), "--run-id", run_id, "--json"], path)
     _record_child(path, proc)
     return {
         "ok": True,

@@ -15,6 +15,7 @@ no TensorFlow, scikit-learn or LangGraph is imported by the server itself.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import os
 from importlib import resources
@@ -26,6 +27,7 @@ from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from pydantic import Field
 
 from ml_expert import detached
+from ml_expert.config import RunConfig, api_parameters
 from ml_expert.errors import MLExpertError
 from ml_expert.workspace import check_run_id, read_run, run_dir, workspace_path
 
@@ -76,39 +78,11 @@ def findings_of(ws: Path, run_id: str, key: str | None = None) -> dict[str, Any]
 
 
 def list_models(ws: Path) -> dict[str, Any]:
-    """Deployable models. Reads the model registry when this install has one, else the packages of runs.
+    """The registry's released versions with their aliases (what `ml-expert models list` shows)."""
+    from ml_expert.registry import Registry
 
-    Kept thin on purpose: repoint it at `ml_expert.registry` when that lands.
-    """
-    try:
-        from ml_expert import registry  # type: ignore[attr-defined]  # built on another branch
-
-        lister = getattr(registry, "list_models", None)
-    except ImportError:
-        lister = None
-    if lister is not None:
-        return {"source": "registry", "models": lister(ws)}
-    models = []
-    for row in detached.runs_table(ws):
-        package = run_dir(ws, row["run_id"]) / "deployment"
-        manifest_file = package / "manifest.json"
-        if row["status"] != "finished" or not manifest_file.exists():
-            continue
-        manifest = json.loads(manifest_file.read_text())
-        models.append(
-            {
-                "run_id": row["run_id"],
-                "model": manifest.get("model"),
-                "task": manifest.get("task"),
-                "metrics": manifest.get("metrics", {}),
-                "package_dir": str(package),
-                "created": row.get("created"),
-            }
-        )
-    return {
-        "source": "deployment packages of finished runs (no model registry in this install)",
-        "models": models,
-    }
+    registry = Registry(ws)
+    return {"source": "registry", "aliases": registry.aliases(), "models": registry.versions()}
 
 
 class _Predictors:
@@ -135,65 +109,24 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
     server = MCPServer("ml-expert", instructions=INSTRUCTIONS)
     predictors = _Predictors()
 
-    @server.tool()
-    @_guard
-    def start_run(
-        data: Annotated[
-            str | None,
-            Field(description="CSV/Parquet/.npz path or image folder, or a demo name (iris, ...)."),
-        ] = None,
-        target: Annotated[str, Field(min_length=1, description="Label column.")] = "target",
-        budget: Annotated[
-            float, Field(gt=0, le=86400, description="Seconds for selection plus training.")
-        ] = 120.0,
-        seed: Annotated[int, Field(ge=0)] = 42,
-        train_dnn: Annotated[bool, Field(description="Also train the Keras network.")] = True,
-        tune: Annotated[
-            bool, Field(description="Search the best baseline's hyperparameters within the budget.")
-        ] = False,
-        ray: Annotated[
-            str | None,
-            Field(description="Ray cluster for the fits: HOST:PORT, ray://HOST:PORT, auto or local."),
-        ] = None,
-        workers: Annotated[
-            int, Field(ge=1, le=1024, description="Data-parallel network workers (with ray).")
-        ] = 1,
-        modality: Literal["auto", "tabular", "image", "text", "sequence"] = "auto",
-        min_metric: Annotated[
-            dict[str, float] | None, Field(description="Validation gate thresholds, e.g. {'accuracy': 0.9}.")
-        ] = None,
-        require_approval: Annotated[
-            bool, Field(description="Stop before deployment until approved.")
-        ] = False,
-        claude_flow_sync: Annotated[
-            bool, Field(description="Mirror findings into claude-flow memory.")
-        ] = False,
-    ) -> dict[str, Any]:
+    def start_run(**options: Any) -> dict[str, Any]:
         """Start a training run in the background and return its run_id at once; poll get_status."""
+        data = options.get("data")
         if data is not None and data not in _demo_names():
             path = Path(data).expanduser()
             if not path.exists():
                 raise ToolError(
                     f"{data}: no such file or folder (give a path or one of {sorted(_demo_names())})"
                 )
-            data = str(path.resolve())
-        args = [data] if data else []
-        args += ["--target", target, "--budget", str(budget), "--seed", str(seed), "--modality", modality]
-        for name, value in (min_metric or {}).items():
-            args += ["--min-metric", f"{name}={value}"]
-        if not train_dnn:
-            args.append("--no-dnn")
-        if tune:
-            args.append("--tune")
-        if ray:
-            args += ["--ray", ray]
-        if workers > 1:
-            args += ["--workers", str(workers)]
-        if require_approval:
-            args.append("--require-approval")
-        if claude_flow_sync:
-            args.append("--claude-flow-sync")
-        return detached.start_detached(args, ws)
+            options["data"] = str(path.resolve())
+        return detached.start_detached(RunConfig.build(**options, workspace=str(ws)))
+
+    # Every run option but the workspace (this server's own), with RunConfig's types,
+    # constraints, defaults and descriptions.
+    start_run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [p for p in api_parameters() if p.name != "workspace"], return_annotation=dict[str, Any]
+    )
+    server.tool()(_guard(start_run))
 
     @server.tool()
     @_guard
@@ -233,24 +166,39 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
     @server.tool()
     @_guard
     def predict(
-        run_id: RunId,
         rows: Annotated[
             list[dict[str, Any]], Field(min_length=1, max_length=10000, description="Input rows.")
         ],
+        run_id: RunId | None = None,
+        model: Annotated[
+            str | None,
+            Field(
+                pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$",
+                description="Instead of run_id: a registry alias (production, previous) or version (v3).",
+            ),
+        ] = None,
         proba: Annotated[bool, Field(description="Also return class probabilities.")] = False,
     ) -> dict[str, Any]:
-        """Predict rows (JSON objects keyed by column) with a finished run's deployment package."""
-        from ml_expert.predicting import resolve_deployment
+        """Predict rows (JSON objects keyed by column) with a released model or a finished run's package."""
+        from ml_expert.registry import resolve_package
         from ml_expert.runtime import inference
 
-        model = predictors.get(resolve_deployment(check_run_id(run_id), ws))
+        if (run_id is None) == (model is None):
+            raise ToolError("give exactly one of run_id or model")
+        name = check_run_id(run_id) if run_id else str(model)
+        package, label = resolve_package(name, ws)
+        loaded = predictors.get(package)
         try:
-            out: dict[str, Any] = {"run_id": run_id, "predictions": [_plain(v) for v in model.predict(rows)]}
+            out: dict[str, Any] = {
+                "run_id": run_id,
+                "model": label,
+                "predictions": [_plain(v) for v in loaded.predict(rows)],
+            }
             if proba:
-                if model.task != "classification":
+                if loaded.task != "classification":
                     raise ToolError("proba applies to classification models only")
-                out["classes"] = [_plain(c) for c in model.classes]
-                out["probabilities"] = [[float(p) for p in row] for row in model.predict_proba(rows)]
+                out["classes"] = [_plain(c) for c in loaded.classes]
+                out["probabilities"] = [[float(p) for p in row] for row in loaded.predict_proba(rows)]
         except inference.SchemaError as exc:
             raise ToolError(f"rows do not fit the model's input schema: {exc}") from exc
         return out

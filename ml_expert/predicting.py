@@ -1,24 +1,13 @@
-"""Batch prediction from a CSV through the deployment package (onnxruntime, hash-checked)."""
+"""Batch prediction from a CSV through a deployment package (onnxruntime, hash-checked).
+
+The package is named as for `serve`: production, a version, a run id or a folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from ml_expert.errors import DataError, IntegrityError, UsageError
-from ml_expert.workspace import run_dir, workspace_path
-
-
-def resolve_deployment(model: str, workspace: str | Path | None = None) -> Path:
-    path = Path(model).expanduser()
-    if path.is_dir() and (path / "manifest.json").exists():
-        return path
-    if path.is_dir() and (path / "run.json").exists():
-        candidate = path / "deployment"
-    else:
-        candidate = run_dir(workspace_path(workspace), model) / "deployment"
-    if not (candidate / "manifest.json").exists():
-        raise UsageError(f"{model}: no deployment package found (looked for {candidate}/manifest.json)")
-    return candidate
+from ml_expert.registry import resolve_package
 
 
 def predict_file(
@@ -29,7 +18,7 @@ def predict_file(
     from ml_expert.runtime import inference
     from ml_expert.tools.data.loading import load_table
 
-    package = resolve_deployment(model, workspace)
+    package, _ = resolve_package(model, workspace)
     try:
         runtime = inference.ModelInference(str(package))
     except inference.IntegrityError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ml_expert.config import RunConfig, api_parameters
 from ml_expert.detached import ACTIVE, pid_alive
 from ml_expert.errors import GateRefused, MLExpertError, TrainingError, UsageError
 from ml_expert.execution import close_executors
@@ -17,6 +19,7 @@ from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, works
 
 log = logging.getLogger("ml_expert")
 EventSink = Callable[[dict[str, Any]], None]
+_CALL_OPTIONS = ("config", "run_id", "on_event", "raise_on_refusal")  # how to run, not what
 
 
 class RunResult(BaseModel):
@@ -38,69 +41,47 @@ def checkpoint_path(workspace: Path) -> Path:
 
 
 def run(
-    data: str | None = None,
-    target: str = "target",
+    data: str | Path | None = None,
+    target: str | None = None,
     *,
-    seed: int = 42,
-    budget: float = 120.0,
-    workspace: str | Path | None = None,
-    memory: str | None = None,
-    min_metric: dict[str, float] | None = None,
-    max_overfit_gap: float | None = None,
-    max_latency_ms: float | None = None,
-    max_fairness_gap: float | None = None,
-    sensitive: list[str] | None = None,
-    force: bool = False,
-    train_dnn: bool = True,
-    tune: bool = False,
-    ray: str | None = None,
-    workers: int = 1,
-    modality: str = "auto",
-    dnn_learning_rate: float | None = None,
+    config: RunConfig | None = None,
     run_id: str | None = None,
     on_event: EventSink | None = None,
     raise_on_refusal: bool = False,
-    require_approval: bool = False,
-    claude_flow_sync: bool = False,
+    **options: Any,
 ) -> RunResult:
     """Run the five phases on `data` and return the outcome; data errors raise DataError.
 
+    The options are :class:`ml_expert.config.RunConfig`'s fields (seed, budget, workspace,
+    min_metric, ...), given as keywords or as one `config`; a bad value raises UsageError.
     With `require_approval` the run stops before deployment with status `awaiting_approval`;
     :func:`approve` resumes it. With `claude_flow_sync` every finding is also stored (and read
-    back) through the claude-flow CLI. `ray`: run the independent fits on a Ray cluster (an
-    address, `auto` or `local`; default ML_EXPERT_RAY, else this process); `workers` > 1 trains
-    the network data-parallel on that many Ray Train workers.
+    back) through the claude-flow CLI.
     """
-    ws = workspace_path(workspace)
+    if config is None:
+        given = {"data": data, **({"target": target} if target is not None else {}), **options}
+        config = RunConfig.build(**given)
+    elif data is not None or target is not None or options:
+        raise UsageError("give the options either as keywords or as one RunConfig, not both")
+    ws = Path(config.workspace or workspace_path(None))
     ws.mkdir(parents=True, exist_ok=True)
     run_id = run_id or new_run_id()
-    options: dict[str, Any] = {
-        "data": data,
-        "target": target,
-        "seed": seed,
-        "budget": budget,
-        "workspace": str(ws),
-        "memory": memory,
-        "min_metric": min_metric or {},
-        "train_dnn": train_dnn,
-        "tune": tune,
-        "ray": ray,
-        "workers": workers,
-        "modality": modality,
-        "require_approval": require_approval,
-        "claude_flow_sync": claude_flow_sync,
-    }
-    if dnn_learning_rate is not None:
-        options["dnn_learning_rate"] = dnn_learning_rate
-    if max_overfit_gap is not None:
-        options["max_overfit_gap"] = max_overfit_gap
-    if max_latency_ms is not None:
-        options["max_latency_ms"] = max_latency_ms
-    if max_fairness_gap is not None:
-        options["max_fairness_gap"] = max_fairness_gap
-    options["sensitive"] = list(sensitive or [])
-    options["force"] = bool(force)
-    return _drive({"options": options, "run_id": run_id}, ws, run_id, on_event, raise_on_refusal)
+    return _drive({"options": config.options(), "run_id": run_id}, ws, run_id, on_event, raise_on_refusal)
+
+
+run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+    [
+        inspect.Parameter(
+            "data", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=str | None
+        ),
+        inspect.Parameter(
+            "target", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="target", annotation=str
+        ),
+        *(p for p in api_parameters(described=False) if p.name not in ("data", "target")),
+        *(p for name, p in inspect.signature(run).parameters.items() if name in _CALL_OPTIONS),
+    ],
+    return_annotation=RunResult,
+)
 
 
 def approve(

@@ -84,6 +84,48 @@ def test_cli_list_promote_rollback_and_audit(two_releases: dict) -> None:
     assert (ws / "registry" / "audit.log").read_text().startswith(lines_before)  # appended, not rewritten
 
 
+def test_predict_serve_drift_and_mcp_name_a_model_the_same_way(two_releases: dict, tmp_path: Path) -> None:
+    """`predict production` works where `serve production` does, and MCP reads the same registry."""
+    import asyncio
+
+    import pandas as pd
+
+    from ml_expert.mcp_server import build_server, list_models
+    from ml_expert.registry import resolve_package
+
+    ws = two_releases["ws"]
+    production = Registry(ws).aliases()["production"]  # earlier tests promote and roll back
+    rows = pd.read_csv(Path(__file__).resolve().parents[1] / "ml_expert" / "datasets" / "iris.csv").head(5)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    for name in ("production", "v1", two_releases["first"].run_id):
+        out = tmp_path / f"{name}.csv"
+        proc = subprocess.run(
+            [*CLI, "predict", name, str(tmp_path / "rows.csv"), "-o", str(out), "--workspace", str(ws)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert len(pd.read_csv(out)) == 5
+    assert resolve_package("production", ws) == (Registry(ws).path(production), production)
+    drift = subprocess.run(
+        [*CLI, "drift", "production", str(tmp_path / "rows.csv"), "--json", "--workspace", str(ws)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert drift.returncode == 0 and json.loads(drift.stdout)["version"] == production, drift.stderr[-2000:]
+
+    listed = list_models(ws)
+    assert listed["source"] == "registry" and listed["aliases"]["production"] == production
+    assert [m["version"] for m in listed["models"]] == ["v1", "v2"]
+    server = build_server(ws)
+    features = rows.drop(columns=["target"]).to_dict(orient="records")
+    result = asyncio.run(server.call_tool("predict", {"model": "production", "rows": features}))
+    predicted = result.structured_content
+    assert predicted["model"] == production and len(predicted["predictions"]) == 5
+
+
 @pytest.mark.parametrize("name", ["../v1", "v1/../../etc", "/etc/passwd", "v0", "V1", "v1 ", "production/.."])
 def test_names_from_users_are_validated(two_releases: dict, name: str) -> None:
     ws = two_releases["ws"]

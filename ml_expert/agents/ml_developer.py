@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ml_expert.agents.context import AgentContext
+from ml_expert.config import RunConfig
 from ml_expert.hashing import sha256_file, verify
 from ml_expert.tools.data.prepare import load_split, prepare_data
 from ml_expert.tools.data.schema import InputSchema
@@ -25,19 +26,23 @@ def _quiet_tensorflow() -> None:
 def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     ctx = AgentContext(state, "ml-developer", "data_preparation")
     ctx.start()
-    options = state["options"]
-    ctx.step(f"loading {options.get('data') or 'the demo dataset'}")
+    config = RunConfig.of(state)
+    ctx.step(f"loading {config.data or 'the demo dataset'}")
     prepared = prepare_data(
-        options.get("data"),
-        options["target"],
-        int(options["seed"]),
+        config.data,
+        config.target,
+        config.seed,
         ctx.run_dir / "data",
-        modality=options.get("modality", "auto"),
+        modality=config.modality,
+        keep=config.keep,
+        drop=config.drop,
     )
     ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema
     for name, why in prepared.dropped_columns.items():
         ctx.decide(f"drop column {name!r}", why)
+    for name, why in prepared.kept_columns.items():
+        ctx.decide(f"keep column {name!r}", f"--keep overrides the heuristic that would drop it ({why})")
     if prepared.duplicates_removed:
         ctx.decide(
             f"remove {prepared.duplicates_removed} duplicate rows",
@@ -70,6 +75,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         "n_features_out": prepared.n_features_out,
         "dropped_columns": prepared.dropped_columns,
         "leakage_suspects": prepared.leakage_suspects,
+        "kept_columns": prepared.kept_columns,
         "rows_in": prepared.rows_in,
         "duplicates_removed": prepared.duplicates_removed,
         "rows_without_target": prepared.rows_without_target,

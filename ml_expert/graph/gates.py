@@ -7,18 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from ml_expert.agents.ml_developer import MAX_TRAINING_RETRIES
+from ml_expert.config import RunConfig
 from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
 
-DEFAULT_MAX_OVERFIT_GAP = 0.3
 DEFAULT_MAX_FAIRNESS_GAP = 0.2
 """Largest equalized-odds difference (classification) or relative per-group MAE difference
 (regression) between groups. Enforced for columns named with --sensitive or when the user
 sets --max-fairness-gap; auto-detected columns are measured and reported, not enforced."""
-DEFAULT_MAX_LATENCY_MS = 100.0
-"""Single-row p99 through the package's inference.py: the workflow asks for under 100 ms."""
 
 
 def data_gate(state: dict[str, Any]) -> GateVerdict:
@@ -64,7 +62,9 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
         )
     features = set(data.get("features", []))
     suspects = data.get("leakage_suspects", {})
-    left_in = sorted(features & set(suspects))
+    kept = set(data.get("kept_columns", {}))  # the user's --keep: reported, not refused
+    left_in = sorted(features & set(suspects) - kept)
+    kept_in = sorted(features & set(suspects) & kept)
     checks.append(
         Check(
             name="no_leakage_suspects",
@@ -72,7 +72,8 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
             value=suspects,
             detail=f"still in the features: {left_in}"
             if left_in
-            else f"{len(suspects)} suspects found and dropped",
+            else f"{len(suspects) - len(kept_in)} suspects found and dropped"
+            + (f"; kept by the user (--keep): {kept_in}" if kept_in else ""),
         )
     )
     checks.append(
@@ -89,7 +90,7 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
 def plan_gate(state: dict[str, Any]) -> GateVerdict:
     selection = state.get("selection") or {}
     leaderboard = selection.get("leaderboard", [])
-    budget = float(state["options"].get("budget", 0))
+    budget = RunConfig.of(state).budget
     spent = float(selection.get("seconds", 0))
     plan = selection.get("plan", {})
     checks = [
@@ -185,11 +186,11 @@ def should_retry_training(state: dict[str, Any]) -> bool:
 
 def validation_gate(state: dict[str, Any]) -> GateVerdict:
     validation = state.get("validation") or {}
-    options = state["options"]
+    config = RunConfig.of(state)
     metric = validation.get("primary_metric")
     test = validation.get("test_metrics", {})
     checks = []
-    for name, minimum in (options.get("min_metric") or {}).items():
+    for name, minimum in config.min_metric.items():
         value = test.get(name)
         checks.append(
             Check(
@@ -212,7 +213,7 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
         )
     )
     gap = validation.get("overfit_gap")
-    bound = float(options.get("max_overfit_gap", DEFAULT_MAX_OVERFIT_GAP))
+    bound = config.max_overfit_gap
     checks.append(
         Check(
             name="overfit_gap",
@@ -223,8 +224,8 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
         )
     )
     fairness = validation.get("fairness") or {}
-    enforce = bool(options.get("sensitive")) or options.get("max_fairness_gap") is not None
-    fair_bound = float(options.get("max_fairness_gap") or DEFAULT_MAX_FAIRNESS_GAP)
+    enforce = bool(config.sensitive) or config.max_fairness_gap is not None
+    fair_bound = config.max_fairness_gap or DEFAULT_MAX_FAIRNESS_GAP
     for column, result in fairness.items():
         gap_value = result.get("gap")
         what = "equalized odds difference" if "equalized_odds_difference" in result else "relative MAE gap"
@@ -308,7 +309,7 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
         )
     )
     latency = deployment.get("package_latency") or {}
-    max_ms = float(state["options"].get("max_latency_ms") or DEFAULT_MAX_LATENCY_MS)
+    max_ms = RunConfig.of(state).max_latency_ms  # single-row p99 through the package's inference.py
     checks.append(
         Check(
             name="latency_p99",
@@ -332,14 +333,15 @@ def _production_check(state: dict[str, Any]) -> Check:
     from ml_expert.registry import Registry, RegistryError, comparable
 
     validation, data = state.get("validation") or {}, state.get("data") or {}
+    config = RunConfig.of(state)
     candidate = {
         "data_fingerprint": data.get("fingerprint"),
-        "seed": int(state["options"].get("seed", 0)),
+        "seed": config.seed,
         "split_sizes": data.get("split_sizes"),
         "primary_metric": validation.get("primary_metric"),
     }
-    force = bool(state["options"].get("force"))
-    registry = Registry(state["options"]["workspace"])
+    force = config.force
+    registry = Registry(config.workspace)
     try:
         current = registry.show("production")
     except RegistryError:

@@ -10,32 +10,13 @@ from typing import Any
 from langgraph.config import get_stream_writer
 
 from ml_expert.agents.context import memory_for
+from ml_expert.config import RunConfig
 from ml_expert.execution import close_executors
-from ml_expert.execution.address import address_from, check_workers
 from ml_expert.graph.gates import GATES
 from ml_expert.graph.outputs import run_artifacts, run_metrics
 from ml_expert.memory import FindingsRecorder
 from ml_expert.tools.environment import hardware, package_versions
-from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, workspace_path
-
-DEFAULT_SEED = 42
-DEFAULT_BUDGET = 120.0
-
-
-def normalise_options(options: dict[str, Any]) -> dict[str, Any]:
-    out = dict(options)
-    out.setdefault("data", None)
-    out.setdefault("target", "target")
-    out["seed"] = int(out.get("seed", DEFAULT_SEED) if out.get("seed") is not None else DEFAULT_SEED)
-    out["budget"] = float(out.get("budget") or DEFAULT_BUDGET)
-    out["workspace"] = str(workspace_path(out.get("workspace")))
-    out.setdefault("memory", None)
-    out.setdefault("min_metric", {})
-    out.setdefault("train_dnn", True)
-    out.setdefault("tune", False)
-    out["ray"] = address_from(out.get("ray"))  # --ray / ML_EXPERT_RAY; None: this process only
-    out["workers"] = check_workers(out.get("workers"), out["ray"])
-    return out
+from ml_expert.workspace import new_run_id, read_run, run_dir, update_run
 
 
 def init_run(state: dict[str, Any]) -> dict[str, Any]:
@@ -45,9 +26,10 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
         given["data"] = str(state["data"])
     if state.get("target"):
         given["target"] = state["target"]
-    options = normalise_options(given)
+    config = RunConfig.build(**given)  # every default and check, once
+    options = config.options()
     run_id = state.get("run_id") or new_run_id()
-    path = run_dir(Path(options["workspace"]), run_id)
+    path = run_dir(Path(config.workspace), run_id)
     path.mkdir(parents=True, exist_ok=True)
     existing = read_run(path) if (path / "run.json").exists() else {}
     update_run(
@@ -59,7 +41,7 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
         pid=__import__("os").getpid(),
         config=options,
         manifest={
-            "seed": options["seed"],
+            "seed": config.seed,
             "package_versions": package_versions(),
             "hardware": hardware(),
         },

@@ -10,32 +10,19 @@ from typing import Annotated, Any
 
 from typing_extensions import TypedDict  # pydantic (LangGraph schemas) needs it on Python < 3.12
 
+from ml_expert.config import RunConfig
+
 
 def merge_dicts(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
     return {**(left or {}), **(right or {})}
 
 
-class RunOptions(TypedDict, total=False):
-    data: str | None
-    target: str
-    seed: int
-    budget: float
-    workspace: str
-    memory: str | None
-    min_metric: dict[str, float]
-    max_overfit_gap: float
-    max_latency_ms: float
-    max_fairness_gap: float
-    sensitive: list[str]
-    force: bool
-    train_dnn: bool
-    tune: bool
-    ray: str | None
-    workers: int
-    modality: str
-    require_approval: bool
-    claude_flow_sync: bool
-    dnn_learning_rate: float | None
+# What a caller may put under `options`: RunConfig's fields, typed for LangGraph's input schema.
+# Derived, not declared: RunConfig (ml_expert.config) holds each option's default and validation,
+# applied once by the `init` node. The state then keeps `RunConfig(...).options()` (plain JSON).
+RunOptions = TypedDict(  # type: ignore[misc]
+    "RunOptions", {name: field.annotation for name, field in RunConfig.model_fields.items()}, total=False
+)
 
 
 class MLInput(TypedDict, total=False):

@@ -1,5 +1,14 @@
 """The model registry: released versions, the `production` / `previous` aliases, an audit log."""
 
+from ml_expert.registry.resolve import resolve_package
 from ml_expert.registry.store import ALIASES, VERSION_RE, Registry, RegistryError, comparable, validate_name
 
-__all__ = ["ALIASES", "VERSION_RE", "Registry", "RegistryError", "comparable", "validate_name"]
+__all__ = [
+    "ALIASES",
+    "VERSION_RE",
+    "Registry",
+    "RegistryError",
+    "comparable",
+    "resolve_package",
+    "validate_name",
+]

@@ -7,6 +7,7 @@ that holds figures only, never rows.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,10 @@ class PreparedData(BaseModel):
         description="modality text: the column read word by word, its length and vocabulary size",
     )
     findings: list[dict[str, Any]] = Field(default_factory=list)
+    kept_columns: dict[str, str] = Field(
+        default_factory=dict,
+        description="columns a heuristic would have dropped, kept because the user said so (--keep)",
+    )
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -79,8 +84,16 @@ def fingerprint(frame: pd.DataFrame) -> str:
 
 
 def prepare_data(
-    source: str | None, target: str, seed: int, data_dir: Path, modality: str = "auto"
+    source: str | None,
+    target: str,
+    seed: int,
+    data_dir: Path,
+    modality: str = "auto",
+    keep: Sequence[str] = (),
+    drop: Sequence[str] = (),
 ) -> PreparedData:
+    """`keep` names columns no heuristic may drop (leakage suspect, ID-like, constant); `drop`
+    names feature columns removed before anything looks at them. The user's word wins."""
     frame, path, info = load_source(source, target)
     if target not in frame.columns:
         stripped = {str(c).strip().lower(): c for c in frame.columns}
@@ -89,8 +102,16 @@ def prepare_data(
             f"target column {target!r} not found{hint}; the columns are: "
             f"{_listed(frame.columns)}. Pass --target NAME"
         )
+    for flag, names in (("--keep", keep), ("--drop", drop)):
+        unknown = [n for n in names if n not in frame.columns or n == target]
+        if unknown:
+            raise DataError(
+                f"{flag} {', '.join(map(repr, unknown))}: not a feature column; the columns are: "
+                f"{_listed(c for c in frame.columns if c != target)}"
+            )
     rows_in = len(frame)
-    data_fingerprint = fingerprint(frame)
+    data_fingerprint = fingerprint(frame)  # of the data as given, before the user's --drop
+    frame = frame.drop(columns=list(drop))
     no_target = int(frame[target].isna().sum())
     if no_target == rows_in:
         raise DataError(
@@ -151,9 +172,17 @@ def prepare_data(
     else:
         kinds, dropped = column_roles(fit_rows, target)
         suspects = leakage_suspects(fit_rows, target, kinds, task)
+    kept: dict[str, str] = {}
     for name, why in suspects.items():
+        if name in keep:
+            kept[name] = f"leakage suspect: {why}"
+            continue
         kinds.pop(name, None)
         dropped[name] = f"leakage suspect: {why}"
+    for name in [n for n in dropped if n in keep]:
+        kept[name] = dropped.pop(name)
+        kinds[name] = _kept_kind(fit_rows[name])
+    dropped.update({name: "dropped by the user (--drop)" for name in drop})
     if not kinds:
         raise DataError(
             "no usable feature columns: "
@@ -284,7 +313,20 @@ def prepare_data(
         datetime_columns=datetimes,
         sequence=sequence,
         findings=findings,
+        kept_columns=kept,
     )
+
+
+def _kept_kind(column: pd.Series) -> str:
+    """The kind of a column the user kept although a heuristic dropped it: numbers or categories."""
+    values = column.dropna()
+    if pd.api.types.is_bool_dtype(column):
+        return "categorical"
+    if pd.api.types.is_numeric_dtype(column) or (
+        not values.empty and pd.to_numeric(values.astype(str), errors="coerce").notna().mean() >= 0.95
+    ):
+        return "numeric"
+    return "categorical"
 
 
 def _column_specs(
@@ -386,6 +428,8 @@ def _findings(
             add("ID-like column", why, "dropped", name)
         elif why.startswith("constant"):
             add("constant column", why, "dropped", name)
+        elif why.startswith("dropped by the user"):
+            add("column dropped by the user", why, "dropped (--drop)", name)
         else:
             add("unusable column", why, "dropped", name)
     for name, count in coerced.items():

@@ -1,0 +1,136 @@
+"""`predict`, `serve`, `drift`: use a released model. Each names it the same way (one resolver)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ml_expert.cli.common import JsonOpt, WorkspaceOpt, emit_json, handles_errors, stderr_console
+from ml_expert.errors import UsageError
+
+MODEL_HELP = "Registry alias (production, previous) or version (v3), run id, run or deployment folder."
+
+
+@handles_errors(json_errors=False)
+def predict(
+    model: Annotated[str, typer.Argument(help=MODEL_HELP)],
+    data: Annotated[str, typer.Argument(help="CSV of rows to predict (a target column is ignored).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the predictions CSV.")],
+    proba: Annotated[bool, typer.Option("--proba", help="Add proba_<class> columns.")] = False,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Predict with a deployed model; one output row per input row, in order."""
+    from ml_expert.predicting import predict_file
+
+    count = predict_file(model, data, output, proba=proba, workspace=workspace)
+    stderr_console().print(f"wrote {count} predictions to {output}")
+
+
+def _parse_canary(value: str | None) -> tuple[str, float] | None:
+    if value is None:
+        return None
+    name, sep, fraction = value.rpartition(":")
+    try:
+        share = float(fraction)
+        if not sep or not name or not 0 < share < 1:
+            raise ValueError
+    except ValueError:
+        raise UsageError(f"--canary expects VERSION:FRACTION with 0 < FRACTION < 1, got {value!r}") from None
+    return name, share
+
+
+@handles_errors(json_errors=False)
+def serve(
+    model: Annotated[str, typer.Argument(help=MODEL_HELP)] = "production",
+    host: Annotated[str, typer.Option(help="Interface to bind; 127.0.0.1 keeps it local.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    canary: Annotated[
+        str | None, typer.Option(help="VERSION:FRACTION: send that share of requests to a second version.")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(help="Require this X-API-Key header (default: $ML_EXPERT_API_KEY; none: open)."),
+    ] = None,
+    workspace: WorkspaceOpt = None,
+) -> None:
+    """Serve a model over HTTP: POST /predict, GET /health /metadata /metrics /drift, /docs."""
+    from ml_expert.errors import IntegrityError
+    from ml_expert.registry import resolve_package
+    from ml_expert.runtime.inference import IntegrityError as PackageIntegrityError
+
+    split = _parse_canary(canary)
+    path, version = resolve_package(model, workspace)
+    from ml_expert.serving.app import create_app, load_served
+
+    try:
+        primary = load_served(path, version)
+        second = load_served(*resolve_package(split[0], workspace)) if split else None
+    except PackageIntegrityError as exc:
+        raise IntegrityError(str(exc)) from exc
+    try:
+        application = create_app(
+            primary, second, split[1] if split else 0.0, api_key or os.environ.get("ML_EXPERT_API_KEY")
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    import uvicorn
+
+    stderr_console().print(f"serving {version} on http://{host}:{port} (docs at /docs)")
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+
+
+@handles_errors()
+def drift(
+    model: Annotated[str, typer.Argument(help=MODEL_HELP)],
+    data: Annotated[str, typer.Argument(help="CSV (or Parquet) of new rows to compare with training.")],
+    workspace: WorkspaceOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Compare new data with the model's training statistics (KS numeric, PSI categorical)."""
+    from ml_expert.errors import DataError
+    from ml_expert.hashing import verify
+    from ml_expert.registry import resolve_package
+
+    path, version = resolve_package(model, workspace)
+    manifest = json.loads((path / "manifest.json").read_text())
+    if "training_stats.json" not in manifest.get("files", {}):
+        raise UsageError(f"{model}: the package has no training_stats.json (built before drift support)")
+    verify(path / "training_stats.json", manifest["files"]["training_stats.json"])
+    stats = json.loads((path / "training_stats.json").read_text())
+    from ml_expert.tools.data.loading import load_table
+    from ml_expert.tools.validation.drift import compare
+
+    frame, _ = load_table(data)
+    missing = [c for c in stats["columns"] if c not in frame.columns]
+    if missing:
+        raise DataError(f"{data}: columns the model takes are missing: {missing}")
+    result = compare(stats, {c: frame[c].tolist() for c in stats["columns"]})
+    payload = {"ok": True, "version": version, "rows": len(frame), **result}
+    if as_json:
+        emit_json(payload)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"drift of {data} against {version}'s training data")
+    for column in ("column", "test", "statistic", "p-value", "drift"):
+        table.add_column(column)
+    for name, r in result["columns"].items():
+        stat = r.get("statistic", r.get("psi"))
+        table.add_row(
+            name,
+            str(r.get("test")),
+            "-" if stat is None else f"{stat:.4f}",
+            f"{r['p_value']:.3g}" if "p_value" in r else "-",
+            "DRIFT" if r.get("drift") else "ok",
+        )
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    for command in (predict, serve, drift):
+        app.command()(command)

@@ -1,0 +1,76 @@
+"""--keep / --drop: the user overrides the heuristics that drop columns (and may drop one).
+
+A feature that alone predicts 99 % of the labels is a leakage suspect and is dropped; with
+--keep it stays in, the decision is recorded and the data gate reports it instead of refusing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml_expert.errors import DataError
+from ml_expert.graph.gates import data_gate
+from ml_expert.tools.data.prepare import prepare_data
+
+
+@pytest.fixture
+def table(tmp_path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    n = 400
+    x = rng.normal(size=n)
+    y = (x + rng.normal(scale=1.0, size=n) > 0).astype(int)
+    strong = np.where(rng.random(n) < 0.99, y, 1 - y)  # a legitimate signal a heuristic calls leakage
+    frame = pd.DataFrame(
+        {
+            "x": x,
+            "noise": rng.normal(size=n),
+            "strong": strong.astype(str),
+            "row_id": np.arange(n),
+            "target": y,
+        }
+    )
+    path = tmp_path / "t.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _gate(prepared) -> bool:
+    data = {
+        "validated": True,
+        "features": prepared.input_schema.names,
+        "leakage_suspects": prepared.leakage_suspects,
+        "kept_columns": prepared.kept_columns,
+        "split_sizes": prepared.split_sizes,
+        "splits_disjoint": prepared.splits_disjoint,
+        "rows_in": prepared.rows_in,
+        "duplicates_removed": prepared.duplicates_removed,
+        "rows_without_target": prepared.rows_without_target,
+        "outliers_removed": int(prepared.outliers.get("dropped", 0)),
+    }
+    return data_gate({"data": data}).passed
+
+
+def test_heuristics_drop_and_keep_overrides(table: Path, tmp_path: Path) -> None:
+    default = prepare_data(str(table), "target", 1, tmp_path / "a")
+    assert "strong" in default.leakage_suspects and "strong" not in default.input_schema.names
+    assert "row_id" in default.dropped_columns and "row_id" not in default.input_schema.names
+
+    kept = prepare_data(str(table), "target", 1, tmp_path / "b", keep=["strong", "row_id"], drop=["noise"])
+    names = set(kept.input_schema.names)
+    assert {"strong", "row_id", "x"} <= names and "noise" not in names
+    assert kept.kept_columns["strong"].startswith("leakage suspect")
+    assert kept.kept_columns["row_id"].startswith("ID-like")
+    assert kept.dropped_columns["noise"] == "dropped by the user (--drop)"
+    assert _gate(kept), "a suspect the user kept is reported, not refused"
+    assert kept.fingerprint == default.fingerprint  # the data as given, whatever the user drops
+
+
+def test_unknown_column_is_a_data_error(table: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="--keep 'nope'"):
+        prepare_data(str(table), "target", 1, tmp_path / "c", keep=["nope"])
+    with pytest.raises(DataError, match="--drop 'target'"):
+        prepare_data(str(table), "target", 1, tmp_path / "d", drop=["target"])
