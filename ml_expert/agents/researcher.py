@@ -200,7 +200,9 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "weight classes inversely to their frequency in the baselines",
             "ranked by balanced accuracy: unweighted models learn to predict the majority class",
         )
+    connecting = time.perf_counter()
     executor = _executor(ctx, options.get("ray"))
+    started += time.perf_counter() - connecting  # starting or joining a cluster is not model selection
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting")
     leaderboard = run_baselines(
         schema, train, val, metric, int(options["seed"]), Path(ctx.run_dir) / "models", map_fn=executor.map
@@ -335,6 +337,8 @@ def _executor(ctx: AgentContext, address: str | None) -> Executor:
     decisions of the run; per-task progress goes to run.json (read by `status`) as it happens."""
 
     def progress(report: ExecutionReport) -> None:
+        if report.mode == "local":
+            return  # one machine: nothing to add to the run's usual progress
         update_run(ctx.run_dir, execution=report.model_dump())
         ctx.emit(
             "tasks", done=report.tasks_done, in_flight=report.tasks_in_flight, per_node=report.tasks_per_node
@@ -346,7 +350,8 @@ def _executor(ctx: AgentContext, address: str | None) -> Executor:
         ctx.decide(
             f"run the independent fits as Ray tasks on {cluster.address}",
             f"{cluster.nodes} node(s), {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs, "
-            f"{cluster.memory_gb:g} GB memory at the start (Ray {cluster.ray_version}); "
+            f"{cluster.memory_gb:g} GB memory at the start (Ray {cluster.ray_version}; connected in "
+            f"{cluster.connect_seconds:g} s, not counted in the budget); "
             f"a task lost with its worker is retried at most {executor.report.max_retries} times",
         )
         ctx.decide(f"plan the search at {executor.report.plan_scale}x", executor.report.plan_scale_rule)

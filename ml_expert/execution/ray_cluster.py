@@ -94,11 +94,13 @@ class RayExecutor:
         self._owns_connection = False  # ray.init made here (not the caller's own connection)
         self._puts: dict[int, tuple[Any, Any]] = {}  # id(leaf) -> (leaf kept alive, ObjectRef)
         self._names: dict[str, str] = {}
+        connecting = time.perf_counter()
         started_here = self._connect()
         self.report = ExecutionReport(
             mode="ray", cluster=self._cluster_info(started_here), max_retries=max_retries
         )
         cluster = self.report.cluster
+        cluster.connect_seconds = round(time.perf_counter() - connecting, 2)
         if cluster.cpus < 1:
             self.close()
             raise TrainingError(

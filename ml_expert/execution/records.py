@@ -16,6 +16,7 @@ class ClusterInfo(BaseModel):
     memory_gb: float
     object_store_gb: float
     ray_version: str
+    connect_seconds: float = 0.0  # starting (local) or joining the cluster: not counted in the budget
 
 
 class Retry(BaseModel):
