@@ -1,6 +1,6 @@
 """The search on a two-node Ray cluster on this one machine (not a timed test).
 
-    python benchmarks/cluster.py [--data digits.csv] [--model hist_gradient_boosting] [--trials 8]
+    python benchmarks/cluster.py [--data breast_cancer.csv] [--model hist_gradient_boosting] [--trials 8]
 
 Starts a head node (`ray start --head --num-cpus 1 --port 6380 --temp-dir DIR`), runs the same
 seeded hyperparameter search (N trials x 3 folds, each trial one Ray task) on it, adds a second
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -100,7 +101,7 @@ def search(executor: Any, data: tuple[Any, Any], schema: Any, model: str, trials
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", default="digits.csv")
+    parser.add_argument("--data", default="breast_cancer.csv")
     parser.add_argument("--model", default="hist_gradient_boosting")
     parser.add_argument("--trials", type=int, default=8)
     args = parser.parse_args(argv)
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     train = load_split(prepared.files, "train", prepared.input_schema)
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
+    executor = None
     try:
         ray_cli("start", "--head", "--num-cpus", "1", "--port", str(PORT), "--temp-dir", temp_dir,
                 "--include-dashboard=false", "--disable-usage-stats", env=env)  # fmt: skip
@@ -162,15 +164,21 @@ def main(argv: list[str] | None = None) -> None:
         else:
             notes.append("the killer found no trial running on the second node: no fault was injected")
         rows.append({"nodes": 2, "cpus": 2, "fault": "kill -9 of a worker on node 2", **faulty})
-        executor.close()
     finally:
+        if executor is not None:
+            executor.close()  # disconnect before the nodes go
         for pid in our_processes(temp_dir):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-        time.sleep(3)
+        deadline = time.monotonic() + 10
+        while our_processes(temp_dir) and time.monotonic() < deadline:
+            time.sleep(0.5)
         for pid in our_processes(temp_dir):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while our_processes(temp_dir) and time.monotonic() < deadline:
+            time.sleep(0.5)
     same = len({tuple(r["trial_scores"]) for r in rows}) == 1
     speedup = rows[0]["wall_seconds"] / rows[1]["wall_seconds"] if len(rows) > 1 else None
     notes += [
@@ -181,6 +189,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     path = recorder.save({"rows": rows, "same_scores_everywhere": same, "speedup_2_vs_1": speedup,
                           "notes": notes, "left_running": our_processes(temp_dir)})  # fmt: skip
+    shutil.rmtree(temp_dir, ignore_errors=True)
     print(path)
 
 

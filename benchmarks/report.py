@@ -278,6 +278,11 @@ def cluster(doc: dict[str, Any]) -> list[str]:
         f"{num(doc['speedup_2_vs_1'], 2)}x. Ray processes left running after the benchmark: "
         f"{len(doc['left_running'])}.",
         "",
+        "\"kill → loss seen\" is how long the driver took to learn that the task's worker died; "
+        "\"kill → retried result\" ends when the resubmitted trial's result came back: it queues behind "
+        "the trials not yet started and needs a new worker process (imports), so on 2 busy cores it "
+        "lasts about as long as the rest of the search.",
+        "",
     ]
     out += [f"- {note}" for note in doc["notes"]]
     return out
