@@ -8,6 +8,14 @@ JSON object to $OUT/gpu_check.json (or stdout).
     KERAS_BACKEND=torch python benchmarks/gpu_check.py
     KERAS_BACKEND=jax GPU_CHECK_PART=text python benchmarks/gpu_check.py
 
+`GPU_CHECK_PART=throughput` measures issue #16's targets: for the tabular network on 1M rows, the
+image CNN on MNIST-sized images and the text network, the mean and p10 GPU utilisation and the
+samples per second of (a) a bare `model.fit` written the usual way with the same model and batch,
+(b) ml-expert's training (`train_dnn` with its callbacks) at that batch, (c) ml-expert at the
+settings it chooses (tools/training/throughput.py), (d) today's settings before #16 (batch 4 x 32,
+one step per call) and (e) float32, one step per call at the chosen batch, for the accuracy check.
+Writes $OUT/gpu_check_throughput_<backend>.json; `GPU_CHECK_ROWS` / `GPU_CHECK_EPOCHS` shrink it.
+
 `GPU_CHECK_PART=text` checks the text model (word ids from the project's own tokenizer ->
 Embedding -> Conv1D) and the 1-D sequence CNN instead, on data where a bag of words or a dense
 view cannot decide the label, and writes $OUT/gpu_check_text_<backend>.json.
@@ -171,11 +179,17 @@ def main() -> None:
         report["hardware"] = hardware_check()
         if part == "text":
             text_part(report)
+        elif part == "throughput":
+            throughput_part(report)
         else:
             dense_part(report)
     except Exception as exc:
         report["error"] = f"{type(exc).__name__}: {exc}"
-    name = f"gpu_check_text_{os.environ['KERAS_BACKEND']}.json" if part == "text" else "gpu_check.json"
+    backend = os.environ["KERAS_BACKEND"]
+    name = {
+        "text": f"gpu_check_text_{backend}.json",
+        "throughput": f"gpu_check_throughput_{backend}.json",
+    }.get(part, "gpu_check.json")
     raise SystemExit(_write(report, name))
 
 
@@ -191,6 +205,156 @@ def dense_part(report: dict) -> None:
     xv, yv = x[-hold:], y[-hold:]
     x, y = x[:-hold], y[:-hold]
     report["runs"] = [train(False, 512, x, y, xv, yv, 4), train(True, 2048, x, y, xv, yv, 4)]
+
+
+def _tabular(n: int, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 40)).astype("float32")
+    w = rng.normal(size=40)
+    y = ((x @ w + 0.5 * np.sin(x[:, 0] * 3) + rng.normal(0, 0.5, n)) > 0).astype("float32")
+    hold = n // 8
+    return x[:-hold], y[:-hold], x[-hold:], y[-hold:]
+
+
+def _images(n: int, seed: int = 0):
+    """MNIST-sized (28 x 28 x 1) images: the bundled 8 x 8 digits, scaled up, shifted and noised."""
+    import numpy as np
+    import pandas as pd
+
+    frame = pd.read_csv(Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "digits.csv")
+    digits = frame.drop(columns="target").to_numpy("float32").reshape(-1, 8, 8) / 16.0
+    labels = frame["target"].to_numpy("float32")
+    rng = np.random.default_rng(seed)
+    pick = rng.integers(0, len(digits), n)
+    big = np.kron(digits[pick], np.ones((3, 3), dtype="float32"))  # 24 x 24
+    out = np.zeros((n, 28, 28), dtype="float32")
+    dx, dy = rng.integers(0, 5, n), rng.integers(0, 5, n)
+    for i in range(n):
+        out[i, dy[i] : dy[i] + 24, dx[i] : dx[i] + 24] = big[i]
+    out += rng.normal(0, 0.1, out.shape).astype("float32")
+    x, y = out.reshape(n, -1), labels[pick]
+    hold = n // 8
+    return x[:-hold], y[:-hold], x[-hold:], y[-hold:]
+
+
+def _measure(kind: str, model_config: dict, data, n_classes: int, epochs: int, settings: dict) -> dict:
+    """One training of the same model: bare `model.fit`, or ml-expert's `train_dnn` with `settings`."""
+    import keras
+    import numpy as np
+
+    from ml_expert.tools.training.dnn import DNNConfig, build_dnn, compile_model, train_dnn
+    from ml_expert.tools.training.hardware import UtilisationSampler
+
+    x, y, xv, yv = data
+    config = DNNConfig(**model_config, max_epochs=epochs, patience=epochs + 1, **settings)
+    model = build_dnn(x.shape[1], "classification", n_classes, config, seed=0)
+    with UtilisationSampler(enabled=True, interval=0.25) as sampler:
+        started = time.perf_counter()
+        if kind == "bare":
+            # What a user writes by hand: compile with defaults, fit the arrays, nothing else.
+            compile_model(model, "classification", DNNConfig(**model_config, batch_size=config.batch_size))
+            model.fit(x, y, batch_size=config.batch_size, epochs=epochs, validation_data=(xv, yv), verbose=0)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                train_dnn(model, x, y, xv, yv, config, Path(tmp), task="classification")
+        seconds = time.perf_counter() - started
+    probabilities = np.asarray(model.predict(xv, batch_size=8192, verbose=0))
+    keras.backend.clear_session()
+    return {
+        "kind": kind,
+        "settings": settings,
+        "batch_size": config.batch_size,
+        "seconds": round(seconds, 3),
+        "samples_per_second": round(len(x) * epochs / seconds, 1),
+        "val_accuracy": float((probabilities.argmax(1) == yv).mean()),
+        "gpu_utilisation": sampler.summary(),
+    }
+
+
+def throughput_part(report: dict) -> None:
+    from ml_expert.tools.selection.budget import cnn_flops, dense_flops, text_flops
+    from ml_expert.tools.training.hardware import free_gpu_memory_mb, hardware_check
+    from ml_expert.tools.training.throughput import plan_execution
+
+    rows = int(os.environ.get("GPU_CHECK_ROWS", "1000000"))
+    epochs = int(os.environ.get("GPU_CHECK_EPOCHS", "3"))
+    hardware = hardware_check()
+    gpu = bool(hardware["gpus"])
+    x, y, xv, yv, vocabulary, length = _reviews(min(rows, 200_000), 0)
+    cases = [
+        ("tabular", {"hidden_units": [128, 64]}, _tabular(rows), 2, dense_flops(40, [128, 64], 2)),
+        (
+            "image",
+            {"architecture": "cnn", "image_shape": [28, 28, 1], "hidden_units": [64]},
+            _images(min(rows, 60_000)),
+            10,
+            cnn_flops([28, 28, 1], [32, 64], [64], 10),
+        ),
+        (
+            "text",
+            {"architecture": "text", "sequence_length": length, "vocabulary_size": vocabulary},
+            (x, y, xv, yv),
+            2,
+            text_flops(length, 0, 32, [128, 64], 2),
+        ),
+    ]
+    report["runs"], report["checks"] = [], {}
+    for name, model_config, data, n_classes, flops in cases:
+        plan = plan_execution(
+            backend=hardware["backend"],
+            gpu=gpu,
+            rows=len(data[0]),
+            data_bytes=int(data[0].nbytes + data[2].nbytes),
+            forward_flops=flops,
+            batch_size=32,
+            learning_rate=1e-3,
+            free_gpu_memory_mb=free_gpu_memory_mb() if gpu else None,
+        )
+        chosen = {
+            "batch_size": plan.batch_size,
+            "learning_rate": plan.learning_rate,
+            "steps_per_execution": plan.steps_per_execution,
+            "jit_compile": plan.jit_compile,
+            "data_on_device": plan.data_on_device,
+            "mixed_precision": gpu,
+        }
+        same_batch = {**chosen, "learning_rate": 1e-3}
+        runs = {
+            "bare": _measure("bare", model_config, data, n_classes, epochs, {"batch_size": plan.batch_size}),
+            "ml_expert_same_batch": _measure("ml-expert", model_config, data, n_classes, epochs, same_batch),
+            "ml_expert_chosen": _measure("ml-expert", model_config, data, n_classes, epochs, chosen),
+            "before_16": _measure(
+                "ml-expert",
+                model_config,
+                data,
+                n_classes,
+                epochs,
+                {"batch_size": 128, "mixed_precision": gpu},
+            ),
+            "float32_single_step": _measure(
+                "ml-expert", model_config, data, n_classes, epochs, {"batch_size": plan.batch_size}
+            ),
+        }
+        util = (runs["ml_expert_chosen"]["gpu_utilisation"] or {}).get("mean_pct")
+        speed = {k: v["samples_per_second"] for k, v in runs.items()}
+        checks = {
+            "throughput_vs_bare_same_batch": round(speed["ml_expert_same_batch"] / speed["bare"], 3),
+            "throughput_vs_before_16": round(speed["ml_expert_chosen"] / speed["before_16"], 3),
+            "val_accuracy_gap_to_float32_single_step": round(
+                runs["float32_single_step"]["val_accuracy"] - runs["ml_expert_chosen"]["val_accuracy"], 4
+            ),
+            "mean_utilisation_pct": util,
+        }
+        checks["met"] = {
+            "throughput >= 0.95 x bare": checks["throughput_vs_bare_same_batch"] >= 0.95,
+            "throughput >= 2 x before #16": checks["throughput_vs_before_16"] >= 2.0,
+            "accuracy within 0.005": checks["val_accuracy_gap_to_float32_single_step"] <= 0.005,
+            **({"utilisation >= 80 %": util is not None and util >= 80} if name != "text" else {}),
+        }
+        report["runs"].append({"model": name, "rows": len(data[0]), "plan": plan.model_dump(), **runs})
+        report["checks"][name] = checks
 
 
 def _write(report: dict, name: str) -> int:

@@ -290,7 +290,7 @@ def cluster(doc: dict[str, Any]) -> list[str]:
 
 def gpu_checks(results: Path) -> list[str]:
     """The GPU checks (`benchmarks/gpu_check.py`), run on a lent GPU machine: no `make bench` step."""
-    files = sorted(results.glob("gpu_check*.json"))
+    files = sorted(p for p in results.glob("gpu_check*.json") if "throughput" not in p.name)
     if not files:
         return ["Not measured: no `benchmarks/results/gpu_check*.json` (needs a GPU machine)."]
     out = [
@@ -331,6 +331,56 @@ def gpu_checks(results: Path) -> list[str]:
         "(75 % of the card by default), not what the model needs.",
     ]
     return out
+
+
+def gpu_throughput(results: Path) -> list[str]:
+    """Issue #16's GPU targets (`GPU_CHECK_PART=throughput`), run by hand on a lent GPU machine."""
+    files = sorted(results.glob("gpu_check_throughput_*.json"))
+    if not files:
+        return [
+            "Not measured: no `benchmarks/results/gpu_check_throughput_*.json`. It needs a GPU machine "
+            "(`KERAS_BACKEND=jax GPU_CHECK_PART=throughput python benchmarks/gpu_check.py`); none was "
+            "lent to the session that wrote it."
+        ]
+    rows = []
+    for path in files:
+        doc = json.loads(path.read_text())
+        device = doc.get("hardware", {}).get("device_used", "?")
+        for run in doc.get("runs", []):
+            checks = doc.get("checks", {}).get(run["model"], {})
+            chosen, bare = run["ml_expert_chosen"], run["bare"]
+            usage = chosen.get("gpu_utilisation") or {}
+            met = checks.get("met", {})
+            rows.append([f"`{path.name}`", device, run["model"], run["rows"], chosen["batch_size"],
+                         run["plan"]["steps_per_execution"],
+                         f"{num(usage.get('mean_pct'), 1)} / {num(usage.get('p10_pct'), 1)}",
+                         num(chosen["samples_per_second"], 0), num(bare["samples_per_second"], 0),
+                         num(checks.get("throughput_vs_bare_same_batch"), 3),
+                         num(checks.get("throughput_vs_before_16"), 2),
+                         num(checks.get("val_accuracy_gap_to_float32_single_step"), 4),
+                         ", ".join(f"{k}: {verdict(v)}" for k, v in met.items())])  # fmt: skip
+    header = ["file", "device", "model", "rows", "batch", "steps per call", "GPU util mean / p10 %",
+              "samples/s chosen", "samples/s bare fit", "vs bare (same batch)", "vs before #16",
+              "accuracy gap", "targets"]  # fmt: skip
+    return table(header, rows)
+
+
+def training_cpu(results: Path) -> list[str]:
+    """Steps per call on the CPU (`benchmarks/training_cpu.py`): the CPU path must not slow down."""
+    path = results / "training_cpu.json"
+    if not path.exists():
+        return ["Not measured: `benchmarks/results/training_cpu.json` does not exist."]
+    doc = json.loads(path.read_text())
+    rows = [
+        [name, case["rows"], case["epochs"], case["steps_per_execution"]["after"],
+         num(case["first_epoch_ratio_after_over_before"], 3),
+         num(case["later_epoch_ratio_after_over_before"], 3),
+         verdict(case["later_epoch_ratio_after_over_before"] <= 1.05)]
+        for name, case in doc["cases"].items()
+    ]  # fmt: skip
+    header = ["data", "rows", "epochs", "steps per call", "first epoch after/before",
+              "later epochs after/before", "not slower (<= 1.05)"]  # fmt: skip
+    return context(doc) + table(header, rows)
 
 
 TITLES = {
@@ -383,6 +433,8 @@ def render(results: Path) -> str:
                 extra_doc = json.loads(extra.read_text())
                 lines += context(extra_doc) + RENDER[name](extra_doc) + [""]
     lines += ["## GPU checks", ""] + gpu_checks(results) + [""]
+    lines += ["## Keeping the GPU busy (GPU_CHECK_PART=throughput)", ""] + gpu_throughput(results) + [""]
+    lines += ["## Training on the CPU: steps per call", ""] + training_cpu(results) + [""]
     return "\n".join(lines)
 
 

@@ -21,6 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ml_expert.errors import UsageError
 
 Modality = Literal["auto", "tabular", "image", "text", "sequence"]
+# The metrics a user can rank by; tools/scoring.py defines each (task, direction) and checks it
+# holds exactly these names (this module stays light: no scikit-learn on `--help`).
+MetricName = Literal[
+    "accuracy", "balanced_accuracy", "f1", "f1_macro", "roc_auc", "log_loss", "precision", "recall",
+    "r2", "rmse", "mae", "mape", "rmsle",
+]
 CONFIG_FILE = "config.json"
 
 
@@ -129,6 +135,15 @@ class RunConfig(BaseModel):
         ),
         Cli(("--tune",)),
     ] = False
+    metric: Annotated[
+        MetricName | None,
+        Field(
+            description="Metric that ranks the candidates, chooses the model and is reported first: "
+            "accuracy, balanced_accuracy, f1, f1_macro, roc_auc, log_loss, precision, recall "
+            "(classification); r2, rmse, mae, mape, rmsle (regression). Default: accuracy / r2."
+        ),
+        Cli(("--metric",)),
+    ] = None
     modality: Annotated[
         Modality,
         Field(

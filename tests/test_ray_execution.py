@@ -16,6 +16,7 @@ import pytest
 from cli_helpers import CLI, run_quick
 
 from ml_expert.errors import TrainingError
+from ml_expert.tools.selection.candidates import BASELINES
 
 WINE = Path(__file__).resolve().parents[1] / "ml_expert" / "datasets" / "wine.csv"
 FLAGS = ("--tune", "--budget", "30")  # baselines + a search of the best one's hyperparameters
@@ -57,9 +58,13 @@ def test_same_decisions_on_a_cluster_as_in_one_process(
     assert _outcome(summary) == in_process
     execution = _record(summary["run_dir"])["execution"]
     assert execution["mode"] == "ray" and execution["cluster"]["cpus"] == 2
-    assert execution["tasks_done"] == 4 + len(in_process["trials"])  # baselines + trials, all on Ray
+    # every baseline and every trial ran on Ray
+    assert execution["tasks_done"] == len(BASELINES) + len(in_process["trials"])
     assert sum(execution["tasks_per_node"].values()) == execution["tasks_done"]
-    assert execution["data_puts"] == 4 and execution["retries"] == []  # train/val frames and targets, once
+    # train/val frames and targets (and the CV fold ids on small data) went to the cluster once each
+    selection = json.loads((Path(summary["run_dir"]) / "findings" / "model-selection.json").read_text())
+    assert execution["data_puts"] == 4 + (selection["comparison"]["scheme"] == "cv")
+    assert execution["retries"] == []
     report = (Path(summary["run_dir"]) / "evaluation_report.md").read_text()
     assert "## Where the fits ran" in report and "Retries (at most 2 per task): none." in report
 

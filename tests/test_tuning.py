@@ -56,9 +56,11 @@ def test_search_stops_at_the_time_cap_and_says_so(tmp_path: Path) -> None:
     assert full.best_cv_score == max(t.cv_score for t in full.trials)
 
 
-def test_tuned_model_wins_on_validation_ships_and_reproduces(tmp_path: Path) -> None:
-    """Diabetes, seed 0: the search finds a Ridge alpha that beats the default in CV and on
-    validation; it is refit on train + validation with those parameters and served."""
+def test_tuned_model_must_beat_the_noise_margin_and_reproduces(tmp_path: Path) -> None:
+    """Diabetes, seed 0: the search finds a Ridge alpha that beats the default in its CV and on
+    validation, but by less than the noise margin of the paired 5-fold comparison on train +
+    validation (+0.0008 R² against a 0.0023 margin): the simpler default ships, refit on train +
+    validation, and is served."""
     runs = [run_quick(DATASETS / "diabetes.csv", "target", tmp_path / f"ws{i}", 0, "--tune") for i in (0, 1)]
     first, second = runs
     selection = _selection(Path(first["run_dir"]))
@@ -70,7 +72,10 @@ def test_tuned_model_wins_on_validation_ships_and_reproduces(tmp_path: Path) -> 
     tuned = board["linear_tuned"]
     assert tuned["base"] == "linear" and tuned["params"] == tuning["best_params"]
     assert tuned["val_score"] > board["linear"]["val_score"]
-    assert first["chosen_model"] == "linear_tuned"
+    verdict = next(e for e in selection["escalations"] if e["candidate"] == "linear_tuned")
+    assert verdict["simple"] == "linear" and verdict["scheme"] == "5-fold CV"
+    assert 0 < verdict["gain"] <= verdict["margin"] and not verdict["wins"], verdict
+    assert first["chosen_model"] == "linear"
     # Same seed, same data: the same trials, scores and choice (counts, not the clock, decide).
     again = _selection(Path(second["run_dir"]))["tuning"]
     assert [t["cv_score"] for t in again["trials"]] == [t["cv_score"] for t in tuning["trials"]]
@@ -81,7 +86,7 @@ def test_tuned_model_wins_on_validation_ships_and_reproduces(tmp_path: Path) -> 
     chosen = training["chosen"]
     shipped = joblib.load(chosen["path"])
     assert chosen["refit"]["on"] == "train+val"
-    assert shipped.named_steps["model"].alpha == tuning["best_params"]["alpha"]
+    assert shipped.named_steps["model"].alpha == 1.0  # the defaults won the tie
     spent = training["time"]
     assert spent["tuning_seconds"] > 0 and spent["tuning_trials_run"] == tuning["trials_run"]
     assert spent["tuning_trials_planned"] == tuning["trials_planned"]

@@ -112,8 +112,6 @@ MAX_TRAINING_RETRIES = 2
 RETRY_LR_FACTOR = 0.1
 RETRY_CLIP_FACTOR = 0.5
 # On a GPU the batch grows by this factor (capped): small batches leave it idle.
-GPU_BATCH_FACTOR = 4
-GPU_MAX_BATCH = 2048
 
 
 def training(state: dict[str, Any]) -> dict[str, Any]:
@@ -155,30 +153,15 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
                     f"attempt {attempt + 1} diverged ({dnn['stopped_reason']}) at learning rate "
                     f"{dnn['config']['learning_rate']:g}; retry {attempt + 1} of {MAX_TRAINING_RETRIES}",
                 )
-    best_simple = max(
-        (c for c in selection["leaderboard"] if c["name"] != "dummy"), key=lambda c: c["val_score"]
-    )
-    ranked = sorted(leaderboard, key=lambda c: c["val_score"], reverse=True)
-    chosen = ranked[0]
-    nn = "dnn"
-    if chosen["name"] == nn and chosen["val_score"] <= best_simple["val_score"]:
-        chosen = best_simple
-    if chosen["name"] == nn:
-        reason = (
-            f"{nn} validation {metric} {chosen['val_score']:.4f} > "
-            f"best baseline {best_simple['val_score']:.4f}"
-        )
-    elif "dnn" in result:
-        reason = (
-            f"{chosen['name']} validation {metric} {chosen['val_score']:.4f} >= {nn} "
-            f"{result['dnn']['candidate']['val_score']:.4f} (the simpler model wins ties)"
-        )
-    else:
-        reason = f"best validation {metric} {chosen['val_score']:.4f} among the baselines"
+    chosen, reason, verdict = _choose(selection, result.get("dnn"), state, schema)
+    if verdict is not None:
+        result["network_escalation"] = verdict
     ctx.decide(f"choose {chosen['name']}", reason)
     retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
     if chosen["kind"] == "sklearn" and chosen["name"] != "dummy" and not retrying:
         chosen = _refit(ctx, state, schema, chosen)
+    elif chosen["kind"] == "keras" and result.get("dnn"):
+        chosen = _refit_network(ctx, state, schema, chosen, result["dnn"])
     result.update(
         {
             "chosen": chosen,
@@ -204,9 +187,50 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _choose(
+    selection: dict[str, Any], dnn: dict[str, Any] | None, state: dict[str, Any], schema: InputSchema
+) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+    """The researcher's best candidate, unless the network beats it by more than the noise margin.
+
+    The network was fit on train with early stopping on validation, so it is compared with the
+    candidate's train-only fit on the validation rows (bootstrap margin, tools/selection/noise.py).
+    """
+    from ml_expert.tools.selection.noise import escalation
+
+    metric = selection["metric"]
+    best = next(c for c in selection["leaderboard"] if c["name"] == selection["best_baseline"])
+    reason = next(
+        (e["rule"] for e in reversed(selection.get("escalations") or []) if e["candidate"] == best["name"]),
+        None,
+    ) or (
+        f"best {metric} among the baselines: "
+        + (
+            f"{selection['comparison']['folds']}-fold CV {best['cv_mean']:.4f} ± {best['cv_std']:.4f}"
+            if best.get("cv_mean") is not None
+            else f"validation {best['val_score']:.4f}"
+        )
+    )
+    if not dnn:
+        return best, reason, None
+    y_val = load_split(state["data"]["files"], "val", schema)[1]
+    verdict = escalation(
+        metric,
+        y_val,
+        np.load(best["val_predictions"]),
+        np.load(dnn["candidate"]["val_predictions"]),
+        seed=int(state["options"]["seed"]),
+        simple_threshold=best.get("threshold"),
+        simple=best["name"],
+        candidate="dnn",
+    )
+    if verdict.wins:
+        return dnn["candidate"], verdict.rule, verdict.model_dump()
+    return best, verdict.rule + "; ties go to the simpler model", verdict.model_dump()
+
+
 def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: dict[str, Any]) -> dict:
     """Refit the chosen scikit-learn family on train + validation once the choice is made."""
-    from ml_expert.tools.selection.baselines import refit_on_train_and_val
+    from ml_expert.tools.selection.baselines import CandidateResult, refit_on_train_and_val
 
     files = state["data"]["files"]
     refit = refit_on_train_and_val(
@@ -216,9 +240,8 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
         load_split(files, "val", schema),
         int(state["options"]["seed"]),
         ctx.run_dir / "models",
-        metric=state["selection"]["metric"],
         base=chosen.get("base"),
-        params=chosen.get("params"),
+        settings=CandidateResult.model_validate(chosen).settings(),
     )
     ctx.decide(
         f"refit {chosen['name']} on train + validation ({refit['rows']} rows)",
@@ -229,6 +252,55 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
         **chosen,
         "path": refit["path"],
         "sha256": refit["sha256"],
+        "refit": {
+            **refit,
+            "on": "train+val",
+            "selected_path": chosen["path"],
+            "selected_sha256": chosen["sha256"],
+        },
+    }
+
+
+def _refit_network(
+    ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: dict[str, Any], dnn: dict[str, Any]
+) -> dict[str, Any]:
+    """The winning network again, from scratch, on train + validation for its best epoch count."""
+    _quiet_tensorflow()
+    from ml_expert.tools.training.dnn import DNNConfig, float32_copy, refit_dnn, with_target_scale
+
+    data = state["data"]
+    task = data["task"]
+    config = DNNConfig.model_validate(dnn["config"])
+    x = np.concatenate([np.load(data["files"]["X_train"]), np.load(data["files"]["X_val"])])
+    files = data["files"]
+    y = np.concatenate([load_split(files, "train", schema)[1], load_split(files, "val", schema)[1]])
+    if task == "regression":  # the train split's scale, as the measured network learnt it
+        y = (y - dnn["target_mean"]) / dnn["target_std"]
+    n_outputs = len(schema.classes or []) if task == "classification" else 1
+    seed = int(state["options"]["seed"]) + int(dnn.get("attempt", 0))
+    epochs = int(dnn["best_epoch"])
+    ctx.step(f"refitting the network on train + validation ({len(y)} rows, {epochs} epochs)")
+    model, refit = refit_dnn(x, y.astype("float32"), task, n_outputs, config, seed, epochs)
+    if refit["diverged"]:
+        ctx.decide(
+            "ship the train-only network",
+            f"its refit on train + validation did not finish {epochs} finite epochs",
+        )
+        return {**chosen, "refit": {**refit, "on": "none"}}
+    model = float32_copy(model, x.shape[1], task, n_outputs, config, seed)
+    if task == "regression":
+        model = with_target_scale(model, dnn["target_mean"], dnn["target_std"], name=f"{model.name}_served")
+    path = ctx.run_dir / "models" / "dnn_train_val.keras"
+    model.save(path)
+    ctx.decide(
+        f"refit the network on train + validation ({refit['rows']} rows) for {epochs} epochs",
+        "the best epoch early stopping found on validation; the shipped network then learns from "
+        "every row but the test split. Its validation and train figures are those of the train-only fit.",
+    )
+    return {
+        **chosen,
+        "path": str(path),
+        "sha256": sha256_file(path),
         "refit": {
             **refit,
             "on": "train+val",
@@ -250,6 +322,8 @@ def _time_spent(
     return {
         "budget_seconds": budget,
         "model_selection_seconds": selection["seconds"],
+        "cv_folds": (selection.get("comparison") or {}).get("folds"),
+        "candidates": [c["name"] for c in selection["leaderboard"]],
         "baseline_fit_seconds": selection.get("baseline_seconds", {}),
         "tuning_seconds": float(tuning.get("seconds", 0.0)),
         "tuning_trials_run": int(tuning.get("trials_run") or 0),
@@ -282,7 +356,8 @@ def _train_dnn(
         train_dnn,
         with_target_scale,
     )
-    from ml_expert.tools.training.hardware import UtilisationSampler, hardware_check
+    from ml_expert.tools.training.hardware import UtilisationSampler, free_gpu_memory_mb, hardware_check
+    from ml_expert.tools.training.throughput import plan_execution
 
     data, selection = state["data"], state["selection"]
     seed = int(state["options"]["seed"])
@@ -303,15 +378,40 @@ def _train_dnn(
         f"{hardware['backend']} backend; {len(hardware['gpus'])} GPU(s) found; "
         f"{hardware['available_memory_mb']:.0f} MB memory available",
     )
-    if hardware["gpus"] and not config.mixed_precision:
-        batch = min(config.batch_size * GPU_BATCH_FACTOR, GPU_MAX_BATCH)
-        config = config.model_copy(update={"mixed_precision": True, "batch_size": batch})
+    gpu = bool(hardware["gpus"])
+    if gpu and not config.mixed_precision:
+        config = config.model_copy(update={"mixed_precision": True})
         ctx.decide(
-            f"mixed precision (float16 compute, float32 weights) and batch {batch} on the GPU",
-            "a GPU has throughput to spare at small batches; the served model is rebuilt in float32",
+            "mixed precision (float16 compute, float32 weights) on the GPU",
+            "half the memory traffic per step; the served model is rebuilt in float32",
         )
     x_train = np.load(data["files"]["X_train"])
     x_val = np.load(data["files"]["X_val"])
+    execution = plan_execution(
+        backend=hardware["backend"],
+        gpu=gpu,
+        rows=len(x_train),
+        data_bytes=int(x_train.nbytes + x_val.nbytes),
+        forward_flops=float(selection["plan"]["estimated_flops_per_row"]),
+        batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        free_gpu_memory_mb=free_gpu_memory_mb() if gpu else None,
+        class_weighted=bool(config.class_weight),
+    )
+    config = config.model_copy(
+        update={
+            "batch_size": execution.batch_size,
+            "learning_rate": execution.learning_rate,
+            "steps_per_execution": execution.steps_per_execution,
+            "jit_compile": execution.jit_compile,
+            "data_on_device": execution.data_on_device,
+        }
+    )
+    ctx.decide(
+        f"batch {execution.batch_size}, {execution.steps_per_execution} steps per call on the "
+        f"{execution.device.upper()}",
+        "; ".join(execution.rules),
+    )
     y_train = load_split(data["files"], "train", schema)[1]
     y_val = load_split(data["files"], "val", schema)[1]
     task = data["task"]
@@ -347,6 +447,8 @@ def _train_dnn(
                 task=task,
             )
     hardware["gpu_utilisation"] = sampler.summary()
+    for fallback in result.execution_fallbacks:
+        ctx.decide(f"train without {fallback['dropped']}", f"the device refused it: {fallback['error']}")
     if result.initial_epoch:
         ctx.decide(
             f"resume training at epoch {result.initial_epoch + 1}",
@@ -361,12 +463,16 @@ def _train_dnn(
     if result.cap_hit:
         ctx.decide("stop training at the wall-clock cap", result.stopped_reason)
     history_path = ctx.run_dir / "training_history.json"
-    save_history(result.history, history_path)
+    save_history(
+        {**result.history, "gpu_utilisation": sampler.samples, "execution": execution.model_dump()},
+        history_path,
+    )
     curves_path = ctx.run_dir / "training_curves.png"
-    plot_curves(result.history, curves_path, f"Keras {label} ({task})")
+    plot_curves(result.history, curves_path, f"Keras {label} ({task})", gpu_samples=sampler.samples)
     common = {
         **result.model_dump(),
         "config": config.model_dump(),
+        "execution": execution.model_dump(),
         "attempt": attempt,
         "hardware": hardware,
         "history_path": str(history_path),
@@ -391,6 +497,8 @@ def _train_dnn(
     served.save(path)
     val_scores = _keras_scores(served, x_val, task)
     train_scores = _keras_scores(served, x_train, task)
+    val_path = models_dir / "dnn.val.npy"
+    np.save(val_path, val_scores)
     candidate = {
         "name": "dnn",
         "family": "neural",
@@ -400,6 +508,7 @@ def _train_dnn(
         "fit_seconds": result.train_seconds,
         "path": str(path),
         "sha256": sha256_file(path),
+        "val_predictions": str(val_path),
     }
     return {**common, "candidate": candidate, "loaded_checkpoint": loaded, "skipped_checkpoints": skipped}
 
@@ -565,7 +674,8 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     exports_dir = ctx.run_dir / "exports"
     records: list[dict[str, Any]] = []
     onnx_path: str | None = None
-    dnn = training_result.get("dnn")
+    # Only the model that ships is exported: a network that lost the comparison is not.
+    dnn = training_result.get("dnn") if chosen["kind"] == "keras" else None
     if chosen["kind"] == "sklearn":
         verify(chosen["path"], chosen["sha256"])
         pipeline = joblib.load(chosen["path"])
@@ -579,7 +689,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         _quiet_tensorflow()
         import keras
 
-        candidate = dnn["candidate"]
+        candidate = chosen  # the network refit on train + validation (or the train-only one)
         verify(candidate["path"], candidate["sha256"])
         model = keras.saving.load_model(candidate["path"])
         verify(data["files"]["preprocessor"], data["preprocessor_sha256"])

@@ -10,19 +10,27 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ml_expert.agents.context import AgentContext
 from ml_expert.execution import ExecutionReport, Executor, executor_for
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import available_memory_mb
-from ml_expert.tools.scoring import primary_metric
+from ml_expert.tools.scoring import (
+    DEGENERATE_THRESHOLD,
+    metric_info,
+    primary_metric,
+    score,
+)
 from ml_expert.tools.selection.baselines import (
     CandidateResult,
-    balanced_weights,
+    best_baseline,
     fit_candidate,
     run_baselines,
 )
 from ml_expert.tools.selection.budget import (
+    MIN_EPOCHS,
     RESERVE_SHARE,
     cnn_flops,
     conv1d_flops,
@@ -30,23 +38,33 @@ from ml_expert.tools.selection.budget import (
     plan_epochs,
     text_flops,
 )
+from ml_expert.tools.selection.candidates import BASELINES
+from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
+from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
+from ml_expert.tools.selection.noise import Escalation, escalation
+from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
 from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
 from ml_expert.tools.training.dnn import DNNConfig
 from ml_expert.workspace import update_run
 
 MIN_BUDGET_FOR_NN = 10.0
 MIN_ROOM = 0.01
+IMBALANCE_FOR_WEIGHTS = 1.5  # largest / smallest class: a class-weighted candidate is tried
 
 
 def room_left(best_val: float, metric: str, val_rows: int) -> tuple[float, str]:
     """How far the best baseline may still be from perfect, given what validation can show.
 
     For accuracy-like metrics a validation score is capped by its sample size: with no error in n
-    rows, the 95% upper bound of the error rate is still 3/n (rule of three).
+    rows, the 95% upper bound of the error rate is still 3/n (rule of three). A loss (RMSE, log
+    loss) has no best value to measure room against: there is always room.
     """
-    gap = max(0.0, 1.0 - best_val)
-    if metric == "r2":
-        return gap, f"1 - R² = {gap:.4f}"
+    info = metric_info(metric)
+    if info.bounded_above is None:
+        return float("inf"), f"{metric} is a loss with no attainable best value"
+    gap = max(0.0, info.bounded_above - best_val)
+    if info.task == "regression":
+        return gap, f"1 - {metric} = {gap:.4f}"
     floor = 3.0 / max(val_rows, 1)
     return max(gap, floor), f"max(1 - {metric} = {gap:.4f}, 3/{val_rows} validation rows = {floor:.4f})"
 
@@ -76,6 +94,7 @@ def plan_network(
     metric: str,
     wanted: bool,
     learning_rate: float | None,
+    weighted: bool = False,
 ) -> tuple[dict[str, Any], str]:
     """Size the network from the data, count its epochs from the budget, and decide whether to train it.
 
@@ -113,7 +132,7 @@ def plan_network(
         architecture = "dense"
     epochs = plan_epochs(budget, rows, val_rows, batch, flops)
     class_weight = None
-    if data["task"] == "classification" and (data.get("imbalance_ratio") or 1) >= 3:
+    if data["task"] == "classification" and weighted:  # class weights won among the baselines
         counts = data["train_class_counts"]
         total = sum(counts.values())
         class_weight = {int(k): total / (len(counts) * v) for k, v in counts.items()}
@@ -173,7 +192,8 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     options = state["options"]
     schema = InputSchema.model_validate(data["schema"])
     analysis = analyse_task(data)
-    metric, metric_reason = primary_metric(data["task"], data.get("imbalance_ratio"))
+    n_classes = len(schema.classes or []) if data["task"] == "classification" else None
+    metric, metric_reason = primary_metric(data["task"], options.get("metric"), n_classes)
     ctx.decide(f"task is {data['task']}", data["task_reason"])
     ctx.decide(f"rank models by {metric}", metric_reason)
     if analysis["modality"] == "image":
@@ -195,49 +215,129 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         )
     train = load_split(data["files"], "train", schema)
     val = load_split(data["files"], "val", schema)
-    if metric == "balanced_accuracy":
-        ctx.decide(
-            "weight classes inversely to their frequency in the baselines",
-            "ranked by balanced accuracy: unweighted models learn to predict the majority class",
-        )
+    seed = int(options["seed"])
+    models_dir = Path(ctx.run_dir) / "models"
+    budget = float(options["budget"])
+    cv = plan_cv(
+        len(train[1]), len(val[1]), data["n_features_out"], n_classes, budget,
+        [n for n in BASELINES if n != "dummy"],
+    )
+    small = cv.folds is not None
+    y_all = np.concatenate([train[1], val[1]])
+    folds = fold_ids(data["task"], y_all, seed, cv.folds) if small else None
+    y_held = y_all if small else val[1]
+    ctx.decide(
+        f"compare candidates by {cv.folds}-fold CV on train + validation" if small
+        else "compare candidates on the validation split",
+        cv.rule,
+    )
     connecting = time.perf_counter()
     executor = _executor(ctx, options.get("ray"))
     started += time.perf_counter() - connecting  # starting or joining a cluster is not model selection
-    ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting")
+    ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM")
     leaderboard = run_baselines(
-        schema, train, val, metric, int(options["seed"]), Path(ctx.run_dir) / "models", map_fn=executor.map
+        schema, train, val, metric, seed, models_dir, folds=folds, map_fn=executor.map
     )
-    best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: c.val_score)
+    best = best_baseline(leaderboard, metric)
     ctx.decide(
         f"best simple baseline: {best.name}",
-        f"validation {metric} {best.val_score:.4f} (dummy {leaderboard[0].val_score:.4f})",
+        f"{_shown(best, metric)} (dummy {_shown(leaderboard[0], metric)})",
     )
-    budget = float(options["budget"])
+    comparison = _Comparison(metric, y_held, folds, small, seed, cv.folds or CV_FOLDS)
+    escalations: list[dict[str, Any]] = []
+
+    def consider(candidate: CandidateResult, what: str) -> None:
+        """Keep `candidate` only when it beats the incumbent by more than the noise margin.
+
+        Once the incumbent cuts at a tuned threshold, a later candidate gets its own (a fair match)."""
+        nonlocal best
+        if best.threshold is not None and candidate.threshold is None:
+            leaderboard.append(candidate)
+            candidate = comparison.with_threshold(candidate, val)
+        leaderboard.append(candidate)
+        verdict = comparison.compare(best, candidate)
+        escalations.append(verdict.model_dump())
+        if verdict.wins:
+            ctx.decide(f"{what}: {candidate.name} replaces {best.name}", verdict.rule)
+            best = candidate
+        else:
+            ctx.decide(
+                f"{what}: keep {best.name}, not {candidate.name}", verdict.rule + "; ties go to the simpler"
+            )
+
+    # The cheapest escalation first: a threshold is one number on the same model's probabilities.
+    info = metric_info(metric)
+    if n_classes == 2 and info.threshold:
+        if metric in DEGENERATE_THRESHOLD:
+            ctx.decide(
+                "keep the argmax decision threshold",
+                f"tuning a threshold for {metric} alone is degenerate (recall: call every row positive; "
+                "precision: call almost none)",
+            )
+        else:
+            consider(comparison.with_threshold(best, val), f"a decision threshold tuned for {metric}")
+    base = best.base or best.name
+    ratio = data.get("imbalance_ratio") or 1.0
+    if data["task"] == "classification" and ratio >= IMBALANCE_FOR_WEIGHTS:
+        ctx.step(f"class-weighted {base}")
+        consider(
+            fit_candidate(
+                base, schema, train, val, metric, seed, models_dir, name=f"{base}_weighted",
+                balanced=True, folds=folds,
+            ),
+            f"class weights (largest/smallest class = {ratio:.1f} >= {IMBALANCE_FOR_WEIGHTS})",
+        )
+    if data["task"] == "regression":
+        skewed, why = skewed_positive(train[1])
+        if skewed:
+            ctx.step(f"log-scale {base}")
+            consider(
+                fit_candidate(
+                    base, schema, train, val, metric, seed, models_dir, name=f"{base}_log",
+                    log_target=True, folds=folds,
+                ),
+                f"log-scale target ({why})",
+            )
+        else:
+            ctx.decide("model the target on its own scale only", why)
     tuning = None
     if options.get("tune"):
-        seed = int(options["seed"])
-        tuning, tuned = _search(ctx, data, schema, best.name, train, val, metric, seed, budget, executor)
+        tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, executor, folds)
         if tuned is not None:
-            leaderboard.append(tuned)
-            best = max((c for c in leaderboard if c.name != "dummy"), key=lambda c: c.val_score)
+            consider(tuned, "tuned hyperparameters")
+    ctx.step("greedy ensemble selection over the candidates' held-out predictions")
+    ensemble, ensemble_plan = ensemble_candidate(
+        leaderboard, data["task"], metric, y_held, small, train, val, seed, models_dir, folds=folds
+    )
+    ctx.decide(
+        "build a weighted ensemble" if ensemble else "no ensemble",
+        f"{ensemble_plan.reason}; {ensemble_plan.selection_reason}",
+    )
+    if ensemble is not None:
+        consider(ensemble, "a weighted ensemble of the candidates")
     board = [c.model_dump() for c in leaderboard]
     seconds = time.perf_counter() - started
     plan, reason = plan_network(
         data,
         budget,
-        best.val_score,
+        best.selection_score,
         metric,
         bool(options.get("train_dnn", True)),
         options.get("dnn_learning_rate"),
+        weighted=best.balanced,
     )
     # Safety stop only (a slow or overloaded machine): counts decide, but a network never starts
     # once the baselines alone have spent the budget. Recorded as a cap hit.
-    cap_hit = plan["train_dnn"] and seconds >= budget * (1 - RESERVE_SHARE)
+    # It also never starts without the time for MIN_EPOCHS nominal epochs (a 1-epoch network
+    # cannot show a decreasing loss).
+    left = budget * (1 - RESERVE_SHARE) - seconds
+    needed = MIN_EPOCHS * plan["epoch_plan"]["estimated_epoch_seconds"]
+    cap_hit = plan["train_dnn"] and left < needed
     if cap_hit:
         plan["train_dnn"] = False
         reason = (
-            f"cap hit: the baselines took {seconds:.1f} s of the {budget:g} s budget, "
-            "no time is left for the network"
+            f"cap hit: model selection took {seconds:.1f} s of the {budget:g} s budget; {max(left, 0):.1f} s "
+            f"left < {MIN_EPOCHS} nominal epochs ({needed:.1f} s): no time is left for the network"
         )
     ctx.decide(f"train the {plan['network']}" if plan["train_dnn"] else f"skip the {plan['network']}", reason)
     if plan["train_dnn"]:
@@ -247,6 +347,10 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "analysis": analysis,
         "metric": metric,
         "metric_reason": metric_reason,
+        "greater_is_better": info.greater_is_better,
+        "comparison": {"scheme": "cv" if small else "validation", "folds": cv.folds, "rule": cv.rule},
+        "escalations": escalations,
+        "ensemble": ensemble_plan.model_dump(),
         "leaderboard": board,
         "best_baseline": best.name,
         "plan": plan,
@@ -258,27 +362,90 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "execution": executor.report.model_dump(),
     }
     ctx.record("model-selection", selection)
-    ctx.done(f"best baseline {best.name}: {metric} {best.val_score:.4f}")
+    ctx.done(f"best candidate {best.name}: {_shown(best, metric)}")
     return {"selection": selection, "phase": "model_selection"}
+
+
+def _shown(c: CandidateResult, metric: str) -> str:
+    if c.cv_mean is not None:
+        return f"{len(c.cv_folds)}-fold CV {metric} {c.cv_mean:.4f} ± {c.cv_std or 0.0:.4f}"
+    return f"validation {metric} {c.val_score:.4f}"
+
+
+class _Comparison:
+    """Paired comparisons on one set of held-out rows: out-of-fold (CV) or validation."""
+
+    def __init__(
+        self, metric: str, y: np.ndarray, folds: np.ndarray | None, small: bool, seed: int, k: int
+    ) -> None:
+        self.metric, self.y, self.folds, self.small, self.seed, self.k = metric, y, folds, small, seed, k
+        self.cuts: dict[str, np.ndarray] = {}  # cross-fitted per-row thresholds of threshold candidates
+
+    def predictions(self, c: CandidateResult) -> np.ndarray:
+        return np.load(c.heldout_predictions if self.small else c.val_predictions)
+
+    def compare(self, simple: CandidateResult, candidate: CandidateResult) -> Escalation:
+        return escalation(
+            self.metric,
+            self.y,
+            self.predictions(simple),
+            self.predictions(candidate),
+            folds=self.folds,
+            seed=self.seed,
+            simple_threshold=self.cuts.get(simple.name, simple.threshold),
+            candidate_threshold=self.cuts.get(candidate.name, candidate.threshold),
+            simple=simple.name,
+            candidate=candidate.name,
+        )
+
+    def with_threshold(self, c: CandidateResult, val: tuple[Any, np.ndarray]) -> CandidateResult:
+        """`c` cut at a threshold tuned on its held-out P(class 1); scored cross-fitted (see threshold.py)."""
+        p1 = self.predictions(c)[:, 1]
+        folds = self.folds
+        if folds is None:  # one validation split: the threshold's own score is cross-fitted over it
+            folds = fold_ids("classification", self.y, self.seed, self.k)
+        name = f"{c.name}+threshold"
+        self.cuts[name] = cross_fitted(self.metric, self.y, p1, folds)
+        final = best_threshold(self.metric, self.y, p1)
+        update: dict[str, Any] = {
+            "name": name,
+            "base": c.base or c.name,
+            "threshold": final,
+            "val_score": round(score(self.metric, val[1], np.load(c.val_predictions), final), 6),
+        }
+        if self.small:
+            p, cuts = self.predictions(c), self.cuts[name]
+            per_fold = [
+                score(self.metric, self.y[rows], p[rows], cuts[rows])
+                for rows in (self.folds == k for k in np.unique(self.folds))
+            ]
+            update |= {
+                "cv_mean": round(float(np.mean(per_fold)), 6),
+                "cv_std": round(float(np.std(per_fold, ddof=1)), 6),
+                "cv_folds": [round(v, 6) for v in per_fold],
+            }
+        return c.model_copy(update=update)
 
 
 def _search(
     ctx: AgentContext,
     data: dict[str, Any],
     schema: InputSchema,
-    name: str,
+    incumbent: CandidateResult,
     train: tuple[Any, Any],
     val: tuple[Any, Any],
     metric: str,
     seed: int,
     budget: float,
     executor: Executor,
+    folds: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], CandidateResult | None]:
     """`--tune`: a bounded search of the best baseline's hyperparameters (tools/selection/tuning.py).
 
     The tuned configuration is fit on train and scored on validation like any baseline, so the
     choice between it and the defaults is made on rows the search never ranked trials on.
     """
+    name = incumbent.base or incumbent.name
     classes = len(data.get("train_class_counts") or {}) or None
     scale = executor.report.plan_scale
     plan = plan_trials(name, len(train[1]), data["n_features_out"], classes, budget, scale=scale)
@@ -296,7 +463,8 @@ def _search(
         metric,
         seed,
         plan,
-        balanced=balanced_weights(metric),
+        balanced=incumbent.balanced,
+        log_target=incumbent.log_target,
         time_limit=CAP_FACTOR * plan.share_seconds / scale,  # the share is spread over `scale` nodes
         map_fn=executor.map,
     )
@@ -321,10 +489,13 @@ def _search(
         seed,
         Path(ctx.run_dir) / "models",
         params=result.best_params,
-        name=f"{name}_tuned",
+        name=f"{incumbent.name.removesuffix('+threshold')}_tuned",
+        balanced=incumbent.balanced,
+        log_target=incumbent.log_target,
+        folds=folds,
     )
     ctx.decide(
-        f"add {tuned.name} {result.best_params} to the leaderboard",
+        f"try {tuned.name} {result.best_params}",
         f"{FOLDS}-fold CV {metric} {result.best_cv_score:.4f} > defaults {result.default_cv_score:.4f} "
         f"(trial {result.best_index} of {result.trials_run}); validation {metric} {tuned.val_score:.4f}",
     )

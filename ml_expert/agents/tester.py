@@ -14,7 +14,7 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.hashing import verify
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
-from ml_expert.tools.scoring import predict_scores, score
+from ml_expert.tools.scoring import greater_is_better, predict_scores, score, sign
 from ml_expert.tools.validation.calibration import calibration, plot_reliability
 from ml_expert.tools.validation.fairness import auto_sensitive, fairness_report
 from ml_expert.tools.validation.metrics import (
@@ -109,8 +109,9 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     dummy = next(c for c in selection["leaderboard"] if c["name"] == "dummy")
     verify(dummy["path"], dummy["sha256"])
     dummy_scores = predict_scores(joblib.load(dummy["path"]), test_x)
+    threshold = chosen.get("threshold")
     if task == "classification":
-        test_metrics = classification_metrics(test_y, scores, schema.classes or [])
+        test_metrics = classification_metrics(test_y, scores, schema.classes or [], threshold)
         plot_confusion_matrix(
             test_metrics["confusion_matrix"], schema.classes or [], ctx.run_dir / "confusion_matrix.png"
         )
@@ -129,14 +130,17 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         extra["fairness_unavailable"] = unusable
         gaps = [v["gap"] for v in extra["fairness"].values()]
         extra["fairness_gap"] = max(gaps) if gaps else None
-    test_score = score(metric, test_y, scores)
+    test_score = score(metric, test_y, scores, threshold)
     dummy_score = score(metric, test_y, dummy_scores)
-    gap = round(chosen["train_score"] - chosen["val_score"], 6)
+    # train minus validation in the metric's better direction: > 0 means better on train
+    gap = round(sign(metric) * (chosen["train_score"] - chosen["val_score"]), 6)
     (ctx.run_dir / "metrics.json").write_text(
         json.dumps(
             {
                 "model": chosen["name"],
                 "primary_metric": metric,
+                "greater_is_better": greater_is_better(metric),
+                "decision_threshold": threshold,
                 "test_score": test_score,
                 "dummy_test_score": dummy_score,
                 "overfit_gap": gap,
@@ -159,6 +163,10 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "choice_reason": training["choice_reason"],
             "metric": metric,
             "metric_reason": selection["metric_reason"],
+            "comparison": selection.get("comparison"),
+            "escalations": (selection.get("escalations") or [])
+            + ([training["network_escalation"]] if training.get("network_escalation") else []),
+            "threshold": threshold,
             "test_reads": reads,
             "test_reads_interrupted": interrupted,
             "test_metrics": test_metrics,
@@ -176,6 +184,8 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     result = {
         "model": chosen["name"],
         "primary_metric": metric,
+        "greater_is_better": greater_is_better(metric),
+        "decision_threshold": threshold,
         "test_score": test_score,
         "dummy_test_score": dummy_score,
         "overfit_gap": gap,

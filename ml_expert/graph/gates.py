@@ -12,6 +12,7 @@ from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
+from ml_expert.tools.scoring import METRICS, better, greater_is_better
 
 DEFAULT_MAX_FAIRNESS_GAP = 0.2
 """Largest equalized-odds difference (classification) or relative per-group MAE difference
@@ -191,14 +192,16 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
     test = validation.get("test_metrics", {})
     checks = []
     for name, minimum in config.min_metric.items():
+        # a loss (rmse, log_loss...) given to --min-metric is a ceiling: lower is better
+        ceiling = name in METRICS and not greater_is_better(name)
         value = test.get(name)
         checks.append(
             Check(
                 name=f"min_{name}",
-                passed=value is not None and value >= minimum,
+                passed=value is not None and (value <= minimum if ceiling else value >= minimum),
                 value=value,
                 threshold=minimum,
-                detail=f"test {name} {value} vs required {minimum}",
+                detail=f"test {name} {value} vs required {'at most' if ceiling else 'at least'} {minimum}",
             )
         )
     chosen_score = validation.get("test_score")
@@ -206,7 +209,9 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
     checks.append(
         Check(
             name="beats_dummy_baseline",
-            passed=chosen_score is not None and dummy_score is not None and chosen_score > dummy_score,
+            passed=chosen_score is not None
+            and dummy_score is not None
+            and better(metric or "accuracy", chosen_score, dummy_score),
             value=chosen_score,
             threshold=dummy_score,
             detail=f"test {metric}: chosen {chosen_score} vs dummy {dummy_score}",
@@ -356,7 +361,8 @@ def _production_check(state: dict[str, Any]) -> Check:
             "nothing compared",
         )
     score, incumbent = validation.get("test_score"), current.get("test_score")
-    worse = score is None or incumbent is None or score < incumbent
+    metric = candidate["primary_metric"]
+    worse = score is None or incumbent is None or better(metric or "accuracy", incumbent, score)
     return Check(
         name="not_worse_than_production",
         passed=(not worse) or force,

@@ -219,9 +219,14 @@ def sequential(pipeline: Any) -> Any:
     for it on every request: one row through a 300-tree forest took 102 ms with `n_jobs=-1`
     against 56 ms without, on 2 cores, and a server with several workers would oversubscribe the
     machine. A caller predicting large batches can set `n_jobs` back on the loaded model."""
-    for _, step in getattr(pipeline, "steps", [("model", pipeline)]):
-        if "n_jobs" in step.get_params(deep=False):
-            step.set_params(n_jobs=None)
+    inner = getattr(pipeline, "estimator_", pipeline)  # a FixedThresholdClassifier's pipeline
+    for _, step in getattr(inner, "steps", [("model", inner)]):
+        for part in (step, getattr(step, "regressor_", None)):  # a TransformedTargetRegressor's model
+            if part is not None and "n_jobs" in part.get_params(deep=False):
+                part.set_params(n_jobs=None)
+    for member in getattr(pipeline, "estimators_", None) or []:  # an ensemble's fitted members
+        if hasattr(member, "get_params"):
+            sequential(member)
     return pipeline
 
 

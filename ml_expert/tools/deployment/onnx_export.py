@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +53,116 @@ def initial_types(schema: InputSchema) -> list[tuple[str, Any]]:
 # scikit-learn
 
 
+def register_lightgbm_converters() -> None:
+    """Teach skl2onnx the LightGBM estimators (onnxmltools' converter), so a Pipeline ending in one
+    converts to one graph with its preprocessing. Idempotent; imported only when exporting."""
+    from lightgbm import LGBMClassifier, LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    update_registered_converter(
+        LGBMClassifier,
+        "LightGbmLGBMClassifier",
+        calculate_linear_classifier_output_shapes,
+        convert_lightgbm,
+        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+    )
+    update_registered_converter(
+        LGBMRegressor,
+        "LightGbmLGBMRegressor",
+        calculate_linear_regressor_output_shapes,
+        convert_lightgbm,
+        options={"split": None},
+    )
+
+
+def _is_lightgbm(estimator: Any) -> bool:
+    return type(estimator).__module__.split(".")[0] == "lightgbm"
+
+
 def sklearn_to_onnx(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
-    """Convert a fitted `Pipeline([pre, cast, model])` to one ONNX graph on the raw columns."""
+    """Convert a fitted `Pipeline([pre, cast, model])` to one ONNX graph on the raw columns.
+
+    skl2onnx has no converter for two wrappers the model search ships, so their arithmetic is
+    written into the graph here: a `FixedThresholdClassifier` (binary decision threshold) becomes
+    ``label = P(class 1) >= t``, and a `TransformedTargetRegressor(log1p, expm1)` becomes
+    ``prediction = exp(inner prediction) - 1``. The export's parity check compares both with
+    scikit-learn's own predict.
+    """
+    from sklearn.compose import TransformedTargetRegressor
+    from sklearn.model_selection import FixedThresholdClassifier
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(pipeline, FixedThresholdClassifier):
+        model = sklearn_to_onnx(pipeline.estimator_, schema)
+        _cut_at_threshold(model, float(pipeline.threshold))
+        _check_runtime(model, schema)
+        return model
+    last = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else None
+    if isinstance(last, TransformedTargetRegressor):
+        if last.func is not np.log1p or last.inverse_func is not np.expm1:
+            raise UnsupportedModelError("only a log1p/expm1 TransformedTargetRegressor can be exported")
+        model = sklearn_to_onnx(Pipeline(pipeline.steps[:-1] + [("model", last.regressor_)]), schema)
+        _expm1_output(model)
+        _check_runtime(model, schema)
+        return model
+    return _convert_pipeline(pipeline, schema)
+
+
+def _cut_at_threshold(model: onnx.ModelProto, threshold: float) -> None:
+    """Replace the argmax ``label`` by ``P(class 1) >= threshold`` (float32, as the tuner chose it)."""
+    graph = model.graph
+    _rename_values(graph, {"label": "label_argmax"})
+    # operators of opset 11 (what skl2onnx may write): p >= t as Not(p < t)
+    graph.initializer.extend(
+        [
+            helper.make_tensor("threshold_index", TensorProto.INT64, [1], [1]),
+            helper.make_tensor("flat_shape", TensorProto.INT64, [1], [-1]),
+            helper.make_tensor("decision_threshold", TensorProto.FLOAT, [], [np.float32(threshold)]),
+        ]
+    )
+    graph.node.extend(
+        [
+            helper.make_node("Gather", ["probabilities", "threshold_index"], ["p_positive"], axis=1),
+            helper.make_node("Reshape", ["p_positive", "flat_shape"], ["p_positive_1d"]),
+            helper.make_node("Less", ["p_positive_1d", "decision_threshold"], ["is_negative"]),
+            helper.make_node("Not", ["is_negative"], ["is_positive"]),
+            helper.make_node("Cast", ["is_positive"], ["label"], to=TensorProto.INT64),
+        ]
+    )
+    for out in graph.output:
+        if out.name == "label_argmax":
+            out.CopyFrom(helper.make_tensor_value_info("label", TensorProto.INT64, [None]))
+
+
+def _expm1_output(model: onnx.ModelProto) -> None:
+    """``prediction = exp(log-scale prediction) - 1`` (the regressor learnt log1p of the target)."""
+    graph = model.graph
+    _rename_values(graph, {"prediction": "prediction_log1p"})
+    graph.initializer.append(helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]))
+    graph.node.extend(
+        [
+            helper.make_node("Exp", ["prediction_log1p"], ["prediction_exp"]),
+            helper.make_node("Sub", ["prediction_exp", "one"], ["prediction"]),
+        ]
+    )
+    for out in graph.output:
+        if out.name == "prediction_log1p":
+            out.name = "prediction"
+
+
+def _convert_pipeline(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
     from skl2onnx import convert_sklearn
     from sklearn.base import is_classifier
 
+    from ml_expert.tools.deployment.onnx_ensemble import ensemble_to_onnx, is_voting
+
+    if is_voting(pipeline):  # a weighted ensemble of pipelines: the members' graphs, joined
+        return ensemble_to_onnx(pipeline, schema)
     estimator = pipeline.steps[-1][1] if hasattr(pipeline, "steps") else pipeline
     name = type(estimator).__name__
     if name.startswith("Dummy"):
@@ -64,6 +170,8 @@ def sklearn_to_onnx(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
             f"{name} cannot be exported to ONNX (skl2onnx has no converter for it); a dummy "
             "baseline is a yardstick and is never shipped"
         )
+    if _is_lightgbm(estimator):
+        register_lightgbm_converters()
     options = {id(estimator): {"zipmap": False}} if is_classifier(estimator) else None
     try:
         with warnings.catch_warnings():
@@ -76,6 +184,8 @@ def sklearn_to_onnx(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
         raise UnsupportedModelError(f"skl2onnx could not convert {name}: {exc}") from exc
     if name.startswith("HistGradientBoosting"):
         _floor_hgb_thresholds(model, estimator)
+    elif _is_lightgbm(estimator):
+        _floor_lightgbm_thresholds(model, estimator)
     outputs = [o.name for o in model.graph.output]
     wanted = expected_outputs(schema)
     if len(outputs) != len(wanted):
@@ -108,6 +218,51 @@ def _floor_hgb_thresholds(model: onnx.ModelProto, estimator: Any) -> None:
             for node_id, node in enumerate(tree.nodes):
                 if not node["is_leaf"]:
                     thresholds[(tree_id, node_id)] = float(node["num_threshold"])
+    if not _floor_thresholds(model, lambda tree, node, _: thresholds.get((tree, node))):
+        warnings.warn(
+            "HistGradientBoosting ONNX tree layout not recognised; thresholds left as "
+            "skl2onnx wrote them (the parity check still guards the export)",
+            stacklevel=3,
+        )
+
+
+def _floor_lightgbm_thresholds(model: onnx.ModelProto, estimator: Any) -> None:
+    """The same float32 floor for LightGBM, which also splits on `x <= t` with a float64 t.
+
+    onnxmltools numbers LightGBM's trees in dump order but its nodes in its own order, so each
+    ONNX threshold is matched to the float64 threshold of the same tree that rounds to it; one
+    that matches none (or two that floor differently) is left as written, and the parity check
+    still guards the export.
+    """
+    per_tree: list[dict[float, set[float]]] = []
+    for tree in estimator.booster_.dump_model()["tree_info"]:
+        rounded: dict[float, set[float]] = {}
+        stack = [tree["tree_structure"]]
+        while stack:
+            node = stack.pop()
+            if "threshold" in node and node.get("decision_type") == "<=":
+                value = float(node["threshold"])
+                rounded.setdefault(float(np.float32(value)), set()).add(_float32_floor(value))
+                stack += [node["left_child"], node["right_child"]]
+        per_tree.append(rounded)
+
+    def lookup(tree_id: int, _node: int, value: float) -> float | None:
+        floors = per_tree[tree_id].get(value) if tree_id < len(per_tree) else None
+        return next(iter(floors)) if floors and len(floors) == 1 else None
+
+    _floor_thresholds(model, lookup, partial=True)
+
+
+def _floor_thresholds(
+    model: onnx.ModelProto, lookup: Callable[[int, int, float], float | None], partial: bool = False
+) -> int:
+    """Write `_float32_floor` thresholds into the TreeEnsemble nodes `lookup` recognises.
+
+    lookup(tree id, node id, ONNX threshold) gives the model's float64 threshold, or None. A node
+    (one model of an ensemble graph) is rewritten only when every one of its thresholds is found
+    and rounds to what is written there, unless `partial`; returns how many nodes were rewritten.
+    """
+    rewritten = 0
     for node in model.graph.node:
         if not node.op_type.startswith("TreeEnsemble"):
             continue
@@ -116,19 +271,21 @@ def _floor_hgb_thresholds(model: onnx.ModelProto, estimator: Any) -> None:
             continue
         values = list(attrs["nodes_values"].floats)
         keys = zip(attrs["nodes_treeids"].ints, attrs["nodes_nodeids"].ints, strict=True)
+        new_values = list(values)
+        complete = True
         for i, ((tree_id, node_id), mode) in enumerate(zip(keys, attrs["nodes_modes"].strings, strict=True)):
             if mode != b"BRANCH_LEQ":
                 continue
-            threshold = thresholds.get((tree_id, node_id))
-            if threshold is None:
-                warnings.warn(
-                    "HistGradientBoosting ONNX tree layout not recognised; thresholds left as "
-                    "skl2onnx wrote them (the parity check still guards the export)",
-                    stacklevel=3,
-                )
-                return
-            values[i] = _float32_floor(threshold)
-        attrs["nodes_values"].CopyFrom(helper.make_attribute("nodes_values", values))
+            threshold = lookup(tree_id, node_id, values[i])
+            written = (values[i], _float32_floor(threshold)) if threshold is not None else ()
+            if threshold is None or float(np.float32(threshold)) not in written:
+                complete = False
+                continue
+            new_values[i] = _float32_floor(threshold)
+        if complete or partial:
+            attrs["nodes_values"].CopyFrom(helper.make_attribute("nodes_values", new_values))
+            rewritten += 1
+    return rewritten
 
 
 def _float32_floor(value: float) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +11,15 @@ import joblib
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
+from sklearn.compose import TransformedTargetRegressor
 from threadpoolctl import threadpool_limits
 
 from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.mapping import MapFn, sequential_map
-from ml_expert.tools.scoring import predict_scores, score
-from ml_expert.tools.selection.candidates import BASELINES, make_pipeline
+from ml_expert.tools.scoring import predict_scores, score, sign
+from ml_expert.tools.selection.candidates import BASELINES, inner_pipeline, make_pipeline
+from ml_expert.tools.selection.ensemble import EnsembleMember
 
 SMALL_DATA_ROWS = 20_000
 
@@ -31,13 +34,40 @@ class CandidateResult(BaseModel):
     fit_seconds: float
     path: str | None = None
     sha256: str | None = None
-    base: str | None = None  # the baseline a tuned candidate was searched from
+    base: str | None = None  # the baseline family a variant (tuned, weighted, log-scale) comes from
     params: dict[str, Any] = {}  # its model hyperparameters over the baseline's defaults
+    balanced: bool = False  # classes weighted inversely to their frequency
+    log_target: bool = False  # the regressor learns log1p(target)
+    threshold: float | None = None  # binary: the cut-off on P(class 1), tuned on held-out predictions
+    cv_mean: float | None = None  # mean of the k fold scores on train + validation (small data)
+    cv_std: float | None = None
+    cv_folds: list[float] = []
+    val_predictions: str | None = None  # .npy of its validation predictions (fit on train only)
+    heldout_predictions: str | None = None  # .npy of its out-of-fold predictions on train + validation
+    members: list[EnsembleMember] = []  # an ensemble's members and weights (tools/selection/ensemble.py)
+
+    @property
+    def selection_score(self) -> float:
+        """The score candidates are ranked by: the CV mean on small data, else validation."""
+        return self.cv_mean if self.cv_mean is not None else self.val_score
+
+    def settings(self) -> dict[str, Any]:
+        """What make_pipeline needs to rebuild this candidate."""
+        return {
+            "params": dict(self.params),
+            "balanced": self.balanced,
+            "log_target": self.log_target,
+            "threshold": self.threshold,
+            "members": list(self.members),
+        }
 
 
-def balanced_weights(metric: str) -> bool:
-    """Weight classes when the model is ranked by balanced accuracy (the imbalanced case)."""
-    return metric == "balanced_accuracy"
+def best_baseline(board: list[CandidateResult], metric: str) -> CandidateResult:
+    """The best non-dummy candidate by the metric (CV mean on small data, else validation).
+
+    `board` lists the simplest first, and max() keeps the first of equal scores: ties go to the
+    simpler model."""
+    return max((c for c in board if c.name != "dummy"), key=lambda c: sign(metric) * c.selection_score)
 
 
 def fit(pipeline: Any, frame: pd.DataFrame, target: np.ndarray) -> float:
@@ -52,24 +82,76 @@ def fit(pipeline: Any, frame: pd.DataFrame, target: np.ndarray) -> float:
     return time.perf_counter() - started
 
 
-def training_score(pipeline: Any, train: tuple[pd.DataFrame, np.ndarray], metric: str) -> tuple[float, str]:
+def training_score(
+    pipeline: Any, train: tuple[pd.DataFrame, np.ndarray], metric: str, threshold: float | None = None
+) -> tuple[float, str]:
     """The score on the training rows, out-of-bag for a bagged forest.
 
     A full-depth random forest reproduces its own training rows (in-sample R² near 1 on noisy
     data), so train minus validation would flag it as overfit however well it generalises; each
     row's out-of-bag prediction comes from the trees that never saw it. Rows no tree left out
-    (rare) are skipped.
+    (rare) are skipped. A log-scale forest's out-of-bag predictions are mapped back by expm1.
     """
-    model = pipeline.named_steps.get("model") if hasattr(pipeline, "named_steps") else None
+    inner = inner_pipeline(pipeline)
+    model = inner.named_steps.get("model") if hasattr(inner, "named_steps") else None
+    log_scale = isinstance(model, TransformedTargetRegressor)
+    if log_scale:
+        model = model.regressor_
     oob = getattr(model, "oob_decision_function_", None)
     if oob is None:
         oob = getattr(model, "oob_prediction_", None)
     if oob is not None:
         oob = np.asarray(oob, dtype=float)
         seen = ~np.isnan(oob).reshape(len(oob), -1).any(axis=1)
+        if log_scale:
+            oob = np.expm1(oob)
         if seen.sum() >= 0.5 * len(seen):
-            return score(metric, train[1][seen], oob[seen]), "out-of-bag"
-    return score(metric, train[1], predict_scores(pipeline, train[0])), "in-sample"
+            return score(metric, train[1][seen], oob[seen], threshold), "out-of-bag"
+    return score(metric, train[1], predict_scores(pipeline, train[0]), threshold), "in-sample"
+
+
+def run_baselines(
+    schema: InputSchema,
+    train: tuple[pd.DataFrame, np.ndarray],
+    val: tuple[pd.DataFrame, np.ndarray],
+    metric: str,
+    seed: int,
+    models_dir: Path,
+    names: tuple[str, ...] = tuple(BASELINES),
+    folds: np.ndarray | None = None,
+    map_fn: MapFn = sequential_map,
+) -> list[CandidateResult]:
+    """`map_fn` decides where the fits run (here by default, or as cluster tasks)."""
+    specs = [CandidateSpec(base=n, name=n, input_schema=schema, metric=metric, seed=seed) for n in names]
+    fitted = map_fn(train_candidate, specs, (train, val, folds), label="baselines")
+    return [save_candidate(f, models_dir) for f in fitted]
+
+
+def cross_val_predictions(
+    base: str,
+    schema: InputSchema,
+    frame: pd.DataFrame,
+    y: np.ndarray,
+    folds: np.ndarray,
+    seed: int,
+    rows: int,
+    settings: dict[str, Any],
+) -> np.ndarray:
+    """Out-of-fold predictions: each fold's rows predicted by the model fit on the other folds.
+
+    The threshold is not applied here (probabilities come back): it is a cut on them."""
+    settings = {**settings, "threshold": None}
+    out: np.ndarray | None = None
+    for k in np.unique(folds):
+        held = folds == k
+        pipeline = make_pipeline(base, schema, seed, rows=rows, **settings)
+        fit(pipeline, frame[~held], y[~held])
+        part = predict_scores(pipeline, frame[held])
+        if out is None:
+            out = np.zeros((len(y), *part.shape[1:]), dtype=np.float64)
+        out[held] = part
+    assert out is not None
+    return out
 
 
 class CandidateSpec(BaseModel):
@@ -81,59 +163,83 @@ class CandidateSpec(BaseModel):
     metric: str
     seed: int
     params: dict[str, Any] = {}
+    balanced: bool = False
+    log_target: bool = False
+
+
+@dataclass
+class FittedCandidate:
+    """What a fit sends back to be saved by the caller (a worker on another machine has no access to
+    the run directory): the pipeline, its validation and out-of-fold predictions, the figures."""
+
+    pipeline: Any
+    result: CandidateResult
+    val_pred: np.ndarray
+    oof: np.ndarray | None
 
 
 def train_candidate(
-    spec: CandidateSpec, splits: tuple[tuple[pd.DataFrame, np.ndarray], tuple[pd.DataFrame, np.ndarray]]
-) -> tuple[Any, CandidateResult]:
-    """Fit on train and score on validation; the fitted pipeline comes back to be saved by the caller
-    (a worker on another machine has no access to the run directory)."""
-    train, val = splits
-    pipeline = make_pipeline(
-        spec.base,
-        spec.input_schema,
-        spec.seed,
-        rows=len(train[1]),
-        balanced=balanced_weights(spec.metric),
-        params=spec.params or None,
-    )
+    spec: CandidateSpec,
+    data: tuple[tuple[pd.DataFrame, np.ndarray], tuple[pd.DataFrame, np.ndarray], np.ndarray | None],
+) -> FittedCandidate:
+    """Fit one configuration on train, score it on validation (pure: writes nothing).
+
+    `folds` (the third item; small data): also k-fold cross-validate it on train + validation
+    (fold index per row, train rows first) and keep the out-of-fold predictions."""
+    train, val, folds = data
+    base, schema, metric, seed = spec.base, spec.input_schema, spec.metric, spec.seed
+    settings = {"params": spec.params or None, "balanced": spec.balanced, "log_target": spec.log_target}
+    pipeline = make_pipeline(base, schema, seed, rows=len(train[1]), **settings)
     fit_seconds = fit(pipeline, *train)
-    val_score = score(spec.metric, val[1], predict_scores(pipeline, val[0]))
-    train_score, kind = training_score(pipeline, train, spec.metric)
-    return pipeline, CandidateResult(
+    val_pred = predict_scores(pipeline, val[0])
+    val_score = score(metric, val[1], val_pred)
+    train_score, kind = training_score(pipeline, train, metric)
+    cv: dict[str, Any] = {}
+    oof = None
+    if folds is not None:
+        frame = pd.concat([train[0], val[0]], ignore_index=True)
+        y = np.concatenate([train[1], val[1]])
+        started = time.perf_counter()
+        oof = cross_val_predictions(base, schema, frame, y, folds, seed, len(train[1]), settings)
+        fit_seconds += time.perf_counter() - started
+        per_fold = [score(metric, y[folds == k], oof[folds == k]) for k in np.unique(folds)]
+        cv = {
+            "cv_mean": round(float(np.mean(per_fold)), 6),
+            "cv_std": round(float(np.std(per_fold, ddof=1)), 6),
+            "cv_folds": [round(v, 6) for v in per_fold],
+        }
+    result = CandidateResult(
         name=spec.name,
-        family=BASELINES[spec.base][1],
+        family=BASELINES[base][1],
         kind="sklearn",
         val_score=round(val_score, 6),
         train_score=round(train_score, 6),
         train_score_kind=kind,
         fit_seconds=round(fit_seconds, 3),
-        base=spec.base if spec.params else None,
+        base=base if spec.name != base else None,
         params=dict(spec.params),
+        balanced=spec.balanced,
+        log_target=spec.log_target,
+        **cv,
     )
+    return FittedCandidate(pipeline, result, val_pred, oof)
 
 
-def save_candidate(pipeline: Any, result: CandidateResult, models_dir: Path) -> CandidateResult:
+def save_candidate(fitted: FittedCandidate, models_dir: Path) -> CandidateResult:
+    """Write the pipeline (with its hash) and its predictions into the run's models folder."""
     models_dir.mkdir(parents=True, exist_ok=True)
-    path = models_dir / f"{result.name}.joblib"
-    joblib.dump(pipeline, path)
-    return result.model_copy(update={"path": str(path), "sha256": sha256_file(path)})
-
-
-def run_baselines(
-    schema: InputSchema,
-    train: tuple[pd.DataFrame, np.ndarray],
-    val: tuple[pd.DataFrame, np.ndarray],
-    metric: str,
-    seed: int,
-    models_dir: Path,
-    names: tuple[str, ...] = tuple(BASELINES),
-    map_fn: MapFn = sequential_map,
-) -> list[CandidateResult]:
-    """`map_fn` decides where the fits run (here by default, or as cluster tasks)."""
-    specs = [CandidateSpec(base=n, name=n, input_schema=schema, metric=metric, seed=seed) for n in names]
-    fitted = map_fn(train_candidate, specs, (train, val), label="baselines")
-    return [save_candidate(pipeline, result, models_dir) for pipeline, result in fitted]
+    name = fitted.result.name
+    path = models_dir / f"{name}.joblib"
+    joblib.dump(fitted.pipeline, path)
+    val_path = models_dir / f"{name}.val.npy"
+    np.save(val_path, fitted.val_pred)
+    update: dict[str, Any] = {"path": str(path), "sha256": sha256_file(path)}
+    update["val_predictions"] = str(val_path)
+    if fitted.oof is not None:
+        oof_path = models_dir / f"{name}.oof.npy"
+        np.save(oof_path, fitted.oof)
+        update["heldout_predictions"] = str(oof_path)
+    return fitted.result.model_copy(update=update)
 
 
 def fit_candidate(
@@ -146,12 +252,22 @@ def fit_candidate(
     models_dir: Path,
     params: dict[str, Any] | None = None,
     name: str | None = None,
+    balanced: bool = False,
+    log_target: bool = False,
+    folds: np.ndarray | None = None,
 ) -> CandidateResult:
-    """Fit one configuration on train, score it on validation, save it with its hash."""
+    """Fit one configuration on train, score it on validation, save it with its hash (here)."""
     spec = CandidateSpec(
-        base=base, name=name or base, input_schema=schema, metric=metric, seed=seed, params=dict(params or {})
+        base=base,
+        name=name or base,
+        input_schema=schema,
+        metric=metric,
+        seed=seed,
+        params=dict(params or {}),
+        balanced=balanced,
+        log_target=log_target,
     )
-    return save_candidate(*train_candidate(spec, (train, val)), models_dir)
+    return save_candidate(train_candidate(spec, (train, val, folds)), models_dir)
 
 
 def refit_on_train_and_val(
@@ -161,21 +277,19 @@ def refit_on_train_and_val(
     val: tuple[pd.DataFrame, np.ndarray],
     seed: int,
     models_dir: Path,
-    metric: str = "accuracy",
     base: str | None = None,
-    params: dict[str, Any] | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> dict[str, object]:
     """Fit the chosen family again on train + validation: more rows for the model that ships.
 
     Only after the choice was made on the held-out validation split; from here on its validation
-    figures describe the train-only fit, not this model (the caller records that).
+    figures describe the train-only fit, not this model (the caller records that). A tuned
+    threshold ships inside the model (FixedThresholdClassifier), so predict() applies it.
     """
     frame = pd.concat([train[0], val[0]], ignore_index=True)
     target = np.concatenate([train[1], val[1]])
     # same configuration as the model that was measured (sized by the training rows)
-    pipeline = make_pipeline(
-        base or name, schema, seed, rows=len(train[1]), balanced=balanced_weights(metric), params=params
-    )
+    pipeline = make_pipeline(base or name, schema, seed, rows=len(train[1]), **(settings or {}))
     fit_seconds = fit(pipeline, frame, target)
     path = models_dir / f"{name}_train_val.joblib"
     joblib.dump(pipeline, path)

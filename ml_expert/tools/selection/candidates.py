@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from skl2onnx.sklapi import CastTransformer
 from sklearn.base import BaseEstimator
+from sklearn.compose import TransformedTargetRegressor
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import (
     HistGradientBoostingClassifier,
@@ -19,10 +20,12 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.model_selection import FixedThresholdClassifier
 from sklearn.pipeline import Pipeline
 
 from ml_expert.tools.data.preprocessing import build_preprocessor
 from ml_expert.tools.data.schema import InputSchema, Task
+from ml_expert.tools.selection.ensemble import EnsembleMember, make_ensemble
 
 # name -> (needs scaled inputs, family)
 BASELINES: dict[str, tuple[bool, str]] = {
@@ -30,9 +33,18 @@ BASELINES: dict[str, tuple[bool, str]] = {
     "linear": (True, "linear"),
     "random_forest": (False, "trees"),
     "hist_gradient_boosting": (False, "trees"),
+    "lightgbm": (False, "trees"),
 }
 FOREST_SMALL_ROWS = 20_000
 FOREST_LARGE_ROWS = 100_000
+LIGHTGBM_SMALL_ROWS = 20_000
+
+
+def lightgbm_threads(rows: int) -> int:
+    """Threads by a count rule (never the machine's core count): one on small data, where a thread
+    pool costs more than it saves on a few busy cores, two past LIGHTGBM_SMALL_ROWS. With
+    `deterministic=True` the same seed then grows the same trees on any machine."""
+    return 1 if rows <= LIGHTGBM_SMALL_ROWS else 2
 
 
 def forest_size(rows: int) -> int:
@@ -77,6 +89,21 @@ def make_estimator(name: str, task: Task, seed: int, rows: int = 0, balanced: bo
         if classification:
             return HistGradientBoostingClassifier(random_state=seed, class_weight=weight)
         return HistGradientBoostingRegressor(random_state=seed)
+    if name == "lightgbm":
+        from lightgbm import LGBMClassifier, LGBMRegressor
+
+        # deterministic + force_row_wise: the same trees for the same seed and data (LightGBM's
+        # own advice); verbosity -1: the terminal shows ml-expert's progress, not LightGBM's.
+        settings = {
+            "random_state": seed,
+            "n_jobs": lightgbm_threads(rows),
+            "deterministic": True,
+            "force_row_wise": True,
+            "verbosity": -1,
+        }
+        if classification:
+            return LGBMClassifier(class_weight=weight, **settings)
+        return LGBMRegressor(**settings)
     raise ValueError(f"unknown baseline {name!r}")
 
 
@@ -87,16 +114,48 @@ def make_pipeline(
     rows: int = 0,
     balanced: bool = False,
     params: dict[str, Any] | None = None,
-) -> Pipeline:
-    """`params`: the model step's hyperparameters over the defaults (a tuned configuration)."""
+    log_target: bool = False,
+    threshold: float | None = None,
+    members: list[EnsembleMember] | None = None,
+) -> Any:
+    """`params`: the model step's hyperparameters over the defaults (a tuned configuration).
+
+    `log_target`: the regressor learns log1p(y) and predicts expm1 of it (a skewed positive
+    target); `threshold`: a binary classifier cuts P(class 1) there instead of at the argmax
+    (the pipeline is wrapped in FixedThresholdClassifier, whose predict applies it); `members`: a
+    weighted soft vote / average of those candidates instead (`name` is then only a label)."""
+    if members:  # a weighted ensemble of candidates (tools/selection/ensemble.py), each rebuilt
+        voting = make_ensemble(
+            [
+                (m.name, make_pipeline(m.base, schema, seed, rows, m.balanced, m.params, m.log_target))
+                for m in members
+            ],
+            [m.weight for m in members],
+            schema.task,
+        )
+        if threshold is not None and schema.task == "classification":
+            return FixedThresholdClassifier(voting, threshold=threshold, response_method="predict_proba")
+        return voting
     scaled, _ = BASELINES[name]
     model = make_estimator(name, schema.task, seed, rows, balanced)
     if params:
         model.set_params(**params)
-    return Pipeline(
+    if log_target and schema.task == "regression":
+        model = TransformedTargetRegressor(
+            regressor=model, func=np.log1p, inverse_func=np.expm1, check_inverse=False
+        )
+    pipeline = Pipeline(
         [
             ("pre", build_preprocessor(schema, scale=scaled, word_ids=False)),
             ("cast", CastTransformer(dtype=np.float32)),
             ("model", model),
         ]
     )
+    if threshold is not None and schema.task == "classification":
+        return FixedThresholdClassifier(pipeline, threshold=threshold, response_method="predict_proba")
+    return pipeline
+
+
+def inner_pipeline(model: Any) -> Any:
+    """The fitted Pipeline inside a FixedThresholdClassifier (or the model itself)."""
+    return getattr(model, "estimator_", model) if isinstance(model, FixedThresholdClassifier) else model

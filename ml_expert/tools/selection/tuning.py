@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
 
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.mapping import MapFn, sequential_map
-from ml_expert.tools.scoring import predict_scores, score
+from ml_expert.tools.scoring import predict_scores, score, sign
 from ml_expert.tools.selection.baselines import fit
 from ml_expert.tools.selection.candidates import forest_size, make_pipeline
 
@@ -43,6 +43,16 @@ SPACES: dict[str, dict[str, Any]] = {
         "l2_regularization": loguniform(1e-3, 10.0),
         "max_features": [0.5, 0.75, 1.0],
         "max_iter": [100, 200],
+    },
+    "lightgbm": {
+        "learning_rate": loguniform(0.01, 0.3),
+        "num_leaves": [7, 15, 31, 63],
+        "min_child_samples": [5, 10, 20, 40],
+        "reg_lambda": loguniform(1e-3, 10.0),
+        "colsample_bytree": [0.5, 0.75, 1.0],
+        "subsample": [0.7, 0.85, 1.0],
+        "subsample_freq": [1],
+        "n_estimators": [100, 200],
     },
     "random_forest": {
         "max_features": ["sqrt", 0.2, 0.33, 0.5],
@@ -101,7 +111,7 @@ def nominal_fit_seconds(name: str, rows: int, features_out: int, classes: int | 
     start-up cost of its thread pool.
     """
     per_class = classes if classes and classes > 2 else 1
-    if name == "hist_gradient_boosting":
+    if name in ("hist_gradient_boosting", "lightgbm"):  # LightGBM: the same histogram algorithm
         return 0.2 + SEARCH_COST * 1e-5 * rows * max(features_out, 1) * per_class
     if name == "random_forest":
         return 1.0 + SEARCH_COST * 3e-4 * rows * forest_size(rows) / 100
@@ -166,6 +176,7 @@ class TrialSpec(BaseModel):
     metric: str
     seed: int
     balanced: bool = False
+    log_target: bool = False
 
 
 def run_trial(spec: TrialSpec, train: tuple[pd.DataFrame, np.ndarray]) -> Trial:
@@ -180,7 +191,13 @@ def run_trial(spec: TrialSpec, train: tuple[pd.DataFrame, np.ndarray]) -> Trial:
     try:
         for fit_rows, score_rows in _folds(spec.input_schema.task, y, spec.seed):
             pipeline = make_pipeline(
-                spec.name, spec.input_schema, spec.seed, len(y), spec.balanced, spec.params
+                spec.name,
+                spec.input_schema,
+                spec.seed,
+                rows=len(y),
+                balanced=spec.balanced,
+                params=spec.params,
+                log_target=spec.log_target,
             )
             fit(pipeline, frame.iloc[fit_rows], y[fit_rows])
             scores = predict_scores(pipeline, frame.iloc[score_rows])
@@ -205,6 +222,7 @@ def tune(
     seed: int,
     plan: TrialPlan,
     balanced: bool = False,
+    log_target: bool = False,
     time_limit: float | None = None,
     map_fn: MapFn = sequential_map,
 ) -> TuningResult:
@@ -216,7 +234,14 @@ def tune(
     started = time.perf_counter()
     specs = [
         TrialSpec(
-            index=i, name=name, params=p, input_schema=schema, metric=metric, seed=seed, balanced=balanced
+            index=i,
+            name=name,
+            params=p,
+            input_schema=schema,
+            metric=metric,
+            seed=seed,
+            balanced=balanced,
+            log_target=log_target,
         )
         for i, p in enumerate(candidate_params(name, schema.task, plan.trials, seed))
     ]
@@ -224,7 +249,7 @@ def tune(
     trials = [t for t in results if t is not None]
     cap_hit = len(trials) < len(specs)  # the rest would have ended past the limit
     scored = [t for t in trials if t.cv_score is not None]
-    best = max(scored, key=lambda t: t.cv_score) if scored else trials[0]  # first wins ties
+    best = max(scored, key=lambda t: sign(metric) * t.cv_score) if scored else trials[0]  # first wins ties
     return TuningResult(
         name=name,
         metric=metric,

@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None:
+def plot_curves(
+    history: dict[str, list[float]], path: Path, title: str, gpu_samples: list[dict[str, float]] | None = None
+) -> None:
+    """One panel per metric (train and validation), the diagnostics, and GPU utilisation over time
+    when it was sampled."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -14,8 +18,16 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None
     diagnostics = [k for k in ("learning_rate", "grad_norm") if k in history]
     metrics = [k for k in history if not k.startswith("val_") and k not in diagnostics]
     panels = metrics + diagnostics
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], panels, strict=True):
+    columns = len(panels) + (1 if gpu_samples else 0)
+    fig, axes = plt.subplots(1, columns, figsize=(4.5 * columns, 3.6), squeeze=False)
+    if gpu_samples:
+        ax = axes[0][-1]
+        ax.plot([s["t"] for s in gpu_samples], [s["utilisation_pct"] for s in gpu_samples], label="GPU")
+        ax.set_ylim(0, 100)
+        ax.set_xlabel("seconds")
+        ax.set_title("GPU utilisation %")
+        ax.legend()
+    for ax, name in zip(axes[0], panels, strict=False):
         epochs = range(1, len(history[name]) + 1)
         ax.plot(epochs, history[name], label=name if name in diagnostics else f"train {name}")
         if f"val_{name}" in history:

@@ -13,14 +13,14 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
 
 from ml_expert.tools.training.checkpoints import CheckpointKeeper
 
-# A batch whose running loss grows past this multiple of the first batch's loss has exploded.
+# A batch whose running loss grows past this multiple of the loss at the start has exploded.
 EXPLOSION_FACTOR = 1e3
 OOM_NAMES = ("ResourceExhaustedError", "OutOfMemoryError", "MemoryError")
 # The gradient norm in the history is measured on this many training rows (a fixed sample).
@@ -49,6 +49,10 @@ class DNNConfig(BaseModel):
     keep_last: int = 3
     # On a GPU: float16 compute with float32 weights; the served copy is rebuilt in float32.
     mixed_precision: bool = False
+    # Throughput (tools/training/throughput.py): steps per host call, XLA, data placed on the device.
+    steps_per_execution: int = 1
+    jit_compile: bool | Literal["auto"] = "auto"
+    data_on_device: bool = False
 
 
 class TrainResult(BaseModel):
@@ -67,6 +71,9 @@ class TrainResult(BaseModel):
     oom_retries: list[dict[str, Any]] = []
     batch_size: int
     gradient_accumulation_steps: int | None = None
+    steps_per_execution: int = 1
+    # A setting that failed on this device and was dropped (XLA, data on the device), with the error.
+    execution_fallbacks: list[dict[str, Any]] = []
     summary: str
 
 
@@ -182,7 +189,8 @@ def with_target_scale(model, mean: float, std: float, name: str | None = None):
 
 
 def compile_model(model, task: str, config: DNNConfig) -> None:
-    """Adam with clipping (and gradient accumulation after an out-of-memory retry)."""
+    """Adam with clipping (and gradient accumulation after an out-of-memory retry), several steps
+    per call and XLA as the execution plan says."""
     import keras
 
     optimizer = keras.optimizers.Adam(
@@ -194,7 +202,13 @@ def compile_model(model, task: str, config: DNNConfig) -> None:
         loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
     else:
         loss, metrics = "mse", ["mae"]
-    model.compile(optimizer=optimizer, loss=loss, metrics=metrics)
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=metrics,
+        steps_per_execution=config.steps_per_execution,
+        jit_compile=config.jit_compile,
+    )
 
 
 def _callbacks(
@@ -223,12 +237,20 @@ def _callbacks(
                 on_epoch(epoch + 1, config.max_epochs, {k: float(v) for k, v in logs.items()})
 
     class DivergenceGuard(keras.callbacks.Callback):
-        """Stops on a NaN/inf loss or one that explodes past EXPLOSION_FACTOR x the first batch's."""
+        """Stops on a NaN/inf loss or one that explodes past EXPLOSION_FACTOR x the loss at the start.
+
+        The start is measured on the fixed probe rows before the first step: with several steps per
+        call the first logged loss is already a running mean, which may have exploded itself."""
 
         def __init__(self) -> None:
             super().__init__()
             self.first: float | None = None
             self.diverged = False
+
+        def on_train_begin(self, logs=None) -> None:
+            if probe is not None:
+                start = _probe_loss(self.model, *probe)
+                self.first = max(start, 1e-8) if math.isfinite(start) else None
 
         def on_train_batch_end(self, batch: int, logs=None) -> None:
             loss = float((logs or {}).get("loss", 0.0))
@@ -307,22 +329,25 @@ def train_dnn(
     on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
     task: str | None = None,
 ) -> TrainResult:
-    """Fit with callbacks; on out-of-memory halve the batch and accumulate gradients, then retry."""
+    """Fit with callbacks; on out-of-memory halve the batch and accumulate gradients, then retry; a
+    setting the device refuses (XLA, data on the device) is dropped once, recorded, and retried."""
     out_dir.mkdir(parents=True, exist_ok=True)
     task = task or ("classification" if model.loss == "sparse_categorical_crossentropy" else "regression")
     keeper = CheckpointKeeper(out_dir, keep_last=config.keep_last)
     initial_weights = model.get_weights()
     oom_retries: list[dict[str, Any]] = []
+    fallbacks: list[dict[str, Any]] = []
     started = time.perf_counter()
     resumed_from = backup_epoch(out_dir)
     while True:
         probe = (x_train[:GRAD_NORM_ROWS], y_train[:GRAD_NORM_ROWS])
         callbacks, early, guard, safety = _callbacks(config, out_dir, on_epoch, keeper, probe)
         try:
+            fit_x, fit_y, val_x, val_y = _placed(config, x_train, y_train, x_val, y_val)
             fit = model.fit(
-                x_train,
-                y_train,
-                validation_data=(x_val, y_val),
+                fit_x,
+                fit_y,
+                validation_data=(val_x, val_y),
                 epochs=config.max_epochs,
                 batch_size=config.batch_size,
                 class_weight=config.class_weight,
@@ -332,6 +357,13 @@ def train_dnn(
             )
             break
         except Exception as exc:
+            fallback = None if is_out_of_memory(exc) else _fallback(config)
+            if fallback is not None:
+                setting, config = fallback
+                fallbacks.append({"dropped": setting, "error": f"{type(exc).__name__}: {exc}"[:300]})
+                _restart(model, initial_weights, out_dir, task, config)
+                resumed_from = 0
+                continue
             if not is_out_of_memory(exc) or config.batch_size <= 1:
                 raise
             steps = (config.gradient_accumulation_steps or 1) * 2
@@ -348,10 +380,7 @@ def train_dnn(
             )
             # Start again from the same initial weights with the smaller batch; the effective
             # batch (batch x accumulation steps) stays what was planned.
-            shutil.rmtree(out_dir / "backup", ignore_errors=True)
-            (out_dir / "history.csv").unlink(missing_ok=True)
-            model.set_weights(initial_weights)
-            compile_model(model, task, config)
+            _restart(model, initial_weights, out_dir, task, config)
             resumed_from = 0
     seconds = time.perf_counter() - started
     history = {k: [float(v) for v in values] for k, values in fit.history.items()}
@@ -389,8 +418,45 @@ def train_dnn(
         oom_retries=oom_retries,
         batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
+        steps_per_execution=config.steps_per_execution,
+        execution_fallbacks=fallbacks,
         summary="\n".join(lines),
     )
+
+
+def _probe_loss(model, x: np.ndarray, y: np.ndarray) -> float:
+    """The model's data loss on the probe rows (cross-entropy or squared error), without a step."""
+    out = np.asarray(model.predict_on_batch(x), dtype="float64")
+    if model.loss == "sparse_categorical_crossentropy":
+        picked = out[np.arange(len(y)), y.astype(int)]
+        return float(-np.log(np.clip(picked, 1e-7, 1.0)).mean())
+    return float(((out.ravel() - y.ravel()) ** 2).mean())
+
+
+def _placed(config: DNNConfig, *arrays: np.ndarray) -> tuple[Any, ...]:
+    """The arrays as tensors on the device (copied once, sliced there each step), or as they are."""
+    if not config.data_on_device:
+        return arrays
+    import keras
+
+    return tuple(keras.ops.convert_to_tensor(a) for a in arrays)
+
+
+def _fallback(config: DNNConfig) -> tuple[str, DNNConfig] | None:
+    """The next setting to drop when the device refuses a run: XLA first, then data on the device."""
+    if config.jit_compile is True:
+        return "jit_compile", config.model_copy(update={"jit_compile": False})
+    if config.data_on_device:
+        return "data_on_device", config.model_copy(update={"data_on_device": False})
+    return None
+
+
+def _restart(model, initial_weights: list, out_dir: Path, task: str, config: DNNConfig) -> None:
+    """Back to the initial weights with a new configuration: no backup or history carries over."""
+    shutil.rmtree(out_dir / "backup", ignore_errors=True)
+    (out_dir / "history.csv").unlink(missing_ok=True)
+    model.set_weights(initial_weights)
+    compile_model(model, task, config)
 
 
 def _full_history(csv_path: Path, epochs: int) -> dict[str, list[float]]:
@@ -408,3 +474,40 @@ def _full_history(csv_path: Path, epochs: int) -> dict[str, list[float]]:
 
 def save_history(history: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(history, indent=2))
+
+
+def refit_dnn(
+    x: np.ndarray,
+    y: np.ndarray,
+    task: str,
+    n_outputs: int,
+    config: DNNConfig,
+    seed: int,
+    epochs: int,
+) -> tuple[Any, dict[str, Any]]:
+    """A fresh network with the winning settings, fit on train + validation for the epoch count
+    early stopping found best (no rows are left to stop on). TerminateOnNaN guards it; the caller
+    keeps the train-only network when this one diverges."""
+    import keras
+
+    model = build_dnn(x.shape[1], task, n_outputs, config, seed)
+    started = time.perf_counter()
+    fit = model.fit(
+        x,
+        y,
+        epochs=max(1, epochs),
+        batch_size=config.batch_size,
+        class_weight=config.class_weight,
+        callbacks=[keras.callbacks.TerminateOnNaN()],
+        verbose=0,
+        shuffle=True,
+    )
+    losses = [float(v) for v in fit.history.get("loss", [])]
+    diverged = not losses or not all(math.isfinite(v) for v in losses) or len(losses) < max(1, epochs)
+    return model, {
+        "epochs": len(losses),
+        "final_loss": losses[-1] if losses else None,
+        "diverged": diverged,
+        "fit_seconds": round(time.perf_counter() - started, 3),
+        "rows": int(len(y)),
+    }

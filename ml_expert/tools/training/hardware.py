@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from typing import Any
 
 from ml_expert.tools.environment import available_memory_mb
@@ -50,10 +51,42 @@ def hardware_check() -> dict[str, Any]:
     }
 
 
-class UtilisationSampler:
-    """Samples `nvidia-smi` every `interval` seconds in a thread while training runs."""
+def free_gpu_memory_mb() -> float | None:
+    """Free memory of the first GPU (nvidia-smi), or None when it cannot be read."""
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout
+        return float(out.splitlines()[0])
+    except (OSError, ValueError, IndexError, subprocess.SubprocessError):
+        return None
 
-    def __init__(self, enabled: bool, interval: float = 1.0) -> None:
+
+def parse_smi_line(line: str) -> dict[str, float]:
+    """One `utilization.gpu,memory.used` line of `nvidia-smi --format=csv,noheader,nounits`."""
+    util, mem = (part.strip() for part in line.split(",")[:2])
+    return {"utilisation_pct": float(util), "memory_used_mb": float(mem)}
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile by linear interpolation (numpy's default), without importing numpy."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+class UtilisationSampler:
+    """Samples `nvidia-smi` every `interval` seconds in a thread while training runs; the samples
+    (seconds since the start, utilisation, memory) go into training_history.json and the curves."""
+
+    def __init__(self, enabled: bool, interval: float = 0.5) -> None:
         self.enabled = enabled and shutil.which("nvidia-smi") is not None
         self.interval = interval
         self.samples: list[dict[str, float]] = []
@@ -73,13 +106,14 @@ class UtilisationSampler:
                     text=True,
                     timeout=5,
                 ).stdout
-                util, mem = out.splitlines()[0].split(",")
-                self.samples.append({"utilisation_pct": float(util), "memory_used_mb": float(mem)})
+                sample = parse_smi_line(out.splitlines()[0])
+                self.samples.append({"t": round(time.perf_counter() - self._started, 2), **sample})
             except (OSError, ValueError, IndexError, subprocess.SubprocessError):
                 pass
             self._stop.wait(self.interval)
 
     def __enter__(self) -> UtilisationSampler:
+        self._started = time.perf_counter()
         if self.enabled:
             self._thread = threading.Thread(target=self._sample, daemon=True)
             self._thread.start()
@@ -96,7 +130,9 @@ class UtilisationSampler:
         utils = [s["utilisation_pct"] for s in self.samples]
         return {
             "samples": len(utils),
+            "interval_seconds": self.interval,
             "mean_pct": round(sum(utils) / len(utils), 1),
+            "p10_pct": round(percentile(utils, 10), 1),
             "max_pct": max(utils),
             "max_memory_mb": max(s["memory_used_mb"] for s in self.samples),
         }

@@ -9,8 +9,13 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[Any]) -> dict[str, Any]:
-    labels = np.argmax(proba, axis=1)
+def classification_metrics(
+    y_true: np.ndarray, proba: np.ndarray, classes: list[Any], threshold: float | None = None
+) -> dict[str, Any]:
+    """`threshold`: the shipped model's cut-off on P(class 1) (binary), else argmax."""
+    from ml_expert.tools.scoring import labels_from
+
+    labels = labels_from(proba, threshold)
     index = list(range(len(classes)))
     names = [str(c) for c in classes]
     report = skm.classification_report(
@@ -40,18 +45,22 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, classes: list[
     }
     if len(classes) == 2:
         out["roc_auc"] = float(skm.roc_auc_score(y_true, proba[:, 1]))
+        # the positive (second) class, as --metric f1 / precision / recall rank it
+        out["f1"] = float(skm.f1_score(y_true, labels, zero_division=0))
+        out["precision"] = float(skm.precision_score(y_true, labels, zero_division=0))
+        out["recall"] = float(skm.recall_score(y_true, labels, zero_division=0))
+        if threshold is not None:
+            out["decision_threshold"] = float(threshold)
     elif len(np.unique(y_true)) == len(classes):
         out["roc_auc_ovr_macro"] = float(skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=index))
+        out["roc_auc"] = out["roc_auc_ovr_macro"]  # what --metric roc_auc ranks by
     return out
 
 
 def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    y_pred = np.ravel(y_pred)
-    return {
-        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, y_pred))),
-        "mae": float(skm.mean_absolute_error(y_true, y_pred)),
-        "r2": float(skm.r2_score(y_true, y_pred)),
-    }
+    from ml_expert.tools.scoring import all_scores
+
+    return all_scores("regression", np.asarray(y_true), np.ravel(y_pred))
 
 
 def plot_confusion_matrix(matrix: list[list[int]], classes: list[Any], path: Path) -> None:

@@ -29,12 +29,23 @@ def render_report(info: dict[str, Any]) -> str:
         "",
         "## Test metrics (untouched test split)",
         "",
+        f"The chosen metric `{info['metric']}` first, the others beside it.",
+        "",
         "| metric | value |",
         "|---|---|",
     ]
-    for name, value in info["test_metrics"].items():
-        if isinstance(value, int | float):
+    shown = info["test_metrics"]
+    if isinstance(shown.get(info["metric"]), int | float):
+        lines.append(f"| **{info['metric']}** (chosen) | **{_fmt(shown[info['metric']])}** |")
+    for name, value in shown.items():
+        if isinstance(value, int | float) and name != info["metric"]:
             lines.append(f"| {name} | {_fmt(value)} |")
+    if info.get("threshold") is not None:
+        lines += [
+            "",
+            f"Decision threshold: class 1 when P(class 1) >= {info['threshold']:.6g} (tuned on held-out "
+            "predictions; it ships inside the ONNX graph).",
+        ]
     lines += [
         "",
         f"Dummy baseline on the same test split: `{info['metric']}` = {_fmt(info['dummy_test_score'])}.",
@@ -52,18 +63,31 @@ def render_report(info: dict[str, Any]) -> str:
             "",
         ]
         lines += ["![Confusion matrix](confusion_matrix.png)", ""]
+    comparison = info.get("comparison") or {}
+    folds = comparison.get("folds")
+    cv_head = f"{folds}-fold CV {info['metric']} mean ± std | " if folds else ""
     lines += [
-        "## Leaderboard (validation split)",
+        "## Leaderboard",
         "",
-        f"| model | kind | validation {info['metric']} | train {info['metric']} | fit seconds |",
-        "|---|---|---|---|---|",
+        *([f"How candidates were compared: {comparison['rule']}.", ""] if comparison.get("rule") else []),
+        f"| model | kind | {cv_head}"
+        f"validation {info['metric']} | train {info['metric']} | fit seconds |",
+        "|---|---|" + ("---|" if folds else "") + "---|---|---|",
     ]
     for row in info["leaderboard"]:
+        cv = ""
+        if folds:
+            cv = (
+                f"{_fmt(row['cv_mean'])} ± {_fmt(row.get('cv_std') or 0.0)} | "
+                if row.get("cv_mean") is not None
+                else "not cross-validated | "
+            )
         lines.append(
-            f"| {row['name']} | {row['kind']} | {_fmt(row['val_score'])} | {_fmt(row['train_score'])}"
+            f"| {row['name']} | {row['kind']} | {cv}{_fmt(row['val_score'])} | {_fmt(row['train_score'])}"
             f"{' (out-of-bag)' if row.get('train_score_kind') == 'out-of-bag' else ''} | "
             f"{_fmt(row['fit_seconds'])} |"
         )
+    lines += escalation_section(info.get("escalations") or [])
     dnn = info.get("dnn")
     if dnn:
         lines += [
@@ -74,6 +98,7 @@ def render_report(info: dict[str, Any]) -> str:
             f"- Training time: {dnn['train_seconds']:.1f} s; epochs trained: {dnn['epochs_trained']}; "
             f"best epoch: {dnn['best_epoch']}",
             f"- Best validation loss: {_fmt(dnn['best_val_loss'])}; stopped: {dnn['stopped_reason']}",
+            *execution_lines(dnn),
             "",
             "![Training curves](training_curves.png)",
             "",
@@ -90,13 +115,61 @@ def render_report(info: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def escalation_section(escalations: list[dict[str, Any]]) -> list[str]:
+    """Each 'does the more complex candidate win' decision with its figures (tools/selection/noise.py)."""
+    if not escalations:
+        return []
+    lines = [
+        "",
+        "## Escalations (kept only when they win by more than the noise margin)",
+        "",
+        "| candidate | against | scheme | candidate score | incumbent score | gain | margin | kept |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in escalations:
+        lines.append(
+            f"| {e['candidate']} | {e['simple']} | {e['scheme']} | {_fmt(e['candidate_score'])} | "
+            f"{_fmt(e['simple_score'])} | {e['gain']:+.4f} | {_fmt(e['margin'])} | "
+            f"{'yes' if e['wins'] else 'no'} |"
+        )
+    return lines
+
+
+def execution_lines(dnn: dict[str, Any]) -> list[str]:
+    """How the device was driven (batch, steps per call, XLA) and how busy it was kept."""
+    plan = dnn.get("execution")
+    if not plan:
+        return []
+    lines = [
+        f"- Execution: {plan['device'].upper()} ({plan['backend']}), batch {plan['batch_size']}, "
+        f"{plan['steps_per_execution']} steps per call, XLA {plan['jit_compile']}, data "
+        f"{'on the device' if plan['data_on_device'] else 'streamed from host memory'}"
+    ]
+    util = (dnn.get("hardware") or {}).get("gpu_utilisation")
+    if util:
+        lines.append(
+            f"- GPU utilisation while training: mean {util['mean_pct']} %, p10 {util['p10_pct']} %, "
+            f"max {util['max_pct']} % ({util['samples']} samples every {util['interval_seconds']} s)"
+        )
+    elif plan["device"] == "gpu":
+        lines.append("- GPU utilisation: not sampled (nvidia-smi unavailable)")
+    return lines
+
+
 def time_section(spent: dict[str, Any] | None) -> list[str]:
     """How `--budget` (model selection plus training) was spent, and whether a cap fired."""
     if not spent:
         return []
     tuning = float(spent.get("tuning_seconds") or 0.0)
     fits = ", ".join(f"{k} {float(v):.2f}" for k, v in (spent.get("baseline_fit_seconds") or {}).items())
-    rows = [(f"task analysis and baselines (fits: {fits})", float(spent["model_selection_seconds"]) - tuning)]
+    folds = spent.get("cv_folds")
+    what = (
+        f"{len(spent.get('candidates') or [])} candidates, each fit on train and {folds}-fold "
+        "cross-validated on train + validation"
+        if folds
+        else "candidates fit on train and scored on validation"
+    )
+    rows = [(f"task analysis and {what} (seconds: {fits})", float(spent["model_selection_seconds"]) - tuning)]
     if spent.get("tuning_trials_planned"):
         trials = f"{spent['tuning_trials_run']} of {spent['tuning_trials_planned']}"
         rows.append((f"hyperparameter search ({trials} trials)", tuning))

@@ -1,0 +1,223 @@
+"""The ensemble as one more candidate on the leaderboard, built from the others' held-out predictions.
+
+No model is fit here: every candidate already left its held-out predictions on disk (out-of-fold
+on train + validation on small data, validation otherwise) and its train-only pipeline. The
+weights are chosen on those predictions (tools/selection/ensemble.py); the ensemble's own held-out
+predictions are cross-fitted (weights chosen without the rows they predict), so the caller can
+compare it with the best single model by the same noise-margin rule as every escalation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+
+from ml_expert.hashing import sha256_file, verify
+from ml_expert.tools.scoring import predict_scores, score, sign
+from ml_expert.tools.selection.baselines import CandidateResult
+from ml_expert.tools.selection.crossval import fold_ids
+from ml_expert.tools.selection.ensemble import (
+    MIN_MEMBERS,
+    ROUNDS,
+    EnsembleMember,
+    EnsembleSelection,
+    blend,
+    cross_fitted,
+    greedy_selection,
+    make_ensemble,
+)
+
+ENSEMBLE = "ensemble"
+SELECTION_LOSS = "log_loss"
+
+
+class EnsemblePlan(BaseModel):
+    """What was tried and why: the pool, the selection metric, the weights (when any)."""
+
+    pool: list[str]
+    selection_metric: str
+    selection_reason: str
+    rounds: int
+    selection: EnsembleSelection | None = None
+    built: bool
+    reason: str
+
+
+def selection_metric(task: str, metric: str) -> tuple[str, str]:
+    """Classification: weights chosen by log-loss; regression: by the user's metric.
+
+    Accuracy-like metrics are step functions of the blended probabilities: from one model, adding
+    a second moves no argmax until it outweighs the first, so a greedy search on them stays where
+    it started. Log-loss is smooth and proper; the user's metric still decides (the margin rule).
+    """
+    if task == "classification" and metric != SELECTION_LOSS:
+        return SELECTION_LOSS, (
+            f"weights chosen by log-loss, a smooth proper score ({metric} is a step function of the "
+            f"blend, on which greedy selection cannot move off its first pick); {metric} then decides"
+        )
+    return metric, f"weights chosen by {metric}, the metric that ranks the candidates"
+
+
+def ensemble_candidate(
+    leaderboard: Sequence[CandidateResult],
+    task: str,
+    metric: str,
+    y_held: np.ndarray,
+    cv: bool,
+    train: tuple[pd.DataFrame, np.ndarray],
+    val: tuple[pd.DataFrame, np.ndarray],
+    seed: int,
+    models_dir: Path,
+    folds: np.ndarray | None = None,
+    rounds: int = ROUNDS,
+) -> tuple[CandidateResult | None, EnsemblePlan]:
+    """A weighted ensemble of the leaderboard's fitted candidates, or None with the reason.
+
+    `cv`: held-out predictions are out-of-fold on train + validation (`folds` their fold ids, `y_held`
+    their targets); otherwise they are the validation predictions (`y_held` = validation targets).
+    """
+    pool = [
+        c
+        for c in leaderboard
+        if c.kind == "sklearn"
+        and c.family not in ("dummy", ENSEMBLE)
+        and c.threshold is None  # its probabilities are its base's: the same member twice
+        and (c.heldout_predictions if cv else c.val_predictions)
+    ]
+    pool.sort(key=lambda c: -sign(metric) * c.selection_score)  # best first: ties go to it
+    chosen_by, why = selection_metric(task, metric)
+    plan = EnsemblePlan(
+        pool=[c.name for c in pool],
+        selection_metric=chosen_by,
+        selection_reason=why,
+        rounds=rounds,
+        built=False,
+        reason="",
+    )
+    if len(pool) < MIN_MEMBERS:
+        plan.reason = f"{len(pool)} candidate(s) with held-out predictions: nothing to combine"
+        return None, plan
+
+    def scorer(y: np.ndarray, predictions: np.ndarray) -> float:
+        if predictions.ndim == 2:  # float32 members' rows sum to 1 +- 1e-7: exactly 1 for log-loss
+            predictions = predictions / predictions.sum(axis=1, keepdims=True)
+        return sign(chosen_by) * score(chosen_by, y, predictions)
+
+    names = [c.name for c in pool]
+    models_dir.mkdir(parents=True, exist_ok=True)
+    held = [np.load(c.heldout_predictions if cv else c.val_predictions) for c in pool]
+    selection = greedy_selection(names, held, y_held, scorer, rounds)
+    plan.selection = selection
+    if len(selection.names) < MIN_MEMBERS:
+        plan.reason = f"greedy selection ({rounds} rounds, {chosen_by}) kept {selection.names[0]} alone"
+        return None, plan
+    if folds is None:
+        folds = fold_ids(task, y_held, seed)
+    honest = cross_fitted(names, held, y_held, folds, scorer, rounds)
+    by_name = {c.name: c for c in pool}
+    members = [by_name[n] for n in selection.names]
+    fitted = []
+    for c in members:
+        verify(c.path, c.sha256)
+        fitted.append((c.name, joblib.load(c.path)))
+    model = prefit_ensemble(fitted, selection.weights, task)
+    val_blend = blend(selection, names, [np.load(c.val_predictions) for c in pool])
+    path = models_dir / f"{ENSEMBLE}.joblib"
+    joblib.dump(model, path)
+    val_path = models_dir / f"{ENSEMBLE}.val.npy"
+    extra: dict[str, object] = {}
+    if cv:
+        np.save(val_path, val_blend)
+        oof_path = models_dir / f"{ENSEMBLE}.oof.npy"
+        np.save(oof_path, honest)
+        per_fold = [score(metric, y_held[folds == k], honest[folds == k]) for k in np.unique(folds)]
+        extra = {
+            "cv_mean": round(float(np.mean(per_fold)), 6),
+            "cv_std": round(float(np.std(per_fold, ddof=1)), 6),
+            "cv_folds": [round(v, 6) for v in per_fold],
+            "heldout_predictions": str(oof_path),
+        }
+        val_score = score(metric, val[1], val_blend)
+    else:  # the validation rows chose the weights: only the cross-fitted blend scores them fairly
+        np.save(val_path, honest)
+        val_score = score(metric, val[1], honest)
+    train_blend = sum(
+        w * training_predictions(m, train[0]) for (_, m), w in zip(fitted, selection.weights, strict=True)
+    )
+    plan.built = True
+    plan.reason = (
+        f"greedy selection with replacement ({rounds} rounds, {chosen_by}) over {len(pool)} candidates: "
+        + ", ".join(f"{n} {w:.2f}" for n, w in zip(selection.names, selection.weights, strict=True))
+    )
+    candidate = CandidateResult(
+        name=ENSEMBLE,
+        family=ENSEMBLE,
+        kind="sklearn",
+        val_score=round(val_score, 6),
+        train_score=round(score(metric, train[1], train_blend), 6),
+        train_score_kind="out-of-bag where a member has it, else in-sample",
+        fit_seconds=round(sum(c.fit_seconds for c in members), 3),
+        path=str(path),
+        sha256=sha256_file(path),
+        val_predictions=str(val_path),
+        members=[
+            EnsembleMember(
+                name=c.name,
+                base=c.base or c.name,
+                weight=w,
+                params=dict(c.params),
+                balanced=c.balanced,
+                log_target=c.log_target,
+            )
+            for c, w in zip(members, selection.weights, strict=True)
+        ],
+        **extra,
+    )
+    return candidate, plan
+
+
+def prefit_ensemble(fitted: list[tuple[str, Any]], weights: list[float], task: str) -> Any:
+    """The ensemble of already-fitted members (their train-only fits), without fitting them again."""
+    from sklearn.preprocessing import LabelEncoder
+    from sklearn.utils import Bunch
+
+    model = make_ensemble(fitted, weights, task)
+    model.estimators_ = [m for _, m in fitted]
+    model.named_estimators_ = Bunch(**dict(fitted))
+    if task == "classification":
+        model.le_ = LabelEncoder().fit(fitted[0][1].classes_)
+        model.classes_ = model.le_.classes_
+    return model
+
+
+def training_predictions(pipeline: Any, frame: pd.DataFrame) -> np.ndarray:
+    """A member's predictions on its own training rows, out-of-bag where it is a bagged forest.
+
+    As for a single forest (baselines.training_score): a full-depth forest reproduces its training
+    rows, and an ensemble holding one would look overfit to the validation gate however well it
+    generalises. Rows no tree left out keep their in-sample prediction.
+    """
+    from sklearn.compose import TransformedTargetRegressor
+
+    predictions = np.asarray(predict_scores(pipeline, frame), dtype=np.float64)
+    model = pipeline.named_steps.get("model") if hasattr(pipeline, "named_steps") else None
+    log_scale = isinstance(model, TransformedTargetRegressor)
+    if log_scale:
+        model = model.regressor_
+    oob = getattr(model, "oob_decision_function_", None)
+    if oob is None:
+        oob = getattr(model, "oob_prediction_", None)
+    if oob is None:
+        return predictions
+    oob = np.asarray(oob, dtype=np.float64).reshape(predictions.shape)
+    if log_scale:
+        oob = np.expm1(oob)
+    seen = ~np.isnan(oob).reshape(len(oob), -1).any(axis=1)
+    predictions[seen] = oob[seen]
+    return predictions
