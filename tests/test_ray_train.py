@@ -14,7 +14,7 @@ import numpy as np
 
 from ml_expert.tools.training.dnn import DNNConfig
 
-EPOCHS = 4
+EPOCHS = 3
 
 
 def _train_workers() -> list[int]:
