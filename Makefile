@@ -48,6 +48,7 @@ bench: bench-install
 	$(PY) benchmarks/inference.py
 	$(PY) -m benchmarks.serving
 	$(PY) benchmarks/scale.py --sizes $(BENCH_SIZES)
+	$(PY) benchmarks/clustering.py
 	$(PY) benchmarks/report.py
 
 bench-smoke: $(VENV)/.test-installed

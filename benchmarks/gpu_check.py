@@ -132,7 +132,8 @@ def fit_one(architecture: str, mixed: bool, data, n_classes: int, **extra) -> di
     served = float32_copy(model, x.shape[1], "classification", n_classes, config, 0)
     probabilities = np.asarray(served.predict_on_batch(xv))
     return {
-        "architecture": architecture,
+        "architecture": architecture
+        + ("" if config.sequence_layer == "conv" else f"_{config.sequence_layer}"),
         "mixed_precision": mixed,
         "rows": int(len(x)),
         "epochs": result.epochs_trained,
@@ -151,9 +152,12 @@ def text_part(report: dict) -> None:
     x, y, xv, yv, vocabulary, length = _reviews(rows, 0)
     text = {"sequence_length": length, "vocabulary_size": vocabulary}
     waves = _waves(rows, 1)
-    report["runs"] = [fit_one("text", mixed, (x, y, xv, yv), 2, **text) for mixed in (False, True)] + [
-        fit_one("sequence", mixed, waves, 3) for mixed in (False, True)
-    ]
+    # GPU_CHECK_READERS=conv,lstm,transformer: the same checks for each reader of the steps
+    report["runs"] = []
+    for layer in os.environ.get("GPU_CHECK_READERS", "conv").split(","):
+        report["runs"] += [
+            fit_one("text", mixed, (x, y, xv, yv), 2, sequence_layer=layer, **text) for mixed in (False, True)
+        ] + [fit_one("sequence", mixed, waves, 3, sequence_layer=layer) for mixed in (False, True)]
     # Both tasks are out of reach of a bag of words / a per-step dense view (tests/test_text_sequence.py):
     # the check fails unless the network learned order, and the exported float32 copy agrees.
     report["checks"] = {
@@ -190,6 +194,8 @@ def main() -> None:
         "text": f"gpu_check_text_{backend}.json",
         "throughput": f"gpu_check_throughput_{backend}.json",
     }.get(part, "gpu_check.json")
+    if part == "text" and os.environ.get("GPU_CHECK_READERS", "conv") != "conv":
+        name = f"gpu_check_readers_{backend}.json"
     raise SystemExit(_write(report, name))
 
 

@@ -180,7 +180,7 @@ def benchmark(run_dir: Path, calls: int, min_seconds: float) -> list[dict[str, A
     found = runners(run_dir)
     schema = found.pop("__schema__")[0]
     frame = pd.concat(
-        [pd.read_pickle(run_dir / "data" / f"{s}.pkl") for s in ("val", "test")], ignore_index=True
+        [pd.read_parquet(run_dir / "data" / f"{s}.parquet") for s in ("val", "test")], ignore_index=True
     )
     frame = frame[schema.keys].rename(columns=dict(zip(schema.keys, schema.names, strict=True)))
     preprocessor = joblib.load(run_dir / "data" / "preprocessor.joblib")

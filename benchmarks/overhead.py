@@ -126,7 +126,10 @@ def plain_child(args: argparse.Namespace) -> dict[str, Any]:
     schema = prepared.input_schema
     task = prepared.task
     lap("prepare_data")
-    train, val = load_split(prepared.files, "train", schema), load_split(prepared.files, "val", schema)
+    train, val = (
+        load_split(prepared.files, "train", schema, prepared.file_hashes),
+        load_split(prepared.files, "val", schema, prepared.file_hashes),
+    )
     metric, _ = primary_metric(task, prepared.profile.get("imbalance_ratio"))
     board = run_baselines(schema, train, val, metric, args.seed, out / "models")
     best = max((c for c in board if c.name != "dummy"), key=lambda c: c.val_score)
@@ -138,7 +141,7 @@ def plain_child(args: argparse.Namespace) -> dict[str, Any]:
     chosen_dnn = dnn is not None and dnn_val > best.val_score
     chosen = "dnn" if chosen_dnn else best.name
     lap("train_dnn + choose")
-    test_x, test_y = load_split(prepared.files, "test", schema)
+    test_x, test_y = load_split(prepared.files, "test", schema, prepared.file_hashes)
     if chosen_dnn:
         pre = joblib.load(prepared.files["preprocessor"])
         scores = np.asarray(dnn.predict_on_batch(pre.transform(test_x).astype("float32")))
@@ -181,7 +184,7 @@ def plain_child(args: argparse.Namespace) -> dict[str, Any]:
         {"model": chosen, "task": task, "seed": args.seed},
         {"training_stats.json": json.dumps(stats, indent=1) + "\n"},
     )
-    raw = pd.read_pickle(prepared.files["val_raw"]).to_dict(orient="records")
+    raw = pd.read_parquet(prepared.files["val_raw"]).to_dict(orient="records")
     measure(ModelInference(out / "deployment").predict, raw[:50], raw, len(raw))
     lap("exports + package")
     return {
@@ -216,7 +219,7 @@ def _plain_dnn(args, prepared, schema, train, val, metric, out):
 
     config = DNNConfig.model_validate(json.loads(args.dnn_config))
     x_train, x_val = np.load(prepared.files["X_train"]), np.load(prepared.files["X_val"])
-    y_train = load_split(prepared.files, "train", schema)[1]
+    y_train = load_split(prepared.files, "train", schema, prepared.file_hashes)[1]
     y_val = val[1]
     task = prepared.task
     if task == "regression":

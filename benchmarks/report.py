@@ -17,7 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import RESULTS, ROOT  # noqa: E402
 
-ORDER = ("startup", "quality", "overhead", "inference", "serving", "scale", "cluster")
+ORDER = (
+    "startup", "quality", "overhead", "inference", "serving", "scale", "clustering", "networks", "cluster"
+)
 METRIC_NAMES = {
     "accuracy": "accuracy",
     "balanced_accuracy": "balanced acc.",
@@ -59,13 +61,14 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
 def context(doc: dict[str, Any]) -> list[str]:
     m = doc["machine"]
     return [
-        f"- Date: {doc['date']}; took {num(doc.get('seconds'), 0)} s",
+        f"- Date: {doc.get('date', 'not recorded')}; took {num(doc.get('seconds'), 0)} s",
         f"- Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gb']} GB memory, Python {m['python']}, "
         f"{m['platform']}",
-        f"- Load averages (1/5/15 min) before: {doc['load_before']}, after: {doc['load_after']} "
+        f"- Load averages (1/5/15 min) before: {doc.get('load_before')}, after: {doc.get('load_after')} "
         "(the machine is shared; other processes were running)",
-        f"- Command: `{doc['command']}` (from the repository root, with the project's virtualenv)",
-        f"- Protocol: `{json.dumps(doc['protocol'], default=str)}`",
+        f"- Command: `{doc.get('command', 'not recorded')}` (from the repository root, with the project's "
+        "virtualenv)",
+        f"- Protocol: `{json.dumps(doc.get('protocol'), default=str)}`",
         "",
     ]
 
@@ -288,6 +291,26 @@ def cluster(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def clustering(doc: dict[str, Any]) -> list[str]:
+    """ml-expert's clustering (label removed) vs k-means told the true k: adjusted Rand index."""
+    rows = [[r["data"], num(r.get("rows")), num(r.get("true_k")), num(r.get("k")),
+             r.get("chosen_model") or "–", r.get("status") or "–", num(r.get("test_silhouette"), 3),
+             num(r.get("stability"), 3),
+             num(r.get("ari_all_rows"), 3), num(r.get("kmeans_true_k_ari_all_rows"), 3),
+             num(r.get("ari_test_rows"), 3), num(r.get("kmeans_true_k_ari_test_rows"), 3),
+             num(r.get("wall_seconds"), 1)] for r in doc["rows"]]  # fmt: skip
+    header = ["data", "rows", "true k", "k chosen", "model", "status", "test silhouette", "stability",
+              "ARI all rows", "k-means true k: ARI all", "ARI test rows", "k-means true k: ARI test",
+              "wall s"]  # fmt: skip
+    notes = [r for r in doc["rows"] if r.get("reason") or r.get("error")]
+    out = table(header, rows)
+    out += ["", "ARI: adjusted Rand index against the removed label (1 = the classes exactly, "
+            "0 = chance). ml-expert chooses k itself by validation silhouette; the reference is told "
+            "the true k."]  # fmt: skip
+    out += [f"- {r['data']}: {r.get('reason') or r.get('error')}" for r in notes]
+    return out
+
+
 def gpu_checks(results: Path) -> list[str]:
     """The GPU checks (`benchmarks/gpu_check.py`), run on a lent GPU machine: no `make bench` step."""
     files = sorted(p for p in results.glob("gpu_check*.json") if "throughput" not in p.name)
@@ -383,6 +406,46 @@ def training_cpu(results: Path) -> list[str]:
     return context(doc) + table(header, rows)
 
 
+def networks(doc: dict[str, Any]) -> list[str]:
+    """benchmarks/networks.py: conv vs LSTM vs Transformer; fine-tuned vs from scratch."""
+    out = [
+        "Each reader trained by the pipeline's train_dnn (same callbacks, early stopping) on the "
+        "pipeline's prepared splits; accuracy on the held-out test split.",
+        "",
+    ]
+    rows = [
+        [r["data"], r["rows"], r["seed"], r["reader"], r["params"], r["epochs"], num(r["train_seconds"], 1),
+         num(r["seconds_per_epoch"], 2), num(r["val_accuracy"]), num(r["test_accuracy"])]
+        for r in doc.get("readers", [])
+    ]  # fmt: skip
+    out += table(
+        ["data", "rows", "seed", "reader", "params", "epochs", "train s", "s / epoch", "val accuracy",
+         "test accuracy"],
+        rows,
+    )  # fmt: skip
+    out += [
+        "",
+        "Fine-tuning: breast_cancer sorted by `mean area`; release v1 on the smaller 60 %, then the "
+        "larger 60 % from scratch and with `--from production` (same seed: the same test rows).",
+        "",
+    ]
+    rows = [
+        [r["seed"], num(r["released_on_new_test_accuracy"]), f"{r['from_scratch_chosen']}",
+         num(r["from_scratch_test_accuracy"]), num(r["from_scratch_run_seconds"], 1),
+         f"{r['fine_tune_run_chosen']}", num(r["fine_tune_run_test_accuracy"]),
+         num(r["fine_tune_run_seconds"], 1), num(r["fine_tuned_val_accuracy"]),
+         num(r["best_scratch_val_accuracy"]), num(r["fine_tune_fit_seconds"], 3), r["fine_tune_how"]]
+        for r in doc.get("finetune", [])
+    ]  # fmt: skip
+    out += table(
+        ["seed", "released v1 on new test", "from scratch: chosen", "test acc.", "run s",
+         "--from: chosen", "test acc.", "run s", "fine-tuned val acc.", "best scratch val acc.",
+         "fine-tune fit s", "how"],
+        rows,
+    )  # fmt: skip
+    return out
+
+
 TITLES = {
     "startup": "Start-up of the light commands",
     "quality": "Quality at equal time",
@@ -390,6 +453,8 @@ TITLES = {
     "inference": "Inference in process",
     "serving": "Serving over HTTP",
     "scale": "Scale",
+    "clustering": "Clustering against the true labels",
+    "networks": "Sequence readers and fine-tuning",
     "cluster": "On a Ray cluster (two nodes on this machine)",
 }
 RENDER = {
@@ -398,6 +463,8 @@ RENDER = {
     "overhead": overhead,
     "inference": inference,
     "scale": scale,
+    "clustering": clustering,
+    "networks": networks,
     "cluster": cluster,
 }
 

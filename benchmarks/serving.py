@@ -1,13 +1,19 @@
 """Serving benchmark for the demo model: in-process single-row latency through inference.py, and
-HTTP latency against `ml-expert serve` on 127.0.0.1 at a fixed arrival rate.
+HTTP latency against `ml-expert serve` on 127.0.0.1 at a fixed arrival rate; then both servers
+(`ml-expert serve` and the package's own server.py) under load and hostile clients.
 
     python -m benchmarks.serving [--requests 10000] [--rate 200] [--dnn]
+                                 [--clients 20] [--per-client 50] [--slow 50] [--batches 10]
 
 Trains the demo model (breast_cancer) with `ml-expert run`, then:
   1. in-process: 10,000 single-row `ModelInference.predict` calls (targets: p99 <= 1 ms);
   2. HTTP: an open-loop client sends --requests single-row POST /predict at --rate per second
      (each request's latency counts from its scheduled send time, so a stall is not hidden by
      the client waiting for it); targets p99 <= 10 ms and 0 errors.
+  3. both servers: --clients concurrent keep-alive clients (closed loop), --slow clients that
+     send each request in ten pieces over about a second, 1,000-row batches from three clients
+     while /health is probed (target: /health p99 < 50 ms), and 50 half-sent requests that the
+     read deadlines must close.
 Writes benchmarks/results/serving.md with the machine and its load before and after.
 """
 
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import platform
 import socket
@@ -155,11 +162,216 @@ async def open_loop(port: int, rows: list[dict], requests: int, rate: float) -> 
     }
 
 
+async def _exchange(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    payload: bytes,
+    pieces: int = 1,
+    gap: float = 0.0,
+) -> int:
+    """Send one request (optionally in `pieces` with `gap` seconds between) and read the answer."""
+    step = max(1, -(-len(payload) // pieces))
+    for i in range(0, len(payload), step):
+        writer.write(payload[i : i + step])
+        await writer.drain()
+        if gap and i + step < len(payload):
+            await asyncio.sleep(gap)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = 0
+    for line in head.split(b"\r\n"):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":", 1)[1])
+    await reader.readexactly(length)
+    return status
+
+
+def _post(body: bytes, path: str = "/predict") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+HEALTH = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+
+async def under_load(
+    port: int, rows: list[dict], clients: int, per_client: int, slow: int, batches: int
+) -> dict:
+    """Concurrent clients, slow clients, batch load with /health probes, half-sent requests."""
+    import json
+
+    singles = [_post(json.dumps(row).encode()) for row in rows]
+    out: dict = {}
+
+    async def client(k: int) -> tuple[list[float], list[str]]:
+        times, errors = [], []
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError as exc:
+            return [], [f"connect: {exc}"[:80]] * per_client
+        for i in range(per_client):
+            start = time.perf_counter()
+            try:
+                status = await asyncio.wait_for(
+                    _exchange(reader, writer, singles[(k + i) % len(singles)]), 30
+                )
+                if status != 200:
+                    errors.append(f"HTTP {status}")
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                errors.append(type(exc).__name__)
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            times.append((time.perf_counter() - start) * 1000)
+        writer.close()
+        return times, errors
+
+    results = await asyncio.gather(*(client(k) for k in range(clients)))
+    times = np.array([t for r in results for t in r[0]])
+    errors = [e for r in results for e in r[1]]
+    out["concurrent"] = {**percentiles(times), "errors": len(errors), "requests": clients * per_client}
+
+    async def slow_client(k: int) -> tuple[float, str | None]:
+        start = time.perf_counter()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            status = await asyncio.wait_for(_exchange(reader, writer, singles[k % len(singles)], 10, 0.1), 30)
+            writer.close()
+            return (time.perf_counter() - start) * 1000, None if status == 200 else f"HTTP {status}"
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            return (time.perf_counter() - start) * 1000, type(exc).__name__
+
+    slow_results = await asyncio.gather(*(slow_client(k) for k in range(slow)))
+    slow_ms = np.array([r[0] for r in slow_results])
+    out["slow"] = {
+        **percentiles(slow_ms),
+        "errors": sum(1 for r in slow_results if r[1]),
+        "requests": slow,
+    }
+
+    batch = _post(json.dumps({"rows": [rows[i % len(rows)] for i in range(1000)]}).encode())
+    stop = asyncio.Event()
+    batch_times: list[float] = []
+    batch_errors: list[str] = []
+
+    async def batcher() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        while not stop.is_set():
+            start = time.perf_counter()
+            try:
+                status = await asyncio.wait_for(_exchange(reader, writer, batch), 60)
+                if status != 200:
+                    batch_errors.append(f"HTTP {status}")
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                batch_errors.append(type(exc).__name__)
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            batch_times.append((time.perf_counter() - start) * 1000)
+        writer.close()
+
+    async def prober() -> tuple[list[float], int]:
+        await asyncio.sleep(0.3)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        probes, failed = [], 0
+        while len(batch_times) < batches or len(probes) < 20:
+            start = time.perf_counter()
+            try:
+                if await asyncio.wait_for(_exchange(reader, writer, HEALTH), 30) != 200:
+                    failed += 1
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError):
+                failed += 1
+                writer.close()
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            probes.append((time.perf_counter() - start) * 1000)
+            await asyncio.sleep(0.05)
+        stop.set()
+        writer.close()
+        return probes, failed
+
+    gathered = await asyncio.gather(prober(), *(batcher() for _ in range(3)))
+    probes, failed = gathered[0]
+    out["batch"] = {
+        **percentiles(np.array(batch_times)),
+        "errors": len(batch_errors),
+        "requests": len(batch_times),
+    }
+    out["health_during_batches"] = {
+        **percentiles(np.array(probes)),
+        "errors": failed,
+        "requests": len(probes),
+    }
+
+    async def half_sent() -> tuple[float, str]:
+        start = time.perf_counter()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n{")
+        try:
+            await asyncio.wait_for(reader.read(), 120)  # until the server closes it
+        except TimeoutError:
+            return math.inf, "still open after 120 s"
+        except OSError as exc:  # a reset is the server closing it too
+            return time.perf_counter() - start, type(exc).__name__
+        return time.perf_counter() - start, "closed"
+
+    closed = await asyncio.gather(*(half_sent() for _ in range(50)))
+    out["half_sent"] = {
+        "connections": 50,
+        "closed": sum(1 for c in closed if c[0] != math.inf),
+        "max_s": max(c[0] for c in closed),
+        "outcomes": dict(Counter(c[1] for c in closed)),
+    }
+    return out
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if a graceful shutdown takes longer than 30 s."""
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=10)
+
+
+def start_server(cmd: list[str], port: int, env: dict | None = None) -> subprocess.Popen:
+    import httpx
+
+    server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    for _ in range(600):
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+            return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.terminate()
+    raise SystemExit(f"server did not start: {server.stderr.read()[-2000:] if server.stderr else ''}")
+
+
+def load_rows(name: str, ms: dict) -> list[str]:
+    def row(what: str, r: dict) -> str:
+        return (
+            f"| {name} | {what} | {r['requests']} | {r['p50']:.1f} | {r['p99']:.1f} | {r['max']:.1f} | "
+            f"{r['errors']} |"
+        )
+
+    return [
+        row("single-row POST /predict, closed loop", ms["concurrent"]),
+        row("slow clients (request in 10 pieces, 0.1 s apart)", ms["slow"]),
+        row("1,000-row batches, 3 clients", ms["batch"]),
+        row("GET /health during the batches (target p99 < 50 ms)", ms["health_during_batches"]),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--dnn", action="store_true", help="also train the Keras DNN in the demo run")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients in the load stage")
+    parser.add_argument("--per-client", type=int, default=50, help="requests per concurrent client")
+    parser.add_argument("--slow", type=int, default=50, help="slow clients in the load stage")
+    parser.add_argument("--batches", type=int, default=10, help="1,000-row batches at least")
     args = parser.parse_args()
     before = machine()
     with tempfile.TemporaryDirectory() as tmp:
@@ -195,9 +407,25 @@ def main() -> None:
                 except httpx.TransportError:
                     time.sleep(0.1)
             remote = asyncio.run(open_loop(port, rows, args.requests, args.rate))
+            load = {
+                "ml-expert serve": asyncio.run(
+                    under_load(port, rows, args.clients, args.per_client, args.slow, args.batches)
+                )
+            }
         finally:
-            server.terminate()
-            server.wait(timeout=15)
+            stop_server(server)
+        print(json.dumps(load, default=str), file=sys.stderr, flush=True)
+        port = free_port()
+        package_server = start_server(
+            [sys.executable, str(package / "server.py"), "--port", str(port)], port, env=dict(os.environ)
+        )
+        try:
+            load["package server.py"] = asyncio.run(
+                under_load(port, rows, args.clients, args.per_client, args.slow, args.batches)
+            )
+        finally:
+            stop_server(package_server)
+        print(json.dumps(load, default=str), file=sys.stderr, flush=True)
     after = machine()
     ok_local = local["p99"] <= 1.0
     ok_remote = remote["p99"] <= 10.0 and remote["errors"] == 0
@@ -232,6 +460,26 @@ def main() -> None:
         *([f"Errors by kind: {remote['error_kinds']}", ""] if remote["errors"] else []),
         "HTTP latency counts from each request's scheduled send time (open loop), so a server stall",
         "delays the requests behind it and is counted, not hidden.",
+        "",
+        "## Both servers under load and hostile clients",
+        "",
+        f"{args.clients} concurrent keep-alive clients x {args.per_client} requests; "
+        f"{args.slow} slow clients; "
+        f"three clients posting 1,000-row batches while /health is probed every 50 ms; then 50 half-sent "
+        "requests (headers and one byte of a 100-byte body) that the read deadlines must close.",
+        "",
+        "| server | load | requests | p50 ms | p99 ms | max ms | errors |",
+        "|---|---|---|---|---|---|---|",
+        *[line for name, ms in load.items() for line in load_rows(name, ms)],
+        "",
+        *[
+            f"- {name}: {ms['half_sent']['closed']} of {ms['half_sent']['connections']} half-sent requests "
+            f"closed by the server, the last after {ms['half_sent']['max_s']:.1f} s "
+            f"({ms['half_sent']['outcomes']}); /health p99 during "
+            f"1,000-row batches {ms['health_during_batches']['p99']:.1f} ms "
+            f"({'met' if ms['health_during_batches']['p99'] < 50 else 'NOT met'}: target < 50 ms)."
+            for name, ms in load.items()
+        ],
     ]
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text("\n".join(lines) + "\n")

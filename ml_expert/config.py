@@ -21,11 +21,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ml_expert.errors import UsageError
 
 Modality = Literal["auto", "tabular", "image", "text", "sequence"]
+Task = Literal["auto", "classification", "regression", "clustering"]
 # The metrics a user can rank by; tools/scoring.py defines each (task, direction) and checks it
 # holds exactly these names (this module stays light: no scikit-learn on `--help`).
 MetricName = Literal[
     "accuracy", "balanced_accuracy", "f1", "f1_macro", "roc_auc", "log_loss", "precision", "recall",
-    "r2", "rmse", "mae", "mape", "rmsle",
+    "r2", "rmse", "mae", "mape", "rmsle", "silhouette",
 ]
 CONFIG_FILE = "config.json"
 
@@ -140,7 +141,8 @@ class RunConfig(BaseModel):
         Field(
             description="Metric that ranks the candidates, chooses the model and is reported first: "
             "accuracy, balanced_accuracy, f1, f1_macro, roc_auc, log_loss, precision, recall "
-            "(classification); r2, rmse, mae, mape, rmsle (regression). Default: accuracy / r2."
+            "(classification); r2, rmse, mae, mape, rmsle (regression); silhouette (clustering). "
+            "Default: accuracy / r2 / silhouette."
         ),
         Cli(("--metric",)),
     ] = None
@@ -151,6 +153,14 @@ class RunConfig(BaseModel):
             "word) or sequence (numeric columns as the ordered steps of one signal)."
         ),
         Cli(("--modality",)),
+    ] = "auto"
+    task: Annotated[
+        Task,
+        Field(
+            description="auto (from the target column; clustering when no --target is given and there "
+            "is no 'target' column), classification, regression or clustering (rows without a label)."
+        ),
+        Cli(("--task",)),
     ] = "auto"
     require_approval: Annotated[
         bool,
@@ -166,6 +176,22 @@ class RunConfig(BaseModel):
         ),
         Cli(("--claude-flow-sync",)),
     ]
+    network: Annotated[
+        Literal["auto", "conv", "lstm", "transformer"],
+        Field(
+            description="What reads text and sequences: auto (a rule on length, rows, budget and the "
+            "baselines' room), conv (1-D convolution), lstm or transformer."
+        ),
+        Cli(("--network",)),
+    ] = "auto"
+    from_: Annotated[
+        str | None,
+        Field(
+            description="Fine-tune a released model on this data: production or a version (v3); it "
+            "competes with the models from scratch, and the release gate compares with production."
+        ),
+        Cli(("--from",)),
+    ] = None
     dnn_learning_rate: Annotated[
         float | None,
         Field(gt=0, description="Advanced: the network's start learning rate."),
@@ -295,8 +321,11 @@ def config_error(exc: ValidationError) -> UsageError:
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "options"
         message = error["msg"].removeprefix("Value error, ")
+        bound = (error.get("ctx") or {}).get("gt")
         if error["type"] == "extra_forbidden":
             message = f"unknown option (the options are: {', '.join(RunConfig.model_fields)})"
+        elif error["type"] == "greater_than" and bound == 0:
+            message = f"must be positive, got {error['input']!r}"
         parts.append(f"{option_name(field)}: {message}")
     return UsageError("; ".join(parts))
 

@@ -13,6 +13,7 @@ out-of-memory shows. Light module: no TensorFlow, scikit-learn or LangGraph.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -21,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from ml_expert.config import CONFIG_FILE, RunConfig
-from ml_expert.workspace import list_runs, new_run_id, read_run, run_dir, update_run, workspace_path
+from ml_expert.runs import ACTIVE, RunFile, RunStatus
+from ml_expert.workspace import list_runs, new_run_id, read_run, run_dir, workspace_path
 
 LOG_FILE = "run.log"
-ACTIVE = ("starting", "running", "approving")
 APPROVAL_TOKEN_ENV = "ML_EXPERT_APPROVAL_TOKEN"  # lets the detached `approve` claim an `approving` run
 _CHILDREN: list[subprocess.Popen] = []  # reaped by reap_children() so none stays a zombie
 
@@ -75,7 +76,7 @@ def effective(data: dict[str, Any], path: Path) -> dict[str, Any]:
     if data.get("status") not in ACTIVE or pid_alive(data.get("pid"), data.get("pid_started")):
         return data
     if (
-        data.get("status") in ("starting", "approving")
+        data.get("status") in (RunStatus.STARTING, RunStatus.APPROVING)
         and time.time() - float(data.get("launched_at") or 0) < 2.0
     ):
         return data  # the child has not written its pid yet
@@ -83,11 +84,23 @@ def effective(data: dict[str, Any], path: Path) -> dict[str, Any]:
     reason = f"the run's process (pid {data.get('pid')}) ended while the run was {data.get('status')}"
     if tail:
         reason += f"; last lines of {path / LOG_FILE}:\n{tail}"
-    if data.get("status") == "running":
+    if data.get("status") == RunStatus.RUNNING:
         error = data.get("error") or {"kind": "killed", "message": reason, "node": data.get("phase")}
-        return update_run(path, status="interrupted", interrupted=True, reason=reason, error=error)
+        return _gone(path, data, RunStatus.INTERRUPTED, reason, error)
     error = data.get("error") or {"kind": "crashed", "message": reason, "node": data.get("phase")}
-    return update_run(path, status="failed", interrupted=True, reason=reason, error=error)
+    return _gone(path, data, RunStatus.FAILED, reason, error)
+
+
+def _gone(
+    path: Path, data: dict[str, Any], status: RunStatus, reason: str, error: dict[str, Any]
+) -> dict[str, Any]:
+    """Record what a reader found; on storage that cannot be written, report it all the same."""
+    from ml_expert.errors import StorageError
+
+    try:
+        return RunFile(path).process_gone(status, reason, error).model_dump(mode="json")
+    except (StorageError, OSError):
+        return {**data, "status": status.value, "interrupted": True, "reason": reason, "error": error}
 
 
 def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[str, Any]:
@@ -96,9 +109,9 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
 
     ws = workspace_path(workspace)
     if run_id == "latest":
-        runs = list_runs(ws)
+        runs = [r for r in list_runs(ws) if r.get("status") != "damaged"]
         if not runs:
-            raise UsageError(f"no runs in {ws}")
+            raise UsageError(f"no readable runs in {ws}")
         run_id = max(runs, key=lambda r: r.get("created") or "")["run_id"]
     path = run_dir(ws, run_id)
     data = effective(read_run(path), path)
@@ -107,7 +120,7 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
         "run_id": run_id,
         "status": data.get("status"),
         "phase": data.get("phase"),
-        "done": data.get("status") in ("finished", "refused", "failed", "interrupted"),
+        "done": data.get("status") in [s.value for s in RunStatus if s.done],
         "created": data.get("created"),
         "updated": data.get("updated"),
         "gates": {k: v.get("passed") for k, v in gates.items()},
@@ -117,6 +130,7 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
         "warnings": data.get("warnings", []),
         "approval": data.get("approval"),
         "execution": execution_summary(data.get("execution")),
+        "unsynced_findings": _unsynced(path),
         "run_dir": str(path),
         "log": str(path / LOG_FILE) if (path / LOG_FILE).exists() else None,
     }
@@ -139,12 +153,27 @@ def execution_summary(execution: dict[str, Any] | None) -> dict[str, Any] | None
     }
 
 
+def _unsynced(path: Path) -> list[str]:
+    """Findings kept as files that never reached the memory store (`ml-expert memory sync` replays them)."""
+    unsynced = path / "findings" / "_unsynced.json"
+    if not unsynced.exists():
+        return []
+    try:
+        keys = json.loads(unsynced.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ["(unreadable list: run `ml-expert memory sync` to replay every finding)"]
+    return sorted(str(k) for k in keys) if isinstance(keys, list) else []
+
+
 def runs_table(workspace: str | Path | None) -> list[dict[str, Any]]:
     """Every run of the workspace, newest first, with dead processes reported as failed."""
     ws = workspace_path(workspace)
     out = []
     for row in list_runs(ws):
         path = run_dir(ws, row["run_id"])
+        if row.get("status") == "damaged":  # reported and skipped: one bad file never hides the rest
+            out.append({**row, "phase": None, "data": None, "created": None})
+            continue
         data = effective(read_run(path), path)
         out.append(
             {
@@ -180,7 +209,7 @@ def _spawn(args: list[str], path: Path, env: dict[str, str] | None = None) -> su
 
 def _record_child(path: Path, proc: subprocess.Popen, **fields: Any) -> None:
     started = {"pid": proc.pid, "time": _pid_start_time(proc.pid)}
-    update_run(path, pid=proc.pid, pid_started=started, **fields)
+    RunFile(path).update(pid=proc.pid, pid_started=started, **fields)
 
 
 def start_detached(config: RunConfig, run_id: str | None = None) -> dict[str, Any]:
@@ -194,21 +223,13 @@ def start_detached(config: RunConfig, run_id: str | None = None) -> dict[str, An
     path = run_dir(ws, run_id)
     path.mkdir(parents=True, exist_ok=True)
     config_file = config.save(path / CONFIG_FILE)
-    update_run(
-        path,
-        run_id=run_id,
-        created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        status="starting",
-        phase="queued",
-        detached=True,
-        launched_at=time.time(),
-    )
+    RunFile(path).start(run_id, RunStatus.STARTING, "queued", detached=True, launched_at=time.time())
     proc = _spawn(["run", "--config", str(config_file), "--run-id", run_id, "--json"], path)
     _record_child(path, proc)
     return {
         "ok": True,
         "run_id": run_id,
-        "status": "starting",
+        "status": RunStatus.STARTING.value,
         "run_dir": str(path),
         "pid": proc.pid,
         "log": str(path / LOG_FILE),
@@ -228,8 +249,8 @@ def approve_detached(
 
     ws = workspace_path(workspace)
     path = run_dir(ws, run_id)
-    status = read_run(path).get("status")
-    if status != "awaiting_approval":
+    status = RunFile(path).read().status
+    if status != RunStatus.AWAITING_APPROVAL:
         raise UsageError(f"run {run_id} is {status}, not awaiting_approval: nothing to approve")
     args = ["approve", run_id, "--workspace", str(ws), "--json", "--by", by]
     if not approved:
@@ -240,10 +261,16 @@ def approve_detached(
 
     token = secrets.token_hex(8)
     # `approving` (not awaiting_approval) so a second approve is refused while this one runs.
-    update_run(path, status="approving", launched_at=time.time(), approval_token=token)
+    RunFile(path).approving(launched_at=time.time(), approval_token=token)
     proc = _spawn(args, path, env={APPROVAL_TOKEN_ENV: token})
     _record_child(path, proc)
-    return {"ok": True, "run_id": run_id, "status": "approving", "approved": approved, "pid": proc.pid}
+    return {
+        "ok": True,
+        "run_id": run_id,
+        "status": RunStatus.APPROVING.value,
+        "approved": approved,
+        "pid": proc.pid,
+    }
 
 
 def reap_children() -> None:
@@ -260,7 +287,7 @@ def wait(
     deadline = time.monotonic() + timeout
     while True:
         summary = run_summary(workspace, run_id)
-        if summary["done"] or summary["status"] == "awaiting_approval":
+        if summary["done"] or summary["status"] == RunStatus.AWAITING_APPROVAL:
             return summary
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {run_id} still {summary['status']} after {timeout:.0f}s")

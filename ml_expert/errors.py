@@ -49,3 +49,11 @@ class IntegrityError(MLExpertError):
 
     exit_code = EXIT_DATA
     kind = "integrity"
+
+
+class StorageError(MLExpertError):
+    """The workspace cannot be written (read-only, disk full, no permission): the run stops,
+    marked failed with this reason, and can be resumed once the storage is back."""
+
+    exit_code = EXIT_TRAINING
+    kind = "storage"

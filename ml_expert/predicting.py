@@ -26,12 +26,18 @@ def predict_file(
     names = tuple(dict.fromkeys(c["name"] for c in runtime.schema["columns"]))
     frame, _ = load_table(data, columns=names)
     target = runtime.schema.get("target")
-    if target in frame.columns:
+    if target and target in frame.columns:
         frame = frame.drop(columns=[target])
     try:
         labels = runtime.predict(frame)
-        out = pd.DataFrame({"prediction": labels})
-        if proba:
+        column = "cluster" if runtime.task == "clustering" else "prediction"
+        out = pd.DataFrame({column: labels})
+        if proba and runtime.task == "clustering":  # distance_<c> (k-means) or probability_<c>
+            _, scores = runtime.predict_with_proba(frame)
+            prefix = "distance" if runtime.scores_kind == "distances" else "probability"
+            for c in range(scores.shape[1]):
+                out[f"{prefix}_{c}"] = scores[:, c]
+        elif proba:
             if runtime.schema.get("task") != "classification":
                 raise UsageError("--proba applies to classification models only")
             probabilities = runtime.predict_proba(frame)

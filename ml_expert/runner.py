@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
-from collections.abc import Callable
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from ml_expert.config import RunConfig, api_parameters
-from ml_expert.detached import ACTIVE, pid_alive
-from ml_expert.errors import GateRefused, MLExpertError, TrainingError, UsageError
+from ml_expert.detached import pid_alive
+from ml_expert.errors import GateRefused, MLExpertError, StorageError, TrainingError, UsageError
 from ml_expert.execution import close_executors
-from ml_expert.workspace import new_run_id, read_run, run_dir, update_run, workspace_path
+from ml_expert.runs import RunFile, RunStatus
+from ml_expert.workspace import (
+    check_writable,
+    new_run_id,
+    reserve_space,
+    run_dir,
+    storage_error,
+    workspace_path,
+)
 
 log = logging.getLogger("ml_expert")
 EventSink = Callable[[dict[str, Any]], None]
@@ -38,6 +49,52 @@ class RunResult(BaseModel):
 
 def checkpoint_path(workspace: Path) -> Path:
     return workspace / "checkpoints.sqlite"
+
+
+def set_aside_if_damaged(path: Path) -> Path | None:
+    """Move a checkpoint database that is not one (overwritten, truncated) out of the way.
+
+    Without this, one bad file stops every run and resume in the workspace. The damaged file is
+    kept (`checkpoints.sqlite.damaged-<time>`) for inspection; runs it held can no longer skip
+    finished phases, but `resume` still restarts them from their run.json options."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            verdict = conn.execute("PRAGMA quick_check").fetchone()
+        if verdict and verdict[0] == "ok":
+            return None
+        problem = str(verdict[0] if verdict else "no answer")
+    except sqlite3.OperationalError as exc:
+        if "not a database" not in str(exc) and "malformed" not in str(exc):
+            return None  # locked, busy, unreadable: not damage, let the real open report it
+        problem = str(exc)
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
+    os.replace(path, aside)
+    for suffix in ("-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(path.with_name(path.name + suffix), aside.with_name(aside.name + suffix))
+    log.warning(
+        "warning: the checkpoint database %s was damaged (%s); moved it to %s and started a new one. "
+        "Runs that were in it restart their phases on resume.",
+        path,
+        problem,
+        aside,
+    )
+    return aside
+
+
+@contextlib.contextmanager
+def open_checkpointer(ws: Path) -> Iterator[Any]:
+    """The workspace's SQLite checkpointer, after setting a damaged database aside."""
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    path = checkpoint_path(ws)
+    set_aside_if_damaged(path)
+    with SqliteSaver.from_conn_string(str(path)) as saver:
+        yield saver
 
 
 def run(
@@ -64,7 +121,10 @@ def run(
     elif data is not None or target is not None or options:
         raise UsageError("give the options either as keywords or as one RunConfig, not both")
     ws = Path(config.workspace or workspace_path(None))
-    ws.mkdir(parents=True, exist_ok=True)
+    try:
+        ws.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise (storage_error(exc) or exc) from None
     run_id = run_id or new_run_id()
     return _drive({"options": config.options(), "run_id": run_id}, ws, run_id, on_event, raise_on_refusal)
 
@@ -98,15 +158,16 @@ def approve(
 
     ws = workspace_path(workspace)
     path = run_dir(ws, run_id)
-    record = read_run(path)
-    status = record.get("status")
+    run_file = RunFile(path)
+    record = run_file.read()
+    status = record.status
     # A detached approve (ml_expert.detached.approve_detached) claims the run it was started for.
     token = os.environ.get("ML_EXPERT_APPROVAL_TOKEN")
-    claimed = status == "approving" and bool(token) and token == record.get("approval_token")
-    if status != "awaiting_approval" and not claimed:
+    claimed = status == RunStatus.APPROVING and bool(token) and token == record.approval_token
+    if status != RunStatus.AWAITING_APPROVAL and not claimed:
         raise UsageError(f"run {run_id} is {status}, not awaiting_approval: nothing to approve")
     # `approving` until the approval node has read the decision (it then writes `running`).
-    update_run(path, status="approving", pid=os.getpid(), approval_token=None)
+    run_file.approving(pid=os.getpid(), approval_token=None)
     decision = {"approved": approved, "note": note, "by": by}
     return _drive(Command(resume=decision), ws, run_id, on_event, False)
 
@@ -123,32 +184,28 @@ def resume(
     The interrupted node runs again; training picks up from its BackupAndRestore backup. A run
     killed before its first checkpoint starts again from the options recorded in run.json.
     """
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
     from ml_expert.graph.builder import build_graph
 
     ws = workspace_path(workspace)
     path = run_dir(ws, run_id)
-    record = read_run(path)
-    if record.get("status") in ("finished", "refused"):
-        raise UsageError(f"run {run_id} already {record['status']}; nothing to resume")
-    if record.get("status") in ACTIVE and pid_alive(record.get("pid"), record.get("pid_started")):
-        raise UsageError(f"run {run_id} is still running (pid {record['pid']})")
+    run_file = RunFile(path)
+    record = run_file.read()
+    if record.status and not record.status.resumable:
+        raise UsageError(f"run {run_id} already {record.status}; nothing to resume")
+    if record.status and record.status.active and pid_alive(record.pid, record.pid_started):
+        raise UsageError(f"run {run_id} is still running (pid {record.pid})")
     config = {"configurable": {"thread_id": run_id}}
-    with SqliteSaver.from_conn_string(str(checkpoint_path(ws))) as saver:
-        snapshot = build_graph(checkpointer=saver).get_state(config)
-    graph_input = None if snapshot.next else {"options": record["config"], "run_id": run_id}
-    update_run(
-        path,
-        status="running",
-        pid=os.getpid(),
-        error=None,
-        resumed=[
-            *record.get("resumed", []),
-            {"from_phase": record.get("phase"), "pending": list(snapshot.next)},
-        ],
+    try:
+        with open_checkpointer(ws) as saver:
+            snapshot = build_graph(checkpointer=saver).get_state(config)
+    except (OSError, sqlite3.Error) as exc:
+        raise (storage_error(exc) or exc) from None
+    graph_input = None if snapshot.next else {"options": record.config, "run_id": run_id}
+    reserve_space(path)
+    run_file.resume(
+        os.getpid(), resumed=[*record.resumed, {"from_phase": record.phase, "pending": list(snapshot.next)}]
     )
-    return _drive(graph_input, ws, run_id, on_event, raise_on_refusal, start=record.get("phase") or "init")
+    return _drive(graph_input, ws, run_id, on_event, raise_on_refusal, start=record.phase or "init")
 
 
 def _drive(
@@ -159,51 +216,66 @@ def _drive(
     raise_on_refusal: bool,
     start: str = "init",
 ) -> RunResult:
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
     from ml_expert.graph.builder import build_graph
 
     config = {"configurable": {"thread_id": run_id}}
     path = run_dir(ws, run_id)
     current = start
-    with SqliteSaver.from_conn_string(str(checkpoint_path(ws))) as saver:
-        graph = build_graph(checkpointer=saver)
-        try:
-            for mode, chunk in graph.stream(graph_input, config, stream_mode=["updates", "custom"]):
-                if mode == "custom" and on_event:
-                    on_event(chunk)
-                elif mode == "updates":
-                    for node in chunk:
-                        if node.startswith("__"):  # __interrupt__: the run waits for approval
-                            continue
-                        current = node
-                        if on_event:
-                            on_event({"event": "node", "node": node})
-        except MLExpertError as exc:
-            _mark_failed(path, exc.kind, exc.message, current)
+    check_writable(ws)
+    try:
+        with open_checkpointer(ws) as saver:
+            graph = build_graph(checkpointer=saver)
+            try:
+                for mode, chunk in graph.stream(
+                    graph_input, config, stream_mode=["updates", "custom", "tasks"]
+                ):
+                    if mode == "tasks" and "triggers" in chunk:
+                        current = chunk["name"]  # a node starts: a crash from here on is its crash
+                    elif mode == "custom" and on_event:
+                        on_event(chunk)
+                    elif mode == "updates":
+                        for node in chunk:
+                            if node.startswith("__"):  # __interrupt__: the run waits for approval
+                                continue
+                            if on_event:
+                                on_event({"event": "node", "node": node})
+            except MLExpertError as exc:
+                _mark_failed(path, exc.kind, exc.message, current)
+                raise
+            except Exception as exc:
+                failure = storage_error(exc)
+                if failure is not None:
+                    _mark_failed(path, failure.kind, failure.message, current)
+                    raise failure from None
+                message = f"{type(exc).__name__}: {exc}"
+                _mark_failed(path, "internal", message, current)
+                if current in ("model_selection", "gate_plan", "training"):
+                    raise TrainingError(f"training failed: {message}") from exc
+                raise
+            snapshot = graph.get_state(config)
+            state = dict(snapshot.values)
+            if snapshot.interrupts:
+                state["status"] = RunStatus.AWAITING_APPROVAL.value
+                RunFile(path).await_approval()
+    except (OSError, sqlite3.Error) as exc:  # opening or closing the checkpointer
+        failure = storage_error(exc)
+        if failure is None:
             raise
-        except Exception as exc:
-            message = f"{type(exc).__name__}: {exc}"
-            _mark_failed(path, "internal", message, current)
-            if current in ("model_selection", "gate_plan", "training"):
-                raise TrainingError(f"training failed: {message}") from exc
-            raise
-        finally:
-            close_executors()  # a throw-away local Ray cluster never outlives its run
-        snapshot = graph.get_state(config)
-        state = dict(snapshot.values)
-        if snapshot.interrupts:
-            state["status"] = "awaiting_approval"
-            update_run(path, status="awaiting_approval", phase="approval")
+        _mark_failed(path, failure.kind, failure.message, current)
+        raise failure from None
+    finally:
+        close_executors()  # a throw-away local Ray cluster never outlives its run
     result = result_from_state(state)
-    if raise_on_refusal and result.status == "refused":
+    if raise_on_refusal and result.status == RunStatus.REFUSED:
         raise GateRefused(result.reason or "a gate refused")
     return result
 
 
 def _mark_failed(path: Path, kind: str, message: str, node: str) -> None:
+    """Record why the run stopped; if storage cannot take even that, the caller still gets the error."""
     if (path / "run.json").exists():
-        update_run(path, status="failed", error={"kind": kind, "message": message, "node": node})
+        with contextlib.suppress(StorageError, OSError):
+            RunFile(path).fail(kind, message, node)
 
 
 def result_from_state(state: dict[str, Any]) -> RunResult:
@@ -214,7 +286,7 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
     artifacts = run_artifacts(state)
     status = state.get("status", "unknown")
     return RunResult(
-        ok=status == "finished",
+        ok=status == RunStatus.FINISHED,
         run_id=state["run_id"],
         run_dir=str(path),
         status=status,

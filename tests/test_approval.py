@@ -92,14 +92,14 @@ def test_run_never_reads_awaiting_approval_once_approved(workspace: Path, monkey
 
     paused = run("iris", train_dnn=False, budget=60, seed=9, workspace=workspace, require_approval=True)
     written: list[str] = []
-    real = node.update_run
 
-    def recording(path, **fields):
-        if "status" in fields:
-            written.append(fields["status"])
-        return real(path, **fields)
+    class Recording(node.RunFile):
+        def update(self, **fields):
+            if "status" in fields:
+                written.append(fields["status"])
+            return super().update(**fields)
 
-    monkeypatch.setattr(node, "update_run", recording)
+    monkeypatch.setattr(node, "RunFile", Recording)
     result = approve(paused.run_id, workspace=workspace, by="test")
     assert result.status == "finished"
     assert written == ["running"], written  # the decision read, then deployment: no awaiting_approval

@@ -14,6 +14,7 @@ import pytest
 
 from ml_expert.errors import DataError
 from ml_expert.graph.gates import data_gate
+from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.prepare import prepare_data
 
 
@@ -40,7 +41,9 @@ def table(tmp_path: Path) -> Path:
 
 def _gate(prepared) -> bool:
     data = {
-        "validated": True,
+        "files": prepared.files,
+        "n_features_out": prepared.n_features_out,
+        "preprocessor_sha256": sha256_file(prepared.files["preprocessor"]),
         "features": prepared.input_schema.names,
         "leakage_suspects": prepared.leakage_suspects,
         "kept_columns": prepared.kept_columns,
@@ -74,3 +77,18 @@ def test_unknown_column_is_a_data_error(table: Path, tmp_path: Path) -> None:
         prepare_data(str(table), "target", 1, tmp_path / "c", keep=["nope"])
     with pytest.raises(DataError, match="--drop 'target'"):
         prepare_data(str(table), "target", 1, tmp_path / "d", drop=["target"])
+
+
+def test_imbalance_ratio_comes_from_training_rows(tmp_path: Path) -> None:
+    """It picks the metric and the class weights: a decision, so no test row may count in it."""
+    from ml_expert.tools.data.prepare import load_split
+
+    rng = np.random.default_rng(1)
+    y = np.array([0] * 100 + [1] * 31)
+    frame = pd.DataFrame({"x": rng.normal(size=len(y)) + y, "z": rng.normal(size=len(y)), "target": y})
+    frame.to_csv(tmp_path / "imb.csv", index=False)
+    prepared = prepare_data(str(tmp_path / "imb.csv"), "target", 0, tmp_path / "p")
+    _, train_y = load_split(prepared.files, "train", prepared.input_schema, prepared.file_hashes)
+    counts = np.bincount(train_y)
+    assert prepared.profile["imbalance_ratio"] == round(counts.max() / counts.min(), 3)
+    assert prepared.profile["imbalance_ratio"] != round(100 / 31, 3)  # the ratio over all rows

@@ -407,7 +407,7 @@ def regression_leak(p: PreparedData) -> None:
 @_ok(string_labels_multiclass)
 def string_labels(p: PreparedData) -> None:
     assert p.input_schema.classes == ["bird", "cat", "dog"]
-    train = pd.read_pickle(p.files["train"])
+    train = pd.read_parquet(p.files["train"])
     assert sorted(train["__target__"].unique()) == [0, 1, 2]
 
 
@@ -424,7 +424,7 @@ def high_card(p: PreparedData) -> None:
     city = next(c for c in p.input_schema.columns if c.name == "city")
     assert city.kind == "categorical" and 2 <= len(city.categories) <= 30
     assert p.n_features_out <= 2 + len(city.categories) + 1  # frequent values + one rare column
-    train = pd.read_pickle(p.files["train"])
+    train = pd.read_parquet(p.files["train"])
     counts = train["city"].value_counts()
     assert set(city.categories) <= set(counts[counts >= 5].index)
     singletons = set(counts[counts == 1].index)
@@ -439,7 +439,7 @@ def high_card(p: PreparedData) -> None:
 def parquet_file(p: PreparedData) -> None:
     assert p.load.format == "parquet" and p.input_schema.names == ["x1", "x2", "stamp"]
     assert p.datetime_columns["stamp"] == ["year", "month", "day", "weekday", "hour", "epoch_days"]
-    train = pd.read_pickle(p.files["train"])
+    train = pd.read_parquet(p.files["train"])
     assert train["stamp__hour"].notna().sum() >= len(train) - 1 and train["stamp__year"].eq(2024).any()
 
 
@@ -467,7 +467,7 @@ def npz_image(p: PreparedData) -> None:
 @_ok(npz_channels_first)
 def npz_chw(p: PreparedData) -> None:
     assert p.image_shape == [5, 5, 3] and p.n_features_out == 75
-    train = pd.read_pickle(p.files["train"])
+    train = pd.read_parquet(p.files["train"])
     assert (
         train["pixel_1_2_0"].max() > 0 and train.drop(columns=["pixel_1_2_0", "__target__"]).eq(0).all().all()
     )
@@ -499,8 +499,10 @@ def test_awkward_file_is_absorbed(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(ERROR_CASES))
 def test_broken_file_is_refused_clearly(name: str, tmp_path: Path) -> None:
     builder, fragment = ERROR_CASES[name]
+    # without a task, a table with no target column is clustered (issue 15); a supervised task refuses it
+    task = "classification" if name == "target_missing" else "auto"
     with pytest.raises(DataError) as info:
-        prepare_data(str(builder(tmp_path)), "target", 0, tmp_path / "data")
+        prepare_data(str(builder(tmp_path)), "target", 0, tmp_path / "data", task=task)
     assert fragment in info.value.message
     assert "\n" not in info.value.message and len(info.value.message) < 600
     assert not (tmp_path / "data").exists()  # nothing written
@@ -509,7 +511,7 @@ def test_broken_file_is_refused_clearly(name: str, tmp_path: Path) -> None:
 def test_target_missing_names_the_columns(tmp_path: Path) -> None:
     path = ERROR_CASES["target_missing"][0](tmp_path)
     with pytest.raises(DataError, match=r"the columns are: x1, x2, label\. Pass --target NAME"):
-        prepare_data(str(path), "target", 0, tmp_path / "data")
+        prepare_data(str(path), "target", 0, tmp_path / "data", task="regression")
 
 
 @pytest.mark.parametrize("name", ["missing_path", "html", "one_class", "ragged_rows"])

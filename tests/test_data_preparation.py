@@ -53,7 +53,7 @@ def test_changing_validation_and_test_rows_changes_nothing_fitted(tmp_path: Path
     first = tmp_path / "a.csv"
     frame.to_csv(first, index=False)
     a = prepare_data(str(first), "target", 3, tmp_path / "a")
-    held_out = pd.concat([pd.read_pickle(a.files["val"]), pd.read_pickle(a.files["test"])]).index
+    held_out = pd.concat([pd.read_parquet(a.files["val"]), pd.read_parquet(a.files["test"])]).index
     assert len(held_out) > 50
     changed = frame.copy()
     changed.loc[held_out, "size"] = changed.loc[held_out, "size"] * 100 + 7
@@ -68,7 +68,7 @@ def test_changing_validation_and_test_rows_changes_nothing_fitted(tmp_path: Path
     assert a.input_schema == b.input_schema
     assert a.dropped_columns == b.dropped_columns and "flag" in a.dropped_columns
     assert a.leakage_suspects == b.leakage_suspects
-    pd.testing.assert_frame_equal(pd.read_pickle(a.files["train"]), pd.read_pickle(b.files["train"]))
+    pd.testing.assert_frame_equal(pd.read_parquet(a.files["train"]), pd.read_parquet(b.files["train"]))
     np.testing.assert_array_equal(np.load(a.files["X_train"]), np.load(b.files["X_train"]))
     assert a.outliers == b.outliers
     # The held-out rows really changed (so the test could fail).
@@ -96,7 +96,7 @@ def test_outlier_report_in_prepared_data_leaves_val_and_test_untouched(tmp_path:
     path = tmp_path / "o.csv"
     frame.to_csv(path, index=False)
     prepared = prepare_data(str(path), "target", 0, tmp_path / "data")
-    val, test = pd.read_pickle(prepared.files["val"]), pd.read_pickle(prepared.files["test"])
+    val, test = pd.read_parquet(prepared.files["val"]), pd.read_parquet(prepared.files["test"])
     assert prepared.outliers["dropped"] >= 1
     assert sum(prepared.split_sizes.values()) + prepared.outliers["dropped"] == 300
     assert len(val) == len(test) == 45  # 15% each of 300, as without any removal
@@ -226,11 +226,28 @@ def test_image_folder_mixed_sizes_and_colour_is_resized_to_rgb(tmp_path: Path) -
     assert "24 of 24 images resized" in info.image_resize
 
 
-def test_data_gate_refuses_unvalidated_or_leaky_data_with_figures() -> None:
+def _prepared_files(tmp_path: Path, rows: dict[str, int], width: int) -> dict:
+    """Finite split arrays and a preprocessor file, as the preparation writes them."""
+    from ml_expert.hashing import sha256_file
+
+    files = {}
+    for split, n in rows.items():
+        files[f"X_{split}"] = str(tmp_path / f"X_{split}.npy")
+        np.save(files[f"X_{split}"], np.random.default_rng(0).normal(size=(n, width)))
+    files["preprocessor"] = str(tmp_path / "preprocessor.joblib")
+    Path(files["preprocessor"]).write_bytes(b"fitted")
+    return {
+        "files": files,
+        "n_features_out": width,
+        "preprocessor_sha256": sha256_file(files["preprocessor"]),
+    }
+
+
+def test_data_gate_refuses_unvalidated_or_leaky_data_with_figures(tmp_path: Path) -> None:
     from ml_expert.graph.gates import data_gate
 
     good = {
-        "validated": True,
+        **_prepared_files(tmp_path, {"train": 70, "val": 15}, 2),
         "task": "classification",
         "rows_in": 110,
         "rows_without_target": 2,
@@ -264,3 +281,46 @@ def test_data_gate_refuses_unvalidated_or_leaky_data_with_figures() -> None:
         "no_leakage_suspects",
     }
     assert not data_gate({"data": {}}).passed
+
+
+def test_data_gate_reopens_the_prepared_arrays(tmp_path: Path) -> None:
+    """`validated` used to be set True by the preparation and read back by the gate: it could
+    never fail. The gate now re-reads the arrays and the preprocessor itself."""
+    from ml_expert.graph.gates import data_gate
+
+    data = {
+        **_prepared_files(tmp_path, {"train": 70, "val": 15}, 3),
+        "validated": True,
+        "rows_in": 100,
+        "split_sizes": {"train": 70, "val": 15, "test": 15},
+        "splits_disjoint": True,
+        "features": ["a"],
+    }
+    check = next(c for c in data_gate({"data": data}).checks if c.name == "validated")
+    assert check.passed, check
+    broken = np.load(data["files"]["X_train"])
+    broken[3, 1] = np.nan
+    np.save(data["files"]["X_train"], broken)
+    check = next(c for c in data_gate({"data": data}).checks if c.name == "validated")
+    assert not check.passed and "non-finite" in check.detail
+    np.save(data["files"]["X_train"], np.zeros((70, 3)))
+    Path(data["files"]["preprocessor"]).write_bytes(b"swapped")
+    check = next(c for c in data_gate({"data": data}).checks if c.name == "validated")
+    assert not check.passed and "preprocessor changed" in check.detail
+    assert not next(
+        c for c in data_gate({"data": {**data, "n_features_out": 4}}).checks if c.name == "validated"
+    ).passed
+
+
+def test_categories_are_spelt_the_same_in_training_and_serving() -> None:
+    """Training coerced NaT to "NaT" and float32 NaN to "nan" where serving sent "": a missing
+    value seen in serving then matched no category the model was fitted with."""
+    import ml_expert.runtime.inference as runtime_module
+
+    values = [None, np.nan, np.float32("nan"), pd.NaT, pd.NA, 3.0, np.float32(3.0), 7, "a", True]
+    schema = InputSchema(
+        task="classification", target="y", columns=[ColumnSpec(name="c", kind="categorical")]
+    )
+    trained = to_model_frame(pd.DataFrame({"c": pd.Series(values, dtype=object)}), schema)["c"].tolist()
+    served = [runtime_module.category_text(v) for v in values]
+    assert trained == served == ["", "", "", "", "", "3", "3", "7", "a", "True"]

@@ -51,7 +51,7 @@ def test_string_labels_and_categories_round_trip_through_cli(tmp_path: Path) -> 
     assert {"name": "day", "kind": "numeric", "derive": "year"} in analysis["columns"]
 
     # No artifact holds the value seen on one training row.
-    stored = [p for p in run_dir.rglob("*") if p.is_file() and p.suffix not in (".pkl", ".npy")]
+    stored = [p for p in run_dir.rglob("*") if p.is_file() and p.suffix not in (".parquet", ".npy")]
     assert any(p.name == "model.onnx" for p in stored)
     for path in stored:
         assert SINGLETON.encode() not in path.read_bytes(), path

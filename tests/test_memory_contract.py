@@ -14,6 +14,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -538,3 +539,81 @@ def test_importing_memory_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_a_hung_redis_costs_one_timeout_not_one_per_finding(tmp_path: Path, run_ids: RunIds) -> None:
+    """A server that accepts connections and never answers: the run goes on at file speed."""
+    import socket
+    import threading
+
+    from ml_expert.memory import FindingsRecorder
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept_and_hang() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept_and_hang, daemon=True)
+    thread.start()
+    try:
+        store = RedisMemory(f"redis://127.0.0.1:{listener.getsockname()[1]}/0")
+        recorder = FindingsRecorder(store, tmp_path / "run", run_ids("hung"))
+        start = time.monotonic()
+        stored = [recorder.record(f"finding-{i}", {"i": i}) for i in range(8)]
+        elapsed = time.monotonic() - start
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
+    assert stored == [False] * 8
+    assert recorder.unsynced() == sorted(f"finding-{i}" for i in range(8))  # all kept for a sync
+    assert elapsed < 4.0, elapsed  # was ~4.5 s per finding
+
+
+def test_memory_sync_replays_and_status_reports_what_is_missing(
+    tmp_path: Path, redis_url: str, run_ids: RunIds
+) -> None:
+    from ml_expert.memory import FindingsRecorder
+
+    ws = tmp_path / "ws"
+    run_id = run_ids("sync")
+    path = ws / "runs" / run_id
+    path.mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps({"run_id": run_id, "status": "finished", "config": {}}))
+    dead = RedisMemory("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    recorder = FindingsRecorder(dead, path, run_id)
+    recorder.record("metrics", {"accuracy": 0.9})
+    recorder.record("training", {"epochs": 3})
+    cli = [sys.executable, "-m", "ml_expert"]
+    status = subprocess.run(
+        [*cli, "status", run_id, "--workspace", str(ws), "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert json.loads(status.stdout)["unsynced_findings"] == ["metrics", "training"]
+    synced = subprocess.run(
+        [*cli, "memory", "sync", run_id, "--memory", redis_url, "--workspace", str(ws), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert synced.returncode == 0, synced.stderr
+    assert json.loads(synced.stdout)["replayed"] == 2
+    assert RedisMemory(redis_url).get(run_id, "metrics") == {"accuracy": 0.9}
+    status = subprocess.run(
+        [*cli, "status", run_id, "--workspace", str(ws), "--json"], capture_output=True, text=True, timeout=60
+    )
+    assert json.loads(status.stdout)["unsynced_findings"] == []
+    bad = subprocess.run(
+        [*cli, "memory", "get", "../../x", "--workspace", str(ws)], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "not a memory key" in bad.stderr and "Traceback" not in bad.stderr

@@ -27,7 +27,13 @@ from ml_expert.tools.scoring import score
 from ml_expert.tools.selection.baselines import fit_candidate
 from ml_expert.tools.selection.candidates import BASELINES, make_pipeline
 from ml_expert.tools.selection.crossval import fold_ids
-from ml_expert.tools.selection.ensemble import blend, cross_fitted, greedy_selection, make_ensemble
+from ml_expert.tools.selection.ensemble import (
+    EnsembleMember,
+    blend,
+    cross_fitted,
+    greedy_selection,
+    make_ensemble,
+)
 from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
 from ml_expert.tools.selection.tuning import candidate_params, nominal_fit_seconds
 
@@ -297,9 +303,7 @@ def test_a_run_ships_the_ensemble_when_it_wins_by_the_margin_and_serves_it(tmp_p
     np.testing.assert_allclose(served["prediction"], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
-def test_ensemble_candidate_is_judged_on_cross_fitted_rows_with_out_of_bag_training_scores(
-    tmp_path: Path,
-) -> None:
+def test_ensemble_candidate_is_judged_on_cross_fitted_rows(tmp_path: Path) -> None:
     """Validation mode (large data): the weights are chosen on the validation rows, so the ensemble's
     validation predictions are the cross-fitted ones; a forest member's training rows are scored out
     of bag; the same inputs give the same ensemble."""
@@ -334,6 +338,25 @@ def test_ensemble_candidate_is_judged_on_cross_fitted_rows_with_out_of_bag_train
     in_sample = score("accuracy", y, shipped.predict_proba(fit_train[0]))
     if "random_forest" in [m.name for m in candidate.members]:
         assert candidate.train_score < in_sample  # out of bag for the forest's rows
+    poor, why = ensemble_candidate(
+        board, "classification", "accuracy", val[1], False, fit_train, val, SEED, tmp_path / "e2", budget=1.0
+    )
+    assert poor is None and "of the 1 s budget" in why.reason  # the members' refit would not fit
     rebuilt = make_pipeline("ensemble", schema, SEED, rows=len(y), members=candidate.members)
     assert [n for n, _ in rebuilt.estimators] == [m.name for m in candidate.members]
     assert names  # the pool came from the leaderboard
+
+
+def test_an_ensemble_with_a_tuned_threshold_exports_the_cut_in_its_graph(tmp_path: Path) -> None:
+    schema, train, test, y = split(*TITANIC)
+    members = [
+        EnsembleMember(name="linear", base="linear", weight=0.4),
+        EnsembleMember(name="lightgbm", base="lightgbm", weight=0.6),
+    ]
+    model = make_pipeline("ensemble", schema, SEED, rows=len(y), threshold=0.3, members=members)
+    model.fit(to_model_frame(train, schema), y)
+    frame = to_model_frame(test, schema)
+    assert (model.predict(frame) != model.predict_proba(frame).argmax(axis=1)).any()  # the cut matters
+    records = export_sklearn(model, schema, test, tmp_path)
+    _assert_passed(records)
+    assert records[1].parity.label_agreement == 1.0

@@ -93,10 +93,14 @@ def test_cli_binary_json_with_redis(datasets: Path, workspace: Path, live_redis_
         == metrics["test"]["accuracy"]
     )
 
-    # every Keras export and the chosen model's exports were reloaded and matched
+    # every export of the chosen model (and only of it: what ships) was reloaded and matched
     exports = json.loads(client.get(f"ml-expert/{run_id}/deployment"))["exports"]
     formats = {e["format"] for e in exports}
-    assert {"keras", "h5", "savedmodel", "tflite", "onnx"} <= formats
+    chosen = payload["chosen_model"]
+    assert formats == (
+        {"keras", "h5", "savedmodel", "tflite", "onnx"} if chosen == "dnn" else {"joblib", "onnx"}
+    )
+    assert {Path(e["path"]).parent.name for e in exports} == {chosen}
     assert all(e["parity"]["passed"] for e in exports)
 
     listed = subprocess.run(

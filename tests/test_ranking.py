@@ -43,7 +43,9 @@ def _caravan(tmp_path: Path) -> Path:
 def _prepared(tmp_path: Path, name: str):
     prepared = prepare_data(str(DATASETS / name), "target", 0, tmp_path / "data")
     schema = prepared.input_schema
-    return schema, load_split(prepared.files, "train", schema), load_split(prepared.files, "val", schema)
+    hashes = prepared.file_hashes
+    train = load_split(prepared.files, "train", schema, hashes)
+    return schema, train, load_split(prepared.files, "val", schema, hashes)
 
 
 def test_every_metric_ranks_a_real_model_above_the_dummy(tmp_path: Path) -> None:
@@ -119,7 +121,7 @@ def test_accuracy_and_balanced_accuracy_choose_different_models(tmp_path: Path) 
     balanced, on the same out-of-fold predictions."""
     prepared = prepare_data(str(_caravan(tmp_path)), "target", 0, tmp_path / "data")
     schema = prepared.input_schema
-    train, val = (load_split(prepared.files, s, schema) for s in ("train", "val"))
+    train, val = (load_split(prepared.files, s, schema, prepared.file_hashes) for s in ("train", "val"))
     y = np.concatenate([train[1], val[1]])
     folds = fold_ids("classification", y, 0)
     board = run_baselines(schema, train, val, "accuracy", 0, tmp_path / "m", folds=folds)
@@ -184,10 +186,10 @@ def test_f1_threshold_ships_and_predict_and_serve_reproduce_it(tmp_path: Path) -
     assert payload["gates"]["validation"] and payload["metrics"]["f1"] >= 0.05
     report = (run_dir / "evaluation_report.md").read_text()
     assert "| **f1** (chosen) |" in report and "Decision threshold" in report
-    assert "5-fold CV f1 mean ± std" in report and "## Escalations" in report
+    assert "-fold CV f1 mean ± std" in report and "## Escalations" in report
 
     shipped = joblib.load(chosen["path"])
-    rows = pd.read_pickle(run_dir / "data" / "val_raw.pkl")
+    rows = pd.read_parquet(run_dir / "data" / "val_raw.parquet")
     from ml_expert.tools.data.schema import InputSchema, to_model_frame
 
     schema = InputSchema.model_validate_json((run_dir / "deployment" / "schema.json").read_text())
@@ -217,7 +219,8 @@ def test_f1_threshold_ships_and_predict_and_serve_reproduce_it(tmp_path: Path) -
 
 def test_skewed_target_gets_a_log_scale_candidate_that_exports(tmp_path: Path) -> None:
     """Diamond prices (1,500 real rows, skewness ~1.6): a log1p candidate is tried; ranked by
-    RMSLE it wins, ships as one ONNX graph (expm1 inside) and predict reproduces it."""
+    RMSLE it wins, ships as one ONNX graph (expm1 inside, alone or as an ensemble member) and
+    predict reproduces it."""
     sample = pd.read_csv(DATASETS / "diamonds.csv").sample(1500, random_state=0)
     path = tmp_path / "diamonds_sample.csv"
     sample.to_csv(path, index=False)
@@ -230,7 +233,10 @@ def test_skewed_target_gets_a_log_scale_candidate_that_exports(tmp_path: Path) -
     selection = selection.get("value", selection)
     logs = [c for c in selection["leaderboard"] if c["log_target"]]
     assert logs and logs[0]["name"].endswith("_log")
-    assert payload["chosen_model"] == logs[0]["name"], selection["escalations"]
+    # the log scale wins its escalation; what ships is it or an ensemble built on top of it
+    won = next(e for e in selection["escalations"] if e["candidate"] == logs[0]["name"])
+    assert won["wins"] and won["gain"] > won["margin"], won
+    assert payload["chosen_model"] in (logs[0]["name"], "ensemble"), selection["escalations"]
     decisions = json.loads((run_dir / "run.json").read_text())["decisions"]
     assert any("log-scale target" in d["decision"] and "replaces" in d["decision"] for d in decisions)
     deployment = json.loads((run_dir / "findings" / "deployment.json").read_text())
@@ -241,3 +247,21 @@ def test_skewed_target_gets_a_log_scale_candidate_that_exports(tmp_path: Path) -
     rows = sample.drop(columns="target").head(40)
     served = predict_rows(payload["run_id"], rows, workspace, tmp_path, proba=False)
     np.testing.assert_allclose(served["prediction"], shipped.predict(rows), rtol=1e-4)
+
+
+def test_network_refit_runs_the_best_epoch_count_on_train_and_validation(tmp_path: Path) -> None:
+    """The winning network is rebuilt from the seed and fit on train + validation for exactly the
+    epoch count early stopping found best; the same seed gives the same weights."""
+    from ml_expert.tools.training.dnn import DNNConfig, refit_dnn
+
+    prepared = prepare_data(str(DATASETS / "iris.csv"), "target", 0, tmp_path / "data")
+    files = prepared.files
+    x = np.concatenate([np.load(files["X_train"]), np.load(files["X_val"])])
+    y = np.concatenate([load_split(files, s, prepared.input_schema)[1] for s in ("train", "val")])
+    config = DNNConfig(hidden_units=[16], batch_size=16, max_epochs=50)
+    runs = [refit_dnn(x, y, "classification", 3, config, seed=5, epochs=7) for _ in range(2)]
+    (model, refit), (again, _) = runs
+    assert refit["epochs"] == 7 and not refit["diverged"] and refit["rows"] == len(y)
+    for a, b in zip(model.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    assert np.asarray(model.predict(x[:5], verbose=0)).shape == (5, 3)

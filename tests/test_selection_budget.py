@@ -82,7 +82,10 @@ def test_forest_train_score_is_out_of_bag(tmp_path) -> None:
     data = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "diabetes.csv"
     prepared = prepare_data(str(data), "target", 2, tmp_path / "data")
     schema = prepared.input_schema
-    train, val = load_split(prepared.files, "train", schema), load_split(prepared.files, "val", schema)
+    train, val = (
+        load_split(prepared.files, "train", schema, prepared.file_hashes),
+        load_split(prepared.files, "val", schema, prepared.file_hashes),
+    )
     board = {c.name: c for c in run_baselines(schema, train, val, "r2", 2, tmp_path / "models")}
     forest = board["random_forest"]
     assert forest.train_score_kind == "out-of-bag" and board["linear"].train_score_kind == "in-sample"
@@ -91,3 +94,40 @@ def test_forest_train_score_is_out_of_bag(tmp_path) -> None:
     in_sample = score("r2", train[1], predict_scores(joblib.load(forest.path), train[0]))
     assert in_sample > 0.85 and forest.train_score < in_sample - 0.3
     assert abs(forest.train_score - forest.val_score) < 0.3
+
+
+def test_forest_is_sized_to_its_share_of_the_budget_at_scale() -> None:
+    """`--budget 20` on 3M rows: a forest of seconds, not the 145 s the data-only rule planned."""
+    from ml_expert.tools.selection.budget import FOREST_SHARE, MIN_TREES, plan_forest
+    from ml_expert.tools.selection.candidates import forest_limits, forest_size
+
+    rows = 3_000_000
+    plan = plan_forest(20, rows, 20, True, forest_size(rows), forest_limits(rows)["max_samples"])
+    assert plan.n_estimators >= MIN_TREES and plan.max_samples is not None and plan.max_samples < 100_000
+    assert plan.estimated_seconds <= FOREST_SHARE * 20 * 1.01, plan.rule
+    # the data-only rule planned 100 trees of 100k rows each: many times the whole budget
+    unplanned = plan_forest(1e9, rows, 20, True, forest_size(rows), forest_limits(rows)["max_samples"])
+    assert unplanned.n_estimators == 100 and unplanned.estimated_seconds > 20 * 3
+    # the baseline carries that size in its params, so the refit and the folds fit the same forest
+    from ml_expert.tools.selection.baselines import forest_params
+
+    assert forest_params(20, rows, 20, "classification") == {
+        "n_estimators": plan.n_estimators,
+        "max_samples": plan.max_samples,
+    }
+    assert forest_params(20, 150, 4, "classification") == {}  # small data keeps its full forest
+
+
+def test_a_gzip_csv_is_read(tmp_path) -> None:
+    import gzip
+    import shutil
+    from pathlib import Path
+
+    from ml_expert.tools.data.loading import load_table
+
+    source = Path(__file__).resolve().parents[1] / "ml_expert" / "datasets" / "iris.csv"
+    packed = tmp_path / "data.csv.gz"
+    with open(source, "rb") as plain, gzip.open(packed, "wb") as out:
+        shutil.copyfileobj(plain, out)
+    frame, _ = load_table(str(packed))
+    assert frame.shape == (150, 5)

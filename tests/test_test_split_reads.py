@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ml_expert.agents.tester import _complete_test_read, _log_test_read
 from ml_expert.graph.gates import validation_gate
-from ml_expert.workspace import read_run, update_run
+from ml_expert.runs import RunFile
+from ml_expert.workspace import read_run
 
 CHOSEN = {"name": "hist_gradient_boosting", "sha256": "ab" * 32}
 
@@ -18,7 +19,7 @@ def _check(validation: dict) -> dict:
 
 
 def test_interrupted_read_is_logged_and_not_a_second_evaluation(tmp_path: Path) -> None:
-    update_run(tmp_path, run_id="r")
+    RunFile(tmp_path).update(run_id="r")
     assert _log_test_read(tmp_path, CHOSEN) == (1, 0, 1)  # killed before any result ...
     assert _log_test_read(tmp_path, CHOSEN) == (1, 1, 1)  # ... resumed: same model, one result
     _complete_test_read(tmp_path)
@@ -29,7 +30,7 @@ def test_interrupted_read_is_logged_and_not_a_second_evaluation(tmp_path: Path) 
 
 
 def test_second_evaluation_or_other_model_fails(tmp_path: Path) -> None:
-    update_run(tmp_path, run_id="r")
+    RunFile(tmp_path).update(run_id="r")
     _log_test_read(tmp_path, CHOSEN)
     _complete_test_read(tmp_path)
     assert _log_test_read(tmp_path, CHOSEN)[0] == 2

@@ -99,7 +99,7 @@ def test_text_table_through_run_export_and_predict(tmp_path: Path) -> None:
     assert schema.names == ["review", "stars"]
 
     # The word of one training row is in no artifact (the raw splits aside, which never ship).
-    stored = [p for p in run_dir.rglob("*") if p.is_file() and p.suffix not in (".pkl", ".npy")]
+    stored = [p for p in run_dir.rglob("*") if p.is_file() and p.suffix not in (".parquet", ".npy")]
     assert any(p.name == "model.onnx" for p in stored)
     for path in stored:
         assert SINGLE_WORD.encode() not in path.read_bytes(), path

@@ -35,7 +35,10 @@ def test_digits_as_images_train_a_cnn_that_exports_everywhere(datasets: Path, tm
     schema = prepared.input_schema
     files = prepared.files
     x_train, x_val = np.load(files["X_train"]), np.load(files["X_val"])
-    y_train, y_val = load_split(files, "train", schema)[1], load_split(files, "val", schema)[1]
+    y_train, y_val = (
+        load_split(files, "train", schema, prepared.file_hashes)[1],
+        load_split(files, "val", schema, prepared.file_hashes)[1],
+    )
     model = build_dnn(x_train.shape[1], "classification", 10, config, seed=0)
     assert tuple(model.input.shape) == (None, 64)  # the input stays the flat row
     assert isinstance(model.layers[1], keras.layers.Reshape) and model.layers[1].target_shape == (8, 8, 1)
@@ -48,7 +51,7 @@ def test_digits_as_images_train_a_cnn_that_exports_everywhere(datasets: Path, tm
     assert accuracy > 0.85, accuracy
 
     preprocessor = joblib.load(files["preprocessor"])
-    test_frame = load_split(files, "test", schema)[0]
+    test_frame = load_split(files, "test", schema, prepared.file_hashes)[0]
     records = export_keras(model, preprocessor, schema, test_frame, tmp_path / "exports")
     assert {r.format: bool(r.parity and r.parity.passed) for r in records} == {
         "keras": True,

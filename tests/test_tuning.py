@@ -46,7 +46,7 @@ def test_trials_are_counts_from_data_size_and_budget() -> None:
 
 def test_search_stops_at_the_time_cap_and_says_so(tmp_path: Path) -> None:
     prepared = prepare_data(str(DATASETS / "wine.csv"), "target", 0, tmp_path)
-    train = load_split(prepared.files, "train", prepared.input_schema)
+    train = load_split(prepared.files, "train", prepared.input_schema, prepared.file_hashes)
     plan = plan_trials("linear", len(train[1]), 13, 3, 60.0)
     result = tune("linear", prepared.input_schema, train, "accuracy", 0, plan, time_limit=0.0)
     assert result.cap_hit and result.trials_run == 1 < result.trials_planned  # the defaults only

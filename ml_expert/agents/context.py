@@ -9,7 +9,7 @@ from typing import Any
 from langgraph.config import get_stream_writer
 
 from ml_expert.memory import FindingsRecorder, MemoryStore, MemoryUnavailable, open_memory
-from ml_expert.workspace import read_run, update_run
+from ml_expert.runs import RunFile
 
 log = logging.getLogger("ml_expert.agents")
 _STORES: dict[tuple[str | None, str], MemoryStore | None] = {}
@@ -52,15 +52,13 @@ class AgentContext:
         """Every decision goes to the finding, the run manifest and the report, with its reason."""
         entry = {"phase": self.phase, "agent": self.agent, "decision": decision, "reason": reason}
         self.decisions.append(entry)
-        run = read_run(self.run_dir)
-        decisions = [d for d in run.get("decisions", []) if d not in (entry,)]
-        update_run(self.run_dir, decisions=[*decisions, entry])
+        RunFile(self.run_dir).record_decision(entry)
 
     def record(self, key: str, value: dict[str, Any]) -> None:
         self.recorder.record(key, {**value, "decisions": self.decisions} if self.decisions else value)
 
     def start(self) -> None:
-        update_run(self.run_dir, phase=self.phase, status="running")
+        RunFile(self.run_dir).enter_phase(self.phase)
         self.emit("phase", status="started")
 
     def done(self, summary: str) -> None:

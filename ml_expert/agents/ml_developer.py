@@ -8,14 +8,16 @@ from typing import Any
 
 import numpy as np
 
+from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import sha256_file, verify
+from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split, prepare_data
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.data.splits import read_array, read_frame
 from ml_expert.tools.environment import package_versions
 from ml_expert.tools.scoring import score
-from ml_expert.workspace import read_run, update_run
 
 
 def _quiet_tensorflow() -> None:
@@ -36,9 +38,19 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         modality=config.modality,
         keep=config.keep,
         drop=config.drop,
+        metric=config.metric,
+        task=config.task,
     )
     ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema
+    if config.from_:
+        from ml_expert.agents.finetuning import check_schema
+
+        released = check_schema(config.from_, config.workspace, schema)
+        ctx.decide(
+            f"start from {released.version} ({released.model}, run {released.run_id})",
+            "--from: the new data has the released model's columns, kinds and classes",
+        )
     for name, why in prepared.dropped_columns.items():
         ctx.decide(f"drop column {name!r}", why)
     for name, why in prepared.kept_columns.items():
@@ -50,19 +62,24 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         )
     for name, parts in prepared.datetime_columns.items():
         ctx.decide(f"turn datetime column {name!r} into {', '.join(parts)}", "models take numbers, not dates")
+    codes = prepared.composite_codes
+    for column in codes.columns if codes else []:
+        verb = "split" if codes.kept else "do not split"
+        ctx.decide(f"{verb} composite code column {column.name!r} at {column.separator!r}", column.rule)
+    if codes:  # the parts are measured together: one verdict for all of them
+        ctx.decide(f"composite-code parts {'kept' if codes.kept else 'dropped'}", codes.rule)
     if prepared.outliers.get("action"):
         ctx.decide(f"outliers: {prepared.outliers['action']}", prepared.outliers.get("rule", "images"))
     ctx.decide(
         "fit imputation, scaling, rare-category grouping and one-hot encoding on the training split only",
         "statistics from validation or test rows would leak into the model",
     )
-    train_y = load_split(prepared.files, "train", schema)[1]
+    train_y = load_split(prepared.files, "train", schema, prepared.file_hashes)[1]
     counts: dict[str, int] = {}
     if prepared.task == "classification":
         values, freq = np.unique(train_y, return_counts=True)
         counts = {str(int(v)): int(c) for v, c in zip(values, freq, strict=True)}
     data = {
-        "validated": True,
         "source": prepared.source,
         "fingerprint": prepared.fingerprint,
         "task": prepared.task,
@@ -88,6 +105,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         "imbalance_ratio": prepared.profile.get("imbalance_ratio"),
         "load": prepared.load.model_dump(exclude_none=True) if prepared.load else {},
         "files": prepared.files,
+        "file_hashes": prepared.file_hashes,
         "preprocessor_sha256": sha256_file(prepared.files["preprocessor"]),
     }
     finding = {k: v for k, v in data.items() if k not in ("files", "schema")}
@@ -120,6 +138,8 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     A diverged network is retried by the graph (lower learning rate, tighter clipping) at most
     MAX_TRAINING_RETRIES times; after that it is discarded and the best baseline ships.
     """
+    if clustering.is_clustering(state):
+        return clustering.training(state)
     ctx = AgentContext(state, "ml-developer", "training")
     ctx.start()
     data, selection = state["data"], state["selection"]
@@ -156,9 +176,20 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     chosen, reason, verdict = _choose(selection, result.get("dnn"), state, schema)
     if verdict is not None:
         result["network_escalation"] = verdict
+    if RunConfig.of(state).from_:
+        from ml_expert.agents.finetuning import candidates, compete
+
+        released, result["fine_tuning"] = candidates(ctx, state, schema, metric)
+        leaderboard += released
+        chosen, reason = compete(metric, chosen, reason, released)
     ctx.decide(f"choose {chosen['name']}", reason)
     retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
-    if chosen["kind"] == "sklearn" and chosen["name"] != "dummy" and not retrying:
+    if (
+        chosen["kind"] == "sklearn"
+        and chosen["name"] != "dummy"
+        and not retrying
+        and not chosen.get("parent")
+    ):
         chosen = _refit(ctx, state, schema, chosen)
     elif chosen["kind"] == "keras" and result.get("dnn"):
         chosen = _refit_network(ctx, state, schema, chosen, result["dnn"])
@@ -212,7 +243,7 @@ def _choose(
     )
     if not dnn:
         return best, reason, None
-    y_val = load_split(state["data"]["files"], "val", schema)[1]
+    y_val = load_split(state["data"]["files"], "val", schema, state["data"].get("file_hashes"))[1]
     verdict = escalation(
         metric,
         y_val,
@@ -236,8 +267,8 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
     refit = refit_on_train_and_val(
         chosen["name"],
         schema,
-        load_split(files, "train", schema),
-        load_split(files, "val", schema),
+        load_split(files, "train", schema, state["data"].get("file_hashes")),
+        load_split(files, "val", schema, state["data"].get("file_hashes")),
         int(state["options"]["seed"]),
         ctx.run_dir / "models",
         base=chosen.get("base"),
@@ -271,9 +302,19 @@ def _refit_network(
     data = state["data"]
     task = data["task"]
     config = DNNConfig.model_validate(dnn["config"])
-    x = np.concatenate([np.load(data["files"]["X_train"]), np.load(data["files"]["X_val"])])
+    x = np.concatenate(
+        [
+            read_array(data["files"]["X_train"], data.get("file_hashes"), "X_train"),
+            read_array(data["files"]["X_val"], data.get("file_hashes"), "X_val"),
+        ]
+    )
     files = data["files"]
-    y = np.concatenate([load_split(files, "train", schema)[1], load_split(files, "val", schema)[1]])
+    y = np.concatenate(
+        [
+            load_split(files, "train", schema, state["data"].get("file_hashes"))[1],
+            load_split(files, "val", schema, state["data"].get("file_hashes"))[1],
+        ]
+    )
     if task == "regression":  # the train split's scale, as the measured network learnt it
         y = (y - dnn["target_mean"]) / dnn["target_std"]
     n_outputs = len(schema.classes or []) if task == "classification" else 1
@@ -385,8 +426,8 @@ def _train_dnn(
             "mixed precision (float16 compute, float32 weights) on the GPU",
             "half the memory traffic per step; the served model is rebuilt in float32",
         )
-    x_train = np.load(data["files"]["X_train"])
-    x_val = np.load(data["files"]["X_val"])
+    x_train = read_array(data["files"]["X_train"], data.get("file_hashes"), "X_train")
+    x_val = read_array(data["files"]["X_val"], data.get("file_hashes"), "X_val")
     execution = plan_execution(
         backend=hardware["backend"],
         gpu=gpu,
@@ -412,8 +453,8 @@ def _train_dnn(
         f"{execution.device.upper()}",
         "; ".join(execution.rules),
     )
-    y_train = load_split(data["files"], "train", schema)[1]
-    y_val = load_split(data["files"], "val", schema)[1]
+    y_train = load_split(data["files"], "train", schema, data.get("file_hashes"))[1]
+    y_val = load_split(data["files"], "val", schema, data.get("file_hashes"))[1]
     task = data["task"]
     mean = std = None
     if task == "regression":
@@ -569,7 +610,7 @@ def _train_on_workers(
     model.save(keeper.best_path)
     lines: list[str] = []
     model.summary(print_fn=lambda line, **_: lines.append(line))
-    update_run(ctx.run_dir, data_parallel=parallel.model_dump(exclude={"history"}))
+    RunFile(ctx.run_dir).update(data_parallel=parallel.model_dump(exclude={"history"}))
     return TrainResult(
         epochs_trained=parallel.epochs_trained,
         best_epoch=parallel.best_epoch,
@@ -599,7 +640,7 @@ def _training_stats(data: dict[str, Any], schema: InputSchema) -> str:
 
     from ml_expert.tools.validation.drift import training_statistics
 
-    train_x, _ = load_split(data["files"], "train", schema)
+    train_x, _ = load_split(data["files"], "train", schema, data.get("file_hashes"))
     columns = [c.model_dump() for c in schema.columns]
     values = {c.name: train_x[c.key].tolist() for c in schema.columns}
     return json.dumps(training_statistics(columns, values), indent=1) + "\n"
@@ -607,14 +648,15 @@ def _training_stats(data: dict[str, Any], schema: InputSchema) -> str:
 
 def _package_latency(package_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
     """Single-row and batch latency of the package itself, through inference.py (the serving path)."""
-    import pandas as pd
 
     from ml_expert.runtime.inference import ModelInference
     from ml_expert.tools.validation.latency import measure
 
     model = ModelInference(package_dir)
     # rows as a caller sends them: raw column names, dates as text
-    records = pd.read_pickle(data["files"]["val_raw"]).to_dict(orient="records")
+    records = read_frame(data["files"]["val_raw"], data.get("file_hashes"), "val_raw").to_dict(
+        orient="records"
+    )
     return measure(model.predict, records[:50], records, len(records))
 
 
@@ -663,18 +705,25 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     ctx.start()
     import joblib
 
-    from ml_expert.tools.deployment.exports import export_keras, export_sklearn, measure_export_latency
+    from ml_expert.tools.deployment.exports import (
+        WITHDRAWABLE_FORMATS,
+        export_keras,
+        export_sklearn,
+        measure_export_latency,
+        withdraw_unsupported,
+    )
     from ml_expert.tools.deployment.package import dockerfile_text, server_source, write_package
 
     data, training_result = state["data"], state["training"]
     schema = InputSchema.model_validate(data["schema"])
     chosen = training_result["chosen"]
     # Parity and latency use the validation rows: the test split is read once, by the tester.
-    reference, _ = load_split(data["files"], "val", schema)
+    reference, _ = load_split(data["files"], "val", schema, data.get("file_hashes"))
     exports_dir = ctx.run_dir / "exports"
     records: list[dict[str, Any]] = []
     onnx_path: str | None = None
-    # Only the model that ships is exported: a network that lost the comparison is not.
+    # Only what ships is exported (and judged by the release gate): a network that was trained
+    # but not chosen is not converted, so its failed conversion cannot refuse the chosen model.
     dnn = training_result.get("dnn") if chosen["kind"] == "keras" else None
     if chosen["kind"] == "sklearn":
         verify(chosen["path"], chosen["sha256"])
@@ -689,6 +738,8 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         _quiet_tensorflow()
         import keras
 
+        import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
+
         candidate = chosen  # the network refit on train + validation (or the train-only one)
         verify(candidate["path"], candidate["sha256"])
         model = keras.saving.load_model(candidate["path"])
@@ -696,11 +747,14 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         preprocessor = joblib.load(data["files"]["preprocessor"])
         ctx.step("exporting the Keras DNN: .keras, .h5, SavedModel, TFLite, ONNX")
         k_records = export_keras(model, preprocessor, schema, reference, exports_dir / "dnn")
+        if dnn["config"].get("sequence_layer", "conv") != "conv":
+            for record in withdraw_unsupported(k_records, WITHDRAWABLE_FORMATS):
+                if not record.shipped:
+                    ctx.decide(f"do not ship the {record.format} export", record.not_shipped_reason or "")
         ctx.step("timing each reloaded export")
         measure_export_latency(k_records, schema, reference, preprocessor)
         records += [r.model_dump() for r in k_records]
-        if chosen["kind"] == "keras":
-            onnx_path = next((r.path for r in k_records if r.format == "onnx"), None)
+        onnx_path = next((r.path for r in k_records if r.format == "onnx"), None)
     for record in records:
         ctx.emit(
             "export",
@@ -712,16 +766,18 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     package_latency: dict[str, Any] | None = None
     # Every export of the shipped model must pass; one failed format stops the package.
     shipped_dir = exports_dir / (chosen["name"] if chosen["kind"] == "sklearn" else "dnn")
-    shipped = [r for r in records if Path(r["path"]).parent == shipped_dir]
+    shipped = [r for r in records if Path(r["path"]).parent == shipped_dir and r.get("shipped", True)]
     chosen_ok = onnx_path is not None and all(r["passed"] for r in shipped)
     if chosen_ok:
         validation = state["validation"]
-        run = read_run(ctx.run_dir)
+        run = RunFile(ctx.run_dir).read()
         extra_files = {
             "server.py": server_source().read_text(encoding="utf-8"),
             "Dockerfile": dockerfile_text(),
             "training_stats.json": _training_stats(data, schema),
         }
+        if data["task"] == "clustering":  # aggregates over >= 5 training rows (the tester's)
+            extra_files["cluster_profiles.json"] = Path(validation["profiles_path"]).read_text()
         metadata = {
             "run_id": ctx.run_id,
             "model": chosen["name"],
@@ -733,13 +789,13 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "data_fingerprint": data["fingerprint"],
             "split_sizes": data.get("split_sizes"),
             "package_versions": package_versions(),
-            "created": run.get("created"),
+            "created": run.created,
             "model_size_bytes": Path(onnx_path).stat().st_size,
         }
         write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
         ctx.step("timing the package through inference.py")
         package_latency = _package_latency(package_dir, data)
-        hardware = (run.get("manifest") or {}).get("hardware") or {}
+        hardware = run.manifest.get("hardware") or {}
         metadata |= {"latency": package_latency, "measured_on": json_safe(hardware)}
         manifest = write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
         ctx.decide(

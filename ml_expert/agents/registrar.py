@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ml_expert.agents.context import AgentContext
-from ml_expert.registry import Registry
+from ml_expert.registry import Registry, ReleaseRefused, candidate_record, not_worse_than
 
 
 def register(state: dict[str, Any]) -> dict[str, Any]:
@@ -24,9 +24,24 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
         "seed": int(state["options"]["seed"]),
         "split_sizes": data.get("split_sizes"),
         "forced": bool(state["options"].get("force")),
+        "parent": (state.get("training") or {}).get("fine_tuning", {}).get("parent"),
     }
     registry = Registry(state["options"]["workspace"])
-    version = registry.register(deployment["package_dir"], info)
+
+    candidate = candidate_record(state)
+
+    def guard(current: dict[str, Any] | None) -> str | None:
+        from ml_expert.tools.scoring import better
+
+        passed, detail = not_worse_than(candidate, current, better)
+        return None if passed else f"not_worse_than_production: {detail}"
+
+    try:
+        version = registry.register(deployment["package_dir"], info, guard=guard)
+    except ReleaseRefused as exc:
+        reason = f"release gate refused at registration (production changed meanwhile): {exc}"
+        ctx.decide("do not register", reason)
+        return {"status": "refused", "reason": reason}
     ctx.decide(f"register as {version} and make it production", "the release gate passed")
     result = {"version": version, "aliases": registry.aliases(), "registry": str(registry.root)}
     ctx.record("registry", result)

@@ -12,8 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
+from ml_expert.errors import UsageError
 from ml_expert.execution import ExecutionReport, Executor, executor_for
+from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import available_memory_mb
@@ -42,10 +45,10 @@ from ml_expert.tools.selection.candidates import BASELINES
 from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
 from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
 from ml_expert.tools.selection.noise import Escalation, escalation
+from ml_expert.tools.selection.sequence_choice import READER_NAMES, choose_reader
 from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
 from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
 from ml_expert.tools.training.dnn import DNNConfig
-from ml_expert.workspace import update_run
 
 MIN_BUDGET_FOR_NN = 10.0
 MIN_ROOM = 0.01
@@ -67,6 +70,16 @@ def room_left(best_val: float, metric: str, val_rows: int) -> tuple[float, str]:
         return gap, f"1 - {metric} = {gap:.4f}"
     floor = 3.0 / max(val_rows, 1)
     return max(gap, floor), f"max(1 - {metric} = {gap:.4f}, 3/{val_rows} validation rows = {floor:.4f})"
+
+
+def _reader_words(architecture: str, layer: str, filters: list[int]) -> str:
+    if architecture == "dense":
+        return ""
+    if layer == "lstm":
+        return "LSTM + "
+    if layer == "transformer":
+        return "Transformer encoder + "
+    return f"conv {filters} + "
 
 
 def analyse_task(data: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +108,7 @@ def plan_network(
     wanted: bool,
     learning_rate: float | None,
     weighted: bool = False,
+    network: str = "auto",
 ) -> tuple[dict[str, Any], str]:
     """Size the network from the data, count its epochs from the budget, and decide whether to train it.
 
@@ -108,6 +122,12 @@ def plan_network(
     sequence = data.get("sequence") if data.get("modality") == "text" else None
     signal = data.get("modality") == "sequence"
     n_out = len(data.get("train_class_counts") or {}) if data["task"] == "classification" else 1
+    if network != "auto" and not (signal or sequence):
+        raise UsageError(
+            f"--network {network} reads text or sequences; this data is {data.get('modality', 'tabular')} "
+            "(use --modality text or sequence, or --network auto)"
+        )
+    reader = None
     if image:
         units, batch, patience, filters = [128], 32 if rows < 20_000 else 128, 20, [32, 64]
         flops = cnn_flops(data["image_shape"], filters, units, n_out)
@@ -130,6 +150,24 @@ def plan_network(
             units, batch, patience = [256, 128], 512, 8
         flops = dense_flops(width, units, n_out)
         architecture = "dense"
+    if architecture in ("sequence", "text"):
+        length = sequence["length"] if sequence else width
+        room = room_left(best_val, metric, val_rows)[0]
+        reader = choose_reader(
+            architecture,
+            length,
+            width - length,
+            rows,
+            val_rows,
+            batch,
+            budget,
+            room,
+            filters,
+            units,
+            n_out,
+            network,
+        )
+        flops = reader.flops_per_row[reader.layer]
     epochs = plan_epochs(budget, rows, val_rows, batch, flops)
     class_weight = None
     if data["task"] == "classification" and weighted:  # class weights won among the baselines
@@ -138,6 +176,7 @@ def plan_network(
         class_weight = {int(k): total / (len(counts) * v) for k, v in counts.items()}
     config = DNNConfig(
         architecture=architecture,
+        sequence_layer=reader.layer if reader else "conv",
         image_shape=data.get("image_shape") if image else None,
         sequence_length=sequence["length"] if sequence else None,
         vocabulary_size=sequence["vocabulary_size"] if sequence else None,
@@ -154,6 +193,8 @@ def plan_network(
     name = (
         "Keras CNN" if image else "Keras text CNN" if sequence else "Keras 1-D CNN" if signal else "Keras DNN"
     )
+    if reader is not None and reader.layer != "conv":
+        name = f"Keras {'text' if sequence else 'sequence'} {READER_NAMES[reader.layer].split(' ')[0]}"
     room, room_why = room_left(best_val, metric, val_rows)
     if not wanted:
         train, reason = False, "the neural model was turned off (--no-dnn)"
@@ -166,7 +207,7 @@ def plan_network(
         reason = (
             f"budget {budget:g} s >= {MIN_BUDGET_FOR_NN:g} s and the best baseline leaves room "
             f"({room_why} >= {MIN_ROOM}): a {name} "
-            f"({'conv ' + str(filters) + ' + ' if architecture != 'dense' else ''}dense {units}, "
+            f"({_reader_words(architecture, config.sequence_layer, filters)}dense {units}, "
             f"batch {batch}, "
             f"up to {epochs.max_epochs} epochs, early stopping patience {config.patience})"
         )
@@ -178,6 +219,7 @@ def plan_network(
         "dnn_config": config.model_dump(),
         "epoch_plan": epochs.model_dump(),
         "estimated_flops_per_row": flops,
+        "reader": reader.model_dump() if reader else None,
         "estimated_memory_mb": round(memory_mb, 1),
         "available_memory_mb": round(available_memory_mb(), 1),
     }
@@ -185,6 +227,8 @@ def plan_network(
 
 
 def model_selection(state: dict[str, Any]) -> dict[str, Any]:
+    if clustering.is_clustering(state):
+        return clustering.model_selection(state)
     ctx = AgentContext(state, "researcher", "model_selection")
     ctx.start()
     started = time.perf_counter()
@@ -213,8 +257,8 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             f"({seq['vocabulary_size']} words)",
             'word order carries meaning a bag of words loses ("not good"); ' + seq["rule"],
         )
-    train = load_split(data["files"], "train", schema)
-    val = load_split(data["files"], "val", schema)
+    train = load_split(data["files"], "train", schema, data.get("file_hashes"))
+    val = load_split(data["files"], "val", schema, data.get("file_hashes"))
     seed = int(options["seed"])
     models_dir = Path(ctx.run_dir) / "models"
     budget = float(options["budget"])
@@ -236,7 +280,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     started += time.perf_counter() - connecting  # starting or joining a cluster is not model selection
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM")
     leaderboard = run_baselines(
-        schema, train, val, metric, seed, models_dir, folds=folds, map_fn=executor.map
+        schema, train, val, metric, seed, models_dir, folds=folds, budget=budget, map_fn=executor.map
     )
     best = best_baseline(leaderboard, metric)
     ctx.decide(
@@ -307,7 +351,8 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             consider(tuned, "tuned hyperparameters")
     ctx.step("greedy ensemble selection over the candidates' held-out predictions")
     ensemble, ensemble_plan = ensemble_candidate(
-        leaderboard, data["task"], metric, y_held, small, train, val, seed, models_dir, folds=folds
+        leaderboard, data["task"], metric, y_held, small, train, val, seed, models_dir, folds=folds,
+        budget=budget, features_out=data["n_features_out"], classes=n_classes,
     )
     ctx.decide(
         "build a weighted ensemble" if ensemble else "no ensemble",
@@ -325,7 +370,10 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         bool(options.get("train_dnn", True)),
         options.get("dnn_learning_rate"),
         weighted=best.balanced,
+        network=options.get("network", "auto"),
     )
+    if plan.get("reader"):
+        ctx.decide(f"read the steps with a {READER_NAMES[plan['reader']['layer']]}", plan["reader"]["reason"])
     # Safety stop only (a slow or overloaded machine): counts decide, but a network never starts
     # once the baselines alone have spent the budget. Recorded as a cap hit.
     # It also never starts without the time for MIN_EPOCHS nominal epochs (a 1-epoch network
@@ -510,7 +558,7 @@ def _executor(ctx: AgentContext, address: str | None) -> Executor:
     def progress(report: ExecutionReport) -> None:
         if report.mode == "local":
             return  # one machine: nothing to add to the run's usual progress
-        update_run(ctx.run_dir, execution=report.model_dump())
+        RunFile(ctx.run_dir).update(execution=report.model_dump())
         ctx.emit(
             "tasks", done=report.tasks_done, in_flight=report.tasks_in_flight, per_node=report.tasks_per_node
         )
@@ -526,5 +574,5 @@ def _executor(ctx: AgentContext, address: str | None) -> Executor:
             f"a task lost with its worker is retried at most {executor.report.max_retries} times",
         )
         ctx.decide(f"plan the search at {executor.report.plan_scale}x", executor.report.plan_scale_rule)
-        update_run(ctx.run_dir, execution=executor.report.model_dump())
+        RunFile(ctx.run_dir).update(execution=executor.report.model_dump())
     return executor

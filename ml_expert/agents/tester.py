@@ -10,8 +10,11 @@ from typing import Any
 import joblib
 import numpy as np
 
+from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
+from ml_expert.config import RunConfig
 from ml_expert.hashing import verify
+from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.scoring import greater_is_better, predict_scores, score, sign
@@ -23,7 +26,6 @@ from ml_expert.tools.validation.metrics import (
     regression_metrics,
 )
 from ml_expert.tools.validation.report import render_report
-from ml_expert.workspace import read_run, update_run
 
 
 def _chosen_scores(chosen: dict[str, Any], data: dict[str, Any], frame, task: str) -> np.ndarray:
@@ -33,6 +35,8 @@ def _chosen_scores(chosen: dict[str, Any], data: dict[str, Any], frame, task: st
         return predict_scores(joblib.load(chosen["path"]), frame)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
+
+    import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
 
     verify(data["files"]["preprocessor"], data["preprocessor_sha256"])
     preprocessor = joblib.load(data["files"]["preprocessor"])
@@ -71,29 +75,32 @@ def _log_test_read(run_dir, chosen: dict[str, Any]) -> tuple[int, int, int]:
     The gate asks for exactly one read with results, and one model: the test rows never chose
     anything. `_complete_test_read` marks this read as having produced its results.
     """
-    log = list(read_run(run_dir).get("test_read_log", []))
     entry = {
         "model": chosen["name"],
         "sha256": chosen.get("sha256"),
         "status": "started",
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    log.append(entry)
+    log = (RunFile(run_dir).append("test_read_log", entry).model_extra or {})["test_read_log"]
     completed = sum(1 for e in log if e["status"] == "completed") + 1
     interrupted = sum(1 for e in log[:-1] if e["status"] == "started")
     models = len({(e["model"], e["sha256"]) for e in log})
-    update_run(run_dir, test_read_log=log, test_reads=completed)
+    RunFile(run_dir).update(test_reads=completed)
     return completed, interrupted, models
 
 
 def _complete_test_read(run_dir) -> None:
-    log = list(read_run(run_dir).get("test_read_log", []))
-    if log:
-        log[-1] = {**log[-1], "status": "completed"}
-    update_run(run_dir, test_read_log=log)
+    def complete(data: dict[str, Any]) -> None:
+        log = data.get("test_read_log") or []
+        if log:
+            log[-1] = {**log[-1], "status": "completed"}
+
+    RunFile(run_dir).edit(complete)
 
 
 def validation(state: dict[str, Any]) -> dict[str, Any]:
+    if clustering.is_clustering(state):
+        return clustering.validation(state)
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
     data, selection, training = state["data"], state["selection"], state["training"]
@@ -102,7 +109,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     chosen = training["chosen"]
 
     ctx.step("reading the test split (once)")
-    test_x, test_y = load_split(data["files"], "test", schema)
+    test_x, test_y = load_split(data["files"], "test", schema, data.get("file_hashes"))
     reads, interrupted, models = _log_test_read(ctx.run_dir, chosen)
 
     scores = _chosen_scores(chosen, data, test_x, task)
@@ -131,6 +138,10 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         gaps = [v["gap"] for v in extra["fairness"].values()]
         extra["fairness_gap"] = max(gaps) if gaps else None
     test_score = score(metric, test_y, scores, threshold)
+    if RunConfig.of(state).from_:
+        from ml_expert.agents.finetuning import production_on_test
+
+        extra["production_on_test"] = production_on_test(state, test_x, test_y, metric)
     dummy_score = score(metric, test_y, dummy_scores)
     # train minus validation in the metric's better direction: > 0 means better on train
     gap = round(sign(metric) * (chosen["train_score"] - chosen["val_score"]), 6)
@@ -177,7 +188,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "time": training.get("time"),
             "execution": selection.get("execution"),
             **extra,
-            "decisions": read_run(ctx.run_dir).get("decisions", []),
+            "decisions": RunFile(ctx.run_dir).read().decisions,
         }
     )
     (ctx.run_dir / "evaluation_report.md").write_text(report)
@@ -197,6 +208,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         "fairness": extra.get("fairness"),
         "fairness_unavailable": extra.get("fairness_unavailable"),
         "fairness_gap": extra.get("fairness_gap"),
+        "production_on_test": extra.get("production_on_test"),
         "metrics_path": str(ctx.run_dir / "metrics.json"),
         "report_path": str(ctx.run_dir / "evaluation_report.md"),
     }

@@ -9,7 +9,8 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 
@@ -19,9 +20,8 @@ from ml_expert.errors import MLExpertError
 F = TypeVar("F", bound=Callable[..., Any])
 
 WorkspaceOpt = Annotated[str | None, typer.Option("--workspace", "-w", help=field_help("workspace"))]
-JsonOpt = Annotated[
-    bool, typer.Option("--json", help="Print exactly one JSON object on stdout; logs go to stderr.")
-]
+JSON_HELP = "Print exactly one JSON object on stdout; logs go to stderr."
+JsonOpt = Annotated[bool, typer.Option("--json", help=JSON_HELP)]
 MemoryOpt = Annotated[str | None, typer.Option("--memory", help=field_help("memory"))]
 
 # Fields an error report carries besides the message (a run's id and folder, once they are known).
@@ -91,6 +91,25 @@ def stdout_to_stderr() -> Iterator[None]:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+@contextlib.contextmanager
+def library_output_to(log_file: Path) -> Iterator[TextIO]:
+    """Send what libraries write to the process's stderr (TensorFlow's retracing warnings and C++
+    converter logs, Python warnings) to `log_file`; yield a stream on the terminal's stderr for
+    ml-expert's own progress, so a person reads the phases, not a wall of library warnings."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    terminal = os.dup(2)
+    with open(log_file, "ab") as log:
+        os.dup2(log.fileno(), 2)
+    try:
+        with os.fdopen(os.dup(terminal), "w", buffering=1) as stream:
+            yield stream
+    finally:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)
+        os.close(terminal)
 
 
 def open_store(memory: str | None, workspace: str | None):

@@ -14,48 +14,37 @@ from typing import Annotated, Any, get_origin
 import typer
 
 from ml_expert.cli.common import (
+    JSON_HELP,
     JsonOpt,
     WorkspaceOpt,
     emit_json,
     error_details,
     handles_errors,
+    library_output_to,
     stderr_console,
     stdout_to_stderr,
 )
 from ml_expert.config import RunConfig, cli_meta
 from ml_expert.errors import EXIT_GATE
 
+
+def _keyword(name: str, annotation: Any, info: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
+
+
 # Options of `run` that are not run options: how this command runs, not what the run does.
 _COMMAND_OPTIONS = [
-    inspect.Parameter(
-        "as_json",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=typer.Option(
-            False, "--json", help="Print exactly one JSON object on stdout; logs go to stderr."
-        ),
-        annotation=bool,
-    ),
-    inspect.Parameter(
+    _keyword("as_json", bool, typer.Option(False, "--json", help=JSON_HELP)),
+    _keyword(
         "detach",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=typer.Option(
-            False, "--detach", help="Start the run in its own process, print its run id, return."
-        ),
-        annotation=bool,
+        bool,
+        typer.Option(False, "--detach", help="Start the run in its own process, print its run id, return."),
     ),
-    inspect.Parameter(
-        "run_id",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=typer.Option(None, "--run-id", hidden=True),
-        annotation=str | None,
-    ),
-    inspect.Parameter(
+    _keyword("run_id", str | None, typer.Option(None, "--run-id", hidden=True)),
+    _keyword(
         "config_file",
-        inspect.Parameter.KEYWORD_ONLY,
-        default=typer.Option(
-            None, "--config", hidden=True, help="A config.json (what a detached child reads)."
-        ),
-        annotation=str | None,
+        str | None,
+        typer.Option(None, "--config", hidden=True, help="A config.json (what a detached child reads)."),
     ),
 ]
 
@@ -78,9 +67,7 @@ def _cli_parameters() -> tuple[list[inspect.Parameter], dict[str, Any]]:
                 default, *meta.decls, help=field.description, hidden=meta.hidden, metavar=meta.metavar
             )
         )
-        params.append(
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)
-        )
+        params.append(_keyword(name, annotation, info))
         cli_defaults[name] = default
     return params, cli_defaults
 
@@ -120,7 +107,11 @@ def run(**params: Any) -> None:
         return
     from ml_expert.runner import run as run_pipeline
 
-    drive_and_report(lambda on_event: run_pipeline(config=config, run_id=run_id, on_event=on_event), as_json)
+    drive_and_report(
+        lambda on_event: run_pipeline(config=config, run_id=run_id, on_event=on_event),
+        as_json,
+        Path(config.workspace or ws) / "runs" / run_id,
+    )
 
 
 run.__signature__ = inspect.Signature([*_RUN_PARAMETERS, *_COMMAND_OPTIONS])  # type: ignore[attr-defined]
@@ -128,19 +119,25 @@ run.__annotations__ = {p.name: p.annotation for p in [*_RUN_PARAMETERS, *_COMMAN
 run.__doc__ = "Run the five phases on DATA and ship a validated model."
 
 
-def drive_and_report(call: Callable[[Any], Any], as_json: bool) -> None:
+def drive_and_report(call: Callable[[Any], Any], as_json: bool, run_dir: Path) -> None:
     """Run `call(on_event)` (a run, resume or approval) and report it the same way.
 
-    Rich progress for a person; with --json, stdout silenced until the one JSON object. A refused
-    gate exits 5.
+    Rich progress for a person, with what libraries print kept in `<run_dir>/run.log`; with
+    --json, stdout silenced until the one JSON object (logs on stderr). A refused gate exits 5.
     """
     if as_json:
         with stdout_to_stderr():
             result = call(None)
     else:
+        from rich.console import Console
+
+        from ml_expert.detached import LOG_FILE
         from ml_expert.progress import RichProgress
 
-        with RichProgress(stderr_console()) as progress:
+        with (
+            library_output_to(run_dir / LOG_FILE) as terminal,
+            RichProgress(Console(file=terminal)) as progress,
+        ):
             result = call(progress)
     if as_json:
         emit_json(result.model_dump())
@@ -157,9 +154,14 @@ def resume(
 ) -> None:
     """Continue an interrupted run: finished phases are not re-run, training resumes from its backup."""
     from ml_expert.runner import resume as resume_run
+    from ml_expert.workspace import run_dir, workspace_path
 
     error_details(run_id=run_id)
-    drive_and_report(lambda on_event: resume_run(run_id, workspace=workspace, on_event=on_event), as_json)
+    drive_and_report(
+        lambda on_event: resume_run(run_id, workspace=workspace, on_event=on_event),
+        as_json,
+        run_dir(workspace_path(workspace), run_id),
+    )
 
 
 def _print_summary(result) -> None:
@@ -244,12 +246,14 @@ def approve(
             typer.echo(run_id)
         return
     from ml_expert.runner import approve as approve_run
+    from ml_expert.workspace import run_dir, workspace_path
 
     drive_and_report(
         lambda on_event: approve_run(
             run_id, approved=not reject, note=note, by=by, workspace=workspace, on_event=on_event
         ),
         as_json,
+        run_dir(workspace_path(workspace), run_id),
     )
 
 

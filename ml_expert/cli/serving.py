@@ -20,7 +20,10 @@ def predict(
     model: Annotated[str, typer.Argument(help=MODEL_HELP)],
     data: Annotated[str, typer.Argument(help="CSV of rows to predict (a target column is ignored).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Where to write the predictions CSV.")],
-    proba: Annotated[bool, typer.Option("--proba", help="Add proba_<class> columns.")] = False,
+    proba: Annotated[
+        bool,
+        typer.Option("--proba", help="Add proba_<class> columns (clustering: distance_<c>/probability_<c>)."),
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
     """Predict with a deployed model; one output row per input row, in order."""
@@ -53,15 +56,27 @@ def serve(
     ] = None,
     api_key: Annotated[
         str | None,
-        typer.Option(help="Require this X-API-Key header (default: $ML_EXPERT_API_KEY; none: open)."),
+        typer.Option(
+            help="Require this X-API-Key header (shows in `ps`: prefer $ML_EXPERT_API_KEY or --api-key-file)."
+        ),
     ] = None,
+    api_key_file: Annotated[
+        Path | None, typer.Option(help="Read the API key from this file (first line).")
+    ] = None,
+    open_metrics: Annotated[
+        bool, typer.Option("--open-metrics", help="Leave /metrics open (for a scraper) when a key is set.")
+    ] = False,
     workspace: WorkspaceOpt = None,
 ) -> None:
-    """Serve a model over HTTP: POST /predict, GET /health /metadata /metrics /drift, /docs."""
+    """Serve a model over HTTP: POST /predict, GET /health /metadata /metrics /drift, /docs.
+
+    With an API key every endpoint but /health needs the X-API-Key header (/metrics too, unless
+    --open-metrics). Header and body reads time out, so half-sent requests cannot pile up."""
     from ml_expert.errors import IntegrityError
     from ml_expert.registry import resolve_package
     from ml_expert.runtime.inference import IntegrityError as PackageIntegrityError
 
+    key = _api_key(api_key, api_key_file)
     split = _parse_canary(canary)
     path, version = resolve_package(model, workspace)
     from ml_expert.serving.app import create_app, load_served
@@ -72,15 +87,39 @@ def serve(
     except PackageIntegrityError as exc:
         raise IntegrityError(str(exc)) from exc
     try:
-        application = create_app(
-            primary, second, split[1] if split else 0.0, api_key or os.environ.get("ML_EXPERT_API_KEY")
-        )
+        application = create_app(primary, second, split[1] if split else 0.0, key, open_metrics=open_metrics)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     import uvicorn
 
+    from ml_expert.serving.timeouts import TimedH11Protocol
+
     stderr_console().print(f"serving {version} on http://{host}:{port} (docs at /docs)")
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(
+        application,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        http=TimedH11Protocol,
+        backlog=2048,
+        timeout_keep_alive=5,
+    )
+
+
+def _api_key(given: str | None, file: Path | None) -> str | None:
+    """The key from --api-key, else --api-key-file, else $ML_EXPERT_API_KEY; none: open."""
+    if given:
+        return given
+    if file is not None:
+        try:
+            lines = file.read_text(encoding="utf-8").strip().splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"--api-key-file {file}: cannot read a key ({exc})") from None
+        if not lines or not lines[0].strip():
+            raise UsageError(f"--api-key-file {file}: the file is empty")
+        return lines[0].strip()
+    return os.environ.get("ML_EXPERT_API_KEY") or None
 
 
 @handles_errors()

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from langgraph.types import interrupt
 
-from ml_expert.workspace import read_run, update_run
+from ml_expert.runs import RunFile, RunStatus
 
 
 def approval(state: dict[str, Any]) -> dict[str, Any]:
@@ -23,8 +23,9 @@ def approval(state: dict[str, Any]) -> dict[str, Any]:
     path = Path(state["run_dir"])
     # On resume LangGraph re-runs this node from its start: a run being approved says `approving`
     # and must not flip back to awaiting_approval while the decision is read (pollers stop there).
-    if read_run(path).get("status") != "approving":
-        update_run(path, status="awaiting_approval", phase="approval")
+    run = RunFile(path)
+    if run.read().status != RunStatus.APPROVING:
+        run.await_approval()
     request = {
         "run_id": state["run_id"],
         "question": "deploy this model?",
@@ -43,13 +44,13 @@ def approval(state: dict[str, Any]) -> dict[str, Any]:
         "note": decision.get("note"),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    update_run(path, status="running", approval=record)
+    run.update(status=RunStatus.RUNNING.value, approval=record)
     if record["approved"]:
-        return {"approval": record, "status": "running"}
+        return {"approval": record, "status": RunStatus.RUNNING.value}
     reason = "deployment not approved" + (f": {record['note']}" if record["note"] else "")
-    return {"approval": record, "status": "refused", "reason": reason}
+    return {"approval": record, "status": RunStatus.REFUSED.value, "reason": reason}
 
 
 def after_approval(state: dict[str, Any]) -> Literal["deployment", "finish"]:
     approved = (state.get("approval") or {}).get("approved", True)
-    return "deployment" if approved and state.get("status") != "refused" else "finish"
+    return "deployment" if approved and state.get("status") != RunStatus.REFUSED else "finish"

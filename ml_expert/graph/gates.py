@@ -11,6 +11,7 @@ from ml_expert.config import RunConfig
 from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
+from ml_expert.tools.data.checks import prepared_problems
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
 from ml_expert.tools.scoring import METRICS, better, greater_is_better
 
@@ -31,8 +32,18 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
         "outliers_in_train": int(data.get("outliers_removed", 0) or 0),
     }
     kept = sum(sizes.values()) if sizes else 0
+    problems = prepared_problems(
+        data.get("files") or {}, sizes, int(data.get("n_features_out") or 0), data.get("preprocessor_sha256")
+    )
     checks = [
-        Check(name="validated", passed=bool(data.get("validated")), value=data.get("validated")),
+        Check(
+            name="validated",
+            passed=not problems,
+            value=problems,
+            detail="; ".join(problems)
+            if problems
+            else "train and validation arrays re-read: finite, shapes as recorded; preprocessor hash matches",
+        ),
         Check(
             name="rows_accounted",
             passed=bool(sizes) and kept + sum(removed.values()) == rows_in,
@@ -266,12 +277,19 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
             ),
         )
     )
+    if (state.get("data") or {}).get("task") == "clustering":
+        from ml_expert.graph.clustering_gates import clustering_checks
+
+        checks += clustering_checks(validation)
     return GateVerdict.from_checks("validation", checks)
 
 
 def release_gate(state: dict[str, Any]) -> GateVerdict:
     deployment = state.get("deployment") or {}
-    exports = deployment.get("exports", [])
+    # An export withdrawn because its format cannot hold the architecture (its file deleted) is
+    # reported, not judged: the release ships and judges the rest.
+    withdrawn = [e for e in deployment.get("exports", []) if e.get("shipped") is False]
+    exports = [e for e in deployment.get("exports", []) if e.get("shipped") is not False]
     checks = [
         Check(
             name=f"export_{e['format']}_matches",
@@ -282,6 +300,15 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
         for e in exports
     ]
     checks.append(Check(name="exports_present", passed=bool(exports), value=len(exports)))
+    if withdrawn:
+        checks.append(
+            Check(
+                name="exports_not_shipped",
+                passed=True,
+                value=[e["format"] for e in withdrawn],
+                detail="; ".join(e.get("not_shipped_reason") or e["format"] for e in withdrawn),
+            )
+        )
     package = deployment.get("package_dir")
     manifest = deployment.get("manifest", {})
     missing = []
@@ -346,6 +373,20 @@ def _production_check(state: dict[str, Any]) -> Check:
         "primary_metric": validation.get("primary_metric"),
     }
     force = config.force
+    on_same_rows = validation.get("production_on_test")
+    if on_same_rows:
+        # --from: the tester scored current production on this run's test rows too.
+        score, incumbent = validation.get("test_score"), on_same_rows["test_score"]
+        metric = candidate["primary_metric"]
+        worse = score is None or better(metric or "accuracy", incumbent, score)
+        return Check(
+            name="not_worse_than_production",
+            passed=(not worse) or force,
+            value=score,
+            threshold=incumbent,
+            detail=f"test {metric} {score} vs production {on_same_rows['version']} "
+            f"{incumbent} on the same new test rows" + ("; --force given" if worse and force else ""),
+        )
     registry = Registry(config.workspace)
     try:
         current = registry.show("production")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import time
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +15,9 @@ from ml_expert.execution import close_executors
 from ml_expert.graph.gates import GATES
 from ml_expert.graph.outputs import run_artifacts, run_metrics
 from ml_expert.memory import FindingsRecorder
+from ml_expert.runs import RunFile, RunStatus
 from ml_expert.tools.environment import hardware, package_versions
-from ml_expert.workspace import new_run_id, read_run, run_dir, update_run
+from ml_expert.workspace import new_run_id, reserve_space, run_dir
 
 
 def init_run(state: dict[str, Any]) -> dict[str, Any]:
@@ -31,14 +32,12 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
     run_id = state.get("run_id") or new_run_id()
     path = run_dir(Path(config.workspace), run_id)
     path.mkdir(parents=True, exist_ok=True)
-    existing = read_run(path) if (path / "run.json").exists() else {}
-    update_run(
-        path,
-        run_id=run_id,
-        created=existing.get("created") or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        status="running",
-        phase="init",
-        pid=__import__("os").getpid(),
+    reserve_space(path)  # so that a full disk later can still record why the run stopped
+    RunFile(path).start(
+        run_id,
+        RunStatus.RUNNING,
+        "init",
+        pid=os.getpid(),
         config=options,
         manifest={
             "seed": config.seed,
@@ -50,7 +49,7 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
         "options": options,
         "run_id": run_id,
         "run_dir": str(path),
-        "status": "running",
+        "status": RunStatus.RUNNING.value,
         "phase": "init",
         "data": {},  # the phases' channel from here on; the caller's path now lives in options
     }
@@ -65,15 +64,14 @@ def make_gate_node(name: str):
         FindingsRecorder(memory_for(state["options"]), Path(state["run_dir"]), state["run_id"]).record(
             f"guardrails/{name}", payload
         )
-        run = read_run(Path(state["run_dir"]))
-        update_run(Path(state["run_dir"]), gates={**run.get("gates", {}), name: payload})
+        RunFile(state["run_dir"]).record_gate(name, payload)
         with contextlib.suppress(Exception):
             get_stream_writer()(
                 {"event": "gate", "gate": name, "passed": verdict.passed, "failed": verdict.failed}
             )
         update: dict[str, Any] = {"gates": {name: payload}}
         if not verdict.passed:
-            update["status"] = "refused"
+            update["status"] = RunStatus.REFUSED.value
             update["reason"] = f"{name} gate refused: " + "; ".join(verdict.failed)
         return update
 
@@ -82,12 +80,12 @@ def make_gate_node(name: str):
 
 
 def finish_run(state: dict[str, Any]) -> dict[str, Any]:
-    status = "refused" if state.get("status") == "refused" else "finished"
+    status = RunStatus.REFUSED if state.get("status") == RunStatus.REFUSED else RunStatus.FINISHED
     close_executors()  # the fits are over: disconnect, stop a local cluster this run started
     path = Path(state["run_dir"])
-    update_run(path, status=status, reason=state.get("reason"), phase=state.get("phase"))
+    RunFile(path).end(status, state.get("reason"), state.get("phase"))
     FindingsRecorder(memory_for(state["options"]), path, state["run_id"]).record(
-        "status", {"status": status, "reason": state.get("reason"), "phase": state.get("phase")}
+        "status", {"status": status.value, "reason": state.get("reason"), "phase": state.get("phase")}
     )
-    out = {**state, "status": status}
-    return {"status": status, "metrics": run_metrics(out), "artifacts": run_artifacts(out)}
+    out = {**state, "status": status.value}
+    return {"status": status.value, "metrics": run_metrics(out), "artifacts": run_artifacts(out)}

@@ -127,29 +127,38 @@ def mirror_finding(
     run_dir: Path, run_id: str, key: str, value: Any, bridge: ClaudeFlowBridge | None = None
 ) -> bool:
     """Mirror one finding when the run asked for it; record the outcome in run.json; never raise."""
-    from ml_expert.workspace import read_run, update_run
+    from ml_expert.runs import RunFile
 
+    run_file = RunFile(run_dir)
     try:
-        run = read_run(run_dir)
+        config = run_file.read().config
     except Exception:  # no run.json: not a run directory this bridge can report into
-        run = {}
-    if not sync_enabled(run.get("config")):
+        config = None
+    if not sync_enabled(config):
         return False
     bridge = bridge or ClaudeFlowBridge()
     cf_key = f"{run_id}/{key}"
-    status = dict(run.get("claude_flow") or {"namespace": bridge.namespace, "synced": [], "failed": {}})
+    fresh = {"namespace": bridge.namespace, "synced": [], "failed": {}}
     try:
         bridge.store(cf_key, value)
     except Exception as exc:
-        message = f"claude-flow memory did not keep {cf_key}: {exc}"
+        message, error = f"claude-flow memory did not keep {cf_key}: {exc}", str(exc)
         logger.warning(message)
-        status["failed"] = {**status.get("failed", {}), cf_key: str(exc)}
-        warnings = [w for w in run.get("warnings", []) if w != message]
-        if run_dir.joinpath("run.json").exists():
-            update_run(run_dir, claude_flow=status, warnings=[*warnings, message])
+
+        def failed(data: dict[str, Any]) -> None:
+            status = data.setdefault("claude_flow", fresh)
+            status["failed"] = {**status.get("failed", {}), cf_key: error}
+            data["warnings"] = [*(w for w in data.get("warnings", []) if w != message), message]
+
+        if run_file.exists():
+            run_file.edit(failed)
         return False
-    status["synced"] = sorted({*status.get("synced", []), cf_key})
-    status.get("failed", {}).pop(cf_key, None)
-    if run_dir.joinpath("run.json").exists():
-        update_run(run_dir, claude_flow=status)
+
+    def synced(data: dict[str, Any]) -> None:
+        status = data.setdefault("claude_flow", fresh)
+        status["synced"] = sorted({*status.get("synced", []), cf_key})
+        status.get("failed", {}).pop(cf_key, None)
+
+    if run_file.exists():
+        run_file.edit(synced)
     return True

@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,19 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+STORE_RETRY_AFTER_S = 30.0
+SLOW_FAILURE_S = 0.5
+"""After a store failure that took longer than SLOW_FAILURE_S (a hung server, a timeout),
+findings go to files only for STORE_RETRY_AFTER_S before the store is tried again: a hung Redis
+costs one socket timeout, not one per finding. A quick failure (refused) is simply retried."""
+_STORE_DOWN: dict[int, float] = {}
+
+
+def _recently_down(store: MemoryStore) -> bool:
+    failed = _STORE_DOWN.get(id(store))
+    return failed is not None and time.monotonic() - failed < STORE_RETRY_AFTER_S
+
+
 class FindingsRecorder:
     """What agents call to share a finding: file first, then the store, never raising for the store.
 
@@ -93,9 +107,23 @@ class FindingsRecorder:
             logger.warning("claude-flow sync of %s failed: %s", key, exc)
         if self.store is None:
             return False
+        if _recently_down(self.store):  # a store that just failed is not asked again for a while
+            logger.warning(
+                "memory %s at %s failed moments ago; %s for run %s kept in %s for a later sync",
+                self.store.backend,
+                self.store.location,
+                key,
+                self.run_id,
+                path,
+            )
+            self._mark(key, unsynced=True)
+            return False
+        started = time.monotonic()
         try:
             self.store.put(self.run_id, key, json.loads(text))
         except Exception as exc:  # any store failure: keep the run going, remember the gap
+            if time.monotonic() - started > SLOW_FAILURE_S:  # it hung: stop asking for a while
+                _STORE_DOWN[id(self.store)] = time.monotonic()
             logger.warning(
                 "memory %s at %s did not store %s for run %s (%s); the finding is kept in %s "
                 "and listed in %s for a later sync",
@@ -109,6 +137,7 @@ class FindingsRecorder:
             )
             self._mark(key, unsynced=True)
             return False
+        _STORE_DOWN.pop(id(self.store), None)
         self._mark(key, unsynced=False)
         return True
 

@@ -27,8 +27,8 @@ from redis.retry import Retry
 from .base import LATEST_KEY, NAMESPACE, MemoryStore, MemoryUnavailable, redact_url
 
 RUNS_KEY = f"{NAMESPACE}/_runs"
-#: Short, so a run whose Redis disappears loses seconds, not minutes, per finding.
-SOCKET_TIMEOUT_S = 2.0
+#: Short, so a run whose Redis hangs loses about a second, once (the recorder then stops asking).
+SOCKET_TIMEOUT_S = 1.0
 _DELETE_CHUNK = 500
 _GLOB_SPECIAL = "*?[]^"
 

@@ -4,7 +4,14 @@
       versions/<version>/   a verified copy of the deployment package, plus version.json
       aliases.json          {"production": "v3", "previous": "v2"}
       audit.log             one JSON object per line, only ever appended to
+      pending.json          the registration in progress (a write-ahead intent); a crash leaves it
       .lock                 serialises writers (fcntl), so two releases cannot take one number
+
+Registration is one recoverable step: the intent is written before the version directory
+appears, then the audit line and the alias change follow. If the process dies anywhere in
+between, the next registry operation (read or write) finishes what the intent says, so a
+version never lacks its audit line or its alias, and nothing is done twice. A run id is
+registered at most once: a resumed run finds and finishes its own version.
 
 Version names are `v<N>`, allocated here; any name or alias a user passes is validated and the
 resolved path must stay inside `versions/` (no traversal, no links out).
@@ -21,7 +28,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +37,15 @@ from ml_expert.errors import UsageError
 ALIASES = ("production", "previous")
 VERSION_RE = re.compile(r"^v[1-9][0-9]{0,8}$")
 VERSION_FILE = "version.json"
+PENDING_FILE = "pending.json"
 
 
 class RegistryError(UsageError):
     """A bad version name, an unknown version, or an operation the registry state forbids."""
+
+
+class ReleaseRefused(RegistryError):
+    """The check against `production`, repeated under the registry lock, refused the release."""
 
 
 def validate_name(name: str) -> str:
@@ -71,6 +83,51 @@ def comparable(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
     return True, "same data fingerprint, split seed and sizes: same test rows"
 
 
+def candidate_record(state: dict[str, Any]) -> dict[str, Any]:
+    """What the production comparison needs from a run's state (data, split, metric, score)."""
+    validation, data = state.get("validation") or {}, state.get("data") or {}
+    return {
+        "data_fingerprint": data.get("fingerprint"),
+        "seed": int(state["options"].get("seed", 0)),
+        "split_sizes": data.get("split_sizes"),
+        "primary_metric": validation.get("primary_metric"),
+        "test_score": validation.get("test_score"),
+        "force": bool(state["options"].get("force")),
+    }
+
+
+def not_worse_than(
+    candidate: dict[str, Any],
+    current: dict[str, Any] | None,
+    better: Callable[[str, float, float], bool] | None = None,
+) -> tuple[bool, str]:
+    """(passes, why): a release may replace production unless it scores worse on the same rows.
+
+    `better(metric, a, b)`: whether score a beats b for that metric (tools.scoring.better; the
+    registry stays free of scikit-learn). Default: greater is better."""
+    if current is None:
+        return True, "no production version yet"
+    same, why = comparable(candidate, current)
+    if not same:
+        return True, (
+            f"production {current['version']} was tested on other held-out data ({why}); nothing compared"
+        )
+    score, incumbent = candidate.get("test_score"), current.get("test_score")
+    metric = candidate.get("primary_metric") or "accuracy"
+    beats = better or (lambda _metric, a, b: a > b)
+    worse = score is None or incumbent is None or beats(metric, incumbent, score)
+    force = bool(candidate.get("force"))
+    detail = f"test {candidate['primary_metric']} {score} vs production {current['version']} "
+    detail += f"{incumbent}; {why}"
+    return (not worse) or force, detail + ("; --force given" if worse and force else "")
+
+
+def _crash_point(name: str) -> None:
+    """Test hook: `ML_EXPERT_CRASH_AT=<name>` kills the process here (SIGKILL), as a power cut would."""
+    if os.environ.get("ML_EXPERT_CRASH_AT") == name:
+        os.kill(os.getpid(), 9)
+
+
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -83,14 +140,23 @@ class Registry:
     def __init__(self, workspace: str | Path) -> None:
         self.root = Path(workspace) / "registry"
         self.versions_dir = self.root / "versions"
+        self._holding = False
 
     # ---------------------------------------------------------------- reading
 
+    def _settle(self) -> None:
+        """Before a read: finish a registration a crash interrupted (takes the lock only then)."""
+        if not self._holding and (self.root / PENDING_FILE).exists():
+            with self._locked():
+                pass  # _locked repairs on entry
+
     def aliases(self) -> dict[str, str]:
+        self._settle()
         path = self.root / "aliases.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
     def versions(self) -> list[dict[str, Any]]:
+        self._settle()
         if not self.versions_dir.is_dir():
             return []
         out = []
@@ -127,10 +193,42 @@ class Registry:
         return info
 
     def audit(self) -> list[dict[str, Any]]:
+        """Every audit event; a torn line (a crash mid-write) is skipped, never fatal."""
+        self._settle()
+        return self._read_audit()
+
+    def _read_audit(self) -> list[dict[str, Any]]:
         path = self.root / "audit.log"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        out = []
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # torn by a crash mid-append; the writer starts the next event on a new line
+            if isinstance(entry, dict):
+                out.append(entry)
+        return out
+
+    def version_of_run(self, run_id: str) -> str | None:
+        """The version a run was registered as, if any (one run id, at most one version)."""
+        self._settle()
+        return self._version_of_run(run_id)
+
+    def _version_of_run(self, run_id: str) -> str | None:
+        if not run_id or not self.versions_dir.is_dir():
+            return None
+        for child in self.versions_dir.iterdir():
+            if VERSION_RE.fullmatch(child.name) and (child / VERSION_FILE).is_file():
+                try:
+                    if json.loads((child / VERSION_FILE).read_text()).get("run_id") == run_id:
+                        return child.name
+                except ValueError:
+                    continue
+        return None
 
     # ---------------------------------------------------------------- writing
 
@@ -139,9 +237,12 @@ class Registry:
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
+            self._holding = True
             try:
+                self._repair()
                 yield
             finally:
+                self._holding = False
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _log(self, action: str, **fields: Any) -> None:
@@ -151,19 +252,122 @@ class Registry:
             "action": action,
             **fields,
         }
-        with open(self.root / "audit.log", "a", encoding="utf-8") as handle:  # append-only
-            handle.write(json.dumps(entry, default=str) + "\n")
+        path = self.root / "audit.log"
+        line = json.dumps(entry, default=str) + "\n"
+        with open(path, "a+b") as handle:  # append-only
+            handle.seek(0, os.SEEK_END)
+            if handle.tell() > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    line = "\n" + line  # a torn last line: never glue this event onto it
+            handle.write(line.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def _write_pending(self, intent: dict[str, Any]) -> None:
+        tmp = self.root / (PENDING_FILE + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(intent))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.root / PENDING_FILE)
+
+    def _repair(self) -> None:
+        """Finish (or undo) a registration a crash interrupted; called with the lock held.
+
+        The intent names the version, its run and the aliases before it. If the version
+        directory never appeared, nothing happened: the staging copy is removed. If it did,
+        the missing steps run now: the register line, then (when asked) the alias change and
+        its promote line. Each step checks whether it already happened, so none runs twice.
+        """
+        for stale in self.versions_dir.glob(".v*.staging"):
+            if not (self.root / PENDING_FILE).exists():
+                shutil.rmtree(stale, ignore_errors=True)  # a copy no intent covers
+        pending = self.root / PENDING_FILE
+        if not pending.exists():
+            return
+        try:
+            intent = json.loads(pending.read_text())
+            version = validate_name(intent["version"])
+        except (ValueError, KeyError, TypeError, RegistryError):
+            pending.unlink()  # torn before the version could appear (it is written first)
+            return
+        target = self.versions_dir / version
+        if not (target / VERSION_FILE).is_file():
+            shutil.rmtree(self.versions_dir / f".{version}.staging", ignore_errors=True)
+            pending.unlink()
+            return
+        events = [e for e in self._read_audit() if e.get("version") == version]
+        if not any(e.get("action") == "register" for e in events):
+            self._log(
+                "register",
+                version=version,
+                run_id=intent.get("run_id"),
+                metrics=intent.get("metrics"),
+                **({"parent": intent["parent"]} if intent.get("parent") else {}),
+                repaired=True,
+            )
+        if intent.get("promote"):
+            before = intent.get("aliases_before") or {}
+            if self._read_aliases().get("production") != version:
+                new = dict(before)
+                if before.get("production"):
+                    new["previous"] = before["production"]
+                new["production"] = version
+                self._set_aliases(new)
+            if not any(e.get("action") == "promote" for e in events):
+                self._log(
+                    "promote",
+                    version=version,
+                    replaced=before.get("production"),
+                    run_id=intent.get("run_id"),
+                    metrics=intent.get("metrics"),
+                    reason=intent.get("reason"),
+                    repaired=True,
+                )
+        pending.unlink()
+
+    def _read_aliases(self) -> dict[str, str]:
+        path = self.root / "aliases.json"
+        return json.loads(path.read_text()) if path.exists() else {}
 
     def _set_aliases(self, aliases: dict[str, str]) -> None:
         tmp = self.root / "aliases.json.tmp"
-        tmp.write_text(json.dumps(aliases, indent=2))
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(aliases, indent=2))
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, self.root / "aliases.json")  # atomic: readers never see half a file
 
-    def register(self, package_dir: str | Path, info: dict[str, Any], promote: bool = True) -> str:
-        """Copy a verified package in as the next version; by default make it production."""
+    def register(
+        self,
+        package_dir: str | Path,
+        info: dict[str, Any],
+        promote: bool = True,
+        guard: Callable[[dict[str, Any] | None], str | None] | None = None,
+    ) -> str:
+        """Copy a verified package in as the next version; by default make it production.
+
+        Idempotent per `info["run_id"]`: a run already registered gets its version back (a
+        resumed run finishes its own registration, never adds a second one). `guard` sees the
+        current production version's record (None if none) under the lock and returns a
+        refusal reason or None, so two concurrent releases cannot both pass a comparison with
+        the same production version.
+        """
         source = Path(package_dir)
         manifest = json.loads((source / "manifest.json").read_text())
         with self._locked():
+            existing = self._version_of_run(str(info.get("run_id") or ""))
+            if existing:
+                return existing
+            if guard is not None:
+                current = self._read_aliases().get("production")
+                record = (
+                    json.loads((self.versions_dir / current / VERSION_FILE).read_text()) if current else None
+                )
+                refusal = guard(record)
+                if refusal:
+                    raise ReleaseRefused(refusal)
             numbers = [int(p.name[1:]) for p in self.versions_dir.iterdir() if VERSION_RE.fullmatch(p.name)]
             version = f"v{max(numbers, default=0) + 1}"
             target = self.versions_dir / version
@@ -174,21 +378,43 @@ class Registry:
                 if _sha256(staging / name) != digest:
                     shutil.rmtree(staging)
                     raise RegistryError(f"{name} changed while it was copied into the registry")
-            record = {
+            record = {  # the registry's own fields win over anything the caller's info carries
+                **{k: v for k, v in info.items() if k not in ("aliases", "path")},
                 "version": version,
                 "registered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "registered_by": actor(),
-                **info,
             }
             (staging / VERSION_FILE).write_text(json.dumps(record, indent=2, default=str))
+            reason = "released by the pipeline"
+            self._write_pending(
+                {
+                    "version": version,
+                    "run_id": info.get("run_id"),
+                    "metrics": info.get("metrics"),
+                    "parent": info.get("parent"),
+                    "promote": promote,
+                    "aliases_before": self._read_aliases(),
+                    "reason": reason,
+                }
+            )
+            _crash_point("registry.before_version")
             os.replace(staging, target)
-            self._log("register", version=version, run_id=info.get("run_id"), metrics=info.get("metrics"))
+            _crash_point("registry.after_version")
+            self._log(
+                "register",
+                version=version,
+                run_id=info.get("run_id"),
+                metrics=info.get("metrics"),
+                **({"parent": info["parent"]} if info.get("parent") else {}),
+            )
+            _crash_point("registry.after_register_line")
             if promote:
-                self._promote(version, reason="released by the pipeline")
+                self._promote(version, reason=reason)
+            (self.root / PENDING_FILE).unlink()
         return version
 
     def _promote(self, version: str, reason: str) -> dict[str, str]:
-        aliases = self.aliases()
+        aliases = self._read_aliases()
         if aliases.get("production") == version:
             raise RegistryError(f"{version} is already production")
         new = dict(aliases)
@@ -196,6 +422,7 @@ class Registry:
             new["previous"] = aliases["production"]
         new["production"] = version
         self._set_aliases(new)
+        _crash_point("registry.after_alias")
         info = json.loads((self.path(version) / VERSION_FILE).read_text())
         self._log(
             "promote",
@@ -215,7 +442,7 @@ class Registry:
     def rollback(self) -> dict[str, str]:
         """Point production back at previous; the version rolled back from becomes previous."""
         with self._locked():
-            aliases = self.aliases()
+            aliases = self._read_aliases()
             if not aliases.get("previous"):
                 raise RegistryError("nothing to roll back to: no previous version")
             new = {"production": aliases["previous"], "previous": aliases["production"]}

@@ -25,7 +25,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 MANIFEST_FORMAT = "ml-expert-manifest/1"
 MANIFEST = "manifest.json"
@@ -46,7 +45,32 @@ class IntegrityError(Exception):
 
 
 class SchemaError(ValueError):
-    """An input row does not fit the model's input schema."""
+    """An input row does not fit the model's input schema; `row` and `field` say where."""
+
+    def __init__(self, message: str, row: int | None = None, field: str | None = None) -> None:
+        super().__init__(message)
+        self.row = row
+        self.field = field
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+MAX_FIELD_CHARS = 100_000
+"""A longer value in one field is refused (a 900k-digit "number" is an attack, not data)."""
+
+
+def _text_ok(value: Any, row: int, name: str) -> None:
+    """Refuse text that cannot be encoded (lone surrogates) or is absurdly long."""
+    if isinstance(value, str):
+        if len(value) > MAX_FIELD_CHARS:
+            raise SchemaError(
+                f"row {row}: field '{name}' is longer than {MAX_FIELD_CHARS} characters", row, name
+            )
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SchemaError(
+                f"row {row}: field '{name}' is not valid Unicode text (a lone surrogate)", row, name
+            ) from None
 
 
 def _sha256(data: bytes) -> str:
@@ -56,11 +80,15 @@ def _sha256(data: bytes) -> str:
 def _is_missing(value: Any) -> bool:
     if value is None or type(value).__name__ in ("NAType", "NaTType"):
         return True
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)
+    if not isinstance(value, numbers.Real) or isinstance(value, bool | numbers.Integral):
+        return False  # an integer is never missing (and math.isnan overflows on a 400-digit one)
+    return math.isnan(value)
 
 
-def _category_text(value: Any) -> str:
-    """Same as ml_expert's schema coercion: missing -> "", 3.0 -> "3", anything else -> str."""
+def category_text(value: Any) -> str:
+    """A categorical value as the model's string input: missing (None, NaN of any float type, NA,
+    NaT) -> "", 3.0 -> "3", anything else -> str. Training (ml_expert's schema coercion) calls
+    this very function, so a category is spelt the same when fitted and when served."""
     if _is_missing(value):
         return ""
     if isinstance(value, float | np.floating) and float(value).is_integer():
@@ -100,6 +128,27 @@ def _datetime_part(value: Any, part: str) -> float:
     return float(date.toordinal() - _EPOCH) + (hour * 3600 + minute * 60 + second) / 86400.0
 
 
+def _composite_part(value: Any, separator: str, position: int) -> str | None:
+    """Same as ml_expert's schema.composite_part: one part of a composite code such as B/0/P."""
+    text = category_text(value).strip()
+    if not text or not separator:
+        return None
+    pieces = text.split(separator)
+    piece = pieces[position].strip() if position < len(pieces) else ""
+    return piece or None
+
+
+def _part_number(piece: str | None) -> float:
+    """As pandas.to_numeric(errors="coerce") then inf -> NaN: a part that is not a plain number is NaN."""
+    if piece is None or "_" in piece or not piece.isascii():
+        return math.nan
+    try:
+        number = float(piece)
+    except ValueError:
+        return math.nan
+    return number if math.isfinite(number) else math.nan
+
+
 def _words(value: Any) -> list[str]:
     """Same as ml_expert's text.words: lower case, ASCII punctuation stripped, split on whitespace."""
     if _is_missing(value):
@@ -125,6 +174,8 @@ class ModelInference:
         for col in self.columns:
             if col.get("derive") == "token":
                 self._lengths[col["name"]] = self._lengths.get(col["name"], 0) + 1
+        import onnxruntime as ort  # here, so training can import the coercion functions alone
+
         options = ort.SessionOptions()
         # One thread: a single row is microseconds of work, thread hand-off costs more.
         options.intra_op_num_threads = 1
@@ -178,6 +229,14 @@ class ModelInference:
         """Original class labels, in the order of predict_proba's columns (None for regression)."""
         return self.schema.get("classes") if self.task == "classification" else None
 
+    @property
+    def scores_kind(self) -> str | None:
+        """What predict_with_proba's array holds: "probabilities" (classification, a Gaussian
+        mixture's memberships), "distances" (k-means: to each centre), or None (regression)."""
+        if self.task == "regression":
+            return None
+        return self._outputs[1] if self.task == "clustering" else "probabilities"
+
     def validate(self, rows: Any) -> list[dict[str, Any]]:
         """Rows as a list of dicts holding exactly the schema's columns; raises SchemaError.
 
@@ -189,19 +248,20 @@ class ModelInference:
         clean: list[dict[str, Any]] = []
         for i, row in enumerate(records):
             if not isinstance(row, dict):
-                raise SchemaError(f"row {i}: expected an object of field values, got {type(row).__name__}")
+                raise SchemaError(f"row {i}: expected an object of field values, got {type(row).__name__}", i)
             out: dict[str, Any] = {}
             texts: dict[str, tuple[list[str], set[str]]] = {}
             for col in self.columns:
                 name = col["name"]
                 if name not in row:
-                    raise SchemaError(f"row {i}: missing field '{name}'")
+                    raise SchemaError(f"row {i}: missing field '{name}'", i, name)
                 value = row[name]
+                _text_ok(value, i, name)
                 if col.get("derive") in ("word", "token"):
                     if name not in texts:
                         if not (_is_missing(value) or isinstance(value, str | numbers.Number)):
                             raise SchemaError(
-                                f"row {i}: field '{name}' must be text, got {type(value).__name__}"
+                                f"row {i}: field '{name}' must be text, got {type(value).__name__}", i, name
                             )
                         found = _words(None if _is_missing(value) else value)
                         texts[name] = (found, set(found))
@@ -214,11 +274,19 @@ class ModelInference:
                             sequence[position] if position < min(len(sequence), self._lengths[name]) else None
                         )
                         out[col["key"]] = 0.0 if word is None else float(known.get(word, 1))
+                elif col.get("derive") == "part":
+                    if not (_is_missing(value) or isinstance(value, str | numbers.Number | np.generic)):
+                        got = type(value).__name__
+                        raise SchemaError(f"row {i}: field '{name}' must be a code (text or number): {got}")
+                    piece = _composite_part(value, col.get("separator") or "", int(col.get("position") or 0))
+                    out[col["key"]] = _part_number(piece) if col["kind"] == "numeric" else (piece or "")
                 elif col.get("derive"):
                     if not (_is_missing(value) or isinstance(value, str | _dt.date)):
                         raise SchemaError(
                             f"row {i}: field '{name}' must be a date/time text such as 2024-03-05, "
-                            f"got {type(value).__name__}"
+                            f"got {type(value).__name__}",
+                            i,
+                            name,
                         )
                     out[col["key"]] = _datetime_part(None if _is_missing(value) else value, col["derive"])
                 elif col["kind"] == "numeric":
@@ -227,9 +295,11 @@ class ModelInference:
                     if not (_is_missing(value) or isinstance(value, str | numbers.Number | np.generic)):
                         raise SchemaError(
                             f"row {i}: field '{name}' must be a category (text or number), "
-                            f"got {type(value).__name__}"
+                            f"got {type(value).__name__}",
+                            i,
+                            name,
                         )
-                    out[name] = _category_text(value)
+                    out[name] = category_text(value)
             clean.append(out)
         return clean
 
@@ -245,24 +315,46 @@ class ModelInference:
 
     @staticmethod
     def _number(value: Any, row: int, name: str) -> float:
-        """numeric -> float (NaN when missing), as pandas.to_numeric then inf -> NaN does."""
+        """numeric -> float; a missing value (None, NaN from a table, "") -> NaN, imputed as in training.
+
+        Refused, with the row and field named: text that is not a number, infinities and "nan"
+        text (a client means null), and values beyond float32, the model's input type (they
+        would turn into infinities inside the model)."""
         if _is_missing(value):
             return math.nan
         if isinstance(value, str):
             text = value.strip()
             if not text:
                 return math.nan
-            if "_" in text:  # float() takes "1_000", pandas.to_numeric (training) does not
-                raise SchemaError(f"row {row}: field '{name}' must be numeric, got {value!r}")
+            if "_" in text or len(text) > 400:  # float() takes "1_000", pandas.to_numeric (training) does not
+                raise SchemaError(f"row {row}: field '{name}' must be numeric, got {value[:40]!r}", row, name)
             try:
                 number = float(text)
             except ValueError:
-                raise SchemaError(f"row {row}: field '{name}' must be numeric, got {value!r}") from None
+                raise SchemaError(
+                    f"row {row}: field '{name}' must be numeric, got {value[:40]!r}", row, name
+                ) from None
+            if math.isnan(number):
+                raise SchemaError(
+                    f"row {row}: field '{name}' is {value!r}: send null for a missing value", row, name
+                )
         elif isinstance(value, numbers.Real):
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:
+                number = math.inf
         else:
-            raise SchemaError(f"row {row}: field '{name}' must be numeric, got {type(value).__name__}")
-        return number if math.isfinite(number) else math.nan
+            raise SchemaError(
+                f"row {row}: field '{name}' must be numeric, got {type(value).__name__}", row, name
+            )
+        if not math.isfinite(number) or abs(number) > FLOAT32_MAX:
+            raise SchemaError(
+                f"row {row}: field '{name}' is out of range (finite, |x| <= {FLOAT32_MAX:.4g}), got "
+                f"{str(value)[:40]}",
+                row,
+                name,
+            )
+        return number
 
     def _feed(self, clean: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         feed: dict[str, np.ndarray] = {}
@@ -279,24 +371,38 @@ class ModelInference:
         clean = self.validate(rows)
         if not clean:
             return None
-        return dict(zip(self._outputs, self.session.run(None, self._feed(clean)), strict=True))
+        outputs = dict(zip(self._outputs, self.session.run(None, self._feed(clean)), strict=True))
+        for name in ("probabilities", "prediction"):
+            if name in outputs:
+                values = np.asarray(outputs[name], dtype=np.float64).reshape(len(clean), -1)
+                bad = np.flatnonzero(~np.isfinite(values).all(axis=1))
+                if bad.size:  # never a label with empty or NaN probabilities
+                    raise SchemaError(
+                        f"row {int(bad[0])}: the model's output is not finite for these inputs", int(bad[0])
+                    )
+        return outputs
 
     def predict(self, rows: Any) -> list[Any]:
-        """Original class labels (classification) or floats (regression), one per row."""
+        """Original class labels (classification), floats (regression) or cluster numbers, one per row."""
         outputs = self._run(rows)
         if outputs is None:
             return []
+        if self.task == "clustering":
+            return [int(c) for c in outputs["cluster"].ravel()]
         if self.task == "classification":
             classes = self.classes or []
             return [classes[int(i)] if classes else int(i) for i in outputs["label"].ravel()]
         return [float(v) for v in outputs["prediction"].ravel()]
 
     def predict_with_proba(self, rows: Any) -> tuple[list[Any], np.ndarray | None]:
-        """Labels (or values) and, for classification, probabilities from one model run."""
+        """Labels (or values) and, for classification, probabilities from one model run
+        (clustering: the clusters and each row's distances to the centres, or memberships)."""
         outputs = self._run(rows)
         if outputs is None:
             empty = np.zeros((0, len(self.classes or [])), dtype=np.float32)
             return [], empty if self.task == "classification" else None
+        if self.task == "clustering":
+            return [int(c) for c in outputs["cluster"].ravel()], np.asarray(outputs[self._outputs[1]])
         if self.task == "classification":
             classes = self.classes or []
             labels = [classes[int(i)] if classes else int(i) for i in outputs["label"].ravel()]

@@ -14,9 +14,10 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -28,6 +29,25 @@ MAX_ROWS = 1000
 DRIFT_WINDOW = 5000
 """Most recent input values kept per column for /drift (memory stays bounded)."""
 LATENCY_BUCKETS_MS = (0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 1000)
+UNMATCHED = "<unmatched>"
+"""The path label of every request that matched no route: labels stay a bounded set."""
+
+
+def label(value: object) -> str:
+    """A Prometheus label value, escaped (backslash, quote, newline) so no request can add a line."""
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON: send a number, or null for a missing value")
+
+
+def parse_body(raw: bytes) -> Any:
+    """Strict JSON: no NaN/Infinity literals, no nesting deep enough to exhaust the stack."""
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 @dataclass
@@ -63,10 +83,12 @@ def row_model(schema: dict[str, Any]) -> type[BaseModel]:
         seen.add(col["name"])
         if col.get("derive") in ("word", "token"):
             kind, what = str | None, "free text"
+        elif col.get("derive") == "part":
+            kind, what = str | int | float | None, "composite code"
         elif col.get("derive"):
             kind, what = str | None, "date/time text"
         elif col["kind"] == "numeric":
-            kind, what = float | None, "numeric"
+            kind, what = Annotated[float, Field(allow_inf_nan=False)] | None, "numeric"
         else:
             kind, what = str | int | float | None, "categorical"
         fields[col["key"]] = (kind, Field(alias=col["name"], description=f"{what} column {col['name']!r}"))
@@ -104,7 +126,8 @@ class Metrics:
         ]
         with self.lock:
             for (path, version, status), n in sorted(self.requests.items()):
-                out.append(f'mlx_requests_total{{path="{path}",version="{version}",status="{status}"}} {n}')
+                labels = f'path="{label(path)}",version="{label(version)}",status="{status}"'
+                out.append(f"mlx_requests_total{{{labels}}} {n}")
             out += [
                 "# HELP mlx_errors_total Requests answered with a 4xx or 5xx status.",
                 "# TYPE mlx_errors_total counter",
@@ -114,23 +137,29 @@ class Metrics:
                 if status >= 400:
                     errors[version] = errors.get(version, 0) + n
             for version, n in sorted(errors.items()):
-                out.append(f'mlx_errors_total{{version="{version}"}} {n}')
+                out.append(f'mlx_errors_total{{version="{label(version)}"}} {n}')
             out += [
                 "# HELP mlx_predict_rows_total Rows predicted.",
                 "# TYPE mlx_predict_rows_total counter",
-                *[f'mlx_predict_rows_total{{version="{v}"}} {n}' for v, n in sorted(self.rows.items())],
+                *[
+                    f'mlx_predict_rows_total{{version="{label(v)}"}} {n}'
+                    for v, n in sorted(self.rows.items())
+                ],
                 "# HELP mlx_predict_latency_seconds Time to answer POST /predict inside the app.",
                 "# TYPE mlx_predict_latency_seconds histogram",
             ]
-            for version, counts in sorted(self.buckets.items()):
+            for raw_version, counts in sorted(self.buckets.items()):
+                version = label(raw_version)
                 for edge, n in zip(LATENCY_BUCKETS_MS, counts, strict=True):
                     out.append(
                         f'mlx_predict_latency_seconds_bucket{{version="{version}",le="{edge / 1000:g}"}} {n}'
                     )
-                total = self.counts[version]
+                total = self.counts[raw_version]
                 out.append(f'mlx_predict_latency_seconds_bucket{{version="{version}",le="+Inf"}} {total}')
-                out.append(f'mlx_predict_latency_seconds_sum{{version="{version}"}} {self.sums[version]:.6f}')
-                out.append(f'mlx_predict_latency_seconds_count{{version="{version}"}} {self.counts[version]}')
+                out.append(
+                    f'mlx_predict_latency_seconds_sum{{version="{version}"}} {self.sums[raw_version]:.6f}'
+                )
+                out.append(f'mlx_predict_latency_seconds_count{{version="{version}"}} {total}')
         return "\n".join(out) + "\n"
 
 
@@ -158,7 +187,10 @@ def create_app(
     canary_fraction: float = 0.0,
     api_key: str | None = None,
     seed: int | None = None,
+    open_metrics: bool = False,
 ) -> "LimitAndCount":
+    """The app. With `api_key`, everything but /health needs the X-API-Key header, /metrics,
+    /docs and /openapi.json included (`open_metrics` leaves /metrics open for a scraper)."""
     if canary is not None and canary.model.schema["columns"] != primary.model.schema["columns"]:
         raise ValueError(f"canary {canary.version} takes different inputs than {primary.version}")
     app = FastAPI(
@@ -183,7 +215,7 @@ def create_app(
                 raise HTTPException(status_code=401, detail="missing or wrong X-API-Key header")
 
     @app.get("/health")
-    def health() -> dict[str, Any]:
+    async def health() -> dict[str, Any]:  # on the event loop: never queued behind predictions
         return {"status": "ok", "versions": sorted(served)}
 
     @app.get("/metadata", dependencies=[Depends(check_key)])
@@ -244,46 +276,90 @@ def create_app(
         },
     )
     async def predict(request: Request) -> JSONResponse:
-        """One row object, or {"rows": [...]}; each row is checked against schema.json."""
-        try:
-            body = json.loads(await request.body())
-        except ValueError as exc:
-            raise RequestValidationError(
-                [{"type": "json_invalid", "loc": ("body",), "msg": str(exc)}]
-            ) from None
-        try:
-            if isinstance(body, dict) and "rows" in body:
-                rows = Batch.model_validate(body).rows
-            else:
-                rows = [Row.model_validate(body)]
-        except ValidationError as exc:
-            errors = exc.errors(include_url=False, include_input=False, include_context=False)
-            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
-        records = [r.model_dump(by_alias=True) for r in rows]
+        """One row object, or {"rows": [...]}; each row is checked against schema.json.
+
+        Parsing, validation and the model run in a worker thread: a 1,000-row batch must not
+        hold the event loop that answers /health and every other request."""
+        raw = await request.body()
         use = canary if canary is not None and chooser.random() < canary_fraction else primary
-        try:
-            labels, probabilities = use.model.predict_with_proba(records)
-            result: dict[str, Any] = {"predictions": labels}
-            if probabilities is not None:
-                result["probabilities"] = probabilities.tolist()
-        except SchemaError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
+        result, records = await run_in_threadpool(answer, raw, use)
         windows[use.version].add(records)
         result["version"] = use.version
         return JSONResponse(result, headers={"x-model-version": use.version, "x-rows": str(len(records))})
 
-    return LimitAndCount(app, metrics)
+    def validate_rows(given: Any) -> list[BaseModel]:
+        """A batch, one row per call: the GIL is given back between rows, so /health (on the
+        event loop) is not held for a whole 1,000-row validation. Same errors as `Batch`."""
+        if not isinstance(given, list) or not 1 <= len(given) <= MAX_ROWS:
+            Batch.model_validate({"rows": given})  # raises the list / length error
+        rows, errors = [], []
+        for i, item in enumerate(given):
+            try:
+                rows.append(Row.model_validate(item))
+            except ValidationError as exc:
+                found = exc.errors(include_url=False, include_input=False, include_context=False)
+                errors += [{**e, "loc": ("rows", i, *e["loc"])} for e in found]
+        if errors:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors])
+        return rows
+
+    def answer(raw: bytes, use: Served) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        try:
+            body = parse_body(raw)
+        except ValueError as exc:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": str(exc)}]
+            ) from None
+        batch = isinstance(body, dict) and "rows" in body
+        try:
+            rows = validate_rows(body["rows"]) if batch else [Row.model_validate(body)]
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False, include_context=False)
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in errors]) from None
+        except RecursionError:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": "nested too deeply"}]
+            ) from None
+        records = [r.model_dump(by_alias=True) for r in rows]
+        try:
+            labels, probabilities = use.model.predict_with_proba(records)
+        except SchemaError as exc:
+            where: tuple[Any, ...] = ("body",)
+            if batch and exc.row is not None:
+                where += ("rows", exc.row)
+            if exc.field is not None:
+                where += (exc.field,)
+            raise RequestValidationError([{"type": "value_error", "loc": where, "msg": str(exc)}]) from None
+        result: dict[str, Any] = {"predictions": labels}
+        if probabilities is not None:
+            result[use.model.scores_kind or "probabilities"] = probabilities.tolist()
+        return result, records
+
+    protected = {"/metrics"} - ({"/metrics"} if open_metrics else set())
+    protected |= {
+        p for p in (app.docs_url, app.redoc_url, app.openapi_url, app.swagger_ui_oauth2_redirect_url) if p
+    }
+    return LimitAndCount(app, metrics, api_key, protected)
 
 
 class LimitAndCount:
-    """ASGI middleware: refuse oversized POST bodies, count every response for /metrics.
+    """ASGI middleware: refuse oversized POST bodies, guard the documentation and metrics with
+    the API key, count every response for /metrics under its route (never the raw path).
 
     Written against ASGI directly: Starlette's BaseHTTPMiddleware costs a task and a stream
     per request, which is most of a millisecond on a busy two-core machine."""
 
-    def __init__(self, app: FastAPI, metrics: Metrics) -> None:
+    def __init__(
+        self, app: FastAPI, metrics: Metrics, api_key: str | None = None, protected: set[str] | None = None
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.api_key = api_key
+        self.protected = protected or set()
+        self.routes = {getattr(r, "path", None) for r in app.routes} - {None}
+
+    def route(self, path: str) -> str:
+        return path if path in self.routes else UNMATCHED
 
     def __getattr__(self, name: str) -> Any:  # tests and tools may read app attributes
         return getattr(self.app, name)
@@ -293,6 +369,16 @@ class LimitAndCount:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        path = self.route(scope["path"])
+        if self.api_key is not None and path in self.protected:
+            given = dict(scope["headers"]).get(b"x-api-key", b"")
+            if not secrets.compare_digest(given, self.api_key.encode()):
+                response = JSONResponse(
+                    status_code=401, content={"detail": "missing or wrong X-API-Key header"}
+                )
+                await response(scope, receive, send)
+                self.metrics.observe(path, "-", 401, (time.perf_counter() - start) * 1000)
+                return
         if scope["method"] == "POST":
             headers = dict(scope["headers"])
             length = headers.get(b"content-length")
@@ -303,7 +389,7 @@ class LimitAndCount:
                     content={"detail": f"request body must declare Content-Length <= {MAX_BODY_BYTES} bytes"},
                 )
                 await response(scope, receive, send)
-                self.metrics.observe(scope["path"], "-", status, (time.perf_counter() - start) * 1000)
+                self.metrics.observe(path, "-", status, (time.perf_counter() - start) * 1000)
                 return
         seen: dict[str, Any] = {"status": 500, "version": "-", "rows": 0}
 
@@ -321,4 +407,4 @@ class LimitAndCount:
             await self.app(scope, receive, watch)
         finally:
             ms = (time.perf_counter() - start) * 1000
-            self.metrics.observe(scope["path"], seen["version"], seen["status"], ms, seen["rows"])
+            self.metrics.observe(path, seen["version"], seen["status"], ms, seen["rows"])

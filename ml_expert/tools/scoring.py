@@ -20,7 +20,7 @@ from ml_expert.errors import UsageError
 
 class Metric(BaseModel):
     name: str
-    task: Literal["classification", "regression"]
+    task: Literal["classification", "regression", "clustering"]
     greater_is_better: bool
     threshold: bool = False  # decided by a cut-off on P(positive) in a binary task: a tunable threshold
     binary_only: bool = False
@@ -55,11 +55,13 @@ METRICS: dict[str, Metric] = {
                help="mean absolute percentage error (a fraction)"),
         Metric(name="rmsle", task="regression", greater_is_better=False,
                help="root mean squared logarithmic error (targets > -1)"),
+        Metric(name="silhouette", task="clustering", greater_is_better=True, bounded_above=1.0,
+               help="mean silhouette: own cluster against the nearest other (tools/selection/clustering)"),
     ]
 }
 if set(METRICS) != set(get_args(MetricName)):  # the CLI's choices and the definitions agree
     raise RuntimeError("ml_expert.config.MetricName and tools/scoring.METRICS differ")
-DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2"}
+DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2", "clustering": "silhouette"}
 # Threshold metrics whose optimum on held-out rows is degenerate (recall: call everything
 # positive; precision: call almost nothing positive): argmax is kept for them.
 DEGENERATE_THRESHOLD = {"precision", "recall"}

@@ -97,8 +97,41 @@ def load_source(
     return _load_csv(path, columns)
 
 
+MAX_DECOMPRESSED_BYTES = 8 << 30
+"""A compressed CSV that inflates beyond this is refused (a decompression bomb, not data)."""
+
+
+def _read_maybe_compressed(path: Path) -> bytes:
+    """The file's bytes; a gzip/bz2/xz-compressed CSV (data.csv.gz) is inflated first."""
+    import bz2
+    import gzip
+    import lzma
+
+    with path.open("rb") as handle:
+        magic = handle.read(6)
+    opener = None
+    if magic[:2] == b"\x1f\x8b":
+        opener = gzip.open
+    elif magic[:3] == b"BZh":
+        opener = bz2.open
+    elif magic[:6] == b"\xfd7zXZ\x00":
+        opener = lzma.open
+    if opener is None:
+        return path.read_bytes()
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read(MAX_DECOMPRESSED_BYTES + 1)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise DataError(f"{path}: a compressed file that does not decompress ({exc})") from exc
+    if len(raw) > MAX_DECOMPRESSED_BYTES:
+        raise DataError(
+            f"{path}: inflates to more than {MAX_DECOMPRESSED_BYTES >> 30} GiB; refusing to read it"
+        )
+    return raw
+
+
 def _load_csv(path: Path, columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, Path, LoadInfo]:
-    raw = path.read_bytes()
+    raw = _read_maybe_compressed(path)
     utf16 = raw[:2] in (b"\xff\xfe", b"\xfe\xff")
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):  # "Unicode text" exports of spreadsheets
         try:

@@ -16,8 +16,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from ml_expert.errors import DataError
+from ml_expert.errors import DataError, UsageError
+from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.cleaning import drop_outliers
+from ml_expert.tools.data.composite import CompositeDecision, find_composites, measure_composites
 from ml_expert.tools.data.loading import LoadInfo, load_source
 from ml_expert.tools.data.modality import detect_modality
 from ml_expert.tools.data.preprocessing import (
@@ -27,8 +29,15 @@ from ml_expert.tools.data.preprocessing import (
     fitted_categories,
     transform,
 )
-from ml_expert.tools.data.profiling import column_roles, correlated_pairs, leakage_suspects, profile_table
+from ml_expert.tools.data.profiling import (
+    column_roles,
+    correlated_pairs,
+    imbalance_ratio,
+    leakage_suspects,
+    profile_table,
+)
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, datetime_part, to_model_frame
+from ml_expert.tools.data.splits import read_frame, write_array, write_frame
 from ml_expert.tools.data.splitting import split_frame
 from ml_expert.tools.data.task import detect_task
 from ml_expert.tools.data.text import (
@@ -38,8 +47,13 @@ from ml_expert.tools.data.text import (
     sequence_length,
     text_figures,
 )
+from ml_expert.tools.scoring import DEFAULT_METRIC
 
 TARGET_COLUMN = "__target__"
+DEFAULT_TARGET = "target"
+NO_TARGET = "__no_target__"
+"""Clustering: the constant placeholder standing in for a target inside preparation only."""
+TASKS = ("auto", "classification", "regression", "clustering")
 
 
 class PreparedData(BaseModel):
@@ -61,6 +75,9 @@ class PreparedData(BaseModel):
     splits_disjoint: bool
     n_features_out: int
     files: dict[str, str]
+    file_hashes: dict[str, str] = Field(
+        default_factory=dict, description="SHA-256 of each file in `files`, checked before every read"
+    )
     load: LoadInfo | None = None
     outliers: dict[str, Any] = Field(default_factory=dict)
     datetime_columns: dict[str, list[str]] = Field(default_factory=dict)
@@ -69,6 +86,9 @@ class PreparedData(BaseModel):
         description="modality text: the column read word by word, its length and vocabulary size",
     )
     findings: list[dict[str, Any]] = Field(default_factory=list)
+    composite_codes: CompositeDecision | None = Field(
+        default=None, description="composite code columns found on training rows; whether their parts stay"
+    )
     kept_columns: dict[str, str] = Field(
         default_factory=dict,
         description="columns a heuristic would have dropped, kept because the user said so (--keep)",
@@ -91,10 +111,32 @@ def prepare_data(
     modality: str = "auto",
     keep: Sequence[str] = (),
     drop: Sequence[str] = (),
+    metric: str | None = None,
+    task: str = "auto",
 ) -> PreparedData:
     """`keep` names columns no heuristic may drop (leakage suspect, ID-like, constant); `drop`
-    names feature columns removed before anything looks at them. The user's word wins."""
+    names feature columns removed before anything looks at them. The user's word wins.
+    `metric`: the user's (None: the task's default); it judges whether derived features stay.
+    `task`: auto (from the target column), classification, regression or clustering; with auto,
+    no target given (the default name) and no `target` column, the rows are clustered."""
+    if task not in TASKS:
+        raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     frame, path, info = load_source(source, target)
+    forced_task: tuple[str, str] | None = None
+    if task == "auto" and target == DEFAULT_TARGET and target not in frame.columns:
+        task = "clustering"
+        forced_task = (task, f"no target given and the file has no {DEFAULT_TARGET!r} column: clustering")
+    elif task != "auto":
+        forced_task = (task, f"asked for (task {task})")
+    label_held_aside: str | None = None
+    if task == "clustering":
+        # No label to learn: a column named as the target is held aside (never a feature), and a
+        # constant placeholder keeps the one code path (fingerprint taken before it is added).
+        label_held_aside = target if target in frame.columns else None
+        frame = frame.drop(columns=[target]) if label_held_aside else frame
+        data_fingerprint = fingerprint(frame)
+        target = NO_TARGET
+        frame = frame.assign(**{NO_TARGET: 0.0})
     if target not in frame.columns:
         stripped = {str(c).strip().lower(): c for c in frame.columns}
         hint = f" (did you mean {stripped[target.lower()]!r}?)" if target.lower() in stripped else ""
@@ -110,7 +152,8 @@ def prepare_data(
                 f"{_listed(c for c in frame.columns if c != target)}"
             )
     rows_in = len(frame)
-    data_fingerprint = fingerprint(frame)  # of the data as given, before the user's --drop
+    if task != "clustering":
+        data_fingerprint = fingerprint(frame)  # of the data as given, before the user's --drop
     frame = frame.drop(columns=list(drop))
     no_target = int(frame[target].isna().sum())
     if no_target == rows_in:
@@ -123,7 +166,9 @@ def prepare_data(
         raise DataError("no feature columns: the table holds only the target; add the columns to learn from")
     if frame[features].isna().all().all():
         raise DataError("every feature value is missing; the rows with a target have no feature values")
-    task, task_reason = detect_task(frame[target])
+    task, task_reason = forced_task or detect_task(frame[target])  # type: ignore[assignment]
+    if label_held_aside:
+        task_reason += f"; column {label_held_aside!r} is held aside, not clustered on"
     if task == "classification":
         n_classes = frame[target].nunique()
         if n_classes < 2:
@@ -171,7 +216,8 @@ def prepare_data(
         suspects: dict[str, str] = {}
     else:
         kinds, dropped = column_roles(fit_rows, target)
-        suspects = leakage_suspects(fit_rows, target, kinds, task)
+        # clustering has no target a feature could leak
+        suspects = {} if task == "clustering" else leakage_suspects(fit_rows, target, kinds, task)
     kept: dict[str, str] = {}
     for name, why in suspects.items():
         if name in keep:
@@ -190,6 +236,10 @@ def prepare_data(
             + ". Add informative feature columns"
         )
     profile = profile_table(frame, target, task)
+    if task == "clustering":
+        profile["column_profiles"].pop(NO_TARGET, None)
+        profile.pop("target_stats", None)
+        profile["columns"] -= 1
 
     columns, datetimes, texts = _column_specs(fit_rows, kinds)
     vocabularies: dict[str, list[str]] = {}
@@ -216,8 +266,31 @@ def prepare_data(
             + ". Add informative feature columns"
         )
     schema = InputSchema(
-        task=task, target=target, columns=columns, classes=classes, vocabularies=vocabularies
+        task=task,
+        target=(label_held_aside or "") if task == "clustering" else target,
+        columns=columns,
+        classes=classes,
+        vocabularies=vocabularies,
     )
+    composites = None
+    if kind == "tabular" and task != "clustering":  # a composite part stays only if it helps predict y
+        codes = [n for n, k in kinds.items() if k == "categorical"]
+        codes += [n for n, why in dropped.items() if why.startswith("ID-like") and n not in suspects]
+        found = find_composites(fit_rows, codes)
+        if found:
+            y_fit = y_all.loc[train_rows].to_numpy()
+            composites = measure_composites(
+                fit_rows, y_fit, schema, found, metric or DEFAULT_METRIC[task], seed
+            )
+            if composites.kept:
+                parts = [spec for c in found for spec in c.kept_parts]
+                schema = InputSchema(
+                    task=task,
+                    target=target,
+                    columns=[*columns, *parts],
+                    classes=classes,
+                    vocabularies=vocabularies,
+                )
     work = to_model_frame(frame, schema)
     work[TARGET_COLUMN] = y_all.to_numpy()
     train, val, test = work.loc[train_rows], work.loc[val_rows], work.loc[test_rows]
@@ -242,21 +315,23 @@ def prepare_data(
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, str] = {}
+    hashes: dict[str, str] = {}
     for name, part in (("train", train), ("val", val), ("test", test)):
-        file = data_dir / f"{name}.pkl"
-        part.to_pickle(file)
+        file = data_dir / f"{name}.parquet"
+        hashes[name] = write_frame(part, file)
         files[name] = str(file)
     # Validation rows as a caller would send them (raw names, dates as text): the package is
     # timed and checked on these. Never the test rows, and never copied into the package.
     raw_names = list(dict.fromkeys(schema.names))
-    frame.loc[val_rows, raw_names].to_pickle(data_dir / "val_raw.pkl")
-    files["val_raw"] = str(data_dir / "val_raw.pkl")
+    hashes["val_raw"] = write_frame(frame.loc[val_rows, raw_names], data_dir / "val_raw.parquet")
+    files["val_raw"] = str(data_dir / "val_raw.parquet")
     for name, part in (("train", train), ("val", val)):
         file = data_dir / f"X_{name}.npy"
-        np.save(file, transform(preprocessor, part[schema.keys]))
+        hashes[f"X_{name}"] = write_array(transform(preprocessor, part[schema.keys]), file)
         files[f"X_{name}"] = str(file)
     joblib.dump(preprocessor, data_dir / "preprocessor.joblib")
     files["preprocessor"] = str(data_dir / "preprocessor.joblib")
+    hashes["preprocessor"] = sha256_file(data_dir / "preprocessor.joblib")
     (data_dir / "schema.json").write_text(schema.model_dump_json(indent=2))
     files["schema"] = str(data_dir / "schema.json")
 
@@ -266,6 +341,10 @@ def prepare_data(
     numeric_raw = [n for n, k in kinds.items() if k == "numeric"] if kind == "tabular" else []
     pairs = correlated_pairs(frame, numeric_raw)
     profile["correlated_pairs"] = pairs
+    if task == "classification":
+        # It picks the metric and the class weights, a decision: the rows the models train on only.
+        profile["imbalance_ratio"] = imbalance_ratio(train[TARGET_COLUMN])
+        profile["imbalance_ratio_rows"] = "train"
     coerced = {
         c.name: int(pd.to_numeric(frame[c.name], errors="coerce").isna().sum() - frame[c.name].isna().sum())
         for c in schema.columns
@@ -306,13 +385,15 @@ def prepare_data(
         rows_without_target=no_target,
         split_sizes=split_sizes,
         splits_disjoint=disjoint,
-        n_features_out=int(np.load(files["X_train"], mmap_mode="r").shape[1]),
+        n_features_out=int(np.load(files["X_train"], mmap_mode="r", allow_pickle=False).shape[1]),
         files=files,
+        file_hashes=hashes,
         load=info,
         outliers=outliers,
         datetime_columns=datetimes,
         sequence=sequence,
         findings=findings,
+        composite_codes=composites,
         kept_columns=kept,
     )
 
@@ -457,7 +538,7 @@ def _findings(
         if entry.get("missing") and not col.derive:
             how = "median" if col.key in numeric else "most frequent category"
             add("missing values", entry["missing"], f"imputed with the training split's {how}", col.name)
-        if col.kind == "categorical":
+        if col.kind == "categorical" and not col.derive:
             distinct = entry.get("distinct", 0)
             kept = len(col.categories or [])
             action = f"one-hot encoded: {kept} categories with >= {MIN_CATEGORY_COUNT} training rows"
@@ -499,6 +580,9 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def load_split(files: dict[str, str], name: str, schema: InputSchema) -> tuple[pd.DataFrame, np.ndarray]:
-    part = pd.read_pickle(files[name])
+def load_split(
+    files: dict[str, str], name: str, schema: InputSchema, hashes: dict[str, str] | None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """A split's features and target, read only once its SHA-256 matches the recorded one."""
+    part = read_frame(files[name], hashes, name)
     return part[schema.keys], part[TARGET_COLUMN].to_numpy()

@@ -25,6 +25,12 @@ _ID_NAME = re.compile(r"(^|[_\s-])(id|uuid|guid|key|index|idx)$|^(id|row|index|i
 DATETIME_PATTERN = DATETIME_REGEX.pattern
 
 
+def imbalance_ratio(labels: pd.Series) -> float:
+    """Largest class count over smallest (1.0 when balanced)."""
+    counts = labels.value_counts()
+    return round(float(counts.max() / max(counts.min(), 1)), 3)
+
+
 def column_roles(frame: pd.DataFrame, target: str) -> tuple[dict[str, str], dict[str, str]]:
     """Split features into kinds ('numeric'/'categorical'/'datetime'/'text') and dropped columns with reasons.
 
@@ -126,7 +132,7 @@ def profile_table(frame: pd.DataFrame, target: str, task: Task) -> dict[str, Any
     if task == "classification":
         counts = y.value_counts()
         profile["class_balance"] = {str(k): int(v) for k, v in counts.items()}
-        profile["imbalance_ratio"] = round(float(counts.max() / max(counts.min(), 1)), 3)
+        profile["imbalance_ratio"] = imbalance_ratio(y)
     else:
         profile["target_stats"] = {k: _num(v) for k, v in y.astype(float).describe().items() if k != "count"}
     return profile

@@ -15,10 +15,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
+from ml_expert.runtime.inference import category_text
 from ml_expert.tools.data.text import token_ids, vocabulary_index, words
 
 SCHEMA_FORMAT = "ml-expert-schema/1"
-Task = Literal["classification", "regression"]
+Task = Literal["classification", "regression", "clustering"]
 DatetimePart = Literal["year", "month", "day", "weekday", "hour", "epoch_days"]
 DATETIME_PARTS: tuple[str, ...] = ("year", "month", "day", "weekday", "hour", "epoch_days")
 DATETIME_REGEX = re.compile(
@@ -35,17 +36,21 @@ class ColumnSpec(BaseModel):
     categories: list[str] | None = Field(
         default=None, description="categories seen in training (categorical columns only)"
     )
-    derive: DatetimePart | Literal["word", "token"] | None = Field(
+    derive: DatetimePart | Literal["word", "token", "part"] | None = Field(
         default=None,
         description="numeric feature computed from the raw text in column `name`: a part of an ISO "
         "date/time; (`word`) 1.0 when the text holds `word`, else 0.0; or (`token`) the id of the "
         "text's word at `position` in the schema's vocabulary for `name` (the serving runtime "
-        "computes each the same way)",
+        "computes each the same way); or (`part`) the text's `position`-th part when split at `separator` "
+        "(a composite code such as B/0/P), numeric or categorical by `kind`",
     )
     word: str | None = Field(
         default=None, description="the vocabulary word this feature flags (derive == 'word' only)"
     )
-    position: int | None = Field(default=None, description="the word's position (derive == 'token' only)")
+    position: int | None = Field(
+        default=None, description="the word's position (derive 'token'), the part's position (derive 'part')"
+    )
+    separator: str | None = Field(default=None, description="what splits a composite code (derive 'part')")
 
 
 class InputSchema(BaseModel):
@@ -70,6 +75,8 @@ class InputSchema(BaseModel):
                 key = col.key or safe_key(f"{col.name}__w_{col.word}")
             elif col.derive == "token":
                 key = col.key or safe_key(f"{col.name}__t{col.position}")
+            elif col.derive == "part":
+                key = col.key or safe_key(f"{col.name}__p{col.position}")
             else:
                 key = col.key or safe_key(f"{col.name}__{col.derive}" if col.derive else col.name)
             base, n = key, 1
@@ -129,6 +136,13 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
                     [token_ids(v, index, length) for v in values], dtype="float64"
                 ).reshape(len(values), length)
             out[col.key] = sequences[col.name][:, col.position]
+        elif col.derive == "part":
+            parts = [composite_part(v, col.separator or "", col.position or 0) for v in values]
+            if col.kind == "numeric":
+                numeric = pd.to_numeric(pd.Series(parts, dtype=object), errors="coerce").astype("float64")
+                out[col.key] = numeric.replace([np.inf, -np.inf], np.nan).to_numpy()
+            else:  # missing is "" as for every categorical column (a list: pandas would make None NaN)
+                out[col.key] = np.array(["" if p is None else p for p in parts], dtype=object)
         elif col.derive == "word":
             if col.name not in word_sets:
                 word_sets[col.name] = [set(words(v)) for v in values]
@@ -139,8 +153,19 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
             numeric = pd.to_numeric(values, errors="coerce").astype("float64")
             out[col.key] = numeric.replace([np.inf, -np.inf], np.nan)
         else:
-            out[col.key] = values.map(_category_text).astype(object)
+            out[col.key] = values.map(category_text).astype(object)
     return pd.DataFrame(out, index=frame.index)
+
+
+def composite_part(value: Any, separator: str, position: int) -> str | None:
+    """The `position`-th part of a composite code split at `separator` (stripped), None when the value
+    is missing or has fewer parts. Mirrored line for line in runtime/inference.py."""
+    text = category_text(value).strip()
+    if not text or not separator:
+        return None
+    pieces = text.split(separator)
+    piece = pieces[position].strip() if position < len(pieces) else ""
+    return piece or None
 
 
 def datetime_part(value: Any, part: str) -> float:
@@ -177,14 +202,6 @@ def datetime_part(value: Any, part: str) -> float:
     if part == "hour":
         return float(hour)
     return float(date.toordinal() - _EPOCH) + (hour * 3600 + minute * 60 + second) / 86400.0
-
-
-def _category_text(value: Any) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def to_onnx_feed(frame: pd.DataFrame, schema: InputSchema) -> dict[str, np.ndarray]:

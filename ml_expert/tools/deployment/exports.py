@@ -57,6 +57,10 @@ class ExportRecord(BaseModel):
     parity: ParityResult
     error: str | None = None
     latency: dict[str, Any] | None = None
+    # False when the format cannot hold the architecture: its file is deleted, the release says so
+    # and ships the other formats (see withdraw_unsupported); the release gate judges shipped ones.
+    shipped: bool = True
+    not_shipped_reason: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -65,7 +69,8 @@ class ExportRecord(BaseModel):
 
 
 Reference = dict[str, np.ndarray]
-"""Predictions as {"label", "probabilities"} (classification) or {"prediction"} (regression)."""
+"""Predictions as {"label", "probabilities"} (classification), {"prediction"} (regression) or
+{"cluster", "scores"} (clustering: distances or memberships)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -74,6 +79,8 @@ Reference = dict[str, np.ndarray]
 
 def compare(reference: Reference, candidate: Reference, task: str) -> ParityResult:
     """Parity of an export's predictions against the in-memory model's, same rows."""
+    if task == "clustering":
+        return compare_clusters(reference, candidate)
     if task == "classification":
         ref_p = np.asarray(reference["probabilities"], dtype=np.float64)
         cand_p = np.asarray(candidate["probabilities"], dtype=np.float64)
@@ -130,6 +137,45 @@ def compare(reference: Reference, candidate: Reference, task: str) -> ParityResu
     )
 
 
+def compare_clusters(reference: Reference, candidate: Reference) -> ParityResult:
+    """Clusters equal, and distances (k-means) or memberships (mixture) within tolerance.
+
+    The tolerance is PROBABILITY_TOLERANCE times the scores' scale (max |score|, at least 1). A
+    cluster may differ only where the reference's scores of the two clusters are within twice
+    the tolerance (a near-tie either side may resolve differently in float32)."""
+    ref_s = np.asarray(reference["scores"], dtype=np.float64)
+    cand_s = np.asarray(candidate["scores"], dtype=np.float64)
+    n_rows = len(ref_s)
+    tolerance = PROBABILITY_TOLERANCE * max(1.0, float(np.max(np.abs(ref_s))) if ref_s.size else 1.0)
+    if cand_s.shape != ref_s.shape:
+        return ParityResult(
+            passed=False, n_rows=n_rows, tolerance=tolerance, note=f"scores {cand_s.shape} != {ref_s.shape}"
+        )
+    max_diff = float(np.max(np.abs(ref_s - cand_s))) if n_rows else 0.0
+    ref_c = np.asarray(reference["cluster"]).ravel().astype(np.int64)
+    cand_c = np.asarray(candidate["cluster"]).ravel().astype(np.int64)
+    if cand_c.shape != ref_c.shape:
+        return ParityResult(passed=False, n_rows=n_rows, tolerance=tolerance, note="cluster count differs")
+    differ = ref_c != cand_c
+    rows = np.arange(n_rows)
+    valid = (cand_c >= 0) & (cand_c < ref_s.shape[1])
+    gap = np.full(n_rows, np.inf)
+    gap[valid] = np.abs(ref_s[rows[valid], ref_c[valid]] - ref_s[rows[valid], cand_c[valid]])
+    excused = differ & (gap < TIE_MARGIN_FACTOR * tolerance)
+    near_ties = int(excused.sum())
+    differ &= ~excused
+    agreement = 1.0 - float(differ.mean()) if n_rows else 1.0
+    return ParityResult(
+        passed=bool(max_diff <= tolerance and agreement == 1.0),
+        n_rows=n_rows,
+        label_agreement=agreement,
+        max_abs_diff=max_diff,
+        tolerance=tolerance,
+        near_ties=near_ties,
+        note=f"{near_ties} cluster(s) differ only on near-ties; counted as agreeing" if near_ties else None,
+    )
+
+
 def _from_probabilities(probabilities: Any) -> Reference:
     probabilities = np.asarray(probabilities, dtype=np.float64)
     return {"label": probabilities.argmax(axis=1), "probabilities": probabilities}
@@ -154,6 +200,8 @@ def _onnx_predictions(path: Path, schema: InputSchema, frame: pd.DataFrame) -> R
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     outputs = dict(zip(names, session.run(None, to_onnx_feed(frame, schema)), strict=True))
+    if schema.task == "clustering":
+        return {"cluster": np.ravel(outputs["cluster"]), "scores": outputs[names[1]]}
     if schema.task == "classification":
         return {"label": outputs["label"], "probabilities": outputs["probabilities"]}
     return {"prediction": outputs["prediction"]}
@@ -204,6 +252,12 @@ def _size(path: Path) -> int:
 
 def sklearn_reference(pipeline: Any, schema: InputSchema, frame: pd.DataFrame) -> Reference:
     model_frame = to_model_frame(frame, schema)
+    if schema.task == "clustering":
+        features, model = pipeline[:-1].transform(model_frame), pipeline.steps[-1][1]
+        # k-means: the distance to each centre; a mixture: the membership probabilities
+        proba = hasattr(model, "predict_proba")
+        scores = model.predict_proba(features) if proba else model.transform(features)
+        return {"cluster": np.asarray(model.predict(features)), "scores": np.asarray(scores, np.float64)}
     if schema.task == "classification":
         return {
             "label": np.asarray(pipeline.predict(model_frame)),
@@ -224,7 +278,7 @@ def sequential(pipeline: Any) -> Any:
         for part in (step, getattr(step, "regressor_", None)):  # a TransformedTargetRegressor's model
             if part is not None and "n_jobs" in part.get_params(deep=False):
                 part.set_params(n_jobs=None)
-    for member in getattr(pipeline, "estimators_", None) or []:  # an ensemble's fitted members
+    for member in getattr(inner, "estimators_", None) or []:  # an ensemble's fitted members
         if hasattr(member, "get_params"):
             sequential(member)
     return pipeline
@@ -286,6 +340,7 @@ def export_keras(
     import keras
     import onnx
 
+    import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
     from ml_expert.tools.deployment.onnx_export import keras_to_onnx
 
     out = Path(out_dir)
@@ -355,6 +410,29 @@ def export_keras(
     ]
 
 
+WITHDRAWABLE_FORMATS = frozenset({"h5", "savedmodel", "tflite"})
+"""Formats a recurrent or attention network may lack (TFLite has no TensorList loop without select
+ops, which the LiteRT interpreter here cannot run). `.keras` is Keras' own format and ONNX is what
+the package serves, so neither is ever withdrawn: their failure fails the release."""
+
+
+def withdraw_unsupported(records: list[ExportRecord], withdrawable: frozenset[str]) -> list[ExportRecord]:
+    """Delete the file of each failed export whose format may be withdrawn and mark it not shipped,
+    with the error as the reason: no half-verified file stays next to the ones that passed."""
+    for record in records:
+        if record.passed or record.format not in withdrawable:
+            continue
+        path = Path(record.path)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        first_line = (record.error or (record.parity.note or "predictions differ")).splitlines()[0]
+        record.shipped = False
+        record.not_shipped_reason = f"{record.format} cannot hold this architecture here: {first_line[:300]}"
+    return records
+
+
 def _save_h5(model: Any, path: Path) -> None:
     """Legacy HDF5, for tools that still need it; Keras logs a 'legacy format' warning."""
     import logging
@@ -382,9 +460,26 @@ def _savedmodel_predict(path: Path, features: np.ndarray) -> np.ndarray:
 
 
 def _savedmodel_to_tflite(path: Path) -> bytes:
+    """The converter's MLIR errors go straight to file descriptor 2: caught there (the terminal
+    shows ml-expert's progress) and put into the exception, so the record names the reason."""
+    import os
+    import tempfile
+
     import tensorflow as tf
 
-    return tf.lite.TFLiteConverter.from_saved_model(str(path)).convert()
+    with tempfile.TemporaryFile() as caught:
+        saved = os.dup(2)
+        os.dup2(caught.fileno(), 2)
+        try:
+            return tf.lite.TFLiteConverter.from_saved_model(str(path)).convert()
+        except Exception as exc:
+            os.dup2(saved, 2)
+            caught.seek(0)
+            detail = [line for line in caught.read().decode(errors="replace").splitlines() if "error" in line]
+            raise RuntimeError(f"{type(exc).__name__}: {(detail or [str(exc)])[-1][-500:]}") from None
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _tflite_predict(path: Path, features: np.ndarray) -> np.ndarray:
@@ -445,6 +540,8 @@ def _format_predictor(
     what = "preprocessed float32 matrix"
     if fmt in ("keras", "h5"):
         import keras
+
+        import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
 
         model = keras.models.load_model(str(path), compile=False)
         return model.predict_on_batch, singles, features, what

@@ -5,7 +5,9 @@ preprocessing inside the graph, takes one [N, 1] tensor per raw column (float32 
 string categorical) and has fixed output names, so one `inference.py` serves every model:
 
 - classification: ``label`` (int64 [N], class index) and ``probabilities`` (float32 [N, K]);
-- regression: ``prediction`` (float32 [N] or [N, 1]).
+- regression: ``prediction`` (float32 [N] or [N, 1]);
+- clustering: ``cluster`` (int64 [N] or [N, 1]) and ``distances`` (float32 [N, k], k-means: the
+  distance to each centre) or ``probabilities`` (float32 [N, k], a Gaussian mixture).
 """
 
 from __future__ import annotations
@@ -37,6 +39,11 @@ class UnsupportedModelError(ValueError):
 
 def expected_outputs(schema: InputSchema) -> tuple[str, ...]:
     return CLASSIFICATION_OUTPUTS if schema.task == "classification" else REGRESSION_OUTPUTS
+
+
+def clustering_outputs(estimator: Any) -> tuple[str, str]:
+    """A k-means graph's second output is the distance to each centre, a mixture's the membership."""
+    return ("cluster", "probabilities" if hasattr(estimator, "predict_proba") else "distances")
 
 
 def initial_types(schema: InputSchema) -> list[tuple[str, Any]]:
@@ -187,18 +194,18 @@ def _convert_pipeline(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
     elif _is_lightgbm(estimator):
         _floor_lightgbm_thresholds(model, estimator)
     outputs = [o.name for o in model.graph.output]
-    wanted = expected_outputs(schema)
+    wanted = clustering_outputs(estimator) if schema.task == "clustering" else expected_outputs(schema)
     if len(outputs) != len(wanted):
         raise UnsupportedModelError(f"{name}: ONNX outputs {outputs}, expected {len(wanted)} ({wanted})")
     _rename_values(model.graph, dict(zip(outputs, wanted, strict=True)))
-    if schema.task == "classification":
+    if schema.task in ("classification", "clustering"):
         label_type = model.graph.output[0].type.tensor_type.elem_type
         if label_type != TensorProto.INT64:
             raise UnsupportedModelError(
                 f"{name}: the ONNX label is {TensorProto.DataType.Name(label_type)}, not INT64; "
                 "fit classifiers on class indices 0..K-1"
             )
-    _check_runtime(model, schema)
+    _check_runtime(model, schema, wanted)
     return model
 
 
@@ -455,14 +462,17 @@ def _rename_values(graph: onnx.GraphProto, mapping: dict[str, str]) -> None:
             value.name = mapping[value.name]
 
 
-def _check_runtime(model: onnx.ModelProto, schema: InputSchema) -> None:
+def _check_runtime(
+    model: onnx.ModelProto, schema: InputSchema, wanted: tuple[str, ...] | None = None
+) -> None:
     """Open the graph in onnxruntime: the inputs must be exactly the raw columns."""
     import onnxruntime as ort
 
+    wanted = wanted or expected_outputs(schema)
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     inputs = [i.name for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]
     if sorted(inputs) != sorted(schema.keys):
         raise UnsupportedModelError(f"ONNX inputs {inputs} are not the schema's column keys {schema.keys}")
-    if outputs != list(expected_outputs(schema)):
-        raise UnsupportedModelError(f"ONNX outputs {outputs}, expected {list(expected_outputs(schema))}")
+    if outputs != list(wanted):
+        raise UnsupportedModelError(f"ONNX outputs {outputs}, expected {list(wanted)}")

@@ -76,6 +76,12 @@ def requirements_text() -> str:
     return "\n".join(lines) + "\n"
 
 
+EXTRA_FILES = {
+    "cluster_profiles.json": "each cluster described by the original columns (aggregates over >= 5 "
+    "training rows)",
+}
+
+
 def write_package(
     deploy_dir: str | Path,
     onnx_path: str | Path,
@@ -135,6 +141,8 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
         c.name: (
             "some text"
             if c.derive in ("word", "token")
+            else (c.separator or "/").join(["A", "1"])
+            if c.derive == "part"
             else "2024-01-31"
             if c.derive
             else 0.0
@@ -144,7 +152,9 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
         for c in schema.columns
     }
     lines = [
-        f"# {model_name}: {schema.task} of `{schema.target}`",
+        f"# {model_name}: {schema.task} of `{schema.target}`"
+        if schema.task != "clustering"
+        else f"# {model_name}: clustering (predict returns each row's cluster number)",
         "",
         f"Created {created} by ml-expert.",
         "",
@@ -161,7 +171,7 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
         "| `Dockerfile` | builds an image that runs `server.py` on port 8080 |",
         "| `training_stats.json` | training-split aggregates (quantiles, category shares) for drift |",
         *[
-            f"| `{name}` | supplied by the pipeline |"
+            f"| `{name}` | {EXTRA_FILES.get(name, 'supplied by the pipeline')} |"
             for name in extra_names
             if name not in ("server.py", "Dockerfile", "training_stats.json")
         ],
@@ -177,6 +187,8 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
     ]
     if schema.task == "classification":
         lines.append("print(model.classes, model.predict_proba(row))")
+    if schema.task == "clustering":
+        lines.append("clusters, scores = model.predict_with_proba(row)  # scores: model.scores_kind")
     lines += [
         "```",
         "",

@@ -110,6 +110,30 @@ def training_score(
     return score(metric, train[1], predict_scores(pipeline, train[0]), threshold), "in-sample"
 
 
+def forest_params(budget: float, rows: int, n_features: int, task: str) -> dict[str, Any]:
+    """The forest's size by the nominal cost rule, when it differs from the data-only size."""
+    from ml_expert.tools.selection.budget import plan_forest
+    from ml_expert.tools.selection.candidates import forest_limits, forest_size
+
+    trees, samples = forest_size(rows), forest_limits(rows).get("max_samples")
+    plan = plan_forest(budget, rows, n_features, task == "classification", trees, samples)
+    out: dict[str, Any] = {}
+    if plan.n_estimators != trees:
+        out["n_estimators"] = plan.n_estimators
+    if plan.max_samples != samples:
+        out["max_samples"] = plan.max_samples
+    return out
+
+
+def sized_params(
+    base: str, params: dict[str, Any] | None, budget: float | None, rows: int, schema: InputSchema
+) -> dict[str, Any]:
+    """The configuration's params, with a random forest sized by its share of the budget."""
+    if base == "random_forest" and budget is not None:
+        return {**forest_params(budget, rows, len(schema.keys), schema.task), **(params or {})}
+    return dict(params or {})
+
+
 def run_baselines(
     schema: InputSchema,
     train: tuple[pd.DataFrame, np.ndarray],
@@ -119,10 +143,22 @@ def run_baselines(
     models_dir: Path,
     names: tuple[str, ...] = tuple(BASELINES),
     folds: np.ndarray | None = None,
+    budget: float | None = None,
     map_fn: MapFn = sequential_map,
 ) -> list[CandidateResult]:
-    """`map_fn` decides where the fits run (here by default, or as cluster tasks)."""
-    specs = [CandidateSpec(base=n, name=n, input_schema=schema, metric=metric, seed=seed) for n in names]
+    """`budget`: the forest is sized to its share of it (budget.plan_forest); None: by data alone.
+    `map_fn` decides where the fits run (here by default, or as cluster tasks)."""
+    specs = [
+        CandidateSpec(
+            base=n,
+            name=n,
+            input_schema=schema,
+            metric=metric,
+            seed=seed,
+            params=sized_params(n, None, budget, len(train[1]), schema),
+        )
+        for n in names
+    ]
     fitted = map_fn(train_candidate, specs, (train, val, folds), label="baselines")
     return [save_candidate(f, models_dir) for f in fitted]
 
@@ -255,15 +291,21 @@ def fit_candidate(
     balanced: bool = False,
     log_target: bool = False,
     folds: np.ndarray | None = None,
+    budget: float | None = None,
 ) -> CandidateResult:
-    """Fit one configuration on train, score it on validation, save it with its hash (here)."""
+    """Fit one configuration on train, score it on validation, save it with its hash (here).
+
+    `folds` (small data): also k-fold cross-validate it on train + validation (fold index per
+    row, train rows first) and keep the out-of-fold predictions for paired comparisons.
+    `budget`: a random forest gets its trees (and rows per tree) from its share of the budget;
+    they are kept in `params`, so the refit and the cross-validation fit the same size."""
     spec = CandidateSpec(
         base=base,
         name=name or base,
         input_schema=schema,
         metric=metric,
         seed=seed,
-        params=dict(params or {}),
+        params=sized_params(base, params, budget, len(train[1]), schema),
         balanced=balanced,
         log_target=log_target,
     )

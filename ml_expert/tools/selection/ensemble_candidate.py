@@ -35,6 +35,7 @@ from ml_expert.tools.selection.ensemble import (
 
 ENSEMBLE = "ensemble"
 SELECTION_LOSS = "log_loss"
+REFIT_SHARE = 0.25  # of the budget: the most the members' refit may cost by the nominal rule
 
 
 class EnsemblePlan(BaseModel):
@@ -76,6 +77,9 @@ def ensemble_candidate(
     models_dir: Path,
     folds: np.ndarray | None = None,
     rounds: int = ROUNDS,
+    budget: float | None = None,
+    features_out: int = 1,
+    classes: int | None = None,
 ) -> tuple[CandidateResult | None, EnsemblePlan]:
     """A weighted ensemble of the leaderboard's fitted candidates, or None with the reason.
 
@@ -117,6 +121,18 @@ def ensemble_candidate(
     if len(selection.names) < MIN_MEMBERS:
         plan.reason = f"greedy selection ({rounds} rounds, {chosen_by}) kept {selection.names[0]} alone"
         return None, plan
+    if budget is not None:  # the refit on train + validation fits every member: a count rule
+        from ml_expert.tools.selection.tuning import nominal_fit_seconds
+
+        rows = len(train[1]) + len(val[1])
+        bases = {c.name: c.base or c.name for c in pool}
+        cost = sum(nominal_fit_seconds(bases[n], rows, features_out, classes) for n in selection.names)
+        if cost > REFIT_SHARE * budget:
+            plan.reason = (
+                f"refitting its {len(selection.names)} members on {rows} rows costs {cost:.1f} s by the "
+                f"nominal rule, more than {REFIT_SHARE:.0%} of the {budget:g} s budget"
+            )
+            return None, plan
     if folds is None:
         folds = fold_ids(task, y_held, seed)
     honest = cross_fitted(names, held, y_held, folds, scorer, rounds)

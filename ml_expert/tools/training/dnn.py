@@ -31,6 +31,8 @@ class DNNConfig(BaseModel):
     # "dense", "cnn" (images), "text" (word ids at the end of the features) or "sequence" (1-D signal)
     architecture: str = "dense"
     image_shape: list[int] | None = None  # [h, w, c] for "cnn"
+    # what reads the steps of "text" and "sequence": a 1-D convolution, an LSTM or a Transformer encoder
+    sequence_layer: Literal["conv", "lstm", "transformer"] = "conv"
     sequence_length: int | None = None  # word-id columns at the end of the features, for "text"
     vocabulary_size: int | None = None  # words in the vocabulary (ids 2..size+1; 1 unknown, 0 padding)
     hidden_units: list[int] = [128, 64]
@@ -113,7 +115,12 @@ def _build(keras, n_features: int, task: str, n_outputs: int, config: DNNConfig,
                 x = keras.layers.MaxPooling2D(2)(x)
         x = keras.layers.Flatten()(x)
     elif config.architecture == "text":
-        x = _text_branch(keras, inputs, n_features, config, reg)
+        x = _text_branch(keras, inputs, n_features, config, reg, seed)
+    elif config.architecture == "sequence" and config.sequence_layer != "conv":
+        from ml_expert.tools.training.sequence_models import sequence_branch
+
+        x = keras.layers.Reshape((n_features, 1), name="to_sequence")(x)
+        x = sequence_branch(config.sequence_layer, x, n_features, reg, config.dropout, seed, signal=True)
     elif config.architecture == "sequence":
         x = keras.layers.Reshape((n_features, 1), name="to_sequence")(x)
         for i, filters in enumerate(config.conv_filters):
@@ -134,12 +141,14 @@ def _build(keras, n_features: int, task: str, n_outputs: int, config: DNNConfig,
     name = {"cnn": "image_cnn", "text": "text_cnn", "sequence": "sequence_cnn"}.get(
         config.architecture, "tabular_dnn"
     )
+    if config.architecture in ("text", "sequence") and config.sequence_layer != "conv":
+        name = f"{config.architecture}_{config.sequence_layer}"
     model = keras.Model(inputs, outputs, name=name)
     compile_model(model, task, config)
     return model
 
 
-def _text_branch(keras, inputs, n_features: int, config: DNNConfig, reg):
+def _text_branch(keras, inputs, n_features: int, config: DNNConfig, reg, seed: int = 0):
     """Word ids (the last `sequence_length` features) -> Embedding -> Conv1D -> max over positions,
     joined with the other features. Built from stock layers only (Reshape, Cropping1D), so the one
     float input and every export path (.keras, .h5, SavedModel, TFLite, ONNX) stay as they are."""
@@ -153,10 +162,15 @@ def _text_branch(keras, inputs, n_features: int, config: DNNConfig, reg):
     ids = keras.layers.Cropping1D((other, 0), name="word_ids")(columns)
     ids = keras.layers.Reshape((length,), name="id_sequence")(ids)
     x = keras.layers.Embedding(vocabulary + 2, TEXT_EMBEDDING_DIM, name="embedding")(ids)
-    x = keras.layers.Conv1D(
-        config.conv_filters[0], TEXT_KERNEL, padding="same", activation="relu", kernel_regularizer=reg
-    )(x)
-    x = keras.layers.GlobalMaxPooling1D(name="max_over_positions")(x)
+    if config.sequence_layer != "conv":
+        from ml_expert.tools.training.sequence_models import sequence_branch
+
+        x = sequence_branch(config.sequence_layer, x, length, reg, config.dropout, seed)
+    else:
+        x = keras.layers.Conv1D(
+            config.conv_filters[0], TEXT_KERNEL, padding="same", activation="relu", kernel_regularizer=reg
+        )(x)
+        x = keras.layers.GlobalMaxPooling1D(name="max_over_positions")(x)
     if other:
         rest = keras.layers.Cropping1D((0, length), name="other_columns")(columns)
         rest = keras.layers.Flatten()(rest)

@@ -1,0 +1,48 @@
+"""The validation gate's clustering checks: better than chance, sizes, stability."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml_expert.graph.verdict import Check
+from ml_expert.tools.validation.clustering import ALPHA, MIN_STABILITY, NULL_RESAMPLES
+
+
+def clustering_checks(validation: dict[str, Any]) -> list[Check]:
+    """A clustering ships only when it beats structureless data, its clusters are not degenerate
+    and its assignment survives resampling (figures from tools/validation/clustering.py)."""
+    found = validation.get("clustering") or {}
+    checks = []
+    for test in found.get("chance") or []:
+        checks.append(
+            Check(
+                name=f"better_than_chance_{test['reference']}",
+                passed=bool(test["passed"]),
+                value=test["p_value"],
+                threshold=ALPHA,
+                detail=f"training-row silhouette {test['observed']} vs {NULL_RESAMPLES} {test['reference']} "
+                f"structureless data sets (mean {test['null_mean']}, max {test['null_max']}): "
+                f"p = {test['p_value']}",
+            )
+        )
+    if not found.get("chance"):
+        checks.append(Check(name="better_than_chance", passed=False, detail="the test was not run"))
+    checks.append(
+        Check(
+            name="cluster_sizes",
+            passed=bool(found.get("sizes_ok")),
+            value={"train": found.get("train_sizes"), "test": found.get("test_sizes")},
+            detail=found.get("sizes_detail", "not measured"),
+        )
+    )
+    stable = found.get("stability")
+    checks.append(
+        Check(
+            name="stability",
+            passed=stable is not None and stable >= MIN_STABILITY,
+            value=stable,
+            threshold=MIN_STABILITY,
+            detail="mean adjusted Rand index of the test rows' assignment across bootstrap refits",
+        )
+    )
+    return checks

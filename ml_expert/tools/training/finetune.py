@@ -1,0 +1,109 @@
+"""Continue training a released model on new data (`--from`), instead of starting from nothing.
+
+The released model keeps its own fitted preprocessing: the new rows are transformed by it, so the
+features the model learned on mean the same thing. A scikit-learn model continues where its
+estimator can (more boosting iterations or more trees with `warm_start`, a logistic regression from
+its coefficients); one that cannot (ridge) refits its last step on the new rows, and says so.
+A Keras network continues from its weights at a lower learning rate with the usual callbacks.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from ml_expert.tools.data.schema import InputSchema
+
+FINETUNE_LR_FACTOR = 0.1
+"""The fine-tuned network's learning rate, as a fraction of the one it was trained with: large
+steps would undo what the released weights already hold."""
+EXTRA_ROUNDS_SHARE = 0.5
+"""Boosting iterations (or trees) added on the new data, as a share of those the model has."""
+
+
+class Continuation(BaseModel):
+    how: str  # "warm_start" or "refit_last_step"
+    detail: str
+    fit_seconds: float
+
+
+def schema_differences(parent: InputSchema, new: InputSchema) -> list[str]:
+    """What keeps the new data from feeding the released model, one line per difference (empty: none)."""
+    out: list[str] = []
+    if parent.task != new.task:
+        out.append(f"task: released {parent.task}, new {new.task}")
+    if parent.target != new.target:
+        out.append(f"target: released {parent.target!r}, new {new.target!r}")
+    if parent.task == "classification" and list(parent.classes or []) != list(new.classes or []):
+        out.append(f"classes: released {parent.classes}, new {new.classes}")
+
+    def described(schema: InputSchema) -> dict[str, set[tuple[str, str | None]]]:
+        cols: dict[str, set[tuple[str, str | None]]] = {}
+        for c in schema.columns:
+            cols.setdefault(c.name, set()).add((c.kind, c.derive))
+        return cols
+
+    old_cols, new_cols = described(parent), described(new)
+    missing = sorted(set(old_cols) - set(new_cols))
+    extra = sorted(set(new_cols) - set(old_cols))
+    if missing:
+        out.append(f"columns the released model needs but the new data lacks (or were dropped): {missing}")
+    if extra:
+        out.append(f"columns in the new data the released model does not take: {extra}")
+    changed = sorted(n for n in set(old_cols) & set(new_cols) if old_cols[n] != new_cols[n])
+    if changed:
+        out.append(f"columns whose kind differs: {changed}")
+    if not out and [c.key for c in parent.columns] != [c.key for c in new.columns]:
+        out.append("the same columns, but read differently (text vocabulary or derived parts)")
+    return out
+
+
+def continue_sklearn(pipeline: Any, x_train: Any, y_train: np.ndarray) -> tuple[Any, Continuation]:
+    """The released pipeline's last step trained further on the new rows, its preprocessing kept."""
+    started = time.perf_counter()
+    prefix, model = pipeline[:-1], pipeline.steps[-1][1]
+    features = prefix.transform(x_train)
+    name = type(model).__name__
+    params = model.get_params(deep=False)
+    if "max_iter" in params and name.startswith("HistGradientBoosting"):
+        extra = max(1, int(model.n_iter_ * EXTRA_ROUNDS_SHARE))
+        model.set_params(warm_start=True, max_iter=model.n_iter_ + extra, early_stopping=False)
+        how, detail = "warm_start", f"{name}: {model.n_iter_} boosting iterations + {extra} on the new rows"
+    elif "n_estimators" in params and "warm_start" in params and name.startswith("RandomForest"):
+        extra = max(1, int(len(model.estimators_) * EXTRA_ROUNDS_SHARE))
+        before = len(model.estimators_)
+        model.set_params(warm_start=True, n_estimators=before + extra, oob_score=False)
+        how, detail = "warm_start", f"{name}: {before} trees + {extra} grown on the new rows"
+    elif name == "LogisticRegression":
+        model.set_params(warm_start=True)
+        how, detail = "warm_start", f"{name}: the solver starts from the released coefficients"
+    else:
+        how, detail = "refit_last_step", f"{name} cannot continue training: refit on the new rows"
+    model.fit(features, y_train)
+    if hasattr(model, "warm_start"):
+        model.set_params(warm_start=False)
+    return pipeline, Continuation(how=how, detail=detail, fit_seconds=round(time.perf_counter() - started, 3))
+
+
+def continue_keras(
+    model: Any,
+    task: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    config: Any,
+    out_dir: Path,
+) -> tuple[Any, Any]:
+    """The released network trained further from its weights at FINETUNE_LR_FACTOR x its learning
+    rate, with the same callbacks (early stopping on validation, checkpoints, divergence guard)."""
+    from ml_expert.tools.training.dnn import compile_model, train_dnn
+
+    config = config.model_copy(update={"learning_rate": config.learning_rate * FINETUNE_LR_FACTOR})
+    compile_model(model, task, config)
+    result = train_dnn(model, x_train, y_train, x_val, y_val, config, out_dir, task=task)
+    return model, result

@@ -1,0 +1,130 @@
+"""`ml-expert run new.csv --from production`: a released model checked against the new data's schema,
+continued on it, competing with the models from scratch, and judged against production on the new
+data's test rows by the release gate (a worse one refused unless --force), the parent named."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from cli_helpers import CLI
+
+from ml_expert.graph.gates import release_gate
+from ml_expert.registry import Registry
+from ml_expert.tools.data.schema import ColumnSpec, InputSchema
+from ml_expert.tools.training.finetune import continue_sklearn, schema_differences
+
+
+def _run(data: Path, ws: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*CLI, "run", str(data), "--json", "--workspace", str(ws), "--memory", "embedded"]
+        + ["--budget", "30", "--no-dnn", "--seed", "2", *extra],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture(scope="module")
+def shifted(tmp_path_factory: pytest.TempPathFactory, datasets: Path) -> dict:
+    """breast_cancer split by tumour size: the first release learns on the smaller 60%, the second
+    sample is the larger 60% (an overlap of 20%): the same columns, a shifted distribution."""
+    root = tmp_path_factory.mktemp("finetune")
+    frame = pd.read_csv(datasets / "breast_cancer.csv").sort_values("mean area", kind="stable")
+    cut = int(len(frame) * 0.6)
+    first, second = root / "first.csv", root / "second.csv"
+    frame.iloc[:cut].to_csv(first, index=False)
+    frame.iloc[len(frame) - cut :].sample(frac=1.0, random_state=0).to_csv(second, index=False)
+    ws = root / "ws"
+    proc = _run(first, ws)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"ws": ws, "first": first, "second": second, "root": root, "v1": json.loads(proc.stdout)}
+
+
+def test_fine_tuned_model_competes_and_the_gate_compares_on_new_test_rows(shifted: dict) -> None:
+    ws = shifted["ws"]
+    assert Registry(ws).aliases()["production"] == "v1"
+    proc = _run(shifted["second"], ws, "--from", "production")
+    assert proc.returncode in (0, 5), proc.stderr[-3000:]
+    payload = json.loads(proc.stdout)
+    run_dir = Path(payload["run_dir"])
+    training = json.loads((run_dir / "findings" / "training.json").read_text())
+    training = training.get("value", training)
+    board = {c["name"]: c for c in training["leaderboard"]}
+    # the released model as it is, fine-tuned, and the models from scratch, on the same validation rows
+    assert {"released", "fine_tuned", "linear", "random_forest", "hist_gradient_boosting"} <= set(board)
+    assert board["fine_tuned"]["parent"] == "v1" and "continued" in board["fine_tuned"]["detail"]
+    assert training["fine_tuning"]["parent"] == "v1"
+    run = json.loads((run_dir / "run.json").read_text())
+    decisions = " ".join(d["decision"] + " " + d.get("reason", "") for d in run["decisions"])
+    assert "start from v1" in decisions and "fine-tune" in decisions
+    # production was scored on this run's test rows, and the gate compared with that figure
+    metrics = json.loads((run_dir / "findings" / "metrics.json").read_text())
+    metrics = metrics.get("value", metrics)
+    production = metrics["production_on_test"]
+    assert production["version"] == "v1"
+    check = {c["name"]: c for c in run["gates"]["release"]["checks"]}["not_worse_than_production"]
+    assert check["threshold"] == production["test_score"] and "same new test rows" in check["detail"]
+    assert check["passed"] == (metrics["test_score"] >= production["test_score"])
+    assert (proc.returncode == 0) == run["gates"]["release"]["passed"]
+    if proc.returncode == 0:
+        # registered with its parent named in the version and the audit log
+        version = payload.get("version") or Registry(ws).aliases()["production"]
+        assert Registry(ws).show(version)["parent"] == "v1"
+        register = [e for e in Registry(ws).audit() if e["action"] == "register"][-1]
+        assert register["parent"] == "v1"
+
+
+def test_release_gate_refuses_a_worse_fine_tuned_model_unless_forced(shifted: dict) -> None:
+    def verdict(score: float, force: bool = False) -> dict:
+        state = {
+            "options": {"workspace": str(shifted["ws"]), "seed": 2, "force": force, "from_": "production"},
+            "data": {"fingerprint": "f" * 64, "split_sizes": {}},
+            "validation": {
+                "primary_metric": "accuracy",
+                "test_score": score,
+                "production_on_test": {"version": "v1", "test_score": 0.9},
+            },
+            "deployment": {},
+        }
+        return {c.name: c for c in release_gate(state).checks}["not_worse_than_production"].model_dump()
+
+    assert not verdict(0.85)["passed"]
+    assert verdict(0.85, force=True)["passed"] and "--force given" in verdict(0.85, force=True)["detail"]
+    assert verdict(0.9)["passed"]
+
+
+def test_schema_mismatch_is_a_usage_error_naming_the_columns(shifted: dict) -> None:
+    frame = pd.read_csv(shifted["second"]).drop(columns=["mean radius"])
+    frame["colour"] = ["red", "blue", "green"] * (len(frame) // 3) + ["red"] * (len(frame) % 3)
+    changed = shifted["root"] / "changed.csv"
+    frame.to_csv(changed, index=False)
+    proc = _run(changed, shifted["ws"], "--from", "v1")
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
+    message = proc.stdout + proc.stderr
+    assert "mean radius" in message and "colour" in message and "Traceback" not in proc.stderr
+    proc = _run(shifted["second"], shifted["ws"], "--from", "v99")
+    assert proc.returncode == 2 and "v99" in proc.stdout + proc.stderr
+
+
+def test_continuation_keeps_the_trees_and_adds_rounds(datasets: Path) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.read_csv(datasets / "breast_cancer.csv")
+    x, y = frame.drop(columns="target"), frame["target"].to_numpy()
+    pipeline = Pipeline([("pre", StandardScaler()), ("model", HistGradientBoostingClassifier(max_iter=20))])
+    pipeline.fit(x.iloc[:300], y[:300])
+    mean_before = pipeline[0].mean_.copy()
+    pipeline, how = continue_sklearn(pipeline, x.iloc[300:], y[300:])
+    assert how.how == "warm_start" and pipeline[-1].n_iter_ == 30
+    assert (pipeline[0].mean_ == mean_before).all()  # the released preprocessing is kept
+    a = InputSchema(task="classification", target="y", columns=[ColumnSpec(name="a", kind="numeric")])
+    b = InputSchema(task="classification", target="y", columns=[ColumnSpec(name="b", kind="numeric")])
+    assert any("'a'" in d for d in schema_differences(a, b)) and any(
+        "'b'" in d for d in schema_differences(a, b)
+    )
