@@ -25,8 +25,20 @@ Task = Literal["auto", "classification", "regression", "clustering"]
 # The metrics a user can rank by; tools/scoring.py defines each (task, direction) and checks it
 # holds exactly these names (this module stays light: no scikit-learn on `--help`).
 MetricName = Literal[
-    "accuracy", "balanced_accuracy", "f1", "f1_macro", "roc_auc", "log_loss", "precision", "recall",
-    "r2", "rmse", "mae", "mape", "rmsle", "silhouette",
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "f1_macro",
+    "roc_auc",
+    "log_loss",
+    "precision",
+    "recall",
+    "r2",
+    "rmse",
+    "mae",
+    "mape",
+    "rmsle",
+    "silhouette",
 ]
 CONFIG_FILE = "config.json"
 
@@ -125,6 +137,16 @@ class RunConfig(BaseModel):
         Field(description="Replace production even if the new model scores worse."),
         Cli(("--force",)),
     ] = False
+    model_name: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$",
+            description="The registry model this release belongs to; it has its own production and "
+            "previous aliases, so two projects in one workspace never replace each other. Default: the "
+            "data file's name (iris.csv -> iris).",
+        ),
+        Cli(("--model-name",), metavar="NAME"),
+    ] = None
     train_dnn: Annotated[
         bool, Field(description="Also train the Keras network (--no-dnn: do not)."), Cli(("--dnn/--no-dnn",))
     ] = True
@@ -171,8 +193,9 @@ class RunConfig(BaseModel):
         bool,
         Field(
             default_factory=lambda: _env_flag("ML_EXPERT_CLAUDE_FLOW_SYNC"),
-            description="Also store each finding via the claude-flow CLI (namespace ml-expert) and read "
-            "it back. Default: $ML_EXPERT_CLAUDE_FLOW_SYNC.",
+            description="Also store the findings, a summary and `latest` in claude-flow's memory "
+            "(namespace ml-expert) in one batch at the end of the run, read back; the CLI is the one "
+            "`ml-expert setup claude` recorded. Default: $ML_EXPERT_CLAUDE_FLOW_SYNC.",
         ),
         Cli(("--claude-flow-sync",)),
     ]

@@ -133,6 +133,7 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
         "unsynced_findings": _unsynced(path),
         "run_dir": str(path),
         "log": str(path / LOG_FILE) if (path / LOG_FILE).exists() else None,
+        "claude_flow": _sync_counts(data.get("claude_flow")),
     }
 
 
@@ -151,6 +152,15 @@ def execution_summary(execution: dict[str, Any] | None) -> dict[str, Any] | None
             f"{r['label']} #{r['index']} (attempt {r['attempt']}): {r['cause']}" for r in execution["retries"]
         ],
     }
+
+
+def _sync_counts(block: Any) -> dict[str, Any] | None:
+    """The claude-flow sync's outcome without the CLI details kept for the run's own use."""
+    return (
+        {k: v for k, v in block.items() if k not in ("cli_info", "errors", "keys")}
+        if isinstance(block, dict)
+        else None
+    )
 
 
 def _unsynced(path: Path) -> list[str]:

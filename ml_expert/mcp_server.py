@@ -24,11 +24,21 @@ from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from ml_expert import detached
+from ml_expert import __version__, detached
 from ml_expert.config import RunConfig, api_parameters
 from ml_expert.errors import MLExpertError
+from ml_expert.mcp_models import (
+    ApprovalStarted,
+    Findings,
+    ModelList,
+    Prediction,
+    RunList,
+    RunStatusReport,
+    StartedRun,
+)
 from ml_expert.workspace import check_run_id, read_run, run_dir, workspace_path
 
 INSTRUCTIONS = (
@@ -36,6 +46,7 @@ INSTRUCTIONS = (
     "the run_id, poll get_status every 10-30 s until done is true (or status is awaiting_approval: "
     "then approve_deployment), then read get_findings and use predict."
 )
+READ_ONLY = ToolAnnotations(readOnlyHint=True, openWorldHint=False)
 RunId = Annotated[
     str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$", description="Run id from start_run.")
 ]
@@ -82,7 +93,11 @@ def list_models(ws: Path) -> dict[str, Any]:
     from ml_expert.registry import Registry
 
     registry = Registry(ws)
-    return {"source": "registry", "aliases": registry.aliases(), "models": registry.versions()}
+    return {
+        "source": "registry",
+        "models": registry.versions(every_model=True),
+        "aliases": {name or "": Registry(ws, model=name).aliases() for name in registry.model_names()},
+    }
 
 
 class _Predictors:
@@ -106,10 +121,10 @@ class _Predictors:
 def build_server(workspace: str | Path | None = None) -> MCPServer:
     """The server with its tools bound to one workspace."""
     ws = workspace_path(workspace)
-    server = MCPServer("ml-expert", instructions=INSTRUCTIONS)
+    server = MCPServer("ml-expert", instructions=INSTRUCTIONS, version=__version__)
     predictors = _Predictors()
 
-    def start_run(**options: Any) -> dict[str, Any]:
+    def start_run(**options: Any) -> StartedRun:
         """Start a training run in the background and return its run_id at once; poll get_status."""
         data = options.get("data")
         if data is not None and data not in _demo_names():
@@ -119,66 +134,84 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
                     f"{data}: no such file or folder (give a path or one of {sorted(_demo_names())})"
                 )
             options["data"] = str(path.resolve())
-        return detached.start_detached(RunConfig.build(**options, workspace=str(ws)))
+        return StartedRun.model_validate(
+            detached.start_detached(RunConfig.build(**options, workspace=str(ws)))
+        )
 
     # Every run option but the workspace (this server's own), with RunConfig's types,
     # constraints, defaults and descriptions.
     start_run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [p for p in api_parameters() if p.name != "workspace"], return_annotation=dict[str, Any]
+        [p for p in api_parameters() if p.name != "workspace"], return_annotation=StartedRun
     )
     server.tool()(_guard(start_run))
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     @_guard
-    def get_status(run_id: RunId | Literal["latest"] = "latest") -> dict[str, Any]:
+    def get_status(
+        run_id: Annotated[
+            RunId | Literal["latest"],
+            Field(description="Run id from start_run, or `latest` for the newest run."),
+        ] = "latest",
+    ) -> RunStatusReport:
         """Status, phase, gate verdicts and outcome of a run; `done` is true once it ended."""
         detached.reap_children()
-        return detached.run_summary(ws, run_id)
+        return RunStatusReport.model_validate(detached.run_summary(ws, run_id))
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     @_guard
     def get_findings(
         run_id: RunId,
         key: Annotated[
             str | None,
             Field(
-                description="data-analysis, model-selection, training, metrics, deployment, status, "
-                "guardrails/<gate>; omit for all."
+                description="summary (one paragraph: start here), data-analysis, model-selection, training, "
+                "metrics, deployment, registry, status, guardrails/<gate>; omit for all."
             ),
         ] = None,
-    ) -> dict[str, Any]:
+    ) -> Findings:
         """The findings the agents shared for a run (one key, or all of them)."""
-        return {"run_id": run_id, "findings": findings_of(ws, run_id, key)}
+        return Findings(run_id=run_id, findings=findings_of(ws, run_id, key))
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     @_guard
-    def list_runs() -> dict[str, Any]:
+    def list_runs() -> RunList:
         """Every run of the workspace, newest first."""
         detached.reap_children()
-        return {"workspace": str(ws), "runs": detached.runs_table(ws)}
+        return RunList.model_validate({"workspace": str(ws), "runs": detached.runs_table(ws)})
 
-    @server.tool(name="list_models")
+    @server.tool(name="list_models", annotations=READ_ONLY)
     @_guard
-    def list_models_tool() -> dict[str, Any]:
+    def list_models_tool() -> ModelList:
         """Models ready to serve or predict with."""
-        return list_models(ws)
+        return ModelList.model_validate(list_models(ws))
 
-    @server.tool()
+    @server.tool(annotations=READ_ONLY)
     @_guard
     def predict(
         rows: Annotated[
-            list[dict[str, Any]], Field(min_length=1, max_length=10000, description="Input rows.")
+            list[dict[str, Any]],
+            Field(
+                min_length=1,
+                max_length=10000,
+                description="Input rows, each a JSON object keyed by input column. The columns are the "
+                "`features` of the run's `data-analysis` finding (get_findings), the target excluded.",
+            ),
         ],
-        run_id: RunId | None = None,
+        run_id: Annotated[
+            RunId | None, Field(description="The finished run whose deployment package predicts.")
+        ] = None,
         model: Annotated[
             str | None,
             Field(
-                pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$",
-                description="Instead of run_id: a registry alias (production, previous) or version (v3).",
+                pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,80}$",
+                description="Instead of run_id: a registry model NAME (its production), NAME@previous, "
+                "a version (v3), or production / previous when the registry holds one model.",
             ),
         ] = None,
-        proba: Annotated[bool, Field(description="Also return class probabilities.")] = False,
-    ) -> dict[str, Any]:
+        proba: Annotated[
+            bool, Field(description="Also return class probabilities (classification models only).")
+        ] = False,
+    ) -> Prediction:
         """Predict rows (JSON objects keyed by column) with a released model or a finished run's package."""
         from ml_expert.registry import resolve_package
         from ml_expert.runtime import inference
@@ -201,17 +234,21 @@ def build_server(workspace: str | Path | None = None) -> MCPServer:
                 out["probabilities"] = [[float(p) for p in row] for row in loaded.predict_proba(rows)]
         except inference.SchemaError as exc:
             raise ToolError(f"rows do not fit the model's input schema: {exc}") from exc
-        return out
+        return Prediction.model_validate(out)
 
-    @server.tool()
+    @server.tool(annotations=ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False))
     @_guard
     def approve_deployment(
         run_id: RunId,
         approve: Annotated[bool, Field(description="true deploys; false ends the run refused.")] = True,
-        note: Annotated[str | None, Field(max_length=2000)] = None,
-    ) -> dict[str, Any]:
+        note: Annotated[
+            str | None, Field(max_length=2000, description="Why (kept in run.json under `approval`).")
+        ] = None,
+    ) -> ApprovalStarted:
         """Resume a run waiting with status awaiting_approval (in the background); poll get_status."""
-        return detached.approve_detached(run_id, ws, approved=approve, note=note, by="mcp")
+        return ApprovalStarted.model_validate(
+            detached.approve_detached(run_id, ws, approved=approve, note=note, by="mcp")
+        )
 
     @server.resource("ml-expert://runs", mime_type="application/json")
     def runs_resource() -> str:

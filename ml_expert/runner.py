@@ -18,6 +18,7 @@ from ml_expert.config import RunConfig, api_parameters
 from ml_expert.detached import pid_alive
 from ml_expert.errors import GateRefused, MLExpertError, StorageError, TrainingError, UsageError
 from ml_expert.execution import close_executors
+from ml_expert.memory.claude_flow import SyncReport, sync_report
 from ml_expert.runs import RunFile, RunStatus
 from ml_expert.workspace import (
     check_writable,
@@ -45,6 +46,7 @@ class RunResult(BaseModel):
     artifacts: dict[str, str] = {}
     reason: str | None = None
     error: str | None = None
+    claude_flow: SyncReport | None = None  # the claude-flow sync's counts, when the run asked for it
 
 
 def checkpoint_path(workspace: Path) -> Path:
@@ -296,4 +298,5 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
         gates={name: bool(v.get("passed")) for name, v in (state.get("gates") or {}).items()},
         artifacts=artifacts,
         reason=state.get("reason"),
+        claude_flow=sync_report(path),
     )

@@ -51,8 +51,9 @@ async def _call(session: ClientSession, name: str, **arguments: Any) -> tuple[bo
 async def _scenario(workspace: Path, datasets: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     async with stdio_client(_server(workspace)) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
-        out["tools"] = {t.name for t in (await session.list_tools()).tools}
+        out["init"] = await session.initialize()
+        out["tool_defs"] = (await session.list_tools()).tools
+        out["tools"] = {t.name for t in out["tool_defs"]}
 
         t0 = time.monotonic()
         ok, started = await _call(session, "start_run", data="iris", budget=60, train_dnn=False, seed=3)
@@ -98,6 +99,7 @@ async def _scenario(workspace: Path, datasets: Path) -> dict[str, Any]:
 def test_mcp_stdio_end_to_end(workspace: Path, datasets: Path) -> None:
     out = asyncio.run(_scenario(workspace, datasets))
     assert out["tools"] == TOOLS
+    _check_schemas(out)
     assert out["start_seconds"] < 10, "start_run must return at once, not after the run"
     assert out["started"]["status"] == "starting"
     assert out["status"]["status"] == "finished", out["status"]
@@ -126,6 +128,37 @@ def test_mcp_stdio_end_to_end(workspace: Path, datasets: Path) -> None:
         assert out[name][0] is False, (name, out[name])
     assert "not awaiting_approval" in out["approve_finished"][1]
     assert out["still_alive"][0] is True  # errors never crashed the server
+
+
+def _undescribed(schema: dict[str, Any], where: str) -> list[str]:
+    """Every property (also inside $defs) that has no description."""
+    missing = [
+        f"{where}.{name}"
+        for name, prop in (schema.get("properties") or {}).items()
+        if not prop.get("description")
+    ]
+    for def_name, sub in (schema.get("$defs") or {}).items():
+        missing += _undescribed(sub, f"{where}.$defs.{def_name}") if sub.get("properties") else []
+    return missing
+
+
+def _check_schemas(out: dict[str, Any]) -> None:
+    """Every tool: each parameter and each output field described, a typed output, read-only hints."""
+    from ml_expert import __version__
+
+    assert out["init"].server_info.version == __version__
+    missing: list[str] = []
+    for tool in out["tool_defs"]:
+        assert tool.description, tool.name
+        assert tool.output_schema and tool.output_schema.get("properties"), f"{tool.name}: no output schema"
+        missing += _undescribed(tool.input_schema, f"{tool.name}.input")
+        missing += _undescribed(tool.output_schema, f"{tool.name}.output")
+        read_only = tool.annotations is not None and tool.annotations.read_only_hint is True
+        assert read_only == (tool.name not in ("start_run", "approve_deployment")), tool.name
+    assert not missing, f"fields without a description: {missing}"
+    status = json.dumps(next(t for t in out["tool_defs"] if t.name == "get_status").output_schema)
+    for value in ("awaiting_approval", "finished", "refused", "failed", "interrupted"):
+        assert f'"{value}"' in status, value
 
 
 def test_server_starts_without_heavy_imports(workspace: Path) -> None:

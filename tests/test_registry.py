@@ -117,7 +117,7 @@ def test_predict_serve_drift_and_mcp_name_a_model_the_same_way(two_releases: dic
     assert drift.returncode == 0 and json.loads(drift.stdout)["version"] == production, drift.stderr[-2000:]
 
     listed = list_models(ws)
-    assert listed["source"] == "registry" and listed["aliases"]["production"] == production
+    assert listed["source"] == "registry" and listed["aliases"]["iris"]["production"] == production
     assert [m["version"] for m in listed["models"]] == ["v1", "v2"]
     server = build_server(ws)
     features = rows.drop(columns=["target"]).to_dict(orient="records")

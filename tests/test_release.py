@@ -154,7 +154,12 @@ def test_release_gate_refuses_a_worse_model_unless_forced(released: dict) -> Non
 
     def verdict(score: float, force: bool = False, fingerprint: str | None = None) -> dict:
         state = {
-            "options": {"workspace": str(released["ws"]), "seed": 3, "force": force},
+            "options": {
+                "workspace": str(released["ws"]),
+                "seed": 3,
+                "force": force,
+                "model_name": production["model_name"],  # compared with that model's production
+            },
             "data": {
                 "fingerprint": fingerprint or production["data_fingerprint"],
                 "split_sizes": production["split_sizes"],

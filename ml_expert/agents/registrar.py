@@ -6,6 +6,7 @@ from typing import Any
 
 from ml_expert.agents.context import AgentContext
 from ml_expert.registry import Registry, ReleaseRefused, candidate_record, not_worse_than
+from ml_expert.registry.store import release_model_name
 
 
 def register(state: dict[str, Any]) -> dict[str, Any]:
@@ -26,7 +27,8 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
         "forced": bool(state["options"].get("force")),
         "parent": (state.get("training") or {}).get("fine_tuning", {}).get("parent"),
     }
-    registry = Registry(state["options"]["workspace"])
+    name = release_model_name(state)
+    registry = Registry(state["options"]["workspace"], model=name)
 
     candidate = candidate_record(state)
 
@@ -42,7 +44,12 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
         reason = f"release gate refused at registration (production changed meanwhile): {exc}"
         ctx.decide("do not register", reason)
         return {"status": "refused", "reason": reason}
-    ctx.decide(f"register as {version} and make it production", "the release gate passed")
-    result = {"version": version, "aliases": registry.aliases(), "registry": str(registry.root)}
+    ctx.decide(f"register as {version} and make it production of model {name}", "the release gate passed")
+    result = {
+        "model_name": name,
+        "version": version,
+        "aliases": registry.aliases(),
+        "registry": str(registry.root),
+    }
     ctx.record("registry", result)
     return {"deployment": {**deployment, "registry": result}}

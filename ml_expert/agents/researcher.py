@@ -263,7 +263,11 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     models_dir = Path(ctx.run_dir) / "models"
     budget = float(options["budget"])
     cv = plan_cv(
-        len(train[1]), len(val[1]), data["n_features_out"], n_classes, budget,
+        len(train[1]),
+        len(val[1]),
+        data["n_features_out"],
+        n_classes,
+        budget,
         [n for n in BASELINES if n != "dummy"],
     )
     small = cv.folds is not None
@@ -271,7 +275,8 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     folds = fold_ids(data["task"], y_all, seed, cv.folds) if small else None
     y_held = y_all if small else val[1]
     ctx.decide(
-        f"compare candidates by {cv.folds}-fold CV on train + validation" if small
+        f"compare candidates by {cv.folds}-fold CV on train + validation"
+        if small
         else "compare candidates on the validation split",
         cv.rule,
     )
@@ -326,8 +331,16 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         ctx.step(f"class-weighted {base}")
         consider(
             fit_candidate(
-                base, schema, train, val, metric, seed, models_dir, name=f"{base}_weighted",
-                balanced=True, folds=folds,
+                base,
+                schema,
+                train,
+                val,
+                metric,
+                seed,
+                models_dir,
+                name=f"{base}_weighted",
+                balanced=True,
+                folds=folds,
             ),
             f"class weights (largest/smallest class = {ratio:.1f} >= {IMBALANCE_FOR_WEIGHTS})",
         )
@@ -337,8 +350,16 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             ctx.step(f"log-scale {base}")
             consider(
                 fit_candidate(
-                    base, schema, train, val, metric, seed, models_dir, name=f"{base}_log",
-                    log_target=True, folds=folds,
+                    base,
+                    schema,
+                    train,
+                    val,
+                    metric,
+                    seed,
+                    models_dir,
+                    name=f"{base}_log",
+                    log_target=True,
+                    folds=folds,
                 ),
                 f"log-scale target ({why})",
             )
@@ -351,8 +372,19 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             consider(tuned, "tuned hyperparameters")
     ctx.step("greedy ensemble selection over the candidates' held-out predictions")
     ensemble, ensemble_plan = ensemble_candidate(
-        leaderboard, data["task"], metric, y_held, small, train, val, seed, models_dir, folds=folds,
-        budget=budget, features_out=data["n_features_out"], classes=n_classes,
+        leaderboard,
+        data["task"],
+        metric,
+        y_held,
+        small,
+        train,
+        val,
+        seed,
+        models_dir,
+        folds=folds,
+        budget=budget,
+        features_out=data["n_features_out"],
+        classes=n_classes,
     )
     ctx.decide(
         "build a weighted ensemble" if ensemble else "no ensemble",

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from ml_expert import __version__
-from ml_expert.cli import agents, memory, models, run, serving
+from ml_expert.cli import agents, memory, models, run, serving, setup
 from ml_expert.errors import EXIT_DATA, EXIT_USAGE, MLExpertError
 
 EXIT_CODES = """Exit codes: 0 success, 2 usage error, 3 data error, 4 training failure, 5 a gate refused."""
@@ -49,6 +49,7 @@ app.add_typer(memory.app, name="memory")
 app.add_typer(models.app, name="models")
 serving.register(app)
 agents.register(app)
+app.add_typer(setup.app, name="setup")
 
 
 def main() -> None:

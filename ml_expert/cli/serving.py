@@ -12,7 +12,10 @@ import typer
 from ml_expert.cli.common import JsonOpt, WorkspaceOpt, emit_json, handles_errors, stderr_console
 from ml_expert.errors import UsageError
 
-MODEL_HELP = "Registry alias (production, previous) or version (v3), run id, run or deployment folder."
+MODEL_HELP = (
+    "Registry model NAME (its production), NAME@previous, version (v3), production or previous (one "
+    "model in the registry), run id, run or deployment folder."
+)
 
 
 @handles_errors(json_errors=False)

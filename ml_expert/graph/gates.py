@@ -363,6 +363,7 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
 def _production_check(state: dict[str, Any]) -> Check:
     """Refuse to replace production with a model that scores worse on the same held-out rows."""
     from ml_expert.registry import Registry, RegistryError, comparable
+    from ml_expert.registry.store import release_model_name
 
     validation, data = state.get("validation") or {}, state.get("data") or {}
     config = RunConfig.of(state)
@@ -387,7 +388,7 @@ def _production_check(state: dict[str, Any]) -> Check:
             detail=f"test {metric} {score} vs production {on_same_rows['version']} "
             f"{incumbent} on the same new test rows" + ("; --force given" if worse and force else ""),
         )
-    registry = Registry(config.workspace)
+    registry = Registry(config.workspace, model=release_model_name(state))
     try:
         current = registry.show("production")
     except RegistryError:

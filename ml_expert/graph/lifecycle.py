@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,8 @@ from ml_expert.config import RunConfig
 from ml_expert.execution import close_executors
 from ml_expert.graph.gates import GATES
 from ml_expert.graph.outputs import run_artifacts, run_metrics
-from ml_expert.memory import FindingsRecorder
+from ml_expert.memory import FindingsRecorder, claude_flow_run
+from ml_expert.memory.summary import build_summary
 from ml_expert.runs import RunFile, RunStatus
 from ml_expert.tools.environment import hardware, package_versions
 from ml_expert.workspace import new_run_id, reserve_space, run_dir
@@ -45,6 +47,7 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
             "hardware": hardware(),
         },
     )
+    claude_flow_run.begin(path, run_id, options, task_description(options))
     return {
         "options": options,
         "run_id": run_id,
@@ -53,6 +56,11 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
         "phase": "init",
         "data": {},  # the phases' channel from here on; the caller's path now lives in options
     }
+
+
+def task_description(options: dict[str, Any]) -> str:
+    """How the run is named to claude-flow's hooks (its router learns which words mean ml-expert)."""
+    return f"train, validate and package a machine-learning model on {options.get('data') or 'the demo data'}"
 
 
 def make_gate_node(name: str):
@@ -84,8 +92,24 @@ def finish_run(state: dict[str, Any]) -> dict[str, Any]:
     close_executors()  # the fits are over: disconnect, stop a local cluster this run started
     path = Path(state["run_dir"])
     RunFile(path).end(status, state.get("reason"), state.get("phase"))
-    FindingsRecorder(memory_for(state["options"]), path, state["run_id"]).record(
+    recorder = FindingsRecorder(memory_for(state["options"]), path, state["run_id"])
+    recorder.record(
         "status", {"status": status.value, "reason": state.get("reason"), "phase": state.get("phase")}
+    )
+    findings = {
+        key: json.loads(file.read_text(encoding="utf-8")) for key, file in recorder.findings().items()
+    }
+    summary = build_summary(state["run_id"], findings)
+    recorder.record("summary", summary.model_dump())
+    findings["summary"] = summary.model_dump()
+    claude_flow_run.finish(
+        path,
+        state["run_id"],
+        state["options"],
+        findings,
+        success=status == RunStatus.FINISHED,
+        score=summary.test_score,
+        description=task_description(state["options"]),
     )
     out = {**state, "status": status.value}
     return {"status": status.value, "metrics": run_metrics(out), "artifacts": run_artifacts(out)}

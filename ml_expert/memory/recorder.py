@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from .base import MemoryStore, dumps, validate_key, validate_run_id
-from .claude_flow import mirror_finding
 
 logger = logging.getLogger("ml_expert.memory")
 
@@ -101,10 +100,6 @@ class FindingsRecorder:
         text = dumps(value, indent=2)  # fails before anything is written
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write(path, text + "\n")
-        try:  # opt-in claude-flow copy: a warning in the run at worst, never a failed run
-            mirror_finding(self.run_dir, self.run_id, key, json.loads(text))
-        except Exception as exc:
-            logger.warning("claude-flow sync of %s failed: %s", key, exc)
         if self.store is None:
             return False
         if _recently_down(self.store):  # a store that just failed is not asked again for a while

@@ -2,7 +2,10 @@
 
     registry/
       versions/<version>/   a verified copy of the deployment package, plus version.json
-      aliases.json          {"production": "v3", "previous": "v2"}
+      aliases.json          {"production": "v3", "previous": "v2"}: the unnamed model (registries
+                            from before model names; still read)
+      models/<name>/aliases.json   each named model's own production and previous
+
       audit.log             one JSON object per line, only ever appended to
       pending.json          the registration in progress (a write-ahead intent); a crash leaves it
       .lock                 serialises writers (fcntl), so two releases cannot take one number
@@ -12,6 +15,11 @@ appears, then the audit line and the alias change follow. If the process dies an
 between, the next registry operation (read or write) finishes what the intent says, so a
 version never lacks its audit line or its alias, and nothing is done twice. A run id is
 registered at most once: a resumed run finds and finishes its own version.
+
+A release belongs to a named model (`--model-name`, default from the data file's stem): every
+version carries `model_name` in version.json and each name has its own `production` and
+`previous`, so two projects sharing a workspace never replace each other's production model.
+Version numbers stay one sequence across names (v1, v2, ... are unique in the workspace).
 
 Version names are `v<N>`, allocated here; any name or alias a user passes is validated and the
 resolved path must stay inside `versions/` (no traversal, no links out).
@@ -40,6 +48,9 @@ VERSION_FILE = "version.json"
 PENDING_FILE = "pending.json"
 
 
+MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
 class RegistryError(UsageError):
     """A bad version name, an unknown version, or an operation the registry state forbids."""
 
@@ -55,6 +66,37 @@ def validate_name(name: str) -> str:
             f"{name!r} is not a version name (v1, v2, ...) or an alias ({', '.join(ALIASES)})"
         )
     return name
+
+
+def validate_model_name(name: str) -> str:
+    """A model name: lowercase letters, digits, `-` and `_`, not an alias or a version name."""
+    if (
+        not isinstance(name, str)
+        or not MODEL_NAME_RE.fullmatch(name)
+        or name in ALIASES
+        or VERSION_RE.fullmatch(name)
+    ):
+        raise RegistryError(
+            f"{name!r} is not a model name: 1 to 64 lowercase letters, digits, '-' or '_', starting "
+            f"with a letter or digit, and not {', '.join(ALIASES)} or a version name (v1, ...)"
+        )
+    return name
+
+
+def model_name_from(source: str | Path | None) -> str:
+    """The default model name: the data file's (or folder's) stem, made a legal name."""
+    stem = Path(str(source or "model")).stem if source else "model"
+    name = re.sub(r"[^a-z0-9_-]+", "-", stem.lower()).strip("-_")[:64] or "model"
+    if name in ALIASES or VERSION_RE.fullmatch(name):
+        name = f"model-{name}"
+    return name
+
+
+def release_model_name(state: dict[str, Any]) -> str:
+    """The model a run's release belongs to: `model_name` when given, else the data file's stem."""
+    options, data = state.get("options") or {}, state.get("data") or {}
+    given = options.get("model_name")
+    return validate_model_name(given) if given else model_name_from(data.get("source") or options.get("data"))
 
 
 def actor() -> str:
@@ -137,10 +179,33 @@ def _sha256(path: Path) -> str:
 
 
 class Registry:
-    def __init__(self, workspace: str | Path) -> None:
+    _ONLY = "\0only"
+
+    def __init__(self, workspace: str | Path, model: str | None = _ONLY) -> None:
+        """`model`: the named model whose aliases this object reads and moves; None: the unnamed
+        model of registries from before model names; not given: the registry's only model (the
+        unnamed one when it holds several, so a caller that must choose is told to)."""
         self.root = Path(workspace) / "registry"
         self.versions_dir = self.root / "versions"
+        self._model = model if model in (None, Registry._ONLY) else validate_model_name(model)
         self._holding = False
+
+    @property
+    def model(self) -> str | None:
+        if self._model != Registry._ONLY:
+            return self._model
+        names = self.model_names()
+        return names[0] if len(names) == 1 else None
+
+    def _aliases_file(self, model: str | None) -> Path:
+        return self.root / "aliases.json" if model is None else self.root / "models" / model / "aliases.json"
+
+    def model_names(self) -> list[str | None]:
+        """Every model with a version, sorted; None stands for the unnamed model of an old registry."""
+        names = {v.get("model_name") for v in self._version_records()}
+        if (self.root / "aliases.json").exists():
+            names.add(None)
+        return sorted(names, key=lambda n: (n is not None, n or ""))
 
     # ---------------------------------------------------------------- reading
 
@@ -151,21 +216,30 @@ class Registry:
                 pass  # _locked repairs on entry
 
     def aliases(self) -> dict[str, str]:
+        """This model's aliases (production, previous)."""
         self._settle()
-        path = self.root / "aliases.json"
-        return json.loads(path.read_text()) if path.exists() else {}
+        return self._read_aliases()
 
-    def versions(self) -> list[dict[str, Any]]:
-        self._settle()
+    def _version_records(self) -> list[dict[str, Any]]:
         if not self.versions_dir.is_dir():
             return []
         out = []
         for child in self.versions_dir.iterdir():
             if VERSION_RE.fullmatch(child.name) and (child / VERSION_FILE).is_file():
                 out.append(json.loads((child / VERSION_FILE).read_text()))
-        aliases = self.aliases()
+        return out
+
+    def versions(self, every_model: bool = False) -> list[dict[str, Any]]:
+        """This model's versions (or every model's), oldest first, each with its model's aliases on it."""
+        self._settle()
+        out = [v for v in self._version_records() if every_model or v.get("model_name") == self.model]
+        alias_sets: dict[str | None, dict[str, str]] = {}
         for info in out:
-            info["aliases"] = [a for a, v in aliases.items() if v == info["version"]]
+            name = info.get("model_name")
+            if name not in alias_sets:
+                alias_sets[name] = self._read_aliases(name)
+            info.setdefault("model_name", None)
+            info["aliases"] = [a for a, v in alias_sets[name].items() if v == info["version"]]
         return sorted(out, key=lambda v: int(v["version"][1:]))
 
     def resolve(self, name: str) -> str:
@@ -173,6 +247,11 @@ class Registry:
         validate_name(name)
         version = self.aliases().get(name) if name in ALIASES else name
         if version is None:
+            names = [n for n in self.model_names() if n is not None]
+            if self.model is None and len(names) > 1:
+                raise RegistryError(
+                    f"this registry holds several models ({', '.join(names)}): say which one's {name}"
+                )
             raise RegistryError(f"no version is {name} yet")
         self.path(version)
         return version
@@ -188,7 +267,8 @@ class Registry:
     def show(self, name: str) -> dict[str, Any]:
         version = self.resolve(name)
         info = json.loads((self.path(version) / VERSION_FILE).read_text())
-        info["aliases"] = [a for a, v in self.aliases().items() if v == version]
+        aliases = self._read_aliases(info.get("model_name"))
+        info["aliases"] = [a for a, v in aliases.items() if v == version]
         info["path"] = str(self.path(version))
         return info
 
@@ -309,12 +389,13 @@ class Registry:
             )
         if intent.get("promote"):
             before = intent.get("aliases_before") or {}
-            if self._read_aliases().get("production") != version:
+            model = intent.get("model_name")
+            if self._read_aliases(model).get("production") != version:
                 new = dict(before)
                 if before.get("production"):
                     new["previous"] = before["production"]
                 new["production"] = version
-                self._set_aliases(new)
+                self._set_aliases(new, model)
             if not any(e.get("action") == "promote" for e in events):
                 self._log(
                     "promote",
@@ -327,17 +408,21 @@ class Registry:
                 )
         pending.unlink()
 
-    def _read_aliases(self) -> dict[str, str]:
-        path = self.root / "aliases.json"
+    _KEEP = object()
+
+    def _read_aliases(self, model: Any = _KEEP) -> dict[str, str]:
+        path = self._aliases_file(self.model if model is Registry._KEEP else model)
         return json.loads(path.read_text()) if path.exists() else {}
 
-    def _set_aliases(self, aliases: dict[str, str]) -> None:
-        tmp = self.root / "aliases.json.tmp"
+    def _set_aliases(self, aliases: dict[str, str], model: Any = _KEEP) -> None:
+        path = self._aliases_file(self.model if model is Registry._KEEP else model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name("aliases.json.tmp")
         with open(tmp, "w", encoding="utf-8") as handle:
             handle.write(json.dumps(aliases, indent=2))
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, self.root / "aliases.json")  # atomic: readers never see half a file
+        os.replace(tmp, path)  # atomic: readers never see half a file
 
     def register(
         self,
@@ -380,6 +465,7 @@ class Registry:
                     raise RegistryError(f"{name} changed while it was copied into the registry")
             record = {  # the registry's own fields win over anything the caller's info carries
                 **{k: v for k, v in info.items() if k not in ("aliases", "path")},
+                "model_name": self.model,
                 "version": version,
                 "registered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "registered_by": actor(),
@@ -393,6 +479,7 @@ class Registry:
                     "metrics": info.get("metrics"),
                     "parent": info.get("parent"),
                     "promote": promote,
+                    "model_name": self.model,
                     "aliases_before": self._read_aliases(),
                     "reason": reason,
                 }
@@ -414,6 +501,15 @@ class Registry:
         return version
 
     def _promote(self, version: str, reason: str) -> dict[str, str]:
+        """Make `version` production of its own model (the one in its version.json)."""
+        model = json.loads((self.path(version) / VERSION_FILE).read_text()).get("model_name")
+        if model != self.model:
+            raise RegistryError(
+                f"{version} belongs to model {model or '(unnamed)'}, not {self.model or '(unnamed)'}; "
+                f"use --model-name {model}"
+                if model
+                else f"{version} belongs to the unnamed model"
+            )
         aliases = self._read_aliases()
         if aliases.get("production") == version:
             raise RegistryError(f"{version} is already production")

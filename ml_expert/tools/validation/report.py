@@ -70,8 +70,7 @@ def render_report(info: dict[str, Any]) -> str:
         "## Leaderboard",
         "",
         *([f"How candidates were compared: {comparison['rule']}.", ""] if comparison.get("rule") else []),
-        f"| model | kind | {cv_head}"
-        f"validation {info['metric']} | train {info['metric']} | fit seconds |",
+        f"| model | kind | {cv_head}validation {info['metric']} | train {info['metric']} | fit seconds |",
         "|---|---|" + ("---|" if folds else "") + "---|---|---|",
     ]
     for row in info["leaderboard"]:

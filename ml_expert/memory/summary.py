@@ -1,0 +1,98 @@
+"""The `summary` finding: one paragraph an agent (or claude-flow's semantic search) can read first.
+
+Built from the run's other findings alone (files in the run directory), so it says only what
+those findings hold: the dataset, the chosen model, the user's metric against the dummy
+baseline, the gates, the released version and where the package is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class RunSummary(BaseModel):
+    """The `summary` finding: prose plus the figures it quotes."""
+
+    text: str = Field(
+        description="One paragraph: dataset, model, test score against the dummy, gates, package."
+    )
+    status: str | None = None
+    dataset: str | None = None
+    task: str | None = None
+    model: str | None = None
+    metric: str | None = None
+    test_score: float | None = None
+    dummy_test_score: float | None = None
+    gates: dict[str, bool] = Field(default_factory=dict)
+    package_dir: str | None = None
+    model_name: str | None = None
+    version: str | None = None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def build_summary(run_id: str, findings: dict[str, Any]) -> RunSummary:
+    """Summarise a run from its findings (keys as in the run's findings/ folder)."""
+    data = findings.get("data-analysis") or {}
+    metrics = findings.get("metrics") or {}
+    deployment = findings.get("deployment") or {}
+    registry = findings.get("registry") or {}
+    status = findings.get("status") or {}
+    gates = {
+        key.split("/", 1)[1]: bool(value.get("passed"))
+        for key, value in sorted(findings.items())
+        if key.startswith("guardrails/") and isinstance(value, dict)
+    }
+    sizes = data.get("split_sizes") or {}
+    rows = sum(int(v) for v in sizes.values()) if sizes else None
+    summary = RunSummary(
+        text="",
+        status=status.get("status"),
+        dataset=data.get("source"),
+        task=data.get("task"),
+        model=metrics.get("model") or deployment.get("model"),
+        metric=metrics.get("primary_metric"),
+        test_score=metrics.get("test_score"),
+        dummy_test_score=metrics.get("dummy_test_score"),
+        gates=gates,
+        package_dir=deployment.get("package_dir"),
+        model_name=registry.get("model_name"),
+        version=registry.get("version"),
+    )
+    parts = [f"ml-expert run {run_id}"]
+    if summary.dataset:
+        shape = f" ({rows} rows, {len(data.get('features') or [])} features)" if rows else ""
+        parts.append(f"trained a {summary.task or ''} model on {summary.dataset}{shape}".replace("  ", " "))
+    sentence = " ".join(parts) + "."
+    out = [sentence]
+    if summary.model:
+        out.append(
+            f"Chosen model: {summary.model}; test {summary.metric} {_fmt(summary.test_score)} against "
+            f"{_fmt(summary.dummy_test_score)} for the dummy baseline."
+        )
+    if gates:
+        passed = [g for g, ok in gates.items() if ok]
+        failed = [g for g, ok in gates.items() if not ok]
+        out.append(
+            "Gates passed: "
+            + (", ".join(passed) or "none")
+            + (f"; refused by: {', '.join(failed)}" if failed else "")
+            + "."
+        )
+    out.append(
+        f"Outcome: {summary.status or 'unknown'}"
+        + (f" ({status['reason']})" if status.get("reason") else "")
+        + "."
+    )
+    if summary.package_dir:
+        release = ""
+        if summary.version:
+            name = f"{summary.model_name} " if summary.model_name else ""
+            release = f", released as {name}{summary.version}"
+        out.append(f"Deployment package: {summary.package_dir}{release}.")
+    summary.text = " ".join(out)
+    return summary
