@@ -34,3 +34,46 @@ def test_a_shipped_network_must_show_its_loss_decreasing(tmp_path: Path) -> None
     verdict = training_gate(_state(tmp_path, "keras"))
     assert not verdict.passed
     assert [c.name for c in verdict.checks if not c.passed] == ["loss_decreased"]
+
+
+def _versus_dummy(chosen_correct: int, dummy_correct: int, rows: int):
+    """A binary test split where the dummy predicts the majority class and the model misses a few."""
+    import numpy as np
+
+    from ml_expert.tools.selection.noise import escalation
+
+    y = np.zeros(rows, dtype=int)
+    y[: rows // 16] = 1  # a 94 % majority class
+    dummy = np.tile([0.9, 0.1], (rows, 1))
+    model = dummy.copy()
+    # the model gets `chosen_correct - dummy_correct` more (or fewer) rows right than the dummy
+    change = chosen_correct - dummy_correct
+    if change >= 0:
+        model[:change] = [0.1, 0.9]  # minority rows found
+    else:
+        model[rows - 1 + change : rows - 1] = [0.1, 0.9]  # majority rows called minority
+    versus = escalation("accuracy", y, dummy, model, seed=0, simple="dummy", candidate="linear")
+    return {
+        "primary_metric": "accuracy",
+        "test_score": versus.candidate_score,
+        "dummy_test_score": versus.simple_score,
+        "versus_dummy": versus.model_dump(),
+        "overfit_gap": 0.0,
+        "test_reads": 1,
+    }
+
+
+def test_a_test_shortfall_inside_the_noise_is_a_tie_and_beyond_it_a_refusal() -> None:
+    from ml_expert.graph.gates import validation_gate
+
+    def dummy_check(validation: dict):
+        checks = {c.name: c for c in validation_gate({"options": {}, "validation": validation}).checks}
+        return checks["beats_dummy_baseline"]
+
+    # 3 rows of 800 worse than the majority class: inside 2 standard errors of the difference
+    tie = dummy_check(_versus_dummy(0, 3, 800))
+    assert tie.passed and "a tie within the noise" in tie.detail
+    # 40 rows of 800 worse: beyond the noise, refused
+    assert not dummy_check(_versus_dummy(0, 40, 800)).passed
+    # better than the dummy: passes as before
+    assert dummy_check(_versus_dummy(10, 0, 800)).passed

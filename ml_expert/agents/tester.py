@@ -18,6 +18,7 @@ from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.scoring import greater_is_better, predict_scores, score, sign
+from ml_expert.tools.selection.noise import escalation
 from ml_expert.tools.validation.calibration import calibration, plot_reliability
 from ml_expert.tools.validation.fairness import auto_sensitive, fairness_report
 from ml_expert.tools.validation.metrics import (
@@ -143,6 +144,19 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
 
         extra["production_on_test"] = production_on_test(state, test_x, test_y, metric)
     dummy_score = score(metric, test_y, dummy_scores)
+    # How far apart the two are on these rows, against the noise of the difference (the gate's
+    # "beats the dummy" check): a tie within the noise is not a loss.
+    versus_dummy = escalation(
+        metric,
+        np.asarray(test_y),
+        dummy_scores,
+        scores,
+        seed=int(RunConfig.of(state).seed),
+        candidate_threshold=threshold,
+        simple="dummy",
+        candidate=chosen["name"],
+        rows_name="test",
+    ).model_dump()
     # train minus validation in the metric's better direction: > 0 means better on train
     gap = round(sign(metric) * (chosen["train_score"] - chosen["val_score"]), 6)
     (ctx.run_dir / "metrics.json").write_text(
@@ -199,6 +213,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         "decision_threshold": threshold,
         "test_score": test_score,
         "dummy_test_score": dummy_score,
+        "versus_dummy": versus_dummy,
         "overfit_gap": gap,
         "test_reads": reads,
         "test_reads_interrupted": interrupted,

@@ -67,6 +67,7 @@ def escalation(
     candidate_threshold: float | np.ndarray | None = None,
     simple: str = "simple",
     candidate: str = "candidate",
+    rows_name: str = "validation",
 ) -> Escalation:
     """Whether `candidate` beats `simple` by more than the noise, on the same held-out rows.
 
@@ -97,7 +98,7 @@ def escalation(
                 - score(metric, y[rows], simple_scores[rows], _take(simple_threshold, rows))
             )
         se = float(np.std(draws, ddof=1))
-        scheme = f"bootstrap over {n} validation rows"
+        scheme = f"bootstrap over {n} {rows_name} rows"
         how = f"bootstrap ({BOOTSTRAP} resamples) standard error of the paired difference"
     gain = s * (candidate_score - simple_score)
     margin = NOISE_Z * se
