@@ -128,8 +128,9 @@ def _datetime_part(value: Any, part: str) -> float:
     return float(date.toordinal() - _EPOCH) + (hour * 3600 + minute * 60 + second) / 86400.0
 
 
-def _composite_part(value: Any, separator: str, position: int) -> str | None:
-    """Same as ml_expert's schema.composite_part: one part of a composite code such as B/0/P."""
+def composite_part(value: Any, separator: str, position: int) -> str | None:
+    """The `position`-th part of a composite code such as B/0/P split at `separator` (stripped), None
+    when the value is missing or has fewer parts. Training uses this same function (schema.py)."""
     text = category_text(value).strip()
     if not text or not separator:
         return None
@@ -278,7 +279,7 @@ class ModelInference:
                     if not (_is_missing(value) or isinstance(value, str | numbers.Number | np.generic)):
                         got = type(value).__name__
                         raise SchemaError(f"row {i}: field '{name}' must be a code (text or number): {got}")
-                    piece = _composite_part(value, col.get("separator") or "", int(col.get("position") or 0))
+                    piece = composite_part(value, col.get("separator") or "", int(col.get("position") or 0))
                     out[col["key"]] = _part_number(piece) if col["kind"] == "numeric" else (piece or "")
                 elif col.get("derive"):
                     if not (_is_missing(value) or isinstance(value, str | _dt.date)):

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
-from ml_expert.runtime.inference import category_text
+from ml_expert.runtime.inference import category_text, composite_part
 from ml_expert.tools.data.text import token_ids, vocabulary_index, words
 
 SCHEMA_FORMAT = "ml-expert-schema/1"
@@ -155,17 +155,6 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
         else:
             out[col.key] = values.map(category_text).astype(object)
     return pd.DataFrame(out, index=frame.index)
-
-
-def composite_part(value: Any, separator: str, position: int) -> str | None:
-    """The `position`-th part of a composite code split at `separator` (stripped), None when the value
-    is missing or has fewer parts. Mirrored line for line in runtime/inference.py."""
-    text = category_text(value).strip()
-    if not text or not separator:
-        return None
-    pieces = text.split(separator)
-    piece = pieces[position].strip() if position < len(pieces) else ""
-    return piece or None
 
 
 def datetime_part(value: Any, part: str) -> float:
