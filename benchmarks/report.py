@@ -17,7 +17,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import RESULTS, ROOT  # noqa: E402
 
-ORDER = ("startup", "quality", "overhead", "inference", "serving", "scale", "clustering", "networks")
+ORDER = (
+    "startup", "quality", "overhead", "inference", "serving", "scale", "clustering", "networks", "cluster"
+)
 METRIC_NAMES = {
     "accuracy": "accuracy",
     "balanced_accuracy": "balanced acc.",
@@ -263,6 +265,32 @@ def scale(doc: dict[str, Any]) -> list[str]:
     return out
 
 
+def cluster(doc: dict[str, Any]) -> list[str]:
+    rows = []
+    for r in doc["rows"]:
+        per_node = ", ".join(f"{n}: {c}" for n, c in r["tasks_per_node"].items())
+        rows.append([r["nodes"], r.get("fault") or "–", num(r["wall_seconds"], 1), per_node,
+                     len(r["retries"]), num(r.get("seconds_kill_to_detected"), 2),
+                     num(r.get("seconds_kill_to_retried_result"), 2)])  # fmt: skip
+    out = table(["nodes", "fault", "search wall s", "tasks per node", "retries", "kill → loss seen s",
+                 "kill → retried result s"], rows)  # fmt: skip
+    out += [
+        "",
+        f"Same trial scores on 1 node, 2 nodes and 2 nodes with a killed worker: "
+        f"{'yes' if doc['same_scores_everywhere'] else '**no**'}; 2 nodes vs 1: "
+        f"{num(doc['speedup_2_vs_1'], 2)}x. Ray processes left running after the benchmark: "
+        f"{len(doc['left_running'])}.",
+        "",
+        "\"kill → loss seen\" is how long the driver took to learn that the task's worker died; "
+        "\"kill → retried result\" ends when the resubmitted trial's result came back: it queues behind "
+        "the trials not yet started and needs a new worker process (imports), so on 2 busy cores it "
+        "lasts about as long as the rest of the search.",
+        "",
+    ]
+    out += [f"- {note}" for note in doc["notes"]]
+    return out
+
+
 def clustering(doc: dict[str, Any]) -> list[str]:
     """ml-expert's clustering (label removed) vs k-means told the true k: adjusted Rand index."""
     rows = [[r["data"], num(r.get("rows")), num(r.get("true_k")), num(r.get("k")),
@@ -427,6 +455,7 @@ TITLES = {
     "scale": "Scale",
     "clustering": "Clustering against the true labels",
     "networks": "Sequence readers and fine-tuning",
+    "cluster": "On a Ray cluster (two nodes on this machine)",
 }
 RENDER = {
     "startup": startup,
@@ -436,6 +465,7 @@ RENDER = {
     "scale": scale,
     "clustering": clustering,
     "networks": networks,
+    "cluster": cluster,
 }
 
 

@@ -220,6 +220,26 @@ class RunConfig(BaseModel):
         Field(gt=0, description="Advanced: the network's start learning rate."),
         Cli(("--dnn-learning-rate",), hidden=True),
     ] = None
+    ray: Annotated[
+        str | None,
+        Field(
+            default_factory=lambda: os.environ.get("ML_EXPERT_RAY") or None,
+            description="Run the independent fits as tasks on a Ray cluster: HOST:PORT, ray://HOST:PORT, "
+            "auto (RAY_ADDRESS) or local (a throw-away local cluster, stopped at the end). Needs the "
+            "`ray` extra. Default: $ML_EXPERT_RAY, else this process only.",
+        ),
+        Cli(("--ray",), metavar="ADDRESS"),
+    ]
+    workers: Annotated[
+        int,
+        Field(
+            ge=1,
+            le=1024,
+            description="Train the network data-parallel on N Ray Train workers (Keras on the torch "
+            "backend under DDP; needs --ray).",
+        ),
+        Cli(("--workers",)),
+    ] = 1
 
     @field_validator("min_metric", mode="before")
     @classmethod
@@ -253,6 +273,24 @@ class RunConfig(BaseModel):
         from ml_expert.workspace import workspace_path
 
         return str(workspace_path(value))
+
+    @field_validator("ray", mode="after")
+    @classmethod
+    def _ray_address(cls, value: str | None) -> str | None:
+        from ml_expert.execution.address import resolve_address
+
+        if not value or not value.strip():
+            return None
+        try:
+            return resolve_address(value.strip())
+        except UsageError as exc:
+            raise ValueError(exc.message) from None
+
+    @model_validator(mode="after")
+    def _workers_need_a_cluster(self) -> RunConfig:
+        if self.workers > 1 and not self.ray:
+            raise ValueError("--workers N > 1 trains on a Ray cluster: give --ray ADDRESS (or local)")
+        return self
 
     @model_validator(mode="after")
     def _keep_or_drop(self) -> RunConfig:

@@ -129,10 +129,28 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
         "error": data.get("error"),
         "warnings": data.get("warnings", []),
         "approval": data.get("approval"),
+        "execution": execution_summary(data.get("execution")),
         "unsynced_findings": _unsynced(path),
         "run_dir": str(path),
         "log": str(path / LOG_FILE) if (path / LOG_FILE).exists() else None,
         "claude_flow": _sync_counts(data.get("claude_flow")),
+    }
+
+
+def execution_summary(execution: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Where the fits ran: the cluster at the start, tasks per node, in flight/done, retries."""
+    if not execution or execution.get("mode") != "ray":
+        return None
+    cluster = execution.get("cluster") or {}
+    return {
+        "cluster": f"{cluster.get('address')}: {cluster.get('nodes')} node(s), {cluster.get('cpus')} CPUs, "
+        f"{cluster.get('gpus')} GPUs, {cluster.get('memory_gb')} GB at the start",
+        "tasks_done": execution.get("tasks_done"),
+        "tasks_in_flight": execution.get("tasks_in_flight"),
+        "tasks_per_node": execution.get("tasks_per_node"),
+        "retries": [
+            f"{r['label']} #{r['index']} (attempt {r['attempt']}): {r['cause']}" for r in execution["retries"]
+        ],
     }
 
 

@@ -29,6 +29,7 @@ class RichProgress:
         )
         self.phases = self.progress.add_task("phases", total=5)
         self.epochs: Any = None
+        self.tasks: Any = None
 
     def __enter__(self) -> RichProgress:
         self.progress.start()
@@ -49,6 +50,9 @@ class RichProgress:
             if self.epochs is not None:
                 self.progress.remove_task(self.epochs)
                 self.epochs = None
+            if self.tasks is not None:
+                self.progress.remove_task(self.tasks)
+                self.tasks = None
         elif kind == "step":
             out.print(f"  · {event['message']}")
         elif kind == "epoch":
@@ -59,6 +63,15 @@ class RichProgress:
             val = logs.get("val_loss", float("nan"))
             self.progress.update(
                 self.epochs, completed=event["epoch"], description=f"epoch loss {loss:.4f} val {val:.4f}"
+            )
+        elif kind == "tasks":  # fits running as Ray tasks (--ray)
+            if self.tasks is None:
+                self.tasks = self.progress.add_task("tasks", total=None)
+            nodes = ", ".join(f"{node}: {count}" for node, count in event.get("per_node", {}).items())
+            self.progress.update(
+                self.tasks,
+                completed=event["done"],
+                description=f"Ray tasks: {event['in_flight']} in flight; done per node {nodes}",
             )
         elif kind == "gate":
             if event["passed"]:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from ml_expert.config import RunConfig, api_parameters
 from ml_expert.detached import pid_alive
 from ml_expert.errors import GateRefused, MLExpertError, StorageError, TrainingError, UsageError
+from ml_expert.execution import close_executors
 from ml_expert.memory.claude_flow import SyncReport, sync_report
 from ml_expert.runs import RunFile, RunStatus
 from ml_expert.workspace import (
@@ -264,6 +265,8 @@ def _drive(
             raise
         _mark_failed(path, failure.kind, failure.message, current)
         raise failure from None
+    finally:
+        close_executors()  # a throw-away local Ray cluster never outlives its run
     result = result_from_state(state)
     if raise_on_refusal and result.status == RunStatus.REFUSED:
         raise GateRefused(result.reason or "a gate refused")

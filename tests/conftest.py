@@ -47,3 +47,22 @@ def workspace(tmp_path: Path) -> Path:
     path = tmp_path / "ws"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """ONE local Ray cluster for the whole test session (2 CPUs, token auth, no dashboard), owned
+    by this process and stopped at the end; yields its address for `--ray`."""
+    os.environ["RAY_AUTH_MODE"] = "token"  # Ray 2.60's default, set explicitly
+    import ray
+
+    context = ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+        log_to_driver=False,
+    )
+    try:
+        yield context.address_info["gcs_address"]
+    finally:
+        ray.shutdown()

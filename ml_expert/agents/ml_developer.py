@@ -154,7 +154,17 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
         attempt += 1  # the graph routed back here after a divergence
     if plan["train_dnn"]:
         dnn = _train_dnn(ctx, state, schema, metric, attempt)
-        if not dnn["diverged"]:
+        losses = [v for v in dnn["history"].get("loss", []) if v == v]
+        if not dnn["diverged"] and dnn.get("cap_hit") and (len(losses) < 2 or min(losses) >= losses[0]):
+            # A wall-clock cap (an overloaded machine) stopped it before its loss could decrease:
+            # nothing was learnt to compare, so the best candidate ships (no retry, no refusal).
+            result["network_cut_short"] = {k: v for k, v in dnn.items() if k not in ("summary", "candidate")}
+            ctx.decide(
+                "discard the neural network",
+                f"the wall-clock cap stopped it after {len(losses)} epoch(s) without a decreasing loss "
+                f"({dnn['stopped_reason']}); the best candidate ships",
+            )
+        elif not dnn["diverged"]:
             result["dnn"] = dnn
             leaderboard.append(dnn["candidate"])
         else:
@@ -199,7 +209,11 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
             "choice_reason": reason,
             "leaderboard": leaderboard,
             "attempt": attempt,
-            "time": _time_spent(selection, result.get("dnn") or result.get("diverged_network"), chosen),
+            "time": _time_spent(
+                selection,
+                result.get("dnn") or result.get("diverged_network") or result.get("network_cut_short"),
+                chosen,
+            ),
         }
     )
     finding = {k: v for k, v in result.items() if k not in ("dnn", "diverged_network")}
@@ -470,18 +484,23 @@ def _train_dnn(
         f"learning rate {config.learning_rate:g}, attempt {attempt + 1})"
     )
     out_dir = ctx.run_dir / "checkpoints" / f"attempt-{attempt}"
-    with UtilisationSampler(enabled=bool(hardware["gpus"])) as sampler:
-        result = train_dnn(
-            model,
-            x_train,
-            fit_train.astype("float32"),
-            x_val,
-            fit_val.astype("float32"),
-            config,
-            out_dir,
-            on_epoch=lambda epoch, total, logs: ctx.emit("epoch", epoch=epoch, total=total, logs=logs),
-            task=task,
-        )
+    workers = int(state["options"].get("workers") or 1)
+    with UtilisationSampler(enabled=bool(hardware["gpus"]) and workers == 1) as sampler:
+        if workers > 1:
+            arrays = (x_train, fit_train, x_val, fit_val)
+            result = _train_on_workers(ctx, state, model, arrays, config, n_outputs, seed + attempt, out_dir)
+        else:
+            result = train_dnn(
+                model,
+                x_train,
+                fit_train.astype("float32"),
+                x_val,
+                fit_val.astype("float32"),
+                config,
+                out_dir,
+                on_epoch=lambda epoch, total, logs: ctx.emit("epoch", epoch=epoch, total=total, logs=logs),
+                task=task,
+            )
     hardware["gpu_utilisation"] = sampler.summary()
     for fallback in result.execution_fallbacks:
         ctx.decide(f"train without {fallback['dropped']}", f"the device refused it: {fallback['error']}")
@@ -547,6 +566,79 @@ def _train_dnn(
         "val_predictions": str(val_path),
     }
     return {**common, "candidate": candidate, "loaded_checkpoint": loaded, "skipped_checkpoints": skipped}
+
+
+def _train_on_workers(
+    ctx: AgentContext,
+    state: dict[str, Any],
+    model: Any,
+    arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    config: Any,
+    n_outputs: int,
+    seed: int,
+    out_dir: Path,
+) -> Any:
+    """`--workers N`: the same network trained data-parallel on the Ray cluster (execution/ray_train.py);
+    its best weights go into this process's copy, saved and hashed like any checkpoint."""
+    from ml_expert.execution import executor_for
+    from ml_expert.execution.ray_train import ParallelSpec, train_data_parallel
+    from ml_expert.tools.training.checkpoints import CheckpointKeeper
+    from ml_expert.tools.training.dnn import TrainResult
+
+    options = state["options"]
+    workers = int(options["workers"])
+    cluster = executor_for(options.get("ray")).report.cluster
+    use_gpu = bool(cluster and cluster.gpus >= workers)
+    ctx.decide(
+        f"train the network data-parallel on {workers} Ray Train workers ({'GPU' if use_gpu else 'CPU'})",
+        "Keras 3 with the torch backend under DistributedDataParallel (MultiWorkerMirroredStrategy is "
+        "broken with Keras 3); a checkpoint every epoch, at most 2 restarts after a lost worker"
+        + ("; class weights are not applied on this path" if config.class_weight else ""),
+    )
+    x_train, y_train, x_val, y_val = arrays
+    spec = ParallelSpec(
+        n_features=x_train.shape[1],
+        task=state["data"]["task"],
+        n_outputs=n_outputs,
+        config=config,
+        seed=seed,
+        workers=workers,
+        storage=str(out_dir / "ray_train"),
+    )
+    weights, parallel = train_data_parallel(
+        x_train,
+        y_train.astype("float32"),
+        x_val,
+        y_val.astype("float32"),
+        spec,
+        name=f"{ctx.run_id}-network",
+        use_gpu=use_gpu,
+    )
+    for start in parallel.starts[1:]:
+        ctx.decide(
+            f"resume data-parallel training at epoch {start['resumed_from_epoch'] + 1}",
+            "a worker was lost; Ray Train restarted the group from the last reported checkpoint",
+        )
+    model.set_weights(weights)
+    keeper = CheckpointKeeper(out_dir, keep_last=config.keep_last)
+    model.save(keeper.best_path)
+    lines: list[str] = []
+    model.summary(print_fn=lambda line, **_: lines.append(line))
+    RunFile(ctx.run_dir).update(data_parallel=parallel.model_dump(exclude={"history"}))
+    return TrainResult(
+        epochs_trained=parallel.epochs_trained,
+        best_epoch=parallel.best_epoch,
+        best_val_loss=parallel.best_val_loss,
+        stopped_reason=f"{parallel.stopped_reason} ({workers} data-parallel workers, "
+        f"{parallel.failures} restarts)",
+        train_seconds=parallel.seconds,
+        params=int(model.count_params()),
+        history=parallel.history,
+        checkpoint=str(keeper.best_path),
+        checkpoints=keeper.records(),
+        batch_size=config.batch_size,
+        summary="\n".join(lines),
+    )
 
 
 def _keras_scores(model, x: np.ndarray, task: str) -> np.ndarray:

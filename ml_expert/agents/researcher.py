@@ -15,6 +15,8 @@ import numpy as np
 from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.errors import UsageError
+from ml_expert.execution import ExecutionReport, Executor, executor_for
+from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import available_memory_mb
@@ -278,8 +280,13 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         else "compare candidates on the validation split",
         cv.rule,
     )
+    connecting = time.perf_counter()
+    executor = _executor(ctx, options.get("ray"))
+    started += time.perf_counter() - connecting  # starting or joining a cluster is not model selection
     ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM")
-    leaderboard = run_baselines(schema, train, val, metric, seed, models_dir, folds=folds, budget=budget)
+    leaderboard = run_baselines(
+        schema, train, val, metric, seed, models_dir, folds=folds, budget=budget, map_fn=executor.map
+    )
     best = best_baseline(leaderboard, metric)
     ctx.decide(
         f"best simple baseline: {best.name}",
@@ -360,7 +367,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             ctx.decide("model the target on its own scale only", why)
     tuning = None
     if options.get("tune"):
-        tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, folds)
+        tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, executor, folds)
         if tuned is not None:
             consider(tuned, "tuned hyperparameters")
     ctx.step("greedy ensemble selection over the candidates' held-out predictions")
@@ -432,6 +439,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "baseline_seconds": {c.name: c.fit_seconds for c in leaderboard},
         "budget": budget,
         "tuning": tuning,
+        "execution": executor.report.model_dump(),
     }
     ctx.record("model-selection", selection)
     ctx.done(f"best candidate {best.name}: {_shown(best, metric)}")
@@ -509,6 +517,7 @@ def _search(
     metric: str,
     seed: int,
     budget: float,
+    executor: Executor,
     folds: np.ndarray | None = None,
 ) -> tuple[dict[str, Any], CandidateResult | None]:
     """`--tune`: a bounded search of the best baseline's hyperparameters (tools/selection/tuning.py).
@@ -518,7 +527,8 @@ def _search(
     """
     name = incumbent.base or incumbent.name
     classes = len(data.get("train_class_counts") or {}) or None
-    plan = plan_trials(name, len(train[1]), data["n_features_out"], classes, budget)
+    scale = executor.report.plan_scale
+    plan = plan_trials(name, len(train[1]), data["n_features_out"], classes, budget, scale=scale)
     record: dict[str, Any] = {"plan": plan.model_dump()}
     if plan.trials < MIN_TRIALS:
         ctx.decide(f"do not tune {name}", f"{plan.rule}: too few trials for a search")
@@ -535,7 +545,8 @@ def _search(
         plan,
         balanced=incumbent.balanced,
         log_target=incumbent.log_target,
-        time_limit=CAP_FACTOR * plan.share_seconds,
+        time_limit=CAP_FACTOR * plan.share_seconds / scale,  # the share is spread over `scale` nodes
+        map_fn=executor.map,
     )
     record.update({"ran": True, **result.model_dump()})
     if result.cap_hit:
@@ -570,3 +581,30 @@ def _search(
     )
     record["candidate"] = tuned.name
     return record, tuned
+
+
+def _executor(ctx: AgentContext, address: str | None) -> Executor:
+    """This process, or the Ray cluster at `address`: the hardware check and the growth rule are
+    decisions of the run; per-task progress goes to run.json (read by `status`) as it happens."""
+
+    def progress(report: ExecutionReport) -> None:
+        if report.mode == "local":
+            return  # one machine: nothing to add to the run's usual progress
+        RunFile(ctx.run_dir).update(execution=report.model_dump())
+        ctx.emit(
+            "tasks", done=report.tasks_done, in_flight=report.tasks_in_flight, per_node=report.tasks_per_node
+        )
+
+    executor = executor_for(address, on_progress=progress)
+    cluster = executor.report.cluster
+    if cluster is not None:
+        ctx.decide(
+            f"run the independent fits as Ray tasks on {cluster.address}",
+            f"{cluster.nodes} node(s), {cluster.cpus:g} CPUs, {cluster.gpus:g} GPUs, "
+            f"{cluster.memory_gb:g} GB memory at the start (Ray {cluster.ray_version}; connected in "
+            f"{cluster.connect_seconds:g} s, not counted in the budget); "
+            f"a task lost with its worker is retried at most {executor.report.max_retries} times",
+        )
+        ctx.decide(f"plan the search at {executor.report.plan_scale}x", executor.report.plan_scale_rule)
+        RunFile(ctx.run_dir).update(execution=executor.report.model_dump())
+    return executor

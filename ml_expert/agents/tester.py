@@ -186,6 +186,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "leaderboard": training["leaderboard"],
             "dnn": dnn,
             "time": training.get("time"),
+            "execution": selection.get("execution"),
             **extra,
             "decisions": RunFile(ctx.run_dir).read().decisions,
         }

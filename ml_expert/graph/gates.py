@@ -161,7 +161,20 @@ def training_gate(state: dict[str, Any]) -> GateVerdict:
                 ),
             )
         )
-    if dnn:
+    chosen = training.get("chosen") or {}
+    if dnn and chosen.get("kind") != "keras":
+        # The network lost to a simpler model and is neither exported nor shipped: how its training
+        # went is reported, but it cannot refuse the model that does ship.
+        losses = dnn["history"].get("loss", [])
+        checks.append(
+            Check(
+                name="network_not_shipped",
+                passed=True,
+                value={"first": losses[0] if losses else None, "best": min(losses) if losses else None},
+                detail=f"{chosen.get('name')} ships; the network ({dnn.get('stopped_reason')}) is not judged",
+            )
+        )
+    elif dnn:
         losses = dnn["history"].get("loss", [])
         finite = bool(losses) and all(math.isfinite(v) for v in losses)
         checks.append(Check(name="loss_finite", passed=finite, value=losses[-1] if losses else None))
@@ -184,7 +197,6 @@ def training_gate(state: dict[str, Any]) -> GateVerdict:
         loaded = dnn.get("loaded_checkpoint") or {}
         checks.append(_hash_check("network_checkpoint_verified", loaded.get("path"), loaded.get("sha256")))
     checks.append(Check(name="retries", passed=retries <= MAX_TRAINING_RETRIES, value=retries))
-    chosen = training.get("chosen") or {}
     checks.append(_hash_check("checkpoint_verified", chosen.get("path"), chosen.get("sha256")))
     return GateVerdict.from_checks("training", checks)
 

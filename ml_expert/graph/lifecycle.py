@@ -12,6 +12,7 @@ from langgraph.config import get_stream_writer
 
 from ml_expert.agents.context import memory_for
 from ml_expert.config import RunConfig
+from ml_expert.execution import close_executors
 from ml_expert.graph.gates import GATES
 from ml_expert.graph.outputs import run_artifacts, run_metrics
 from ml_expert.memory import FindingsRecorder, claude_flow_run
@@ -88,6 +89,7 @@ def make_gate_node(name: str):
 
 def finish_run(state: dict[str, Any]) -> dict[str, Any]:
     status = RunStatus.REFUSED if state.get("status") == RunStatus.REFUSED else RunStatus.FINISHED
+    close_executors()  # the fits are over: disconnect, stop a local cluster this run started
     path = Path(state["run_dir"])
     RunFile(path).end(status, state.get("reason"), state.get("phase"))
     recorder = FindingsRecorder(memory_for(state["options"]), path, state["run_id"])

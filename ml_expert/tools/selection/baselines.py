@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from threadpoolctl import threadpool_limits
 
 from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.mapping import MapFn, sequential_map
 from ml_expert.tools.scoring import predict_scores, score, sign
 from ml_expert.tools.selection.candidates import BASELINES, inner_pipeline, make_pipeline
 from ml_expert.tools.selection.ensemble import EnsembleMember
@@ -123,6 +125,15 @@ def forest_params(budget: float, rows: int, n_features: int, task: str) -> dict[
     return out
 
 
+def sized_params(
+    base: str, params: dict[str, Any] | None, budget: float | None, rows: int, schema: InputSchema
+) -> dict[str, Any]:
+    """The configuration's params, with a random forest sized by its share of the budget."""
+    if base == "random_forest" and budget is not None:
+        return {**forest_params(budget, rows, len(schema.keys), schema.task), **(params or {})}
+    return dict(params or {})
+
+
 def run_baselines(
     schema: InputSchema,
     train: tuple[pd.DataFrame, np.ndarray],
@@ -133,12 +144,23 @@ def run_baselines(
     names: tuple[str, ...] = tuple(BASELINES),
     folds: np.ndarray | None = None,
     budget: float | None = None,
+    map_fn: MapFn = sequential_map,
 ) -> list[CandidateResult]:
-    """`budget`: the forest is sized to its share of it (budget.plan_forest); None: by data alone."""
-    return [
-        fit_candidate(name, schema, train, val, metric, seed, models_dir, folds=folds, budget=budget)
-        for name in names
+    """`budget`: the forest is sized to its share of it (budget.plan_forest); None: by data alone.
+    `map_fn` decides where the fits run (here by default, or as cluster tasks)."""
+    specs = [
+        CandidateSpec(
+            base=n,
+            name=n,
+            input_schema=schema,
+            metric=metric,
+            seed=seed,
+            params=sized_params(n, None, budget, len(train[1]), schema),
+        )
+        for n in names
     ]
+    fitted = map_fn(train_candidate, specs, (train, val, folds), label="baselines")
+    return [save_candidate(f, models_dir) for f in fitted]
 
 
 def cross_val_predictions(
@@ -168,6 +190,94 @@ def cross_val_predictions(
     return out
 
 
+class CandidateSpec(BaseModel):
+    """One configuration to fit on train and score on validation: all a worker needs besides the data."""
+
+    base: str
+    name: str
+    input_schema: InputSchema
+    metric: str
+    seed: int
+    params: dict[str, Any] = {}
+    balanced: bool = False
+    log_target: bool = False
+
+
+@dataclass
+class FittedCandidate:
+    """What a fit sends back to be saved by the caller (a worker on another machine has no access to
+    the run directory): the pipeline, its validation and out-of-fold predictions, the figures."""
+
+    pipeline: Any
+    result: CandidateResult
+    val_pred: np.ndarray
+    oof: np.ndarray | None
+
+
+def train_candidate(
+    spec: CandidateSpec,
+    data: tuple[tuple[pd.DataFrame, np.ndarray], tuple[pd.DataFrame, np.ndarray], np.ndarray | None],
+) -> FittedCandidate:
+    """Fit one configuration on train, score it on validation (pure: writes nothing).
+
+    `folds` (the third item; small data): also k-fold cross-validate it on train + validation
+    (fold index per row, train rows first) and keep the out-of-fold predictions."""
+    train, val, folds = data
+    base, schema, metric, seed = spec.base, spec.input_schema, spec.metric, spec.seed
+    settings = {"params": spec.params or None, "balanced": spec.balanced, "log_target": spec.log_target}
+    pipeline = make_pipeline(base, schema, seed, rows=len(train[1]), **settings)
+    fit_seconds = fit(pipeline, *train)
+    val_pred = predict_scores(pipeline, val[0])
+    val_score = score(metric, val[1], val_pred)
+    train_score, kind = training_score(pipeline, train, metric)
+    cv: dict[str, Any] = {}
+    oof = None
+    if folds is not None:
+        frame = pd.concat([train[0], val[0]], ignore_index=True)
+        y = np.concatenate([train[1], val[1]])
+        started = time.perf_counter()
+        oof = cross_val_predictions(base, schema, frame, y, folds, seed, len(train[1]), settings)
+        fit_seconds += time.perf_counter() - started
+        per_fold = [score(metric, y[folds == k], oof[folds == k]) for k in np.unique(folds)]
+        cv = {
+            "cv_mean": round(float(np.mean(per_fold)), 6),
+            "cv_std": round(float(np.std(per_fold, ddof=1)), 6),
+            "cv_folds": [round(v, 6) for v in per_fold],
+        }
+    result = CandidateResult(
+        name=spec.name,
+        family=BASELINES[base][1],
+        kind="sklearn",
+        val_score=round(val_score, 6),
+        train_score=round(train_score, 6),
+        train_score_kind=kind,
+        fit_seconds=round(fit_seconds, 3),
+        base=base if spec.name != base else None,
+        params=dict(spec.params),
+        balanced=spec.balanced,
+        log_target=spec.log_target,
+        **cv,
+    )
+    return FittedCandidate(pipeline, result, val_pred, oof)
+
+
+def save_candidate(fitted: FittedCandidate, models_dir: Path) -> CandidateResult:
+    """Write the pipeline (with its hash) and its predictions into the run's models folder."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    name = fitted.result.name
+    path = models_dir / f"{name}.joblib"
+    joblib.dump(fitted.pipeline, path)
+    val_path = models_dir / f"{name}.val.npy"
+    np.save(val_path, fitted.val_pred)
+    update: dict[str, Any] = {"path": str(path), "sha256": sha256_file(path)}
+    update["val_predictions"] = str(val_path)
+    if fitted.oof is not None:
+        oof_path = models_dir / f"{name}.oof.npy"
+        np.save(oof_path, fitted.oof)
+        update["heldout_predictions"] = str(oof_path)
+    return fitted.result.model_copy(update=update)
+
+
 def fit_candidate(
     base: str,
     schema: InputSchema,
@@ -183,59 +293,23 @@ def fit_candidate(
     folds: np.ndarray | None = None,
     budget: float | None = None,
 ) -> CandidateResult:
-    """Fit one configuration on train, score it on validation, save it with its hash.
+    """Fit one configuration on train, score it on validation, save it with its hash (here).
 
     `folds` (small data): also k-fold cross-validate it on train + validation (fold index per
     row, train rows first) and keep the out-of-fold predictions for paired comparisons.
     `budget`: a random forest gets its trees (and rows per tree) from its share of the budget;
     they are kept in `params`, so the refit and the cross-validation fit the same size."""
-    models_dir.mkdir(parents=True, exist_ok=True)
-    name = name or base
-    if base == "random_forest" and budget is not None:
-        params = {**forest_params(budget, len(train[1]), len(schema.keys), schema.task), **(params or {})}
-    settings = {"params": params, "balanced": balanced, "log_target": log_target}
-    pipeline = make_pipeline(base, schema, seed, rows=len(train[1]), **settings)
-    fit_seconds = fit(pipeline, *train)
-    val_pred = predict_scores(pipeline, val[0])
-    val_score = score(metric, val[1], val_pred)
-    train_score, kind = training_score(pipeline, train, metric)
-    path = models_dir / f"{name}.joblib"
-    joblib.dump(pipeline, path)
-    val_path = models_dir / f"{name}.val.npy"
-    np.save(val_path, val_pred)
-    cv: dict[str, Any] = {}
-    if folds is not None:
-        frame = pd.concat([train[0], val[0]], ignore_index=True)
-        y = np.concatenate([train[1], val[1]])
-        started = time.perf_counter()
-        oof = cross_val_predictions(base, schema, frame, y, folds, seed, len(train[1]), settings)
-        fit_seconds += time.perf_counter() - started
-        per_fold = [score(metric, y[folds == k], oof[folds == k]) for k in np.unique(folds)]
-        oof_path = models_dir / f"{name}.oof.npy"
-        np.save(oof_path, oof)
-        cv = {
-            "cv_mean": round(float(np.mean(per_fold)), 6),
-            "cv_std": round(float(np.std(per_fold, ddof=1)), 6),
-            "cv_folds": [round(v, 6) for v in per_fold],
-            "heldout_predictions": str(oof_path),
-        }
-    return CandidateResult(
-        name=name,
-        family=BASELINES[base][1],
-        kind="sklearn",
-        val_score=round(val_score, 6),
-        train_score=round(train_score, 6),
-        train_score_kind=kind,
-        fit_seconds=round(fit_seconds, 3),
-        path=str(path),
-        sha256=sha256_file(path),
-        base=base if name != base else None,
-        params=dict(params or {}),
+    spec = CandidateSpec(
+        base=base,
+        name=name or base,
+        input_schema=schema,
+        metric=metric,
+        seed=seed,
+        params=sized_params(base, params, budget, len(train[1]), schema),
         balanced=balanced,
         log_target=log_target,
-        val_predictions=str(val_path),
-        **cv,
     )
+    return save_candidate(train_candidate(spec, (train, val, folds)), models_dir)
 
 
 def refit_on_train_and_val(

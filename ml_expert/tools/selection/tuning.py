@@ -22,6 +22,7 @@ from scipy.stats import loguniform
 from sklearn.model_selection import KFold, ParameterSampler, StratifiedKFold
 
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.mapping import MapFn, sequential_map
 from ml_expert.tools.scoring import predict_scores, score, sign
 from ml_expert.tools.selection.baselines import fit
 from ml_expert.tools.selection.candidates import forest_size, make_pipeline
@@ -117,16 +118,25 @@ def nominal_fit_seconds(name: str, rows: int, features_out: int, classes: int | 
     return 0.05 + 1e-6 * rows * max(features_out, 1) * per_class
 
 
-def plan_trials(name: str, rows: int, features_out: int, classes: int | None, budget: float) -> TrialPlan:
-    """Trials = the planned share of the budget over (folds x nominal fit), within [0, MAX_TRIALS]."""
+def plan_trials(
+    name: str, rows: int, features_out: int, classes: int | None, budget: float, scale: int = 1
+) -> TrialPlan:
+    """Trials = the planned share of the budget over (folds x nominal fit), within [0, MAX_TRIALS].
+
+    `scale` (a cluster's nodes, by the executor's rule) buys that many machines' worth of trials:
+    the share and the ceiling both grow by it; 1 is one machine.
+    """
     fold_rows = max(1, rows * (FOLDS - 1) // FOLDS)
     fit = nominal_fit_seconds(name, fold_rows, features_out, classes)
-    share = TUNE_SHARE * budget
-    trials = min(MAX_TRIALS, math.floor(share / (FOLDS * fit)))
+    share = TUNE_SHARE * budget * scale
+    ceiling = MAX_TRIALS * scale
+    trials = min(ceiling, math.floor(share / (FOLDS * fit)))
     rule = (
-        f"{TUNE_SHARE:.0%} of the {budget:g} s budget = {share:.1f} s over {FOLDS} folds x "
+        f"{TUNE_SHARE:.0%} of the {budget:g} s budget"
+        + (f" x {scale} nodes" if scale > 1 else "")
+        + f" = {share:.1f} s over {FOLDS} folds x "
         f"{fit:.2f} s nominal per fit ({fold_rows} rows, {features_out} features) -> "
-        f"{trials} trials (at most {MAX_TRIALS}; fewer than {MIN_TRIALS} is no search)"
+        f"{trials} trials (at most {ceiling}; fewer than {MIN_TRIALS} is no search)"
     )
     return TrialPlan(
         name=name, trials=max(trials, 0), nominal_fit_seconds=round(fit, 4), share_seconds=share, rule=rule
@@ -156,6 +166,54 @@ def _folds(task: str, y: np.ndarray, seed: int):
     return KFold(FOLDS, shuffle=True, random_state=seed).split(np.zeros(len(y)))
 
 
+class TrialSpec(BaseModel):
+    """One configuration to cross-validate: everything a worker needs besides the data."""
+
+    index: int
+    name: str
+    params: dict[str, Any]
+    input_schema: InputSchema
+    metric: str
+    seed: int
+    balanced: bool = False
+    log_target: bool = False
+
+
+def run_trial(spec: TrialSpec, train: tuple[pd.DataFrame, np.ndarray]) -> Trial:
+    """Cross-validate one configuration on the training split (a plain single-process fit per fold).
+
+    The folds come from the seed alone, so every attempt of a trial, anywhere, scores the same rows.
+    """
+    frame, y = train
+    began = time.perf_counter()
+    fold_scores: list[float] = []
+    error = None
+    try:
+        for fit_rows, score_rows in _folds(spec.input_schema.task, y, spec.seed):
+            pipeline = make_pipeline(
+                spec.name,
+                spec.input_schema,
+                spec.seed,
+                rows=len(y),
+                balanced=spec.balanced,
+                params=spec.params,
+                log_target=spec.log_target,
+            )
+            fit(pipeline, frame.iloc[fit_rows], y[fit_rows])
+            scores = predict_scores(pipeline, frame.iloc[score_rows])
+            fold_scores.append(score(spec.metric, y[score_rows], scores))
+    except Exception as exc:  # a configuration that cannot fit this data is a failed trial
+        error = f"{type(exc).__name__}: {exc}"
+    return Trial(
+        index=spec.index,
+        params=spec.params,
+        cv_score=round(float(np.mean(fold_scores)), 6) if error is None else None,
+        fold_scores=[round(s, 6) for s in fold_scores],
+        seconds=round(time.perf_counter() - began, 3),
+        error=error,
+    )
+
+
 def tune(
     name: str,
     schema: InputSchema,
@@ -166,41 +224,30 @@ def tune(
     balanced: bool = False,
     log_target: bool = False,
     time_limit: float | None = None,
+    map_fn: MapFn = sequential_map,
 ) -> TuningResult:
-    """Cross-validate each planned configuration on the training split; stop early only at time_limit."""
-    frame, y = train
-    folds = list(_folds(schema.task, y, seed))
+    """Cross-validate each planned configuration on the training split; stop early only at time_limit.
+
+    `map_fn` decides where the trials run (here by default, or as cluster tasks); trial 0, the
+    defaults, always runs.
+    """
     started = time.perf_counter()
-    trials: list[Trial] = []
-    cap_hit = False
-    for index, params in enumerate(candidate_params(name, schema.task, plan.trials, seed)):
-        elapsed = time.perf_counter() - started
-        if time_limit is not None and index > 0 and elapsed + elapsed / index > time_limit:
-            cap_hit = True  # the next trial, at the mean pace so far, would end past the limit
-            break
-        began = time.perf_counter()
-        fold_scores: list[float] = []
-        error = None
-        try:
-            for fit_rows, score_rows in folds:
-                pipeline = make_pipeline(
-                    name, schema, seed, rows=len(y), balanced=balanced, params=params, log_target=log_target
-                )
-                fit(pipeline, frame.iloc[fit_rows], y[fit_rows])
-                scores = predict_scores(pipeline, frame.iloc[score_rows])
-                fold_scores.append(score(metric, y[score_rows], scores))
-        except Exception as exc:  # a configuration that cannot fit this data is a failed trial
-            error = f"{type(exc).__name__}: {exc}"
-        trials.append(
-            Trial(
-                index=index,
-                params=params,
-                cv_score=round(float(np.mean(fold_scores)), 6) if error is None else None,
-                fold_scores=[round(s, 6) for s in fold_scores],
-                seconds=round(time.perf_counter() - began, 3),
-                error=error,
-            )
+    specs = [
+        TrialSpec(
+            index=i,
+            name=name,
+            params=p,
+            input_schema=schema,
+            metric=metric,
+            seed=seed,
+            balanced=balanced,
+            log_target=log_target,
         )
+        for i, p in enumerate(candidate_params(name, schema.task, plan.trials, seed))
+    ]
+    results = map_fn(run_trial, specs, train, label=f"trials of {name}", time_limit=time_limit, keep_first=1)
+    trials = [t for t in results if t is not None]
+    cap_hit = len(trials) < len(specs)  # the rest would have ended past the limit
     scored = [t for t in trials if t.cv_score is not None]
     best = max(scored, key=lambda t: sign(metric) * t.cv_score) if scored else trials[0]  # first wins ties
     return TuningResult(

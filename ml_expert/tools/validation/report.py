@@ -106,6 +106,7 @@ def render_report(info: dict[str, Any]) -> str:
             "```",
         ]
     lines += time_section(info.get("time"))
+    lines += execution_section(info.get("execution"))
     lines += calibration_section(info.get("calibration"))
     lines += fairness_section(info.get("fairness"), info.get("fairness_unavailable") or {})
     lines += ["", "## Decisions", ""]
@@ -192,6 +193,33 @@ def time_section(spent: dict[str, Any] | None) -> list[str]:
         if spent.get("cap_hit")
         else "No wall-clock cap fired: the planned epoch and trial counts ran in full.",
     ]
+    return lines
+
+
+def execution_section(execution: dict[str, Any] | None) -> list[str]:
+    """Where the independent fits ran (only for a run on a Ray cluster)."""
+    if not execution or execution.get("mode") != "ray":
+        return []
+    c = execution["cluster"]
+    started = " (started by this run, stopped at its end)" if c["started_here"] else ""
+    lines = [
+        "",
+        "## Where the fits ran",
+        "",
+        f"- Ray cluster `{c['address']}`{started}"
+        f": {c['nodes']} node(s), {c['cpus']:g} CPUs, {c['gpus']:g} GPUs, {c['memory_gb']:g} GB memory "
+        f"at the start (Ray {c['ray_version']})",
+        f"- {execution['tasks_done']} tasks ({', '.join(execution['batches'])}); the data sent to the "
+        f"object store once ({execution['data_puts']} objects)",
+        f"- Search plan: {execution['plan_scale_rule']}",
+        "",
+        "| node | tasks |",
+        "|---|---|",
+    ]
+    lines += [f"| {node} | {count} |" for node, count in execution["tasks_per_node"].items()]
+    retries = execution.get("retries") or []
+    lines += ["", f"Retries (at most {execution['max_retries']} per task): {len(retries) or 'none'}."]
+    lines += [f"- {r['label']} #{r['index']}, attempt {r['attempt']} lost: {r['cause']}" for r in retries]
     return lines
 
 
