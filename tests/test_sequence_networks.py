@@ -105,6 +105,12 @@ def test_forced_reader_trains_exports_and_serves(tmp_path: Path, kind: str, laye
     assert plan["train_dnn"] and plan["reader"]["layer"] == layer and plan["reader"]["forced"]
     assert plan["dnn_config"]["sequence_layer"] == layer
     assert "asked for (--network" in plan["reader"]["reason"] and "planned epochs" in plan["reader"]["reason"]
+    trained = _finding(run_dir, "training")
+    assert trained["dnn"]["config"]["sequence_layer"] == layer and trained["dnn"]["epochs_trained"] >= 1
+    if payload["chosen_model"] != "dnn":
+        # Tiny data and a few epochs on a loaded machine: the network may lose to the baselines, and
+        # only the shipped model is exported (test_withdrawn_export_... covers the exports alone).
+        return
     network = keras.saving.load_model(run_dir / "exports" / "dnn" / "model.keras", compile=False)
     assert network.name.startswith(f"{kind}_{layer}")
     wanted = keras.layers.LSTM if layer == "lstm" else keras.layers.MultiHeadAttention
@@ -127,10 +133,6 @@ def test_forced_reader_trains_exports_and_serves(tmp_path: Path, kind: str, laye
     if layer == "lstm":
         # TFLite has no TensorList loop without select ops: withdrawn, said in the release
         assert "dnn/tflite" in withdrawn
-    if payload["chosen_model"] != "dnn":
-        # Tiny data and a few epochs on a loaded machine: the network may lose to the baselines
-        # (and then the package serves the baseline); its exports were still all made and judged.
-        return
     release = json.loads((run_dir / "run.json").read_text())["gates"]["release"]
     assert release["passed"], release
     checks = {c["name"]: c for c in release["checks"]}
@@ -161,3 +163,38 @@ def test_forcing_a_reader_on_tabular_data_is_a_usage_error(tmp_path: Path) -> No
     assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "--network lstm reads text or sequences" in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_withdrawn_export_is_deleted_reported_and_not_judged(tmp_path: Path) -> None:
+    """An LSTM's every export reloaded and compared; TFLite (no TensorList loop without select ops)
+    withdrawn: file deleted, reason kept, and the release gate judges only what ships."""
+    from ml_expert.graph.gates import release_gate
+    from ml_expert.tools.data.prepare import load_split, prepare_data
+    from ml_expert.tools.deployment.exports import WITHDRAWABLE_FORMATS, export_keras, withdraw_unsupported
+    from ml_expert.tools.training.dnn import DNNConfig, build_dnn
+
+    data = tmp_path / "waves.csv"
+    _waves(60, 0, steps=12).to_csv(data, index=False)
+    prepared = prepare_data(str(data), "shape", 0, tmp_path / "data", modality="sequence")
+    schema = prepared.input_schema
+    config = DNNConfig(architecture="sequence", sequence_layer="lstm", hidden_units=[8])
+    model = build_dnn(prepared.n_features_out, "classification", len(schema.classes), config, 0)
+    preprocessor = joblib.load(prepared.files["preprocessor"])
+    reference = load_split(prepared.files, "val", schema, prepared.file_hashes)[0]
+    records = withdraw_unsupported(
+        export_keras(model, preprocessor, schema, reference, tmp_path / "exports"), WITHDRAWABLE_FORMATS
+    )
+    by_format = {r.format: r for r in records}
+    assert by_format["keras"].passed and by_format["onnx"].passed and by_format["savedmodel"].passed
+    tflite = by_format["tflite"]
+    assert not tflite.shipped and not Path(tflite.path).exists()
+    assert "cannot hold this architecture" in (tflite.not_shipped_reason or "")
+    state = {
+        "options": {"workspace": str(tmp_path / "ws")},
+        "deployment": {"exports": [r.model_dump() for r in records]},
+        "validation": {},
+        "data": {},
+    }
+    checks = {c.name: c for c in release_gate(state).checks}
+    assert "export_tflite_matches" not in checks and checks["export_onnx_matches"].passed
+    assert checks["exports_not_shipped"].value == ["tflite"]
