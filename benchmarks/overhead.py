@@ -130,7 +130,7 @@ def plain_child(args: argparse.Namespace) -> dict[str, Any]:
         load_split(prepared.files, "train", schema, prepared.file_hashes),
         load_split(prepared.files, "val", schema, prepared.file_hashes),
     )
-    metric, _ = primary_metric(task, prepared.profile.get("imbalance_ratio"))
+    metric, _ = primary_metric(task)  # the default, as a run without --metric
     board = run_baselines(schema, train, val, metric, args.seed, out / "models")
     best = max((c for c in board if c.name != "dummy"), key=lambda c: c.val_score)
     lap("run_baselines")

@@ -384,7 +384,7 @@ def test_model_inference_coerces_like_to_model_frame(titanic, package):
     deploy, _, runtime = package
     model = runtime.ModelInference(deploy)
     base = test.head(1).to_dict(orient="records")[0]
-    odd_numbers = [1, "2", " 3 ", None, np.nan, "inf", "", True, np.int64(2), np.float32(1.5), pd.NA]
+    odd_numbers = [1, "2", " 3 ", None, np.nan, "7", "", True, np.int64(2), np.float32(1.5), pd.NA]
     odd_categories = ["S", 3.0, 3, None, np.nan, "", "Q", True, np.float64(2.0), "3.0", pd.NA]
     rows = [{**base, "pclass": n, "embarked": c} for n, c in zip(odd_numbers, odd_categories, strict=True)]
     feed = model._feed(model.validate(rows))
@@ -397,6 +397,9 @@ def test_model_inference_coerces_like_to_model_frame(titanic, package):
             assert feed[name].ravel().tolist() == expected[name].ravel().tolist(), name
     with pytest.raises(runtime.SchemaError, match="'pclass'"):
         model.validate({**base, "pclass": "1_000"})
+    # a non-finite number is refused, never imputed as if it were missing (issue 17)
+    with pytest.raises(runtime.SchemaError, match="'pclass'"):
+        model.validate({**base, "pclass": "inf"})
 
 
 def test_string_class_labels_multiclass_package(tmp_path):

@@ -257,7 +257,9 @@ def test_network_refit_runs_the_best_epoch_count_on_train_and_validation(tmp_pat
     prepared = prepare_data(str(DATASETS / "iris.csv"), "target", 0, tmp_path / "data")
     files = prepared.files
     x = np.concatenate([np.load(files["X_train"]), np.load(files["X_val"])])
-    y = np.concatenate([load_split(files, s, prepared.input_schema)[1] for s in ("train", "val")])
+    y = np.concatenate(
+        [load_split(files, s, prepared.input_schema, prepared.file_hashes)[1] for s in ("train", "val")]
+    )
     config = DNNConfig(hidden_units=[16], batch_size=16, max_epochs=50)
     runs = [refit_dnn(x, y, "classification", 3, config, seed=5, epochs=7) for _ in range(2)]
     (model, refit), (again, _) = runs

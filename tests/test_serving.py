@@ -279,6 +279,9 @@ def test_predict_command_refuses_out_of_range_rows(workspace_with_two_versions: 
     assert not out.exists()
 
 
+HTTP_FLOOR_MS = 5.0
+
+
 def test_health_answers_while_batches_run(server: dict) -> None:
     """Inference runs off the event loop: /health does not wait for 1,000-row batches.
 
@@ -315,7 +318,9 @@ def test_health_answers_while_batches_run(server: dict) -> None:
             w.join()
     times.sort()
     batch_ms.sort()
-    assert times[len(times) // 2] < 0.25 * batch_ms[len(batch_ms) // 2], (times, batch_ms)
+    # + HTTP_FLOOR_MS: a probe's own round trip and a GIL hand-over (CI measured 6.9 ms against
+    # 25 ms batches on an idle machine); on the loop a probe waits half a batch on top of that.
+    assert times[len(times) // 2] < 0.25 * batch_ms[len(batch_ms) // 2] + HTTP_FLOOR_MS, (times, batch_ms)
 
 
 def test_half_sent_requests_are_cut_off(server: dict) -> None:

@@ -57,7 +57,7 @@ def test_a_network_that_keeps_diverging_is_discarded_and_the_baseline_ships(
         dnn_learning_rate=1e4,
     )
     assert result.ok, result.reason
-    assert result.chosen_model in ("linear", "random_forest", "hist_gradient_boosting")
+    assert result.chosen_model != "dnn"  # a baseline (or their ensemble) ships
     finding = json.loads((Path(result.run_dir) / "findings" / "training.json").read_text())
     assert finding["attempt"] == 2 and "dnn" not in finding
     diverged = finding["diverged_network"]

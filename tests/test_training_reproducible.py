@@ -74,11 +74,12 @@ def test_two_seeded_runs_agree_and_respect_the_budget(datasets: Path, tmp_path: 
     for spent in (train1["time"], train2["time"]):
         assert spent["budget_seconds"] == BUDGET
         assert spent["total_seconds"] <= 1.1 * BUDGET
-        assert set(spent["baseline_fit_seconds"]) == {
+        assert set(spent["baseline_fit_seconds"]) >= {
             "dummy",
             "linear",
             "random_forest",
             "hist_gradient_boosting",
+            "lightgbm",
         }
         assert spent["network_epochs_run"] == dnn1["epochs_trained"]
     # the hardware check before training is recorded

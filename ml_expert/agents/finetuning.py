@@ -32,6 +32,7 @@ class ReleasedModel(BaseModel):
     schema_: InputSchema
     test_score: float | None = None
     primary_metric: str | None = None
+    model_name: str | None = None  # the registry's name of the released model (its production line)
 
 
 def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
@@ -77,6 +78,7 @@ def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
         schema_=schema,
         test_score=info.get("test_score"),
         primary_metric=info.get("primary_metric"),
+        model_name=info.get("model_name"),
     )
 
 
@@ -142,7 +144,13 @@ def candidates(
                 "detail": detail,
             }
         )
-    record = {"parent": released.version, "parent_model": released.model, "parent_run": released.run_id}
+    record = {
+        "parent": released.version,
+        "parent_model": released.model,
+        "parent_run": released.run_id,
+        # a fine-tuned model is a new version of the same named model, not a model of its own
+        "model_name": released.model_name,
+    }
     return out, record
 
 

@@ -93,10 +93,16 @@ def model_name_from(source: str | Path | None) -> str:
 
 
 def release_model_name(state: dict[str, Any]) -> str:
-    """The model a run's release belongs to: `model_name` when given, else the data file's stem."""
+    """The model a run's release belongs to: `model_name` when given, else the model a fine-tuned
+    run started from (`--from`), else the data file's stem."""
     options, data = state.get("options") or {}, state.get("data") or {}
     given = options.get("model_name")
-    return validate_model_name(given) if given else model_name_from(data.get("source") or options.get("data"))
+    if given:
+        return validate_model_name(given)
+    parent = ((state.get("training") or {}).get("fine_tuning") or {}).get("model_name")
+    if parent:
+        return validate_model_name(parent)
+    return model_name_from(data.get("source") or options.get("data"))
 
 
 def actor() -> str:
