@@ -24,7 +24,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import machine  # noqa: E402
+from benchmarks.common import load_average, machine  # noqa: E402
 
 
 def _data(name: str, rows: int):
@@ -71,7 +71,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
-    report: dict = {"machine": machine(), "cases": {}}
+    started = time.perf_counter()
+    report: dict = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python benchmarks/training_cpu.py " + " ".join(sys.argv[1:]),
+        "machine": machine(),
+        "load_before": load_average(),
+        "protocol": {"repeats": args.repeats, "rows": args.rows, "order": "alternated each repeat"},
+        "cases": {},
+    }
     for name, epochs in (("demo", 20), ("synthetic", 4)):
         data = _data(name, args.rows)
         plan = plan_execution(
@@ -106,6 +114,8 @@ def main() -> None:
             "first_epoch_ratio_after_over_before": round(first["after"] / first["before"], 3),
         }
         print(name, report["cases"][name]["later_epoch_ratio_after_over_before"], flush=True)
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    report["load_after"] = load_average()
     out = ROOT / "benchmarks" / "results" / "training_cpu.json"
     out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
