@@ -6,6 +6,7 @@ measurement), so the same seed and data give the same plan on any machine.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -326,22 +327,15 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         else:
             consider(comparison.with_threshold(best, val), f"a decision threshold tuned for {metric}")
     base = best.base or best.name
+    # the best family again with one change (class weights, a log-scale target), scored the same way
+    variant = functools.partial(
+        fit_candidate, base, schema, train, val, metric, seed, models_dir, folds=folds
+    )
     ratio = data.get("imbalance_ratio") or 1.0
     if data["task"] == "classification" and ratio >= IMBALANCE_FOR_WEIGHTS:
         ctx.step(f"class-weighted {base}")
         consider(
-            fit_candidate(
-                base,
-                schema,
-                train,
-                val,
-                metric,
-                seed,
-                models_dir,
-                name=f"{base}_weighted",
-                balanced=True,
-                folds=folds,
-            ),
+            variant(name=f"{base}_weighted", balanced=True),
             f"class weights (largest/smallest class = {ratio:.1f} >= {IMBALANCE_FOR_WEIGHTS})",
         )
     if data["task"] == "regression":
@@ -349,18 +343,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         if skewed:
             ctx.step(f"log-scale {base}")
             consider(
-                fit_candidate(
-                    base,
-                    schema,
-                    train,
-                    val,
-                    metric,
-                    seed,
-                    models_dir,
-                    name=f"{base}_log",
-                    log_target=True,
-                    folds=folds,
-                ),
+                variant(name=f"{base}_log", log_target=True),
                 f"log-scale target ({why})",
             )
         else:
