@@ -288,6 +288,9 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     leaderboard = run_baselines(
         schema, train, val, metric, seed, models_dir, folds=folds, budget=budget, map_fn=executor.map
     )
+    for candidate in leaderboard:
+        if candidate.params_rule:
+            ctx.decide(f"boosting rounds of {candidate.name}", candidate.params_rule)
     best = best_baseline(leaderboard, metric)
     ctx.decide(
         f"best simple baseline: {best.name}",

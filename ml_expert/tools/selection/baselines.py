@@ -12,12 +12,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 from sklearn.compose import TransformedTargetRegressor
+from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
 from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.mapping import MapFn, sequential_map
 from ml_expert.tools.scoring import predict_scores, score, sign
+from ml_expert.tools.selection.boosting import early_stopped_rounds
 from ml_expert.tools.selection.candidates import BASELINES, inner_pipeline, make_pipeline
 from ml_expert.tools.selection.ensemble import EnsembleMember
 
@@ -45,6 +47,7 @@ class CandidateResult(BaseModel):
     val_predictions: str | None = None  # .npy of its validation predictions (fit on train only)
     heldout_predictions: str | None = None  # .npy of its out-of-fold predictions on train + validation
     members: list[EnsembleMember] = []  # an ensemble's members and weights (tools/selection/ensemble.py)
+    params_rule: str | None = None  # how params the data chose were chosen (LightGBM's rounds)
 
     @property
     def selection_score(self) -> float:
@@ -156,6 +159,7 @@ def run_baselines(
             metric=metric,
             seed=seed,
             params=sized_params(n, None, budget, len(train[1]), schema),
+            budget=budget,
         )
         for n in names
     ]
@@ -201,6 +205,7 @@ class CandidateSpec(BaseModel):
     params: dict[str, Any] = {}
     balanced: bool = False
     log_target: bool = False
+    budget: float | None = None  # caps searches inside the fit (LightGBM's rounds) by a count rule
 
 
 @dataclass
@@ -224,7 +229,14 @@ def train_candidate(
     (fold index per row, train rows first) and keep the out-of-fold predictions."""
     train, val, folds = data
     base, schema, metric, seed = spec.base, spec.input_schema, spec.metric, spec.seed
-    settings = {"params": spec.params or None, "balanced": spec.balanced, "log_target": spec.log_target}
+    params, params_rule = dict(spec.params), None
+    if base == "lightgbm" and "n_estimators" not in params:
+        steps = make_pipeline(base, schema, seed, rows=len(train[1])).steps[:-1]
+        rounds = early_stopped_rounds(
+            Pipeline(steps), schema, train, seed, spec.budget, spec.balanced, spec.log_target
+        )
+        params, params_rule = {**rounds.params, **params}, rounds.rule
+    settings = {"params": params or None, "balanced": spec.balanced, "log_target": spec.log_target}
     pipeline = make_pipeline(base, schema, seed, rows=len(train[1]), **settings)
     fit_seconds = fit(pipeline, *train)
     val_pred = predict_scores(pipeline, val[0])
@@ -253,7 +265,8 @@ def train_candidate(
         train_score_kind=kind,
         fit_seconds=round(fit_seconds, 3),
         base=base if spec.name != base else None,
-        params=dict(spec.params),
+        params=params,
+        params_rule=params_rule,
         balanced=spec.balanced,
         log_target=spec.log_target,
         **cv,
@@ -308,6 +321,7 @@ def fit_candidate(
         params=sized_params(base, params, budget, len(train[1]), schema),
         balanced=balanced,
         log_target=log_target,
+        budget=budget,
     )
     return save_candidate(train_candidate(spec, (train, val, folds)), models_dir)
 

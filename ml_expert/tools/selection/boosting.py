@@ -1,0 +1,120 @@
+"""How many boosting rounds LightGBM grows: early stopping in k-fold CV on the training rows.
+
+LightGBM's defaults (100 rounds at learning rate 0.1) are a guess that fits no data in particular:
+too many rounds overfit a few hundred rows, too few underfit tens of thousands. Every AutoML system
+early-stops its boosting; here `lightgbm.cv` grows the folds side by side at learning rate 0.05 and
+stops PATIENCE rounds after the mean held-out loss last improved. The count is then fixed in the
+candidate's params, so the validation score, the cross-validation on train + validation and the
+refit all fit the same model. Only training rows are read: validation and test stay unseen.
+
+The round cap is a count from the budget by a nominal cost per row and round (never a measured
+time), so a seeded run grows the same trees on any machine.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel
+from sklearn.pipeline import Pipeline
+from sklearn.utils.class_weight import compute_sample_weight
+
+from ml_expert.tools.data.schema import InputSchema
+
+LEARNING_RATE = 0.05
+PATIENCE = 50
+MAX_ROUNDS = 1000
+# Fewer affordable rounds than this at LEARNING_RATE would learn less than the defaults
+# (100 rounds at 0.1): the defaults are kept.
+MIN_ROUNDS = 200
+SEARCH_SHARE = 0.15  # of the budget, planned for the search
+ROUND_ROW_S = 2e-7  # nominal seconds per training row and round on one busy core (set pessimistic)
+SMALL_ROWS = 10_000  # below: 5 folds, else 3
+
+
+class BoostingRounds(BaseModel):
+    params: dict[str, Any]  # over LightGBM's defaults: {} when the defaults are kept
+    rule: str
+
+
+def folds_for(rows: int) -> int:
+    return 5 if rows < SMALL_ROWS else 3
+
+
+def round_cap(rows: int, budget: float | None) -> int:
+    """The most rounds the search may grow: the budget's share / the nominal cost of one round."""
+    if budget is None:
+        return MAX_ROUNDS
+    per_round = folds_for(rows) * rows * ROUND_ROW_S
+    return int(min(MAX_ROUNDS, SEARCH_SHARE * budget / max(per_round, 1e-9)))
+
+
+def _lgb_params(task: str, n_classes: int, seed: int) -> dict[str, Any]:
+    if task == "regression":
+        objective: dict[str, Any] = {"objective": "regression"}
+    elif n_classes == 2:
+        objective = {"objective": "binary"}
+    else:
+        objective = {"objective": "multiclass", "num_class": n_classes}
+    return {
+        **objective,
+        "learning_rate": LEARNING_RATE,
+        "seed": seed,
+        "deterministic": True,
+        "force_row_wise": True,
+        "num_threads": 1,
+        "verbosity": -1,
+    }
+
+
+def early_stopped_rounds(
+    preprocessing: Pipeline,
+    schema: InputSchema,
+    train: tuple[pd.DataFrame, np.ndarray],
+    seed: int,
+    budget: float | None = None,
+    balanced: bool = False,
+    log_target: bool = False,
+) -> BoostingRounds:
+    """`preprocessing`: the candidate's own (unfitted) steps before the model, fit here on train."""
+    import lightgbm as lgb
+
+    frame, y = train
+    rows = len(y)
+    cap = round_cap(rows, budget)
+    if cap < MIN_ROUNDS:
+        return BoostingRounds(
+            params={},
+            rule=f"LightGBM's defaults (100 rounds at 0.1): the budget affords {cap} < {MIN_ROUNDS} rounds "
+            f"of the search at {LEARNING_RATE} ({folds_for(rows)} folds x {rows} rows x {ROUND_ROW_S:g} s)",
+        )
+    matrix = preprocessing.fit_transform(frame)
+    classification = schema.task == "classification"
+    labels = np.unique(y, return_inverse=True)[1] if classification else np.asarray(y, dtype=float)
+    if log_target and not classification:
+        labels = np.log1p(labels)
+    weight = compute_sample_weight("balanced", labels) if balanced and classification else None
+    n_classes = int(labels.max()) + 1 if classification else 0
+    if classification and n_classes < 2:
+        return BoostingRounds(params={}, rule="LightGBM's defaults: one class in the training rows")
+    folds = folds_for(rows)
+    history = lgb.cv(
+        _lgb_params(schema.task, n_classes, seed),
+        lgb.Dataset(matrix, label=labels, weight=weight, free_raw_data=True),
+        num_boost_round=cap,
+        nfold=folds,
+        stratified=classification,
+        shuffle=True,
+        seed=seed,
+        callbacks=[lgb.early_stopping(PATIENCE, verbose=False)],
+    )
+    rounds = len(next(iter(history.values())))
+    stopped = "the cap" if rounds >= cap else f"early stopping ({PATIENCE} rounds without improvement)"
+    return BoostingRounds(
+        params={"learning_rate": LEARNING_RATE, "n_estimators": int(rounds)},
+        rule=f"{rounds} rounds at learning rate {LEARNING_RATE}: {folds}-fold lightgbm.cv on the "
+        f"{rows} training rows, stopped by {stopped}; cap {cap} = min({MAX_ROUNDS}, "
+        f"{SEARCH_SHARE:g} x budget / ({folds} folds x {rows} rows x {ROUND_ROW_S:g} s))",
+    )
