@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.pipeline import Pipeline
+from test_model_families import DIABETES, PENGUINS, SEED, split
 
 from ml_expert.tools.selection.baselines import fit_candidate
 from ml_expert.tools.selection.boosting import (
@@ -18,7 +19,6 @@ from ml_expert.tools.selection.boosting import (
     round_cap,
 )
 from ml_expert.tools.selection.candidates import make_pipeline
-from test_model_families import DIABETES, PENGUINS, SEED, split
 
 
 def _rounds(case, **kwargs):

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ml_expert.agents.ml_developer import MAX_TRAINING_RETRIES
+from ml_expert.agents.retry import TRAINING_RETRY
 from ml_expert.config import RunConfig
 from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
@@ -138,7 +138,7 @@ def plan_gate(state: dict[str, Any]) -> GateVerdict:
 
 def training_gate(state: dict[str, Any]) -> GateVerdict:
     training = state.get("training") or {}
-    retries = int((state.get("retries") or {}).get("training", 0))
+    retries = TRAINING_RETRY.retries(state)
     checks: list[Check] = []
     dnn = training.get("dnn")
     diverged = training.get("diverged_network")
@@ -152,11 +152,11 @@ def training_gate(state: dict[str, Any]) -> GateVerdict:
                     "attempt": diverged.get("attempt"),
                     "learning_rate": diverged["config"]["learning_rate"],
                 },
-                threshold=MAX_TRAINING_RETRIES,
+                threshold=TRAINING_RETRY.max_retries,
                 detail=(
                     f"network discarded after {retries} retries, the best baseline ships: {discarded}"
                     if discarded
-                    else f"{diverged['stopped_reason']}; retry {retries + 1} of {MAX_TRAINING_RETRIES} "
+                    else f"{diverged['stopped_reason']}; retry {retries + 1} of {TRAINING_RETRY.max_retries} "
                     "with a lower learning rate and tighter clipping"
                 ),
             )
@@ -196,16 +196,14 @@ def training_gate(state: dict[str, Any]) -> GateVerdict:
         )
         loaded = dnn.get("loaded_checkpoint") or {}
         checks.append(_hash_check("network_checkpoint_verified", loaded.get("path"), loaded.get("sha256")))
-    checks.append(Check(name="retries", passed=retries <= MAX_TRAINING_RETRIES, value=retries))
+    checks.append(Check(name="retries", passed=retries <= TRAINING_RETRY.max_retries, value=retries))
     checks.append(_hash_check("checkpoint_verified", chosen.get("path"), chosen.get("sha256")))
     return GateVerdict.from_checks("training", checks)
 
 
 def should_retry_training(state: dict[str, Any]) -> bool:
     """A refused training gate goes back to training when the network diverged and retries are left."""
-    diverged = (state.get("training") or {}).get("diverged_network")
-    retries = int((state.get("retries") or {}).get("training", 0))
-    return bool(diverged) and not diverged.get("discarded") and retries < MAX_TRAINING_RETRIES
+    return TRAINING_RETRY.should_retry(state)
 
 
 def validation_gate(state: dict[str, Any]) -> GateVerdict:

@@ -1,0 +1,197 @@
+"""Deployment: export what ships, verify each export, measure its latency, write the package."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ml_expert.agents.context import AgentContext
+from ml_expert.agents.ml_developer.common import json_safe, quiet_tensorflow
+from ml_expert.hashing import verify
+from ml_expert.runs import RunFile
+from ml_expert.tools.data.prepare import load_split
+from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.data.splits import read_frame
+from ml_expert.tools.environment import package_versions
+
+
+def _training_stats(data: dict[str, Any], schema: InputSchema) -> str:
+    """Aggregates of the training split for drift checks (quantiles, category shares; no rows)."""
+    import json
+
+    from ml_expert.tools.validation.drift import training_statistics
+
+    train_x, _ = load_split(data["files"], "train", schema, data.get("file_hashes"))
+    columns = [c.model_dump() for c in schema.columns]
+    values = {c.name: train_x[c.key].tolist() for c in schema.columns}
+    return json.dumps(training_statistics(columns, values), indent=1) + "\n"
+
+
+def _package_latency(package_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
+    """Single-row and batch latency of the package itself, through inference.py (the serving path)."""
+
+    from ml_expert.runtime.inference import ModelInference
+    from ml_expert.tools.validation.latency import measure
+
+    model = ModelInference(package_dir)
+    # rows as a caller sends them: raw column names, dates as text
+    records = read_frame(data["files"]["val_raw"], data.get("file_hashes"), "val_raw").to_dict(
+        orient="records"
+    )
+    return measure(model.predict, records[:50], records, len(records))
+
+
+def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: dict[str, Any] | None) -> None:
+    """Add the export latencies to metrics.json and evaluation_report.md (the tester's files).
+
+    The tester runs before any export exists, so latency is measured here, on the reloaded
+    export files, and appended to the same report."""
+    import json
+
+    from ml_expert.tools.validation.report import latency_section
+
+    # one label per export file: the model's folder and the format ("linear/onnx", "dnn/tflite")
+    labelled = [{**r, "format": f"{Path(r['path']).parent.name}/{r['format']}"} for r in rows]
+    metrics_path = run_dir / "metrics.json"
+    if metrics_path.exists():
+        metrics = json.loads(metrics_path.read_text())
+        metrics["latency"] = {r["format"]: r.get("latency") for r in labelled}
+        metrics["latency"]["package (inference.py)"] = package
+        metrics["model_size_bytes"] = {r["format"]: r.get("size_bytes") for r in labelled}
+        metrics_path.write_text(json.dumps(metrics, indent=2))
+    report_path = run_dir / "evaluation_report.md"
+    if report_path.exists():
+        shown = labelled + (
+            [
+                {
+                    "format": "package (inference.py)",
+                    "size_bytes": _dir_size(run_dir / "deployment"),
+                    "latency": {**package, "input": "dict rows, schema-validated, preprocessing inside"},
+                }
+            ]
+            if package
+            else []
+        )
+        # a resumed deployment replaces the section instead of adding a second one
+        base = report_path.read_text().split("\n## Latency and throughput", 1)[0].rstrip("\n") + "\n"
+        report_path.write_text(base + latency_section(shown))
+
+
+def _dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def deployment(state: dict[str, Any]) -> dict[str, Any]:
+    ctx = AgentContext(state, "ml-developer", "deployment")
+    ctx.start()
+    import joblib
+
+    from ml_expert.tools.deployment.exports import (
+        WITHDRAWABLE_FORMATS,
+        export_keras,
+        export_sklearn,
+        measure_export_latency,
+        withdraw_unsupported,
+    )
+    from ml_expert.tools.deployment.package import dockerfile_text, server_source, write_package
+
+    data, training_result = state["data"], state["training"]
+    schema = InputSchema.model_validate(data["schema"])
+    chosen = training_result["chosen"]
+    # Parity and latency use the validation rows: the test split is read once, by the tester.
+    reference, _ = load_split(data["files"], "val", schema, data.get("file_hashes"))
+    exports_dir = ctx.run_dir / "exports"
+    records: list[dict[str, Any]] = []
+    onnx_path: str | None = None
+    # Only what ships is exported (and judged by the release gate): a network that was trained
+    # but not chosen is not converted, so its failed conversion cannot refuse the chosen model.
+    dnn = training_result.get("dnn") if chosen["kind"] == "keras" else None
+    if chosen["kind"] == "sklearn":
+        verify(chosen["path"], chosen["sha256"])
+        pipeline = joblib.load(chosen["path"])
+        ctx.step(f"exporting {chosen['name']}: joblib, ONNX")
+        sk_records = export_sklearn(pipeline, schema, reference, exports_dir / chosen["name"])
+        ctx.step("timing each reloaded export")
+        measure_export_latency(sk_records, schema, reference)
+        records += [r.model_dump() for r in sk_records]
+        onnx_path = next((r.path for r in sk_records if r.format == "onnx"), None)
+    if dnn:
+        quiet_tensorflow()
+        import keras
+
+        import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
+
+        candidate = chosen  # the network refit on train + validation (or the train-only one)
+        verify(candidate["path"], candidate["sha256"])
+        model = keras.saving.load_model(candidate["path"])
+        verify(data["files"]["preprocessor"], data["preprocessor_sha256"])
+        preprocessor = joblib.load(data["files"]["preprocessor"])
+        ctx.step("exporting the Keras DNN: .keras, .h5, SavedModel, TFLite, ONNX")
+        k_records = export_keras(model, preprocessor, schema, reference, exports_dir / "dnn")
+        if dnn["config"].get("sequence_layer", "conv") != "conv":
+            for record in withdraw_unsupported(k_records, WITHDRAWABLE_FORMATS):
+                if not record.shipped:
+                    ctx.decide(f"do not ship the {record.format} export", record.not_shipped_reason or "")
+        ctx.step("timing each reloaded export")
+        measure_export_latency(k_records, schema, reference, preprocessor)
+        records += [r.model_dump() for r in k_records]
+        onnx_path = next((r.path for r in k_records if r.format == "onnx"), None)
+    for record in records:
+        ctx.emit(
+            "export",
+            format=record["format"],
+            passed=record["parity"]["passed"] if record.get("parity") else False,
+        )
+    package_dir = ctx.run_dir / "deployment"
+    manifest: dict[str, Any] = {}
+    package_latency: dict[str, Any] | None = None
+    # Every export of the shipped model must pass; one failed format stops the package.
+    shipped_dir = exports_dir / (chosen["name"] if chosen["kind"] == "sklearn" else "dnn")
+    shipped = [r for r in records if Path(r["path"]).parent == shipped_dir and r.get("shipped", True)]
+    chosen_ok = onnx_path is not None and all(r["passed"] for r in shipped)
+    if chosen_ok:
+        validation = state["validation"]
+        run = RunFile(ctx.run_dir).read()
+        extra_files = {
+            "server.py": server_source().read_text(encoding="utf-8"),
+            "Dockerfile": dockerfile_text(),
+            "training_stats.json": _training_stats(data, schema),
+        }
+        if data["task"] == "clustering":  # aggregates over >= 5 training rows (the tester's)
+            extra_files["cluster_profiles.json"] = Path(validation["profiles_path"]).read_text()
+        metadata = {
+            "run_id": ctx.run_id,
+            "model": chosen["name"],
+            "task": data["task"],
+            "primary_metric": validation["primary_metric"],
+            "test_score": validation["test_score"],
+            "metrics": {k: v for k, v in validation["test_metrics"].items() if isinstance(v, int | float)},
+            "seed": int(state["options"]["seed"]),
+            "data_fingerprint": data["fingerprint"],
+            "split_sizes": data.get("split_sizes"),
+            "package_versions": package_versions(),
+            "created": run.created,
+            "model_size_bytes": Path(onnx_path).stat().st_size,
+        }
+        write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
+        ctx.step("timing the package through inference.py")
+        package_latency = _package_latency(package_dir, data)
+        hardware = run.manifest.get("hardware") or {}
+        metadata |= {"latency": package_latency, "measured_on": json_safe(hardware)}
+        manifest = write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
+        ctx.decide(
+            "package the ONNX export of " + chosen["name"],
+            "one graph with the preprocessing inside, served by onnxruntime alone",
+        )
+    _append_latency(ctx.run_dir, records, package_latency)
+    result = {
+        "exports": records,
+        "package_dir": str(package_dir) if manifest else None,
+        "manifest": manifest,
+        "model": chosen["name"],
+        "package_latency": package_latency,
+    }
+    ctx.record("deployment", result)
+    passed = sum(1 for r in records if r.get("parity") and r["parity"]["passed"])
+    ctx.done(f"{passed}/{len(records)} exports reloaded and matched")
+    return {"deployment": result, "phase": "deployment"}

@@ -1,0 +1,215 @@
+"""Training: train the planned network, choose the winner under the noise rule, refit it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ml_expert.agents import clustering
+from ml_expert.agents.context import AgentContext
+from ml_expert.agents.ml_developer.network import refit_network, train_network
+from ml_expert.agents.retry import TRAINING_RETRY
+from ml_expert.config import RunConfig
+from ml_expert.tools.data.prepare import load_split
+from ml_expert.tools.data.schema import InputSchema
+
+
+def training(state: dict[str, Any]) -> dict[str, Any]:
+    """Train the planned network (if any) and choose the winner on validation.
+
+    A diverged network is retried by the graph (lower learning rate, tighter clipping) as
+    agents.retry.TRAINING_RETRY says; after that it is discarded and the best baseline ships.
+    """
+    if clustering.is_clustering(state):
+        return clustering.training(state)
+    ctx = AgentContext(state, "ml-developer", "training")
+    ctx.start()
+    data, selection = state["data"], state["selection"]
+    schema = InputSchema.model_validate(data["schema"])
+    metric = selection["metric"]
+    leaderboard = list(selection["leaderboard"])
+    result: dict[str, Any] = {}
+    plan = selection["plan"]
+    attempt = TRAINING_RETRY.attempt(state)
+    if plan["train_dnn"]:
+        dnn = train_network(ctx, state, schema, metric, attempt)
+        losses = [v for v in dnn["history"].get("loss", []) if v == v]
+        if not dnn["diverged"] and dnn.get("cap_hit") and (len(losses) < 2 or min(losses) >= losses[0]):
+            # A wall-clock cap (an overloaded machine) stopped it before its loss could decrease:
+            # nothing was learnt to compare, so the best candidate ships (no retry, no refusal).
+            result["network_cut_short"] = {k: v for k, v in dnn.items() if k not in ("summary", "candidate")}
+            ctx.decide(
+                "discard the neural network",
+                f"the wall-clock cap stopped it after {len(losses)} epoch(s) without a decreasing loss "
+                f"({dnn['stopped_reason']}); the best candidate ships",
+            )
+        elif not dnn["diverged"]:
+            result["dnn"] = dnn
+            leaderboard.append(dnn["candidate"])
+        else:
+            # Kept apart from "dnn": nothing downstream may export or score a diverged network.
+            result["diverged_network"] = dnn
+            if TRAINING_RETRY.exhausted(attempt):
+                dnn["discarded"] = (
+                    f"diverged on {attempt + 1} attempts (the last {attempt} with lower learning rates)"
+                )
+                ctx.decide(
+                    "discard the neural network", dnn["discarded"] + "; the best baseline ships instead"
+                )
+            else:
+                ctx.decide(
+                    "retry training with a lower learning rate and tighter clipping",
+                    f"attempt {attempt + 1} diverged ({dnn['stopped_reason']}) at learning rate "
+                    f"{dnn['config']['learning_rate']:g}; "
+                    f"retry {attempt + 1} of {TRAINING_RETRY.max_retries}",
+                )
+    chosen, reason, verdict = _choose(selection, result.get("dnn"), state, schema)
+    if verdict is not None:
+        result["network_escalation"] = verdict
+    if RunConfig.of(state).from_:
+        from ml_expert.agents.finetuning import candidates, compete
+
+        released, result["fine_tuning"] = candidates(ctx, state, schema, metric)
+        leaderboard += released
+        chosen, reason = compete(metric, chosen, reason, released)
+    ctx.decide(f"choose {chosen['name']}", reason)
+    retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
+    if (
+        chosen["kind"] == "sklearn"
+        and chosen["name"] != "dummy"
+        and not retrying
+        and not chosen.get("parent")
+    ):
+        chosen = _refit(ctx, state, schema, chosen)
+    elif chosen["kind"] == "keras" and result.get("dnn"):
+        chosen = refit_network(ctx, state, schema, chosen, result["dnn"])
+    result.update(
+        {
+            "chosen": chosen,
+            "choice_reason": reason,
+            "leaderboard": leaderboard,
+            "attempt": attempt,
+            "time": _time_spent(
+                selection,
+                result.get("dnn") or result.get("diverged_network") or result.get("network_cut_short"),
+                chosen,
+            ),
+        }
+    )
+    finding = {k: v for k, v in result.items() if k not in ("dnn", "diverged_network")}
+    for key in ("dnn", "diverged_network"):
+        if key in result:
+            finding[key] = {k: v for k, v in result[key].items() if k not in ("summary",)}
+    ctx.record("training", finding)
+    ctx.done(f"chosen {chosen['name']} ({metric} {chosen['val_score']:.4f} on validation)")
+    # A refused training gate before a retry left status "refused": this attempt starts clean.
+    return {
+        "training": result,
+        "phase": "training",
+        "retries": {"training": attempt},
+        "status": "running",
+        "reason": None,
+    }
+
+
+def _choose(
+    selection: dict[str, Any], dnn: dict[str, Any] | None, state: dict[str, Any], schema: InputSchema
+) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+    """The researcher's best candidate, unless the network beats it by more than the noise margin.
+
+    The network was fit on train with early stopping on validation, so it is compared with the
+    candidate's train-only fit on the validation rows (bootstrap margin, tools/selection/noise.py).
+    """
+    from ml_expert.tools.selection.noise import escalation
+
+    metric = selection["metric"]
+    best = next(c for c in selection["leaderboard"] if c["name"] == selection["best_baseline"])
+    reason = next(
+        (e["rule"] for e in reversed(selection.get("escalations") or []) if e["candidate"] == best["name"]),
+        None,
+    ) or (
+        f"best {metric} among the baselines: "
+        + (
+            f"{selection['comparison']['folds']}-fold CV {best['cv_mean']:.4f} ± {best['cv_std']:.4f}"
+            if best.get("cv_mean") is not None
+            else f"validation {best['val_score']:.4f}"
+        )
+    )
+    if not dnn:
+        return best, reason, None
+    y_val = load_split(state["data"]["files"], "val", schema, state["data"].get("file_hashes"))[1]
+    verdict = escalation(
+        metric,
+        y_val,
+        np.load(best["val_predictions"]),
+        np.load(dnn["candidate"]["val_predictions"]),
+        seed=int(state["options"]["seed"]),
+        simple_threshold=best.get("threshold"),
+        simple=best["name"],
+        candidate="dnn",
+    )
+    if verdict.wins:
+        return dnn["candidate"], verdict.rule, verdict.model_dump()
+    return best, verdict.rule + "; ties go to the simpler model", verdict.model_dump()
+
+
+def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: dict[str, Any]) -> dict:
+    """Refit the chosen scikit-learn family on train + validation once the choice is made."""
+    from ml_expert.tools.selection.baselines import CandidateResult, refit_on_train_and_val
+
+    files = state["data"]["files"]
+    refit = refit_on_train_and_val(
+        chosen["name"],
+        schema,
+        load_split(files, "train", schema, state["data"].get("file_hashes")),
+        load_split(files, "val", schema, state["data"].get("file_hashes")),
+        int(state["options"]["seed"]),
+        ctx.run_dir / "models",
+        base=chosen.get("base"),
+        settings=CandidateResult.model_validate(chosen).settings(),
+    )
+    ctx.decide(
+        f"refit {chosen['name']} on train + validation ({refit['rows']} rows)",
+        "the choice was made on held-out validation; the shipped model then learns from every row "
+        "but the test split. Its validation and train figures are those of the train-only fit.",
+    )
+    return {
+        **chosen,
+        "path": refit["path"],
+        "sha256": refit["sha256"],
+        "refit": {
+            **refit,
+            "on": "train+val",
+            "selected_path": chosen["path"],
+            "selected_sha256": chosen["sha256"],
+        },
+    }
+
+
+def _time_spent(
+    selection: dict[str, Any], dnn: dict[str, Any] | None, chosen: dict[str, Any]
+) -> dict[str, Any]:
+    """How the budget was spent: baselines, the network, the refit, the total, and whether a cap fired."""
+    budget = float(selection["budget"])
+    nn_seconds = float(dnn["train_seconds"]) if dnn else 0.0
+    refit_seconds = float((chosen.get("refit") or {}).get("fit_seconds", 0.0))
+    total = float(selection["seconds"]) + nn_seconds + refit_seconds
+    tuning = selection.get("tuning") or {}
+    return {
+        "budget_seconds": budget,
+        "model_selection_seconds": selection["seconds"],
+        "cv_folds": (selection.get("comparison") or {}).get("folds"),
+        "candidates": [c["name"] for c in selection["leaderboard"]],
+        "baseline_fit_seconds": selection.get("baseline_seconds", {}),
+        "tuning_seconds": float(tuning.get("seconds", 0.0)),
+        "tuning_trials_run": int(tuning.get("trials_run") or 0),
+        "tuning_trials_planned": int(tuning.get("trials_planned") or 0) if tuning.get("ran") else 0,
+        "network_seconds": nn_seconds,
+        "network_epochs_planned": dnn["config"]["max_epochs"] if dnn else 0,
+        "network_epochs_run": dnn["epochs_trained"] if dnn else 0,
+        "refit_seconds": refit_seconds,
+        "total_seconds": round(total, 3),
+        "share_of_budget": round(total / budget, 3) if budget else None,
+        "cap_hit": bool(dnn and dnn["cap_hit"]) or bool(tuning.get("cap_hit")),
+    }

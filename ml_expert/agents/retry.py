@@ -1,0 +1,51 @@
+"""The one retry policy for a diverged network, read by the training node, its gate and the router.
+
+A network whose loss diverged is trained again with a lower learning rate and tighter gradient
+clipping, at most `max_retries` times; after that it is discarded and the best baseline ships.
+Before, the count lived in the node and was read again by the gate and the router: three places
+that had to agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class RetryPolicy(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    max_retries: int = 2
+    lr_factor: float = 0.1  # the learning rate is multiplied by this on each retry
+    clip_factor: float = 0.5  # and the gradient clip norm by this
+
+    @staticmethod
+    def retries(state: dict[str, Any]) -> int:
+        """Retries done so far (the graph's `retries` channel)."""
+        return int((state.get("retries") or {}).get("training", 0))
+
+    def attempt(self, state: dict[str, Any]) -> int:
+        """This training node's attempt: one more than the last when the graph routed back after a
+        divergence that was not discarded."""
+        previous = (state.get("training") or {}).get("diverged_network") or {}
+        return self.retries(state) + (1 if previous and not previous.get("discarded") else 0)
+
+    def exhausted(self, attempt: int) -> bool:
+        return attempt >= self.max_retries
+
+    def scaled(self, learning_rate: float, clipnorm: float, attempt: int) -> dict[str, float]:
+        """The optimiser settings of an attempt."""
+        return {
+            "learning_rate": learning_rate * self.lr_factor**attempt,
+            "clipnorm": clipnorm * self.clip_factor**attempt,
+        }
+
+    def should_retry(self, state: dict[str, Any]) -> bool:
+        """The router's question: a refused training gate goes back to training when the network
+        diverged, was not discarded and retries are left."""
+        diverged = (state.get("training") or {}).get("diverged_network")
+        return bool(diverged) and not diverged.get("discarded") and not self.exhausted(self.retries(state))
+
+
+TRAINING_RETRY = RetryPolicy()
