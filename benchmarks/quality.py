@@ -37,7 +37,11 @@ from benchmarks.common import RESULTS, Recorder, datasets_dir, ml_expert_command
 TARGET = "target"
 SYSTEMS = ("ml-expert", "hgb", "rf", "flaml", "autogluon")
 AUTOML = ("ml-expert", "flaml", "autogluon")
-IMBALANCE_FOR_BALANCED = 3.0  # the scoring rule of this benchmark (ml-expert is told it with --tell-metric)
+IMBALANCE_FOR_BALANCED = 3.0  # --scoring balanced: balanced accuracy from this class ratio on
+# The issue's two conditions: every system scored by the default metric (accuracy, R²), and by each
+# competitor's own default (FLAML: ROC-AUC on a binary target; AutoGluon: accuracy, RMSE).
+SCORINGS = ("default", "roc_auc", "balanced")
+RANK_TARGET = 1.5
 
 
 def task_of(y: pd.Series) -> str:
@@ -46,12 +50,17 @@ def task_of(y: pd.Series) -> str:
     return detect_task(y)[0]
 
 
-def primary_metric(task: str, y: pd.Series) -> str:
-    """Rank by R² (regression), balanced accuracy (classes imbalanced >= 3:1) or accuracy."""
+def primary_metric(task: str, y: pd.Series, scoring: str = "default") -> str:
+    """Rank by R² (regression) or accuracy (`default`); `roc_auc`: ROC-AUC on a binary target
+    (FLAML's default); `balanced`: balanced accuracy when the classes are imbalanced >= 3:1."""
     if task == "regression":
         return "r2"
     counts = y.value_counts()
-    return "balanced_accuracy" if counts.max() / counts.min() >= IMBALANCE_FOR_BALANCED else "accuracy"
+    if scoring == "roc_auc" and len(counts) == 2:
+        return "roc_auc"
+    if scoring == "balanced" and counts.max() / counts.min() >= IMBALANCE_FOR_BALANCED:
+        return "balanced_accuracy"
+    return "accuracy"
 
 
 def split(frame: pd.DataFrame, task: str, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -184,6 +193,7 @@ def run_cell(
     ml_extra: list[str] = (),
     ml_budget: float | None = None,
     tell_metric: bool = False,
+    scoring: str = "default",
 ) -> list[dict]:
     task = task_of(frame[TARGET])
     train, test = split(frame, task, seed)
@@ -194,7 +204,7 @@ def run_cell(
     train.to_csv(train_csv, index=False)
     test.drop(columns=[TARGET]).to_csv(test_csv, index=False)
     classes = sorted({_label(v) for v in frame[TARGET]}) if task == "classification" else []
-    metric = primary_metric(task, frame[TARGET])
+    metric = primary_metric(task, frame[TARGET], scoring)
     if tell_metric:  # the user says which metric they are scored on (`--metric`)
         ml_extra = [*ml_extra, "--metric", metric]
     jobs = [(s, list(ml_extra) if s == "ml-expert" else []) for s in systems]
@@ -259,17 +269,16 @@ def summarise(rows: list[dict]) -> dict[str, Any]:
     automl = mean_ranks(AUTOML)
     summary["automl_ranks"] = automl
     if automl:
-        best = min(automl, key=automl.get)
         mine = automl.get("ml-expert")
         summary["targets"]["automl_rank"] = {
-            "target": "ml-expert's mean rank among ml-expert, FLAML and AutoGluon is the best and <= 2.0",
+            "target": f"ml-expert's mean rank among ml-expert, FLAML and AutoGluon is <= {RANK_TARGET}",
             "value": mine,
-            "met": mine is not None and mine <= 2.0 and automl[best] == mine,
+            "met": mine is not None and mine <= RANK_TARGET,
             "datasets": sum(1 for s in means.values() if all(n in s for n in AUTOML)),
         }
     else:
         summary["targets"]["automl_rank"] = {
-            "target": "ml-expert's mean rank among ml-expert, FLAML and AutoGluon is the best and <= 2.0",
+            "target": f"ml-expert's mean rank among ml-expert, FLAML and AutoGluon is <= {RANK_TARGET}",
             "value": None,
             "met": None,
             "why": "not all three systems produced scores on any dataset",
@@ -328,6 +337,13 @@ def main(argv: list[str] | None = None) -> Path:
         help="pass `--metric PRIMARY` (the metric each dataset is scored on) to ml-expert; recorded",
     )
     parser.add_argument(
+        "--scoring",
+        choices=SCORINGS,
+        default="default",
+        help="the metric every system is ranked by: default (accuracy, R²), roc_auc (binary targets; "
+        "FLAML's default), balanced (balanced accuracy from a 3:1 class ratio); kept rows are re-ranked",
+    )
+    parser.add_argument(
         "--update-from",
         help="with --update: keep the other systems' rows of results/<this>.json instead of <name>.json "
         "(e.g. write quality-tune.json from quality.json's competitors)",
@@ -360,6 +376,7 @@ def main(argv: list[str] | None = None) -> Path:
         "ml_expert_budget_seconds": ml_budget or args.budget,
         "ml_expert_flags": ml_extra,
         "ml_expert_told_metric": args.tell_metric,
+        "scoring": args.scoring,
         "smoke": args.smoke,
         "full_protocol": not args.smoke
         and args.budget == 60.0
@@ -370,14 +387,13 @@ def main(argv: list[str] | None = None) -> Path:
     if args.update:
         previous = json.loads((args.out_dir / f"{args.update_from or args.name}.json").read_text())
         old = previous["protocol"]
-        if (old["budget_seconds"], sorted(old["seeds"]), old["datasets"]) != (
-            args.budget,
-            sorted(args.seeds),
-            names,
-        ):
-            raise SystemExit("--update needs the budget, seeds and datasets of the run it updates")
+        if old["budget_seconds"] != args.budget or not set(args.seeds) <= set(old["seeds"]) or not set(
+            names
+        ) <= set(old["datasets"]):
+            raise SystemExit("--update needs the run's budget and a subset of its seeds and datasets")
         kept = [r for r in previous["rows"] if r["system"] not in args.systems and not (
-            r["system"] == "ml-expert-image" and "ml-expert" in args.systems)]  # fmt: skip
+            r["system"] == "ml-expert-image" and "ml-expert" in args.systems)
+            and r["dataset"] in names and r["seed"] in args.seeds]  # fmt: skip
         protocol.update(
             systems=sorted({r["system"] for r in kept} | set(args.systems) - {"ml-expert-image"}),
             autogluon=old.get("autogluon"),
@@ -391,9 +407,16 @@ def main(argv: list[str] | None = None) -> Path:
     rows: list[dict] = list(kept)
     for name in names:
         frame = pd.read_csv(folder / f"{name}.csv")
+        metric = primary_metric(task_of(frame[TARGET]), frame[TARGET], args.scoring)
+        for row in rows:  # kept rows are ranked by this run's scoring (their metrics hold every score)
+            if row["dataset"] == name:
+                row["primary_metric"] = metric
         for seed in args.seeds:
             rows.extend(
-                run_cell(name, frame, seed, args.budget, args.systems, ml_extra, ml_budget, args.tell_metric)
+                run_cell(
+                    name, frame, seed, args.budget, args.systems, ml_extra, ml_budget, args.tell_metric,
+                    args.scoring,
+                )
             )
     return recorder.save({"rows": rows, "summary": summarise(rows)}, args.out_dir)
 
