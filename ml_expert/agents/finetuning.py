@@ -115,9 +115,9 @@ def candidates(
 
     config = RunConfig.of(state)
     released = check_schema(config.from_ or "production", config.workspace, schema)
-    files = DataResult.of(state).files
-    train_x, train_y = load_split(files, "train", schema, DataResult.of(state).file_hashes)
-    val_x, val_y = load_split(files, "val", schema, DataResult.of(state).file_hashes)
+    data = DataResult.of(state)
+    train_x, train_y = load_split(data.files, "train", schema, data.file_hashes)
+    val_x, val_y = load_split(data.files, "val", schema, data.file_hashes)
     models_dir = ctx.run_dir / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
     out: list[dict[str, Any]] = []

@@ -38,8 +38,8 @@ def refit_network(
     files = data.files
     y = np.concatenate(
         [
-            load_split(files, "train", schema, DataResult.of(state).file_hashes)[1],
-            load_split(files, "val", schema, DataResult.of(state).file_hashes)[1],
+            load_split(files, "train", schema, data.file_hashes)[1],
+            load_split(files, "val", schema, data.file_hashes)[1],
         ]
     )
     if task == "regression":  # the train split's scale, as the measured network learnt it

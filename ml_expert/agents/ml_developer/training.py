@@ -139,7 +139,8 @@ def _choose(
     )
     if not dnn:
         return best, reason, None
-    y_val = load_split(DataResult.of(state).files, "val", schema, DataResult.of(state).file_hashes)[1]
+    data = DataResult.of(state)
+    y_val = load_split(data.files, "val", schema, data.file_hashes)[1]
     verdict = escalation(
         metric,
         y_val,
@@ -159,12 +160,13 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
     """Refit the chosen scikit-learn family on train + validation once the choice is made."""
     from ml_expert.tools.selection.baselines import CandidateResult, refit_on_train_and_val
 
-    files = DataResult.of(state).files
+    data = DataResult.of(state)
+    files = data.files
     refit = refit_on_train_and_val(
         chosen["name"],
         schema,
-        load_split(files, "train", schema, DataResult.of(state).file_hashes),
-        load_split(files, "val", schema, DataResult.of(state).file_hashes),
+        load_split(files, "train", schema, data.file_hashes),
+        load_split(files, "val", schema, data.file_hashes),
         int(state["options"]["seed"]),
         ctx.run_dir / "models",
         base=chosen.get("base"),
