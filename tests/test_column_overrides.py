@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ml_expert.agents.ml_developer.preparation import data_result
 from ml_expert.errors import DataError
 from ml_expert.graph.gates import data_gate
-from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.prepare import prepare_data
 
 
@@ -40,21 +40,8 @@ def table(tmp_path: Path) -> Path:
 
 
 def _gate(prepared) -> bool:
-    data = {
-        "files": prepared.files,
-        "n_features_out": prepared.n_features_out,
-        "preprocessor_sha256": sha256_file(prepared.files["preprocessor"]),
-        "features": prepared.input_schema.names,
-        "leakage_suspects": prepared.leakage_suspects,
-        "kept_columns": prepared.kept_columns,
-        "split_sizes": prepared.split_sizes,
-        "splits_disjoint": prepared.splits_disjoint,
-        "rows_in": prepared.rows_in,
-        "duplicates_removed": prepared.duplicates_removed,
-        "rows_without_target": prepared.rows_without_target,
-        "outliers_removed": int(prepared.outliers.get("dropped", 0)),
-    }
-    return data_gate({"data": data}).passed
+    """The data gate on the result the data-preparation node hands on (its typed model)."""
+    return data_gate({"data": data_result(prepared).state()}).passed
 
 
 def test_heuristics_drop_and_keep_overrides(table: Path, tmp_path: Path) -> None:

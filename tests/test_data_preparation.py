@@ -243,10 +243,26 @@ def _prepared_files(tmp_path: Path, rows: dict[str, int], width: int) -> dict:
     }
 
 
+def _result(fields: dict) -> dict:
+    """A complete data-phase result (DataResult): the fields a test sets, the rest filled in."""
+    from ml_expert.phases import DataResult
+    from ml_expert.tools.data.schema import ColumnSpec, InputSchema
+
+    task = fields.get("task", "regression")
+    schema = InputSchema(
+        task=task,
+        target="y",
+        columns=[ColumnSpec(name=n, kind="numeric") for n in fields.get("features", ["a"])],
+        classes=fields.get("classes"),
+    )
+    base = {"source": "rows.csv", "fingerprint": "f" * 16, "task": task, "task_reason": "set by the test"}
+    return DataResult.model_validate({**base, "schema": schema.model_dump(), **fields}).state()
+
+
 def test_data_gate_refuses_unvalidated_or_leaky_data_with_figures(tmp_path: Path) -> None:
     from ml_expert.graph.gates import data_gate
 
-    good = {
+    good = _result({
         **_prepared_files(tmp_path, {"train": 70, "val": 15}, 2),
         "task": "classification",
         "rows_in": 110,
@@ -260,7 +276,7 @@ def test_data_gate_refuses_unvalidated_or_leaky_data_with_figures(tmp_path: Path
         "features": ["a", "b"],
         "leakage_suspects": {"c": "copy of the target"},
         "dropped_columns": {"c": "leakage suspect: copy of the target"},
-    }
+    })
     verdict = data_gate({"data": good})
     assert verdict.passed, verdict.failed
     checks = {c.name: c for c in verdict.checks}
@@ -281,6 +297,10 @@ def test_data_gate_refuses_unvalidated_or_leaky_data_with_figures(tmp_path: Path
         "no_leakage_suspects",
     }
     assert not data_gate({"data": {}}).passed
+    renamed = {**good, "rows": good["rows_in"]}  # a renamed key is refused, not read as a default
+    del renamed["rows_in"]
+    refused = data_gate({"data": renamed})
+    assert refused.failed and refused.failed[0].startswith("result_typed") and "rows_in" in refused.failed[0]
 
 
 def test_data_gate_reopens_the_prepared_arrays(tmp_path: Path) -> None:
@@ -288,14 +308,13 @@ def test_data_gate_reopens_the_prepared_arrays(tmp_path: Path) -> None:
     never fail. The gate now re-reads the arrays and the preprocessor itself."""
     from ml_expert.graph.gates import data_gate
 
-    data = {
+    data = _result({
         **_prepared_files(tmp_path, {"train": 70, "val": 15}, 3),
-        "validated": True,
         "rows_in": 100,
         "split_sizes": {"train": 70, "val": 15, "test": 15},
         "splits_disjoint": True,
         "features": ["a"],
-    }
+    })
     check = next(c for c in data_gate({"data": data}).checks if c.name == "validated")
     assert check.passed, check
     broken = np.load(data["files"]["X_train"])

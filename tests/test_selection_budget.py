@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from ml_expert.agents.researcher import MIN_BUDGET_FOR_NN, plan_network, room_left
+from ml_expert.phases import DataResult
 from ml_expert.tools.selection.budget import MAX_EPOCHS, MIN_EPOCHS, dense_flops, plan_epochs, safety_cap
 
 
-def _data(rows: int = 1000, task: str = "classification", modality: str = "tabular") -> dict:
-    return {
+def _data(rows: int = 1000, task: str = "classification", modality: str = "tabular") -> DataResult:
+    """The fields plan_network reads (model_construct: the files and hashes a run has are not needed)."""
+    return DataResult.model_construct(**{
         "task": task,
         "modality": modality,
         "image_shape": [8, 8, 1] if modality == "image" else None,
@@ -15,7 +17,7 @@ def _data(rows: int = 1000, task: str = "classification", modality: str = "tabul
         "n_features_out": 64 if modality == "image" else 12,
         "train_class_counts": {"0": rows // 2, "1": rows // 2} if task == "classification" else {},
         "imbalance_ratio": 1.0,
-    }
+    })
 
 
 def test_epoch_count_is_a_pure_function_of_budget_and_data() -> None:

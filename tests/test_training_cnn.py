@@ -8,6 +8,7 @@ import joblib
 import numpy as np
 
 from ml_expert.agents.researcher import plan_network
+from ml_expert.phases import DataResult
 from ml_expert.tools.data.prepare import load_split, prepare_data
 from ml_expert.tools.deployment.exports import export_keras
 from ml_expert.tools.training.dnn import DNNConfig, build_dnn, train_dnn
@@ -18,7 +19,7 @@ def test_digits_as_images_train_a_cnn_that_exports_everywhere(datasets: Path, tm
 
     prepared = prepare_data(str(datasets / "digits.csv"), "target", 0, tmp_path / "data")
     assert prepared.modality == "image" and prepared.image_shape == [8, 8, 1]
-    data = {
+    data = DataResult.model_construct(**{
         "task": prepared.task,
         "modality": prepared.modality,
         "image_shape": prepared.image_shape,
@@ -26,7 +27,7 @@ def test_digits_as_images_train_a_cnn_that_exports_everywhere(datasets: Path, tm
         "n_features_out": prepared.n_features_out,
         "train_class_counts": {str(i): 1 for i in range(10)},
         "imbalance_ratio": 1.0,
-    }
+    })
     plan, reason = plan_network(data, 120.0, 0.95, "accuracy", True, None)
     assert plan["train_dnn"] and plan["network"] == "Keras CNN", reason
     config = DNNConfig.model_validate(plan["dnn_config"]).model_copy(update={"max_epochs": 4, "patience": 4})

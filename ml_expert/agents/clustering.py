@@ -17,8 +17,8 @@ import joblib
 
 from ml_expert.agents.context import AgentContext
 from ml_expert.hashing import verify
+from ml_expert.phases import DataResult
 from ml_expert.tools.data.prepare import load_split
-from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.scoring import primary_metric
 from ml_expert.workspace import read_run
 
@@ -34,20 +34,20 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     ctx = AgentContext(state, "researcher", "model_selection")
     ctx.start()
     started = time.perf_counter()
-    data, options = state["data"], state["options"]
-    schema = InputSchema.model_validate(data["schema"])
+    data, options = DataResult.of(state), state["options"]
+    schema = data.input_schema
     primary_metric("clustering", options.get("metric"))  # a classification metric is a usage error
-    ctx.decide("task is clustering", data["task_reason"])
-    train, _ = load_split(data["files"], "train", schema, data.get("file_hashes"))
-    val, _ = load_split(data["files"], "val", schema, data.get("file_hashes"))
+    ctx.decide("task is clustering", data.task_reason)
+    train, _ = load_split(data.files, "train", schema, data.file_hashes)
+    val, _ = load_split(data.files, "val", schema, data.file_hashes)
     ctx.step("fitting clustering candidates: k-means and Gaussian mixtures over k, DBSCAN")
     result = select_clustering(schema, train, val, int(options["seed"]), Path(ctx.run_dir) / "models")
     ctx.decide(f"rank clusterings by {CRITERION} on the validation split", result.criterion_reason)
     ctx.decide(f"try k in {result.k_range[0]}..{result.k_range[-1]}", result.k_rule)
-    if result.fit_rows < data["split_sizes"]["train"]:
+    if result.fit_rows < data.split_sizes["train"]:
         ctx.decide(
             f"fit the candidates on a seeded sample of {result.fit_rows} training rows",
-            f"{data['split_sizes']['train']} training rows; {result.fit_rows} place the centres as well "
+            f"{data.split_sizes['train']} training rows; {result.fit_rows} place the centres as well "
             "and keep every k, resample and refit within seconds",
         )
     by_name = {c.name: c for c in result.leaderboard}
@@ -75,11 +75,11 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "task": "clustering",
         "analysis": {
             "task": "clustering",
-            "task_reason": data["task_reason"],
-            "rows": data["split_sizes"],
-            "features_in": len(data["features"]),
-            "features_out": data["n_features_out"],
-            "modality": data.get("modality", "tabular"),
+            "task_reason": data.task_reason,
+            "rows": data.split_sizes,
+            "features_in": len(data.features),
+            "features_out": data.n_features_out,
+            "modality": data.modality,
         },
         "metric": CRITERION,
         "metric_reason": result.criterion_reason,
@@ -152,16 +152,16 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
 
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
-    data, selection, training_result = state["data"], state["selection"], state["training"]
-    schema = InputSchema.model_validate(data["schema"])
+    data, selection, training_result = DataResult.of(state), state["selection"], state["training"]
+    schema = data.input_schema
     chosen = training_result["chosen"]
     if not chosen.get("path"):
         raise_no_model(chosen)
     verify(chosen["path"], chosen["sha256"])
     pipeline = joblib.load(chosen["path"])
-    train, _ = load_split(data["files"], "train", schema, data.get("file_hashes"))
+    train, _ = load_split(data.files, "train", schema, data.file_hashes)
     ctx.step("reading the test split (once)")
-    test, _ = load_split(data["files"], "test", schema, data.get("file_hashes"))
+    test, _ = load_split(data.files, "test", schema, data.file_hashes)
     reads, interrupted, models = _log_test_read(ctx.run_dir, chosen)
     ctx.step("silhouette, sizes, stability and the test against chance on the test split")
     evaluation = evaluate_clustering(pipeline, schema, train, test, int(state["options"]["seed"]))
@@ -186,9 +186,9 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         render_clustering_report(
             {
                 "run_id": ctx.run_id,
-                "source": data["source"],
-                "fingerprint": data["fingerprint"],
-                "split_sizes": data["split_sizes"],
+                "source": data.source,
+                "fingerprint": data.fingerprint,
+                "split_sizes": data.split_sizes,
                 "chosen": chosen["name"],
                 "choice_reason": training_result["choice_reason"],
                 "metric_reason": selection["metric_reason"],

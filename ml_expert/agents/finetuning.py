@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from ml_expert.config import RunConfig
 from ml_expert.errors import UsageError
 from ml_expert.hashing import sha256_file, verify
+from ml_expert.phases import DataResult
 from ml_expert.registry import Registry, RegistryError
 from ml_expert.tools.data.schema import InputSchema
 
@@ -114,9 +115,9 @@ def candidates(
 
     config = RunConfig.of(state)
     released = check_schema(config.from_ or "production", config.workspace, schema)
-    files = state["data"]["files"]
-    train_x, train_y = load_split(files, "train", schema, state["data"].get("file_hashes"))
-    val_x, val_y = load_split(files, "val", schema, state["data"].get("file_hashes"))
+    data = DataResult.of(state)
+    train_x, train_y = load_split(data.files, "train", schema, data.file_hashes)
+    val_x, val_y = load_split(data.files, "val", schema, data.file_hashes)
     models_dir = ctx.run_dir / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
     out: list[dict[str, Any]] = []
@@ -189,7 +190,7 @@ def production_on_test(state: dict[str, Any], test_x: Any, test_y: Any, metric: 
         return None
     from ml_expert.tools.training.finetune import schema_differences
 
-    schema = InputSchema.model_validate(state["data"]["schema"])
+    schema = DataResult.of(state).input_schema
     if released.kind != "sklearn" or schema_differences(released.schema_, schema):
         return None
     verify(released.path, released.sha256)

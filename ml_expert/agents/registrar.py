@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ml_expert.agents.context import AgentContext
+from ml_expert.phases import DataResult
 from ml_expert.registry import Registry, ReleaseRefused, candidate_record, not_worse_than
 from ml_expert.registry.store import release_model_name
 
@@ -12,18 +13,18 @@ from ml_expert.registry.store import release_model_name
 def register(state: dict[str, Any]) -> dict[str, Any]:
     """Copy the package into the workspace registry as a new version and make it production."""
     ctx = AgentContext(state, "ml-developer", "registry")
-    deployment, validation, data = state["deployment"], state["validation"], state["data"]
+    deployment, validation, data = state["deployment"], state["validation"], DataResult.of(state)
     manifest = deployment["manifest"]
     info = {
         "run_id": ctx.run_id,
         "model": deployment["model"],
-        "task": data["task"],
+        "task": data.task,
         "primary_metric": validation["primary_metric"],
         "test_score": validation["test_score"],
         "metrics": manifest.get("metrics"),
-        "data_fingerprint": data["fingerprint"],
+        "data_fingerprint": data.fingerprint,
         "seed": int(state["options"]["seed"]),
-        "split_sizes": data.get("split_sizes"),
+        "split_sizes": data.split_sizes,
         "forced": bool(state["options"].get("force")),
         "parent": (state.get("training") or {}).get("fine_tuning", {}).get("parent"),
     }

@@ -17,6 +17,7 @@ from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.errors import UsageError
 from ml_expert.execution import ExecutionReport, Executor, executor_for
+from ml_expert.phases import DataResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -83,26 +84,26 @@ def _reader_words(architecture: str, layer: str, filters: list[int]) -> str:
     return f"conv {filters} + "
 
 
-def analyse_task(data: dict[str, Any]) -> dict[str, Any]:
+def analyse_task(data: DataResult) -> dict[str, Any]:
     """The facts the choice of models rests on, each with the reason it matters."""
-    sizes = data["split_sizes"]
-    classes = len(data.get("train_class_counts") or {}) or None
+    sizes = data.split_sizes
+    classes = len(data.train_class_counts) or None
     return {
-        "task": data["task"],
-        "task_reason": data["task_reason"],
+        "task": data.task,
+        "task_reason": data.task_reason,
         "rows": sizes,
-        "features_in": len(data["features"]),
-        "features_out": data["n_features_out"],
+        "features_in": len(data.features),
+        "features_out": data.n_features_out,
         "classes": classes,
-        "imbalance_ratio": data.get("imbalance_ratio"),
-        "modality": data.get("modality", "tabular"),
-        "image_shape": data.get("image_shape"),
-        "sequence": data.get("sequence"),
+        "imbalance_ratio": data.imbalance_ratio,
+        "modality": data.modality,
+        "image_shape": data.image_shape,
+        "sequence": data.sequence,
     }
 
 
 def plan_network(
-    data: dict[str, Any],
+    data: DataResult,
     budget: float,
     best_val: float,
     metric: str,
@@ -116,22 +117,22 @@ def plan_network(
     Rule: train it when it is wanted, the budget is at least MIN_BUDGET_FOR_NN seconds, and the best
     baseline leaves at least MIN_ROOM of room (see room_left).
     """
-    rows = data["split_sizes"]["train"]
-    val_rows = data["split_sizes"]["val"]
-    width = data["n_features_out"]
-    image = data.get("modality") == "image" and data.get("image_shape")
-    sequence = data.get("sequence") if data.get("modality") == "text" else None
-    signal = data.get("modality") == "sequence"
-    n_out = len(data.get("train_class_counts") or {}) if data["task"] == "classification" else 1
+    rows = data.split_sizes["train"]
+    val_rows = data.split_sizes["val"]
+    width = data.n_features_out
+    image = data.modality == "image" and data.image_shape
+    sequence = data.sequence if data.modality == "text" else None
+    signal = data.modality == "sequence"
+    n_out = len(data.train_class_counts) if data.task == "classification" else 1
     if network != "auto" and not (signal or sequence):
         raise UsageError(
-            f"--network {network} reads text or sequences; this data is {data.get('modality', 'tabular')} "
+            f"--network {network} reads text or sequences; this data is {data.modality} "
             "(use --modality text or sequence, or --network auto)"
         )
     reader = None
     if image:
         units, batch, patience, filters = [128], 32 if rows < 20_000 else 128, 20, [32, 64]
-        flops = cnn_flops(data["image_shape"], filters, units, n_out)
+        flops = cnn_flops(data.image_shape, filters, units, n_out)
         architecture = "cnn"
     elif signal:
         units, batch, patience, filters = [64], 32 if rows < 20_000 else 128, 20, [32, 64]
@@ -171,14 +172,14 @@ def plan_network(
         flops = reader.flops_per_row[reader.layer]
     epochs = plan_epochs(budget, rows, val_rows, batch, flops)
     class_weight = None
-    if data["task"] == "classification" and weighted:  # class weights won among the baselines
-        counts = data["train_class_counts"]
+    if data.task == "classification" and weighted:  # class weights won among the baselines
+        counts = data.train_class_counts
         total = sum(counts.values())
         class_weight = {int(k): total / (len(counts) * v) for k, v in counts.items()}
     config = DNNConfig(
         architecture=architecture,
         sequence_layer=reader.layer if reader else "conv",
-        image_shape=data.get("image_shape") if image else None,
+        image_shape=data.image_shape if image else None,
         sequence_length=sequence["length"] if sequence else None,
         vocabulary_size=sequence["vocabulary_size"] if sequence else None,
         hidden_units=units,
@@ -233,13 +234,13 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     ctx = AgentContext(state, "researcher", "model_selection")
     ctx.start()
     started = time.perf_counter()
-    data = state["data"]
+    data = DataResult.of(state)
     options = state["options"]
-    schema = InputSchema.model_validate(data["schema"])
+    schema = data.input_schema
     analysis = analyse_task(data)
-    n_classes = len(schema.classes or []) if data["task"] == "classification" else None
-    metric, metric_reason = primary_metric(data["task"], options.get("metric"), n_classes)
-    ctx.decide(f"task is {data['task']}", data["task_reason"])
+    n_classes = len(schema.classes or []) if data.task == "classification" else None
+    metric, metric_reason = primary_metric(data.task, options.get("metric"), n_classes)
+    ctx.decide(f"task is {data.task}", data.task_reason)
     ctx.decide(f"rank models by {metric}", metric_reason)
     if analysis["modality"] == "image":
         ctx.decide(
@@ -258,22 +259,22 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             f"({seq['vocabulary_size']} words)",
             'word order carries meaning a bag of words loses ("not good"); ' + seq["rule"],
         )
-    train = load_split(data["files"], "train", schema, data.get("file_hashes"))
-    val = load_split(data["files"], "val", schema, data.get("file_hashes"))
+    train = load_split(data.files, "train", schema, data.file_hashes)
+    val = load_split(data.files, "val", schema, data.file_hashes)
     seed = int(options["seed"])
     models_dir = Path(ctx.run_dir) / "models"
     budget = float(options["budget"])
     cv = plan_cv(
         len(train[1]),
         len(val[1]),
-        data["n_features_out"],
+        data.n_features_out,
         n_classes,
         budget,
         [n for n in BASELINES if n != "dummy"],
     )
     small = cv.folds is not None
     y_all = np.concatenate([train[1], val[1]])
-    folds = fold_ids(data["task"], y_all, seed, cv.folds) if small else None
+    folds = fold_ids(data.task, y_all, seed, cv.folds) if small else None
     y_held = y_all if small else val[1]
     ctx.decide(
         f"compare candidates by {cv.folds}-fold CV on train + validation"
@@ -334,14 +335,14 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     variant = functools.partial(
         fit_candidate, base, schema, train, val, metric, seed, models_dir, folds=folds
     )
-    ratio = data.get("imbalance_ratio") or 1.0
-    if data["task"] == "classification" and ratio >= IMBALANCE_FOR_WEIGHTS:
+    ratio = data.imbalance_ratio or 1.0
+    if data.task == "classification" and ratio >= IMBALANCE_FOR_WEIGHTS:
         ctx.step(f"class-weighted {base}")
         consider(
             variant(name=f"{base}_weighted", balanced=True),
             f"class weights (largest/smallest class = {ratio:.1f} >= {IMBALANCE_FOR_WEIGHTS})",
         )
-    if data["task"] == "regression":
+    if data.task == "regression":
         skewed, why = skewed_positive(train[1])
         if skewed:
             ctx.step(f"log-scale {base}")
@@ -359,7 +360,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     ctx.step("greedy ensemble selection over the candidates' held-out predictions")
     ensemble, ensemble_plan = ensemble_candidate(
         leaderboard,
-        data["task"],
+        data.task,
         metric,
         y_held,
         small,
@@ -369,7 +370,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         models_dir,
         folds=folds,
         budget=budget,
-        features_out=data["n_features_out"],
+        features_out=data.n_features_out,
         classes=n_classes,
     )
     ctx.decide(
@@ -409,7 +410,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     if plan["train_dnn"]:
         ctx.decide(f"plan {plan['dnn_config']['max_epochs']} epochs", plan["epoch_plan"]["rule"])
     selection = {
-        "task": data["task"],
+        "task": data.task,
         "analysis": analysis,
         "metric": metric,
         "metric_reason": metric_reason,
@@ -495,7 +496,7 @@ class _Comparison:
 
 def _search(
     ctx: AgentContext,
-    data: dict[str, Any],
+    data: DataResult,
     schema: InputSchema,
     incumbent: CandidateResult,
     train: tuple[Any, Any],
@@ -512,9 +513,9 @@ def _search(
     choice between it and the defaults is made on rows the search never ranked trials on.
     """
     name = incumbent.base or incumbent.name
-    classes = len(data.get("train_class_counts") or {}) or None
+    classes = len(data.train_class_counts) or None
     scale = executor.report.plan_scale
-    plan = plan_trials(name, len(train[1]), data["n_features_out"], classes, budget, scale=scale)
+    plan = plan_trials(name, len(train[1]), data.n_features_out, classes, budget, scale=scale)
     record: dict[str, Any] = {"plan": plan.model_dump()}
     if plan.trials < MIN_TRIALS:
         ctx.decide(f"do not tune {name}", f"{plan.rule}: too few trials for a search")

@@ -14,6 +14,7 @@ from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import verify
+from ml_expert.phases import DataResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -29,7 +30,7 @@ from ml_expert.tools.validation.metrics import (
 from ml_expert.tools.validation.report import render_report
 
 
-def _chosen_scores(chosen: dict[str, Any], data: dict[str, Any], frame, task: str) -> np.ndarray:
+def _chosen_scores(chosen: dict[str, Any], data: DataResult, frame, task: str) -> np.ndarray:
     """Load the chosen model only after its hash matches the one recorded when it was saved."""
     verify(chosen["path"], chosen["sha256"])
     if chosen["kind"] == "sklearn":
@@ -39,8 +40,8 @@ def _chosen_scores(chosen: dict[str, Any], data: dict[str, Any], frame, task: st
 
     import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
 
-    verify(data["files"]["preprocessor"], data["preprocessor_sha256"])
-    preprocessor = joblib.load(data["files"]["preprocessor"])
+    verify(data.files["preprocessor"], data.preprocessor_sha256)
+    preprocessor = joblib.load(data.files["preprocessor"])
     model = keras.saving.load_model(chosen["path"])
     x = preprocessor.transform(frame).astype("float32")
     out = np.asarray(model.predict_on_batch(x))
@@ -104,13 +105,13 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         return clustering.validation(state)
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
-    data, selection, training = state["data"], state["selection"], state["training"]
-    schema = InputSchema.model_validate(data["schema"])
-    task, metric = data["task"], selection["metric"]
+    data, selection, training = DataResult.of(state), state["selection"], state["training"]
+    schema = data.input_schema
+    task, metric = data.task, selection["metric"]
     chosen = training["chosen"]
 
     ctx.step("reading the test split (once)")
-    test_x, test_y = load_split(data["files"], "test", schema, data.get("file_hashes"))
+    test_x, test_y = load_split(data.files, "test", schema, data.file_hashes)
     reads, interrupted, models = _log_test_read(ctx.run_dir, chosen)
 
     scores = _chosen_scores(chosen, data, test_x, task)
@@ -181,9 +182,9 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         {
             "run_id": ctx.run_id,
             "task": task,
-            "source": data["source"],
-            "fingerprint": data["fingerprint"],
-            "split_sizes": data["split_sizes"],
+            "source": data.source,
+            "fingerprint": data.fingerprint,
+            "split_sizes": data.split_sizes,
             "chosen": chosen["name"],
             "choice_reason": training["choice_reason"],
             "metric": metric,

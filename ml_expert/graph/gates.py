@@ -11,6 +11,7 @@ from ml_expert.config import RunConfig
 from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
+from ml_expert.phases import DataResult, PhaseResultError
 from ml_expert.tools.data.checks import prepared_problems
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
 from ml_expert.tools.scoring import METRICS, better, greater_is_better
@@ -23,17 +24,20 @@ sets --max-fairness-gap; auto-detected columns are measured and reported, not en
 
 def data_gate(state: dict[str, Any]) -> GateVerdict:
     """Model selection starts only on validated data; every check carries its figures."""
-    data = state.get("data") or {}
-    sizes = data.get("split_sizes", {})
-    rows_in = int(data.get("rows_in", 0) or 0)
+    try:
+        data = DataResult.of(state)
+    except PhaseResultError as exc:  # a data phase that wrote no (or a malformed) result is refused
+        return GateVerdict.from_checks("data", [Check(name="result_typed", passed=False, detail=str(exc))])
+    sizes = data.split_sizes
+    rows_in = data.rows_in
     removed = {
-        "without_target": int(data.get("rows_without_target", 0) or 0),
-        "duplicates": int(data.get("duplicates_removed", 0) or 0),
-        "outliers_in_train": int(data.get("outliers_removed", 0) or 0),
+        "without_target": data.rows_without_target,
+        "duplicates": data.duplicates_removed,
+        "outliers_in_train": data.outliers_removed,
     }
     kept = sum(sizes.values()) if sizes else 0
     problems = prepared_problems(
-        data.get("files") or {}, sizes, int(data.get("n_features_out") or 0), data.get("preprocessor_sha256")
+        data.files, sizes, data.n_features_out, data.preprocessor_sha256
     )
     checks = [
         Check(
@@ -52,16 +56,16 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
         ),
         Check(
             name="splits_disjoint",
-            passed=bool(data.get("splits_disjoint"))
+            passed=data.splits_disjoint
             and all(sizes.get(k, 0) > 0 for k in ("train", "val", "test")),
             value=sizes,
             detail="train, validation and test are non-empty and share no row",
         ),
     ]
-    if data.get("task") == "classification":
-        per_class = data.get("train_class_counts", {})
+    if data.task == "classification":
+        per_class = data.train_class_counts
         smallest = min(per_class.values()) if per_class else 0
-        classes = data.get("classes") or []
+        classes = data.classes or []
         named = {str(classes[int(k)]) if int(k) < len(classes) else k: v for k, v in per_class.items()}
         checks.append(
             Check(
@@ -72,9 +76,9 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
                 detail=f"{len(per_class)} classes; smallest has {smallest} training rows",
             )
         )
-    features = set(data.get("features", []))
-    suspects = data.get("leakage_suspects", {})
-    kept = set(data.get("kept_columns", {}))  # the user's --keep: reported, not refused
+    features = set(data.features)
+    suspects = data.leakage_suspects
+    kept = set(data.kept_columns)  # the user's --keep: reported, not refused
     left_in = sorted(features & set(suspects) - kept)
     kept_in = sorted(features & set(suspects) & kept)
     checks.append(
@@ -93,7 +97,7 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
             name="features_present",
             passed=len(features) > 0,
             value=len(features),
-            detail=f"{len(features)} feature columns; dropped: {sorted(data.get('dropped_columns', {}))}",
+            detail=f"{len(features)} feature columns; dropped: {sorted(data.dropped_columns)}",
         )
     )
     return GateVerdict.from_checks("data", checks)
@@ -385,6 +389,8 @@ def _production_check(state: dict[str, Any]) -> Check:
     from ml_expert.registry import Registry, RegistryError, comparable
     from ml_expert.registry.store import release_model_name
 
+    # The data phase's fingerprint and split sizes only: read from the state as they are, since a
+    # release judged on a partial state (a fine-tuned or an imported run) still compares them.
     validation, data = state.get("validation") or {}, state.get("data") or {}
     config = RunConfig.of(state)
     candidate = {

@@ -8,6 +8,7 @@ from typing import Any
 from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.common import json_safe, quiet_tensorflow
 from ml_expert.hashing import verify
+from ml_expert.phases import DataResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -15,19 +16,19 @@ from ml_expert.tools.data.splits import read_frame
 from ml_expert.tools.environment import package_versions
 
 
-def _training_stats(data: dict[str, Any], schema: InputSchema) -> str:
+def _training_stats(data: DataResult, schema: InputSchema) -> str:
     """Aggregates of the training split for drift checks (quantiles, category shares; no rows)."""
     import json
 
     from ml_expert.tools.validation.drift import training_statistics
 
-    train_x, _ = load_split(data["files"], "train", schema, data.get("file_hashes"))
+    train_x, _ = load_split(data.files, "train", schema, data.file_hashes)
     columns = [c.model_dump() for c in schema.columns]
     values = {c.name: train_x[c.key].tolist() for c in schema.columns}
     return json.dumps(training_statistics(columns, values), indent=1) + "\n"
 
 
-def _package_latency(package_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
+def _package_latency(package_dir: Path, data: DataResult) -> dict[str, Any]:
     """Single-row and batch latency of the package itself, through inference.py (the serving path)."""
 
     from ml_expert.runtime.inference import ModelInference
@@ -35,7 +36,7 @@ def _package_latency(package_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
 
     model = ModelInference(package_dir)
     # rows as a caller sends them: raw column names, dates as text
-    records = read_frame(data["files"]["val_raw"], data.get("file_hashes"), "val_raw").to_dict(
+    records = read_frame(data.files["val_raw"], data.file_hashes, "val_raw").to_dict(
         orient="records"
     )
     return measure(model.predict, records[:50], records, len(records))
@@ -95,11 +96,11 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     )
     from ml_expert.tools.deployment.package import dockerfile_text, server_source, write_package
 
-    data, training_result = state["data"], state["training"]
-    schema = InputSchema.model_validate(data["schema"])
+    data, training_result = DataResult.of(state), state["training"]
+    schema = data.input_schema
     chosen = training_result["chosen"]
     # Parity and latency use the validation rows: the test split is read once, by the tester.
-    reference, _ = load_split(data["files"], "val", schema, data.get("file_hashes"))
+    reference, _ = load_split(data.files, "val", schema, data.file_hashes)
     exports_dir = ctx.run_dir / "exports"
     records: list[dict[str, Any]] = []
     onnx_path: str | None = None
@@ -124,8 +125,8 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         candidate = chosen  # the network refit on train + validation (or the train-only one)
         verify(candidate["path"], candidate["sha256"])
         model = keras.saving.load_model(candidate["path"])
-        verify(data["files"]["preprocessor"], data["preprocessor_sha256"])
-        preprocessor = joblib.load(data["files"]["preprocessor"])
+        verify(data.files["preprocessor"], data.preprocessor_sha256)
+        preprocessor = joblib.load(data.files["preprocessor"])
         ctx.step("exporting the Keras DNN: .keras, .h5, SavedModel, TFLite, ONNX")
         k_records = export_keras(model, preprocessor, schema, reference, exports_dir / "dnn")
         if dnn["config"].get("sequence_layer", "conv") != "conv":
@@ -157,18 +158,18 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "Dockerfile": dockerfile_text(),
             "training_stats.json": _training_stats(data, schema),
         }
-        if data["task"] == "clustering":  # aggregates over >= 5 training rows (the tester's)
+        if data.task == "clustering":  # aggregates over >= 5 training rows (the tester's)
             extra_files["cluster_profiles.json"] = Path(validation["profiles_path"]).read_text()
         metadata = {
             "run_id": ctx.run_id,
             "model": chosen["name"],
-            "task": data["task"],
+            "task": data.task,
             "primary_metric": validation["primary_metric"],
             "test_score": validation["test_score"],
             "metrics": {k: v for k, v in validation["test_metrics"].items() if isinstance(v, int | float)},
             "seed": int(state["options"]["seed"]),
-            "data_fingerprint": data["fingerprint"],
-            "split_sizes": data.get("split_sizes"),
+            "data_fingerprint": data.fingerprint,
+            "split_sizes": data.split_sizes,
             "package_versions": package_versions(),
             "created": run.created,
             "model_size_bytes": Path(onnx_path).stat().st_size,

@@ -11,6 +11,7 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.common import quiet_tensorflow
 from ml_expert.agents.retry import TRAINING_RETRY
 from ml_expert.hashing import sha256_file
+from ml_expert.phases import DataResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -25,20 +26,20 @@ def refit_network(
     quiet_tensorflow()
     from ml_expert.tools.training.dnn import DNNConfig, float32_copy, refit_dnn, with_target_scale
 
-    data = state["data"]
-    task = data["task"]
+    data = DataResult.of(state)
+    task = data.task
     config = DNNConfig.model_validate(dnn["config"])
     x = np.concatenate(
         [
-            read_array(data["files"]["X_train"], data.get("file_hashes"), "X_train"),
-            read_array(data["files"]["X_val"], data.get("file_hashes"), "X_val"),
+            read_array(data.files["X_train"], data.file_hashes, "X_train"),
+            read_array(data.files["X_val"], data.file_hashes, "X_val"),
         ]
     )
-    files = data["files"]
+    files = data.files
     y = np.concatenate(
         [
-            load_split(files, "train", schema, state["data"].get("file_hashes"))[1],
-            load_split(files, "val", schema, state["data"].get("file_hashes"))[1],
+            load_split(files, "train", schema, data.file_hashes)[1],
+            load_split(files, "val", schema, data.file_hashes)[1],
         ]
     )
     if task == "regression":  # the train split's scale, as the measured network learnt it
@@ -98,7 +99,7 @@ def train_network(
     from ml_expert.tools.training.hardware import UtilisationSampler, free_gpu_memory_mb, hardware_check
     from ml_expert.tools.training.throughput import plan_execution
 
-    data, selection = state["data"], state["selection"]
+    data, selection = DataResult.of(state), state["selection"]
     seed = int(state["options"]["seed"])
     config = DNNConfig.model_validate(selection["plan"]["dnn_config"])
     if attempt:
@@ -120,8 +121,8 @@ def train_network(
             "mixed precision (float16 compute, float32 weights) on the GPU",
             "half the memory traffic per step; the served model is rebuilt in float32",
         )
-    x_train = read_array(data["files"]["X_train"], data.get("file_hashes"), "X_train")
-    x_val = read_array(data["files"]["X_val"], data.get("file_hashes"), "X_val")
+    x_train = read_array(data.files["X_train"], data.file_hashes, "X_train")
+    x_val = read_array(data.files["X_val"], data.file_hashes, "X_val")
     execution = plan_execution(
         backend=hardware["backend"],
         gpu=gpu,
@@ -147,9 +148,9 @@ def train_network(
         f"{execution.device.upper()}",
         "; ".join(execution.rules),
     )
-    y_train = load_split(data["files"], "train", schema, data.get("file_hashes"))[1]
-    y_val = load_split(data["files"], "val", schema, data.get("file_hashes"))[1]
-    task = data["task"]
+    y_train = load_split(data.files, "train", schema, data.file_hashes)[1]
+    y_val = load_split(data.files, "val", schema, data.file_hashes)[1]
+    task = data.task
     mean = std = None
     if task == "regression":
         fit_train, fit_val, mean, std = standardise_target(y_train, y_val)
@@ -278,7 +279,7 @@ def _train_on_workers(
     x_train, y_train, x_val, y_val = arrays
     spec = ParallelSpec(
         n_features=x_train.shape[1],
-        task=state["data"]["task"],
+        task=DataResult.of(state).task,
         n_outputs=n_outputs,
         config=config,
         seed=seed,

@@ -9,7 +9,8 @@ import numpy as np
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import sha256_file
-from ml_expert.tools.data.prepare import load_split, prepare_data
+from ml_expert.phases import DataResult
+from ml_expert.tools.data.prepare import PreparedData, load_split, prepare_data
 
 
 def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
@@ -61,40 +62,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         "fit imputation, scaling, rare-category grouping and one-hot encoding on the training split only",
         "statistics from validation or test rows would leak into the model",
     )
-    train_y = load_split(prepared.files, "train", schema, prepared.file_hashes)[1]
-    counts: dict[str, int] = {}
-    if prepared.task == "classification":
-        values, freq = np.unique(train_y, return_counts=True)
-        counts = {str(int(v)): int(c) for v, c in zip(values, freq, strict=True)}
-    data = {
-        "source": prepared.source,
-        "fingerprint": prepared.fingerprint,
-        "task": prepared.task,
-        "task_reason": prepared.task_reason,
-        "modality": prepared.modality,
-        "image_shape": prepared.image_shape,
-        "sequence": prepared.sequence,
-        "schema": schema.model_dump(),
-        "features": schema.names,
-        "n_features_out": prepared.n_features_out,
-        "dropped_columns": prepared.dropped_columns,
-        "leakage_suspects": prepared.leakage_suspects,
-        "kept_columns": prepared.kept_columns,
-        "rows_in": prepared.rows_in,
-        "duplicates_removed": prepared.duplicates_removed,
-        "rows_without_target": prepared.rows_without_target,
-        "outliers_removed": int(prepared.outliers.get("dropped", 0)),
-        "outliers": prepared.outliers,
-        "split_sizes": prepared.split_sizes,
-        "splits_disjoint": prepared.splits_disjoint,
-        "classes": schema.classes,
-        "train_class_counts": counts,
-        "imbalance_ratio": prepared.profile.get("imbalance_ratio"),
-        "load": prepared.load.model_dump(exclude_none=True) if prepared.load else {},
-        "files": prepared.files,
-        "file_hashes": prepared.file_hashes,
-        "preprocessor_sha256": sha256_file(prepared.files["preprocessor"]),
-    }
+    data = data_result(prepared).state()
     finding = {k: v for k, v in data.items() if k not in ("files", "schema")}
     finding["profile"] = prepared.profile
     finding["findings"] = prepared.findings
@@ -111,3 +79,45 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     ctx.record("data-analysis", finding)
     ctx.done(f"{prepared.task}, {sum(prepared.split_sizes.values())} rows, {len(schema.columns)} features")
     return {"data": data, "phase": "data_preparation"}
+
+
+def data_result(prepared: PreparedData) -> DataResult:
+    """The phase's typed result: the figures later phases and gates read, the splits as hashed
+    files. Class counts come from the training rows only."""
+    schema = prepared.input_schema
+    train_y = load_split(prepared.files, "train", schema, prepared.file_hashes)[1]
+    counts: dict[str, int] = {}
+    if prepared.task == "classification":
+        values, freq = np.unique(train_y, return_counts=True)
+        counts = {str(int(v)): int(c) for v, c in zip(values, freq, strict=True)}
+    return DataResult.model_validate(
+        {
+            "source": prepared.source,
+            "fingerprint": prepared.fingerprint,
+            "task": prepared.task,
+            "task_reason": prepared.task_reason,
+            "modality": prepared.modality,
+            "image_shape": prepared.image_shape,
+            "sequence": prepared.sequence,
+            "schema": schema.model_dump(),
+            "features": schema.names,
+            "n_features_out": prepared.n_features_out,
+            "dropped_columns": prepared.dropped_columns,
+            "leakage_suspects": prepared.leakage_suspects,
+            "kept_columns": prepared.kept_columns,
+            "rows_in": prepared.rows_in,
+            "duplicates_removed": prepared.duplicates_removed,
+            "rows_without_target": prepared.rows_without_target,
+            "outliers_removed": int(prepared.outliers.get("dropped", 0)),
+            "outliers": prepared.outliers,
+            "split_sizes": prepared.split_sizes,
+            "splits_disjoint": prepared.splits_disjoint,
+            "classes": schema.classes,
+            "train_class_counts": counts,
+            "imbalance_ratio": prepared.profile.get("imbalance_ratio"),
+            "load": prepared.load.model_dump(exclude_none=True) if prepared.load else {},
+            "files": prepared.files,
+            "file_hashes": prepared.file_hashes,
+            "preprocessor_sha256": sha256_file(prepared.files["preprocessor"]),
+        }
+    )

@@ -11,6 +11,7 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.network import refit_network, train_network
 from ml_expert.agents.retry import TRAINING_RETRY
 from ml_expert.config import RunConfig
+from ml_expert.phases import DataResult
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 
@@ -25,8 +26,8 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
         return clustering.training(state)
     ctx = AgentContext(state, "ml-developer", "training")
     ctx.start()
-    data, selection = state["data"], state["selection"]
-    schema = InputSchema.model_validate(data["schema"])
+    data, selection = DataResult.of(state), state["selection"]
+    schema = data.input_schema
     metric = selection["metric"]
     leaderboard = list(selection["leaderboard"])
     result: dict[str, Any] = {}
@@ -138,7 +139,8 @@ def _choose(
     )
     if not dnn:
         return best, reason, None
-    y_val = load_split(state["data"]["files"], "val", schema, state["data"].get("file_hashes"))[1]
+    data = DataResult.of(state)
+    y_val = load_split(data.files, "val", schema, data.file_hashes)[1]
     verdict = escalation(
         metric,
         y_val,
@@ -158,12 +160,13 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
     """Refit the chosen scikit-learn family on train + validation once the choice is made."""
     from ml_expert.tools.selection.baselines import CandidateResult, refit_on_train_and_val
 
-    files = state["data"]["files"]
+    data = DataResult.of(state)
+    files = data.files
     refit = refit_on_train_and_val(
         chosen["name"],
         schema,
-        load_split(files, "train", schema, state["data"].get("file_hashes")),
-        load_split(files, "val", schema, state["data"].get("file_hashes")),
+        load_split(files, "train", schema, data.file_hashes),
+        load_split(files, "val", schema, data.file_hashes),
         int(state["options"]["seed"]),
         ctx.run_dir / "models",
         base=chosen.get("base"),
