@@ -132,6 +132,14 @@ class RunConfig(BaseModel):
         Field(description="Drop this feature column before anything else looks at it (repeatable)."),
         Cli(("--drop",), metavar="COLUMN"),
     ] = []
+    drop_outliers: Annotated[
+        bool,
+        Field(
+            description="Drop training rows with |z| > 3 on a measured column (default: flag and keep "
+            "them; the model then still learns the tails the test and production rows come from)."
+        ),
+        Cli(("--drop-outliers",)),
+    ] = False
     force: Annotated[
         bool,
         Field(description="Replace production even if the new model scores worse."),

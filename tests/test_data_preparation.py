@@ -95,7 +95,10 @@ def test_outlier_report_in_prepared_data_leaves_val_and_test_untouched(tmp_path:
     frame.loc[:9, "weight"] = 500.0
     path = tmp_path / "o.csv"
     frame.to_csv(path, index=False)
-    prepared = prepare_data(str(path), "target", 0, tmp_path / "data")
+    kept = prepare_data(str(path), "target", 0, tmp_path / "kept")  # the default: flag, keep
+    assert kept.outliers["dropped"] == 0 and kept.outliers["flagged"] >= 1
+    assert sum(kept.split_sizes.values()) == 300 and "--drop-outliers" in kept.outliers["action"]
+    prepared = prepare_data(str(path), "target", 0, tmp_path / "data", drop_outliers_rows=True)
     val, test = pd.read_parquet(prepared.files["val"]), pd.read_parquet(prepared.files["test"])
     assert prepared.outliers["dropped"] >= 1
     assert sum(prepared.split_sizes.values()) + prepared.outliers["dropped"] == 300

@@ -28,6 +28,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         drop=config.drop,
         metric=config.metric,
         task=config.task,
+        drop_outliers_rows=config.drop_outliers,
     )
     ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema

@@ -1,7 +1,12 @@
 """Training-split cleaning that needs figures from the training rows only: z-score outliers.
 
-Validation and test rows are never dropped (they stand for the data the model will meet), and
-rows of a rare class are never dropped (an unusual minority row is often the signal itself).
+Outliers are flagged and reported; they are dropped only when the user asks (`--drop-outliers`).
+A dropped row's region is one the model never learns, while the validation, test and production
+rows still come from it: on this project's data, keeping them scored higher for the chosen
+models (titanic accuracy 0.8066 -> 0.8117 over seeds 0-2, diamonds R² 0.9800 -> 0.9808 on seed
+0), and AutoGluon, FLAML and H2O drop none either. When asked: validation and test rows are never
+dropped (they stand for the data the model will meet), and rows of a rare class are never dropped
+(an unusual minority row is often the signal itself).
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ MAX_DROP_SHARE = 0.05
 
 
 def drop_outliers(
-    train: pd.DataFrame, numeric: list[str], target: str, task: str
+    train: pd.DataFrame, numeric: list[str], target: str, task: str, apply: bool = True
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Drop training rows with |z| > 3 in any measured numeric column, except rare-class rows."""
+    """Drop training rows with |z| > 3 in any measured numeric column, except rare-class rows.
+
+    `apply=False`: flag and report them, drop none."""
     report: dict[str, Any] = {
         "rule": f"|z| > {Z_THRESHOLD} on any numeric column with >= {MIN_DISTINCT_FOR_Z} distinct values, "
         "mean and std from the training split only",
@@ -56,6 +63,12 @@ def drop_outliers(
         protected = train[target].isin(rare).to_numpy()
     drop = flagged & ~protected
     report.update(flagged=int(flagged.sum()), kept_rare_class=int((flagged & protected).sum()))
+    if not apply:
+        report["action"] = (
+            f"kept all: {int(drop.sum())} training rows have |z| > {Z_THRESHOLD}; flagged, not dropped "
+            "(--drop-outliers drops them)"
+        )
+        return train, report
     if drop.sum() > MAX_DROP_SHARE * len(train):
         report["action"] = (
             f"kept all: {int(drop.sum())} rows ({drop.mean():.1%}) exceed |z| > {Z_THRESHOLD}, more than "

@@ -113,12 +113,14 @@ def prepare_data(
     drop: Sequence[str] = (),
     metric: str | None = None,
     task: str = "auto",
+    drop_outliers_rows: bool = False,
 ) -> PreparedData:
     """`keep` names columns no heuristic may drop (leakage suspect, ID-like, constant); `drop`
     names feature columns removed before anything looks at them. The user's word wins.
     `metric`: the user's (None: the task's default); it judges whether derived features stay.
     `task`: auto (from the target column), classification, regression or clustering; with auto,
-    no target given (the default name) and no `target` column, the rows are clustered."""
+    no target given (the default name) and no `target` column, the rows are clustered.
+    `drop_outliers_rows`: drop training rows with |z| > 3 (default: flag and keep them)."""
     if task not in TASKS:
         raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     frame, path, info = load_source(source, target)
@@ -301,7 +303,7 @@ def prepare_data(
         }
     else:
         measured = [c.key for c in schema.columns if c.kind == "numeric" and not c.derive]
-        train, outliers = drop_outliers(train, measured, TARGET_COLUMN, task)
+        train, outliers = drop_outliers(train, measured, TARGET_COLUMN, task, apply=drop_outliers_rows)
         if classes:
             outliers["rare_classes"] = [classes[i] for i in outliers.get("rare_classes", [])]
 
