@@ -73,3 +73,30 @@ def test_the_candidate_carries_the_rounds_so_its_refit_fits_the_same_model(tmp_p
     rebuilt = make_pipeline("lightgbm", schema, SEED, **candidate.settings())
     assert rebuilt.named_steps["model"].n_estimators == candidate.params["n_estimators"]
     assert np.isfinite(candidate.val_score)
+
+
+def test_saved_predictions_are_read_only_when_their_hash_matches(tmp_path: Path) -> None:
+    """A candidate's .val.npy / .oof.npy decide comparisons, thresholds and ensemble weights: one
+    changed after it was written is refused, not read."""
+    import pytest
+
+    from ml_expert.errors import IntegrityError
+    from ml_expert.tools.selection.crossval import fold_ids
+
+    schema, train, _, y = split(*DIABETES)
+    frame = train[schema.keys]
+    cut = len(y) * 3 // 4
+    folds = fold_ids("regression", y, SEED, 3)
+    candidate = fit_candidate(
+        "linear", schema, (frame.iloc[:cut], y[:cut]), (frame.iloc[cut:], y[cut:]), "r2", SEED, tmp_path,
+        folds=folds,
+    )
+    assert set(candidate.predictions_sha256) == {candidate.val_predictions, candidate.heldout_predictions}
+    assert candidate.held_out(True).shape == (len(y),)
+    changed = candidate.held_out(False) + 1.0
+    np.save(candidate.val_predictions, changed)
+    with pytest.raises(IntegrityError, match="does not match"):
+        candidate.held_out(False)
+    unrecorded = candidate.model_copy(update={"predictions_sha256": {}})
+    with pytest.raises(IntegrityError, match="no SHA-256"):
+        unrecorded.held_out(True)

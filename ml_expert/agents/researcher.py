@@ -449,7 +449,7 @@ class _Comparison:
         self.cuts: dict[str, np.ndarray] = {}  # cross-fitted per-row thresholds of threshold candidates
 
     def predictions(self, c: CandidateResult) -> np.ndarray:
-        return np.load(c.heldout_predictions if self.small else c.val_predictions)
+        return c.held_out(self.small)
 
     def compare(self, simple: CandidateResult, candidate: CandidateResult) -> Escalation:
         return escalation(
@@ -478,7 +478,7 @@ class _Comparison:
             "name": name,
             "base": c.base or c.name,
             "threshold": final,
-            "val_score": round(score(self.metric, val[1], np.load(c.val_predictions), final), 6),
+            "val_score": round(score(self.metric, val[1], c.held_out(False), final), 6),
         }
         if self.small:
             p, cuts = self.predictions(c), self.cuts[name]

@@ -17,6 +17,7 @@ from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splits import read_array
 from ml_expert.tools.scoring import score
+from ml_expert.tools.selection.baselines import save_predictions
 
 
 def refit_network(
@@ -233,8 +234,7 @@ def train_network(
     served.save(path)
     val_scores = _keras_scores(served, x_val, task)
     train_scores = _keras_scores(served, x_train, task)
-    val_path = models_dir / "dnn.val.npy"
-    np.save(val_path, val_scores)
+    val_path, val_sha = save_predictions(models_dir / "dnn.val.npy", val_scores)
     candidate = {
         "name": "dnn",
         "family": "neural",
@@ -244,7 +244,8 @@ def train_network(
         "fit_seconds": result.train_seconds,
         "path": str(path),
         "sha256": sha256_file(path),
-        "val_predictions": str(val_path),
+        "val_predictions": val_path,
+        "predictions_sha256": {val_path: val_sha},
     }
     return {**common, "candidate": candidate, "loaded_checkpoint": loaded, "skipped_checkpoints": skipped}
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.network import refit_network, train_network
@@ -14,6 +12,7 @@ from ml_expert.config import RunConfig
 from ml_expert.phases import DataResult
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.selection.baselines import CandidateResult
 
 
 def training(state: dict[str, Any]) -> dict[str, Any]:
@@ -144,8 +143,8 @@ def _choose(
     verdict = escalation(
         metric,
         y_val,
-        np.load(best["val_predictions"]),
-        np.load(dnn["candidate"]["val_predictions"]),
+        CandidateResult.model_validate(best).held_out(False),
+        CandidateResult.model_validate(dnn["candidate"]).held_out(False),
         seed=int(state["options"]["seed"]),
         simple_threshold=best.get("threshold"),
         simple=best["name"],
@@ -158,7 +157,7 @@ def _choose(
 
 def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: dict[str, Any]) -> dict:
     """Refit the chosen scikit-learn family on train + validation once the choice is made."""
-    from ml_expert.tools.selection.baselines import CandidateResult, refit_on_train_and_val
+    from ml_expert.tools.selection.baselines import refit_on_train_and_val
 
     data = DataResult.of(state)
     files = data.files

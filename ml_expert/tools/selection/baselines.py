@@ -15,7 +15,8 @@ from sklearn.compose import TransformedTargetRegressor
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from ml_expert.hashing import sha256_file
+from ml_expert.errors import IntegrityError
+from ml_expert.hashing import sha256_file, verify
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.mapping import MapFn, sequential_map
 from ml_expert.tools.scoring import predict_scores, score, sign
@@ -48,11 +49,18 @@ class CandidateResult(BaseModel):
     heldout_predictions: str | None = None  # .npy of its out-of-fold predictions on train + validation
     members: list[EnsembleMember] = []  # an ensemble's members and weights (tools/selection/ensemble.py)
     params_rule: str | None = None  # how params the data chose were chosen (LightGBM's rounds)
+    predictions_sha256: dict[str, str] = {}  # .npy path -> SHA-256, checked before every read
 
     @property
     def selection_score(self) -> float:
         """The score candidates are ranked by: the CV mean on small data, else validation."""
         return self.cv_mean if self.cv_mean is not None else self.val_score
+
+    def held_out(self, cross_validated: bool) -> np.ndarray:
+        """Its out-of-fold predictions (cross-validated comparisons) or its validation predictions,
+        hash-checked."""
+        path = self.heldout_predictions if cross_validated else self.val_predictions
+        return read_predictions(str(path), self.predictions_sha256)
 
     def settings(self) -> dict[str, Any]:
         """What make_pipeline needs to rebuild this candidate."""
@@ -63,6 +71,22 @@ class CandidateResult(BaseModel):
             "threshold": self.threshold,
             "members": list(self.members),
         }
+
+
+def read_predictions(path: str, hashes: dict[str, str]) -> np.ndarray:
+    """A candidate's saved predictions, once their SHA-256 matches the one recorded when they were
+    written: a changed file would silently move a comparison, a threshold or an ensemble weight."""
+    digest = hashes.get(path)
+    if digest is None:
+        raise IntegrityError(f"{path}: no SHA-256 was recorded for these predictions; refusing to read them")
+    verify(path, digest)
+    return np.load(path, allow_pickle=False)
+
+
+def save_predictions(path: Path, values: np.ndarray) -> tuple[str, str]:
+    """Write predictions and return (path, SHA-256) for the candidate's record."""
+    np.save(path, values)
+    return str(path), sha256_file(path)
 
 
 def best_baseline(board: list[CandidateResult], metric: str) -> CandidateResult:
@@ -280,14 +304,15 @@ def save_candidate(fitted: FittedCandidate, models_dir: Path) -> CandidateResult
     name = fitted.result.name
     path = models_dir / f"{name}.joblib"
     joblib.dump(fitted.pipeline, path)
-    val_path = models_dir / f"{name}.val.npy"
-    np.save(val_path, fitted.val_pred)
+    val_path, val_sha = save_predictions(models_dir / f"{name}.val.npy", fitted.val_pred)
     update: dict[str, Any] = {"path": str(path), "sha256": sha256_file(path)}
-    update["val_predictions"] = str(val_path)
+    update["val_predictions"] = val_path
+    hashes = {val_path: val_sha}
     if fitted.oof is not None:
-        oof_path = models_dir / f"{name}.oof.npy"
-        np.save(oof_path, fitted.oof)
-        update["heldout_predictions"] = str(oof_path)
+        oof_path, oof_sha = save_predictions(models_dir / f"{name}.oof.npy", fitted.oof)
+        update["heldout_predictions"] = oof_path
+        hashes[oof_path] = oof_sha
+    update["predictions_sha256"] = hashes
     return fitted.result.model_copy(update=update)
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from ml_expert.hashing import sha256_file, verify
 from ml_expert.tools.scoring import predict_scores, score, sign
-from ml_expert.tools.selection.baselines import CandidateResult
+from ml_expert.tools.selection.baselines import CandidateResult, save_predictions
 from ml_expert.tools.selection.crossval import fold_ids
 from ml_expert.tools.selection.ensemble import (
     MIN_MEMBERS,
@@ -115,7 +115,7 @@ def ensemble_candidate(
 
     names = [c.name for c in pool]
     models_dir.mkdir(parents=True, exist_ok=True)
-    held = [np.load(c.heldout_predictions if cv else c.val_predictions) for c in pool]
+    held = [c.held_out(cv) for c in pool]
     selection = greedy_selection(names, held, y_held, scorer, rounds)
     plan.selection = selection
     if len(selection.names) < MIN_MEMBERS:
@@ -143,15 +143,16 @@ def ensemble_candidate(
         verify(c.path, c.sha256)
         fitted.append((c.name, joblib.load(c.path)))
     model = prefit_ensemble(fitted, selection.weights, task)
-    val_blend = blend(selection, names, [np.load(c.val_predictions) for c in pool])
+    val_blend = blend(selection, names, [c.held_out(False) for c in pool])
     path = models_dir / f"{ENSEMBLE}.joblib"
     joblib.dump(model, path)
     val_path = models_dir / f"{ENSEMBLE}.val.npy"
     extra: dict[str, object] = {}
+    hashes: dict[str, str] = {}
     if cv:
-        np.save(val_path, val_blend)
+        hashes.update([save_predictions(val_path, val_blend)])
         oof_path = models_dir / f"{ENSEMBLE}.oof.npy"
-        np.save(oof_path, honest)
+        hashes.update([save_predictions(oof_path, honest)])
         per_fold = [score(metric, y_held[folds == k], honest[folds == k]) for k in np.unique(folds)]
         extra = {
             "cv_mean": round(float(np.mean(per_fold)), 6),
@@ -161,7 +162,7 @@ def ensemble_candidate(
         }
         val_score = score(metric, val[1], val_blend)
     else:  # the validation rows chose the weights: only the cross-fitted blend scores them fairly
-        np.save(val_path, honest)
+        hashes.update([save_predictions(val_path, honest)])
         val_score = score(metric, val[1], honest)
     train_blend = sum(
         w * training_predictions(m, train[0]) for (_, m), w in zip(fitted, selection.weights, strict=True)
@@ -182,6 +183,7 @@ def ensemble_candidate(
         path=str(path),
         sha256=sha256_file(path),
         val_predictions=str(val_path),
+        predictions_sha256=hashes,
         members=[
             EnsembleMember(
                 name=c.name,
