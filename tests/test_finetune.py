@@ -128,3 +128,37 @@ def test_continuation_keeps_the_trees_and_adds_rounds(datasets: Path) -> None:
     assert any("'a'" in d for d in schema_differences(a, b)) and any(
         "'b'" in d for d in schema_differences(a, b)
     )
+
+
+def test_a_keras_file_is_a_starting_point_when_its_widths_fit(shifted: dict, tmp_path: Path) -> None:
+    """`--from FILE.keras` (a network trained elsewhere): read by the run's own preprocessing, as it
+    is and fine-tuned, both competing on the new validation rows; a file of the wrong width is a
+    usage error naming both widths."""
+    import keras
+
+    from ml_expert.tools.training.dnn import DNNConfig, build_dnn
+
+    config = DNNConfig(hidden_units=[16], max_epochs=5)
+    width = len(pd.read_csv(shifted["second"]).columns) - 1  # 30 numeric columns, one input each
+    good, wrong = tmp_path / "net.keras", tmp_path / "narrow.keras"
+    build_dnn(width, "classification", 2, config, 0).save(good)
+    build_dnn(width - 3, "classification", 2, config, 0).save(wrong)
+    keras.backend.clear_session()
+
+    ws = tmp_path / "ws"
+    proc = _run(shifted["second"], ws, "--from", str(good))
+    assert proc.returncode in (0, 5), proc.stderr[-3000:]
+    run_dir = Path(json.loads(proc.stdout)["run_dir"])
+    training = json.loads((run_dir / "findings" / "training.json").read_text())
+    training = training.get("value", training)
+    board = {c["name"]: c for c in training["leaderboard"]}
+    assert board["released"]["kind"] == board["fine_tuned"]["kind"] == "keras"
+    assert board["fine_tuned"]["parent"] == "file net.keras" and "continued" in board["fine_tuned"]["detail"]
+    assert board["fine_tuned"]["predictions_sha256"]
+    assert training["fine_tuning"]["parent_sha256"]
+
+    proc = _run(shifted["second"], ws, "--from", str(wrong))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    said = proc.stdout + proc.stderr
+    assert f"it takes {width - 3} inputs" in said and f"gives {width}" in said
+    assert "Warning" not in proc.stderr  # ml-expert's message, not Keras'; the file is read uncompiled

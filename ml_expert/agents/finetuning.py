@@ -1,4 +1,10 @@
-"""`--from production|VERSION`: the released model as a starting point, checked, continued and compared.
+"""`--from production|VERSION|FILE.keras`: a released model as a starting point, checked, continued
+and compared.
+
+A `.keras` file (a network trained elsewhere, or a run's models/dnn.keras) is read by the new run's
+own preprocessing: it is accepted when its input width is the run's feature count and its outputs
+are the run's classes, and it is fine-tuned for classification (a foreign regressor's output
+scale is unknown).
 
 The registry names the release; its run's deployment finding names the exported model file and its
 SHA-256, which is verified before the file is loaded. The released model competes as it is and
@@ -13,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel
 
 from ml_expert.config import RunConfig
@@ -30,7 +37,7 @@ class ReleasedModel(BaseModel):
     kind: str  # "sklearn" or "keras"
     path: str
     sha256: str
-    schema_: InputSchema
+    schema_: InputSchema | None = None  # None: a .keras file, checked by its input and output widths
     test_score: float | None = None
     primary_metric: str | None = None
     model_name: str | None = None  # the registry's name of the released model (its production line)
@@ -39,9 +46,13 @@ class ReleasedModel(BaseModel):
 def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
     """The released model behind `production` or `v3`, with the verified file it was exported to."""
     if name.endswith(".keras"):
-        raise UsageError(
-            f"--from {name}: starting from a .keras file is not supported yet; give production or a version"
-        )
+        file = Path(name).expanduser().resolve()
+        if not file.is_file():
+            raise UsageError(f"--from {name}: no such .keras file")
+        return ReleasedModel(
+            version=f"file {file.name}", run_id="", model="dnn", kind="keras", path=str(file),
+            sha256=sha256_file(file),
+        )  # fmt: skip
     registry = Registry(workspace)
     try:
         info = registry.show(name)
@@ -83,11 +94,45 @@ def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
     )
 
 
-def check_schema(name: str, workspace: str | Path, new: InputSchema) -> ReleasedModel:
-    """A usage error naming what differs when the new data cannot feed the released model."""
+def _keras_widths(path: str) -> tuple[int | None, int | None]:
+    """(input width, output width) of a saved Keras network."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    model = keras.saving.load_model(path, compile=False)  # the shapes only: no optimizer state
+    return model.input_shape[-1], model.output_shape[-1]
+
+
+def check_schema(
+    name: str, workspace: str | Path, new: InputSchema, n_features_out: int | None = None
+) -> ReleasedModel:
+    """A usage error naming what differs when the new data cannot feed the released model.
+
+    `n_features_out`: the width the run's preprocessing produces (what a .keras file must take)."""
     from ml_expert.tools.training.finetune import schema_differences
 
     released = resolve_release(name, workspace)
+    if released.schema_ is None:  # a .keras file: its widths must be the run's
+        if new.task != "classification":
+            raise UsageError(
+                f"--from {name}: a .keras file is fine-tuned for classification only (its output scale "
+                f"for a {new.task} target is unknown)"
+            )
+        try:
+            inputs, outputs = _keras_widths(released.path)
+        except Exception as exc:  # noqa: BLE001  (any unreadable file is the user's to fix)
+            raise UsageError(f"--from {name}: not a Keras model file ({type(exc).__name__}: {exc})") from None
+        classes = len(new.classes or [])
+        problems = []
+        if inputs != n_features_out:
+            problems.append(f"it takes {inputs} inputs, the new data's preprocessing gives {n_features_out}")
+        if outputs != classes:
+            problems.append(f"it has {outputs} outputs, the new data has {classes} classes")
+        if problems:
+            raise UsageError(f"--from {name}: the network does not fit the new data: " + "; ".join(problems))
+        return released
     differences = schema_differences(released.schema_, new)
     if differences:
         raise UsageError(
@@ -96,8 +141,8 @@ def check_schema(name: str, workspace: str | Path, new: InputSchema) -> Released
         )
     if released.kind != "sklearn":
         raise UsageError(
-            f"--from {name} ({released.version}) is a Keras network; fine-tuning a released network "
-            "in the pipeline is not supported yet (tools/training/finetune.continue_keras does it in Python)"
+            f"--from {name} ({released.version}) is a Keras network, read by its own run's preprocessing; "
+            "give the network file instead (--from RUN_DIR/models/dnn.keras), read by this run's own"
         )
     return released
 
@@ -114,8 +159,13 @@ def candidates(
     from ml_expert.tools.training.finetune import continue_sklearn
 
     config = RunConfig.of(state)
-    released = check_schema(config.from_ or "production", config.workspace, schema)
     data = DataResult.of(state)
+    released = check_schema(config.from_ or "production", config.workspace, schema, data.n_features_out)
+    if released.kind == "keras":
+        return _keras_candidates(ctx, state, released, metric), {
+            "parent": released.version, "parent_model": "dnn", "parent_run": None, "model_name": None,
+            "parent_sha256": released.sha256,
+        }  # fmt: skip
     train_x, train_y = load_split(data.files, "train", schema, data.file_hashes)
     val_x, val_y = load_split(data.files, "val", schema, data.file_hashes)
     models_dir = ctx.run_dir / "models"
@@ -153,6 +203,74 @@ def candidates(
         "model_name": released.model_name,
     }
     return out, record
+
+
+def _keras_candidates(
+    ctx: Any, state: dict[str, Any], released: ReleasedModel, metric: str
+) -> list[dict[str, Any]]:
+    """A .keras network as it is and continued on the new training split (tools/training/finetune.py:
+    a tenth of its learning rate, the pipeline's callbacks), each scored on the new validation split."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+
+    from ml_expert.tools.data.prepare import load_split
+    from ml_expert.tools.data.splits import read_array
+    from ml_expert.tools.scoring import score
+    from ml_expert.tools.selection.baselines import save_predictions
+    from ml_expert.tools.training.dnn import DNNConfig
+    from ml_expert.tools.training.finetune import FINETUNE_LR_FACTOR, continue_keras
+
+    data = DataResult.of(state)
+    schema = data.input_schema
+    x_train = read_array(data.files["X_train"], data.file_hashes, "X_train")
+    x_val = read_array(data.files["X_val"], data.file_hashes, "X_val")
+    y_train = load_split(data.files, "train", schema, data.file_hashes)[1]
+    y_val = load_split(data.files, "val", schema, data.file_hashes)[1]
+    planned = (state.get("selection") or {}).get("plan", {}).get("dnn_config")
+    config = DNNConfig.model_validate(planned) if planned else DNNConfig()
+    models_dir = ctx.run_dir / "models"
+    models_dir.mkdir(parents=True, exist_ok=True)
+    out: list[dict[str, Any]] = []
+    for name in ("released", "fine_tuned"):
+        verify(released.path, released.sha256)
+        model = keras.saving.load_model(released.path, compile=False)  # compiled anew to continue
+        detail, seconds = f"{released.version} as given", 0.0
+        if name == "fine_tuned":
+            ctx.step(f"fine-tuning {released.version} on the new training rows")
+            model, result = continue_keras(
+                model, "classification", x_train, y_train.astype("float32"), x_val, y_val.astype("float32"),
+                config, ctx.run_dir / "checkpoints" / "fine-tune",
+            )  # fmt: skip
+            detail = (
+                f"{released.version} continued {result.epochs_trained} epochs at {FINETUNE_LR_FACTOR:g} x "
+                f"learning rate {config.learning_rate:g} ({result.stopped_reason})"
+            )
+            seconds = result.train_seconds
+            ctx.decide(f"fine-tune the network from {released.version}", detail)
+        path = models_dir / f"{name}.keras"
+        model.save(path)
+        val_scores = np.asarray(model.predict(x_val, verbose=0))
+        train_scores = np.asarray(model.predict(x_train, verbose=0))
+        val_path, val_sha = save_predictions(models_dir / f"{name}.val.npy", val_scores)
+        out.append(
+            {
+                "name": name,
+                "family": "released",
+                "kind": "keras",
+                "val_score": round(score(metric, y_val, val_scores), 6),
+                "train_score": round(score(metric, y_train, train_scores), 6),
+                "fit_seconds": seconds,
+                "path": str(path),
+                "sha256": sha256_file(path),
+                "val_predictions": val_path,
+                "predictions_sha256": {val_path: val_sha},
+                "parent": released.version,
+                "detail": detail,
+            }
+        )
+    return out
 
 
 def compete(

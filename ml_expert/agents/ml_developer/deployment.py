@@ -107,6 +107,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     # Only what ships is exported (and judged by the release gate): a network that was trained
     # but not chosen is not converted, so its failed conversion cannot refuse the chosen model.
     dnn = training_result.get("dnn") if chosen["kind"] == "keras" else None
+    network = chosen["kind"] == "keras"  # the scratch network, or one fine-tuned from a .keras file
     if chosen["kind"] == "sklearn":
         verify(chosen["path"], chosen["sha256"])
         pipeline = joblib.load(chosen["path"])
@@ -116,7 +117,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         measure_export_latency(sk_records, schema, reference)
         records += [r.model_dump() for r in sk_records]
         onnx_path = next((r.path for r in sk_records if r.format == "onnx"), None)
-    if dnn:
+    if network:
         quiet_tensorflow()
         import keras
 
@@ -129,7 +130,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         preprocessor = joblib.load(data.files["preprocessor"])
         ctx.step("exporting the Keras DNN: .keras, .h5, SavedModel, TFLite, ONNX")
         k_records = export_keras(model, preprocessor, schema, reference, exports_dir / "dnn")
-        if dnn["config"].get("sequence_layer", "conv") != "conv":
+        if dnn and dnn["config"].get("sequence_layer", "conv") != "conv":
             for record in withdraw_unsupported(k_records, WITHDRAWABLE_FORMATS):
                 if not record.shipped:
                     ctx.decide(f"do not ship the {record.format} export", record.not_shipped_reason or "")

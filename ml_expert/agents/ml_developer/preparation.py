@@ -35,7 +35,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     if config.from_:
         from ml_expert.agents.finetuning import check_schema
 
-        released = check_schema(config.from_, config.workspace, schema)
+        released = check_schema(config.from_, config.workspace, schema, prepared.n_features_out)
         ctx.decide(
             f"start from {released.version} ({released.model}, run {released.run_id})",
             "--from: the new data has the released model's columns, kinds and classes",

@@ -82,7 +82,7 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
         and not chosen.get("parent")
     ):
         chosen = _refit(ctx, state, schema, chosen)
-    elif chosen["kind"] == "keras" and result.get("dnn"):
+    elif chosen["kind"] == "keras" and result.get("dnn") and not chosen.get("parent"):
         chosen = refit_network(ctx, state, schema, chosen, result["dnn"])
     result.update(
         {
