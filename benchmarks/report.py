@@ -413,10 +413,18 @@ def networks(doc: dict[str, Any]) -> list[str]:
         "pipeline's prepared splits; accuracy on the held-out test split.",
         "",
     ]
+    readers = doc.get("readers") or []
+    printed = RESULTS / "networks-readers-stdout.jsonl"
+    if not readers and printed.is_file():  # a later `--parts finetune` run rewrote networks.json
+        readers = [json.loads(line) for line in printed.read_text().splitlines() if line.strip()]
+        out[-1:-1] = [
+            "The readers' rows below are those `networks.py --parts readers` printed (kept in "
+            "`results/networks-readers-stdout.jsonl`); networks.json holds the later fine-tuning run.",
+        ]
     rows = [
         [r["data"], r["rows"], r["seed"], r["reader"], r["params"], r["epochs"], num(r["train_seconds"], 1),
          num(r["seconds_per_epoch"], 2), num(r["val_accuracy"]), num(r["test_accuracy"])]
-        for r in doc.get("readers", [])
+        for r in readers
     ]  # fmt: skip
     out += table(
         ["data", "rows", "seed", "reader", "params", "epochs", "train s", "s / epoch", "val accuracy",

@@ -218,8 +218,9 @@ class RunConfig(BaseModel):
     from_: Annotated[
         str | None,
         Field(
-            description="Fine-tune a released model on this data: production or a version (v3); it "
-            "competes with the models from scratch, and the release gate compares with production."
+            description="Fine-tune a released model on this data: production, a version (v3) or a "
+            ".keras file whose widths fit this data (classification); it competes with the models from "
+            "scratch, and the release gate compares with production."
         ),
         Cli(("--from",)),
     ] = None
