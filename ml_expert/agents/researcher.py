@@ -299,20 +299,6 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     )
     comparison = _Comparison(metric, y_held, folds, small, seed, cv.folds or CV_FOLDS)
     escalations: list[dict[str, Any]] = []
-    # The baselines by the same noise rule as every escalation: the simplest (the board lists the
-    # simplest first) that the best does not beat by more than the margin is the incumbent.
-    for simpler in (c for c in leaderboard if c.name != "dummy"):
-        if simpler.name == best.name:
-            break
-        verdict = comparison.compare(simpler, best)
-        if not verdict.wins:
-            escalations.append(verdict.model_dump())
-            ctx.decide(
-                f"a more complex baseline: keep {simpler.name}, not {best.name}",
-                verdict.rule + "; ties go to the simpler",
-            )
-            best = simpler
-            break
 
     def consider(candidate: CandidateResult, what: str) -> None:
         """Keep `candidate` only when it beats the incumbent by more than the noise margin.
