@@ -103,8 +103,14 @@ def quality(doc: dict[str, Any]) -> list[str]:
                if any(e["system"] == s for e in summary["per_dataset"])]  # fmt: skip
     by = {(e["dataset"], e["system"]): e for e in summary["per_dataset"]}
     datasets = sorted({e["dataset"] for e in summary["per_dataset"]})
-    out += ["Primary metric per dataset (mean ± standard deviation over seeds; accuracy, balanced accuracy "
-            "where classes are imbalanced 3:1 or more, R² for regression); best in bold:", ""]  # fmt: skip
+    ranked_by = {
+        "default": "accuracy, R² for regression: the default metric",
+        "roc_auc": "ROC-AUC on binary targets (FLAML's default), accuracy otherwise, R² for regression",
+        "balanced": "accuracy, balanced accuracy where classes are imbalanced 3:1 or more, R² for regression",
+    }[protocol.get("scoring", "balanced")]
+    told = "; ml-expert told the metric with `--metric`" if protocol.get("ml_expert_told_metric") else ""
+    out += [f"Primary metric per dataset (mean ± standard deviation over seeds; {ranked_by}{told}); "
+            "best in bold:", ""]  # fmt: skip
     rows = []
     for d in datasets:
         metric = next(e["primary_metric"] for e in summary["per_dataset"] if e["dataset"] == d)
