@@ -46,7 +46,7 @@ from ml_expert.tools.selection.budget import (
 from ml_expert.tools.selection.candidates import BASELINES
 from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
 from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
-from ml_expert.tools.selection.noise import Escalation, escalation
+from ml_expert.tools.selection.noise import Escalation, escalation, simplest_within_noise
 from ml_expert.tools.selection.sequence_choice import READER_NAMES, choose_reader
 from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
 from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
@@ -299,12 +299,19 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     )
     comparison = _Comparison(metric, y_held, folds, small, seed, cv.folds or CV_FOLDS)
     escalations: list[dict[str, Any]] = []
+    best_reason = f"best {metric} among the baselines: {_shown(best, metric)}"
+    simplest, verdict = simplest_within_noise(leaderboard, best, comparison.compare)
+    if verdict is not None:
+        escalations.append(verdict.model_dump())
+        best_reason = verdict.rule + "; ties go to the simpler"
+        ctx.decide(f"a more complex baseline: keep {simplest.name}, not {best.name}", best_reason)
+        best = simplest
 
     def consider(candidate: CandidateResult, what: str) -> None:
         """Keep `candidate` only when it beats the incumbent by more than the noise margin.
 
         Once the incumbent cuts at a tuned threshold, a later candidate gets its own (a fair match)."""
-        nonlocal best
+        nonlocal best, best_reason
         if best.threshold is not None and candidate.threshold is None:
             leaderboard.append(candidate)
             candidate = comparison.with_threshold(candidate, val)
@@ -313,7 +320,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         escalations.append(verdict.model_dump())
         if verdict.wins:
             ctx.decide(f"{what}: {candidate.name} replaces {best.name}", verdict.rule)
-            best = candidate
+            best, best_reason = candidate, verdict.rule
         else:
             ctx.decide(
                 f"{what}: keep {best.name}, not {candidate.name}", verdict.rule + "; ties go to the simpler"
@@ -420,6 +427,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "ensemble": ensemble_plan.model_dump(),
         "leaderboard": board,
         "best_baseline": best.name,
+        "best_reason": best_reason,
         "plan": plan,
         "seconds": round(seconds, 3),
         "cap_hit": cap_hit,

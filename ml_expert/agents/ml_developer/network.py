@@ -63,7 +63,7 @@ def refit_network(
     model.save(path)
     ctx.decide(
         f"refit the network on train + validation ({refit['rows']} rows) for {epochs} epochs",
-        "the best epoch early stopping found on validation; the shipped network then learns from "
+        "the best epoch early stopping found; the shipped network then learns from "
         "every row but the test split. Its validation and train figures are those of the train-only fit.",
     )
     return {
@@ -98,6 +98,7 @@ def train_network(
         with_target_scale,
     )
     from ml_expert.tools.training.hardware import UtilisationSampler, free_gpu_memory_mb, hardware_check
+    from ml_expert.tools.training.stopping import stopping_split
     from ml_expert.tools.training.throughput import plan_execution
 
     data, selection = DataResult.of(state), state["selection"]
@@ -152,12 +153,20 @@ def train_network(
     y_train = load_split(data.files, "train", schema, data.file_hashes)[1]
     y_val = load_split(data.files, "val", schema, data.file_hashes)[1]
     task = data.task
+    split = stopping_split(y_train, task, seed)
+    watching = "validation rows" if split.on_validation else "held-back training rows"
+    ctx.decide(f"early stopping on {watching}", split.rule)
+    if split.on_validation:
+        x_fit, y_fit, x_stop, y_stop = x_train, y_train, x_val, y_val
+    else:
+        x_fit, y_fit = x_train[split.fit_rows], y_train[split.fit_rows]
+        x_stop, y_stop = x_train[split.stop_rows], y_train[split.stop_rows]
     mean = std = None
     if task == "regression":
-        fit_train, fit_val, mean, std = standardise_target(y_train, y_val)
+        fit_train, fit_val, mean, std = standardise_target(y_fit, y_stop)
         ctx.decide("standardise the regression target for the DNN", f"train mean {mean:.4g}, std {std:.4g}")
     else:
-        fit_train, fit_val = y_train, y_val
+        fit_train, fit_val = y_fit, y_stop
     n_outputs = len(schema.classes or []) if task == "classification" else 1
     model = build_dnn(x_train.shape[1], task, n_outputs, config, seed + attempt)
     label = "CNN" if config.architecture == "cnn" else "DNN"
@@ -169,14 +178,14 @@ def train_network(
     workers = int(state["options"].get("workers") or 1)
     with UtilisationSampler(enabled=bool(hardware["gpus"]) and workers == 1) as sampler:
         if workers > 1:
-            arrays = (x_train, fit_train, x_val, fit_val)
+            arrays = (x_fit, fit_train, x_stop, fit_val)
             result = _train_on_workers(ctx, state, model, arrays, config, n_outputs, seed + attempt, out_dir)
         else:
             result = train_dnn(
                 model,
-                x_train,
+                x_fit,
                 fit_train.astype("float32"),
-                x_val,
+                x_stop,
                 fit_val.astype("float32"),
                 config,
                 out_dir,

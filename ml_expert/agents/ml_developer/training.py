@@ -118,24 +118,15 @@ def _choose(
 ) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
     """The researcher's best candidate, unless the network beats it by more than the noise margin.
 
-    The network was fit on train with early stopping on validation, so it is compared with the
-    candidate's train-only fit on the validation rows (bootstrap margin, tools/selection/noise.py).
-    """
+    The network was fit on train (early stopping on held-back training rows, tools/training/stopping.py),
+    so it is compared with the candidate's train-only fit on the validation rows, which neither saw
+    (bootstrap margin, tools/selection/noise.py)."""
     from ml_expert.tools.selection.noise import escalation
 
     metric = selection["metric"]
     best = next(c for c in selection["leaderboard"] if c["name"] == selection["best_baseline"])
-    reason = next(
-        (e["rule"] for e in reversed(selection.get("escalations") or []) if e["candidate"] == best["name"]),
-        None,
-    ) or (
-        f"best {metric} among the baselines: "
-        + (
-            f"{selection['comparison']['folds']}-fold CV {best['cv_mean']:.4f} ± {best['cv_std']:.4f}"
-            if best.get("cv_mean") is not None
-            else f"validation {best['val_score']:.4f}"
-        )
-    )
+    # runs checkpointed before best_reason was recorded still resume
+    reason = selection.get("best_reason") or f"the researcher's best candidate by {metric}"
     if not dnn:
         return best, reason, None
     data = DataResult.of(state)

@@ -96,7 +96,7 @@ def render_report(info: dict[str, Any]) -> str:
             f"- Parameters: {dnn['params']}",
             f"- Training time: {dnn['train_seconds']:.1f} s; epochs trained: {dnn['epochs_trained']}; "
             f"best epoch: {dnn['best_epoch']}",
-            f"- Best validation loss: {_fmt(dnn['best_val_loss'])}; stopped: {dnn['stopped_reason']}",
+            f"- Best early-stopping loss: {_fmt(dnn['best_val_loss'])}; stopped: {dnn['stopped_reason']}",
             *execution_lines(dnn),
             "",
             "![Training curves](training_curves.png)",
