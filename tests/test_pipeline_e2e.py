@@ -80,6 +80,11 @@ def test_cli_binary_json_with_redis(datasets: Path, workspace: Path, live_redis_
     run_dir = Path(payload["run_dir"])
     metrics = _check_run_outputs(run_dir)
     assert payload["metrics"]["accuracy"] > 0.9 and "roc_auc" in payload["metrics"]
+    # the network (trained here: training_history exists) stopped on training rows it held back,
+    # so the validation rows it was then compared on were unseen by it
+    record = json.loads((run_dir / "run.json").read_text())
+    decisions = {d["decision"]: d["reason"] for d in record["decisions"]}
+    assert "validation rows stay unseen" in decisions["early stopping on held-back training rows"]
     assert metrics["test"]["accuracy"] == payload["metrics"]["accuracy"]
 
     client = redis.Redis.from_url(live_redis_url, decode_responses=True)

@@ -15,9 +15,6 @@ A difference inside the margin is a tie, and ties go to the simpler model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar
-
 import numpy as np
 from pydantic import BaseModel
 
@@ -123,32 +120,6 @@ def escalation(
         wins=wins,
         rule=rule,
     )
-
-
-class Named(Protocol):
-    name: str
-
-
-C = TypeVar("C", bound=Named)
-
-
-def simplest_within_noise(
-    board: Sequence[C], best: C, compare: Callable[[C, C], Escalation]
-) -> tuple[C, Escalation | None]:
-    """The simplest candidate on `board` (listed simplest first) that `best` does not beat by more
-    than the noise margin, and that comparison; `best` itself (and None) when it beats every simpler one.
-
-    The same rule as every escalation, applied to the baselines: picking the top score among close
-    ones picks the luckiest fold draw as often as the better model."""
-    for simpler in board:
-        if simpler.name in ("dummy", best.name):
-            if simpler.name == best.name:
-                break
-            continue
-        verdict = compare(simpler, best)
-        if not verdict.wins:
-            return simpler, verdict
-    return best, None
 
 
 def _take(threshold: float | np.ndarray | None, rows: np.ndarray) -> float | np.ndarray | None:
