@@ -128,6 +128,13 @@ def _datetime_part(value: Any, part: str) -> float:
     return float(date.toordinal() - _EPOCH) + (hour * 3600 + minute * 60 + second) / 86400.0
 
 
+def code_count(value: Any, counts: dict[str, int]) -> float:
+    """How many training rows share `value`'s code (0 for a rare or unseen code, NaN when missing).
+    Training (ml_expert's schema coercion) calls this very function."""
+    text = category_text(value)
+    return float("nan") if text == "" else float(counts.get(text, 0))
+
+
 def composite_part(value: Any, separator: str, position: int) -> str | None:
     """The `position`-th part of a composite code such as B/0/P split at `separator` (stripped), None
     when the value is missing or has fewer parts. Training uses this same function (schema.py)."""
@@ -275,12 +282,16 @@ class ModelInference:
                             sequence[position] if position < min(len(sequence), self._lengths[name]) else None
                         )
                         out[col["key"]] = 0.0 if word is None else float(known.get(word, 1))
-                elif col.get("derive") == "part":
+                elif col.get("derive") in ("part", "count"):
                     if not (_is_missing(value) or isinstance(value, str | numbers.Number | np.generic)):
                         got = type(value).__name__
                         raise SchemaError(f"row {i}: field '{name}' must be a code (text or number): {got}")
-                    piece = composite_part(value, col.get("separator") or "", int(col.get("position") or 0))
-                    out[col["key"]] = _part_number(piece) if col["kind"] == "numeric" else (piece or "")
+                    if col["derive"] == "count":
+                        out[col["key"]] = code_count(value, col.get("counts") or {})
+                    else:
+                        where = (col.get("separator") or "", int(col.get("position") or 0))
+                        piece = composite_part(value, *where)
+                        out[col["key"]] = _part_number(piece) if col["kind"] == "numeric" else (piece or "")
                 elif col.get("derive"):
                     if not (_is_missing(value) or isinstance(value, str | _dt.date)):
                         raise SchemaError(

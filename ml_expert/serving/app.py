@@ -83,7 +83,7 @@ def row_model(schema: dict[str, Any]) -> type[BaseModel]:
         seen.add(col["name"])
         if col.get("derive") in ("word", "token"):
             kind, what = str | None, "free text"
-        elif col.get("derive") == "part":
+        elif col.get("derive") in ("part", "count"):
             kind, what = str | int | float | None, "composite code"
         elif col.get("derive"):
             kind, what = str | None, "date/time text"

@@ -57,6 +57,11 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         ctx.decide(f"{verb} composite code column {column.name!r} at {column.separator!r}", column.rule)
     if codes:  # the parts are measured together: one verdict for all of them
         ctx.decide(f"composite-code parts {'kept' if codes.kept else 'dropped'}", codes.rule)
+    counts = prepared.code_counts
+    if counts:  # measured together, like the parts
+        for name, why in counts.rules.items():
+            ctx.decide(f"count the training rows sharing each {name!r} code", why)
+        ctx.decide(f"code counts {'kept' if counts.kept else 'dropped'}", counts.rule)
     if prepared.outliers.get("action"):
         ctx.decide(f"outliers: {prepared.outliers['action']}", prepared.outliers.get("rule", "images"))
     ctx.decide(

@@ -4,8 +4,7 @@ column of its own, the way an expert reads such a file.
 
 Found on the training rows only; the split itself is stateless (schema.composite_part, mirrored by
 the serving runtime), so it replays identically at serving. The parts stay only when they
-measurably help: gradient boosting with and without them, k-fold cross-validated on the training
-rows, must gain more than the noise margin (tools/selection/noise.py), like every escalation.
+measurably help (tools/data/measure.py).
 """
 
 from __future__ import annotations
@@ -16,17 +15,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
+from ml_expert.tools.data.measure import measure_added_columns
 from ml_expert.tools.data.preprocessing import MAX_CATEGORIES
 from ml_expert.tools.data.profiling import ID_UNIQUE_RATIO
-from ml_expert.tools.data.schema import ColumnSpec, InputSchema, composite_part, to_model_frame
+from ml_expert.tools.data.schema import ColumnSpec, InputSchema, composite_part
 
 SEPARATORS = ("/", "_", "-", ":", "|")
 MIN_SHARE = 0.9  # of the non-missing training values that split into the same number of parts
 MAX_PARTS = 4
 NUMERIC_SHARE = 0.95  # of a part's non-missing values that parse as numbers: a numeric part
-MEASURE_ROWS = 20_000  # training rows the with/without comparison uses at most (seeded sample)
-MEASURE_FOLDS = 5
-MEASURE_MODEL = "hist_gradient_boosting"
 
 
 class CompositeColumn(BaseModel):
@@ -111,44 +108,6 @@ def measure_composites(
     seed: int,
 ) -> CompositeDecision:
     """Keep the parts only when boosting with them beats boosting without them by the noise margin."""
-    from ml_expert.tools.scoring import predict_scores
-    from ml_expert.tools.selection.baselines import fit
-    from ml_expert.tools.selection.candidates import make_pipeline
-    from ml_expert.tools.selection.crossval import fold_ids
-    from ml_expert.tools.selection.noise import escalation
-
     parts = [spec for c in composites for spec in c.kept_parts]
-    with_parts = without.model_copy(update={"columns": [*without.columns, *parts]})
-    with_parts = InputSchema.model_validate(with_parts.model_dump(exclude={"columns": {"__all__": {"key"}}}))
-    if len(y) > MEASURE_ROWS:
-        rows = np.sort(np.random.default_rng(seed).choice(len(y), MEASURE_ROWS, replace=False))
-        frame, y = frame.iloc[rows], y[rows]
-    folds = fold_ids(without.task, y, seed, k=MEASURE_FOLDS)
-    predictions = []
-    for schema in (without, with_parts):
-        model_frame = to_model_frame(frame, schema)
-        out: np.ndarray | None = None
-        for k in range(MEASURE_FOLDS):
-            held = folds == k
-            pipeline = make_pipeline(MEASURE_MODEL, schema, seed, rows=int((~held).sum()))
-            fit(pipeline, model_frame[~held], y[~held])
-            part = predict_scores(pipeline, model_frame[held])
-            if out is None:
-                out = np.zeros((len(y), *part.shape[1:]), dtype=np.float64)
-            out[held] = part
-        predictions.append(out)
-    verdict = escalation(
-        metric,
-        y,
-        predictions[0],
-        predictions[1],
-        folds=folds,
-        seed=seed,
-        simple="without the parts",
-        candidate="with the parts",
-    )
-    return CompositeDecision(
-        columns=composites,
-        kept=verdict.wins,
-        rule=f"{MEASURE_FOLDS}-fold CV of {MEASURE_MODEL} on {len(y)} training rows: {verdict.rule}",
-    )
+    kept, rule = measure_added_columns(frame, y, without, parts, metric, seed, "the parts")
+    return CompositeDecision(columns=composites, kept=kept, rule=rule)

@@ -20,7 +20,9 @@ from ml_expert.errors import DataError, UsageError
 from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.cleaning import drop_outliers
 from ml_expert.tools.data.composite import CompositeDecision, find_composites, measure_composites
+from ml_expert.tools.data.counts import CodeCounts, find_count_columns
 from ml_expert.tools.data.loading import LoadInfo, load_source
+from ml_expert.tools.data.measure import measure_added_columns
 from ml_expert.tools.data.modality import detect_modality
 from ml_expert.tools.data.preprocessing import (
     MAX_CATEGORIES,
@@ -88,6 +90,9 @@ class PreparedData(BaseModel):
     findings: list[dict[str, Any]] = Field(default_factory=list)
     composite_codes: CompositeDecision | None = Field(
         default=None, description="composite code columns found on training rows; whether their parts stay"
+    )
+    code_counts: CodeCounts | None = Field(
+        default=None, description="code count columns found on training rows; whether they stay"
     )
     kept_columns: dict[str, str] = Field(
         default_factory=dict,
@@ -274,13 +279,13 @@ def prepare_data(
         classes=classes,
         vocabularies=vocabularies,
     )
-    composites = None
-    if kind == "tabular" and task != "clustering":  # a composite part stays only if it helps predict y
+    composites = code_counts = None
+    if kind == "tabular" and task != "clustering":  # derived code features stay only if they help predict y
         codes = [n for n, k in kinds.items() if k == "categorical"]
         codes += [n for n, why in dropped.items() if why.startswith("ID-like") and n not in suspects]
+        y_fit = y_all.loc[train_rows].to_numpy()
         found = find_composites(fit_rows, codes)
         if found:
-            y_fit = y_all.loc[train_rows].to_numpy()
             composites = measure_composites(
                 fit_rows, y_fit, schema, found, metric or DEFAULT_METRIC[task], seed
             )
@@ -290,6 +295,20 @@ def prepare_data(
                     task=task,
                     target=target,
                     columns=[*columns, *parts],
+                    classes=classes,
+                    vocabularies=vocabularies,
+                )
+        counted, why = find_count_columns(fit_rows, codes)
+        if counted:
+            helps, rule = measure_added_columns(
+                fit_rows, y_fit, schema, counted, metric or DEFAULT_METRIC[task], seed, "the code counts"
+            )
+            code_counts = CodeCounts(columns=counted, rules=why, kept=helps, rule=rule)
+            if helps:
+                schema = InputSchema(
+                    task=task,
+                    target=target,
+                    columns=[*schema.columns, *counted],
                     classes=classes,
                     vocabularies=vocabularies,
                 )
@@ -396,6 +415,7 @@ def prepare_data(
         sequence=sequence,
         findings=findings,
         composite_codes=composites,
+        code_counts=code_counts,
         kept_columns=kept,
     )
 

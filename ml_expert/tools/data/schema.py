@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
-from ml_expert.runtime.inference import category_text, composite_part
+from ml_expert.runtime.inference import category_text, code_count, composite_part
 from ml_expert.tools.data.text import token_ids, vocabulary_index, words
 
 SCHEMA_FORMAT = "ml-expert-schema/1"
@@ -36,13 +36,14 @@ class ColumnSpec(BaseModel):
     categories: list[str] | None = Field(
         default=None, description="categories seen in training (categorical columns only)"
     )
-    derive: DatetimePart | Literal["word", "token", "part"] | None = Field(
+    derive: DatetimePart | Literal["word", "token", "part", "count"] | None = Field(
         default=None,
         description="numeric feature computed from the raw text in column `name`: a part of an ISO "
         "date/time; (`word`) 1.0 when the text holds `word`, else 0.0; or (`token`) the id of the "
         "text's word at `position` in the schema's vocabulary for `name` (the serving runtime "
         "computes each the same way); or (`part`) the text's `position`-th part when split at `separator` "
-        "(a composite code such as B/0/P), numeric or categorical by `kind`",
+        "(a composite code such as B/0/P), numeric or categorical by `kind`; or (`count`) how many "
+        "training rows share the code, from `counts`",
     )
     word: str | None = Field(
         default=None, description="the vocabulary word this feature flags (derive == 'word' only)"
@@ -51,6 +52,11 @@ class ColumnSpec(BaseModel):
         default=None, description="the word's position (derive 'token'), the part's position (derive 'part')"
     )
     separator: str | None = Field(default=None, description="what splits a composite code (derive 'part')")
+    counts: dict[str, int] | None = Field(
+        default=None,
+        description="training rows per code, for codes at least MIN_CATEGORY_COUNT rows share (derive "
+        "'count'); any other code counts 0",
+    )
 
 
 class InputSchema(BaseModel):
@@ -77,6 +83,8 @@ class InputSchema(BaseModel):
                 key = col.key or safe_key(f"{col.name}__t{col.position}")
             elif col.derive == "part":
                 key = col.key or safe_key(f"{col.name}__p{col.position}")
+            elif col.derive == "count":
+                key = col.key or safe_key(f"{col.name}__count")
             else:
                 key = col.key or safe_key(f"{col.name}__{col.derive}" if col.derive else col.name)
             base, n = key, 1
@@ -143,6 +151,8 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
                 out[col.key] = numeric.replace([np.inf, -np.inf], np.nan).to_numpy()
             else:  # missing is "" as for every categorical column (a list: pandas would make None NaN)
                 out[col.key] = np.array(["" if p is None else p for p in parts], dtype=object)
+        elif col.derive == "count":
+            out[col.key] = np.array([code_count(v, col.counts or {}) for v in values], dtype="float64")
         elif col.derive == "word":
             if col.name not in word_sets:
                 word_sets[col.name] = [set(words(v)) for v in values]

@@ -143,6 +143,8 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
             if c.derive in ("word", "token")
             else (c.separator or "/").join(["A", "1"])
             if c.derive == "part"
+            else next(iter(c.counts or {"A1": 0}))
+            if c.derive == "count"
             else "2024-01-31"
             if c.derive
             else 0.0
