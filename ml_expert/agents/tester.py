@@ -14,7 +14,7 @@ from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult
+from ml_expert.phases import DataResult, SelectionResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -105,9 +105,9 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         return clustering.validation(state)
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
-    data, selection, training = DataResult.of(state), state["selection"], state["training"]
+    data, selection, training = DataResult.of(state), SelectionResult.of(state), state["training"]
     schema = data.input_schema
-    task, metric = data.task, selection["metric"]
+    task, metric = data.task, selection.metric
     chosen = training["chosen"]
 
     ctx.step("reading the test split (once)")
@@ -115,7 +115,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     reads, interrupted, models = _log_test_read(ctx.run_dir, chosen)
 
     scores = _chosen_scores(chosen, data, test_x, task)
-    dummy = next(c for c in selection["leaderboard"] if c["name"] == "dummy")
+    dummy = next(c for c in selection.leaderboard if c["name"] == "dummy")
     verify(dummy["path"], dummy["sha256"])
     dummy_scores = predict_scores(joblib.load(dummy["path"]), test_x)
     threshold = chosen.get("threshold")
@@ -188,9 +188,9 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "chosen": chosen["name"],
             "choice_reason": training["choice_reason"],
             "metric": metric,
-            "metric_reason": selection["metric_reason"],
-            "comparison": selection.get("comparison"),
-            "escalations": (selection.get("escalations") or [])
+            "metric_reason": selection.metric_reason,
+            "comparison": selection.comparison.model_dump() if selection.comparison else None,
+            "escalations": selection.escalations
             + ([training["network_escalation"]] if training.get("network_escalation") else []),
             "threshold": threshold,
             "test_reads": reads,
@@ -201,7 +201,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "leaderboard": training["leaderboard"],
             "dnn": dnn,
             "time": training.get("time"),
-            "execution": selection.get("execution"),
+            "execution": selection.execution,
             **extra,
             "decisions": RunFile(ctx.run_dir).read().decisions,
         }
