@@ -134,3 +134,37 @@ class SelectionResult(BaseModel):
     @property
     def cv_folds(self) -> int | None:
         return self.comparison.folds if self.comparison else None
+
+
+class TrainingResult(BaseModel):
+    """The training phase's result: the model that ships (`chosen`, a candidate record with its
+    refit), why, every candidate scored, how the budget was spent, and the network's record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chosen: dict[str, Any]
+    choice_reason: str
+    leaderboard: list[dict[str, Any]]
+    attempt: int = 0
+    time: dict[str, Any] | None = None
+    dnn: dict[str, Any] | None = None  # the trained network (shipped or not)
+    diverged_network: dict[str, Any] | None = None  # kept apart: never exported nor scored
+    network_cut_short: dict[str, Any] | None = None  # stopped by the wall-clock cap before learning
+    network_escalation: dict[str, Any] | None = None  # the network against the incumbent
+    fine_tuning: dict[str, Any] | None = None  # --from: the released model and its fine-tuned copy
+
+    @classmethod
+    def of(cls, state: dict[str, Any]) -> TrainingResult:
+        """The training phase's result in `state`, validated."""
+        raw = state.get("training")
+        if not isinstance(raw, dict):
+            raise PhaseResultError("the training result is missing from the state")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise PhaseResultError(f"the training result does not match its model: {exc}") from exc
+
+    @classmethod
+    def maybe(cls, state: dict[str, Any]) -> TrainingResult | None:
+        """The training result when the run got that far (a failed run's summary, a first attempt)."""
+        return cls.of(state) if state.get("training") else None

@@ -17,7 +17,7 @@ import joblib
 
 from ml_expert.agents.context import AgentContext
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult, SelectionResult
+from ml_expert.phases import DataResult, SelectionResult, TrainingResult
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.scoring import primary_metric
 from ml_expert.workspace import read_run
@@ -152,9 +152,13 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
 
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
-    data, selection, training_result = DataResult.of(state), SelectionResult.of(state), state["training"]
+    data, selection, training_result = (
+        DataResult.of(state),
+        SelectionResult.of(state),
+        TrainingResult.of(state),
+    )
     schema = data.input_schema
-    chosen = training_result["chosen"]
+    chosen = training_result.chosen
     if not chosen.get("path"):
         raise_no_model(chosen)
     verify(chosen["path"], chosen["sha256"])
@@ -177,7 +181,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
                 "overfit_gap": gap,
                 "test": metrics,
                 "clustering": evaluation.model_dump(exclude={"test_metrics"}),
-                "leaderboard": training_result["leaderboard"],
+                "leaderboard": training_result.leaderboard,
             },
             indent=2,
         )
@@ -190,11 +194,11 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
                 "fingerprint": data.fingerprint,
                 "split_sizes": data.split_sizes,
                 "chosen": chosen["name"],
-                "choice_reason": training_result["choice_reason"],
+                "choice_reason": training_result.choice_reason,
                 "metric_reason": selection.metric_reason,
                 "test_reads": reads,
                 "evaluation": evaluation.model_dump(),
-                "leaderboard": training_result["leaderboard"],
+                "leaderboard": training_result.leaderboard,
                 "decisions": read_run(ctx.run_dir).get("decisions", []),
             }
         )

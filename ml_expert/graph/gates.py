@@ -11,7 +11,7 @@ from ml_expert.config import RunConfig
 from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult, PhaseResultError, SelectionResult
+from ml_expert.phases import DataResult, PhaseResultError, SelectionResult, TrainingResult
 from ml_expert.tools.data.checks import prepared_problems
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
 from ml_expert.tools.scoring import METRICS, better, greater_is_better
@@ -144,11 +144,15 @@ def plan_gate(state: dict[str, Any]) -> GateVerdict:
 
 
 def training_gate(state: dict[str, Any]) -> GateVerdict:
-    training = state.get("training") or {}
+    try:
+        training = TrainingResult.of(state)
+    except PhaseResultError as exc:  # a training phase that wrote no (or a malformed) result is refused
+        refused = Check(name="result_typed", passed=False, detail=str(exc))
+        return GateVerdict.from_checks("training", [refused])
     retries = TRAINING_RETRY.retries(state)
     checks: list[Check] = []
-    dnn = training.get("dnn")
-    diverged = training.get("diverged_network")
+    dnn = training.dnn
+    diverged = training.diverged_network
     if diverged:
         discarded = diverged.get("discarded")
         checks.append(
@@ -168,7 +172,7 @@ def training_gate(state: dict[str, Any]) -> GateVerdict:
                 ),
             )
         )
-    chosen = training.get("chosen") or {}
+    chosen = training.chosen
     if dnn and chosen.get("kind") != "keras":
         # The network lost to a simpler model and is neither exported nor shipped: how its training
         # went is reported, but it cannot refuse the model that does ship.
