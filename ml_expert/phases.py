@@ -72,3 +72,99 @@ class DataResult(BaseModel):
     def n_classes(self) -> int:
         """Classes seen in the training rows (0 for regression and clustering)."""
         return len(self.train_class_counts) if self.task == "classification" else 0
+
+
+class Comparison(BaseModel):
+    """How candidates were compared: k-fold CV on train + validation (small data) or the validation split."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scheme: Literal["cv", "validation"]
+    folds: int | None = None
+    rule: str
+
+
+class SelectionResult(BaseModel):
+    """The model-selection phase's result: the metric, the scored candidates, the incumbent and the
+    plan for training. Leaderboard rows stay candidate records (tools/selection/baselines.py's
+    CandidateResult, or clustering's); `plan` is the network plan the researcher wrote."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["classification", "regression", "clustering"]
+    analysis: dict[str, Any]
+    metric: str
+    metric_reason: str
+    greater_is_better: bool = True
+    comparison: Comparison | None = None  # None for clustering
+    escalations: list[dict[str, Any]] = []
+    ensemble: dict[str, Any] | None = None
+    leaderboard: list[dict[str, Any]]
+    best_baseline: str  # the incumbent's name (after every escalation)
+    best_reason: str | None = None  # why it is the incumbent (None in runs recorded before it was kept)
+    plan: dict[str, Any]
+    seconds: float
+    cap_hit: bool = False
+    baseline_seconds: dict[str, float] = {}
+    budget: float
+    tuning: dict[str, Any] | None = None
+    execution: dict[str, Any] | None = None
+    clustering: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, state: dict[str, Any]) -> SelectionResult:
+        """The model-selection phase's result in `state`, validated."""
+        raw = state.get("selection")
+        if not isinstance(raw, dict):
+            raise PhaseResultError("the model-selection result is missing from the state")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise PhaseResultError(f"the model-selection result does not match its model: {exc}") from exc
+
+    def state(self) -> dict[str, Any]:
+        """The JSON the graph's state keeps."""
+        return self.model_dump(mode="json")
+
+    @property
+    def best(self) -> dict[str, Any]:
+        """The incumbent's leaderboard row."""
+        return next(c for c in self.leaderboard if c["name"] == self.best_baseline)
+
+    @property
+    def cv_folds(self) -> int | None:
+        return self.comparison.folds if self.comparison else None
+
+
+class TrainingResult(BaseModel):
+    """The training phase's result: the model that ships (`chosen`, a candidate record with its
+    refit), why, every candidate scored, how the budget was spent, and the network's record."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chosen: dict[str, Any]
+    choice_reason: str
+    leaderboard: list[dict[str, Any]]
+    attempt: int = 0
+    time: dict[str, Any] | None = None
+    dnn: dict[str, Any] | None = None  # the trained network (shipped or not)
+    diverged_network: dict[str, Any] | None = None  # kept apart: never exported nor scored
+    network_cut_short: dict[str, Any] | None = None  # stopped by the wall-clock cap before learning
+    network_escalation: dict[str, Any] | None = None  # the network against the incumbent
+    fine_tuning: dict[str, Any] | None = None  # --from: the released model and its fine-tuned copy
+
+    @classmethod
+    def of(cls, state: dict[str, Any]) -> TrainingResult:
+        """The training phase's result in `state`, validated."""
+        raw = state.get("training")
+        if not isinstance(raw, dict):
+            raise PhaseResultError("the training result is missing from the state")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise PhaseResultError(f"the training result does not match its model: {exc}") from exc
+
+    @classmethod
+    def maybe(cls, state: dict[str, Any]) -> TrainingResult | None:
+        """The training result when the run got that far (a failed run's summary, a first attempt)."""
+        return cls.of(state) if state.get("training") else None

@@ -284,7 +284,9 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
     from ml_expert.graph.outputs import run_artifacts, run_metrics
 
     path = Path(state["run_dir"])
-    training = state.get("training") or {}
+    from ml_expert.phases import TrainingResult  # here: the light commands do not import pandas
+
+    training = TrainingResult.maybe(state)
     artifacts = run_artifacts(state)
     status = state.get("status", "unknown")
     return RunResult(
@@ -293,7 +295,7 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
         run_dir=str(path),
         status=status,
         task=(state.get("data") or {}).get("task"),
-        chosen_model=(training.get("chosen") or {}).get("name"),
+        chosen_model=training.chosen.get("name") if training else None,
         metrics=run_metrics(state),
         gates={name: bool(v.get("passed")) for name, v in (state.get("gates") or {}).items()},
         artifacts=artifacts,

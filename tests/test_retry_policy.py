@@ -8,7 +8,11 @@ from ml_expert.graph.gates import should_retry_training, training_gate
 
 
 def _state(retries: int, diverged: dict | None) -> dict:
-    return {"retries": {"training": retries}, "training": {"diverged_network": diverged} if diverged else {}}
+    training = {"chosen": {"name": "linear", "kind": "sklearn"}, "choice_reason": "best", "leaderboard": []}
+    return {
+        "retries": {"training": retries},
+        "training": {**training, "diverged_network": diverged} if diverged else {},
+    }
 
 
 def test_attempts_count_up_after_a_divergence_and_stop_at_the_policy_limit() -> None:

@@ -53,9 +53,24 @@ def test_plan_gate_lets_baselines_overrun_but_not_a_network_without_time() -> No
     from ml_expert.tools.selection.candidates import FOREST_SMALL_ROWS, forest_size
 
     board = [{"name": n} for n in ("dummy", "linear", "random_forest", "hist_gradient_boosting")]
-    skipped = {"leaderboard": board, "seconds": 45.0, "cap_hit": True, "plan": {"train_dnn": False}}
+    skipped = {
+        "task": "classification",
+        "analysis": {},
+        "metric": "accuracy",
+        "metric_reason": "the default",
+        "leaderboard": board,
+        "best_baseline": "linear",
+        "seconds": 45.0,
+        "budget": 30.0,
+        "cap_hit": True,
+        "plan": {"train_dnn": False},
+    }
     verdict = plan_gate({"options": {"budget": 30}, "selection": skipped})
     assert verdict.passed, verdict.failed
+    # a selection result that does not match its model (SelectionResult) is refused, field named
+    malformed = plan_gate({"options": {"budget": 30}, "selection": {**skipped, "seconds": "soon"}})
+    assert not malformed.passed and [c.name for c in malformed.checks] == ["result_typed"]
+    assert "seconds" in malformed.checks[0].detail
     check = next(c for c in verdict.checks if c.name == "network_has_budget_left")
     assert check.value == 45.0 and "cap hit" in check.detail
     planned = {

@@ -20,12 +20,19 @@ def _state(tmp_path: Path, chosen_kind: str) -> dict:
     }
     chosen = {"name": "dnn" if chosen_kind == "keras" else "linear", "kind": chosen_kind}
     chosen |= {"path": str(model), "sha256": sha256_file(model)}
-    return {"training": {"dnn": network, "chosen": chosen}, "retries": {}}
+    training = {"dnn": network, "chosen": chosen, "choice_reason": "the noise rule", "leaderboard": [chosen]}
+    return {"training": training, "retries": {}}
 
 
 def test_a_network_that_does_not_ship_cannot_refuse_the_model_that_does(tmp_path: Path) -> None:
     verdict = training_gate(_state(tmp_path, "sklearn"))
     assert verdict.passed, verdict
+    # a training result that does not match its model (TrainingResult) is refused, the field named
+    state = _state(tmp_path, "sklearn")
+    del state["training"]["choice_reason"]
+    malformed = training_gate(state)
+    assert not malformed.passed and [c.name for c in malformed.checks] == ["result_typed"]
+    assert "choice_reason" in malformed.checks[0].detail
     names = {c.name for c in verdict.checks}
     assert "network_not_shipped" in names and "loss_decreased" not in names
 

@@ -17,7 +17,7 @@ import joblib
 
 from ml_expert.agents.context import AgentContext
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult
+from ml_expert.phases import DataResult, SelectionResult, TrainingResult
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.scoring import primary_metric
 from ml_expert.workspace import read_run
@@ -71,32 +71,34 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     ctx.decide(f"choose {result.chosen}", result.choice_reason)
     board = [c.model_dump() for c in result.leaderboard]
     seconds = time.perf_counter() - started
-    selection = {
-        "task": "clustering",
-        "analysis": {
+    selection = SelectionResult.model_validate(
+        {
             "task": "clustering",
-            "task_reason": data.task_reason,
-            "rows": data.split_sizes,
-            "features_in": len(data.features),
-            "features_out": data.n_features_out,
-            "modality": data.modality,
-        },
-        "metric": CRITERION,
-        "metric_reason": result.criterion_reason,
-        "leaderboard": board,
-        "best_baseline": result.chosen,
-        "plan": {
-            "train_dnn": False,
-            "network": None,
-            "reason": "clustering: no label for a network to learn; the candidates are the models",
-        },
-        "seconds": round(seconds, 3),
-        "cap_hit": False,
-        "baseline_seconds": {c.name: c.fit_seconds for c in result.leaderboard},
-        "budget": float(options["budget"]),
-        "tuning": None,
-        "clustering": result.model_dump(exclude={"leaderboard"}),
-    }
+            "analysis": {
+                "task": "clustering",
+                "task_reason": data.task_reason,
+                "rows": data.split_sizes,
+                "features_in": len(data.features),
+                "features_out": data.n_features_out,
+                "modality": data.modality,
+            },
+            "metric": CRITERION,
+            "metric_reason": result.criterion_reason,
+            "leaderboard": board,
+            "best_baseline": result.chosen,
+            "plan": {
+                "train_dnn": False,
+                "network": None,
+                "reason": "clustering: no label for a network to learn; the candidates are the models",
+            },
+            "seconds": round(seconds, 3),
+            "cap_hit": False,
+            "baseline_seconds": {c.name: c.fit_seconds for c in result.leaderboard},
+            "budget": float(options["budget"]),
+            "tuning": None,
+            "clustering": result.model_dump(exclude={"leaderboard"}),
+        }
+    ).state()
     ctx.record("model-selection", selection)
     chosen = by_name.get(result.chosen)
     ctx.done(f"chosen {result.chosen}: silhouette {chosen.val_score if chosen else 0.0:.4f} on validation")
@@ -107,11 +109,11 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     """The ml-developer: the chosen clustering was fit on the training rows; it ships as measured."""
     ctx = AgentContext(state, "ml-developer", "training")
     ctx.start()
-    selection = state["selection"]
-    leaderboard = list(selection["leaderboard"])
-    name = selection["best_baseline"]
-    chosen = next(c for c in leaderboard if c["name"] == name)
-    reason = selection["clustering"]["choice_reason"]
+    selection = SelectionResult.of(state)
+    leaderboard = list(selection.leaderboard)
+    name = selection.best_baseline
+    chosen = selection.best
+    reason = (selection.clustering or {})["choice_reason"]
     if chosen.get("path"):
         ctx.decide(
             f"ship {name} as fit on the training split (no refit on train + validation)",
@@ -124,13 +126,11 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
         "leaderboard": leaderboard,
         "attempt": 0,
         "time": {
-            "budget_seconds": selection["budget"],
-            "model_selection_seconds": selection["seconds"],
-            "baseline_fit_seconds": selection.get("baseline_seconds", {}),
-            "total_seconds": selection["seconds"],
-            "share_of_budget": round(selection["seconds"] / selection["budget"], 3)
-            if selection["budget"]
-            else None,
+            "budget_seconds": selection.budget,
+            "model_selection_seconds": selection.seconds,
+            "baseline_fit_seconds": selection.baseline_seconds,
+            "total_seconds": selection.seconds,
+            "share_of_budget": round(selection.seconds / selection.budget, 3) if selection.budget else None,
             "cap_hit": False,
         },
     }
@@ -152,9 +152,13 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
 
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
-    data, selection, training_result = DataResult.of(state), state["selection"], state["training"]
+    data, selection, training_result = (
+        DataResult.of(state),
+        SelectionResult.of(state),
+        TrainingResult.of(state),
+    )
     schema = data.input_schema
-    chosen = training_result["chosen"]
+    chosen = training_result.chosen
     if not chosen.get("path"):
         raise_no_model(chosen)
     verify(chosen["path"], chosen["sha256"])
@@ -171,13 +175,13 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         json.dumps(
             {
                 "model": chosen["name"],
-                "primary_metric": selection["metric"],
+                "primary_metric": selection.metric,
                 "test_score": metrics["silhouette"],
                 "dummy_test_score": 0.0,
                 "overfit_gap": gap,
                 "test": metrics,
                 "clustering": evaluation.model_dump(exclude={"test_metrics"}),
-                "leaderboard": training_result["leaderboard"],
+                "leaderboard": training_result.leaderboard,
             },
             indent=2,
         )
@@ -190,11 +194,11 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
                 "fingerprint": data.fingerprint,
                 "split_sizes": data.split_sizes,
                 "chosen": chosen["name"],
-                "choice_reason": training_result["choice_reason"],
-                "metric_reason": selection["metric_reason"],
+                "choice_reason": training_result.choice_reason,
+                "metric_reason": selection.metric_reason,
                 "test_reads": reads,
                 "evaluation": evaluation.model_dump(),
-                "leaderboard": training_result["leaderboard"],
+                "leaderboard": training_result.leaderboard,
                 "decisions": read_run(ctx.run_dir).get("decisions", []),
             }
         )
@@ -203,7 +207,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     profiles_path.write_text(json.dumps(evaluation.profiles, indent=1) + "\n")
     result = {
         "model": chosen["name"],
-        "primary_metric": selection["metric"],
+        "primary_metric": selection.metric,
         "test_score": metrics["silhouette"],
         "dummy_test_score": 0.0,
         "overfit_gap": gap,

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from ml_expert.config import RunConfig
 from ml_expert.errors import UsageError
 from ml_expert.hashing import sha256_file, verify
-from ml_expert.phases import DataResult
+from ml_expert.phases import DataResult, SelectionResult
 from ml_expert.registry import Registry, RegistryError
 from ml_expert.tools.data.schema import InputSchema
 
@@ -228,7 +228,7 @@ def _keras_candidates(
     x_val = read_array(data.files["X_val"], data.file_hashes, "X_val")
     y_train = load_split(data.files, "train", schema, data.file_hashes)[1]
     y_val = load_split(data.files, "val", schema, data.file_hashes)[1]
-    planned = (state.get("selection") or {}).get("plan", {}).get("dnn_config")
+    planned = SelectionResult.of(state).plan.get("dnn_config")
     config = DNNConfig.model_validate(planned) if planned else DNNConfig()
     models_dir = ctx.run_dir / "models"
     models_dir.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ml_expert.agents.context import AgentContext
-from ml_expert.phases import DataResult
+from ml_expert.phases import DataResult, TrainingResult
 from ml_expert.registry import Registry, ReleaseRefused, candidate_record, not_worse_than
 from ml_expert.registry.store import release_model_name
 
@@ -26,7 +26,7 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
         "seed": int(state["options"]["seed"]),
         "split_sizes": data.split_sizes,
         "forced": bool(state["options"].get("force")),
-        "parent": (state.get("training") or {}).get("fine_tuning", {}).get("parent"),
+        "parent": (TrainingResult.of(state).fine_tuning or {}).get("parent"),
     }
     name = release_model_name(state)
     registry = Registry(state["options"]["workspace"], model=name)

@@ -17,7 +17,7 @@ from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.errors import UsageError
 from ml_expert.execution import ExecutionReport, Executor, executor_for
-from ml_expert.phases import DataResult
+from ml_expert.phases import DataResult, SelectionResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -413,26 +413,28 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     ctx.decide(f"train the {plan['network']}" if plan["train_dnn"] else f"skip the {plan['network']}", reason)
     if plan["train_dnn"]:
         ctx.decide(f"plan {plan['dnn_config']['max_epochs']} epochs", plan["epoch_plan"]["rule"])
-    selection = {
-        "task": data.task,
-        "analysis": analysis,
-        "metric": metric,
-        "metric_reason": metric_reason,
-        "greater_is_better": info.greater_is_better,
-        "comparison": {"scheme": "cv" if small else "validation", "folds": cv.folds, "rule": cv.rule},
-        "escalations": escalations,
-        "ensemble": ensemble_plan.model_dump(),
-        "leaderboard": board,
-        "best_baseline": best.name,
-        "best_reason": best_reason,
-        "plan": plan,
-        "seconds": round(seconds, 3),
-        "cap_hit": cap_hit,
-        "baseline_seconds": {c.name: c.fit_seconds for c in leaderboard},
-        "budget": budget,
-        "tuning": tuning,
-        "execution": executor.report.model_dump(),
-    }
+    selection = SelectionResult.model_validate(
+        {
+            "task": data.task,
+            "analysis": analysis,
+            "metric": metric,
+            "metric_reason": metric_reason,
+            "greater_is_better": info.greater_is_better,
+            "comparison": {"scheme": "cv" if small else "validation", "folds": cv.folds, "rule": cv.rule},
+            "escalations": escalations,
+            "ensemble": ensemble_plan.model_dump(),
+            "leaderboard": board,
+            "best_baseline": best.name,
+            "best_reason": best_reason,
+            "plan": plan,
+            "seconds": round(seconds, 3),
+            "cap_hit": cap_hit,
+            "baseline_seconds": {c.name: c.fit_seconds for c in leaderboard},
+            "budget": budget,
+            "tuning": tuning,
+            "execution": executor.report.model_dump(),
+        }
+    ).state()
     ctx.record("model-selection", selection)
     ctx.done(f"best candidate {best.name}: {_shown(best, metric)}")
     return {"selection": selection, "phase": "model_selection"}

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from ml_expert.phases import TrainingResult
+
 
 class RetryPolicy(BaseModel):
     model_config = ConfigDict(frozen=True)
@@ -28,7 +30,8 @@ class RetryPolicy(BaseModel):
     def attempt(self, state: dict[str, Any]) -> int:
         """This training node's attempt: one more than the last when the graph routed back after a
         divergence that was not discarded."""
-        previous = (state.get("training") or {}).get("diverged_network") or {}
+        training = TrainingResult.maybe(state)
+        previous = (training.diverged_network if training else None) or {}
         return self.retries(state) + (1 if previous and not previous.get("discarded") else 0)
 
     def exhausted(self, attempt: int) -> bool:
@@ -44,7 +47,8 @@ class RetryPolicy(BaseModel):
     def should_retry(self, state: dict[str, Any]) -> bool:
         """The router's question: a refused training gate goes back to training when the network
         diverged, was not discarded and retries are left."""
-        diverged = (state.get("training") or {}).get("diverged_network")
+        training = TrainingResult.maybe(state)
+        diverged = training.diverged_network if training else None
         return bool(diverged) and not diverged.get("discarded") and not self.exhausted(self.retries(state))
 
 

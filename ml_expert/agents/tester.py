@@ -14,7 +14,7 @@ from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult
+from ml_expert.phases import DataResult, SelectionResult, TrainingResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -105,17 +105,17 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         return clustering.validation(state)
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
-    data, selection, training = DataResult.of(state), state["selection"], state["training"]
+    data, selection, training = DataResult.of(state), SelectionResult.of(state), TrainingResult.of(state)
     schema = data.input_schema
-    task, metric = data.task, selection["metric"]
-    chosen = training["chosen"]
+    task, metric = data.task, selection.metric
+    chosen = training.chosen
 
     ctx.step("reading the test split (once)")
     test_x, test_y = load_split(data.files, "test", schema, data.file_hashes)
     reads, interrupted, models = _log_test_read(ctx.run_dir, chosen)
 
     scores = _chosen_scores(chosen, data, test_x, task)
-    dummy = next(c for c in selection["leaderboard"] if c["name"] == "dummy")
+    dummy = next(c for c in selection.leaderboard if c["name"] == "dummy")
     verify(dummy["path"], dummy["sha256"])
     dummy_scores = predict_scores(joblib.load(dummy["path"]), test_x)
     threshold = chosen.get("threshold")
@@ -171,13 +171,13 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
                 "dummy_test_score": dummy_score,
                 "overfit_gap": gap,
                 "test": {k: v for k, v in test_metrics.items() if k != "classification_report"},
-                "leaderboard": training["leaderboard"],
+                "leaderboard": training.leaderboard,
                 **extra,
             },
             indent=2,
         )
     )
-    dnn = training.get("dnn")
+    dnn = training.dnn
     report = render_report(
         {
             "run_id": ctx.run_id,
@@ -186,22 +186,22 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "fingerprint": data.fingerprint,
             "split_sizes": data.split_sizes,
             "chosen": chosen["name"],
-            "choice_reason": training["choice_reason"],
+            "choice_reason": training.choice_reason,
             "metric": metric,
-            "metric_reason": selection["metric_reason"],
-            "comparison": selection.get("comparison"),
-            "escalations": (selection.get("escalations") or [])
-            + ([training["network_escalation"]] if training.get("network_escalation") else []),
+            "metric_reason": selection.metric_reason,
+            "comparison": selection.comparison.model_dump() if selection.comparison else None,
+            "escalations": selection.escalations
+            + ([training.network_escalation] if training.network_escalation else []),
             "threshold": threshold,
             "test_reads": reads,
             "test_reads_interrupted": interrupted,
             "test_metrics": test_metrics,
             "dummy_test_score": dummy_score,
             "overfit_gap": gap,
-            "leaderboard": training["leaderboard"],
+            "leaderboard": training.leaderboard,
             "dnn": dnn,
-            "time": training.get("time"),
-            "execution": selection.get("execution"),
+            "time": training.time,
+            "execution": selection.execution,
             **extra,
             "decisions": RunFile(ctx.run_dir).read().decisions,
         }

@@ -11,7 +11,7 @@ from ml_expert.config import RunConfig
 from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult, PhaseResultError
+from ml_expert.phases import DataResult, PhaseResultError, SelectionResult, TrainingResult
 from ml_expert.tools.data.checks import prepared_problems
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
 from ml_expert.tools.scoring import METRICS, better, greater_is_better
@@ -104,11 +104,14 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
 
 
 def plan_gate(state: dict[str, Any]) -> GateVerdict:
-    selection = state.get("selection") or {}
-    leaderboard = selection.get("leaderboard", [])
+    try:
+        selection = SelectionResult.of(state)
+    except PhaseResultError as exc:  # a selection phase that wrote no (or a malformed) result is refused
+        return GateVerdict.from_checks("plan", [Check(name="result_typed", passed=False, detail=str(exc))])
+    leaderboard = selection.leaderboard
     budget = RunConfig.of(state).budget
-    spent = float(selection.get("seconds", 0))
-    plan = selection.get("plan", {})
+    spent = selection.seconds
+    plan = selection.plan
     checks = [
         Check(
             name="baselines_measured",
@@ -122,7 +125,7 @@ def plan_gate(state: dict[str, Any]) -> GateVerdict:
             value=round(spent, 2),
             threshold=budget,
             detail=f"model selection took {spent:.1f} s of a {budget:.0f} s budget"
-            + ("; the network was skipped (cap hit)" if selection.get("cap_hit") else ""),
+            + ("; the network was skipped (cap hit)" if selection.cap_hit else ""),
         ),
     ]
     if plan.get("train_dnn"):
@@ -141,11 +144,15 @@ def plan_gate(state: dict[str, Any]) -> GateVerdict:
 
 
 def training_gate(state: dict[str, Any]) -> GateVerdict:
-    training = state.get("training") or {}
+    try:
+        training = TrainingResult.of(state)
+    except PhaseResultError as exc:  # a training phase that wrote no (or a malformed) result is refused
+        refused = Check(name="result_typed", passed=False, detail=str(exc))
+        return GateVerdict.from_checks("training", [refused])
     retries = TRAINING_RETRY.retries(state)
     checks: list[Check] = []
-    dnn = training.get("dnn")
-    diverged = training.get("diverged_network")
+    dnn = training.dnn
+    diverged = training.diverged_network
     if diverged:
         discarded = diverged.get("discarded")
         checks.append(
@@ -165,7 +172,7 @@ def training_gate(state: dict[str, Any]) -> GateVerdict:
                 ),
             )
         )
-    chosen = training.get("chosen") or {}
+    chosen = training.chosen
     if dnn and chosen.get("kind") != "keras":
         # The network lost to a simpler model and is neither exported nor shipped: how its training
         # went is reported, but it cannot refuse the model that does ship.

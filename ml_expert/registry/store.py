@@ -99,7 +99,10 @@ def release_model_name(state: dict[str, Any]) -> str:
     given = options.get("model_name")
     if given:
         return validate_model_name(given)
-    parent = ((state.get("training") or {}).get("fine_tuning") or {}).get("model_name")
+    from ml_expert.phases import TrainingResult  # here: `models` commands stay light
+
+    training = TrainingResult.maybe(state)
+    parent = ((training.fine_tuning if training else None) or {}).get("model_name")
     if parent:
         return validate_model_name(parent)
     return model_name_from(data.get("source") or options.get("data"))

@@ -8,7 +8,7 @@ from typing import Any
 from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.common import json_safe, quiet_tensorflow
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult
+from ml_expert.phases import DataResult, TrainingResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -96,9 +96,9 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     )
     from ml_expert.tools.deployment.package import dockerfile_text, server_source, write_package
 
-    data, training_result = DataResult.of(state), state["training"]
+    data, training_result = DataResult.of(state), TrainingResult.of(state)
     schema = data.input_schema
-    chosen = training_result["chosen"]
+    chosen = training_result.chosen
     # Parity and latency use the validation rows: the test split is read once, by the tester.
     reference, _ = load_split(data.files, "val", schema, data.file_hashes)
     exports_dir = ctx.run_dir / "exports"
@@ -106,7 +106,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     onnx_path: str | None = None
     # Only what ships is exported (and judged by the release gate): a network that was trained
     # but not chosen is not converted, so its failed conversion cannot refuse the chosen model.
-    dnn = training_result.get("dnn") if chosen["kind"] == "keras" else None
+    dnn = training_result.dnn if chosen["kind"] == "keras" else None
     network = chosen["kind"] == "keras"  # the scratch network, or one fine-tuned from a .keras file
     if chosen["kind"] == "sklearn":
         verify(chosen["path"], chosen["sha256"])

@@ -11,7 +11,7 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.common import quiet_tensorflow
 from ml_expert.agents.retry import TRAINING_RETRY
 from ml_expert.hashing import sha256_file
-from ml_expert.phases import DataResult
+from ml_expert.phases import DataResult, SelectionResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -101,14 +101,14 @@ def train_network(
     from ml_expert.tools.training.stopping import stopping_split
     from ml_expert.tools.training.throughput import plan_execution
 
-    data, selection = DataResult.of(state), state["selection"]
+    data, selection = DataResult.of(state), SelectionResult.of(state)
     seed = int(state["options"]["seed"])
-    config = DNNConfig.model_validate(selection["plan"]["dnn_config"])
+    config = DNNConfig.model_validate(selection.plan["dnn_config"])
     if attempt:
         scaled = TRAINING_RETRY.scaled(config.learning_rate, config.clipnorm, attempt)
         config = config.model_copy(update=scaled)
     config = config.model_copy(
-        update={"time_limit_seconds": safety_cap(float(selection["budget"]), float(selection["seconds"]))}
+        update={"time_limit_seconds": safety_cap(selection.budget, selection.seconds)}
     )
     hardware = hardware_check()
     ctx.decide(
@@ -130,7 +130,7 @@ def train_network(
         gpu=gpu,
         rows=len(x_train),
         data_bytes=int(x_train.nbytes + x_val.nbytes),
-        forward_flops=float(selection["plan"]["estimated_flops_per_row"]),
+        forward_flops=float(selection.plan["estimated_flops_per_row"]),
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         free_gpu_memory_mb=free_gpu_memory_mb() if gpu else None,

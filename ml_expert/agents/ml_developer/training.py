@@ -9,7 +9,7 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.network import refit_network, train_network
 from ml_expert.agents.retry import TRAINING_RETRY
 from ml_expert.config import RunConfig
-from ml_expert.phases import DataResult
+from ml_expert.phases import DataResult, SelectionResult
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.selection.baselines import CandidateResult
@@ -25,12 +25,12 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
         return clustering.training(state)
     ctx = AgentContext(state, "ml-developer", "training")
     ctx.start()
-    data, selection = DataResult.of(state), state["selection"]
+    data, selection = DataResult.of(state), SelectionResult.of(state)
     schema = data.input_schema
-    metric = selection["metric"]
-    leaderboard = list(selection["leaderboard"])
+    metric = selection.metric
+    leaderboard = list(selection.leaderboard)
     result: dict[str, Any] = {}
-    plan = selection["plan"]
+    plan = selection.plan
     attempt = TRAINING_RETRY.attempt(state)
     if plan["train_dnn"]:
         dnn = train_network(ctx, state, schema, metric, attempt)
@@ -114,7 +114,7 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _choose(
-    selection: dict[str, Any], dnn: dict[str, Any] | None, state: dict[str, Any], schema: InputSchema
+    selection: SelectionResult, dnn: dict[str, Any] | None, state: dict[str, Any], schema: InputSchema
 ) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
     """The researcher's best candidate, unless the network beats it by more than the noise margin.
 
@@ -123,10 +123,10 @@ def _choose(
     (bootstrap margin, tools/selection/noise.py)."""
     from ml_expert.tools.selection.noise import escalation
 
-    metric = selection["metric"]
-    best = next(c for c in selection["leaderboard"] if c["name"] == selection["best_baseline"])
+    metric = selection.metric
+    best = selection.best
     # runs checkpointed before best_reason was recorded still resume
-    reason = selection.get("best_reason") or f"the researcher's best candidate by {metric}"
+    reason = selection.best_reason or f"the researcher's best candidate by {metric}"
     if not dnn:
         return best, reason, None
     data = DataResult.of(state)
@@ -181,20 +181,20 @@ def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen
 
 
 def _time_spent(
-    selection: dict[str, Any], dnn: dict[str, Any] | None, chosen: dict[str, Any]
+    selection: SelectionResult, dnn: dict[str, Any] | None, chosen: dict[str, Any]
 ) -> dict[str, Any]:
     """How the budget was spent: baselines, the network, the refit, the total, and whether a cap fired."""
-    budget = float(selection["budget"])
+    budget = selection.budget
     nn_seconds = float(dnn["train_seconds"]) if dnn else 0.0
     refit_seconds = float((chosen.get("refit") or {}).get("fit_seconds", 0.0))
-    total = float(selection["seconds"]) + nn_seconds + refit_seconds
-    tuning = selection.get("tuning") or {}
+    total = selection.seconds + nn_seconds + refit_seconds
+    tuning = selection.tuning or {}
     return {
         "budget_seconds": budget,
-        "model_selection_seconds": selection["seconds"],
-        "cv_folds": (selection.get("comparison") or {}).get("folds"),
-        "candidates": [c["name"] for c in selection["leaderboard"]],
-        "baseline_fit_seconds": selection.get("baseline_seconds", {}),
+        "model_selection_seconds": selection.seconds,
+        "cv_folds": selection.cv_folds,
+        "candidates": [c["name"] for c in selection.leaderboard],
+        "baseline_fit_seconds": selection.baseline_seconds,
         "tuning_seconds": float(tuning.get("seconds", 0.0)),
         "tuning_trials_run": int(tuning.get("trials_run") or 0),
         "tuning_trials_planned": int(tuning.get("trials_planned") or 0) if tuning.get("ran") else 0,
