@@ -156,6 +156,10 @@ def test_a_keras_file_is_a_starting_point_when_its_widths_fit(shifted: dict, tmp
     assert board["fine_tuned"]["parent"] == "file net.keras" and "continued" in board["fine_tuned"]["detail"]
     assert board["fine_tuned"]["predictions_sha256"]
     assert training["fine_tuning"]["parent_sha256"]
+    # it stopped on training rows it held back: the validation rows it competed on were unseen by it
+    record = json.loads((run_dir / "run.json").read_text())
+    decisions = {d["decision"]: d["reason"] for d in record["decisions"]}
+    assert "validation rows stay unseen" in decisions["fine-tuning stops on held-back training rows"]
 
     proc = _run(shifted["second"], ws, "--from", str(wrong))
     assert proc.returncode == 2, proc.stderr[-2000:]

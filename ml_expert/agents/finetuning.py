@@ -209,7 +209,8 @@ def _keras_candidates(
     ctx: Any, state: dict[str, Any], released: ReleasedModel, metric: str
 ) -> list[dict[str, Any]]:
     """A .keras network as it is and continued on the new training split (tools/training/finetune.py:
-    a tenth of its learning rate, the pipeline's callbacks), each scored on the new validation split."""
+    a tenth of its learning rate, the pipeline's callbacks, early stopping on held-back training rows),
+    each scored on the new validation split."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -221,6 +222,7 @@ def _keras_candidates(
     from ml_expert.tools.selection.baselines import save_predictions
     from ml_expert.tools.training.dnn import DNNConfig
     from ml_expert.tools.training.finetune import FINETUNE_LR_FACTOR, continue_keras
+    from ml_expert.tools.training.stopping import stopping_split
 
     data = DataResult.of(state)
     schema = data.input_schema
@@ -239,8 +241,15 @@ def _keras_candidates(
         detail, seconds = f"{released.version} as given", 0.0
         if name == "fine_tuned":
             ctx.step(f"fine-tuning {released.version} on the new training rows")
+            # early stopping on held-back training rows: the validation rows it competes on stay unseen
+            split = stopping_split(y_train, "classification", int(state["options"]["seed"]))
+            fit, stop = (split.fit_rows, split.stop_rows) if not split.on_validation else (None, None)
+            x_fit, y_fit = (x_train[fit], y_train[fit]) if fit else (x_train, y_train)
+            x_stop, y_stop = (x_train[stop], y_train[stop]) if stop else (x_val, y_val)
+            watching = "validation" if split.on_validation else "held-back training"
+            ctx.decide(f"fine-tuning stops on {watching} rows", split.rule)
             model, result = continue_keras(
-                model, "classification", x_train, y_train.astype("float32"), x_val, y_val.astype("float32"),
+                model, "classification", x_fit, y_fit.astype("float32"), x_stop, y_stop.astype("float32"),
                 config, ctx.run_dir / "checkpoints" / "fine-tune",
             )  # fmt: skip
             detail = (

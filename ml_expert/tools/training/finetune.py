@@ -100,7 +100,7 @@ def continue_keras(
     out_dir: Path,
 ) -> tuple[Any, Any]:
     """The released network trained further from its weights at FINETUNE_LR_FACTOR x its learning
-    rate, with the same callbacks (early stopping on validation, checkpoints, divergence guard)."""
+    rate, with the same callbacks (early stopping on `x_val`, checkpoints, divergence guard)."""
     from ml_expert.tools.training.dnn import compile_model, train_dnn
 
     config = config.model_copy(update={"learning_rate": config.learning_rate * FINETUNE_LR_FACTOR})
