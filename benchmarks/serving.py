@@ -335,9 +335,13 @@ def stop_server(server: subprocess.Popen) -> None:
 
 
 def start_server(cmd: list[str], port: int, env: dict | None = None) -> subprocess.Popen:
+    """The server, once /health answers. Its stderr goes to a file, not a pipe: a pipe nobody reads
+    fills (64 KiB of log lines) and then blocks the server on its next log write, which stalled
+    `ml-expert serve` in the half-sent stage of earlier runs of this benchmark."""
     import httpx
 
-    server = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
+    with tempfile.NamedTemporaryFile("w", prefix="ml-expert-server-", suffix=".log", delete=False) as log:
+        server = subprocess.Popen(cmd, stderr=log, text=True, env=env)
     for _ in range(600):
         try:
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
@@ -345,7 +349,8 @@ def start_server(cmd: list[str], port: int, env: dict | None = None) -> subproce
         except httpx.TransportError:
             time.sleep(0.1)
     server.terminate()
-    raise SystemExit(f"server did not start: {server.stderr.read()[-2000:] if server.stderr else ''}")
+    server.wait()
+    raise SystemExit(f"server did not start: {Path(log.name).read_text()[-2000:]}")
 
 
 def load_rows(name: str, ms: dict) -> list[str]:
@@ -392,20 +397,9 @@ def main() -> None:
         manifest = json.loads((package / "manifest.json").read_text())
         local = in_process(package, rows)
         port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "ml_expert", "serve", "production", "--port", str(port), "-w", str(ws)],
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        serve = [sys.executable, "-m", "ml_expert", "serve", "production", "--port", str(port), "-w", str(ws)]
+        server = start_server(serve, port)
         try:
-            import httpx
-
-            for _ in range(300):
-                try:
-                    httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                    break
-                except httpx.TransportError:
-                    time.sleep(0.1)
             remote = asyncio.run(open_loop(port, rows, args.requests, args.rate))
             load = {
                 "ml-expert serve": asyncio.run(
