@@ -75,7 +75,9 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
         chosen, reason = compete(metric, chosen, reason, released)
     ctx.decide(f"choose {chosen['name']}", reason)
     retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
-    if (
+    if chosen.get("refit_rule"):
+        ctx.decide(f"ship {chosen['name']} as fit on the training split", chosen["refit_rule"])
+    elif (
         chosen["kind"] == "sklearn"
         and chosen["name"] != "dummy"
         and not retrying

@@ -49,6 +49,7 @@ class CandidateResult(BaseModel):
     heldout_predictions: str | None = None  # .npy of its out-of-fold predictions on train + validation
     members: list[EnsembleMember] = []  # an ensemble's members and weights (tools/selection/ensemble.py)
     params_rule: str | None = None  # how params the data chose were chosen (LightGBM's rounds)
+    refit_rule: str | None = None  # set: ships as fit on train, not refit on train + validation (why)
     predictions_sha256: dict[str, str] = {}  # .npy path -> SHA-256, checked before every read
 
     @property
