@@ -348,6 +348,12 @@ def main(argv: list[str] | None = None) -> Path:
         help="with --update: keep the other systems' rows of results/<this>.json instead of <name>.json "
         "(e.g. write quality-tune.json from quality.json's competitors)",
     )
+    parser.add_argument(
+        "--keep-other-cells",
+        action="store_true",
+        help="with --update: also keep the rerun systems' rows of the datasets and seeds not rerun; the "
+        "stored protocol's datasets and seeds stay (a change that touches one dataset, measured alone)",
+    )
     args = parser.parse_args(argv)
     argv = sys.argv[1:] if argv is None else argv
     ml_extra: list[str] = args.ml_expert_flags.split()
@@ -394,13 +400,23 @@ def main(argv: list[str] | None = None) -> Path:
         kept = [r for r in previous["rows"] if r["system"] not in args.systems and not (
             r["system"] == "ml-expert-image" and "ml-expert" in args.systems)
             and r["dataset"] in names and r["seed"] in args.seeds]  # fmt: skip
+        full = protocol["full_protocol"]
+        if args.keep_other_cells:
+            if old.get("scoring", "default") != args.scoring:
+                raise SystemExit("--keep-other-cells needs the stored run's --scoring")
+            rerun = {(n, seed) for n in names for seed in args.seeds}
+            kept += [r for r in previous["rows"] if (r["dataset"], r["seed"]) not in rerun]
+            full = old["budget_seconds"] == 60.0 and sorted(old["seeds"]) == [0, 1, 2] and not args.smoke
+            protocol.update(datasets=old["datasets"], seeds=old["seeds"])
+        cells = {"cells_rerun": {"datasets": names, "seeds": args.seeds}} if args.keep_other_cells else {}
         protocol.update(
             systems=sorted({r["system"] for r in kept} | set(args.systems) - {"ml-expert-image"}),
             autogluon=old.get("autogluon"),
-            full_protocol=old.get("full_protocol", False) and protocol["full_protocol"],
+            full_protocol=old.get("full_protocol", False) and full,
             updated={
                 "rerun": args.systems,
                 "kept_rows_from": {"command": previous["command"], "date": previous["date"]},
+                **cells,
             },
         )
     recorder = Recorder(args.name, protocol, argv, script="quality")
