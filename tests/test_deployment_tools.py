@@ -14,6 +14,7 @@ os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 import ast
 import importlib.util
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -322,6 +323,24 @@ def test_package_contents_and_manifest(titanic, package):
     third_party = {name for name in imported if name not in sys.stdlib_module_names}
     assert third_party <= {"numpy", "onnxruntime", "__future__"}  # self-contained
     assert InputSchema.model_validate_json((deploy / "schema.json").read_text()) == titanic[0]
+
+
+def test_figures_measured_on_the_package_join_its_manifest_without_rewriting_it(package, tmp_path):
+    """The package's latency is measured on the written package, then added to manifest.json alone:
+    no file is copied or hashed again, and the package still verifies."""
+    from ml_expert.tools.deployment.package import add_metadata
+
+    deploy, manifest, runtime = package
+    copy = tmp_path / "copy"
+    shutil.copytree(deploy, copy)
+    stamps = {p.name: p.stat().st_mtime_ns for p in copy.iterdir() if p.name != "manifest.json"}
+    added = add_metadata(copy, {"latency": {"p99_ms": 0.5}})
+    assert added == {**manifest, "latency": {"p99_ms": 0.5}}
+    assert json.loads((copy / "manifest.json").read_text()) == added
+    assert {p.name: p.stat().st_mtime_ns for p in copy.iterdir() if p.name != "manifest.json"} == stamps
+    runtime.ModelInference(copy)  # the files still match their hashes
+    with pytest.raises(ValueError, match="files"):
+        add_metadata(copy, {"files": {}})
 
 
 def test_model_inference_matches_the_pipeline(titanic, logreg, package):

@@ -94,7 +94,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         measure_export_latency,
         withdraw_unsupported,
     )
-    from ml_expert.tools.deployment.package import dockerfile_text, server_source, write_package
+    from ml_expert.tools.deployment.package import add_metadata, dockerfile_text, server_source, write_package
 
     data, training_result = DataResult.of(state), TrainingResult.of(state)
     schema = data.input_schema
@@ -179,8 +179,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         ctx.step("timing the package through inference.py")
         package_latency = _package_latency(package_dir, data)
         hardware = run.manifest.get("hardware") or {}
-        metadata |= {"latency": package_latency, "measured_on": json_safe(hardware)}
-        manifest = write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
+        manifest = add_metadata(package_dir, {"latency": package_latency, "measured_on": json_safe(hardware)})
         ctx.decide(
             "package the ONNX export of " + chosen["name"],
             "one graph with the preprocessing inside, served by onnxruntime alone",

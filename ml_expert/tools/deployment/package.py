@@ -132,6 +132,18 @@ def write_package(
     return json.loads(json.dumps(manifest, default=str))
 
 
+def add_metadata(deploy_dir: str | Path, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Add keys to a written package's manifest.json (figures measured on the package itself, such as
+    its latency) without writing or hashing its files again; returns the manifest."""
+    clash = [key for key in RESERVED_KEYS if key in metadata]
+    if clash:
+        raise ValueError(f"metadata may not set {clash}: write_package owns them")
+    path = Path(deploy_dir) / "manifest.json"
+    manifest = {**json.loads(path.read_text(encoding="utf-8")), **dict(metadata)}
+    path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
+    return json.loads(json.dumps(manifest, default=str))
+
+
 def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: tuple[str, ...] = ()) -> str:
     """A README that says what each file is and how to call the model (no data rows)."""
     model_name = metadata.get("model_name") or metadata.get("model") or "model"
