@@ -8,7 +8,7 @@ instead of a later phase reading a default.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,11 +19,31 @@ class PhaseResultError(ValueError):
     """A phase result is missing or does not match its model (a defect, not a user error)."""
 
 
-class DataResult(BaseModel):
+class _PhaseResult(BaseModel):
+    """A phase's result under `_key` in the graph's state, read back validated."""
+
+    _key: ClassVar[str]
+    _what: ClassVar[str]
+
+    @classmethod
+    def of(cls, state: dict[str, Any]) -> Self:
+        """The phase's result in `state`, validated."""
+        raw = state.get(cls._key)
+        if not isinstance(raw, dict):
+            raise PhaseResultError(f"the {cls._what} result is missing from the state")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            raise PhaseResultError(f"the {cls._what} result does not match its model: {exc}") from exc
+
+
+class DataResult(_PhaseResult):
     """The data-preparation phase's result: the prepared splits (as hashed files) and the figures
     every later phase and gate needs."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    _key: ClassVar[str] = "data"
+    _what: ClassVar[str] = "data-preparation"
 
     source: str | None
     fingerprint: str
@@ -53,17 +73,6 @@ class DataResult(BaseModel):
     file_hashes: dict[str, str] | None = None  # the same names -> SHA-256, checked on every read
     preprocessor_sha256: str
 
-    @classmethod
-    def of(cls, state: dict[str, Any]) -> DataResult:
-        """The data phase's result in `state`, validated."""
-        raw = state.get("data")
-        if not isinstance(raw, dict):
-            raise PhaseResultError("the data-preparation result is missing from the state")
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise PhaseResultError(f"the data-preparation result does not match its model: {exc}") from exc
-
     def state(self) -> dict[str, Any]:
         """The JSON the graph's state keeps (the schema under its key `schema`)."""
         return self.model_dump(mode="json", by_alias=True)
@@ -84,12 +93,14 @@ class Comparison(BaseModel):
     rule: str
 
 
-class SelectionResult(BaseModel):
+class SelectionResult(_PhaseResult):
     """The model-selection phase's result: the metric, the scored candidates, the incumbent and the
     plan for training. Leaderboard rows stay candidate records (tools/selection/baselines.py's
     CandidateResult, or clustering's); `plan` is the network plan the researcher wrote."""
 
     model_config = ConfigDict(extra="forbid")
+    _key: ClassVar[str] = "selection"
+    _what: ClassVar[str] = "model-selection"
 
     task: Literal["classification", "regression", "clustering"]
     analysis: dict[str, Any]
@@ -111,17 +122,6 @@ class SelectionResult(BaseModel):
     execution: dict[str, Any] | None = None
     clustering: dict[str, Any] | None = None
 
-    @classmethod
-    def of(cls, state: dict[str, Any]) -> SelectionResult:
-        """The model-selection phase's result in `state`, validated."""
-        raw = state.get("selection")
-        if not isinstance(raw, dict):
-            raise PhaseResultError("the model-selection result is missing from the state")
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise PhaseResultError(f"the model-selection result does not match its model: {exc}") from exc
-
     def state(self) -> dict[str, Any]:
         """The JSON the graph's state keeps."""
         return self.model_dump(mode="json")
@@ -136,11 +136,13 @@ class SelectionResult(BaseModel):
         return self.comparison.folds if self.comparison else None
 
 
-class TrainingResult(BaseModel):
+class TrainingResult(_PhaseResult):
     """The training phase's result: the model that ships (`chosen`, a candidate record with its
     refit), why, every candidate scored, how the budget was spent, and the network's record."""
 
     model_config = ConfigDict(extra="forbid")
+    _key: ClassVar[str] = "training"
+    _what: ClassVar[str] = "training"
 
     chosen: dict[str, Any]
     choice_reason: str
@@ -152,17 +154,6 @@ class TrainingResult(BaseModel):
     network_cut_short: dict[str, Any] | None = None  # stopped by the wall-clock cap before learning
     network_escalation: dict[str, Any] | None = None  # the network against the incumbent
     fine_tuning: dict[str, Any] | None = None  # --from: the released model and its fine-tuned copy
-
-    @classmethod
-    def of(cls, state: dict[str, Any]) -> TrainingResult:
-        """The training phase's result in `state`, validated."""
-        raw = state.get("training")
-        if not isinstance(raw, dict):
-            raise PhaseResultError("the training result is missing from the state")
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            raise PhaseResultError(f"the training result does not match its model: {exc}") from exc
 
     @classmethod
     def maybe(cls, state: dict[str, Any]) -> TrainingResult | None:

@@ -11,16 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from test_composite_codes import served_like_fitted
 
-from ml_expert.runtime.inference import ModelInference, code_count
+from ml_expert.runtime.inference import code_count
 from ml_expert.tools.data.counts import find_count_columns
 from ml_expert.tools.data.measure import measure_added_columns
 from ml_expert.tools.data.prepare import prepare_data
 from ml_expert.tools.data.privacy import MIN_CATEGORY_COUNT
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, to_model_frame
-from ml_expert.tools.deployment.exports import export_sklearn
-from ml_expert.tools.deployment.package import write_package
-from ml_expert.tools.selection.candidates import make_pipeline
 
 SEED = 0
 
@@ -110,20 +108,9 @@ def test_prepare_keeps_the_counts_of_training_rows(prepared) -> None:
 
 def test_counts_round_trip_through_onnx_and_the_package(prepared, tmp_path: Path) -> None:
     data, _ = prepared
-    schema = data.input_schema
-    train = pd.read_parquet(data.files["train"])
-    pipeline = make_pipeline("lightgbm", schema, SEED, rows=len(train))
-    pipeline.fit(train[schema.keys], train["__target__"].to_numpy())
     rows = parties(40, seed=7).drop(columns=["target"]).astype({"ticket": object})
-    stored = next(c for c in schema.columns if c.derive == "count").counts or {}
+    stored = next(c for c in data.input_schema.columns if c.derive == "count").counts or {}
     rows.loc[0, "ticket"] = next(iter(stored))  # a code training rows share
     rows.loc[1, "ticket"] = None  # missing
     rows.loc[2, "ticket"] = 12345  # a number, never seen
-    records = export_sklearn(pipeline, schema, rows, tmp_path / "exports")
-    assert all(r.passed for r in records), [(r.format, r.error, r.parity) for r in records]
-    deploy = tmp_path / "deployment"
-    metadata = {"model_name": "lightgbm", "metrics": {}, "seed": SEED, "data_fingerprint": "0" * 64}
-    write_package(deploy, records[1].path, schema, metadata)
-    served = ModelInference(deploy).predict_proba(rows)
-    expected = pipeline.predict_proba(to_model_frame(rows, schema))
-    np.testing.assert_allclose(served, expected, atol=1e-4)
+    served_like_fitted(data, rows, tmp_path)

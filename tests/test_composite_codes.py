@@ -111,15 +111,22 @@ def test_prepare_splits_the_cabin_from_training_categories_only(prepared) -> Non
 
 def test_split_codes_round_trip_through_onnx_and_the_package(prepared, tmp_path: Path) -> None:
     data, root = prepared
-    schema = data.input_schema
-    train = pd.read_parquet(data.files["train"])
-    pipeline = make_pipeline("lightgbm", schema, SEED, rows=len(train))
-    pipeline.fit(train[schema.keys], train["__target__"].to_numpy())
     rows = spaceship(40, seed=7).drop(columns=["target"])
     rows.loc[0, "Cabin"] = "Z/9999/Q"  # unseen deck and side
     rows.loc[1, "Cabin"] = "weird"  # malformed: one part only
     rows.loc[2, "Cabin"] = None  # missing
     rows.loc[3, "PassengerId"] = "abcd_ef"  # non-numeric parts
+    served_like_fitted(data, rows, tmp_path)
+
+
+def served_like_fitted(data, rows: pd.DataFrame, tmp_path: Path) -> None:
+    """LightGBM fit on the prepared training split: every export verifies, and the package (ONNX
+    through inference.py, raw rows in) gives the probabilities the pipeline gives on the same rows'
+    model frame."""
+    schema = data.input_schema
+    train = pd.read_parquet(data.files["train"])
+    pipeline = make_pipeline("lightgbm", schema, SEED, rows=len(train))
+    pipeline.fit(train[schema.keys], train["__target__"].to_numpy())
     records = export_sklearn(pipeline, schema, rows, tmp_path / "exports")
     assert all(r.passed for r in records), [(r.format, r.error, r.parity) for r in records]
     deploy = tmp_path / "deployment"
