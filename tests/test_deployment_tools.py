@@ -325,22 +325,30 @@ def test_package_contents_and_manifest(titanic, package):
     assert InputSchema.model_validate_json((deploy / "schema.json").read_text()) == titanic[0]
 
 
-def test_figures_measured_on_the_package_join_its_manifest_without_rewriting_it(package, tmp_path):
-    """The package's latency is measured on the written package, then added to manifest.json alone:
-    no file is copied or hashed again, and the package still verifies."""
+def test_figures_measured_on_the_package_join_its_manifest_without_rewriting_it(titanic, package, tmp_path):
+    """The package's latency is measured on the written package, then added to manifest.json and the
+    README that shows it: the model and the other files are not copied or hashed again, and the
+    package still verifies."""
     from ml_expert.tools.deployment.package import add_metadata
 
     deploy, manifest, runtime = package
     copy = tmp_path / "copy"
     shutil.copytree(deploy, copy)
-    stamps = {p.name: p.stat().st_mtime_ns for p in copy.iterdir() if p.name != "manifest.json"}
-    added = add_metadata(copy, {"latency": {"p99_ms": 0.5}})
-    assert added == {**manifest, "latency": {"p99_ms": 0.5}}
+    rewritten = ("manifest.json", "README.md")
+    kept = {p.name: p.stat().st_mtime_ns for p in copy.iterdir() if p.name not in rewritten}
+    latency = {"p50_ms": 0.2, "p95_ms": 0.3, "p99_ms": 0.5, "batch_rows": 1000, "batch_rows_per_second": 9e4}
+    added = add_metadata(copy, titanic[0], {"latency": latency}, ("Dockerfile",))
+    assert {k: v for k, v in added.items() if k != "files"} == {
+        **{k: v for k, v in manifest.items() if k != "files"},
+        "latency": latency,
+    }
     assert json.loads((copy / "manifest.json").read_text()) == added
-    assert {p.name: p.stat().st_mtime_ns for p in copy.iterdir() if p.name != "manifest.json"} == stamps
-    runtime.ModelInference(copy)  # the files still match their hashes
+    assert "Measured latency" in (copy / "README.md").read_text()
+    assert added["files"] == {**manifest["files"], "README.md": added["files"]["README.md"]}
+    assert {p.name: p.stat().st_mtime_ns for p in copy.iterdir() if p.name in kept} == kept
+    runtime.ModelInference(copy)  # every listed file, the new README too, matches its hash
     with pytest.raises(ValueError, match="files"):
-        add_metadata(copy, {"files": {}})
+        add_metadata(copy, titanic[0], {"files": {}})
 
 
 def test_model_inference_matches_the_pipeline(titanic, logreg, package):

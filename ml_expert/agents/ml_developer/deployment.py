@@ -179,7 +179,8 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         ctx.step("timing the package through inference.py")
         package_latency = _package_latency(package_dir, data)
         hardware = run.manifest.get("hardware") or {}
-        manifest = add_metadata(package_dir, {"latency": package_latency, "measured_on": json_safe(hardware)})
+        measured = {"latency": package_latency, "measured_on": json_safe(hardware)}
+        manifest = add_metadata(package_dir, schema, measured, tuple(extra_files))
         ctx.decide(
             "package the ONNX export of " + chosen["name"],
             "one graph with the preprocessing inside, served by onnxruntime alone",

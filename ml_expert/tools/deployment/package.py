@@ -132,14 +132,24 @@ def write_package(
     return json.loads(json.dumps(manifest, default=str))
 
 
-def add_metadata(deploy_dir: str | Path, metadata: Mapping[str, Any]) -> dict[str, Any]:
+def add_metadata(
+    deploy_dir: str | Path,
+    schema: InputSchema,
+    metadata: Mapping[str, Any],
+    extra_names: tuple[str, ...] = (),
+) -> dict[str, Any]:
     """Add keys to a written package's manifest.json (figures measured on the package itself, such as
-    its latency) without writing or hashing its files again; returns the manifest."""
+    its latency): the README, which shows them, is written and hashed again; the model and the other
+    files are not copied or hashed again. Returns the manifest."""
     clash = [key for key in RESERVED_KEYS if key in metadata]
     if clash:
         raise ValueError(f"metadata may not set {clash}: write_package owns them")
-    path = Path(deploy_dir) / "manifest.json"
+    root = Path(deploy_dir)
+    path = root / "manifest.json"
     manifest = {**json.loads(path.read_text(encoding="utf-8")), **dict(metadata)}
+    readme = {k: v for k, v in manifest.items() if k not in RESERVED_KEYS}
+    (root / "README.md").write_text(readme_text(schema, readme, extra_names), encoding="utf-8")
+    manifest["files"] = {**manifest["files"], "README.md": sha256_file(root / "README.md")}
     path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     return json.loads(json.dumps(manifest, default=str))
 
