@@ -278,12 +278,16 @@ def create_app(
     async def predict(request: Request) -> JSONResponse:
         """One row object, or {"rows": [...]}; each row is checked against schema.json.
 
-        Parsing, validation and the model run in a worker thread: a 1,000-row batch must not
-        hold the event loop that answers /health and every other request."""
+        Parsing, validation, the model, the drift window and rendering the answer run in a worker
+        thread: a 1,000-row batch must not hold the event loop that answers /health and every
+        other request."""
         raw = await request.body()
         use = canary if canary is not None and chooser.random() < canary_fraction else primary
-        result, records = await run_in_threadpool(answer, raw, use)
-        windows[use.version].add(records)
+        return await run_in_threadpool(respond, raw, use)
+
+    def respond(raw: bytes, use: Served) -> JSONResponse:
+        result, records = answer(raw, use)
+        windows[use.version].add(records)  # the window has its own lock
         result["version"] = use.version
         return JSONResponse(result, headers={"x-model-version": use.version, "x-rows": str(len(records))})
 
