@@ -243,11 +243,8 @@ def _keras_candidates(
             ctx.step(f"fine-tuning {released.version} on the new training rows")
             # early stopping on held-back training rows: the validation rows it competes on stay unseen
             split = stopping_split(y_train, "classification", int(state["options"]["seed"]))
-            fit, stop = (split.fit_rows, split.stop_rows) if not split.on_validation else (None, None)
-            x_fit, y_fit = (x_train[fit], y_train[fit]) if fit else (x_train, y_train)
-            x_stop, y_stop = (x_train[stop], y_train[stop]) if stop else (x_val, y_val)
-            watching = "validation" if split.on_validation else "held-back training"
-            ctx.decide(f"fine-tuning stops on {watching} rows", split.rule)
+            ctx.decide(f"fine-tuning stops on {split.watching}", split.rule)
+            x_fit, y_fit, x_stop, y_stop = split.arrays(x_train, y_train, x_val, y_val)
             model, result = continue_keras(
                 model, "classification", x_fit, y_fit.astype("float32"), x_stop, y_stop.astype("float32"),
                 config, ctx.run_dir / "checkpoints" / "fine-tune",

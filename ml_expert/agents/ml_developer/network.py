@@ -154,13 +154,8 @@ def train_network(
     y_val = load_split(data.files, "val", schema, data.file_hashes)[1]
     task = data.task
     split = stopping_split(y_train, task, seed)
-    watching = "validation rows" if split.on_validation else "held-back training rows"
-    ctx.decide(f"early stopping on {watching}", split.rule)
-    if split.on_validation:
-        x_fit, y_fit, x_stop, y_stop = x_train, y_train, x_val, y_val
-    else:
-        x_fit, y_fit = x_train[split.fit_rows], y_train[split.fit_rows]
-        x_stop, y_stop = x_train[split.stop_rows], y_train[split.stop_rows]
+    ctx.decide(f"early stopping on {split.watching}", split.rule)
+    x_fit, y_fit, x_stop, y_stop = split.arrays(x_train, y_train, x_val, y_val)
     mean = std = None
     if task == "regression":
         fit_train, fit_val, mean, std = standardise_target(y_fit, y_stop)

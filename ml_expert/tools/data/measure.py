@@ -33,8 +33,7 @@ def measure_added_columns(
     from ml_expert.tools.selection.crossval import fold_ids
     from ml_expert.tools.selection.noise import escalation
 
-    with_added = without.model_copy(update={"columns": [*without.columns, *added]})
-    with_added = InputSchema.model_validate(with_added.model_dump(exclude={"columns": {"__all__": {"key"}}}))
+    with_added = without.with_columns(added)
     if len(y) > MEASURE_ROWS:
         rows = np.sort(np.random.default_rng(seed).choice(len(y), MEASURE_ROWS, replace=False))
         frame, y = frame.iloc[rows], y[rows]

@@ -290,14 +290,7 @@ def prepare_data(
                 fit_rows, y_fit, schema, found, metric or DEFAULT_METRIC[task], seed
             )
             if composites.kept:
-                parts = [spec for c in found for spec in c.kept_parts]
-                schema = InputSchema(
-                    task=task,
-                    target=target,
-                    columns=[*columns, *parts],
-                    classes=classes,
-                    vocabularies=vocabularies,
-                )
+                schema = schema.with_columns([spec for c in found for spec in c.kept_parts])
         counted, why = find_count_columns(fit_rows, codes)
         if counted:
             helps, rule = measure_added_columns(
@@ -305,13 +298,7 @@ def prepare_data(
             )
             code_counts = CodeCounts(columns=counted, rules=why, kept=helps, rule=rule)
             if helps:
-                schema = InputSchema(
-                    task=task,
-                    target=target,
-                    columns=[*schema.columns, *counted],
-                    classes=classes,
-                    vocabularies=vocabularies,
-                )
+                schema = schema.with_columns(counted)
     work = to_model_frame(frame, schema)
     work[TARGET_COLUMN] = y_all.to_numpy()
     train, val, test = work.loc[train_rows], work.loc[val_rows], work.loc[test_rows]

@@ -95,6 +95,13 @@ class InputSchema(BaseModel):
             col.key = key
         return self
 
+    def with_columns(self, added: list[ColumnSpec]) -> InputSchema:
+        """This schema with `added` columns after its own (keys kept, the new ones assigned)."""
+        dumped = self.model_dump()
+        return InputSchema.model_validate(
+            {**dumped, "columns": [*dumped["columns"], *(c.model_dump() for c in added)]}
+        )
+
     @property
     def numeric(self) -> list[str]:
         """Keys of the numeric columns that are measurements (token ids excluded)."""

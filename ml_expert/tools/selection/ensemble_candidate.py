@@ -128,15 +128,14 @@ def ensemble_candidate(
         rows = len(train[1]) + len(val[1])
         bases = {c.name: c.base or c.name for c in pool}
         cost = sum(nominal_fit_seconds(bases[n], rows, features_out, classes) for n in selection.names)
-        over = (
-            f"refitting its {len(selection.names)} members on {rows} rows costs {cost:.1f} s by the "
-            f"nominal rule, more than {REFIT_SHARE:.0%} of the {budget:g} s budget"
-        )
-        if cost > REFIT_SHARE * budget and cv:
-            # judged by cross-validation, i.e. as members refit on more rows: it must be refit to ship
-            plan.reason = over
-            return None, plan
         if cost > REFIT_SHARE * budget:
+            over = (
+                f"refitting its {len(selection.names)} members on {rows} rows costs {cost:.1f} s by the "
+                f"nominal rule, more than {REFIT_SHARE:.0%} of the {budget:g} s budget"
+            )
+            if cv:  # judged by cross-validation, i.e. as members refit on more rows: it must be refit
+                plan.reason = over
+                return None, plan
             # judged on the validation split as its members' train-only fits: it can ship as judged
             refit_rule = f"{over}: it ships as fit on the training split, as it was judged"
     if folds is None:

@@ -24,6 +24,20 @@ class StoppingSplit(BaseModel):
     on_validation: bool  # True: too few training rows to carve; early stopping watches validation
     rule: str
 
+    @property
+    def watching(self) -> str:
+        """The decision's words: which rows early stopping watches."""
+        return "validation rows" if self.on_validation else "held-back training rows"
+
+    def arrays(
+        self, x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(x_fit, y_fit, x_stop, y_stop): what the network learns from and what stops it."""
+        if self.on_validation:
+            return x_train, y_train, x_val, y_val
+        fit, stop = self.fit_rows, self.stop_rows
+        return x_train[fit], y_train[fit], x_train[stop], y_train[stop]
+
 
 def stopping_split(y: np.ndarray, task: str, seed: int, share: float = STOPPING_SHARE) -> StoppingSplit:
     """A seeded share of `y`'s rows (stratified by class for classification) for early stopping."""
