@@ -27,12 +27,16 @@ BUDGET = 9000  # bytes: wine is about 18,500 uncompressed, so about half its row
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """wine.csv cut into three Parquet files, with the files Spark writes beside them."""
+    """wine.csv cut into three Parquet files, with the files Spark writes beside them; one file in
+    row groups of 16 rows, one with a pandas index written as a column (not data)."""
     root = tmp_path_factory.mktemp("wine-parquet") / "wine"
     root.mkdir()
     wine = pd.read_csv(WINE)
     for i, (start, stop) in enumerate(zip(CUTS, CUTS[1:], strict=False)):
-        wine.iloc[start:stop].to_parquet(root / f"part-{i:05d}.parquet")
+        part = wine.iloc[start:stop]
+        if i == 2:
+            part = part.set_axis(pd.Index(np.arange(stop, start, -1)))
+        part.to_parquet(root / f"part-{i:05d}.parquet", row_group_size=16 if i == 1 else None)
     (root / "_SUCCESS").write_text("")
     (root / ".part-00000.parquet.crc").write_bytes(b"\x00")
     return root

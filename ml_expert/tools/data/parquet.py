@@ -156,19 +156,31 @@ def row_keys(seed: int, name: str, rows: int) -> np.ndarray:
 
 def read_part(spec: PartSpec, shared: Any = None) -> dict[str, Any]:
     """A file's candidate rows (key under the threshold, in file order), their keys and positions,
-    its row count and SHA-256: what the driver needs to pick the sample. Runs anywhere."""
+    its row count and SHA-256: what the driver needs to pick the sample. Runs anywhere; a sampled
+    file is read one row group at a time, so it never needs the whole file in memory."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = _as_data(pq.read_table(spec.path))
-    keys = row_keys(spec.seed, spec.name, table.num_rows)
+    parquet = pq.ParquetFile(spec.path)
+    rows = parquet.metadata.num_rows
+    keys = row_keys(spec.seed, spec.name, rows)
     positions = np.flatnonzero(keys < spec.threshold)
-    if len(positions) < table.num_rows:
-        table = table.take(positions)
+    if len(positions) == rows:
+        table = _as_data(parquet.read())
+    else:
+        pieces, start = [_as_data(parquet.schema_arrow.empty_table())], 0
+        for group in range(parquet.num_row_groups):
+            stop = start + parquet.metadata.row_group(group).num_rows
+            chosen = positions[(positions >= start) & (positions < stop)] - start
+            if len(chosen):
+                pieces.append(_as_data(parquet.read_row_group(group)).take(chosen))
+            start = stop
+        table = pa.concat_tables(pieces)
     return {
         "table": table,
         "keys": keys[positions],
         "positions": positions,
-        "rows": len(keys),
+        "rows": rows,
         "sha256": sha256_file(spec.path),
     }
 
