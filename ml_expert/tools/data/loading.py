@@ -76,8 +76,8 @@ def resolve_source(source: str | None) -> Path:
         if source in DEMO_SETS:
             return demo_path(source)
         raise DataError(
-            f"{source}: no such file or folder; give a CSV/Parquet/.npz path, an image folder or a "
-            f"demo name ({', '.join(DEMO_SETS)})"
+            f"{source}: no such file or folder; give a CSV/Parquet/.npz path, a folder of Parquet files, "
+            f"an image folder or a demo name ({', '.join(DEMO_SETS)})"
         )
     return path
 
