@@ -85,6 +85,7 @@ def test_read_on_the_cluster_is_the_read_in_the_driver(
     assert _same(on_cluster) == _same(in_driver)
     assert 0 < on_cluster.load.sample_rows < 178 and on_cluster.rows_in == on_cluster.load.sample_rows
     assert executor.report.batches == ["Parquet files"] and executor.report.tasks_done == 3
+    assert executor.report.data_puts == 0  # each task reads its own file: nothing goes through the driver
 
 
 def _data_phase(data: Path, workspace: Path, **options: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:

@@ -204,7 +204,7 @@ def read_sample(
         PartSpec(path=str(Path(plan.root) / name), name=name, seed=seed, threshold=threshold)
         for name in plan.files
     ]
-    parts = map_fn(read_part, specs, None, label="Parquet files")
+    parts = map_fn(read_part, specs, (), label="Parquet files")  # nothing shared: no object to put
     digest = hashlib.sha256()
     for name, part in zip(plan.files, parts, strict=True):
         if part is None:  # no time limit is given: every file is read
