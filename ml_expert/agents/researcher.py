@@ -43,9 +43,10 @@ from ml_expert.tools.selection.budget import (
     plan_epochs,
     text_flops,
 )
-from ml_expert.tools.selection.candidates import BASELINES
+from ml_expert.tools.selection.candidates import CORE_BASELINES
 from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
 from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
+from ml_expert.tools.selection.kernel import plan_svm
 from ml_expert.tools.selection.noise import Escalation, escalation
 from ml_expert.tools.selection.sequence_choice import READER_NAMES, choose_reader
 from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
@@ -270,7 +271,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         data.n_features_out,
         n_classes,
         budget,
-        [n for n in BASELINES if n != "dummy"],
+        [n for n in CORE_BASELINES if n != "dummy"],
     )
     small = cv.folds is not None
     y_all = np.concatenate([train[1], val[1]])
@@ -282,12 +283,35 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         else "compare candidates on the validation split",
         cv.rule,
     )
+    kernel = plan_svm(
+        data.task,
+        len(train[1]),
+        len(val[1]),
+        data.n_features_out,
+        min(data.train_class_counts.values(), default=0),
+        budget,
+        cv.folds,
+    )
+    ctx.decide("a kernel SVM joins the baselines" if kernel.include else "no kernel SVM", kernel.rule)
+    names = (*CORE_BASELINES, "svm") if kernel.include else CORE_BASELINES
     connecting = time.perf_counter()
     executor = _executor(ctx, options.get("ray"))
     started += time.perf_counter() - connecting  # starting or joining a cluster is not model selection
-    ctx.step("fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM")
+    ctx.step(
+        "fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM"
+        + (", kernel SVM" if kernel.include else "")
+    )
     leaderboard = run_baselines(
-        schema, train, val, metric, seed, models_dir, folds=folds, budget=budget, map_fn=executor.map
+        schema,
+        train,
+        val,
+        metric,
+        seed,
+        models_dir,
+        names=names,
+        folds=folds,
+        budget=budget,
+        map_fn=executor.map,
     )
     for candidate in leaderboard:
         if candidate.params_rule:

@@ -21,7 +21,7 @@ from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.mapping import MapFn, sequential_map
 from ml_expert.tools.scoring import predict_scores, score, sign
 from ml_expert.tools.selection.boosting import early_stopped_rounds
-from ml_expert.tools.selection.candidates import BASELINES, inner_pipeline, make_pipeline
+from ml_expert.tools.selection.candidates import BASELINES, CORE_BASELINES, inner_pipeline, make_pipeline
 from ml_expert.tools.selection.ensemble import EnsembleMember
 
 SMALL_DATA_ROWS = 20_000
@@ -169,7 +169,7 @@ def run_baselines(
     metric: str,
     seed: int,
     models_dir: Path,
-    names: tuple[str, ...] = tuple(BASELINES),
+    names: tuple[str, ...] = CORE_BASELINES,
     folds: np.ndarray | None = None,
     budget: float | None = None,
     map_fn: MapFn = sequential_map,
