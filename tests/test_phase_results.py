@@ -60,3 +60,29 @@ def test_results_stay_plain_json_with_the_keys_their_agent_wrote() -> None:
         DeploymentResult.from_finding({k: v for k, v in finding.items() if k != "package_dir"})
     with pytest.raises(PhaseResultError, match="no package"):
         _ = DeploymentResult.of({"deployment": deployment_result()}).package
+
+
+def test_validation_gate_judges_a_clustering_result_by_its_own_figures() -> None:
+    chance = {"reference": "permuted", "observed": 0.59, "null_mean": 0.23, "null_max": 0.25}
+    found = {
+        "chance": [{**chance, "p_value": 0.025, "passed": True}],
+        "sizes_ok": True,
+        "sizes_detail": "2 clusters; smallest holds 32 training rows",
+        "train_sizes": [71, 32],
+        "test_sizes": [15, 8],
+        "stability": 1.0,
+    }
+    clustering = validation_result(
+        primary_metric="silhouette",
+        test_score=0.57,
+        dummy_test_score=0.0,
+        clustering=found,
+        profiles_path="p",
+    )
+    checks = {c.name: c for c in validation_gate({"options": {}, "validation": clustering}).checks}
+    chance_check = checks["better_than_chance_permuted"]
+    assert chance_check.passed and chance_check.value == 0.025
+    assert checks["cluster_sizes"].passed and checks["stability"].passed
+    # a supervised result has no clustering figures, so none of these checks
+    supervised = validation_gate({"options": {}, "validation": validation_result()})
+    assert "stability" not in {c.name for c in supervised.checks}
