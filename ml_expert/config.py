@@ -65,7 +65,10 @@ class RunConfig(BaseModel):
 
     data: Annotated[
         str | None,
-        Field(description="CSV/Parquet/.npz file, image folder or demo name (iris, ...). Default: a demo."),
+        Field(
+            description="CSV/Parquet/.npz file, folder of Parquet files, image folder or demo name "
+            "(iris, ...). Default: a demo."
+        ),
         Cli(argument=True),
     ] = None
     target: Annotated[str, Field(min_length=1, description="Label column."), Cli(("--target", "-t"))] = (

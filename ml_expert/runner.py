@@ -228,8 +228,14 @@ def _drive(
         with open_checkpointer(ws) as saver:
             graph = build_graph(checkpointer=saver)
             try:
+                # durability="sync": a node's checkpoint is on disk before the next node starts, so a
+                # run killed in deployment resumes there and never re-reads the test split
+                # (LangGraph's default, "async", writes it while the next node already runs).
                 for mode, chunk in graph.stream(
-                    graph_input, config, stream_mode=["updates", "custom", "tasks"]
+                    graph_input,
+                    config,
+                    stream_mode=["updates", "custom", "tasks"],
+                    durability="sync",
                 ):
                     if mode == "tasks" and "triggers" in chunk:
                         current = chunk["name"]  # a node starts: a crash from here on is its crash

@@ -2,15 +2,97 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
+from ml_expert.errors import UsageError
+from ml_expert.execution import ExecutionReport, executor_for
 from ml_expert.hashing import sha256_file
 from ml_expert.phases import DataResult
+from ml_expert.runs import RunFile
+from ml_expert.tools.data.loading import LoadInfo
+from ml_expert.tools.data.parquet import DRIVER_MEMORY_SHARE
 from ml_expert.tools.data.prepare import PreparedData, load_split, prepare_data
+from ml_expert.tools.mapping import MapFn, sequential_map
+
+BUDGET_ENV = "ML_EXPERT_DRIVER_DATA_BYTES"
+"""Bytes one loaded table may take in the driver, instead of DRIVER_MEMORY_SHARE of its available
+memory: a larger Parquet dataset is read as a seeded sample that fits (tests force it on tiny data)."""
+
+
+def read_budget() -> tuple[int, str]:
+    """The driver's budget for the loaded table, and where it comes from."""
+    value = os.environ.get(BUDGET_ENV, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise UsageError(f"{BUDGET_ENV}={value!r}: expected a positive number of bytes")
+        return int(value), f"{BUDGET_ENV}={int(value):,}"
+    import psutil
+
+    available = psutil.virtual_memory().available
+    return int(DRIVER_MEMORY_SHARE * available), (
+        f"{DRIVER_MEMORY_SHARE:.0%} of the {available / 2**30:.1f} GiB available to the driver"
+    )
+
+
+def _file_reader(ctx: AgentContext, address: str | None, where: list[tuple[str, str]]) -> MapFn:
+    """How the files of a dataset over the budget are read: one after the other here, or as Ray
+    tasks on the run's cluster (connected only now, when there is something to read there)."""
+
+    def read(fn: Callable[[Any, Any], Any], specs: Any, shared: Any, **options: Any) -> list[Any]:
+        if not address:
+            where.append(
+                (
+                    f"read the Parquet files one after the other in this process ({len(specs)} files)",
+                    "no --ray: the driver holds one file and the sample at a time",
+                )
+            )
+            return sequential_map(fn, specs, shared, **options)
+
+        def progress(report: ExecutionReport) -> None:
+            RunFile(ctx.run_dir).update(execution=report.model_dump())
+            ctx.emit(
+                "tasks",
+                done=report.tasks_done,
+                in_flight=report.tasks_in_flight,
+                per_node=report.tasks_per_node,
+            )
+
+        executor = executor_for(address, on_progress=progress)
+        cluster = executor.report.cluster
+        where.append(
+            (
+                f"read the Parquet files as {len(specs)} Ray tasks on {address}",
+                f"one task per file on {cluster.nodes if cluster else '?'} node(s); each returns its "
+                "file's candidate rows, row count and hash, never the whole file",
+            )
+        )
+        results = executor.map(fn, specs, shared, **options)
+        RunFile(ctx.run_dir).update(execution=executor.report.model_dump())
+        return results
+
+    return read
+
+
+def _record_read(ctx: AgentContext, info: LoadInfo | None, budget_rule: str) -> None:
+    if info is None or info.rows_total is None:
+        return
+    if info.sample_rows is None:
+        ctx.decide(
+            "read the Parquet dataset whole in this process",
+            f"{info.rows_total:,} rows, about {info.estimated_bytes:,} bytes uncompressed <= the budget "
+            f"of {info.budget_bytes:,} bytes ({budget_rule})",
+        )
+        return
+    ctx.decide(
+        f"read a seeded sample of {info.sample_rows:,} of the {info.rows_total:,} rows",
+        f"{info.sample_rule}. Budget: {budget_rule}. The profile, split and models use the sample",
+    )
 
 
 def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
@@ -18,6 +100,8 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     ctx.start()
     config = RunConfig.of(state)
     ctx.step(f"loading {config.data or 'the demo dataset'}")
+    budget, budget_rule = read_budget()
+    where: list[tuple[str, str]] = []
     prepared = prepare_data(
         config.data,
         config.target,
@@ -29,7 +113,12 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         metric=config.metric,
         task=config.task,
         drop_outliers_rows=config.drop_outliers,
+        read_budget=budget,
+        map_fn=_file_reader(ctx, config.ray, where),
     )
+    _record_read(ctx, prepared.load, budget_rule)
+    for decision, reason in where:
+        ctx.decide(decision, reason)
     ctx.decide(f"modality is {prepared.modality}", prepared.modality_reason)
     schema = prepared.input_schema
     if config.from_:

@@ -20,6 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from ml_expert.errors import DataError
+from ml_expert.tools.mapping import MapFn, sequential_map
 
 DEMO_SETS = ("breast_cancer", "iris", "wine", "diabetes", "titanic", "penguins")
 DEFAULT_DEMO = "breast_cancer"
@@ -43,6 +44,19 @@ class LoadInfo(BaseModel):
     images_read: int | None = None
     images_skipped: int | None = None
     image_resize: str | None = None
+    files: int | None = Field(default=None, description="Parquet files in the dataset (a folder)")
+    rows_total: int | None = Field(default=None, description="rows in the dataset, from the files' footers")
+    estimated_bytes: int | None = Field(
+        default=None, description="the dataset's uncompressed size, from the footers (no row read)"
+    )
+    budget_bytes: int | None = Field(default=None, description="the driver's share of memory for one frame")
+    sample_rows: int | None = Field(
+        default=None, description="a dataset over the budget: the rows read (a seeded sample)"
+    )
+    sample_rule: str | None = None
+    dataset_sha256: str | None = Field(
+        default=None, description="sampled: SHA-256 of the files' names and hashes (the sample has its own)"
+    )
 
 
 def demo_path(name: str) -> Path:
@@ -62,8 +76,8 @@ def resolve_source(source: str | None) -> Path:
         if source in DEMO_SETS:
             return demo_path(source)
         raise DataError(
-            f"{source}: no such file or folder; give a CSV/Parquet/.npz path, an image folder or a "
-            f"demo name ({', '.join(DEMO_SETS)})"
+            f"{source}: no such file or folder; give a CSV/Parquet/.npz path, a folder of Parquet files, "
+            f"an image folder or a demo name ({', '.join(DEMO_SETS)})"
         )
     return path
 
@@ -78,11 +92,22 @@ def load_table(source: str | None, columns: tuple[str, ...] = ()) -> tuple[pd.Da
 
 
 def load_source(
-    source: str | None, target: str = "target", columns: tuple[str, ...] = ()
+    source: str | None,
+    target: str = "target",
+    columns: tuple[str, ...] = (),
+    *,
+    seed: int = 0,
+    budget_bytes: int | None = None,
+    map_fn: MapFn = sequential_map,
 ) -> tuple[pd.DataFrame, Path, LoadInfo]:
-    """Read any supported source; arrays and image folders get their label column named `target`."""
+    """Read any supported source; arrays and image folders get their label column named `target`.
+
+    A Parquet dataset (a folder of files, or one file) larger than `budget_bytes` in memory is read
+    as a seeded sample that fits it, file by file through `map_fn` (None: no budget, read whole)."""
     path = resolve_source(source)
     if path.is_dir():
+        if any(p.suffix.lower() == ".parquet" for p in path.iterdir() if p.is_file()):
+            return _load_parquet_dataset(path, seed, budget_bytes, map_fn)
         return _load_image_folder(path, target)
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty; give a table with a header row and data rows")
@@ -91,6 +116,8 @@ def load_source(
     if path.suffix.lower() in (".xlsx", ".xls", ".xlsm", ".ods"):
         raise DataError(f"{path}: a spreadsheet workbook, not a table file; save the sheet as CSV")
     if magic[:4] == b"PAR1" or path.suffix.lower() == ".parquet":
+        if budget_bytes is not None:
+            return _load_parquet_dataset(path, seed, budget_bytes, map_fn)
         return _load_parquet(path)
     if magic[:2] == b"PK" or path.suffix.lower() == ".npz":
         return _load_npz(path, target)
@@ -237,6 +264,39 @@ def _load_parquet(path: Path) -> tuple[pd.DataFrame, Path, LoadInfo]:
     return frame, path, LoadInfo(format="parquet")
 
 
+def _load_parquet_dataset(
+    path: Path, seed: int, budget_bytes: int | None, map_fn: MapFn
+) -> tuple[pd.DataFrame, Path, LoadInfo]:
+    """A folder of Parquet files (or one file with a budget): whole when it fits the budget, else a
+    seeded sample of the rows that do. A single file that fits is read as before."""
+    from ml_expert.tools.data.parquet import plan_dataset, read_sample, read_whole
+
+    plan = plan_dataset(path)
+    info = LoadInfo(
+        format="parquet",
+        files=len(plan.files) if path.is_dir() else None,
+        rows_total=plan.rows,
+        estimated_bytes=plan.estimated_bytes,
+        budget_bytes=budget_bytes,
+    )
+    if budget_bytes is None or plan.estimated_bytes <= budget_bytes:
+        if path.is_file():
+            return _load_parquet(path)
+        return read_whole(plan), path, info
+    per_row = plan.estimated_bytes / plan.rows
+    sample = max(1, int(budget_bytes // per_row))
+    frame, digest = read_sample(plan, seed, sample, map_fn)
+    info.sample_rows = len(frame)
+    info.dataset_sha256 = digest
+    info.sample_rule = (
+        f"{plan.rows:,} rows, about {plan.estimated_bytes:,} bytes uncompressed ({per_row:,.0f} per row) "
+        f"> the driver's budget of {budget_bytes:,} bytes: the {sample:,} rows with the smallest keys, "
+        f"a key per row drawn from the seed ({seed}), its file's name and its position in the file "
+        f"(the same rows wherever the files are read), in file order; {len(frame):,} rows read"
+    )
+    return frame, path, info
+
+
 def _load_npz(path: Path, target: str) -> tuple[pd.DataFrame, Path, LoadInfo]:
     try:
         with np.load(path, allow_pickle=False) as arrays:
@@ -295,8 +355,8 @@ def _load_image_folder(path: Path, target: str) -> tuple[pd.DataFrame, Path, Loa
     files = [(f, d.name) for d in classes for f in sorted(d.iterdir()) if f.suffix.lower() in IMAGE_SUFFIXES]
     if not files:
         raise DataError(
-            f"{path} is a folder without images; give a file, or a folder with one sub-folder per class "
-            "holding PNG/JPEG images"
+            f"{path} is a folder without images or .parquet files; give a file, a folder of Parquet "
+            "files, or a folder with one sub-folder per class holding PNG/JPEG images"
         )
     images: list[tuple[Any, str]] = []
     skipped = 0

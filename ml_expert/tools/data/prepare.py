@@ -49,6 +49,7 @@ from ml_expert.tools.data.text import (
     sequence_length,
     text_figures,
 )
+from ml_expert.tools.mapping import MapFn, sequential_map
 from ml_expert.tools.scoring import DEFAULT_METRIC
 
 TARGET_COLUMN = "__target__"
@@ -119,16 +120,20 @@ def prepare_data(
     metric: str | None = None,
     task: str = "auto",
     drop_outliers_rows: bool = False,
+    read_budget: int | None = None,
+    map_fn: MapFn = sequential_map,
 ) -> PreparedData:
     """`keep` names columns no heuristic may drop (leakage suspect, ID-like, constant); `drop`
     names feature columns removed before anything looks at them. The user's word wins.
     `metric`: the user's (None: the task's default); it judges whether derived features stay.
     `task`: auto (from the target column), classification, regression or clustering; with auto,
     no target given (the default name) and no `target` column, the rows are clustered.
-    `drop_outliers_rows`: drop training rows with |z| > 3 (default: flag and keep them)."""
+    `drop_outliers_rows`: drop training rows with |z| > 3 (default: flag and keep them).
+    `read_budget`: bytes the loaded table may take; a Parquet dataset larger than that is read as
+    a seeded sample that fits, its files read through `map_fn` (None: read whole, as given)."""
     if task not in TASKS:
         raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
-    frame, path, info = load_source(source, target)
+    frame, path, info = load_source(source, target, seed=seed, budget_bytes=read_budget, map_fn=map_fn)
     forced_task: tuple[str, str] | None = None
     if task == "auto" and target == DEFAULT_TARGET and target not in frame.columns:
         task = "clustering"
@@ -503,6 +508,16 @@ def _findings(
             entry["column"] = column
         out.append(entry)
 
+    if info.sample_rows is not None:
+        add(
+            "dataset larger than the driver's memory budget",
+            {
+                "rows": info.rows_total,
+                "estimated_bytes": info.estimated_bytes,
+                "budget_bytes": info.budget_bytes,
+            },
+            f"a seeded sample of {info.sample_rows} rows is profiled, split and learned from",
+        )
     if info.images_skipped:
         add("unreadable images", info.images_skipped, "skipped and counted; the other images are used")
     if info.image_resize:
