@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.deployment.exports import ExportRecord
 
 
 class PhaseResultError(ValueError):
@@ -35,6 +36,11 @@ class _PhaseResult(BaseModel):
             return cls.model_validate(raw)
         except ValidationError as exc:
             raise PhaseResultError(f"the {cls._what} result does not match its model: {exc}") from exc
+
+    @classmethod
+    def maybe(cls, state: dict[str, Any]) -> Self | None:
+        """The phase's result when the run got that far (a failed run's summary, a first attempt)."""
+        return cls.of(state) if state.get(cls._key) else None
 
 
 class DataResult(_PhaseResult):
@@ -155,7 +161,113 @@ class TrainingResult(_PhaseResult):
     network_escalation: dict[str, Any] | None = None  # the network against the incumbent
     fine_tuning: dict[str, Any] | None = None  # --from: the released model and its fine-tuned copy
 
+
+class _Finding(BaseModel):
+    """A record that an agent also writes to memory as a finding."""
+
+    _what: ClassVar[str]
+
     @classmethod
-    def maybe(cls, state: dict[str, Any]) -> TrainingResult | None:
-        """The training result when the run got that far (a failed run's summary, a first attempt)."""
-        return cls.of(state) if state.get("training") else None
+    def from_finding(cls, value: dict[str, Any]) -> Self:
+        """The record as found in memory (`AgentContext.record` adds the phase's `decisions`)."""
+        try:
+            return cls.model_validate({k: v for k, v in value.items() if k != "decisions"})
+        except ValidationError as exc:
+            raise PhaseResultError(f"the {cls._what} finding does not match its model: {exc}") from exc
+
+
+class _Recorded(_PhaseResult, _Finding):
+    """A result that is also a finding: the state and the finding hold the keys its agent wrote."""
+
+    def state(self) -> dict[str, Any]:
+        """The JSON the graph's state keeps: the fields its agent set (a clustering run's
+        validation has no calibration nor fairness), so the finding reads as it always did."""
+        return self.model_dump(exclude_unset=True)
+
+
+class ProductionOnTest(BaseModel):
+    """--from: the current production version scored on this run's test rows (the release compares)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str
+    test_score: float
+
+
+class ValidationResult(_Recorded):
+    """The validation phase's result: the chosen model's figures on the untouched test split (read
+    once), against the dummy, with the overfitting gap, fairness and, for clustering, its checks.
+    Built by the tester (agents/tester.py, agents/clustering.py); recorded as the `metrics` finding."""
+
+    model_config = ConfigDict(extra="forbid")
+    _key: ClassVar[str] = "validation"
+    _what: ClassVar[str] = "validation"
+
+    model: str
+    primary_metric: str
+    greater_is_better: bool = True
+    decision_threshold: float | None = None
+    test_score: float
+    dummy_test_score: float
+    versus_dummy: dict[str, Any] | None = None  # tools/selection/noise.py's Escalation, dumped
+    overfit_gap: float
+    test_reads: int
+    test_reads_interrupted: int = 0
+    test_read_models: int = 1
+    test_metrics: dict[str, Any]
+    calibration: dict[str, Any] | None = None
+    fairness: dict[str, dict[str, Any]] | None = None  # sensitive column -> its group figures
+    fairness_unavailable: dict[str, str] | None = None  # named column -> why it cannot be grouped on
+    fairness_gap: float | None = None
+    production_on_test: ProductionOnTest | None = None
+    clustering: dict[str, Any] | None = None  # clustering's evaluation (chance, sizes, stability)
+    profiles_path: str | None = None  # clustering: aggregates per cluster, shipped in the package
+    metrics_path: str
+    report_path: str
+
+    @property
+    def numeric_metrics(self) -> dict[str, float]:
+        """The test metrics that are single figures (no confusion matrix, no per-class report)."""
+        return {k: v for k, v in self.test_metrics.items() if isinstance(v, int | float)}
+
+
+class Release(_Finding):
+    """Where the registrar put the released package: the named model, its new version, the aliases.
+    Recorded as the `registry` finding."""
+
+    model_config = ConfigDict(extra="forbid")
+    _what: ClassVar[str] = "registry"
+
+    model_name: str
+    version: str
+    aliases: dict[str, str]
+    registry: str
+
+
+class DeploymentResult(_Recorded):
+    """The deployment phase's result: every export of the shipped model with its parity check, the
+    package (None when an export failed) with its manifest and measured latency, and, once the
+    release gate passed and the registrar ran, the release. Recorded as the `deployment` finding."""
+
+    model_config = ConfigDict(extra="forbid")
+    _key: ClassVar[str] = "deployment"
+    _what: ClassVar[str] = "deployment"
+
+    exports: list[ExportRecord]
+    package_dir: str | None
+    manifest: dict[str, Any]  # the package's manifest.json: format, files (name -> SHA-256), metadata
+    model: str
+    package_latency: dict[str, float | int] | None  # single-row p50/p95/p99_ms, batch rows per second
+    registry: Release | None = None
+
+    @property
+    def package(self) -> str:
+        """The package's folder; only a deployment that wrote one can be released."""
+        if self.package_dir is None:
+            raise PhaseResultError("the deployment result has no package (an export failed its check)")
+        return self.package_dir
+
+    @property
+    def files(self) -> dict[str, str]:
+        """The package's files with their SHA-256, as its manifest lists them."""
+        return dict(self.manifest.get("files") or {})

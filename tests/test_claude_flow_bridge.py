@@ -14,6 +14,7 @@ from pathlib import Path
 
 import claude_flow_fake
 import pytest
+from phase_helpers import deployment_result, validation_result
 
 from ml_expert import run
 from ml_expert.memory.claude_flow import (
@@ -136,16 +137,13 @@ def test_summary_says_dataset_model_score_against_dummy_gates_and_package() -> N
             "split_sizes": {"train": 100, "test": 30},
             "features": ["a", "b"],
         },
-        "metrics": {
-            "model": "random_forest",
-            "primary_metric": "f1_macro",
-            "test_score": 0.97,
-            "dummy_test_score": 0.21,
-        },
+        "metrics": validation_result(
+            model="random_forest", primary_metric="f1_macro", test_score=0.97, dummy_test_score=0.21
+        ),
         "guardrails/data": {"passed": True},
         "guardrails/validation": {"passed": False},
-        "deployment": {"package_dir": "/ws/runs/r/deployment"},
-        "registry": {"model_name": "wine", "version": "v3"},
+        "deployment": deployment_result(package_dir="/ws/runs/r/deployment", model="random_forest"),
+        "registry": {"model_name": "wine", "version": "v3", "aliases": {}, "registry": "/ws/registry"},
         "status": {"status": "refused", "reason": "validation gate refused"},
     }
     summary = build_summary("r", findings)

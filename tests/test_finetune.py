@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from cli_helpers import CLI
+from phase_helpers import deployment_result, validation_result
 
 from ml_expert.graph.gates import release_gate
 from ml_expert.registry import Registry
@@ -83,12 +84,10 @@ def test_release_gate_refuses_a_worse_fine_tuned_model_unless_forced(shifted: di
         state = {
             "options": {"workspace": str(shifted["ws"]), "seed": 2, "force": force, "from_": "production"},
             "data": {"fingerprint": "f" * 64, "split_sizes": {}},
-            "validation": {
-                "primary_metric": "accuracy",
-                "test_score": score,
-                "production_on_test": {"version": "v1", "test_score": 0.9},
-            },
-            "deployment": {},
+            "validation": validation_result(
+                test_score=score, production_on_test={"version": "v1", "test_score": 0.9}
+            ),
+            "deployment": deployment_result(),
         }
         return {c.name: c for c in release_gate(state).checks}["not_worse_than_production"].model_dump()
 

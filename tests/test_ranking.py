@@ -148,17 +148,19 @@ def test_threshold_tuning_is_cross_fitted() -> None:
 
 
 def test_gate_reads_the_metric_direction() -> None:
+    from phase_helpers import validation_result
+
     from ml_expert.graph.gates import validation_gate
 
     state = {
         "options": {"min_metric": {"rmse": 50.0, "r2": 0.3}},
-        "validation": {
-            "primary_metric": "rmse",
-            "test_metrics": {"rmse": 55.0, "r2": 0.4},
-            "test_score": 55.0,
-            "dummy_test_score": 70.0,
-            "overfit_gap": 0.0,
-        },
+        "validation": validation_result(
+            primary_metric="rmse",
+            greater_is_better=False,
+            test_metrics={"rmse": 55.0, "r2": 0.4},
+            test_score=55.0,
+            dummy_test_score=70.0,
+        ),
     }
     checks = {c.name: c for c in validation_gate(state).checks}
     assert not checks["min_rmse"].passed and "at most" in checks["min_rmse"].detail

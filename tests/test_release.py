@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import redis
 from http_helpers import free_port, wait_for
+from phase_helpers import deployment_result, validation_result
 
 from ml_expert.graph.gates import release_gate
 from ml_expert.registry import Registry
@@ -164,8 +165,8 @@ def test_release_gate_refuses_a_worse_model_unless_forced(released: dict) -> Non
                 "fingerprint": fingerprint or production["data_fingerprint"],
                 "split_sizes": production["split_sizes"],
             },
-            "validation": {"primary_metric": production["primary_metric"], "test_score": score},
-            "deployment": {},
+            "validation": validation_result(primary_metric=production["primary_metric"], test_score=score),
+            "deployment": deployment_result(),
         }
         checks = {c.name: c for c in release_gate(state).checks}
         return checks["not_worse_than_production"].model_dump()
@@ -182,28 +183,27 @@ def test_release_gate_checks_latency_and_refuses_half_done_exports(released: dic
     latency = next(c for c in run["gates"]["release"]["checks"] if c["name"] == "latency_p99")["value"]
     package = released["run_dir"] / "deployment"
     manifest = json.loads((package / "manifest.json").read_text())
-    good_export = {"format": "onnx", "parity": {"passed": True}, "error": None}
+    good_export = {"format": "onnx", "path": "model.onnx", "parity": {"passed": True}, "error": None}
+    bad_export = {"format": "tflite", "path": "x.tflite", "parity": {"passed": False}, "error": "failed"}
 
     def checks(max_ms: float, exports: list[dict], drop: str | None = None) -> dict:
         files = {k: v for k, v in manifest["files"].items() if k != drop}
         state = {
             "options": {"workspace": str(released["ws"]), "seed": 3, "max_latency_ms": max_ms},
             "data": {},
-            "validation": {},
-            "deployment": {
-                "exports": exports,
-                "package_dir": str(package),
-                "manifest": {"files": files},
-                "package_latency": {"p50_ms": latency / 2, "p95_ms": latency, "p99_ms": latency},
-            },
+            "validation": validation_result(),
+            "deployment": deployment_result(
+                exports=exports,
+                package_dir=str(package),
+                manifest={"files": files},
+                package_latency={"p50_ms": latency / 2, "p95_ms": latency, "p99_ms": latency},
+            ),
         }
         return {c.name: c for c in release_gate(state).checks}
 
     assert checks(latency * 2, [good_export])["latency_p99"].passed
     slow = checks(latency / 2, [good_export])["latency_p99"]
     assert not slow.passed and slow.value == latency and slow.threshold == latency / 2
-    broken = checks(
-        100, [good_export, {"format": "tflite", "parity": {"passed": False}, "error": "write failed"}]
-    )
+    broken = checks(100, [good_export, bad_export])
     assert not broken["export_tflite_matches"].passed
     assert not checks(100, [good_export], drop="Dockerfile")["package_complete"].passed

@@ -168,6 +168,8 @@ def test_forcing_a_reader_on_tabular_data_is_a_usage_error(tmp_path: Path) -> No
 def test_withdrawn_export_is_deleted_reported_and_not_judged(tmp_path: Path) -> None:
     """An LSTM's every export reloaded and compared; TFLite (no TensorList loop without select ops)
     withdrawn: file deleted, reason kept, and the release gate judges only what ships."""
+    from phase_helpers import deployment_result, validation_result
+
     from ml_expert.graph.gates import release_gate
     from ml_expert.tools.data.prepare import load_split, prepare_data
     from ml_expert.tools.deployment.exports import WITHDRAWABLE_FORMATS, export_keras, withdraw_unsupported
@@ -191,8 +193,8 @@ def test_withdrawn_export_is_deleted_reported_and_not_judged(tmp_path: Path) -> 
     assert "cannot hold this architecture" in (tflite.not_shipped_reason or "")
     state = {
         "options": {"workspace": str(tmp_path / "ws")},
-        "deployment": {"exports": [r.model_dump() for r in records]},
-        "validation": {},
+        "deployment": deployment_result(exports=[r.model_dump() for r in records]),
+        "validation": validation_result(),
         "data": {},
     }
     checks = {c.name: c for c in release_gate(state).checks}

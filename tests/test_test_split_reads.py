@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from phase_helpers import validation_result
+
 from ml_expert.agents.tester import _complete_test_read, _log_test_read
 from ml_expert.graph.gates import validation_gate
 from ml_expert.runs import RunFile
@@ -14,7 +16,7 @@ CHOSEN = {"name": "hist_gradient_boosting", "sha256": "ab" * 32}
 
 
 def _check(validation: dict) -> dict:
-    verdict = validation_gate({"options": {}, "validation": validation})
+    verdict = validation_gate({"options": {}, "validation": validation_result(**validation)})
     return next(c for c in verdict.checks if c.name == "test_split_read_once").model_dump()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from phase_helpers import validation_result
+
 from ml_expert.graph.gates import training_gate
 from ml_expert.hashing import sha256_file
 
@@ -60,14 +62,11 @@ def _versus_dummy(chosen_correct: int, dummy_correct: int, rows: int):
     else:
         model[rows - 1 + change : rows - 1] = [0.1, 0.9]  # majority rows called minority
     versus = escalation("accuracy", y, dummy, model, seed=0, simple="dummy", candidate="linear")
-    return {
-        "primary_metric": "accuracy",
-        "test_score": versus.candidate_score,
-        "dummy_test_score": versus.simple_score,
-        "versus_dummy": versus.model_dump(),
-        "overfit_gap": 0.0,
-        "test_reads": 1,
-    }
+    return validation_result(
+        test_score=versus.candidate_score,
+        dummy_test_score=versus.simple_score,
+        versus_dummy=versus.model_dump(),
+    )
 
 
 def test_a_test_shortfall_inside_the_noise_is_a_tie_and_beyond_it_a_refusal() -> None:

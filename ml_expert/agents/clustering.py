@@ -17,7 +17,7 @@ import joblib
 
 from ml_expert.agents.context import AgentContext
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult, SelectionResult, TrainingResult
+from ml_expert.phases import DataResult, SelectionResult, TrainingResult, ValidationResult
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.scoring import primary_metric
 from ml_expert.workspace import read_run
@@ -205,25 +205,25 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     )
     profiles_path = ctx.run_dir / "cluster_profiles.json"
     profiles_path.write_text(json.dumps(evaluation.profiles, indent=1) + "\n")
-    result = {
-        "model": chosen["name"],
-        "primary_metric": selection.metric,
-        "test_score": metrics["silhouette"],
-        "dummy_test_score": 0.0,
-        "overfit_gap": gap,
-        "test_reads": reads,
-        "test_reads_interrupted": interrupted,
-        "test_read_models": models,
-        "test_metrics": metrics,
-        "clustering": evaluation.model_dump(exclude={"test_metrics", "profiles"}),
-        "profiles_path": str(profiles_path),
-        "metrics_path": str(ctx.run_dir / "metrics.json"),
-        "report_path": str(ctx.run_dir / "evaluation_report.md"),
-    }
+    result = ValidationResult(
+        model=chosen["name"],
+        primary_metric=selection.metric,
+        test_score=metrics["silhouette"],
+        dummy_test_score=0.0,
+        overfit_gap=gap,
+        test_reads=reads,
+        test_reads_interrupted=interrupted,
+        test_read_models=models,
+        test_metrics=metrics,
+        clustering=evaluation.model_dump(exclude={"test_metrics", "profiles"}),
+        profiles_path=str(profiles_path),
+        metrics_path=str(ctx.run_dir / "metrics.json"),
+        report_path=str(ctx.run_dir / "evaluation_report.md"),
+    )
     _complete_test_read(ctx.run_dir)
-    ctx.record("metrics", result)
+    ctx.record("metrics", result.state())
     ctx.done(f"test silhouette {metrics['silhouette']:.4f} (single cluster 0.0)")
-    return {"validation": result, "phase": "validation"}
+    return {"validation": result.state(), "phase": "validation"}
 
 
 def raise_no_model(chosen: dict[str, Any]) -> None:

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from ml_expert.config import RunConfig
 from ml_expert.errors import UsageError
 from ml_expert.hashing import sha256_file, verify
-from ml_expert.phases import DataResult, SelectionResult
+from ml_expert.phases import DataResult, DeploymentResult, PhaseResultError, ProductionOnTest, SelectionResult
 from ml_expert.registry import Registry, RegistryError
 from ml_expert.tools.data.schema import InputSchema
 
@@ -66,27 +66,30 @@ def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
         raise UsageError(
             f"--from {name}: the run {info.get('run_id')} that released it is not in this workspace"
         )
-    deployment = json.loads(finding.read_text())
-    deployment = deployment.get("value", deployment)
+    recorded = json.loads(finding.read_text())
+    try:
+        deployment = DeploymentResult.from_finding(recorded.get("value", recorded))
+    except PhaseResultError as exc:
+        raise UsageError(f"--from {name}: {exc}") from None
     model = info["model"]
     wanted = "joblib" if model != "dnn" else "keras"
     record = next(
         (
             e
-            for e in deployment.get("exports", [])
-            if e["format"] == wanted and Path(e["path"]).parent.name == model and e.get("passed")
+            for e in deployment.exports
+            if e.format == wanted and Path(e.path).parent.name == model and e.passed
         ),
         None,
     )
-    if record is None or not Path(record["path"]).is_file():
+    if record is None or not Path(record.path).is_file():
         raise UsageError(f"--from {name}: the exported {model} model of run {info.get('run_id')} is gone")
     return ReleasedModel(
         version=info["version"],
         run_id=str(info["run_id"]),
         model=model,
         kind="keras" if model == "dnn" else "sklearn",
-        path=record["path"],
-        sha256=record["sha256"],
+        path=record.path,
+        sha256=record.sha256,
         schema_=schema,
         test_score=info.get("test_score"),
         primary_metric=info.get("primary_metric"),
@@ -301,7 +304,9 @@ def compete(
     )
 
 
-def production_on_test(state: dict[str, Any], test_x: Any, test_y: Any, metric: str) -> dict[str, Any] | None:
+def production_on_test(
+    state: dict[str, Any], test_x: Any, test_y: Any, metric: str
+) -> ProductionOnTest | None:
     """Current production's score on this run's test rows (read once, with the chosen model's),
     when it takes the same inputs: what the release gate compares a fine-tuned model with."""
     import joblib
@@ -319,4 +324,6 @@ def production_on_test(state: dict[str, Any], test_x: Any, test_y: Any, metric: 
         return None
     verify(released.path, released.sha256)
     model = joblib.load(released.path)
-    return {"version": released.version, "test_score": score(metric, test_y, predict_scores(model, test_x))}
+    return ProductionOnTest(
+        version=released.version, test_score=score(metric, test_y, predict_scores(model, test_x))
+    )

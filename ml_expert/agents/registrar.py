@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ml_expert.agents.context import AgentContext
-from ml_expert.phases import DataResult, TrainingResult
+from ml_expert.phases import DataResult, DeploymentResult, Release, TrainingResult, ValidationResult
 from ml_expert.registry import Registry, ReleaseRefused, candidate_record, not_worse_than
 from ml_expert.registry.store import release_model_name
 
@@ -13,15 +13,15 @@ from ml_expert.registry.store import release_model_name
 def register(state: dict[str, Any]) -> dict[str, Any]:
     """Copy the package into the workspace registry as a new version and make it production."""
     ctx = AgentContext(state, "ml-developer", "registry")
-    deployment, validation, data = state["deployment"], state["validation"], DataResult.of(state)
-    manifest = deployment["manifest"]
+    deployment, validation = DeploymentResult.of(state), ValidationResult.of(state)
+    data = DataResult.of(state)
     info = {
         "run_id": ctx.run_id,
-        "model": deployment["model"],
+        "model": deployment.model,
         "task": data.task,
-        "primary_metric": validation["primary_metric"],
-        "test_score": validation["test_score"],
-        "metrics": manifest.get("metrics"),
+        "primary_metric": validation.primary_metric,
+        "test_score": validation.test_score,
+        "metrics": validation.numeric_metrics,
         "data_fingerprint": data.fingerprint,
         "seed": int(state["options"]["seed"]),
         "split_sizes": data.split_sizes,
@@ -40,17 +40,14 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
         return None if passed else f"not_worse_than_production: {detail}"
 
     try:
-        version = registry.register(deployment["package_dir"], info, guard=guard)
+        version = registry.register(deployment.package, info, guard=guard)
     except ReleaseRefused as exc:
         reason = f"release gate refused at registration (production changed meanwhile): {exc}"
         ctx.decide("do not register", reason)
         return {"status": "refused", "reason": reason}
     ctx.decide(f"register as {version} and make it production of model {name}", "the release gate passed")
-    result = {
-        "model_name": name,
-        "version": version,
-        "aliases": registry.aliases(),
-        "registry": str(registry.root),
-    }
-    ctx.record("registry", result)
-    return {"deployment": {**deployment, "registry": result}}
+    release = Release(
+        model_name=name, version=version, aliases=registry.aliases(), registry=str(registry.root)
+    )
+    ctx.record("registry", release.model_dump())
+    return {"deployment": deployment.model_copy(update={"registry": release}).state()}

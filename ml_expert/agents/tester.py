@@ -14,7 +14,7 @@ from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult, SelectionResult, TrainingResult
+from ml_expert.phases import DataResult, SelectionResult, TrainingResult, ValidationResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -143,7 +143,8 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     if RunConfig.of(state).from_:
         from ml_expert.agents.finetuning import production_on_test
 
-        extra["production_on_test"] = production_on_test(state, test_x, test_y, metric)
+        production = production_on_test(state, test_x, test_y, metric)
+        extra["production_on_test"] = production.model_dump() if production else None
     dummy_score = score(metric, test_y, dummy_scores)
     # How far apart the two are on these rows, against the noise of the difference (the gate's
     # "beats the dummy" check): a tie within the noise is not a loss.
@@ -207,28 +208,28 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         }
     )
     (ctx.run_dir / "evaluation_report.md").write_text(report)
-    result = {
-        "model": chosen["name"],
-        "primary_metric": metric,
-        "greater_is_better": greater_is_better(metric),
-        "decision_threshold": threshold,
-        "test_score": test_score,
-        "dummy_test_score": dummy_score,
-        "versus_dummy": versus_dummy,
-        "overfit_gap": gap,
-        "test_reads": reads,
-        "test_reads_interrupted": interrupted,
-        "test_read_models": models,
-        "test_metrics": {k: v for k, v in test_metrics.items() if k != "classification_report"},
-        "calibration": {k: v for k, v in extra.get("calibration", {}).items() if k != "curve"} or None,
-        "fairness": extra.get("fairness"),
-        "fairness_unavailable": extra.get("fairness_unavailable"),
-        "fairness_gap": extra.get("fairness_gap"),
-        "production_on_test": extra.get("production_on_test"),
-        "metrics_path": str(ctx.run_dir / "metrics.json"),
-        "report_path": str(ctx.run_dir / "evaluation_report.md"),
-    }
+    result = ValidationResult(
+        model=chosen["name"],
+        primary_metric=metric,
+        greater_is_better=greater_is_better(metric),
+        decision_threshold=threshold,
+        test_score=test_score,
+        dummy_test_score=dummy_score,
+        versus_dummy=versus_dummy,
+        overfit_gap=gap,
+        test_reads=reads,
+        test_reads_interrupted=interrupted,
+        test_read_models=models,
+        test_metrics={k: v for k, v in test_metrics.items() if k != "classification_report"},
+        calibration={k: v for k, v in extra.get("calibration", {}).items() if k != "curve"} or None,
+        fairness=extra.get("fairness"),
+        fairness_unavailable=extra.get("fairness_unavailable"),
+        fairness_gap=extra.get("fairness_gap"),
+        production_on_test=extra.get("production_on_test"),
+        metrics_path=str(ctx.run_dir / "metrics.json"),
+        report_path=str(ctx.run_dir / "evaluation_report.md"),
+    )
     _complete_test_read(ctx.run_dir)
-    ctx.record("metrics", result)
+    ctx.record("metrics", result.state())
     ctx.done(f"test {metric} {test_score:.4f} (dummy {dummy_score:.4f})")
-    return {"validation": result, "phase": "validation"}
+    return {"validation": result.state(), "phase": "validation"}

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from langgraph.types import interrupt
 
+from ml_expert.phases import ValidationResult
 from ml_expert.runs import RunFile, RunStatus
 
 
@@ -29,11 +30,7 @@ def approval(state: dict[str, Any]) -> dict[str, Any]:
     request = {
         "run_id": state["run_id"],
         "question": "deploy this model?",
-        "metrics": {
-            k: v
-            for k, v in ((state.get("validation") or {}).get("test_metrics") or {}).items()
-            if isinstance(v, int | float)
-        },
+        "metrics": ValidationResult.of(state).numeric_metrics,
     }
     decision = interrupt(request)
     if not isinstance(decision, dict):

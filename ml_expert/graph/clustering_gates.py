@@ -8,10 +8,10 @@ from ml_expert.graph.verdict import Check
 from ml_expert.tools.validation.clustering import ALPHA, MIN_STABILITY, NULL_RESAMPLES
 
 
-def clustering_checks(validation: dict[str, Any]) -> list[Check]:
+def clustering_checks(found: dict[str, Any]) -> list[Check]:
     """A clustering ships only when it beats structureless data, its clusters are not degenerate
-    and its assignment survives resampling (figures from tools/validation/clustering.py)."""
-    found = validation.get("clustering") or {}
+    and its assignment survives resampling (`found`: ValidationResult.clustering, the figures of
+    tools/validation/clustering.py)."""
     checks = []
     for test in found.get("chance") or []:
         checks.append(

@@ -11,7 +11,14 @@ from ml_expert.config import RunConfig
 from ml_expert.errors import IntegrityError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult, PhaseResultError, SelectionResult, TrainingResult
+from ml_expert.phases import (
+    DataResult,
+    DeploymentResult,
+    PhaseResultError,
+    SelectionResult,
+    TrainingResult,
+    ValidationResult,
+)
 from ml_expert.tools.data.checks import prepared_problems
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
 from ml_expert.tools.scoring import METRICS, better, greater_is_better
@@ -218,10 +225,14 @@ def should_retry_training(state: dict[str, Any]) -> bool:
 
 
 def validation_gate(state: dict[str, Any]) -> GateVerdict:
-    validation = state.get("validation") or {}
+    try:
+        validation = ValidationResult.of(state)
+    except PhaseResultError as exc:  # a validation phase that wrote no (or a malformed) result is refused
+        refused = Check(name="result_typed", passed=False, detail=str(exc))
+        return GateVerdict.from_checks("validation", [refused])
     config = RunConfig.of(state)
-    metric = validation.get("primary_metric")
-    test = validation.get("test_metrics", {})
+    metric = validation.primary_metric
+    test = validation.test_metrics
     checks = []
     for name, minimum in config.min_metric.items():
         # a loss (rmse, log_loss...) given to --min-metric is a ceiling: lower is better
@@ -236,18 +247,14 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
                 detail=f"test {name} {value} vs required {'at most' if ceiling else 'at least'} {minimum}",
             )
         )
-    chosen_score = validation.get("test_score")
-    dummy_score = validation.get("dummy_test_score")
+    chosen_score = validation.test_score
+    dummy_score = validation.dummy_test_score
     # The choice already had to beat the dummy on held-out rows; on the test split a shortfall
     # inside the noise of the paired difference (e.g. 3 rows of 783 on a 94 % majority class) is a
     # tie, not a loss. Beyond the noise, the model is refused.
-    versus = validation.get("versus_dummy") or {}
+    versus = validation.versus_dummy or {}
     margin = float(versus.get("margin") or 0.0)
-    beats = (
-        chosen_score is not None
-        and dummy_score is not None
-        and better(metric or "accuracy", chosen_score, dummy_score)
-    )
+    beats = better(metric, chosen_score, dummy_score)
     tie = not beats and versus.get("gain") is not None and float(versus["gain"]) >= -margin
     checks.append(
         Check(
@@ -259,18 +266,18 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
             + (f"; a tie within the noise: {versus['rule']}" if tie else ""),
         )
     )
-    gap = validation.get("overfit_gap")
+    gap = validation.overfit_gap
     bound = config.max_overfit_gap
     checks.append(
         Check(
             name="overfit_gap",
-            passed=gap is not None and gap <= bound,
+            passed=gap <= bound,
             value=gap,
             threshold=bound,
             detail=f"train - validation {metric} = {gap}",
         )
     )
-    fairness = validation.get("fairness") or {}
+    fairness = validation.fairness or {}
     enforce = bool(config.sensitive) or config.max_fairness_gap is not None
     fair_bound = config.max_fairness_gap or DEFAULT_MAX_FAIRNESS_GAP
     for column, result in fairness.items():
@@ -286,12 +293,12 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
                 + ("" if enforce else "; auto-detected column: reported, not enforced"),
             )
         )
-    for column, why in (validation.get("fairness_unavailable") or {}).items():
+    for column, why in (validation.fairness_unavailable or {}).items():
         checks.append(
             Check(name=f"fairness_{column}", passed=not enforce, value=None, threshold=fair_bound, detail=why)
         )
-    reads, interrupted = validation.get("test_reads"), int(validation.get("test_reads_interrupted") or 0)
-    models = int(validation.get("test_read_models") or 1)
+    reads, interrupted = validation.test_reads, validation.test_reads_interrupted
+    models = validation.test_read_models
     checks.append(
         Check(
             name="test_split_read_once",
@@ -308,25 +315,28 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
             ),
         )
     )
-    if (state.get("data") or {}).get("task") == "clustering":
+    if validation.clustering is not None:  # only the clustering tester measures these
         from ml_expert.graph.clustering_gates import clustering_checks
 
-        checks += clustering_checks(validation)
+        checks += clustering_checks(validation.clustering)
     return GateVerdict.from_checks("validation", checks)
 
 
 def release_gate(state: dict[str, Any]) -> GateVerdict:
-    deployment = state.get("deployment") or {}
+    try:
+        deployment, validation = DeploymentResult.of(state), ValidationResult.of(state)
+    except PhaseResultError as exc:  # a deployment that wrote no (or a malformed) result is refused
+        return GateVerdict.from_checks("release", [Check(name="result_typed", passed=False, detail=str(exc))])
     # An export withdrawn because its format cannot hold the architecture (its file deleted) is
     # reported, not judged: the release ships and judges the rest.
-    withdrawn = [e for e in deployment.get("exports", []) if e.get("shipped") is False]
-    exports = [e for e in deployment.get("exports", []) if e.get("shipped") is not False]
+    withdrawn = [e for e in deployment.exports if not e.shipped]
+    exports = [e for e in deployment.exports if e.shipped]
     checks = [
         Check(
-            name=f"export_{e['format']}_matches",
-            passed=bool(e.get("parity", {}).get("passed")) and not e.get("error"),
-            value=e.get("parity"),
-            detail=e.get("error") or "reloaded from disk and compared with the in-memory model",
+            name=f"export_{e.format}_matches",
+            passed=e.parity.passed and not e.error,
+            value=e.parity.model_dump(),
+            detail=e.error or "reloaded from disk and compared with the in-memory model",
         )
         for e in exports
     ]
@@ -336,15 +346,15 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
             Check(
                 name="exports_not_shipped",
                 passed=True,
-                value=[e["format"] for e in withdrawn],
-                detail="; ".join(e.get("not_shipped_reason") or e["format"] for e in withdrawn),
+                value=[e.format for e in withdrawn],
+                detail="; ".join(e.not_shipped_reason or e.format for e in withdrawn),
             )
         )
-    package = deployment.get("package_dir")
-    manifest = deployment.get("manifest", {})
+    package = deployment.package_dir
+    files = deployment.files
     missing = []
     bad = []
-    for name, digest in manifest.get("files", {}).items():
+    for name, digest in files.items():
         path = Path(package) / name if package else None
         if path is None or not path.exists():
             missing.append(name)
@@ -363,7 +373,7 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
         "server.py",
         "training_stats.json",
     }
-    absent = sorted(required - set(manifest.get("files", {})))
+    absent = sorted(required - set(files))
     checks.append(
         Check(
             name="package_complete",
@@ -371,7 +381,7 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
             value={"missing": missing, "hash_mismatch": bad, "not_in_manifest": absent},
         )
     )
-    latency = deployment.get("package_latency") or {}
+    latency = deployment.package_latency or {}
     max_ms = RunConfig.of(state).max_latency_ms  # single-row p99 through the package's inference.py
     checks.append(
         Check(
@@ -387,38 +397,38 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
             ),
         )
     )
-    checks.append(_production_check(state))
+    checks.append(_production_check(state, validation))
     return GateVerdict.from_checks("release", checks)
 
 
-def _production_check(state: dict[str, Any]) -> Check:
+def _production_check(state: dict[str, Any], validation: ValidationResult) -> Check:
     """Refuse to replace production with a model that scores worse on the same held-out rows."""
     from ml_expert.registry import Registry, RegistryError, comparable
     from ml_expert.registry.store import release_model_name
 
     # The data phase's fingerprint and split sizes only: read from the state as they are, since a
     # release judged on a partial state (a fine-tuned or an imported run) still compares them.
-    validation, data = state.get("validation") or {}, state.get("data") or {}
+    data = state.get("data") or {}
     config = RunConfig.of(state)
     candidate = {
         "data_fingerprint": data.get("fingerprint"),
         "seed": config.seed,
         "split_sizes": data.get("split_sizes"),
-        "primary_metric": validation.get("primary_metric"),
+        "primary_metric": validation.primary_metric,
     }
     force = config.force
-    on_same_rows = validation.get("production_on_test")
+    on_same_rows = validation.production_on_test
     if on_same_rows:
         # --from: the tester scored current production on this run's test rows too.
-        score, incumbent = validation.get("test_score"), on_same_rows["test_score"]
-        metric = candidate["primary_metric"]
-        worse = score is None or better(metric or "accuracy", incumbent, score)
+        score, incumbent = validation.test_score, on_same_rows.test_score
+        metric = validation.primary_metric
+        worse = better(metric, incumbent, score)
         return Check(
             name="not_worse_than_production",
             passed=(not worse) or force,
             value=score,
             threshold=incumbent,
-            detail=f"test {metric} {score} vs production {on_same_rows['version']} "
+            detail=f"test {metric} {score} vs production {on_same_rows.version} "
             f"{incumbent} on the same new test rows" + ("; --force given" if worse and force else ""),
         )
     registry = Registry(config.workspace, model=release_model_name(state))
@@ -435,15 +445,15 @@ def _production_check(state: dict[str, Any]) -> Check:
             detail=f"production {current['version']} was tested on other held-out data ({why}); "
             "nothing compared",
         )
-    score, incumbent = validation.get("test_score"), current.get("test_score")
-    metric = candidate["primary_metric"]
-    worse = score is None or incumbent is None or better(metric or "accuracy", incumbent, score)
+    score, incumbent = validation.test_score, current.get("test_score")
+    metric = validation.primary_metric
+    worse = incumbent is None or better(metric, incumbent, score)
     return Check(
         name="not_worse_than_production",
         passed=(not worse) or force,
         value=score,
         threshold=incumbent,
-        detail=f"test {candidate['primary_metric']} {score} vs production {current['version']} "
+        detail=f"test {metric} {score} vs production {current['version']} "
         f"{incumbent}; {why}" + ("; --force given" if worse and force else ""),
     )
 

@@ -20,7 +20,10 @@ RUN_FILES = (
 
 def run_metrics(state: dict[str, Any]) -> dict[str, Any]:
     """Test-split metrics measured by the tester (empty before validation ran)."""
-    return dict((state.get("validation") or {}).get("test_metrics") or {})
+    from ml_expert.phases import ValidationResult  # here: importing this module stays light
+
+    validation = ValidationResult.maybe(state)
+    return dict(validation.test_metrics) if validation else {}
 
 
 def run_artifacts(state: dict[str, Any]) -> dict[str, str]:
@@ -30,10 +33,13 @@ def run_artifacts(state: dict[str, Any]) -> dict[str, str]:
     for name, file in RUN_FILES:
         if (path / file).exists():
             artifacts[name] = str(path / file)
-    deployment = state.get("deployment") or {}
-    if deployment.get("package_dir"):
-        artifacts["deployment"] = deployment["package_dir"]
-    for record in deployment.get("exports", []):
-        key = f"export_{Path(record['path']).parent.name}_{record['format']}"
-        artifacts[key] = record["path"]
+    from ml_expert.phases import DeploymentResult
+
+    deployment = DeploymentResult.maybe(state)
+    if deployment is None:
+        return artifacts
+    if deployment.package_dir:
+        artifacts["deployment"] = deployment.package_dir
+    for record in deployment.exports:
+        artifacts[f"export_{Path(record.path).parent.name}_{record.format}"] = record.path
     return artifacts

@@ -37,10 +37,12 @@ def _fmt(value: float | None) -> str:
 
 def build_summary(run_id: str, findings: dict[str, Any]) -> RunSummary:
     """Summarise a run from its findings (keys as in the run's findings/ folder)."""
+    from ml_expert.phases import DeploymentResult, Release, ValidationResult  # here: memory stays light
+
     data = findings.get("data-analysis") or {}
-    metrics = findings.get("metrics") or {}
-    deployment = findings.get("deployment") or {}
-    registry = findings.get("registry") or {}
+    metrics = ValidationResult.from_finding(findings["metrics"]) if findings.get("metrics") else None
+    deployment = DeploymentResult.from_finding(findings["deployment"]) if findings.get("deployment") else None
+    registry = Release.from_finding(findings["registry"]) if findings.get("registry") else None
     status = findings.get("status") or {}
     gates = {
         key.split("/", 1)[1]: bool(value.get("passed"))
@@ -54,14 +56,14 @@ def build_summary(run_id: str, findings: dict[str, Any]) -> RunSummary:
         status=status.get("status"),
         dataset=data.get("source"),
         task=data.get("task"),
-        model=metrics.get("model") or deployment.get("model"),
-        metric=metrics.get("primary_metric"),
-        test_score=metrics.get("test_score"),
-        dummy_test_score=metrics.get("dummy_test_score"),
+        model=metrics.model if metrics else deployment.model if deployment else None,
+        metric=metrics.primary_metric if metrics else None,
+        test_score=metrics.test_score if metrics else None,
+        dummy_test_score=metrics.dummy_test_score if metrics else None,
         gates=gates,
-        package_dir=deployment.get("package_dir"),
-        model_name=registry.get("model_name"),
-        version=registry.get("version"),
+        package_dir=deployment.package_dir if deployment else None,
+        model_name=registry.model_name if registry else None,
+        version=registry.version if registry else None,
     )
     parts = [f"ml-expert run {run_id}"]
     if summary.dataset:

@@ -136,13 +136,15 @@ def comparable(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
 
 def candidate_record(state: dict[str, Any]) -> dict[str, Any]:
     """What the production comparison needs from a run's state (data, split, metric, score)."""
-    validation, data = state.get("validation") or {}, state.get("data") or {}
+    from ml_expert.phases import ValidationResult  # here: `models` commands stay light
+
+    validation, data = ValidationResult.of(state), state.get("data") or {}
     return {
         "data_fingerprint": data.get("fingerprint"),
         "seed": int(state["options"].get("seed", 0)),
         "split_sizes": data.get("split_sizes"),
-        "primary_metric": validation.get("primary_metric"),
-        "test_score": validation.get("test_score"),
+        "primary_metric": validation.primary_metric,
+        "test_score": validation.test_score,
         "force": bool(state["options"].get("force")),
     }
 

@@ -8,7 +8,13 @@ from typing import Any
 from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.common import json_safe, quiet_tensorflow
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult, TrainingResult
+from ml_expert.phases import (
+    DataResult,
+    DeploymentResult,
+    PhaseResultError,
+    TrainingResult,
+    ValidationResult,
+)
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -97,6 +103,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     from ml_expert.tools.deployment.package import add_metadata, dockerfile_text, server_source, write_package
 
     data, training_result = DataResult.of(state), TrainingResult.of(state)
+    validation = ValidationResult.of(state)
     schema = data.input_schema
     chosen = training_result.chosen
     # Parity and latency use the validation rows: the test split is read once, by the tester.
@@ -152,7 +159,6 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     shipped = [r for r in records if Path(r["path"]).parent == shipped_dir and r.get("shipped", True)]
     chosen_ok = onnx_path is not None and all(r["passed"] for r in shipped)
     if chosen_ok:
-        validation = state["validation"]
         run = RunFile(ctx.run_dir).read()
         extra_files = {
             "server.py": server_source().read_text(encoding="utf-8"),
@@ -160,14 +166,16 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "training_stats.json": _training_stats(data, schema),
         }
         if data.task == "clustering":  # aggregates over >= 5 training rows (the tester's)
-            extra_files["cluster_profiles.json"] = Path(validation["profiles_path"]).read_text()
+            if validation.profiles_path is None:
+                raise PhaseResultError("the clustering validation result names no cluster profiles")
+            extra_files["cluster_profiles.json"] = Path(validation.profiles_path).read_text()
         metadata = {
             "run_id": ctx.run_id,
             "model": chosen["name"],
             "task": data.task,
-            "primary_metric": validation["primary_metric"],
-            "test_score": validation["test_score"],
-            "metrics": {k: v for k, v in validation["test_metrics"].items() if isinstance(v, int | float)},
+            "primary_metric": validation.primary_metric,
+            "test_score": validation.test_score,
+            "metrics": validation.numeric_metrics,
             "seed": int(state["options"]["seed"]),
             "data_fingerprint": data.fingerprint,
             "split_sizes": data.split_sizes,
@@ -186,14 +194,14 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "one graph with the preprocessing inside, served by onnxruntime alone",
         )
     _append_latency(ctx.run_dir, records, package_latency)
-    result = {
-        "exports": records,
-        "package_dir": str(package_dir) if manifest else None,
-        "manifest": manifest,
-        "model": chosen["name"],
-        "package_latency": package_latency,
-    }
-    ctx.record("deployment", result)
+    result = DeploymentResult(
+        exports=records,
+        package_dir=str(package_dir) if manifest else None,
+        manifest=manifest,
+        model=chosen["name"],
+        package_latency=package_latency,
+    )
+    ctx.record("deployment", result.state())
     passed = sum(1 for r in records if r.get("parity") and r["parity"]["passed"])
     ctx.done(f"{passed}/{len(records)} exports reloaded and matched")
-    return {"deployment": result, "phase": "deployment"}
+    return {"deployment": result.state(), "phase": "deployment"}

@@ -1,0 +1,37 @@
+"""Well-formed validation and deployment results for gate tests: a gate refuses a result that does
+not match its model (`result_typed`), so a test that judges one check builds a whole result and
+overrides only the fields it is about."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ml_expert.phases import DeploymentResult, ValidationResult
+
+
+def validation_result(**fields: Any) -> dict[str, Any]:
+    """The state's `validation`: a model that beats the dummy, read the test split once, no gap."""
+    base: dict[str, Any] = {
+        "model": "linear",
+        "primary_metric": "accuracy",
+        "test_score": 0.9,
+        "dummy_test_score": 0.5,
+        "overfit_gap": 0.0,
+        "test_reads": 1,
+        "test_metrics": {"accuracy": 0.9},
+        "metrics_path": "metrics.json",
+        "report_path": "evaluation_report.md",
+    }
+    return ValidationResult.model_validate(base | fields).state()
+
+
+def deployment_result(**fields: Any) -> dict[str, Any]:
+    """The state's `deployment`: no exports and no package unless given."""
+    base: dict[str, Any] = {
+        "exports": [],
+        "package_dir": None,
+        "manifest": {},
+        "model": "linear",
+        "package_latency": None,
+    }
+    return DeploymentResult.model_validate(base | fields).state()

@@ -1,0 +1,88 @@
+"""The validation and deployment results are typed: a gate refuses one that does not match its model,
+naming the field, instead of judging a default; the state keeps them as plain JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from phase_helpers import deployment_result, validation_result
+
+from ml_expert.graph.gates import release_gate, validation_gate
+from ml_expert.phases import DeploymentResult, PhaseResultError, Release, ValidationResult
+
+
+def test_validation_gate_refuses_a_malformed_result_naming_the_field() -> None:
+    assert validation_gate({"options": {}, "validation": validation_result()}).passed
+    missing = validation_result()
+    del missing["test_score"]  # a gate used to read it as None and fail beats_dummy_baseline vaguely
+    renamed = {**validation_result(), "test_reads_count": 1}  # a renamed key is refused, not defaulted
+    del renamed["test_reads"]
+    for broken, field in ((missing, "test_score"), (renamed, "test_reads")):
+        verdict = validation_gate({"options": {}, "validation": broken})
+        assert not verdict.passed and [c.name for c in verdict.checks] == ["result_typed"]
+        assert field in verdict.checks[0].detail
+    absent = validation_gate({"options": {}})
+    assert [c.name for c in absent.checks] == ["result_typed"] and "missing" in absent.checks[0].detail
+
+
+def test_release_gate_refuses_a_malformed_deployment_or_validation_naming_the_field(tmp_path) -> None:
+    state = {"options": {"workspace": str(tmp_path)}, "data": {}, "validation": validation_result()}
+    good = release_gate({**state, "deployment": deployment_result()})
+    assert [c.name for c in good.checks][0] != "result_typed"  # judged (and refused: no package)
+    no_latency = deployment_result()
+    del no_latency["package_latency"]
+    bad_export = {**deployment_result(), "exports": [{"format": "onnx", "parity": {"passed": True}}]}
+    for broken, field in ((no_latency, "package_latency"), (bad_export, "path")):
+        verdict = release_gate({**state, "deployment": broken})
+        assert not verdict.passed and [c.name for c in verdict.checks] == ["result_typed"]
+        assert "deployment result" in verdict.checks[0].detail and field in verdict.checks[0].detail
+    verdict = release_gate({**state, "deployment": deployment_result(), "validation": {"model": "linear"}})
+    assert [c.name for c in verdict.checks] == ["result_typed"]
+    assert "primary_metric" in verdict.checks[0].detail
+
+
+def test_results_stay_plain_json_with_the_keys_their_agent_wrote() -> None:
+    # a clustering validation sets no calibration nor fairness: its state (and finding) holds none
+    clustering = validation_result(clustering={"stability": 0.9}, profiles_path="p.json")
+    assert "calibration" not in clustering and "fairness" not in clustering
+    assert json.loads(json.dumps(clustering)) == clustering
+    assert ValidationResult.of({"validation": clustering}).state() == clustering
+    # the registrar adds the release to the deployment result it read
+    deployment = DeploymentResult.of({"deployment": deployment_result(package_dir="/p")})
+    release = Release(model_name="iris", version="v2", aliases={"production": "v2"}, registry="/ws")
+    released = deployment.model_copy(update={"registry": release}).state()
+    assert released["registry"]["version"] == "v2" and json.loads(json.dumps(released)) == released
+    # a finding carries the phase's decisions next to the result; they are not part of it
+    finding = {**released, "decisions": [{"decision": "package", "reason": "onnx"}]}
+    assert DeploymentResult.from_finding(finding).registry == release
+    with pytest.raises(PhaseResultError, match="package_dir"):
+        DeploymentResult.from_finding({k: v for k, v in finding.items() if k != "package_dir"})
+    with pytest.raises(PhaseResultError, match="no package"):
+        _ = DeploymentResult.of({"deployment": deployment_result()}).package
+
+
+def test_validation_gate_judges_a_clustering_result_by_its_own_figures() -> None:
+    chance = {"reference": "permuted", "observed": 0.59, "null_mean": 0.23, "null_max": 0.25}
+    found = {
+        "chance": [{**chance, "p_value": 0.025, "passed": True}],
+        "sizes_ok": True,
+        "sizes_detail": "2 clusters; smallest holds 32 training rows",
+        "train_sizes": [71, 32],
+        "test_sizes": [15, 8],
+        "stability": 1.0,
+    }
+    clustering = validation_result(
+        primary_metric="silhouette",
+        test_score=0.57,
+        dummy_test_score=0.0,
+        clustering=found,
+        profiles_path="p",
+    )
+    checks = {c.name: c for c in validation_gate({"options": {}, "validation": clustering}).checks}
+    chance_check = checks["better_than_chance_permuted"]
+    assert chance_check.passed and chance_check.value == 0.025
+    assert checks["cluster_sizes"].passed and checks["stability"].passed
+    # a supervised result has no clustering figures, so none of these checks
+    supervised = validation_gate({"options": {}, "validation": validation_result()})
+    assert "stability" not in {c.name for c in supervised.checks}
