@@ -31,7 +31,8 @@ def plan_cv(
     train_rows: int, val_rows: int, features_out: int, classes: int | None, budget: float, families: list[str]
 ) -> CVPlan:
     """k-fold CV when the data is small and k fits of every family fit CV_SHARE of the budget by
-    the nominal cost rule of the search (counts, never the clock); else fewer folds, else none."""
+    the nominal cost rule at the families' defaults, which is what CV fits (counts, never the
+    clock; the search space's SEARCH_COST is for tuning trials); else fewer folds, else none."""
     from ml_expert.tools.selection.tuning import nominal_fit_seconds
 
     n = train_rows + val_rows
@@ -43,7 +44,9 @@ def plan_cv(
     share = CV_SHARE * budget
     for k in (CV_FOLDS, MIN_FOLDS):
         rows = n * (k - 1) // k
-        cost = k * sum(nominal_fit_seconds(f, rows, features_out, classes) for f in families)
+        cost = k * sum(
+            nominal_fit_seconds(f, rows, features_out, classes, at_defaults=True) for f in families
+        )
         if cost <= share:
             return CVPlan(
                 folds=k,

@@ -106,19 +106,23 @@ def space(name: str, task: str) -> dict[str, Any]:
     return SPACES[name]
 
 
-def nominal_fit_seconds(name: str, rows: int, features_out: int, classes: int | None) -> float:
+def nominal_fit_seconds(
+    name: str, rows: int, features_out: int, classes: int | None, at_defaults: bool = False
+) -> float:
     """A pessimistic fit time on a busy 2-core machine, from counts alone (not measured here).
 
-    Calibrated on the bundled datasets at the defaults, times SEARCH_COST for the search space
-    (larger ensembles, more features per split): boosting grows one tree per class and iteration
-    over rows x features histograms; the forest grows forest_size(rows) trees after a fixed
-    start-up cost of its thread pool.
+    Calibrated on the bundled datasets at the defaults, times SEARCH_COST for a configuration of
+    the search space (larger ensembles, more features per split) unless `at_defaults` (the
+    baselines' cross-validation fits the defaults): boosting grows one tree per class and
+    iteration over rows x features histograms; the forest grows forest_size(rows) trees after a
+    fixed start-up cost of its thread pool.
     """
     per_class = classes if classes and classes > 2 else 1
+    factor = 1.0 if at_defaults else SEARCH_COST
     if name in ("hist_gradient_boosting", "lightgbm"):  # LightGBM: the same histogram algorithm
-        return 0.2 + SEARCH_COST * 1e-5 * rows * max(features_out, 1) * per_class
+        return 0.2 + factor * 1e-5 * rows * max(features_out, 1) * per_class
     if name == "random_forest":
-        return 1.0 + SEARCH_COST * 3e-4 * rows * forest_size(rows) / 100
+        return 1.0 + factor * 3e-4 * rows * forest_size(rows) / 100
     if name == "svm":  # the kernel solver's work grows with rows^2; one fit per calibration fold + 1
         return 0.1 + SVM_FIT_COST * (CALIBRATION_FOLDS + 1) * rows**2 * max(features_out, 1)
     return 0.05 + 1e-6 * rows * max(features_out, 1) * per_class
