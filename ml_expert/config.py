@@ -221,7 +221,8 @@ class RunConfig(BaseModel):
     from_: Annotated[
         str | None,
         Field(
-            description="Fine-tune a released model on this data: production, a version (v3) or a "
+            description="Fine-tune a released model on this data: production or a version (v3), a "
+            "scikit-learn model or a network (classification, read by its own preprocessing), or a "
             ".keras file whose widths fit this data (classification); it competes with the models from "
             "scratch, and the release gate compares with production."
         ),

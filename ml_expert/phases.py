@@ -244,6 +244,19 @@ class Release(_Finding):
     registry: str
 
 
+class ReleaseSource(BaseModel):
+    """What a later `--from` run continues from, kept in the registry version beside the package
+    (which serves ONNX only): the loadable model and, for a network, the fitted preprocessing its
+    inputs come from and the configuration it was trained with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["keras", "sklearn"]
+    files: dict[str, str]  # name in the version's source/ folder -> the file in the run directory
+    sha256: dict[str, str]  # the same names -> SHA-256, checked when copied and before every load
+    config: dict[str, Any] | None = None  # keras: the DNNConfig its learning rate is taken from
+
+
 class DeploymentResult(_Recorded):
     """The deployment phase's result: every export of the shipped model with its parity check, the
     package (None when an export failed) with its manifest and measured latency, and, once the
@@ -259,6 +272,7 @@ class DeploymentResult(_Recorded):
     model: str
     package_latency: dict[str, float | int] | None  # single-row p50/p95/p99_ms, batch rows per second
     registry: Release | None = None
+    source: ReleaseSource | None = None  # what the registry keeps for fine-tuning (`--from`)
 
     @property
     def package(self) -> str:

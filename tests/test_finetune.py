@@ -8,6 +8,7 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import CLI
@@ -165,3 +166,106 @@ def test_a_keras_file_is_a_starting_point_when_its_widths_fit(shifted: dict, tmp
     said = proc.stdout + proc.stderr
     assert f"it takes {width - 3} inputs" in said and f"gives {width}" in said
     assert "Warning" not in proc.stderr  # ml-expert's message, not Keras'; the file is read uncompiled
+
+
+def _waves(n: int, seed: int, cut: float) -> pd.DataFrame:
+    """Two informative columns and two of noise; y is whether sin(3(a+b)) + sin(3(a-b)) exceeds `cut`:
+    a boundary of many small oblique regions, which a network learnt from many rows draws and trees
+    fit on a few hundred do not (they stay near the class prior). A second sample with another `cut`
+    is the same task, shifted."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 4))
+    y = (np.sin(3 * (x[:, 0] + x[:, 1])) + np.sin(3 * (x[:, 0] - x[:, 1])) > cut).astype(int)
+    return pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "c": x[:, 2], "d": x[:, 3], "y": y})
+
+
+@pytest.fixture(scope="module")
+def released_network(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A network trained elsewhere on many rows (`--from FILE.keras`) ships from a first run on a few
+    hundred: the registry's v1 is a network, kept with its preprocessing in the version's source/."""
+    import keras
+
+    from ml_expert.tools.training.dnn import DNNConfig, build_dnn
+
+    root = tmp_path_factory.mktemp("network")
+    many = _waves(20000, 1, 0.0)
+    network = build_dnn(4, "classification", 2, DNNConfig(hidden_units=[64, 64]), 0)
+    network.fit(many[["a", "b", "c", "d"]].to_numpy("float32"), many["y"].to_numpy(), epochs=12, verbose=0)
+    network.save(root / "pretrained.keras")
+    keras.backend.clear_session()
+    first, ws = root / "first.csv", root / "ws"
+    _waves(400, 2, 0.0).to_csv(first, index=False)
+    proc = _run(first, ws, "--target", "y", "--metric", "accuracy", "--from", str(root / "pretrained.keras"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads(proc.stdout)
+    return {"root": root, "ws": ws, "v1": payload}
+
+
+def test_production_network_is_fine_tuned_and_its_copy_ships(released_network: dict, tmp_path: Path) -> None:
+    """`--from production` when production is a network: the registry's .keras and preprocessing are
+    loaded, the network continues on the new rows read by the release's preprocessing, wins on the
+    new validation rows, and ships: every export matches and `predict` gives the fine-tuned model's
+    probabilities."""
+    import joblib
+    import keras
+
+    from ml_expert.hashing import sha256_file
+
+    ws = released_network["ws"]
+    v1 = Registry(ws).show("production")
+    assert v1["version"] == "v1" and v1["source"]["kind"] == "keras", v1
+    assert set(v1["source"]["files"]) == {"model.keras", "preprocessor.joblib"}
+    assert v1["source"]["config"]["learning_rate"] > 0
+    for name, digest in v1["source"]["files"].items():  # hash-checked copies beside the package
+        assert sha256_file(Path(v1["path"]) / "source" / name) == digest
+    served = json.loads((Path(v1["path"]) / "manifest.json").read_text())["files"]
+    assert "model.onnx" in served and not any(n.endswith((".keras", ".joblib")) for n in served)
+
+    second = tmp_path / "second.csv"
+    _waves(400, 3, 0.5).to_csv(second, index=False)  # the same columns, the boundary moved
+    proc = _run(second, ws, "--target", "y", "--metric", "accuracy", "--from", "production")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    payload = json.loads(proc.stdout)
+    run_dir = Path(payload["run_dir"])
+    training = json.loads((run_dir / "findings" / "training.json").read_text())
+    training = training.get("value", training)
+    board = {c["name"]: c for c in training["leaderboard"]}
+    assert board["released"]["kind"] == board["fine_tuned"]["kind"] == "keras"
+    assert (
+        "continued" in board["fine_tuned"]["detail"]
+        and "the one it was trained with" in (board["fine_tuned"]["detail"])
+    )
+    assert (
+        training["fine_tuning"]["parent"] == "v1"
+        and training["fine_tuning"]["preprocessing"] == "the release's"
+    )
+    decisions = {
+        d["decision"]: d["reason"] for d in json.loads((run_dir / "run.json").read_text())["decisions"]
+    }
+    assert "read the new rows with v1's preprocessing" in decisions
+    assert "fine-tune the network from v1" in decisions
+    chosen = training["chosen"]
+    assert chosen["name"] == "fine_tuned", {n: c["val_score"] for n, c in board.items()}
+    assert chosen["val_score"] > board["released"]["val_score"]
+    metrics = json.loads((run_dir / "findings" / "metrics.json").read_text())
+    metrics = metrics.get("value", metrics)
+    assert metrics["production_on_test"]["version"] == "v1"  # the network production, on the new test rows
+
+    # shipped: every export of the fine-tuned network reloaded and matched; registered with its parent
+    deployment = json.loads((run_dir / "findings" / "deployment.json").read_text())
+    deployment = deployment.get("value", deployment)
+    exports = [e for e in deployment["exports"] if Path(e["path"]).parent.name == "dnn"]
+    assert {e["format"] for e in exports} >= {"keras", "onnx"} and all(e["passed"] for e in exports), exports
+    v2 = Registry(ws).show("production")
+    assert v2["version"] == "v2" and v2["parent"] == "v1" and v2["source"]["kind"] == "keras"
+    assert v2["source"]["files"]["preprocessor.joblib"] == v1["source"]["files"]["preprocessor.joblib"]
+
+    # `predict` on the new package gives the fine-tuned network's probabilities
+    from cli_helpers import predict_rows
+
+    rows = _waves(40, 9, 0.5).drop(columns="y")
+    predicted = predict_rows("production", rows, ws, tmp_path)
+    network = keras.saving.load_model(chosen["path"], compile=False)
+    preprocessor = joblib.load(chosen["preprocessor"])
+    expected = np.asarray(network.predict(preprocessor.transform(rows).astype("float32"), verbose=0))
+    np.testing.assert_allclose(predicted[["proba_0", "proba_1"]].to_numpy(), expected, atol=1e-4)

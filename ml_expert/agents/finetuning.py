@@ -6,8 +6,13 @@ own preprocessing: it is accepted when its input width is the run's feature coun
 are the run's classes, and it is fine-tuned for classification (a foreign regressor's output
 scale is unknown).
 
-The registry names the release; its run's deployment finding names the exported model file and its
-SHA-256, which is verified before the file is loaded. The released model competes as it is and
+The registry names the release. A version keeps, beside the package it serves (ONNX), the loadable
+model in its `source/` folder with the SHA-256 of each file (registry/store.py): a scikit-learn
+pipeline's joblib, or a network's `.keras` with the fitted preprocessing its inputs come from and the
+configuration it was trained with. A released network reads the new rows through that preprocessing,
+not the new run's, so its weights see the features they learned on; it continues at a tenth of the
+learning rate it was trained with. Versions registered before `source/` existed are found through
+their run's deployment finding, as before. The released model competes as it is and
 fine-tuned (tools/training/finetune.py) against the models trained from scratch on the new data's
 validation split; the tester also scores current production on the new test split, and the release
 gate compares with that.
@@ -16,9 +21,11 @@ gate compares with that.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+import joblib
 import numpy as np
 from pydantic import BaseModel
 
@@ -27,6 +34,7 @@ from ml_expert.errors import UsageError
 from ml_expert.hashing import sha256_file, verify
 from ml_expert.phases import DataResult, DeploymentResult, PhaseResultError, ProductionOnTest, SelectionResult
 from ml_expert.registry import Registry, RegistryError
+from ml_expert.registry.store import SOURCE_DIR
 from ml_expert.tools.data.schema import InputSchema
 
 
@@ -41,6 +49,17 @@ class ReleasedModel(BaseModel):
     test_score: float | None = None
     primary_metric: str | None = None
     model_name: str | None = None  # the registry's name of the released model (its production line)
+    preprocessor: str | None = None  # a released network: the fitted preprocessing its inputs come from
+    preprocessor_sha256: str | None = None
+    config: dict[str, Any] | None = None  # a released network: the DNNConfig it was trained with
+
+
+def network_preprocessor(chosen: dict[str, Any], data: DataResult) -> tuple[str, str]:
+    """(file, SHA-256) of the fitted preprocessing a network's inputs come from: the run's own, or
+    the release's, for a network fine-tuned from a registry version (`--from`)."""
+    if chosen.get("preprocessor"):
+        return chosen["preprocessor"], chosen["preprocessor_sha256"]
+    return data.files["preprocessor"], data.preprocessor_sha256
 
 
 def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
@@ -60,6 +79,34 @@ def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
         raise UsageError(f"--from {name}: {exc.message}") from None
     package = Path(info["path"])
     schema = InputSchema.model_validate_json((package / "schema.json").read_text())
+    common = {
+        "version": info["version"],
+        "run_id": str(info["run_id"]),
+        "model": info["model"],
+        "schema_": schema,
+        "test_score": info.get("test_score"),
+        "primary_metric": info.get("primary_metric"),
+        "model_name": info.get("model_name"),
+    }
+    kept = info.get("source")
+    if kept:  # the loadable model the registry keeps beside the package
+        folder, files = package / SOURCE_DIR, kept["files"]
+        if kept["kind"] == "keras":
+            return ReleasedModel(
+                **common, kind="keras", path=str(folder / "model.keras"), sha256=files["model.keras"],
+                preprocessor=str(folder / "preprocessor.joblib"),
+                preprocessor_sha256=files["preprocessor.joblib"], config=kept.get("config"),
+            )  # fmt: skip
+        return ReleasedModel(
+            **common, kind="sklearn", path=str(folder / "model.joblib"), sha256=files["model.joblib"]
+        )
+    return _from_run(name, workspace, info, common)
+
+
+def _from_run(
+    name: str, workspace: str | Path, info: dict[str, Any], common: dict[str, Any]
+) -> ReleasedModel:
+    """A version registered before the registry kept `source/`: its run's verified exports."""
     run_dir = Path(workspace) / "runs" / str(info.get("run_id"))
     finding = run_dir / "findings" / "deployment.json"
     if not finding.is_file():
@@ -72,29 +119,42 @@ def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
     except PhaseResultError as exc:
         raise UsageError(f"--from {name}: {exc}") from None
     model = info["model"]
-    wanted = "joblib" if model != "dnn" else "keras"
+    # a scikit-learn model is exported under its own name; a network (trained or fine-tuned) under dnn/
     record = next(
         (
             e
             for e in deployment.exports
-            if e.format == wanted and Path(e.path).parent.name == model and e.passed
+            if e.format == "joblib" and Path(e.path).parent.name == model and e.passed
+        ),
+        None,
+    ) or next(
+        (
+            e
+            for e in deployment.exports
+            if e.format == "keras" and Path(e.path).parent.name == "dnn" and e.passed
         ),
         None,
     )
-    if record is None or not Path(record.path).is_file():
+    if record is None or record.sha256 is None or not Path(record.path).is_file():
         raise UsageError(f"--from {name}: the exported {model} model of run {info.get('run_id')} is gone")
-    return ReleasedModel(
-        version=info["version"],
-        run_id=str(info["run_id"]),
-        model=model,
-        kind="keras" if model == "dnn" else "sklearn",
-        path=record.path,
-        sha256=record.sha256,
-        schema_=schema,
-        test_score=info.get("test_score"),
-        primary_metric=info.get("primary_metric"),
-        model_name=info.get("model_name"),
+    if record.format == "joblib":
+        return ReleasedModel(**common, kind="sklearn", path=record.path, sha256=record.sha256)
+    data_finding = run_dir / "findings" / "data-analysis.json"
+    data = json.loads(data_finding.read_text()) if data_finding.is_file() else {}
+    data = data.get("value", data)
+    preprocessor, preprocessor_sha = (
+        (data.get("files") or {}).get("preprocessor"),
+        data.get("preprocessor_sha256"),
     )
+    if not preprocessor or not preprocessor_sha or not Path(preprocessor).is_file():
+        raise UsageError(f"--from {name}: the preprocessing of run {info.get('run_id')}'s network is gone")
+    training = run_dir / "findings" / "training.json"
+    trained = json.loads(training.read_text()) if training.is_file() else {}
+    dnn = (trained.get("value", trained).get("dnn") or {}) if model == "dnn" else {}
+    return ReleasedModel(
+        **common, kind="keras", path=record.path, sha256=record.sha256, preprocessor=preprocessor,
+        preprocessor_sha256=preprocessor_sha, config=dnn.get("config"),
+    )  # fmt: skip
 
 
 def _keras_widths(path: str) -> tuple[int | None, int | None]:
@@ -142,10 +202,10 @@ def check_schema(
             f"--from {name} ({released.version}): the new data does not match the released model's inputs: "
             + "; ".join(differences)
         )
-    if released.kind != "sklearn":
+    if released.kind == "keras" and new.task != "classification":
         raise UsageError(
-            f"--from {name} ({released.version}) is a Keras network, read by its own run's preprocessing; "
-            "give the network file instead (--from RUN_DIR/models/dnn.keras), read by this run's own"
+            f"--from {name} ({released.version}) is a {new.task} network: it serves its target rescaled "
+            "from what it learned, and is fine-tuned for classification only; train from scratch instead"
         )
     return released
 
@@ -155,8 +215,6 @@ def candidates(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The released model as it is and fine-tuned on the new training split, each scored on the new
     validation split; returns the candidates and the record of what was done."""
-    import joblib
-
     from ml_expert.tools.data.prepare import load_split
     from ml_expert.tools.scoring import predict_scores, score
     from ml_expert.tools.training.finetune import continue_sklearn
@@ -166,8 +224,10 @@ def candidates(
     released = check_schema(config.from_ or "production", config.workspace, schema, data.n_features_out)
     if released.kind == "keras":
         return _keras_candidates(ctx, state, released, metric), {
-            "parent": released.version, "parent_model": "dnn", "parent_run": None, "model_name": None,
-            "parent_sha256": released.sha256,
+            "parent": released.version, "parent_model": released.model, "parent_run": released.run_id or None,
+            # a registry network's fine-tuned copy is a new version of its named model; a file's is not
+            "model_name": released.model_name, "parent_sha256": released.sha256,
+            "preprocessing": "the release's" if released.preprocessor else "this run's",
         }  # fmt: skip
     train_x, train_y = load_split(data.files, "train", schema, data.file_hashes)
     val_x, val_y = load_split(data.files, "val", schema, data.file_hashes)
@@ -219,6 +279,7 @@ def _keras_candidates(
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
     from ml_expert.tools.data.prepare import load_split
     from ml_expert.tools.data.splits import read_array
     from ml_expert.tools.scoring import score
@@ -229,19 +290,40 @@ def _keras_candidates(
 
     data = DataResult.of(state)
     schema = data.input_schema
-    x_train = read_array(data.files["X_train"], data.file_hashes, "X_train")
-    x_val = read_array(data.files["X_val"], data.file_hashes, "X_val")
-    y_train = load_split(data.files, "train", schema, data.file_hashes)[1]
-    y_val = load_split(data.files, "val", schema, data.file_hashes)[1]
-    planned = SelectionResult.of(state).plan.get("dnn_config")
-    config = DNNConfig.model_validate(planned) if planned else DNNConfig()
     models_dir = ctx.run_dir / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
+    train_frame, y_train = load_split(data.files, "train", schema, data.file_hashes)
+    val_frame, y_val = load_split(data.files, "val", schema, data.file_hashes)
+    inputs: dict[str, str] = {}  # a registry network's candidates name the preprocessing they read
+    if released.preprocessor and released.preprocessor_sha256:
+        # The weights learned on the release's scaling and encodings: the run's own, fit on other rows,
+        # would feed them different numbers. Copied into the run, verified, and shipped with the network.
+        verify(released.preprocessor, released.preprocessor_sha256)
+        kept = models_dir / "released_preprocessor.joblib"
+        shutil.copyfile(released.preprocessor, kept)
+        inputs = {"preprocessor": str(kept), "preprocessor_sha256": sha256_file(kept)}
+        verify(kept, released.preprocessor_sha256)
+        preprocessor = joblib.load(kept)
+        x_train = np.asarray(preprocessor.transform(train_frame), dtype="float32")
+        x_val = np.asarray(preprocessor.transform(val_frame), dtype="float32")
+        ctx.decide(
+            f"read the new rows with {released.version}'s preprocessing",
+            "the released network's weights learned on features scaled and encoded by it; this run's own, "
+            "fit on other rows, would feed them different numbers",
+        )
+    else:  # a .keras file: read by this run's preprocessing, its widths checked against it
+        x_train = read_array(data.files["X_train"], data.file_hashes, "X_train")
+        x_val = read_array(data.files["X_val"], data.file_hashes, "X_val")
+    planned = SelectionResult.of(state).plan.get("dnn_config")
+    config = DNNConfig.model_validate(planned) if planned else DNNConfig()
+    trained_with = (released.config or {}).get("learning_rate")
+    if trained_with:
+        config = config.model_copy(update={"learning_rate": float(trained_with)})
     out: list[dict[str, Any]] = []
     for name in ("released", "fine_tuned"):
         verify(released.path, released.sha256)
         model = keras.saving.load_model(released.path, compile=False)  # compiled anew to continue
-        detail, seconds = f"{released.version} as given", 0.0
+        detail, seconds = f"{released.version} as {'released' if released.run_id else 'given'}", 0.0
         if name == "fine_tuned":
             ctx.step(f"fine-tuning {released.version} on the new training rows")
             # early stopping on held-back training rows: the validation rows it competes on stay unseen
@@ -254,7 +336,9 @@ def _keras_candidates(
             )  # fmt: skip
             detail = (
                 f"{released.version} continued {result.epochs_trained} epochs at {FINETUNE_LR_FACTOR:g} x "
-                f"learning rate {config.learning_rate:g} ({result.stopped_reason})"
+                f"learning rate {config.learning_rate:g} "
+                f"({'the one it was trained with' if trained_with else 'this run planned'}; "
+                f"{result.stopped_reason})"
             )
             seconds = result.train_seconds
             ctx.decide(f"fine-tune the network from {released.version}", detail)
@@ -277,6 +361,8 @@ def _keras_candidates(
                 "predictions_sha256": {val_path: val_sha},
                 "parent": released.version,
                 "detail": detail,
+                "dnn_config": config.model_dump(),  # its learning rate is what a later --from divides
+                **inputs,
             }
         )
     return out
@@ -309,8 +395,6 @@ def production_on_test(
 ) -> ProductionOnTest | None:
     """Current production's score on this run's test rows (read once, with the chosen model's),
     when it takes the same inputs: what the release gate compares a fine-tuned model with."""
-    import joblib
-
     from ml_expert.tools.scoring import predict_scores, score
 
     try:
@@ -320,10 +404,23 @@ def production_on_test(
     from ml_expert.tools.training.finetune import schema_differences
 
     schema = DataResult.of(state).input_schema
-    if released.kind != "sklearn" or schema_differences(released.schema_, schema):
+    if released.schema_ is None or schema_differences(released.schema_, schema):
         return None
     verify(released.path, released.sha256)
-    model = joblib.load(released.path)
-    return ProductionOnTest(
-        version=released.version, test_score=score(metric, test_y, predict_scores(model, test_x))
-    )
+    if released.kind == "sklearn":
+        scores = predict_scores(joblib.load(released.path), test_x)
+    elif released.preprocessor and released.preprocessor_sha256 and schema.task == "classification":
+        import os
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import keras
+
+        import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
+
+        verify(released.preprocessor, released.preprocessor_sha256)
+        features = np.asarray(joblib.load(released.preprocessor).transform(test_x), dtype="float32")
+        network = keras.saving.load_model(released.path, compile=False)
+        scores = np.asarray(network.predict_on_batch(features))
+    else:
+        return None
+    return ProductionOnTest(version=released.version, test_score=score(metric, test_y, scores))

@@ -40,7 +40,8 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
         return None if passed else f"not_worse_than_production: {detail}"
 
     try:
-        version = registry.register(deployment.package, info, guard=guard)
+        source = deployment.source.model_dump() if deployment.source else None
+        version = registry.register(deployment.package, info, guard=guard, source=source)
     except ReleaseRefused as exc:
         reason = f"release gate refused at registration (production changed meanwhile): {exc}"
         ctx.decide("do not register", reason)

@@ -39,9 +39,11 @@ def _chosen_scores(chosen: dict[str, Any], data: DataResult, frame, task: str) -
     import keras
 
     import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
+    from ml_expert.agents.finetuning import network_preprocessor
 
-    verify(data.files["preprocessor"], data.preprocessor_sha256)
-    preprocessor = joblib.load(data.files["preprocessor"])
+    preprocessor_file, preprocessor_sha = network_preprocessor(chosen, data)
+    verify(preprocessor_file, preprocessor_sha)
+    preprocessor = joblib.load(preprocessor_file)
     model = keras.saving.load_model(chosen["path"])
     x = preprocessor.transform(frame).astype("float32")
     out = np.asarray(model.predict_on_batch(x))

@@ -2,6 +2,7 @@
 
     registry/
       versions/<version>/   a verified copy of the deployment package, plus version.json
+                            and source/ (the loadable model `--from` continues from; not served)
       aliases.json          {"production": "v3", "previous": "v2"}: the unnamed model (registries
                             from before model names; still read)
       models/<name>/aliases.json   each named model's own production and previous
@@ -46,6 +47,8 @@ ALIASES = ("production", "previous")
 VERSION_RE = re.compile(r"^v[1-9][0-9]{0,8}$")
 VERSION_FILE = "version.json"
 PENDING_FILE = "pending.json"
+SOURCE_DIR = "source"
+"""A version's folder beside the package files: the loadable model `--from` fine-tunes (not served)."""
 
 
 MODEL_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -441,8 +444,14 @@ class Registry:
         info: dict[str, Any],
         promote: bool = True,
         guard: Callable[[dict[str, Any] | None], str | None] | None = None,
+        source: dict[str, Any] | None = None,
     ) -> str:
         """Copy a verified package in as the next version; by default make it production.
+
+        `source` (a DeploymentResult's ReleaseSource, dumped): the loadable model a later `--from`
+        continues from, copied into the version's `source/` folder beside the package (so what
+        the package serves is unchanged) and hash-checked like the package's files; version.json
+        records each file's SHA-256 under `source`.
 
         Idempotent per `info["run_id"]`: a run already registered gets its version back (a
         resumed run finishes its own registration, never adds a second one). `guard` sees the
@@ -450,8 +459,8 @@ class Registry:
         refusal reason or None, so two concurrent releases cannot both pass a comparison with
         the same production version.
         """
-        source = Path(package_dir)
-        manifest = json.loads((source / "manifest.json").read_text())
+        package = Path(package_dir)
+        manifest = json.loads((package / "manifest.json").read_text())
         with self._locked():
             existing = self._version_of_run(str(info.get("run_id") or ""))
             if existing:
@@ -469,17 +478,19 @@ class Registry:
             target = self.versions_dir / version
             staging = self.versions_dir / f".{version}.staging"
             shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(source, staging)
+            shutil.copytree(package, staging)
             for name, digest in manifest["files"].items():
                 if _sha256(staging / name) != digest:
                     shutil.rmtree(staging)
                     raise RegistryError(f"{name} changed while it was copied into the registry")
+            kept = self._copy_source(source, staging) if source else None
             record = {  # the registry's own fields win over anything the caller's info carries
                 **{k: v for k, v in info.items() if k not in ("aliases", "path")},
                 "model_name": self.model,
                 "version": version,
                 "registered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "registered_by": actor(),
+                **({"source": kept} if kept else {}),
             }
             (staging / VERSION_FILE).write_text(json.dumps(record, indent=2, default=str))
             reason = "released by the pipeline"
@@ -510,6 +521,27 @@ class Registry:
                 self._promote(version, reason=reason)
             (self.root / PENDING_FILE).unlink()
         return version
+
+    @staticmethod
+    def _copy_source(source: dict[str, Any], staging: Path) -> dict[str, Any]:
+        """Copy the source files into `staging/source/`, each checked against its recorded SHA-256;
+        returns what version.json records (kind, file name -> SHA-256, config)."""
+        folder = staging / SOURCE_DIR
+        folder.mkdir()
+        digests: dict[str, str] = {}
+        for name, path in source["files"].items():
+            if Path(name).name != name or name in ("", ".", ".."):
+                shutil.rmtree(staging)
+                raise RegistryError(f"source file name {name!r} must be a plain file name")
+            shutil.copyfile(path, folder / name)
+            digest = _sha256(folder / name)
+            if digest != source["sha256"][name]:
+                shutil.rmtree(staging)
+                raise RegistryError(
+                    f"source file {name} does not match the SHA-256 recorded when it was exported"
+                )
+            digests[name] = digest
+        return {"kind": source["kind"], "files": digests, "config": source.get("config")}
 
     def _promote(self, version: str, reason: str) -> dict[str, str]:
         """Make `version` production of its own model (the one in its version.json)."""

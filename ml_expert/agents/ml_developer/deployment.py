@@ -6,12 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from ml_expert.agents.context import AgentContext
+from ml_expert.agents.finetuning import network_preprocessor
 from ml_expert.agents.ml_developer.common import json_safe, quiet_tensorflow
 from ml_expert.hashing import verify
 from ml_expert.phases import (
     DataResult,
     DeploymentResult,
     PhaseResultError,
+    ReleaseSource,
     TrainingResult,
     ValidationResult,
 )
@@ -42,9 +44,7 @@ def _package_latency(package_dir: Path, data: DataResult) -> dict[str, Any]:
 
     model = ModelInference(package_dir)
     # rows as a caller sends them: raw column names, dates as text
-    records = read_frame(data.files["val_raw"], data.file_hashes, "val_raw").to_dict(
-        orient="records"
-    )
+    records = read_frame(data.files["val_raw"], data.file_hashes, "val_raw").to_dict(orient="records")
     return measure(model.predict, records[:50], records, len(records))
 
 
@@ -86,6 +86,31 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: dict[str
 
 def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def _release_source(
+    chosen: dict[str, Any], training: TrainingResult, data: DataResult, shipped: list[dict[str, Any]]
+) -> ReleaseSource | None:
+    """What the registry keeps beside the package for a later `--from`: the verified loadable export
+    (.keras or joblib) and, for a network, its preprocessing and training configuration."""
+    wanted = "keras" if chosen["kind"] == "keras" else "joblib"
+    export = next((r for r in shipped if r["format"] == wanted and r["passed"] and r.get("sha256")), None)
+    if export is None:
+        return None
+    if wanted == "joblib":
+        return ReleaseSource(
+            kind="sklearn", files={"model.joblib": export["path"]}, sha256={"model.joblib": export["sha256"]}
+        )
+    preprocessor, preprocessor_sha = network_preprocessor(chosen, data)
+    config = chosen.get("dnn_config") or (
+        (training.dnn or {}).get("config") if chosen["name"] == "dnn" else None
+    )
+    return ReleaseSource(
+        kind="keras",
+        files={"model.keras": export["path"], "preprocessor.joblib": preprocessor},
+        sha256={"model.keras": export["sha256"], "preprocessor.joblib": preprocessor_sha},
+        config=config,
+    )
 
 
 def deployment(state: dict[str, Any]) -> dict[str, Any]:
@@ -133,8 +158,10 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         candidate = chosen  # the network refit on train + validation (or the train-only one)
         verify(candidate["path"], candidate["sha256"])
         model = keras.saving.load_model(candidate["path"])
-        verify(data.files["preprocessor"], data.preprocessor_sha256)
-        preprocessor = joblib.load(data.files["preprocessor"])
+        # a network fine-tuned from a release reads the release's preprocessing, kept with it
+        preprocessor_file, preprocessor_sha = network_preprocessor(chosen, data)
+        verify(preprocessor_file, preprocessor_sha)
+        preprocessor = joblib.load(preprocessor_file)
         ctx.step("exporting the Keras DNN: .keras, .h5, SavedModel, TFLite, ONNX")
         k_records = export_keras(model, preprocessor, schema, reference, exports_dir / "dnn")
         if dnn and dnn["config"].get("sequence_layer", "conv") != "conv":
@@ -200,6 +227,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         manifest=manifest,
         model=chosen["name"],
         package_latency=package_latency,
+        source=_release_source(chosen, training_result, data, shipped) if manifest else None,
     )
     ctx.record("deployment", result.state())
     passed = sum(1 for r in records if r.get("parity") and r["parity"]["passed"])
