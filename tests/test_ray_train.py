@@ -222,3 +222,45 @@ def test_the_in_process_fit_stops_at_the_same_cap_with_the_same_reason(tmp_path:
     result = train_dnn(model, x[:64], y[:64], x[64:], y[64:], config, tmp_path, task="classification")
     assert result.cap_hit and result.epochs_trained == 1
     assert result.stopped_reason == cap_reason(0.0)
+
+
+def test_the_agent_records_a_cap_that_fired_on_the_workers_and_states_the_tolerance(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """network.py's `--workers` path with Ray Train stubbed: the workers' cap reaches the TrainResult
+    (which train_network records as on the in-process path) and the decision states what applies."""
+    from types import SimpleNamespace
+
+    import ml_expert.execution.ray_train as ray_train
+    from ml_expert.agents.ml_developer import network
+    from ml_expert.tools.training.dnn import build_dnn
+
+    config = DNNConfig(hidden_units=[4], max_epochs=5, class_weight={0: 1.0, 1: 2.0}, time_limit_seconds=30.0)
+    model = build_dnn(6, "classification", 2, config, 0)
+
+    def fake_train(x_train, y_train, x_val, y_val, spec, **_):
+        assert spec.config.class_weight == config.class_weight  # the plan's weights go to the workers
+        assert spec.config.time_limit_seconds == 30.0  # and so does the cap
+        result = ray_train.ParallelResult(
+            workers=2, backend="stub", epochs_trained=1, best_epoch=1, best_val_loss=0.5,
+            stopped_reason=cap_reason(30.0), cap_hit=True, class_weighted=True,
+            history={"loss": [0.6], "val_loss": [0.5]}, starts=[{"resumed_from_epoch": 0}], failures=0,
+            seconds=1.0, storage=str(tmp_path),
+        )  # fmt: skip
+        return model.get_weights(), result
+
+    monkeypatch.setattr(ray_train, "train_data_parallel", fake_train)
+    monkeypatch.setattr(
+        network, "DataResult", SimpleNamespace(of=lambda state: SimpleNamespace(task="classification"))
+    )
+    decisions: list[tuple[str, str]] = []
+    ctx = SimpleNamespace(run_id="r", run_dir=tmp_path, decide=lambda d, r: decisions.append((d, r)))
+    x, y = _tiny(40)
+    state = {"options": {"workers": 2, "ray": None}}
+    result = network._train_on_workers(
+        ctx, state, model, (x[:30], y[:30], x[30:], y[30:]), config, 2, 0, tmp_path / "c"
+    )
+    assert result.cap_hit and result.stopped_reason.startswith(cap_reason(30.0))
+    reason = decisions[0][1]
+    assert "class weights weigh each row's loss" in reason and "30 s wall-clock cap" in reason
+    assert f"within {ray_train.NETWORK_METRIC_TOLERANCE:g}" in reason

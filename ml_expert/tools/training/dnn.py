@@ -238,7 +238,7 @@ def class_sample_weights(y: np.ndarray, class_weight: dict[int, float] | None) -
 
 
 @functools.cache
-def _safety_stop_class():
+def _safety_stop_class() -> type:
     import keras
 
     class SafetyStop(keras.callbacks.Callback):
@@ -267,7 +267,7 @@ def _safety_stop_class():
     return SafetyStop
 
 
-def safety_stop(seconds: float | None, spent: float = 0.0):
+def safety_stop(seconds: float | None, spent: float = 0.0) -> Any:
     """The wall-clock cap as a Keras callback: `fit` here, and the data-parallel workers' own loop
     (which calls its hooks itself), stop by the same rule."""
     return _safety_stop_class()(seconds, spent)
