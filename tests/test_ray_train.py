@@ -4,15 +4,20 @@ driver's TensorFlow-backend copy of the same network."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from ml_expert.tools.training.dnn import DNNConfig
+from ml_expert.tools.training.dnn import DNNConfig, cap_reason, class_sample_weights
+
+REPO = Path(__file__).resolve().parents[1]
 
 EPOCHS = 3
 
@@ -37,9 +42,22 @@ def test_data_parallel_network_trains_checkpoints_and_resumes_after_a_killed_wor
     rng = np.random.default_rng(0)
     x = rng.normal(size=(240, 6)).astype("float32")
     y = (x[:, 0] - x[:, 1] > 0).astype("float32")
-    config = DNNConfig(hidden_units=[16], batch_size=32, max_epochs=EPOCHS, patience=EPOCHS, dropout=0.0)
+    config = DNNConfig(
+        hidden_units=[16],
+        batch_size=32,
+        max_epochs=EPOCHS,
+        patience=EPOCHS,
+        dropout=0.0,
+        class_weight={0: 1.0, 1: 1.5},
+        time_limit_seconds=600.0,  # weighted; a cap that does not fire
+    )
     spec = ParallelSpec(
-        n_features=6, task="classification", n_outputs=2, config=config, seed=0, workers=2,
+        n_features=6,
+        task="classification",
+        n_outputs=2,
+        config=config,
+        seed=0,
+        workers=2,
         storage=str(tmp_path / "storage"),
     )
     killed: list[int] = []
@@ -65,6 +83,7 @@ def test_data_parallel_network_trains_checkpoints_and_resumes_after_a_killed_wor
     assert result.starts[1]["resumed_from_epoch"] >= 1  # resumed from a stored epoch, not from zero
     assert result.epochs_trained == EPOCHS and len(result.history["val_loss"]) == EPOCHS
     assert result.best_val_loss == min(result.history["val_loss"])
+    assert result.class_weighted and not result.cap_hit  # the cap's verdict crossed both ranks
     assert result.history["val_loss"][-1] < result.history["val_loss"][0]  # it learns
 
     # the best weights load into the driver's TensorFlow-backend network: same loss on validation
@@ -75,3 +94,173 @@ def test_data_parallel_network_trains_checkpoints_and_resumes_after_a_killed_wor
     probs = np.asarray(model.predict_on_batch(x[180:]))
     loss = float(-np.mean(np.log(np.clip(probs[np.arange(60), y[180:].astype(int)], 1e-7, None))))
     assert abs(loss - result.best_val_loss) < 1e-4
+
+
+def _tiny(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A small learnable binary task with 5 % flipped labels (so no path scores a perfect 1.0)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 6)).astype("float32")
+    y = (x[:, 0] - x[:, 1] + 0.5 * x[:, 2] > 0).astype("float32")
+    flip = rng.random(rows) < 0.05
+    return x, np.where(flip, 1 - y, y).astype("float32")
+
+
+def _val_accuracy(weights: list, config: DNNConfig, x_val: np.ndarray, y_val: np.ndarray) -> float:
+    from ml_expert.tools.scoring import score
+    from ml_expert.tools.training.dnn import build_dnn
+
+    model = build_dnn(x_val.shape[1], "classification", 2, config, 0)
+    model.set_weights(weights)
+    return score("accuracy", y_val, np.asarray(model.predict_on_batch(x_val)))
+
+
+def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    """The same seeded network on 2 data-parallel Ray Train workers and in this process (Keras `fit`,
+    the one-machine path): validation accuracy within NETWORK_METRIC_TOLERANCE."""
+    from ml_expert.execution.ray_train import NETWORK_METRIC_TOLERANCE, ParallelSpec, train_data_parallel
+    from ml_expert.tools.training.dnn import build_dnn, train_dnn
+
+    x, y = _tiny(480)
+    x_train, y_train, x_val, y_val = x[:360], y[:360], x[360:], y[360:]
+    config = DNNConfig(
+        hidden_units=[16], batch_size=32, max_epochs=6, patience=6, dropout=0.0, learning_rate=0.01
+    )
+    spec = ParallelSpec(
+        n_features=6,
+        task="classification",
+        n_outputs=2,
+        config=config,
+        seed=0,
+        workers=2,
+        storage=str(tmp_path / "ray"),
+    )
+    weights, result = train_data_parallel(x_train, y_train, x_val, y_val, spec, name="net")
+    parallel = _val_accuracy(weights, config, x_val, y_val)
+    model = build_dnn(6, "classification", 2, config, 0)
+    train_dnn(model, x_train, y_train, x_val, y_val, config, tmp_path / "here", task="classification")
+    here = _val_accuracy(model.get_weights(), config, x_val, y_val)
+    print(f"2 workers {parallel:.4f} ({result.seconds:.1f} s), one process {here:.4f}")
+    assert min(parallel, here) > 0.8  # both learnt the task
+    assert abs(parallel - here) <= NETWORK_METRIC_TOLERANCE
+
+
+def test_class_weights_map_and_weigh_the_loss_as_keras_fit_does() -> None:
+    import keras
+    import torch
+    from keras.src.trainers.data_adapters.data_adapter_utils import class_weight_to_sample_weights
+
+    from ml_expert.execution.ray_train import _loss
+
+    y = np.array([0, 1, 2, 1, 0, 2, 2], dtype="float32")
+    class_weight = {0: 0.5, 1: 2.0}  # class 2 is missing: weighs 1, as in Keras
+    weights = class_sample_weights(y, class_weight)
+    np.testing.assert_allclose(weights, class_weight_to_sample_weights(y, class_weight))
+    assert class_sample_weights(y, None) is None
+    probs = np.random.default_rng(0).dirichlet(np.ones(3), size=len(y)).astype("float32")
+    keras_loss = keras.losses.SparseCategoricalCrossentropy()(y, probs, sample_weight=weights)
+    ours = _loss(torch.as_tensor(probs), torch.as_tensor(y), "classification", torch.as_tensor(weights))
+    assert abs(float(ours) - float(keras_loss)) < 1e-5
+
+
+_WORKER = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from ml_expert.execution.ray_train import ParallelSpec, run_worker
+from ml_expert.tools.training.dnn import DNNConfig
+
+storage = Path(sys.argv[1])
+rng = np.random.default_rng(0)
+x = rng.normal(size=(64, 4)).astype("float32")
+y = (x[:, 0] > 0).astype("float32")
+out = {}
+runs = {  # learning rate 0: the weights stay put, so only the loss's weighting differs
+    "plain": dict(learning_rate=0.0, max_epochs=1),
+    "weighted": dict(learning_rate=0.0, max_epochs=1, class_weight={0: 3.0, 1: 3.0}),
+    "capped": dict(max_epochs=5, patience=5, time_limit_seconds=0.0),
+}
+for name, settings in runs.items():
+    config = DNNConfig(hidden_units=[8], batch_size=16, dropout=0.0, l2=0.0, **settings)
+    folder = storage / name
+    folder.mkdir(parents=True)
+    spec = ParallelSpec(n_features=4, task="classification", n_outputs=2, config=config, seed=0,
+                        workers=1, storage=str(folder))
+    reports = []
+    def report(metrics, checkpoint):
+        reports.append({**metrics, "state": json.loads((Path(checkpoint) / "state.json").read_text())})
+    run_worker(spec, (x[:48], y[:48], x[48:], y[48:]), 0, 1, None, report, lambda model: model)
+    out[name] = reports
+print(json.dumps(out))
+"""
+
+
+def test_the_worker_loop_weighs_the_loss_by_class_and_stops_at_the_wall_clock_cap(tmp_path: Path) -> None:
+    """The function every Ray Train worker runs, in one process with the torch backend (no cluster)."""
+    env = {**os.environ, "KERAS_BACKEND": "torch", "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER, str(tmp_path)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = json.loads(done.stdout.strip().splitlines()[-1])
+    plain, weighted, capped = runs["plain"][0], runs["weighted"][0], runs["capped"]
+    assert abs(weighted["loss"] - 3 * plain["loss"]) < 1e-5 * plain["loss"]  # every row's loss x 3
+    assert weighted["val_loss"] == plain["val_loss"]  # validation is unweighted, as in fit
+    assert len(capped) == 1, "the cap stops after the first epoch, not at max_epochs=5"
+    assert capped[0]["state"]["cap_hit"] is True
+    assert capped[0]["state"]["stopped_reason"] == cap_reason(0.0)
+
+
+def test_the_in_process_fit_stops_at_the_same_cap_with_the_same_reason(tmp_path: Path) -> None:
+    """The cap the workers use is the callback `train_dnn` uses: lifted out of it, still firing there."""
+    from ml_expert.tools.training.dnn import build_dnn, train_dnn
+
+    x, y = _tiny(96)
+    config = DNNConfig(hidden_units=[8], max_epochs=5, patience=5, time_limit_seconds=0.0)
+    model = build_dnn(6, "classification", 2, config, 0)
+    result = train_dnn(model, x[:64], y[:64], x[64:], y[64:], config, tmp_path, task="classification")
+    assert result.cap_hit and result.epochs_trained == 1
+    assert result.stopped_reason == cap_reason(0.0)
+
+
+def test_the_agent_records_a_cap_that_fired_on_the_workers_and_states_the_tolerance(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """network.py's `--workers` path with Ray Train stubbed: the workers' cap reaches the TrainResult
+    (which train_network records as on the in-process path) and the decision states what applies."""
+    from types import SimpleNamespace
+
+    import ml_expert.execution.ray_train as ray_train
+    from ml_expert.agents.ml_developer import network
+    from ml_expert.tools.training.dnn import build_dnn
+
+    config = DNNConfig(hidden_units=[4], max_epochs=5, class_weight={0: 1.0, 1: 2.0}, time_limit_seconds=30.0)
+    model = build_dnn(6, "classification", 2, config, 0)
+
+    def fake_train(x_train, y_train, x_val, y_val, spec, **_):
+        assert spec.config.class_weight == config.class_weight  # the plan's weights go to the workers
+        assert spec.config.time_limit_seconds == 30.0  # and so does the cap
+        result = ray_train.ParallelResult(
+            workers=2, backend="stub", epochs_trained=1, best_epoch=1, best_val_loss=0.5,
+            stopped_reason=cap_reason(30.0), cap_hit=True, class_weighted=True,
+            history={"loss": [0.6], "val_loss": [0.5]}, starts=[{"resumed_from_epoch": 0}], failures=0,
+            seconds=1.0, storage=str(tmp_path),
+        )  # fmt: skip
+        return model.get_weights(), result
+
+    monkeypatch.setattr(ray_train, "train_data_parallel", fake_train)
+    monkeypatch.setattr(
+        network, "DataResult", SimpleNamespace(of=lambda state: SimpleNamespace(task="classification"))
+    )
+    decisions: list[tuple[str, str]] = []
+    ctx = SimpleNamespace(run_id="r", run_dir=tmp_path, decide=lambda d, r: decisions.append((d, r)))
+    x, y = _tiny(40)
+    state = {"options": {"workers": 2, "ray": None}}
+    result = network._train_on_workers(
+        ctx, state, model, (x[:30], y[:30], x[30:], y[30:]), config, 2, 0, tmp_path / "c"
+    )
+    assert result.cap_hit and result.stopped_reason.startswith(cap_reason(30.0))
+    reason = decisions[0][1]
+    assert "class weights weigh each row's loss" in reason and "30 s wall-clock cap" in reason
+    assert f"within {ray_train.NETWORK_METRIC_TOLERANCE:g}" in reason

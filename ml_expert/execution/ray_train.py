@@ -10,7 +10,9 @@ architecture: export and serving do not change.
 
 Each epoch rank 0 reports a checkpoint (weights, best weights, optimizer state, history) to
 storage every worker reaches; after a lost worker (FailureConfig, bounded) the new group resumes
-from the last one.
+from the last one. As in one process, the plan's class weights weigh each training row's loss
+(`class_sample_weights`, Keras's mapping) and the wall-clock cap is the in-process Keras callback
+(`safety_stop`), its verdict agreed over the group so every worker stops at the same epoch.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +31,19 @@ import ray
 from pydantic import BaseModel
 
 from ml_expert.errors import TrainingError
-from ml_expert.tools.training.dnn import DNNConfig
+from ml_expert.tools.training.dnn import DNNConfig, cap_reason
 
 STARTS_FILE = "starts.jsonl"  # one line per (re)start of the worker group, written by rank 0
+
+NETWORK_METRIC_TOLERANCE = 0.05
+"""How far (absolute, on the run's validation metric, e.g. accuracy) the data-parallel network may be
+from the same seeded network on one worker or in one process. Not zero: N workers each take 1/N of
+the planned batch from their own shard, so the batches hold other rows, and DDP sums the gradients
+in another order; the one-process path is also Keras `fit` (its optimizer and callbacks) on another
+backend. Those move a small network's validation accuracy by a few rows of a small validation set,
+not by a whole class of errors. Measured on 8 seeded tiny sets (benchmarks/network_tolerance.py):
+1 vs 2 workers at most 0.008 apart, 2 workers vs one process at most 0.033; 0.05 leaves a margin
+over that. Tested on tiny data in tests/test_ray_train.py."""
 
 
 class ParallelSpec(BaseModel):
@@ -50,6 +63,8 @@ class ParallelResult(BaseModel):
     best_epoch: int
     best_val_loss: float
     stopped_reason: str
+    cap_hit: bool = False  # the wall-clock cap stopped every worker at the same epoch
+    class_weighted: bool = False  # the plan's class weights weighed each row's loss
     history: dict[str, list[float]]
     starts: list[dict[str, Any]]  # each start of the group: the epoch it resumed from
     failures: int
@@ -58,46 +73,135 @@ class ParallelResult(BaseModel):
 
 
 def _train_loop(loop_config: dict[str, Any]) -> None:
-    """One worker: its shard of the training rows, the full validation set, a checkpoint per epoch."""
+    """One Ray Train worker: its rank, the data from the object store and the last checkpoint, then
+    `run_worker`; rank 0 reports each epoch's checkpoint, the others only their figures."""
     os.environ["KERAS_BACKEND"] = "torch"
     os.environ.pop("TF_USE_LEGACY_KERAS", None)
     import ray.train
     import ray.train.torch
-    import torch
-
-    from ml_expert.tools.training.dnn import build_dnn
 
     spec = ParallelSpec.model_validate(loop_config["spec"])
-    x_train, y_train, x_val, y_val = ray.get(loop_config["data"])
     context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
+    rank = context.get_world_rank()
+
+    def report(metrics: dict[str, Any], folder: str | None) -> None:
+        checkpoint = ray.train.Checkpoint.from_directory(folder) if folder else None
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+    data = ray.get(loop_config["data"])
+    world = context.get_world_size()
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        run_worker(spec, data, rank, world, None, report, ray.train.torch.prepare_model)
+        return
+    with checkpoint.as_directory() as folder:  # a restarted group: resume from the last reported epoch
+        run_worker(spec, data, rank, world, Path(folder), report, ray.train.torch.prepare_model)
+
+
+def _loss(out: Any, y: Any, task: str, weights: Any = None) -> Any:
+    """Keras's loss for the task (sparse categorical cross-entropy on the softmax output, or MSE),
+    each row times its class weight when given, averaged over the batch ("sum_over_batch_size"):
+    what `fit(class_weight=...)` minimises in one process. Validation is unweighted, as in `fit`."""
+    import torch
+
+    if task == "classification":
+        per_row = torch.nn.functional.nll_loss(torch.log(out.clamp_min(1e-7)), y.long(), reduction="none")
+    else:
+        per_row = (out.reshape(-1) - y.float()) ** 2
+    return (per_row * weights).mean() if weights is not None else per_row.mean()
+
+
+def _any_rank(flag: bool, device: Any) -> bool:
+    """True on every rank when it is true on one: each worker reads its own clock, and a worker that
+    stopped alone would leave the others waiting in DDP's all-reduce."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def end_epoch(
+    state: dict[str, Any],
+    val_loss: float,
+    patience: int,
+    max_epochs: int,
+    time_limit: float | None,
+    cap_hit: bool,
+) -> bool:
+    """After an epoch: best weights, patience, the stop decision and its reason, in the in-process
+    path's order (early stopping, then the wall-clock cap, then the planned epochs). Every rank calls
+    it with the same figures (the same weights, the full validation set, the cap agreed over the
+    group), so every rank stops at the same epoch. Returns True to stop."""
+    state["epoch"] += 1
+    state["history"].setdefault("val_loss", []).append(val_loss)
+    if val_loss < state["best_val_loss"]:
+        state.update(best_val_loss=val_loss, best_epoch=state["epoch"], wait=0)
+    else:
+        state["wait"] += 1
+    early = state["wait"] >= patience
+    state["cap_hit"] = cap_hit and not early
+    if early:
+        state["stopped_reason"] = f"early stopping: no val_loss improvement for {patience} epochs"
+    elif cap_hit:
+        state["stopped_reason"] = cap_reason(time_limit)
+    else:
+        state["stopped_reason"] = f"reached the planned max_epochs={max_epochs}"
+    return early or cap_hit
+
+
+def run_worker(
+    spec: ParallelSpec,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    rank: int,
+    world: int,
+    checkpoint: Path | None,
+    report: Callable[[dict[str, Any], str | None], None],
+    wrap: Callable[[Any], Any],
+) -> None:
+    """The training every worker runs, free of Ray (the caller passes the rank, the checkpoint folder,
+    `report` and the DDP wrapper), so it can be checked in one process: its shard of the training
+    rows with their class weights, the full validation set, the wall-clock cap as the in-process
+    Keras callback, a checkpoint per epoch from rank 0."""
+    import torch
+
+    from ml_expert.tools.training.dnn import build_dnn, class_sample_weights, safety_stop
+
+    x_train, y_train, x_val, y_val = data
     config = spec.config
     model = build_dnn(spec.n_features, spec.task, spec.n_outputs, config, spec.seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
-    state: dict[str, Any] = {"epoch": 0, "best_val_loss": math.inf, "best_epoch": 0, "wait": 0, "history": {}}
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "best_val_loss": math.inf,
+        "best_epoch": 0,
+        "wait": 0,
+        "history": {},
+        "seconds": 0.0,
+    }
     best_weights = model.get_weights()
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint:  # a restarted group: pick up where the last reported epoch left off
-        with checkpoint.as_directory() as folder:
-            model.set_weights(list(np.load(Path(folder) / "weights.npz").values()))
-            best_weights = list(np.load(Path(folder) / "best.npz").values())
-            optimizer.load_state_dict(torch.load(Path(folder) / "optimizer.pt", weights_only=True))
-            state = json.loads((Path(folder) / "state.json").read_text())
+    if checkpoint is not None:
+        model.set_weights(list(np.load(checkpoint / "weights.npz").values()))
+        best_weights = list(np.load(checkpoint / "best.npz").values())
+        optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+        state = {"seconds": 0.0, **json.loads((checkpoint / "state.json").read_text())}
     if rank == 0:
         with open(Path(spec.storage) / STARTS_FILE, "a") as log:
             log.write(json.dumps({"resumed_from_epoch": state["epoch"], "time": time.time()}) + "\n")
-    ddp = ray.train.torch.prepare_model(model)
+    ddp = wrap(model)
     device = next(model.parameters()).device
-    classify = spec.task == "classification"
     xs, ys = torch.as_tensor(x_train[rank::world]), torch.as_tensor(y_train[rank::world])
+    weights = class_sample_weights(y_train[rank::world], config.class_weight)
+    ws = torch.as_tensor(weights) if weights is not None else None
     xv = torch.as_tensor(x_val).to(device)
     yv = torch.as_tensor(y_val).to(device)
     batch = max(1, config.batch_size // world)  # the global batch stays the planned one
-
-    def loss_of(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if classify:
-            return torch.nn.functional.nll_loss(torch.log(out.clamp_min(1e-7)), y.long())
-        return torch.nn.functional.mse_loss(out.reshape(-1), y.float())
+    cap = safety_stop(config.time_limit_seconds, spent=state["seconds"])  # restarts share one budget
+    cap.set_model(model)
+    cap.on_train_begin()
 
     for epoch in range(state["epoch"], config.max_epochs):
         order = torch.as_tensor(np.random.default_rng(spec.seed + epoch).permutation(len(xs)))
@@ -106,30 +210,32 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
         for start in range(0, len(order), batch):
             rows = order[start : start + batch]
             xb, yb = xs[rows].to(device), ys[rows].to(device)
+            wb = ws[rows].to(device) if ws is not None else None
             optimizer.zero_grad()
-            out = ddp(xb, training=True)
-            loss = loss_of(out, yb) + sum(model.losses) if model.losses else loss_of(out, yb)
+            loss = _loss(ddp(xb, training=True), yb, spec.task, wb)
+            if model.losses:
+                loss = loss + sum(model.losses)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.clipnorm)
             optimizer.step()
-            total, seen = total + float(loss) * len(rows), seen + len(rows)
+            total, seen = total + float(loss.detach()) * len(rows), seen + len(rows)
         ddp.eval()
         with torch.no_grad():
-            val_loss = float(loss_of(model(xv, training=False), yv))
+            val_loss = float(_loss(model(xv, training=False), yv, spec.task))
         state["history"].setdefault("loss", []).append(total / max(seen, 1))
-        state["history"].setdefault("val_loss", []).append(val_loss)
-        state["epoch"] = epoch + 1
-        if val_loss < state["best_val_loss"]:  # every rank sees the same weights: the same decision
-            state.update(best_val_loss=val_loss, best_epoch=epoch + 1, wait=0)
-            best_weights = model.get_weights()
-        else:
-            state["wait"] += 1
-        stop = state["wait"] >= config.patience
-        state["stopped_reason"] = (
-            f"early stopping: no val_loss improvement for {config.patience} epochs"
-            if stop
-            else f"reached the planned max_epochs={config.max_epochs}"
+        cap.on_epoch_end(epoch)
+        state["seconds"] = cap.elapsed()
+        improved = val_loss < state["best_val_loss"]  # every rank sees the same weights: the same decision
+        stop = end_epoch(
+            state,
+            val_loss,
+            config.patience,
+            config.max_epochs,
+            config.time_limit_seconds,
+            _any_rank(cap.hit, device),
         )
+        if improved:
+            best_weights = model.get_weights()
         metrics = {"epoch": epoch + 1, "loss": state["history"]["loss"][-1], "val_loss": val_loss}
         if rank == 0:
             with tempfile.TemporaryDirectory() as folder:
@@ -137,9 +243,9 @@ def _train_loop(loop_config: dict[str, Any]) -> None:
                 np.savez(Path(folder) / "best.npz", *best_weights)
                 torch.save(optimizer.state_dict(), Path(folder) / "optimizer.pt")
                 (Path(folder) / "state.json").write_text(json.dumps(state))
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(folder))
+                report(metrics, folder)
         else:
-            ray.train.report(metrics)
+            report(metrics, None)
         if stop:
             break
 
@@ -195,6 +301,8 @@ def train_data_parallel(
         best_epoch=state["best_epoch"],
         best_val_loss=state["best_val_loss"],
         stopped_reason=state["stopped_reason"],
+        cap_hit=bool(state.get("cap_hit")),
+        class_weighted=bool(spec.config.class_weight),
         history=state["history"],
         starts=starts,
         failures=len(starts) - 1,

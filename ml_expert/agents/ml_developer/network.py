@@ -107,9 +107,7 @@ def train_network(
     if attempt:
         scaled = TRAINING_RETRY.scaled(config.learning_rate, config.clipnorm, attempt)
         config = config.model_copy(update=scaled)
-    config = config.model_copy(
-        update={"time_limit_seconds": safety_cap(selection.budget, selection.seconds)}
-    )
+    config = config.model_copy(update={"time_limit_seconds": safety_cap(selection.budget, selection.seconds)})
     hardware = hardware_check()
     ctx.decide(
         f"train on {hardware['device_used']}",
@@ -267,7 +265,7 @@ def _train_on_workers(
     """`--workers N`: the same network trained data-parallel on the Ray cluster (execution/ray_train.py);
     its best weights go into this process's copy, saved and hashed like any checkpoint."""
     from ml_expert.execution import executor_for
-    from ml_expert.execution.ray_train import ParallelSpec, train_data_parallel
+    from ml_expert.execution.ray_train import NETWORK_METRIC_TOLERANCE, ParallelSpec, train_data_parallel
     from ml_expert.tools.training.checkpoints import CheckpointKeeper
     from ml_expert.tools.training.dnn import TrainResult
 
@@ -278,8 +276,15 @@ def _train_on_workers(
     ctx.decide(
         f"train the network data-parallel on {workers} Ray Train workers ({'GPU' if use_gpu else 'CPU'})",
         "Keras 3 with the torch backend under DistributedDataParallel (MultiWorkerMirroredStrategy is "
-        "broken with Keras 3); a checkpoint every epoch, at most 2 restarts after a lost worker"
-        + ("; class weights are not applied on this path" if config.class_weight else ""),
+        "broken with Keras 3); a checkpoint every epoch, at most 2 restarts after a lost worker; "
+        + ("class weights weigh each row's loss as in one process; " if config.class_weight else "")
+        + (
+            f"the same {config.time_limit_seconds:.0f} s wall-clock cap, agreed by all workers; "
+            if config.time_limit_seconds is not None
+            else ""
+        )
+        + f"its validation metric is expected within {NETWORK_METRIC_TOLERANCE:g} of one process's "
+        "(a different per-worker batch and order of gradient sums, not an exact match)",
     )
     x_train, y_train, x_val, y_val = arrays
     spec = ParallelSpec(
@@ -317,6 +322,7 @@ def _train_on_workers(
         best_val_loss=parallel.best_val_loss,
         stopped_reason=f"{parallel.stopped_reason} ({workers} data-parallel workers, "
         f"{parallel.failures} restarts)",
+        cap_hit=parallel.cap_hit,
         train_seconds=parallel.seconds,
         params=int(model.count_params()),
         history=parallel.history,

@@ -7,6 +7,7 @@ so the export path and the deployment package are the same for every architectur
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -225,6 +226,58 @@ def compile_model(model, task: str, config: DNNConfig) -> None:
     )
 
 
+def class_sample_weights(y: np.ndarray, class_weight: dict[int, float] | None) -> np.ndarray | None:
+    """Per-row weights from the plan's class weights, mapped as Keras's `fit(class_weight=...)` maps
+    them (the label rounded to an int; a class not in the dict weighs 1), for a loop that is not
+    `fit` (the data-parallel workers). Multiplied into the per-row loss and averaged over the batch
+    (Keras's "sum_over_batch_size"), they give the loss `fit` minimises."""
+    if not class_weight:
+        return None
+    labels = np.round(np.asarray(y).reshape(len(y), -1)[:, 0]).astype("int64")
+    return np.array([class_weight.get(int(k), 1.0) for k in labels], dtype="float32")
+
+
+@functools.cache
+def _safety_stop_class() -> type:
+    import keras
+
+    class SafetyStop(keras.callbacks.Callback):
+        """Wall-clock cap: the plan is counted in epochs; this only fires when the machine is too slow.
+
+        `spent` is training time already used before this start (a data-parallel group restarted from
+        its checkpoint), so a restart does not buy a fresh budget."""
+
+        def __init__(self, seconds: float | None, spent: float = 0.0) -> None:
+            super().__init__()
+            self.seconds = seconds
+            self.spent = spent
+            self.hit = False
+
+        def on_train_begin(self, logs=None) -> None:
+            self.started = time.perf_counter()
+
+        def elapsed(self) -> float:
+            return self.spent + time.perf_counter() - self.started
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:
+            if self.seconds is not None and self.elapsed() > self.seconds:
+                self.hit = True
+                self.model.stop_training = True
+
+    return SafetyStop
+
+
+def safety_stop(seconds: float | None, spent: float = 0.0) -> Any:
+    """The wall-clock cap as a Keras callback: `fit` here, and the data-parallel workers' own loop
+    (which calls its hooks itself), stop by the same rule."""
+    return _safety_stop_class()(seconds, spent)
+
+
+def cap_reason(seconds: float | None) -> str:
+    """The stop reason a fired wall-clock cap records, the same on every path."""
+    return f"wall-clock cap of {seconds or 0:.0f} s hit before the planned epochs"
+
+
 def _callbacks(
     config: DNNConfig,
     out_dir: Path,
@@ -274,22 +327,6 @@ def _callbacks(
                 self.diverged = True
                 self.model.stop_training = True
 
-    class SafetyStop(keras.callbacks.Callback):
-        """Wall-clock cap: the plan is counted in epochs; this only fires when the machine is too slow."""
-
-        def __init__(self, seconds: float | None) -> None:
-            super().__init__()
-            self.seconds = seconds
-            self.hit = False
-
-        def on_train_begin(self, logs=None) -> None:
-            self.started = time.perf_counter()
-
-        def on_epoch_end(self, epoch: int, logs=None) -> None:
-            if self.seconds is not None and time.perf_counter() - self.started > self.seconds:
-                self.hit = True
-                self.model.stop_training = True
-
     every = max(1, config.max_epochs // 25)  # at most ~25 full saves: each costs a zip write
 
     class KeepLast(keras.callbacks.Callback):
@@ -303,7 +340,7 @@ def _callbacks(
         monitor="val_loss", patience=config.patience, restore_best_weights=True
     )
     guard = DivergenceGuard()
-    safety = SafetyStop(config.time_limit_seconds)
+    safety = safety_stop(config.time_limit_seconds)
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         guard,
@@ -411,7 +448,7 @@ def train_dnn(
     elif early.stopped_epoch:
         reason = f"early stopping: no val_loss improvement for {config.patience} epochs"
     elif safety.hit:
-        reason = f"wall-clock cap of {config.time_limit_seconds:.0f} s hit before the planned epochs"
+        reason = cap_reason(config.time_limit_seconds)
     else:
         reason = f"reached the planned max_epochs={config.max_epochs}"
     lines: list[str] = []
