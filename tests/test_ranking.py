@@ -283,3 +283,27 @@ def test_the_cv_plan_costs_the_baselines_at_their_defaults() -> None:
     plan = plan_cv(2972, 637, 85, 2, 60.0, families)
     assert plan.folds == 3 and "nominal cost 23.7 s <= 50% of the 60 s budget" in plan.rule
     assert plan_cv(2972, 637, 85, 2, 40.0, families).folds is None  # a smaller budget: validation split
+
+
+def test_an_exact_tie_goes_to_the_lower_held_out_log_loss_then_to_the_simpler() -> None:
+    from ml_expert.tools.selection.baselines import CandidateResult, tied_with
+
+    def candidate(name: str, accuracy: float, log_loss: float | None) -> CandidateResult:
+        return CandidateResult(
+            name=name, family="x", kind="sklearn", val_score=accuracy, train_score=1.0, fit_seconds=0.1,
+            tie_log_loss=log_loss,
+        )  # fmt: skip
+
+    board = [
+        candidate("dummy", 0.1, 2.3),
+        candidate("linear", 0.98, 0.30),
+        candidate("random_forest", 0.98, 0.34),
+        candidate("svm", 0.98, 0.24),
+        candidate("lightgbm", 0.97, 0.10),  # a better log-loss does not outrank a better accuracy
+    ]
+    best = best_baseline(board, "accuracy")
+    assert best.name == "svm"
+    assert [c.name for c in tied_with(best, board)] == ["linear", "random_forest"]
+    assert best_baseline([*board[:3], candidate("svm", 0.98, 0.30)], "accuracy").name == "linear"  # simpler
+    regression = [candidate("linear", 0.5, None), candidate("svm", 0.5, None)]
+    assert best_baseline(regression, "r2").name == "linear"

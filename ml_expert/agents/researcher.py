@@ -33,6 +33,7 @@ from ml_expert.tools.selection.baselines import (
     best_baseline,
     fit_candidate,
     run_baselines,
+    tied_with,
 )
 from ml_expert.tools.selection.budget import (
     MIN_EPOCHS,
@@ -317,9 +318,18 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         if candidate.params_rule:
             ctx.decide(f"boosting rounds of {candidate.name}", candidate.params_rule)
     best = best_baseline(leaderboard, metric)
+    tied = tied_with(best, leaderboard)
     ctx.decide(
         f"best simple baseline: {best.name}",
-        f"{_shown(best, metric)} (dummy {_shown(leaderboard[0], metric)})",
+        f"{_shown(best, metric)} (dummy {_shown(leaderboard[0], metric)})"
+        + (
+            f"; tied on {metric} with {', '.join(c.name for c in tied)}: the lowest held-out log-loss "
+            f"chose ({best.name} {best.tie_log_loss:.4f}; "
+            + ", ".join(f"{c.name} {c.tie_log_loss:.4f}" for c in tied)
+            + ")"
+            if tied and best.tie_log_loss is not None
+            else ""
+        ),
     )
     comparison = _Comparison(metric, y_held, folds, small, seed, cv.folds or CV_FOLDS)
     escalations: list[dict[str, Any]] = []
