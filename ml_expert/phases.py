@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.deployment.exports import ExportRecord
+from ml_expert.tools.selection.verdicts import Escalation
 
 
 class PhaseResultError(ValueError):
@@ -209,7 +210,7 @@ class ValidationResult(_Recorded):
     decision_threshold: float | None = None
     test_score: float
     dummy_test_score: float
-    versus_dummy: dict[str, Any] | None = None  # tools/selection/noise.py's Escalation, dumped
+    versus_dummy: Escalation | None = None  # the chosen model against the dummy on the test rows
     overfit_gap: float
     test_reads: int
     test_reads_interrupted: int = 0

@@ -26,6 +26,32 @@ def test_validation_gate_refuses_a_malformed_result_naming_the_field() -> None:
     assert [c.name for c in absent.checks] == ["result_typed"] and "missing" in absent.checks[0].detail
 
 
+def test_validation_gate_refuses_a_malformed_versus_dummy_naming_the_field() -> None:
+    versus = {
+        "metric": "accuracy",
+        "simple": "dummy",
+        "candidate": "linear",
+        "scheme": "bootstrap over 800 test rows",
+        "simple_score": 0.94,
+        "candidate_score": 0.93,
+        "gain": -0.01,
+        "standard_error": 0.01,
+        "margin": 0.02,
+        "wins": False,
+        "rule": "linear accuracy 0.9300 vs dummy 0.9400: gain -0.0100 <= margin 0.0200",
+    }
+    tie = validation_result(test_score=0.93, dummy_test_score=0.94, versus_dummy=versus)
+    assert tie["versus_dummy"] == versus  # the state keeps the escalation as plain JSON
+    checks = {c.name: c for c in validation_gate({"options": {}, "validation": tie}).checks}
+    assert checks["beats_dummy_baseline"].passed and versus["rule"] in checks["beats_dummy_baseline"].detail
+    no_gain = {k: v for k, v in versus.items() if k != "gain"}  # a tie used to be judged on a default
+    renamed = {**no_gain, "gain_": -0.01}
+    for broken in (no_gain, renamed):
+        verdict = validation_gate({"options": {}, "validation": {**tie, "versus_dummy": broken}})
+        assert not verdict.passed and [c.name for c in verdict.checks] == ["result_typed"]
+        assert "versus_dummy.gain" in verdict.checks[0].detail
+
+
 def test_release_gate_refuses_a_malformed_deployment_or_validation_naming_the_field(tmp_path) -> None:
     state = {"options": {"workspace": str(tmp_path)}, "data": {}, "validation": validation_result()}
     good = release_gate({**state, "deployment": deployment_result()})

@@ -43,9 +43,7 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
         "outliers_in_train": data.outliers_removed,
     }
     kept = sum(sizes.values()) if sizes else 0
-    problems = prepared_problems(
-        data.files, sizes, data.n_features_out, data.preprocessor_sha256
-    )
+    problems = prepared_problems(data.files, sizes, data.n_features_out, data.preprocessor_sha256)
     checks = [
         Check(
             name="validated",
@@ -63,8 +61,7 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
         ),
         Check(
             name="splits_disjoint",
-            passed=data.splits_disjoint
-            and all(sizes.get(k, 0) > 0 for k in ("train", "val", "test")),
+            passed=data.splits_disjoint and all(sizes.get(k, 0) > 0 for k in ("train", "val", "test")),
             value=sizes,
             detail="train, validation and test are non-empty and share no row",
         ),
@@ -252,10 +249,9 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
     # The choice already had to beat the dummy on held-out rows; on the test split a shortfall
     # inside the noise of the paired difference (e.g. 3 rows of 783 on a 94 % majority class) is a
     # tie, not a loss. Beyond the noise, the model is refused.
-    versus = validation.versus_dummy or {}
-    margin = float(versus.get("margin") or 0.0)
+    versus = validation.versus_dummy
     beats = better(metric, chosen_score, dummy_score)
-    tie = not beats and versus.get("gain") is not None and float(versus["gain"]) >= -margin
+    tie = not beats and versus is not None and versus.gain >= -versus.margin
     checks.append(
         Check(
             name="beats_dummy_baseline",
@@ -263,7 +259,7 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
             value=chosen_score,
             threshold=dummy_score,
             detail=f"test {metric}: chosen {chosen_score} vs dummy {dummy_score}"
-            + (f"; a tie within the noise: {versus['rule']}" if tie else ""),
+            + (f"; a tie within the noise: {versus.rule}" if tie and versus else ""),
         )
     )
     gap = validation.overfit_gap
