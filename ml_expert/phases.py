@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.deployment.exports import ExportRecord
 from ml_expert.tools.selection.verdicts import Escalation
+from ml_expert.tools.validation.latency import Latency
 
 
 class PhaseResultError(ValueError):
@@ -271,7 +272,7 @@ class DeploymentResult(_Recorded):
     package_dir: str | None
     manifest: dict[str, Any]  # the package's manifest.json: format, files (name -> SHA-256), metadata
     model: str
-    package_latency: dict[str, float | int] | None  # single-row p50/p95/p99_ms, batch rows per second
+    package_latency: Latency | None  # the package through inference.py (None: no package)
     registry: Release | None = None
     source: ReleaseSource | None = None  # what the registry keeps for fine-tuning (`--from`)
 

@@ -59,7 +59,20 @@ def test_release_gate_refuses_a_malformed_deployment_or_validation_naming_the_fi
     no_latency = deployment_result()
     del no_latency["package_latency"]
     bad_export = {**deployment_result(), "exports": [{"format": "onnx", "parity": {"passed": True}}]}
-    for broken, field in ((no_latency, "package_latency"), (bad_export, "path")):
+    figures = {
+        "single_row_calls": 20,
+        "p50_ms": 1.0,
+        "p95_ms": 2.0,
+        "batch_rows": 50,
+        "batch_rows_per_second": 9e3,
+    }
+    no_p99 = deployment_result(package_latency={**figures, "p99_ms": 3.0})
+    no_p99["package_latency"] = figures  # the gate used to read it by key and fail with a KeyError
+    for broken, field in (
+        (no_latency, "package_latency"),
+        (bad_export, "path"),
+        (no_p99, "package_latency.p99_ms"),
+    ):
         verdict = release_gate({**state, "deployment": broken})
         assert not verdict.passed and [c.name for c in verdict.checks] == ["result_typed"]
         assert "deployment result" in verdict.checks[0].detail and field in verdict.checks[0].detail

@@ -377,20 +377,16 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
             value={"missing": missing, "hash_mismatch": bad, "not_in_manifest": absent},
         )
     )
-    latency = deployment.package_latency or {}
+    latency = deployment.package_latency
     max_ms = RunConfig.of(state).max_latency_ms  # single-row p99 through the package's inference.py
     checks.append(
         Check(
             name="latency_p99",
-            passed=bool(latency) and latency["p99_ms"] <= max_ms,
-            value=latency.get("p99_ms"),
+            passed=latency is not None and latency.p99_ms <= max_ms,
+            value=latency.p99_ms if latency else None,
             threshold=max_ms,
             detail="single-row p99 in ms through the package's inference.py"
-            + (
-                f" (p50 {latency['p50_ms']:.3f}, p95 {latency['p95_ms']:.3f})"
-                if latency
-                else ": not measured"
-            ),
+            + (f" (p50 {latency.p50_ms:.3f}, p95 {latency.p95_ms:.3f})" if latency else ": not measured"),
         )
     )
     checks.append(_production_check(state, validation))
