@@ -52,6 +52,50 @@ def test_validation_gate_refuses_a_malformed_versus_dummy_naming_the_field() -> 
         assert "versus_dummy.gain" in verdict.checks[0].detail
 
 
+def test_plan_gate_refuses_a_malformed_network_plan_naming_the_field() -> None:
+    from ml_expert.graph.gates import plan_gate
+    from ml_expert.phases import SelectionResult
+
+    board = [{"name": n} for n in ("dummy", "linear", "random_forest")]
+    selection = {
+        "task": "classification",
+        "analysis": {},
+        "metric": "accuracy",
+        "metric_reason": "the default",
+        "leaderboard": board,
+        "best_baseline": "linear",
+        "seconds": 5.0,
+        "budget": 60.0,
+    }
+    plan = {
+        "train_dnn": True,
+        "network": "Keras DNN",
+        "room": None,  # a loss's infinite room, as JSON wrote it
+        "dnn_config": {"hidden_units": [64, 32], "batch_size": 32, "max_epochs": 40},
+        "estimated_flops_per_row": 1e4,
+        "estimated_memory_mb": 210.0,
+        "available_memory_mb": 9000.0,
+    }
+    state = {"options": {"budget": 60}, "selection": {**selection, "plan": plan}}
+    assert plan_gate(state).passed
+    read = SelectionResult.of(state)
+    assert read.plan.config.max_epochs == 40 and read.state()["plan"] == plan  # the keys it was given
+    no_config = {k: v for k, v in plan.items() if k != "dnn_config"}  # training would fail on a KeyError
+    bad_config = {**plan, "dnn_config": {**plan["dnn_config"], "batch_size": "big"}}
+    no_memory = {k: v for k, v in plan.items() if k != "estimated_memory_mb"}  # judged on a default of 0
+    for broken, field in (
+        (no_config, "dnn_config"),
+        (bad_config, "batch_size"),
+        (no_memory, "estimated_memory_mb"),
+    ):
+        verdict = plan_gate({**state, "selection": {**selection, "plan": broken}})
+        assert not verdict.passed and [c.name for c in verdict.checks] == ["result_typed"]
+        assert "plan" in verdict.checks[0].detail and field in verdict.checks[0].detail
+    # clustering plans no network and says why: nothing else is needed
+    clustering = {"train_dnn": False, "network": None, "reason": "clustering: no label"}
+    assert SelectionResult.of({"selection": {**selection, "plan": clustering}}).state()["plan"] == clustering
+
+
 def test_release_gate_refuses_a_malformed_deployment_or_validation_naming_the_field(tmp_path) -> None:
     state = {"options": {"workspace": str(tmp_path)}, "data": {}, "validation": validation_result()}
     good = release_gate({**state, "deployment": deployment_result()})

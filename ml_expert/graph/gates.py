@@ -125,16 +125,16 @@ def plan_gate(state: dict[str, Any]) -> GateVerdict:
         ),
         Check(
             name="network_has_budget_left",
-            passed=not (plan.get("train_dnn") and spent >= budget),
+            passed=not (plan.train_dnn and spent >= budget),
             value=round(spent, 2),
             threshold=budget,
             detail=f"model selection took {spent:.1f} s of a {budget:.0f} s budget"
             + ("; the network was skipped (cap hit)" if selection.cap_hit else ""),
         ),
     ]
-    if plan.get("train_dnn"):
-        need = float(plan.get("estimated_memory_mb", 0))
-        avail = float(plan.get("available_memory_mb", 0))
+    if plan.train_dnn:
+        need = float(plan.estimated_memory_mb or 0)
+        avail = float(plan.available_memory_mb or 0)
         checks.append(
             Check(
                 name="fits_memory",
