@@ -10,10 +10,22 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FieldSerializationInfo,
+    TypeAdapter,
+    ValidationError,
+    field_serializer,
+    model_validator,
+)
 
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.deployment.exports import ExportRecord
+from ml_expert.tools.selection.verdicts import Escalation
+from ml_expert.tools.training.dnn import DNNConfig
+from ml_expert.tools.validation.latency import Latency
 
 
 class PhaseResultError(ValueError):
@@ -99,10 +111,51 @@ class Comparison(BaseModel):
     rule: str
 
 
+class NetworkPlan(BaseModel):
+    """The researcher's plan for the network (agents/researcher.py's plan_network): whether to train
+    it, its configuration, and the figures the plan gate and the training phase read. Clustering
+    plans no network and says why (`reason`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    train_dnn: bool
+    network: str | None = None  # its name ("Keras DNN", "Keras text CNN"...)
+    reason: str | None = None  # clustering: why there is no network
+    room: float | None = None  # what the best baseline leaves to gain
+    room_rule: str | None = None
+    dnn_config: DNNConfig | None = None
+    epoch_plan: dict[str, Any] | None = None  # the researcher's record (budget.py's EpochPlan)
+    estimated_flops_per_row: float | None = None
+    # text and sequences: the reader chosen and why (sequence_choice.py's ReaderChoice); a record only,
+    # left untyped: its room is infinite for a loss and is written to JSON as null
+    reader: dict[str, Any] | None = None
+    estimated_memory_mb: float | None = None
+    available_memory_mb: float | None = None
+
+    @model_validator(mode="after")
+    def _a_network_to_train_is_sized(self) -> Self:
+        if self.train_dnn:
+            needed = ("dnn_config", "estimated_flops_per_row", "estimated_memory_mb", "available_memory_mb")
+            missing = [name for name in needed if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"a plan that trains the network needs {', '.join(missing)}")
+        return self
+
+    @property
+    def config(self) -> DNNConfig:
+        """The network's configuration (a plan that trains the network always has one)."""
+        if self.dnn_config is None:
+            raise PhaseResultError("the selection result's plan has no dnn_config")
+        return self.dnn_config
+
+
+_ANY: TypeAdapter[Any] = TypeAdapter(Any)
+
+
 class SelectionResult(_PhaseResult):
     """The model-selection phase's result: the metric, the scored candidates, the incumbent and the
     plan for training. Leaderboard rows stay candidate records (tools/selection/baselines.py's
-    CandidateResult, or clustering's); `plan` is the network plan the researcher wrote."""
+    CandidateResult, or clustering's); `plan` is the network plan the researcher wrote (NetworkPlan)."""
 
     model_config = ConfigDict(extra="forbid")
     _key: ClassVar[str] = "selection"
@@ -119,7 +172,7 @@ class SelectionResult(_PhaseResult):
     leaderboard: list[dict[str, Any]]
     best_baseline: str  # the incumbent's name (after every escalation)
     best_reason: str | None = None  # why it is the incumbent (None in runs recorded before it was kept)
-    plan: dict[str, Any]
+    plan: NetworkPlan
     seconds: float
     cap_hit: bool = False
     baseline_seconds: dict[str, float] = {}
@@ -131,6 +184,14 @@ class SelectionResult(_PhaseResult):
     def state(self) -> dict[str, Any]:
         """The JSON the graph's state keeps."""
         return self.model_dump(mode="json")
+
+    @field_serializer("plan")
+    def _plan_as_written(self, plan: NetworkPlan, info: FieldSerializationInfo) -> dict[str, Any]:
+        """The plan with the keys its agent wrote (clustering's has no sizes), and in JSON the way an
+        untyped dict is written (a non-finite room, a loss's, becomes null), so the state and the
+        model-selection finding read as they always did."""
+        written = plan.model_dump(exclude_unset=True)
+        return _ANY.dump_python(written, mode="json") if info.mode == "json" else written
 
     @property
     def best(self) -> dict[str, Any]:
@@ -209,7 +270,7 @@ class ValidationResult(_Recorded):
     decision_threshold: float | None = None
     test_score: float
     dummy_test_score: float
-    versus_dummy: dict[str, Any] | None = None  # tools/selection/noise.py's Escalation, dumped
+    versus_dummy: Escalation | None = None  # the chosen model against the dummy on the test rows
     overfit_gap: float
     test_reads: int
     test_reads_interrupted: int = 0
@@ -270,7 +331,7 @@ class DeploymentResult(_Recorded):
     package_dir: str | None
     manifest: dict[str, Any]  # the package's manifest.json: format, files (name -> SHA-256), metadata
     model: str
-    package_latency: dict[str, float | int] | None  # single-row p50/p95/p99_ms, batch rows per second
+    package_latency: Latency | None  # the package through inference.py (None: no package)
     registry: Release | None = None
     source: ReleaseSource | None = None  # what the registry keeps for fine-tuning (`--from`)
 

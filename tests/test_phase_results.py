@@ -26,6 +26,76 @@ def test_validation_gate_refuses_a_malformed_result_naming_the_field() -> None:
     assert [c.name for c in absent.checks] == ["result_typed"] and "missing" in absent.checks[0].detail
 
 
+def test_validation_gate_refuses_a_malformed_versus_dummy_naming_the_field() -> None:
+    versus = {
+        "metric": "accuracy",
+        "simple": "dummy",
+        "candidate": "linear",
+        "scheme": "bootstrap over 800 test rows",
+        "simple_score": 0.94,
+        "candidate_score": 0.93,
+        "gain": -0.01,
+        "standard_error": 0.01,
+        "margin": 0.02,
+        "wins": False,
+        "rule": "linear accuracy 0.9300 vs dummy 0.9400: gain -0.0100 <= margin 0.0200",
+    }
+    tie = validation_result(test_score=0.93, dummy_test_score=0.94, versus_dummy=versus)
+    assert tie["versus_dummy"] == versus  # the state keeps the escalation as plain JSON
+    checks = {c.name: c for c in validation_gate({"options": {}, "validation": tie}).checks}
+    assert checks["beats_dummy_baseline"].passed and versus["rule"] in checks["beats_dummy_baseline"].detail
+    no_gain = {k: v for k, v in versus.items() if k != "gain"}  # a tie used to be judged on a default
+    renamed = {**no_gain, "gain_": -0.01}
+    for broken in (no_gain, renamed):
+        verdict = validation_gate({"options": {}, "validation": {**tie, "versus_dummy": broken}})
+        assert not verdict.passed and [c.name for c in verdict.checks] == ["result_typed"]
+        assert "versus_dummy.gain" in verdict.checks[0].detail
+
+
+def test_plan_gate_refuses_a_malformed_network_plan_naming_the_field() -> None:
+    from ml_expert.graph.gates import plan_gate
+    from ml_expert.phases import SelectionResult
+
+    board = [{"name": n} for n in ("dummy", "linear", "random_forest")]
+    selection = {
+        "task": "classification",
+        "analysis": {},
+        "metric": "accuracy",
+        "metric_reason": "the default",
+        "leaderboard": board,
+        "best_baseline": "linear",
+        "seconds": 5.0,
+        "budget": 60.0,
+    }
+    plan = {
+        "train_dnn": True,
+        "network": "Keras DNN",
+        "room": None,  # a loss's infinite room, as JSON wrote it
+        "dnn_config": {"hidden_units": [64, 32], "batch_size": 32, "max_epochs": 40},
+        "estimated_flops_per_row": 1e4,
+        "estimated_memory_mb": 210.0,
+        "available_memory_mb": 9000.0,
+    }
+    state = {"options": {"budget": 60}, "selection": {**selection, "plan": plan}}
+    assert plan_gate(state).passed
+    read = SelectionResult.of(state)
+    assert read.plan.config.max_epochs == 40 and read.state()["plan"] == plan  # the keys it was given
+    no_config = {k: v for k, v in plan.items() if k != "dnn_config"}  # training would fail on a KeyError
+    bad_config = {**plan, "dnn_config": {**plan["dnn_config"], "batch_size": "big"}}
+    no_memory = {k: v for k, v in plan.items() if k != "estimated_memory_mb"}  # judged on a default of 0
+    for broken, field in (
+        (no_config, "dnn_config"),
+        (bad_config, "batch_size"),
+        (no_memory, "estimated_memory_mb"),
+    ):
+        verdict = plan_gate({**state, "selection": {**selection, "plan": broken}})
+        assert not verdict.passed and [c.name for c in verdict.checks] == ["result_typed"]
+        assert "plan" in verdict.checks[0].detail and field in verdict.checks[0].detail
+    # clustering plans no network and says why: nothing else is needed
+    clustering = {"train_dnn": False, "network": None, "reason": "clustering: no label"}
+    assert SelectionResult.of({"selection": {**selection, "plan": clustering}}).state()["plan"] == clustering
+
+
 def test_release_gate_refuses_a_malformed_deployment_or_validation_naming_the_field(tmp_path) -> None:
     state = {"options": {"workspace": str(tmp_path)}, "data": {}, "validation": validation_result()}
     good = release_gate({**state, "deployment": deployment_result()})
@@ -33,7 +103,20 @@ def test_release_gate_refuses_a_malformed_deployment_or_validation_naming_the_fi
     no_latency = deployment_result()
     del no_latency["package_latency"]
     bad_export = {**deployment_result(), "exports": [{"format": "onnx", "parity": {"passed": True}}]}
-    for broken, field in ((no_latency, "package_latency"), (bad_export, "path")):
+    figures = {
+        "single_row_calls": 20,
+        "p50_ms": 1.0,
+        "p95_ms": 2.0,
+        "batch_rows": 50,
+        "batch_rows_per_second": 9e3,
+    }
+    no_p99 = deployment_result(package_latency={**figures, "p99_ms": 3.0})
+    no_p99["package_latency"] = figures  # the gate used to read it by key and fail with a KeyError
+    for broken, field in (
+        (no_latency, "package_latency"),
+        (bad_export, "path"),
+        (no_p99, "package_latency.p99_ms"),
+    ):
         verdict = release_gate({**state, "deployment": broken})
         assert not verdict.passed and [c.name for c in verdict.checks] == ["result_typed"]
         assert "deployment result" in verdict.checks[0].detail and field in verdict.checks[0].detail

@@ -196,7 +196,14 @@ def test_release_gate_checks_latency_and_refuses_half_done_exports(released: dic
                 exports=exports,
                 package_dir=str(package),
                 manifest={"files": files},
-                package_latency={"p50_ms": latency / 2, "p95_ms": latency, "p99_ms": latency},
+                package_latency={
+                    "single_row_calls": 20,
+                    "p50_ms": latency / 2,
+                    "p95_ms": latency,
+                    "p99_ms": latency,
+                    "batch_rows": 50,
+                    "batch_rows_per_second": 1e4,
+                },
             ),
         }
         return {c.name: c for c in release_gate(state).checks}

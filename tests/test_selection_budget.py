@@ -9,15 +9,17 @@ from ml_expert.tools.selection.budget import MAX_EPOCHS, MIN_EPOCHS, dense_flops
 
 def _data(rows: int = 1000, task: str = "classification", modality: str = "tabular") -> DataResult:
     """The fields plan_network reads (model_construct: the files and hashes a run has are not needed)."""
-    return DataResult.model_construct(**{
-        "task": task,
-        "modality": modality,
-        "image_shape": [8, 8, 1] if modality == "image" else None,
-        "split_sizes": {"train": rows, "val": rows // 5, "test": rows // 5},
-        "n_features_out": 64 if modality == "image" else 12,
-        "train_class_counts": {"0": rows // 2, "1": rows // 2} if task == "classification" else {},
-        "imbalance_ratio": 1.0,
-    })
+    return DataResult.model_construct(
+        **{
+            "task": task,
+            "modality": modality,
+            "image_shape": [8, 8, 1] if modality == "image" else None,
+            "split_sizes": {"train": rows, "val": rows // 5, "test": rows // 5},
+            "n_features_out": 64 if modality == "image" else 12,
+            "train_class_counts": {"0": rows // 2, "1": rows // 2} if task == "classification" else {},
+            "imbalance_ratio": 1.0,
+        }
+    )
 
 
 def test_epoch_count_is_a_pure_function_of_budget_and_data() -> None:
@@ -76,9 +78,16 @@ def test_plan_gate_lets_baselines_overrun_but_not_a_network_without_time() -> No
     planned = {
         **skipped,
         "cap_hit": False,
-        "plan": {"train_dnn": True, "estimated_memory_mb": 1, "available_memory_mb": 9},
+        "plan": {
+            "train_dnn": True,
+            "dnn_config": {},
+            "estimated_flops_per_row": 1e4,
+            "estimated_memory_mb": 1,
+            "available_memory_mb": 9,
+        },
     }
-    assert not plan_gate({"options": {"budget": 30}, "selection": planned}).passed
+    refused = plan_gate({"options": {"budget": 30}, "selection": planned})
+    assert [c.name for c in refused.checks if not c.passed] == ["network_has_budget_left"]
     assert forest_size(FOREST_SMALL_ROWS) == 300 and forest_size(FOREST_SMALL_ROWS + 1) == 100
     from ml_expert.tools.selection.candidates import FOREST_LARGE_ROWS, forest_limits, make_estimator
 

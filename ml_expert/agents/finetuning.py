@@ -314,8 +314,8 @@ def _keras_candidates(
     else:  # a .keras file: read by this run's preprocessing, its widths checked against it
         x_train = read_array(data.files["X_train"], data.file_hashes, "X_train")
         x_val = read_array(data.files["X_val"], data.file_hashes, "X_val")
-    planned = SelectionResult.of(state).plan.get("dnn_config")
-    config = DNNConfig.model_validate(planned) if planned else DNNConfig()
+    planned = SelectionResult.of(state).plan.dnn_config
+    config = planned if planned is not None else DNNConfig()
     trained_with = (released.config or {}).get("learning_rate")
     if trained_with:
         config = config.model_copy(update={"learning_rate": float(trained_with)})

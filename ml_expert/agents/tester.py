@@ -160,7 +160,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         simple="dummy",
         candidate=chosen["name"],
         rows_name="test",
-    ).model_dump()
+    )
     # train minus validation in the metric's better direction: > 0 means better on train
     gap = round(sign(metric) * (chosen["train_score"] - chosen["val_score"]), 6)
     (ctx.run_dir / "metrics.json").write_text(

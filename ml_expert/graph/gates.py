@@ -43,9 +43,7 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
         "outliers_in_train": data.outliers_removed,
     }
     kept = sum(sizes.values()) if sizes else 0
-    problems = prepared_problems(
-        data.files, sizes, data.n_features_out, data.preprocessor_sha256
-    )
+    problems = prepared_problems(data.files, sizes, data.n_features_out, data.preprocessor_sha256)
     checks = [
         Check(
             name="validated",
@@ -63,8 +61,7 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
         ),
         Check(
             name="splits_disjoint",
-            passed=data.splits_disjoint
-            and all(sizes.get(k, 0) > 0 for k in ("train", "val", "test")),
+            passed=data.splits_disjoint and all(sizes.get(k, 0) > 0 for k in ("train", "val", "test")),
             value=sizes,
             detail="train, validation and test are non-empty and share no row",
         ),
@@ -128,16 +125,16 @@ def plan_gate(state: dict[str, Any]) -> GateVerdict:
         ),
         Check(
             name="network_has_budget_left",
-            passed=not (plan.get("train_dnn") and spent >= budget),
+            passed=not (plan.train_dnn and spent >= budget),
             value=round(spent, 2),
             threshold=budget,
             detail=f"model selection took {spent:.1f} s of a {budget:.0f} s budget"
             + ("; the network was skipped (cap hit)" if selection.cap_hit else ""),
         ),
     ]
-    if plan.get("train_dnn"):
-        need = float(plan.get("estimated_memory_mb", 0))
-        avail = float(plan.get("available_memory_mb", 0))
+    if plan.train_dnn:
+        need = float(plan.estimated_memory_mb or 0)
+        avail = float(plan.available_memory_mb or 0)
         checks.append(
             Check(
                 name="fits_memory",
@@ -252,10 +249,9 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
     # The choice already had to beat the dummy on held-out rows; on the test split a shortfall
     # inside the noise of the paired difference (e.g. 3 rows of 783 on a 94 % majority class) is a
     # tie, not a loss. Beyond the noise, the model is refused.
-    versus = validation.versus_dummy or {}
-    margin = float(versus.get("margin") or 0.0)
+    versus = validation.versus_dummy
     beats = better(metric, chosen_score, dummy_score)
-    tie = not beats and versus.get("gain") is not None and float(versus["gain"]) >= -margin
+    tie = not beats and versus is not None and versus.gain >= -versus.margin
     checks.append(
         Check(
             name="beats_dummy_baseline",
@@ -263,7 +259,7 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
             value=chosen_score,
             threshold=dummy_score,
             detail=f"test {metric}: chosen {chosen_score} vs dummy {dummy_score}"
-            + (f"; a tie within the noise: {versus['rule']}" if tie else ""),
+            + (f"; a tie within the noise: {versus.rule}" if tie and versus else ""),
         )
     )
     gap = validation.overfit_gap
@@ -381,20 +377,16 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
             value={"missing": missing, "hash_mismatch": bad, "not_in_manifest": absent},
         )
     )
-    latency = deployment.package_latency or {}
+    latency = deployment.package_latency
     max_ms = RunConfig.of(state).max_latency_ms  # single-row p99 through the package's inference.py
     checks.append(
         Check(
             name="latency_p99",
-            passed=bool(latency) and latency["p99_ms"] <= max_ms,
-            value=latency.get("p99_ms"),
+            passed=latency is not None and latency.p99_ms <= max_ms,
+            value=latency.p99_ms if latency else None,
             threshold=max_ms,
             detail="single-row p99 in ms through the package's inference.py"
-            + (
-                f" (p50 {latency['p50_ms']:.3f}, p95 {latency['p95_ms']:.3f})"
-                if latency
-                else ": not measured"
-            ),
+            + (f" (p50 {latency.p50_ms:.3f}, p95 {latency.p95_ms:.3f})" if latency else ": not measured"),
         )
     )
     checks.append(_production_check(state, validation))

@@ -22,6 +22,7 @@ from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splits import read_frame
 from ml_expert.tools.environment import package_versions
+from ml_expert.tools.validation.latency import Latency, measure
 
 
 def _training_stats(data: DataResult, schema: InputSchema) -> str:
@@ -36,19 +37,18 @@ def _training_stats(data: DataResult, schema: InputSchema) -> str:
     return json.dumps(training_statistics(columns, values), indent=1) + "\n"
 
 
-def _package_latency(package_dir: Path, data: DataResult) -> dict[str, Any]:
+def _package_latency(package_dir: Path, data: DataResult) -> Latency:
     """Single-row and batch latency of the package itself, through inference.py (the serving path)."""
 
     from ml_expert.runtime.inference import ModelInference
-    from ml_expert.tools.validation.latency import measure
 
     model = ModelInference(package_dir)
     # rows as a caller sends them: raw column names, dates as text
     records = read_frame(data.files["val_raw"], data.file_hashes, "val_raw").to_dict(orient="records")
-    return measure(model.predict, records[:50], records, len(records))
+    return Latency.model_validate(measure(model.predict, records[:50], records, len(records)))
 
 
-def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: dict[str, Any] | None) -> None:
+def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: Latency | None) -> None:
     """Add the export latencies to metrics.json and evaluation_report.md (the tester's files).
 
     The tester runs before any export exists, so latency is measured here, on the reloaded
@@ -63,7 +63,7 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: dict[str
     if metrics_path.exists():
         metrics = json.loads(metrics_path.read_text())
         metrics["latency"] = {r["format"]: r.get("latency") for r in labelled}
-        metrics["latency"]["package (inference.py)"] = package
+        metrics["latency"]["package (inference.py)"] = package.model_dump() if package is not None else None
         metrics["model_size_bytes"] = {r["format"]: r.get("size_bytes") for r in labelled}
         metrics_path.write_text(json.dumps(metrics, indent=2))
     report_path = run_dir / "evaluation_report.md"
@@ -73,10 +73,13 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: dict[str
                 {
                     "format": "package (inference.py)",
                     "size_bytes": _dir_size(run_dir / "deployment"),
-                    "latency": {**package, "input": "dict rows, schema-validated, preprocessing inside"},
+                    "latency": {
+                        **package.model_dump(),
+                        "input": "dict rows, schema-validated, preprocessing inside",
+                    },
                 }
             ]
-            if package
+            if package is not None
             else []
         )
         # a resumed deployment replaces the section instead of adding a second one
@@ -180,7 +183,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         )
     package_dir = ctx.run_dir / "deployment"
     manifest: dict[str, Any] = {}
-    package_latency: dict[str, Any] | None = None
+    package_latency: Latency | None = None
     # Every export of the shipped model must pass; one failed format stops the package.
     shipped_dir = exports_dir / (chosen["name"] if chosen["kind"] == "sklearn" else "dnn")
     shipped = [r for r in records if Path(r["path"]).parent == shipped_dir and r.get("shipped", True)]
@@ -214,7 +217,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         ctx.step("timing the package through inference.py")
         package_latency = _package_latency(package_dir, data)
         hardware = run.manifest.get("hardware") or {}
-        measured = {"latency": package_latency, "measured_on": json_safe(hardware)}
+        measured = {"latency": package_latency.model_dump(), "measured_on": json_safe(hardware)}
         manifest = add_metadata(package_dir, schema, measured, tuple(extra_files))
         ctx.decide(
             "package the ONNX export of " + chosen["name"],

@@ -89,7 +89,6 @@ def train_network(
     from ml_expert.tools.training.checkpoints import load_verified
     from ml_expert.tools.training.curves import plot_curves
     from ml_expert.tools.training.dnn import (
-        DNNConfig,
         build_dnn,
         float32_copy,
         save_history,
@@ -103,7 +102,7 @@ def train_network(
 
     data, selection = DataResult.of(state), SelectionResult.of(state)
     seed = int(state["options"]["seed"])
-    config = DNNConfig.model_validate(selection.plan["dnn_config"])
+    config = selection.plan.config
     if attempt:
         scaled = TRAINING_RETRY.scaled(config.learning_rate, config.clipnorm, attempt)
         config = config.model_copy(update=scaled)
@@ -128,7 +127,7 @@ def train_network(
         gpu=gpu,
         rows=len(x_train),
         data_bytes=int(x_train.nbytes + x_val.nbytes),
-        forward_flops=float(selection.plan["estimated_flops_per_row"]),
+        forward_flops=float(selection.plan.estimated_flops_per_row or 0),
         batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         free_gpu_memory_mb=free_gpu_memory_mb() if gpu else None,

@@ -32,7 +32,7 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     plan = selection.plan
     attempt = TRAINING_RETRY.attempt(state)
-    if plan["train_dnn"]:
+    if plan.train_dnn:
         dnn = train_network(ctx, state, schema, metric, attempt)
         losses = [v for v in dnn["history"].get("loss", []) if v == v]
         if not dnn["diverged"] and dnn.get("cap_hit") and (len(losses) < 2 or min(losses) >= losses[0]):

@@ -16,28 +16,14 @@ A difference inside the margin is a tie, and ties go to the simpler model.
 from __future__ import annotations
 
 import numpy as np
-from pydantic import BaseModel
 
 from ml_expert.tools.scoring import score, sign
+from ml_expert.tools.selection.verdicts import Escalation
 
 NOISE_Z = 2.0  # ~ a one-sided 97.5 % normal bound; with 5 folds, about Student's t 95 % one-sided
 BOOTSTRAP = 200
 
-
-class Escalation(BaseModel):
-    """The figures of one 'does the complex candidate beat the simpler one' decision."""
-
-    metric: str
-    simple: str
-    candidate: str
-    scheme: str  # "5-fold CV" or "bootstrap over 400 validation rows"
-    simple_score: float
-    candidate_score: float
-    gain: float  # candidate - simple, in the metric's better direction (> 0: candidate better)
-    standard_error: float
-    margin: float  # NOISE_Z x standard_error
-    wins: bool
-    rule: str
+__all__ = ["BOOTSTRAP", "NOISE_Z", "Escalation", "escalation", "fold_scores"]
 
 
 def fold_scores(

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict
 
 SINGLE_ROW_CALLS = 200
 """Single-row calls timed per format: enough for a p99 (two slowest calls)."""
@@ -19,6 +20,20 @@ timing one format. The figures say how many calls were timed."""
 
 WARMUP_CALLS = 5
 BATCH_REPEATS = 3
+
+
+class Latency(BaseModel):
+    """What `measure` found: single-row percentiles in milliseconds and batch throughput. The
+    deployment result carries the package's (read by the release gate), validated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    single_row_calls: int  # how many single-row calls were timed (a slow format stops early)
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    batch_rows: int
+    batch_rows_per_second: float
 
 
 def measure(
