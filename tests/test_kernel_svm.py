@@ -4,18 +4,14 @@ served through `ml-expert predict` (real data, real onnxruntime)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import onnx
-import pandas as pd
-from test_model_families import PENGUINS, SEED, TITANIC, _assert_passed, split
+from test_model_families import PENGUINS, SEED, TITANIC, _assert_passed, assert_titanic_package_serves, split
 
 from ml_expert.tools.data.schema import to_model_frame
 from ml_expert.tools.deployment.exports import PROBABILITY_TOLERANCE, export_sklearn
-from ml_expert.tools.deployment.package import write_package
 from ml_expert.tools.selection.baselines import CandidateSpec, train_candidate
 from ml_expert.tools.selection.candidates import BASELINES, CORE_BASELINES, make_pipeline
 from ml_expert.tools.selection.kernel import SVM_SHARE, plan_svm
@@ -71,24 +67,4 @@ def test_svm_exports_one_onnx_graph_that_matches_and_is_served(tmp_path: Path) -
     assert records[1].parity.max_abs_diff <= PROBABILITY_TOLERANCE
     ops = {n.op_type for n in onnx.load(records[1].path).graph.node}
     assert "SVMClassifier" in ops and "Imputer" in ops  # the model and its preprocessing, one graph
-    metadata = {"model_name": "svm", "metrics": {}, "seed": SEED, "data_fingerprint": "0" * 64}
-    deploy = tmp_path / "deployment"
-    write_package(deploy, records[1].path, schema, metadata)
-    rows = test.drop(columns=["target"]).head(50).copy()
-    rows.iloc[0, rows.columns.get_loc("embarked")] = "Z"  # unseen category
-    rows.iloc[1, rows.columns.get_loc("age")] = np.nan  # missing value
-    rows.to_csv(tmp_path / "rows.csv", index=False)
-    out = tmp_path / "pred.csv"
-    proc = subprocess.run(
-        [sys.executable, "-m", "ml_expert", "predict", str(deploy), str(tmp_path / "rows.csv")]
-        + ["--output", str(out), "--proba"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    served = pd.read_csv(out)
-    expected = pipeline.predict_proba(to_model_frame(rows, schema))
-    assert served["prediction"].tolist() == [schema.classes[i] for i in expected.argmax(axis=1)]
-    proba = served[[c for c in served.columns if c.startswith("proba_")]].to_numpy()
-    np.testing.assert_allclose(proba, expected, atol=PROBABILITY_TOLERANCE)
+    assert_titanic_package_serves(pipeline, records[1].path, schema, test, "svm", tmp_path)

@@ -132,9 +132,17 @@ def test_lightgbm_package_serves_the_same_predictions_through_the_cli(tmp_path: 
     pipeline = make_pipeline("lightgbm", schema, SEED, rows=len(y)).fit(to_model_frame(train, schema), y)
     records = export_sklearn(pipeline, schema, test, tmp_path / "exports")
     _assert_passed(records)
-    metadata = {"model_name": "lightgbm", "metrics": {}, "seed": SEED, "data_fingerprint": "0" * 64}
+    assert_titanic_package_serves(pipeline, records[1].path, schema, test, "lightgbm", tmp_path)
+
+
+def assert_titanic_package_serves(
+    pipeline, onnx_path: str, schema: InputSchema, test: pd.DataFrame, name: str, tmp_path: Path
+) -> None:
+    """The package around `onnx_path`, through `ml-expert predict --proba`, gives the pipeline's
+    labels and probabilities on 50 titanic test rows, one with an unseen category, one missing."""
+    metadata = {"model_name": name, "metrics": {}, "seed": SEED, "data_fingerprint": "0" * 64}
     deploy = tmp_path / "deployment"
-    write_package(deploy, records[1].path, schema, metadata)
+    write_package(deploy, onnx_path, schema, metadata)
     rows = test.drop(columns=["target"]).head(50).copy()
     rows.iloc[0, rows.columns.get_loc("embarked")] = "Z"  # unseen category
     rows.iloc[1, rows.columns.get_loc("age")] = np.nan  # missing value

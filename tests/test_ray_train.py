@@ -34,10 +34,25 @@ def _train_workers() -> list[int]:
     return pids
 
 
+def _two_workers(config: DNNConfig, storage: Path):
+    """Two data-parallel workers on a 6-feature binary task, checkpointing under `storage`."""
+    from ml_expert.execution.ray_train import ParallelSpec
+
+    return ParallelSpec(
+        n_features=6,
+        task="classification",
+        n_outputs=2,
+        config=config,
+        seed=0,
+        workers=2,
+        storage=str(storage),
+    )
+
+
 def test_data_parallel_network_trains_checkpoints_and_resumes_after_a_killed_worker(
     ray_cluster: str, tmp_path: Path
 ) -> None:
-    from ml_expert.execution.ray_train import ParallelSpec, train_data_parallel
+    from ml_expert.execution.ray_train import train_data_parallel
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(240, 6)).astype("float32")
@@ -51,15 +66,7 @@ def test_data_parallel_network_trains_checkpoints_and_resumes_after_a_killed_wor
         class_weight={0: 1.0, 1: 1.5},
         time_limit_seconds=600.0,  # weighted; a cap that does not fire
     )
-    spec = ParallelSpec(
-        n_features=6,
-        task="classification",
-        n_outputs=2,
-        config=config,
-        seed=0,
-        workers=2,
-        storage=str(tmp_path / "storage"),
-    )
+    spec = _two_workers(config, tmp_path / "storage")
     killed: list[int] = []
     stop = threading.Event()
 
@@ -119,7 +126,7 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
 ) -> None:
     """The same seeded network on 2 data-parallel Ray Train workers and in this process (Keras `fit`,
     the one-machine path): validation accuracy within NETWORK_METRIC_TOLERANCE."""
-    from ml_expert.execution.ray_train import NETWORK_METRIC_TOLERANCE, ParallelSpec, train_data_parallel
+    from ml_expert.execution.ray_train import NETWORK_METRIC_TOLERANCE, train_data_parallel
     from ml_expert.tools.training.dnn import build_dnn, train_dnn
 
     x, y = _tiny(480)
@@ -127,15 +134,7 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
     config = DNNConfig(
         hidden_units=[16], batch_size=32, max_epochs=6, patience=6, dropout=0.0, learning_rate=0.01
     )
-    spec = ParallelSpec(
-        n_features=6,
-        task="classification",
-        n_outputs=2,
-        config=config,
-        seed=0,
-        workers=2,
-        storage=str(tmp_path / "ray"),
-    )
+    spec = _two_workers(config, tmp_path / "ray")
     weights, result = train_data_parallel(x_train, y_train, x_val, y_val, spec, name="net")
     parallel = _val_accuracy(weights, config, x_val, y_val)
     model = build_dnn(6, "classification", 2, config, 0)
