@@ -103,7 +103,10 @@ def plain_child(args: argparse.Namespace) -> dict[str, Any]:
     from ml_expert.tools.deployment.exports import export_keras, export_sklearn, measure_export_latency
     from ml_expert.tools.deployment.package import write_package
     from ml_expert.tools.scoring import predict_scores, primary_metric, score
-    from ml_expert.tools.selection.baselines import run_baselines
+    from ml_expert.tools.selection.baselines import best_baseline, run_baselines
+    from ml_expert.tools.selection.candidates import CORE_BASELINES
+    from ml_expert.tools.selection.crossval import fold_ids, plan_cv
+    from ml_expert.tools.selection.kernel import plan_svm
     from ml_expert.tools.validation.drift import training_statistics
     from ml_expert.tools.validation.latency import measure
     from ml_expert.tools.validation.metrics import (
@@ -131,8 +134,19 @@ def plain_child(args: argparse.Namespace) -> dict[str, Any]:
         load_split(prepared.files, "val", schema, prepared.file_hashes),
     )
     metric, _ = primary_metric(task)  # the default, as a run without --metric
-    board = run_baselines(schema, train, val, metric, args.seed, out / "models")
-    best = max((c for c in board if c.name != "dummy"), key=lambda c: c.val_score)
+    # the researcher's selection rules: CV on small data, the SVM by its cost rule, the same ranking
+    rows, classes = (len(train[1]), len(val[1])), len(schema.classes or []) or None
+    cv = plan_cv(
+        *rows, prepared.n_features_out, classes, args.budget, [n for n in CORE_BASELINES if n != "dummy"]
+    )
+    folds = fold_ids(task, np.concatenate([train[1], val[1]]), args.seed, cv.folds) if cv.folds else None
+    smallest = min(np.unique(train[1], return_counts=True)[1]) if task == "classification" else 0
+    kernel = plan_svm(task, *rows, prepared.n_features_out, int(smallest), args.budget, cv.folds)
+    names = (*CORE_BASELINES, "svm") if kernel.include else CORE_BASELINES
+    board = run_baselines(
+        schema, train, val, metric, args.seed, out / "models", names=names, folds=folds, budget=args.budget
+    )
+    best = best_baseline(board, metric)
     lap("run_baselines")
     dnn = None
     epochs = None
