@@ -35,3 +35,20 @@ def deployment_result(**fields: Any) -> dict[str, Any]:
         "package_latency": None,
     }
     return DeploymentResult.model_validate(base | fields).state()
+
+
+def selection_fields(**fields: Any) -> dict[str, Any]:
+    """The state's `selection` without checking it (a gate test may break a field on purpose): a
+    classification whose linear baseline beat dummy and forest, planning no network unless given."""
+    base: dict[str, Any] = {
+        "task": "classification",
+        "analysis": {},
+        "metric": "accuracy",
+        "metric_reason": "the default",
+        "leaderboard": [{"name": n} for n in ("dummy", "linear", "random_forest")],
+        "best_baseline": "linear",
+        "seconds": 5.0,
+        "budget": 60.0,
+        "plan": {"train_dnn": False},
+    }
+    return base | fields

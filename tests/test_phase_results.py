@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from phase_helpers import deployment_result, validation_result
+from phase_helpers import deployment_result, selection_fields, validation_result
 
 from ml_expert.graph.gates import release_gate, validation_gate
 from ml_expert.phases import DeploymentResult, PhaseResultError, Release, ValidationResult
@@ -56,17 +56,7 @@ def test_plan_gate_refuses_a_malformed_network_plan_naming_the_field() -> None:
     from ml_expert.graph.gates import plan_gate
     from ml_expert.phases import SelectionResult
 
-    board = [{"name": n} for n in ("dummy", "linear", "random_forest")]
-    selection = {
-        "task": "classification",
-        "analysis": {},
-        "metric": "accuracy",
-        "metric_reason": "the default",
-        "leaderboard": board,
-        "best_baseline": "linear",
-        "seconds": 5.0,
-        "budget": 60.0,
-    }
+    selection = selection_fields()
     plan = {
         "train_dnn": True,
         "network": "Keras DNN",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from phase_helpers import selection_fields
+
 from ml_expert.agents.researcher import MIN_BUDGET_FOR_NN, plan_network, room_left
 from ml_expert.phases import DataResult
 from ml_expert.tools.selection.budget import MAX_EPOCHS, MIN_EPOCHS, dense_flops, plan_epochs, safety_cap
@@ -55,18 +57,7 @@ def test_plan_gate_lets_baselines_overrun_but_not_a_network_without_time() -> No
     from ml_expert.tools.selection.candidates import FOREST_SMALL_ROWS, forest_size
 
     board = [{"name": n} for n in ("dummy", "linear", "random_forest", "hist_gradient_boosting")]
-    skipped = {
-        "task": "classification",
-        "analysis": {},
-        "metric": "accuracy",
-        "metric_reason": "the default",
-        "leaderboard": board,
-        "best_baseline": "linear",
-        "seconds": 45.0,
-        "budget": 30.0,
-        "cap_hit": True,
-        "plan": {"train_dnn": False},
-    }
+    skipped = selection_fields(leaderboard=board, seconds=45.0, budget=30.0, cap_hit=True)
     verdict = plan_gate({"options": {"budget": 30}, "selection": skipped})
     assert verdict.passed, verdict.failed
     # a selection result that does not match its model (SelectionResult) is refused, field named
