@@ -67,6 +67,40 @@ def test_gpu_plan_grows_the_batch_within_memory_and_steps_and_scales_the_learnin
     assert not _plan(gpu=True, backend="tensorflow", free_gpu_memory_mb=80_000).data_on_device
 
 
+def test_gpu_batch_is_sized_from_the_built_models_activations() -> None:
+    """A CNN's FLOPs per row overstate its memory by kernel x channels: sized from the built model's
+    own activations, an MNIST-sized CNN gets a batch the GPU can fill (the FLOPs bound gave 256)."""
+    from ml_expert.tools.selection.budget import cnn_flops
+    from ml_expert.tools.training.dnn import DNNConfig, build_dnn
+    from ml_expert.tools.training.throughput import BYTES_PER_ACTIVATION, activation_elements
+
+    config = DNNConfig(architecture="cnn", image_shape=[28, 28, 1], hidden_units=[64])
+    model = build_dnn(784, "classification", 10, config, seed=0)
+    elements = activation_elements(model)
+    # Every layer's output for one row: at least the input and the first 28 x 28 x 32 convolution.
+    assert elements >= 784 + 28 * 28 * config.conv_filters[0]
+    flops = cnn_flops([28, 28, 1], config.conv_filters, [64], 10)
+    given = dict(gpu=True, backend="jax", rows=52_500, forward_flops=flops, free_gpu_memory_mb=35_000)
+    by_flops = _plan(**given)
+    by_activations = _plan(**given, activations=elements)
+    assert by_activations.batch_size > by_flops.batch_size
+    assert f"{BYTES_PER_ACTIVATION:g} B x {elements} activations a row" in by_activations.rules[0]
+    # The step bound still holds: 52,500 rows keep at least MIN_STEPS_PER_EPOCH steps.
+    assert 52_500 // by_activations.batch_size >= MIN_STEPS_PER_EPOCH
+
+
+def test_text_embedding_stays_float32_under_mixed_precision() -> None:
+    """The embedding's gradient is a scatter-add: kept in float32 under mixed precision."""
+    from ml_expert.tools.training.dnn import DNNConfig, build_dnn
+
+    config = DNNConfig(architecture="text", sequence_length=12, vocabulary_size=40, mixed_precision=True)
+    model = build_dnn(12, "classification", 2, config, seed=0)
+    embedding = model.get_layer("embedding")
+    assert embedding.compute_dtype == "float32" and embedding.variable_dtype == "float32"
+    conv = next(layer for layer in model.layers if layer.__class__.__name__ == "Conv1D")
+    assert conv.compute_dtype == "float16"
+
+
 def _breast_cancer(datasets: Path):
     frame = pd.read_csv(datasets / "breast_cancer.csv")
     x = frame.drop(columns="target").to_numpy("float32")

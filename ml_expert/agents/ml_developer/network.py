@@ -98,7 +98,7 @@ def train_network(
     )
     from ml_expert.tools.training.hardware import UtilisationSampler, free_gpu_memory_mb, hardware_check
     from ml_expert.tools.training.stopping import stopping_split
-    from ml_expert.tools.training.throughput import plan_execution
+    from ml_expert.tools.training.throughput import activation_elements, plan_execution
 
     data, selection = DataResult.of(state), SelectionResult.of(state)
     seed = int(state["options"]["seed"])
@@ -122,6 +122,11 @@ def train_network(
         )
     x_train = read_array(data.files["X_train"], data.file_hashes, "X_train")
     x_val = read_array(data.files["X_val"], data.file_hashes, "X_val")
+    task = data.task
+    n_outputs = len(schema.classes or []) if task == "classification" else 1
+    # Built before the plan: the GPU batch is sized from the model's own activations (batch,
+    # learning rate, steps per call and XLA are compile settings, set when training compiles it).
+    model = build_dnn(x_train.shape[1], task, n_outputs, config, seed + attempt)
     execution = plan_execution(
         backend=hardware["backend"],
         gpu=gpu,
@@ -132,6 +137,7 @@ def train_network(
         learning_rate=config.learning_rate,
         free_gpu_memory_mb=free_gpu_memory_mb() if gpu else None,
         class_weighted=bool(config.class_weight),
+        activations=activation_elements(model) if gpu else None,
     )
     config = config.model_copy(
         update={
@@ -149,7 +155,6 @@ def train_network(
     )
     y_train = load_split(data.files, "train", schema, data.file_hashes)[1]
     y_val = load_split(data.files, "val", schema, data.file_hashes)[1]
-    task = data.task
     split = stopping_split(y_train, task, seed)
     ctx.decide(f"early stopping on {split.watching}", split.rule)
     x_fit, y_fit, x_stop, y_stop = split.arrays(x_train, y_train, x_val, y_val)
@@ -159,8 +164,6 @@ def train_network(
         ctx.decide("standardise the regression target for the DNN", f"train mean {mean:.4g}, std {std:.4g}")
     else:
         fit_train, fit_val = y_fit, y_stop
-    n_outputs = len(schema.classes or []) if task == "classification" else 1
-    model = build_dnn(x_train.shape[1], task, n_outputs, config, seed + attempt)
     label = "CNN" if config.architecture == "cnn" else "DNN"
     ctx.step(
         f"training a Keras {label} ({model.count_params()} parameters, up to {config.max_epochs} epochs, "

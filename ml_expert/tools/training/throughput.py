@@ -12,7 +12,7 @@ change only on a GPU, where a bigger batch is what fills the device.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -25,8 +25,13 @@ MIN_STEPS_PER_EPOCH = 16  # a GPU batch never grows so big an epoch has fewer st
 GPU_MAX_BATCH = 16384
 GPU_MEMORY_SHARE = 0.5  # of the free GPU memory, for the activations of one batch
 # Bytes a training row needs on the device per forward FLOP: each multiply-add reads at most one
-# activation (float32, 4 bytes) and the backward pass keeps one gradient per activation.
+# activation (float32, 4 bytes) and the backward pass keeps one gradient per activation. Used only
+# when the built model's own activations are not known (a bound far above them for convolutions,
+# whose FLOPs per output are kernel x channels: 256 was the MNIST CNN's batch by it on an H200).
 ACTIVATION_BYTES_PER_FLOP = 4.0
+# Bytes per activation element of the built model: the float32 value kept for the backward pass,
+# its gradient and one temporary of the same size.
+BYTES_PER_ACTIVATION = 12.0
 DEVICE_DATA_SHARE = 0.25  # of the free GPU memory, for the whole training and validation arrays
 MAX_LR_FACTOR = 8.0
 
@@ -64,12 +69,38 @@ def steps_per_execution(forward_flops: float, batch: int, rows: int, device: str
     return chosen, rule
 
 
+def activation_elements(model: Any) -> int:
+    """Elements of every layer's output for one row of a built Keras model: what a training row
+    keeps on the device through the forward and backward pass."""
+    total = 0
+    for layer in getattr(model, "layers", []):
+        try:
+            outputs = layer.output
+        except (AttributeError, ValueError):  # a layer never called on a symbolic input
+            continue
+        for output in outputs if isinstance(outputs, (list, tuple)) else [outputs]:
+            shape = getattr(output, "shape", None)
+            if shape is not None and all(d is not None for d in shape[1:]):
+                total += math.prod(int(d) for d in shape[1:])
+    return total
+
+
 def gpu_batch(
-    base_batch: int, rows: int, forward_flops: float, free_memory_mb: float | None
+    base_batch: int,
+    rows: int,
+    forward_flops: float,
+    free_memory_mb: float | None,
+    activations: int | None = None,
 ) -> tuple[int, str]:
     """The largest power of two that fits the memory share, keeps MIN_STEPS_PER_EPOCH steps, and is
-    at least the CPU batch."""
-    row_bytes = ACTIVATION_BYTES_PER_FLOP * max(forward_flops, 1.0)
+    at least the CPU batch. A row's memory comes from the built model's activations when known,
+    else from its FLOPs (a loose upper bound)."""
+    if activations:
+        row_bytes = BYTES_PER_ACTIVATION * activations
+        per_row = f"{BYTES_PER_ACTIVATION:g} B x {activations} activations a row"
+    else:
+        row_bytes = ACTIVATION_BYTES_PER_FLOP * max(forward_flops, 1.0)
+        per_row = f"{ACTIVATION_BYTES_PER_FLOP:g} B x {forward_flops:.3g} FLOPs a row"
     memory_rows = (
         GPU_MEMORY_SHARE * free_memory_mb * 2**20 / row_bytes if free_memory_mb else float(GPU_MAX_BATCH)
     )
@@ -78,7 +109,7 @@ def gpu_batch(
     memory = f"{free_memory_mb:.0f} MB free" if free_memory_mb else "free memory unknown"
     rule = (
         f"batch = largest power of 2 <= min({GPU_MEMORY_SHARE:g} x {memory} / "
-        f"({ACTIVATION_BYTES_PER_FLOP:g} B x {forward_flops:.3g} FLOPs a row), {rows} rows / "
+        f"({per_row}), {rows} rows / "
         f"{MIN_STEPS_PER_EPOCH} steps, {GPU_MAX_BATCH}), at least {base_batch} = {batch}"
     )
     return batch, rule
@@ -105,6 +136,7 @@ def plan_execution(
     learning_rate: float,
     free_gpu_memory_mb: float | None = None,
     class_weighted: bool = False,
+    activations: int | None = None,
 ) -> ExecutionPlan:
     """The settings for one training run; on the CPU only steps_per_execution differs from Keras'
     defaults, so CPU results are those of a plain `fit`."""
@@ -112,7 +144,7 @@ def plan_execution(
     rules: list[str] = []
     batch, lr = batch_size, learning_rate
     if gpu:
-        batch, rule = gpu_batch(batch_size, rows, forward_flops, free_gpu_memory_mb)
+        batch, rule = gpu_batch(batch_size, rows, forward_flops, free_gpu_memory_mb, activations)
         rules.append(rule)
         if batch != batch_size:
             lr, rule = scaled_learning_rate(learning_rate, batch_size, batch)
