@@ -269,3 +269,14 @@ def test_production_network_is_fine_tuned_and_its_copy_ships(released_network: d
     preprocessor = joblib.load(chosen["preprocessor"])
     expected = np.asarray(network.predict(preprocessor.transform(rows).astype("float32"), verbose=0))
     np.testing.assert_allclose(predicted[["proba_0", "proba_1"]].to_numpy(), expected, atol=1e-4)
+
+
+def test_a_network_reads_the_preprocessing_it_was_trained_on() -> None:
+    from ml_expert.errors import IntegrityError
+    from ml_expert.tools.training.finetune import network_preprocessor
+
+    # a network from scratch reads the run's own; one fine-tuned from a release, the release's
+    assert network_preprocessor("run.joblib", "aa", None, None) == ("run.joblib", "aa")
+    assert network_preprocessor("run.joblib", "aa", "release.joblib", "bb") == ("release.joblib", "bb")
+    with pytest.raises(IntegrityError, match="no SHA-256"):
+        network_preprocessor("run.joblib", "aa", "release.joblib", None)

@@ -62,14 +62,6 @@ class ReleasedModel(BaseModel):
     config: dict[str, Any] | None = None  # a released network: the DNNConfig it was trained with
 
 
-def network_preprocessor(chosen: Candidate, data: DataResult) -> tuple[str, str]:
-    """(file, SHA-256) of the fitted preprocessing a network's inputs come from: the run's own, or
-    the release's, for a network fine-tuned from a registry version (`--from`)."""
-    if chosen.preprocessor:
-        return chosen.preprocessor, chosen.preprocessor_sha256 or ""
-    return data.files["preprocessor"], data.preprocessor_sha256
-
-
 def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
     """The released model behind `production` or `v3`, with the verified file it was exported to."""
     if name.endswith(".keras"):

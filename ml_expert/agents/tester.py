@@ -39,9 +39,11 @@ def _chosen_scores(chosen: Candidate, data: DataResult, frame, task: str) -> np.
     import keras
 
     import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
-    from ml_expert.agents.finetuning import network_preprocessor
+    from ml_expert.tools.training.finetune import network_preprocessor
 
-    preprocessor_file, preprocessor_sha = network_preprocessor(chosen, data)
+    preprocessor_file, preprocessor_sha = network_preprocessor(
+        data.files["preprocessor"], data.preprocessor_sha256, chosen.preprocessor, chosen.preprocessor_sha256
+    )
     verify(preprocessor_file, preprocessor_sha)
     preprocessor = joblib.load(preprocessor_file)
     model = keras.saving.load_model(path)

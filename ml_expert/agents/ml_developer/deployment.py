@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 from ml_expert.agents.context import AgentContext
-from ml_expert.agents.finetuning import network_preprocessor
 from ml_expert.agents.ml_developer.common import json_safe, quiet_tensorflow
 from ml_expert.hashing import verify
 from ml_expert.phases import (
@@ -23,6 +22,7 @@ from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splits import read_frame
 from ml_expert.tools.environment import package_versions
+from ml_expert.tools.training.finetune import network_preprocessor
 from ml_expert.tools.validation.latency import Latency, measure
 
 
@@ -92,6 +92,12 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _preprocessing(chosen: Candidate, data: DataResult) -> tuple[str, str]:
+    """(file, SHA-256) of the fitted preprocessing the chosen network's inputs come from."""
+    own = data.files["preprocessor"], data.preprocessor_sha256
+    return network_preprocessor(*own, chosen.preprocessor, chosen.preprocessor_sha256)
+
+
 def _release_source(
     chosen: Candidate, training: TrainingResult, data: DataResult, shipped: list[dict[str, Any]]
 ) -> ReleaseSource | None:
@@ -105,7 +111,7 @@ def _release_source(
         return ReleaseSource(
             kind="sklearn", files={"model.joblib": export["path"]}, sha256={"model.joblib": export["sha256"]}
         )
-    preprocessor, preprocessor_sha = network_preprocessor(chosen, data)
+    preprocessor, preprocessor_sha = _preprocessing(chosen, data)
     config = chosen.dnn_config or (
         training.dnn.config.model_dump() if training.dnn and chosen.name == "dnn" else None
     )
@@ -161,7 +167,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         # the network refit on train + validation (or the train-only one)
         model = keras.saving.load_model(chosen.verified())
         # a network fine-tuned from a release reads the release's preprocessing, kept with it
-        preprocessor_file, preprocessor_sha = network_preprocessor(chosen, data)
+        preprocessor_file, preprocessor_sha = _preprocessing(chosen, data)
         verify(preprocessor_file, preprocessor_sha)
         preprocessor = joblib.load(preprocessor_file)
         ctx.step("exporting the Keras DNN: .keras, .h5, SavedModel, TFLite, ONNX")
