@@ -121,6 +121,20 @@ class DataResult(_PhaseResult):
         return len(self.train_class_counts) if self.task == "classification" else 0
 
 
+class PreparationFinding(_Finding):
+    """What an earlier run's data-analysis finding keeps of its DataResult (the schema and the files
+    stay in the state; the finding adds the profile): what a later `--from` reads of that run."""
+
+    model_config = ConfigDict(extra="ignore")
+    _what: ClassVar[str] = "data-analysis"
+
+    fingerprint: str
+    task: Literal["classification", "regression", "clustering"]
+    preprocessor_sha256: str
+    # split and array name -> path: the findings this code writes leave them to the state (empty)
+    files: dict[str, str] = {}
+
+
 class Comparison(BaseModel):
     """How candidates were compared: k-fold CV on train + validation (small data) or the validation split."""
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import joblib
 import numpy as np
@@ -38,8 +38,10 @@ from ml_expert.phases import (
     DeploymentResult,
     FineTuning,
     PhaseResultError,
+    PreparationFinding,
     ProductionOnTest,
     SelectionResult,
+    TrainingResult,
 )
 from ml_expert.registry import Registry, RegistryError
 from ml_expert.registry.store import SOURCE_DIR
@@ -108,16 +110,14 @@ def _from_run(
 ) -> ReleasedModel:
     """A version registered before the registry kept `source/`: its run's verified exports."""
     run_dir = Path(workspace) / "runs" / str(info.get("run_id"))
-    finding = run_dir / "findings" / "deployment.json"
-    if not finding.is_file():
+    try:
+        deployment = _finding(run_dir, "deployment", DeploymentResult)
+    except PhaseResultError as exc:
+        raise UsageError(f"--from {name}: {exc}") from None
+    if deployment is None:
         raise UsageError(
             f"--from {name}: the run {info.get('run_id')} that released it is not in this workspace"
         )
-    recorded = json.loads(finding.read_text())
-    try:
-        deployment = DeploymentResult.from_finding(recorded.get("value", recorded))
-    except PhaseResultError as exc:
-        raise UsageError(f"--from {name}: {exc}") from None
     model = info["model"]
     # a scikit-learn model is exported under its own name; a network (trained or fine-tuned) under dnn/
     record = next(
@@ -139,22 +139,34 @@ def _from_run(
         raise UsageError(f"--from {name}: the exported {model} model of run {info.get('run_id')} is gone")
     if record.format == "joblib":
         return ReleasedModel(**common, kind="sklearn", path=record.path, sha256=record.sha256)
-    data_finding = run_dir / "findings" / "data-analysis.json"
-    data = json.loads(data_finding.read_text()) if data_finding.is_file() else {}
-    data = data.get("value", data)
-    preprocessor, preprocessor_sha = (
-        (data.get("files") or {}).get("preprocessor"),
-        data.get("preprocessor_sha256"),
-    )
-    if not preprocessor or not preprocessor_sha or not Path(preprocessor).is_file():
+    try:
+        prepared = _finding(run_dir, "data-analysis", PreparationFinding)
+    except PhaseResultError as exc:
+        raise UsageError(f"--from {name}: {exc}") from None
+    preprocessor = prepared.files.get("preprocessor") if prepared else None
+    if not preprocessor or not prepared or not Path(preprocessor).is_file():
         raise UsageError(f"--from {name}: the preprocessing of run {info.get('run_id')}'s network is gone")
-    training = run_dir / "findings" / "training.json"
-    trained = json.loads(training.read_text()) if training.is_file() else {}
-    dnn = (trained.get("value", trained).get("dnn") or {}) if model == "dnn" else {}
+    try:
+        trained = _finding(run_dir, "training", TrainingResult) if model == "dnn" else None
+    except PhaseResultError as exc:
+        raise UsageError(f"--from {name}: {exc}") from None
+    dnn = trained.dnn if trained else None
     return ReleasedModel(
         **common, kind="keras", path=record.path, sha256=record.sha256, preprocessor=preprocessor,
-        preprocessor_sha256=preprocessor_sha, config=dnn.get("config"),
+        preprocessor_sha256=prepared.preprocessor_sha256, config=dnn.config.model_dump() if dnn else None,
     )  # fmt: skip
+
+
+_F = TypeVar("_F", DeploymentResult, PreparationFinding, TrainingResult)
+
+
+def _finding(run_dir: Path, key: str, model: type[_F]) -> _F | None:
+    """An earlier run's finding, read through its model (None: the run recorded none)."""
+    path = run_dir / "findings" / f"{key}.json"
+    if not path.is_file():
+        return None
+    recorded = json.loads(path.read_text())
+    return model.from_finding(recorded.get("value", recorded))
 
 
 def _keras_widths(path: str) -> tuple[int | None, int | None]:
