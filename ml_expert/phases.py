@@ -15,16 +15,22 @@ from pydantic import (
     ConfigDict,
     Field,
     FieldSerializationInfo,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
+    ValidatorFunctionWrapHandler,
     field_serializer,
+    model_serializer,
     model_validator,
 )
 
+from ml_expert.errors import IntegrityError
+from ml_expert.hashing import verify
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.deployment.exports import ExportRecord
-from ml_expert.tools.selection.verdicts import Escalation
-from ml_expert.tools.training.dnn import DNNConfig
+from ml_expert.tools.selection.verdicts import Escalation, Figure
+from ml_expert.tools.training.dnn import DNNConfig, TrainResult
 from ml_expert.tools.validation.latency import Latency
 
 
@@ -53,6 +59,20 @@ class _PhaseResult(BaseModel):
     def maybe(cls, state: dict[str, Any]) -> Self | None:
         """The phase's result when the run got that far (a failed run's summary, a first attempt)."""
         return cls.of(state) if state.get(cls._key) else None
+
+
+class _Finding(BaseModel):
+    """A record that an agent also writes to memory as a finding."""
+
+    _what: ClassVar[str]
+
+    @classmethod
+    def from_finding(cls, value: dict[str, Any]) -> Self:
+        """The record as found in memory (`AgentContext.record` adds the phase's `decisions`)."""
+        try:
+            return cls.model_validate({k: v for k, v in value.items() if k != "decisions"})
+        except ValidationError as exc:
+            raise PhaseResultError(f"the {cls._what} finding does not match its model: {exc}") from exc
 
 
 class DataResult(_PhaseResult):
@@ -99,6 +119,20 @@ class DataResult(_PhaseResult):
     def n_classes(self) -> int:
         """Classes seen in the training rows (0 for regression and clustering)."""
         return len(self.train_class_counts) if self.task == "classification" else 0
+
+
+class PreparationFinding(_Finding):
+    """What an earlier run's data-analysis finding keeps of its DataResult (the schema and the files
+    stay in the state; the finding adds the profile): what a later `--from` reads of that run."""
+
+    model_config = ConfigDict(extra="ignore")
+    _what: ClassVar[str] = "data-analysis"
+
+    fingerprint: str
+    task: Literal["classification", "regression", "clustering"]
+    preprocessor_sha256: str
+    # split and array name -> path: the findings this code writes leave them to the state (empty)
+    files: dict[str, str] = {}
 
 
 class Comparison(BaseModel):
@@ -149,6 +183,102 @@ class NetworkPlan(BaseModel):
         return self.dnn_config
 
 
+class _Written(BaseModel):
+    """A record that dumps the keys its producer gave it, in their order, and no default it was not
+    given: the state, the findings and metrics.json read as they did when these were plain dicts."""
+
+    _order: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_order(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        model = handler(value)
+        if isinstance(value, dict) and isinstance(model, _Written):
+            model._order = list(value)
+        return model
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out = handler(self)
+        given = self.model_fields_set | set(self.__pydantic_extra__ or {})
+        order = [k for k in self._order if k in out] + [k for k in out if k not in self._order]
+        return {k: out[k] for k in order if k in given}
+
+
+class Refit(_Written):
+    """How the chosen model was fit again for shipping: on train + validation, or not ("none": a
+    network whose refit diverged ships as fit on train)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    on: Literal["train+val", "none"]
+    rows: int
+    fit_seconds: float
+    path: str | None = None  # a scikit-learn refit's file (a network's is the candidate's own path)
+    sha256: str | None = None
+    epochs: int | None = None  # a network: the epochs it was refit for, and how that went
+    final_loss: float | None = None
+    diverged: bool | None = None
+    selected_path: str | None = None  # the train-only fit the choice was made on
+    selected_sha256: str | None = None
+
+
+class Candidate(_Written):
+    """One scored candidate as a leaderboard keeps it (tools/selection/baselines.py's CandidateResult,
+    a clustering's ClusterCandidate, the network's, a released model's). The fields later phases read
+    are typed; the rest of what its tool recorded (CV folds, params, a clustering's k) is kept as is."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    family: str
+    kind: Literal["sklearn", "keras"]
+    val_score: Figure
+    train_score: Figure
+    fit_seconds: float
+    path: str | None = None  # None: a clustering that found no cluster to ship
+    sha256: str | None = None
+    base: str | None = None  # the baseline family a variant comes from
+    threshold: float | None = None  # binary: the tuned cut-off on P(class 1)
+    refit_rule: str | None = None  # set: ships as fit on train (why)
+    refit: Refit | None = None  # the chosen model once refit for shipping
+    parent: str | None = None  # --from: the release it is (or was fine-tuned from)
+    detail: str | None = None
+    dnn_config: dict[str, Any] | None = None  # --from, a network: the DNNConfig it was trained with
+    preprocessor: str | None = None  # --from, a registry network: the release's fitted preprocessing
+    preprocessor_sha256: str | None = None
+
+    def verified(self) -> str:
+        """Its file, once it matches the SHA-256 recorded when it was saved."""
+        if not self.path or not self.sha256:
+            raise IntegrityError(f"{self.name}: no file with a recorded SHA-256 to load")
+        verify(self.path, self.sha256)
+        return self.path
+
+
+class Tuning(_Written):
+    """`--tune`: the search's plan (tools/selection/tuning.py's TrialPlan) and, when it ran, its
+    TuningResult."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan: dict[str, Any]
+    ran: bool
+    name: str | None = None
+    metric: str | None = None
+    folds: int | None = None
+    trials_planned: int = 0
+    trials_run: int = 0
+    cap_hit: bool = False
+    seconds: float = 0.0
+    default_cv_score: float | None = None
+    best_index: int | None = None
+    best_params: dict[str, Any] | None = None
+    best_cv_score: float | None = None
+    trials: list[dict[str, Any]] = []
+    candidate: str | None = None  # the tuned configuration's candidate, when it beat the defaults
+
+
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
 
 
@@ -167,9 +297,9 @@ class SelectionResult(_PhaseResult):
     metric_reason: str
     greater_is_better: bool = True
     comparison: Comparison | None = None  # None for clustering
-    escalations: list[dict[str, Any]] = []
+    escalations: list[Escalation] = []
     ensemble: dict[str, Any] | None = None
-    leaderboard: list[dict[str, Any]]
+    leaderboard: list[Candidate]
     best_baseline: str  # the incumbent's name (after every escalation)
     best_reason: str | None = None  # why it is the incumbent (None in runs recorded before it was kept)
     plan: NetworkPlan
@@ -177,13 +307,14 @@ class SelectionResult(_PhaseResult):
     cap_hit: bool = False
     baseline_seconds: dict[str, float] = {}
     budget: float
-    tuning: dict[str, Any] | None = None
+    tuning: Tuning | None = None
     execution: dict[str, Any] | None = None
     clustering: dict[str, Any] | None = None
 
     def state(self) -> dict[str, Any]:
-        """The JSON the graph's state keeps."""
-        return self.model_dump(mode="json")
+        """The JSON the graph's state keeps: a non-finite figure (a loss's room, a diverged fit's
+        score) is written as null, as it was when the records were plain dicts."""
+        return _ANY.dump_python(self.model_dump(), mode="json")
 
     @field_serializer("plan")
     def _plan_as_written(self, plan: NetworkPlan, info: FieldSerializationInfo) -> dict[str, Any]:
@@ -194,47 +325,124 @@ class SelectionResult(_PhaseResult):
         return _ANY.dump_python(written, mode="json") if info.mode == "json" else written
 
     @property
-    def best(self) -> dict[str, Any]:
+    def best(self) -> Candidate:
         """The incumbent's leaderboard row."""
-        return next(c for c in self.leaderboard if c["name"] == self.best_baseline)
+        return self.row(self.best_baseline)
+
+    def row(self, name: str) -> Candidate:
+        """A candidate's leaderboard row by its name."""
+        found = next((c for c in self.leaderboard if c.name == name), None)
+        if found is None:
+            raise PhaseResultError(f"the model-selection leaderboard has no {name}")
+        return found
 
     @property
     def cv_folds(self) -> int | None:
         return self.comparison.folds if self.comparison else None
 
 
-class TrainingResult(_PhaseResult):
-    """The training phase's result: the model that ships (`chosen`, a candidate record with its
-    refit), why, every candidate scored, how the budget was spent, and the network's record."""
+class NetworkRecord(_Written, TrainResult):
+    """The network's training (agents/ml_developer/network.py's train_network): tools/training/dnn.py's
+    TrainResult with the configuration it ran with, where its files are and, once it converged, its
+    scored candidate. A training result keeps it as `dnn`, `diverged_network` or `network_cut_short`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    summary: str | None = None  # Keras's model summary (not in the finding, nor in a cut-short record)
+    # a finding is strict JSON: a diverged network's NaN loss is null there, read back as NaN
+    best_val_loss: Figure
+    history: dict[str, list[Figure]]
+    config: DNNConfig
+    execution: dict[str, Any] = {}  # tools/training/throughput.py's plan
+    attempt: int = 0
+    hardware: dict[str, Any] = {}
+    history_path: str | None = None
+    curves_path: str | None = None
+    backend: str | None = None
+    target_mean: float | None = None  # regression: the train split's scale the network learnt on
+    target_std: float | None = None
+    candidate: Candidate | None = None  # a converged network, scored on validation
+    loaded_checkpoint: dict[str, Any] | None = None  # the best checkpoint, reloaded once its hash matched
+    skipped_checkpoints: list[dict[str, Any]] = []
+    discarded: str | None = None  # a diverged network given up on: why
+
+    @property
+    def losses(self) -> list[float]:
+        """Its training loss per epoch."""
+        return list(self.history.get("loss", []))
+
+    @property
+    def scored(self) -> Candidate:
+        """Its candidate (a network that converged is always scored)."""
+        if self.candidate is None:
+            raise PhaseResultError("the network's record has no scored candidate")
+        return self.candidate
+
+
+class TimeSpent(_Written):
+    """How the budget was spent: model selection, tuning, the network, the refit, and whether a cap
+    fired (clustering records the selection figures only)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget_seconds: float
+    model_selection_seconds: float
+    cv_folds: int | None = None
+    candidates: list[str] = []
+    baseline_fit_seconds: dict[str, float] = {}
+    tuning_seconds: float = 0.0
+    tuning_trials_run: int = 0
+    tuning_trials_planned: int = 0
+    network_seconds: float = 0.0
+    network_epochs_planned: int = 0
+    network_epochs_run: int = 0
+    refit_seconds: float = 0.0
+    total_seconds: float
+    share_of_budget: float | None
+    cap_hit: bool
+
+
+class FineTuning(_Written):
+    """--from: the released model the run continued, and the line its fine-tuned copy belongs to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    parent: str  # the version (or "file NAME.keras")
+    parent_model: str
+    parent_run: str | None
+    model_name: str | None  # the registry's name of the released model (None: a .keras file)
+    parent_sha256: str | None = None  # a network
+    preprocessing: str | None = None  # a network: whose preprocessing its inputs come from
+
+
+class TrainingResult(_PhaseResult, _Finding, _Written):
+    """The training phase's result: the model that ships (`chosen`, a candidate with its refit), why,
+    every candidate scored, how the budget was spent, and the network's record. The state keeps
+    the keys the training node wrote (a run without a network has no `dnn`)."""
 
     model_config = ConfigDict(extra="forbid")
     _key: ClassVar[str] = "training"
     _what: ClassVar[str] = "training"
 
-    chosen: dict[str, Any]
+    chosen: Candidate
     choice_reason: str
-    leaderboard: list[dict[str, Any]]
+    leaderboard: list[Candidate]
     attempt: int = 0
-    time: dict[str, Any] | None = None
-    dnn: dict[str, Any] | None = None  # the trained network (shipped or not)
-    diverged_network: dict[str, Any] | None = None  # kept apart: never exported nor scored
-    network_cut_short: dict[str, Any] | None = None  # stopped by the wall-clock cap before learning
-    network_escalation: dict[str, Any] | None = None  # the network against the incumbent
-    fine_tuning: dict[str, Any] | None = None  # --from: the released model and its fine-tuned copy
+    time: TimeSpent | None = None
+    dnn: NetworkRecord | None = None  # the trained network (shipped or not)
+    diverged_network: NetworkRecord | None = None  # kept apart: never exported nor scored
+    network_cut_short: NetworkRecord | None = None  # stopped by the wall-clock cap before learning
+    network_escalation: Escalation | None = None  # the network against the incumbent
+    fine_tuning: FineTuning | None = None  # --from: the released model and its fine-tuned copy
 
+    def state(self) -> dict[str, Any]:
+        """What the graph's state keeps: the node's keys, figures as Python floats (a diverged
+        network's NaN loss stays NaN in the checkpoint)."""
+        return self.model_dump()
 
-class _Finding(BaseModel):
-    """A record that an agent also writes to memory as a finding."""
-
-    _what: ClassVar[str]
-
-    @classmethod
-    def from_finding(cls, value: dict[str, Any]) -> Self:
-        """The record as found in memory (`AgentContext.record` adds the phase's `decisions`)."""
-        try:
-            return cls.model_validate({k: v for k, v in value.items() if k != "decisions"})
-        except ValidationError as exc:
-            raise PhaseResultError(f"the {cls._what} finding does not match its model: {exc}") from exc
+    def board(self) -> list[dict[str, Any]]:
+        """The leaderboard as its records were written (metrics.json, the report)."""
+        return [c.model_dump() for c in self.leaderboard]
 
 
 class _Recorded(_PhaseResult, _Finding):

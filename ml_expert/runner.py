@@ -301,7 +301,7 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
         run_dir=str(path),
         status=status,
         task=(state.get("data") or {}).get("task"),
-        chosen_model=training.chosen.get("name") if training else None,
+        chosen_model=training.chosen.name if training else None,
         metrics=run_metrics(state),
         gates={name: bool(v.get("passed")) for name, v in (state.get("gates") or {}).items()},
         artifacts=artifacts,

@@ -1,4 +1,4 @@
-"""Well-formed validation and deployment results for gate tests: a gate refuses a result that does
+"""Well-formed phase results and their records for gate tests: a gate refuses a result that does
 not match its model (`result_typed`), so a test that judges one check builds a whole result and
 overrides only the fields it is about."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ml_expert.phases import DeploymentResult, ValidationResult
+from ml_expert.phases import Candidate, DeploymentResult, NetworkRecord, ValidationResult
 
 
 def validation_result(**fields: Any) -> dict[str, Any]:
@@ -45,10 +45,40 @@ def selection_fields(**fields: Any) -> dict[str, Any]:
         "analysis": {},
         "metric": "accuracy",
         "metric_reason": "the default",
-        "leaderboard": [{"name": n} for n in ("dummy", "linear", "random_forest")],
+        "leaderboard": [candidate(n) for n in ("dummy", "linear", "random_forest")],
         "best_baseline": "linear",
         "seconds": 5.0,
         "budget": 60.0,
         "plan": {"train_dnn": False},
     }
     return base | fields
+
+
+def candidate(name: str, **fields: Any) -> dict[str, Any]:
+    """A leaderboard row: a scikit-learn candidate scored on validation, with no file unless given."""
+    base: dict[str, Any] = {
+        "name": name,
+        "family": name,
+        "kind": "sklearn",
+        "val_score": 0.8,
+        "train_score": 0.85,
+        "fit_seconds": 0.1,
+    }
+    return Candidate.model_validate(base | fields).model_dump()
+
+
+def network_record(**fields: Any) -> dict[str, Any]:
+    """The training result's record of a network: one epoch, stopped for a reason, its defaults."""
+    base: dict[str, Any] = {
+        "epochs_trained": 1,
+        "best_epoch": 1,
+        "best_val_loss": 0.9,
+        "stopped_reason": "planned epochs done",
+        "train_seconds": 1.0,
+        "params": 100,
+        "history": {"loss": [0.9]},
+        "checkpoint": "checkpoint.keras",
+        "batch_size": 32,
+        "config": {},
+    }
+    return NetworkRecord.model_validate(base | fields).model_dump()

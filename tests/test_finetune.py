@@ -269,3 +269,63 @@ def test_production_network_is_fine_tuned_and_its_copy_ships(released_network: d
     preprocessor = joblib.load(chosen["preprocessor"])
     expected = np.asarray(network.predict(preprocessor.transform(rows).astype("float32"), verbose=0))
     np.testing.assert_allclose(predicted[["proba_0", "proba_1"]].to_numpy(), expected, atol=1e-4)
+
+
+def test_a_network_reads_the_preprocessing_it_was_trained_on() -> None:
+    from ml_expert.errors import IntegrityError
+    from ml_expert.tools.training.finetune import network_preprocessor
+
+    # a network from scratch reads the run's own; one fine-tuned from a release, the release's
+    assert network_preprocessor("run.joblib", "aa", None, None) == ("run.joblib", "aa")
+    assert network_preprocessor("run.joblib", "aa", "release.joblib", "bb") == ("release.joblib", "bb")
+    with pytest.raises(IntegrityError, match="no SHA-256"):
+        network_preprocessor("run.joblib", "aa", "release.joblib", None)
+
+
+def test_a_network_released_before_source_is_read_through_its_run_findings(tmp_path: Path) -> None:
+    """A version registered before the registry kept `source/` is found through its run's findings,
+    each read through its model: a malformed one is a usage error naming the field."""
+    from phase_helpers import candidate, network_record
+
+    from ml_expert.agents.finetuning import _from_run
+    from ml_expert.errors import UsageError
+    from ml_expert.hashing import sha256_file
+
+    run_dir = tmp_path / "runs" / "r1"
+    (run_dir / "findings").mkdir(parents=True)
+    network, preprocessor = run_dir / "dnn" / "model.keras", run_dir / "preprocessor.joblib"
+    network.parent.mkdir()
+    network.write_bytes(b"net")
+    preprocessor.write_bytes(b"pre")
+    export = {
+        "format": "keras",
+        "path": str(network),
+        "sha256": sha256_file(network),
+        "parity": {"passed": True},
+    }
+
+    def write(key: str, value: dict) -> None:
+        (run_dir / "findings" / f"{key}.json").write_text(json.dumps({"value": value}))
+
+    write("deployment", deployment_result(exports=[export], model="dnn"))
+    data = {"fingerprint": "f", "task": "classification", "preprocessor_sha256": sha256_file(preprocessor)}
+    write("data-analysis", data)
+    dnn = network_record(config={"learning_rate": 0.002})
+    chosen = candidate("dnn", kind="keras", family="neural")
+    write("training", {"chosen": chosen, "choice_reason": "r", "leaderboard": [chosen], "dnn": dnn})
+    info = {"run_id": "r1", "model": "dnn"}
+    common = {"version": "v1", "run_id": "r1", "model": "dnn"}
+    # the data-analysis finding leaves the files to the state: the preprocessing is not found
+    with pytest.raises(UsageError, match="preprocessing of run r1's network is gone"):
+        _from_run("v1", tmp_path, info, common)
+    write("data-analysis", {**data, "files": {"preprocessor": str(preprocessor)}})  # a finding that named it
+    released = _from_run("v1", tmp_path, info, common)
+    assert released.preprocessor == str(preprocessor) and released.config["learning_rate"] == 0.002
+    write(
+        "training", {"chosen": chosen, "choice_reason": "r", "leaderboard": [chosen], "dnn": {"config": {}}}
+    )
+    with pytest.raises(UsageError, match="dnn.stopped_reason"):
+        _from_run("v1", tmp_path, info, common)
+    write("deployment", {**deployment_result(), "exports": [{"format": "keras"}]})
+    with pytest.raises(UsageError, match="deployment finding does not match"):
+        _from_run("v1", tmp_path, info, common)

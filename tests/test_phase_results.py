@@ -159,3 +159,97 @@ def test_validation_gate_judges_a_clustering_result_by_its_own_figures() -> None
     # a supervised result has no clustering figures, so none of these checks
     supervised = validation_gate({"options": {}, "validation": validation_result()})
     assert "stability" not in {c.name for c in supervised.checks}
+
+
+def _training(tmp_path, **fields) -> dict:
+    """The state's `training`: a linear model that ships over a network that lost to it."""
+    from phase_helpers import candidate, network_record
+
+    from ml_expert.hashing import sha256_file
+
+    model = tmp_path / "linear.joblib"
+    model.write_bytes(b"model")
+    chosen = candidate("linear", path=str(model), sha256=sha256_file(model))
+    dnn = network_record(
+        history={"loss": [0.9, 0.5]}, candidate=candidate("dnn", kind="keras", family="neural")
+    )
+    base = {
+        "dnn": dnn,
+        "chosen": chosen,
+        "choice_reason": "the noise rule",
+        "leaderboard": [chosen, dnn["candidate"]],
+    }
+    return base | fields
+
+
+def test_training_gate_refuses_a_malformed_chosen_network_or_escalation_naming_the_field(tmp_path) -> None:
+    from ml_expert.graph.gates import training_gate
+
+    good = _training(tmp_path)
+    assert training_gate({"training": good, "retries": {}}).passed
+    no_kind = {k: v for k, v in good["chosen"].items() if k != "kind"}  # was judged as "not a network"
+    no_score = {k: v for k, v in good["chosen"].items() if k != "val_score"}
+    no_reason = {k: v for k, v in good["dnn"].items() if k != "stopped_reason"}
+    bad_loss = {**good["dnn"], "history": {"loss": ["diverging"]}}
+    escalation = {"metric": "accuracy", "simple": "linear", "candidate": "dnn", "wins": False, "rule": "tie"}
+    for broken, field in (
+        ({"chosen": no_kind}, "chosen.kind"),
+        ({"chosen": no_score}, "chosen.val_score"),
+        ({"dnn": no_reason}, "dnn.stopped_reason"),
+        ({"dnn": bad_loss}, "dnn.history.loss"),
+        ({"network_escalation": escalation}, "network_escalation.gain"),
+        ({"time": {"budget_seconds": 60.0, "cap_hit": False}}, "time.total_seconds"),
+        ({"fine_tuning": {"parent": "v1"}}, "fine_tuning.parent_model"),
+    ):
+        verdict = training_gate({"training": {**good, **broken}, "retries": {}})
+        assert not verdict.passed and [c.name for c in verdict.checks] == ["result_typed"], broken
+        assert "training result" in verdict.checks[0].detail and field in verdict.checks[0].detail
+
+
+def test_plan_gate_refuses_a_malformed_leaderboard_escalation_or_tuning_naming_the_field() -> None:
+    from phase_helpers import candidate
+
+    from ml_expert.graph.gates import plan_gate
+
+    good = selection_fields()
+    assert plan_gate({"options": {"budget": 60}, "selection": good}).passed
+    unscored = [*good["leaderboard"][:2], {"name": "random_forest", "kind": "sklearn"}]
+    escalation = {"metric": "accuracy", "simple": "linear", "candidate": "random_forest", "gain": 0.01}
+    for broken, field in (
+        ({"leaderboard": unscored}, "leaderboard.2.val_score"),
+        ({"escalations": [escalation]}, "escalations.0.margin"),
+        ({"tuning": {"plan": {}, "ran": True, "trials_run": "all"}}, "tuning.trials_run"),
+        ({"leaderboard": [*good["leaderboard"], {**candidate("svm"), "kind": "onnx"}]}, "leaderboard.3.kind"),
+    ):
+        verdict = plan_gate({"options": {"budget": 60}, "selection": {**good, **broken}})
+        assert not verdict.passed and [c.name for c in verdict.checks] == ["result_typed"], broken
+        assert field in verdict.checks[0].detail
+
+
+def test_training_and_selection_records_round_trip_through_json_as_written(tmp_path) -> None:
+    import math
+
+    from phase_helpers import candidate, network_record
+
+    from ml_expert.memory.base import dumps
+    from ml_expert.phases import SelectionResult, TrainingResult
+
+    # a diverged network's NaN loss stays NaN in the state (the checkpointer keeps Python floats)
+    diverged = network_record(diverged=True, history={"loss": [0.9, math.nan]}, best_val_loss=math.nan)
+    state = _training(tmp_path, diverged_network={**diverged, "discarded": "diverged on 3 attempts"})
+    read = TrainingResult.of({"training": state})
+    written = read.state()
+    assert list(written) == list(state) and list(written["chosen"]) == list(state["chosen"])
+    assert "time" not in written and "network_escalation" not in written  # only the keys it was given
+    assert math.isnan(written["diverged_network"]["history"]["loss"][1])
+    # the finding is strict JSON: NaN is written null and read back as NaN
+    finding = json.loads(dumps({**written, "decisions": [{"decision": "d", "reason": "r"}]}))
+    assert finding["diverged_network"]["best_val_loss"] is None
+    again = TrainingResult.from_finding(finding)
+    assert math.isnan(again.diverged_network.best_val_loss) and again.chosen == read.chosen
+    # the selection's state is JSON: a non-finite score is null there, as before, and reads back
+    board = [*selection_fields()["leaderboard"], candidate("linear_log", val_score=math.inf, cv_folds=[0.1])]
+    selection = SelectionResult.of({"selection": selection_fields(leaderboard=board)}).state()
+    assert selection["leaderboard"][-1] == {**board[-1], "val_score": None}
+    assert math.isnan(SelectionResult.of({"selection": selection}).leaderboard[-1].val_score)
+    assert json.loads(json.dumps(selection)) == selection

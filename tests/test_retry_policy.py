@@ -3,12 +3,14 @@ router's decision come from the same object, so they cannot disagree."""
 
 from __future__ import annotations
 
+from phase_helpers import candidate, network_record
+
 from ml_expert.agents.retry import TRAINING_RETRY, RetryPolicy
 from ml_expert.graph.gates import should_retry_training, training_gate
 
 
 def _state(retries: int, diverged: dict | None) -> dict:
-    training = {"chosen": {"name": "linear", "kind": "sklearn"}, "choice_reason": "best", "leaderboard": []}
+    training = {"chosen": candidate("linear"), "choice_reason": "best", "leaderboard": []}
     return {
         "retries": {"training": retries},
         "training": {**training, "diverged_network": diverged} if diverged else {},
@@ -16,7 +18,9 @@ def _state(retries: int, diverged: dict | None) -> dict:
 
 
 def test_attempts_count_up_after_a_divergence_and_stop_at_the_policy_limit() -> None:
-    diverged = {"config": {"learning_rate": 0.1}, "stopped_reason": "loss is NaN", "attempt": 0}
+    diverged = network_record(
+        config={"learning_rate": 0.1}, stopped_reason="loss is NaN", diverged=True, best_val_loss=float("nan")
+    )
     assert TRAINING_RETRY.attempt(_state(0, None)) == 0
     assert TRAINING_RETRY.attempt(_state(0, diverged)) == 1
     assert TRAINING_RETRY.attempt(_state(1, {**diverged, "discarded": "gave up"})) == 1

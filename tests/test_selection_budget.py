@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phase_helpers import selection_fields
+from phase_helpers import candidate, selection_fields
 
 from ml_expert.agents.researcher import MIN_BUDGET_FOR_NN, plan_network, room_left
 from ml_expert.phases import DataResult
@@ -56,7 +56,7 @@ def test_plan_gate_lets_baselines_overrun_but_not_a_network_without_time() -> No
     from ml_expert.graph.gates import plan_gate
     from ml_expert.tools.selection.candidates import FOREST_SMALL_ROWS, forest_size
 
-    board = [{"name": n} for n in ("dummy", "linear", "random_forest", "hist_gradient_boosting")]
+    board = [candidate(n) for n in ("dummy", "linear", "random_forest", "hist_gradient_boosting")]
     skipped = selection_fields(leaderboard=board, seconds=45.0, budget=30.0, cap_hit=True)
     verdict = plan_gate({"options": {"budget": 30}, "selection": skipped})
     assert verdict.passed, verdict.failed

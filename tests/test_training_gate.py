@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from phase_helpers import validation_result
+from phase_helpers import candidate, network_record, validation_result
 
 from ml_expert.graph.gates import training_gate
 from ml_expert.hashing import sha256_file
@@ -14,14 +14,14 @@ from ml_expert.hashing import sha256_file
 def _state(tmp_path: Path, chosen_kind: str) -> dict:
     model = tmp_path / "model.bin"
     model.write_bytes(b"model")
-    network = {
-        "history": {"loss": [0.9]},  # one epoch: the cap fired, so no decrease can show
-        "stopped_reason": "wall-clock cap of 7 s hit before the planned epochs",
-        "cap_hit": True,
-        "loaded_checkpoint": {"path": str(model), "sha256": sha256_file(model)},
-    }
-    chosen = {"name": "dnn" if chosen_kind == "keras" else "linear", "kind": chosen_kind}
-    chosen |= {"path": str(model), "sha256": sha256_file(model)}
+    network = network_record(
+        history={"loss": [0.9]},  # one epoch: the cap fired, so no decrease can show
+        stopped_reason="wall-clock cap of 7 s hit before the planned epochs",
+        cap_hit=True,
+        loaded_checkpoint={"path": str(model), "sha256": sha256_file(model)},
+    )
+    name = "dnn" if chosen_kind == "keras" else "linear"
+    chosen = candidate(name, kind=chosen_kind, path=str(model), sha256=sha256_file(model))
     training = {"dnn": network, "chosen": chosen, "choice_reason": "the noise rule", "leaderboard": [chosen]}
     return {"training": training, "retries": {}}
 

@@ -11,13 +11,19 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import joblib
 
 from ml_expert.agents.context import AgentContext
-from ml_expert.hashing import verify
-from ml_expert.phases import DataResult, SelectionResult, TrainingResult, ValidationResult
+from ml_expert.phases import (
+    Candidate,
+    DataResult,
+    SelectionResult,
+    TimeSpent,
+    TrainingResult,
+    ValidationResult,
+)
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.scoring import primary_metric
 from ml_expert.workspace import read_run
@@ -114,30 +120,30 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     name = selection.best_baseline
     chosen = selection.best
     reason = (selection.clustering or {})["choice_reason"]
-    if chosen.get("path"):
+    if chosen.path:
         ctx.decide(
             f"ship {name} as fit on the training split (no refit on train + validation)",
             "a refit would renumber and move the clusters the validation figures and the profiles "
             "describe; the tester then measures exactly the shipped model",
         )
-    result = {
-        "chosen": chosen,
-        "choice_reason": reason,
-        "leaderboard": leaderboard,
-        "attempt": 0,
-        "time": {
-            "budget_seconds": selection.budget,
-            "model_selection_seconds": selection.seconds,
-            "baseline_fit_seconds": selection.baseline_seconds,
-            "total_seconds": selection.seconds,
-            "share_of_budget": round(selection.seconds / selection.budget, 3) if selection.budget else None,
-            "cap_hit": False,
-        },
-    }
-    ctx.record("training", result)
-    ctx.done(f"chosen {name} (silhouette {chosen['val_score']:.4f} on validation)")
+    result = TrainingResult(
+        chosen=chosen,
+        choice_reason=reason,
+        leaderboard=leaderboard,
+        attempt=0,
+        time=TimeSpent(
+            budget_seconds=selection.budget,
+            model_selection_seconds=selection.seconds,
+            baseline_fit_seconds=selection.baseline_seconds,
+            total_seconds=selection.seconds,
+            share_of_budget=round(selection.seconds / selection.budget, 3) if selection.budget else None,
+            cap_hit=False,
+        ),
+    )
+    ctx.record("training", result.state())
+    ctx.done(f"chosen {name} (silhouette {chosen.val_score:.4f} on validation)")
     return {
-        "training": result,
+        "training": result.state(),
         "phase": "training",
         "retries": {"training": 0},
         "status": "running",
@@ -159,10 +165,9 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     )
     schema = data.input_schema
     chosen = training_result.chosen
-    if not chosen.get("path"):
+    if not chosen.path:
         raise_no_model(chosen)
-    verify(chosen["path"], chosen["sha256"])
-    pipeline = joblib.load(chosen["path"])
+    pipeline = joblib.load(chosen.verified())
     train, _ = load_split(data.files, "train", schema, data.file_hashes)
     ctx.step("reading the test split (once)")
     test, _ = load_split(data.files, "test", schema, data.file_hashes)
@@ -170,18 +175,18 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     ctx.step("silhouette, sizes, stability and the test against chance on the test split")
     evaluation = evaluate_clustering(pipeline, schema, train, test, int(state["options"]["seed"]))
     metrics = evaluation.test_metrics
-    gap = round(chosen["train_score"] - chosen["val_score"], 6)
+    gap = round(chosen.train_score - chosen.val_score, 6)
     (ctx.run_dir / "metrics.json").write_text(
         json.dumps(
             {
-                "model": chosen["name"],
+                "model": chosen.name,
                 "primary_metric": selection.metric,
                 "test_score": metrics["silhouette"],
                 "dummy_test_score": 0.0,
                 "overfit_gap": gap,
                 "test": metrics,
                 "clustering": evaluation.model_dump(exclude={"test_metrics"}),
-                "leaderboard": training_result.leaderboard,
+                "leaderboard": training_result.board(),
             },
             indent=2,
         )
@@ -193,12 +198,12 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
                 "source": data.source,
                 "fingerprint": data.fingerprint,
                 "split_sizes": data.split_sizes,
-                "chosen": chosen["name"],
+                "chosen": chosen.name,
                 "choice_reason": training_result.choice_reason,
                 "metric_reason": selection.metric_reason,
                 "test_reads": reads,
                 "evaluation": evaluation.model_dump(),
-                "leaderboard": training_result.leaderboard,
+                "leaderboard": training_result.board(),
                 "decisions": read_run(ctx.run_dir).get("decisions", []),
             }
         )
@@ -206,7 +211,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     profiles_path = ctx.run_dir / "cluster_profiles.json"
     profiles_path.write_text(json.dumps(evaluation.profiles, indent=1) + "\n")
     result = ValidationResult(
-        model=chosen["name"],
+        model=chosen.name,
         primary_metric=selection.metric,
         test_score=metrics["silhouette"],
         dummy_test_score=0.0,
@@ -226,10 +231,10 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     return {"validation": result.state(), "phase": "validation"}
 
 
-def raise_no_model(chosen: dict[str, Any]) -> None:
+def raise_no_model(chosen: Candidate) -> NoReturn:
     from ml_expert.errors import TrainingError
 
     raise TrainingError(
-        f"no clustering could be shipped ({chosen['name']}): no candidate found >= 2 clusters of "
+        f"no clustering could be shipped ({chosen.name}): no candidate found >= 2 clusters of "
         ">= 5 training rows; the rows show no cluster structure to serve"
     )

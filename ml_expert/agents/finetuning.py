@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import joblib
 import numpy as np
@@ -32,7 +32,17 @@ from pydantic import BaseModel
 from ml_expert.config import RunConfig
 from ml_expert.errors import UsageError
 from ml_expert.hashing import sha256_file, verify
-from ml_expert.phases import DataResult, DeploymentResult, PhaseResultError, ProductionOnTest, SelectionResult
+from ml_expert.phases import (
+    Candidate,
+    DataResult,
+    DeploymentResult,
+    FineTuning,
+    PhaseResultError,
+    PreparationFinding,
+    ProductionOnTest,
+    SelectionResult,
+    TrainingResult,
+)
 from ml_expert.registry import Registry, RegistryError
 from ml_expert.registry.store import SOURCE_DIR
 from ml_expert.tools.data.schema import InputSchema
@@ -52,14 +62,6 @@ class ReleasedModel(BaseModel):
     preprocessor: str | None = None  # a released network: the fitted preprocessing its inputs come from
     preprocessor_sha256: str | None = None
     config: dict[str, Any] | None = None  # a released network: the DNNConfig it was trained with
-
-
-def network_preprocessor(chosen: dict[str, Any], data: DataResult) -> tuple[str, str]:
-    """(file, SHA-256) of the fitted preprocessing a network's inputs come from: the run's own, or
-    the release's, for a network fine-tuned from a registry version (`--from`)."""
-    if chosen.get("preprocessor"):
-        return chosen["preprocessor"], chosen["preprocessor_sha256"]
-    return data.files["preprocessor"], data.preprocessor_sha256
 
 
 def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
@@ -108,16 +110,14 @@ def _from_run(
 ) -> ReleasedModel:
     """A version registered before the registry kept `source/`: its run's verified exports."""
     run_dir = Path(workspace) / "runs" / str(info.get("run_id"))
-    finding = run_dir / "findings" / "deployment.json"
-    if not finding.is_file():
+    try:
+        deployment = _finding(run_dir, "deployment", DeploymentResult)
+    except PhaseResultError as exc:
+        raise UsageError(f"--from {name}: {exc}") from None
+    if deployment is None:
         raise UsageError(
             f"--from {name}: the run {info.get('run_id')} that released it is not in this workspace"
         )
-    recorded = json.loads(finding.read_text())
-    try:
-        deployment = DeploymentResult.from_finding(recorded.get("value", recorded))
-    except PhaseResultError as exc:
-        raise UsageError(f"--from {name}: {exc}") from None
     model = info["model"]
     # a scikit-learn model is exported under its own name; a network (trained or fine-tuned) under dnn/
     record = next(
@@ -139,22 +139,34 @@ def _from_run(
         raise UsageError(f"--from {name}: the exported {model} model of run {info.get('run_id')} is gone")
     if record.format == "joblib":
         return ReleasedModel(**common, kind="sklearn", path=record.path, sha256=record.sha256)
-    data_finding = run_dir / "findings" / "data-analysis.json"
-    data = json.loads(data_finding.read_text()) if data_finding.is_file() else {}
-    data = data.get("value", data)
-    preprocessor, preprocessor_sha = (
-        (data.get("files") or {}).get("preprocessor"),
-        data.get("preprocessor_sha256"),
-    )
-    if not preprocessor or not preprocessor_sha or not Path(preprocessor).is_file():
+    try:
+        prepared = _finding(run_dir, "data-analysis", PreparationFinding)
+    except PhaseResultError as exc:
+        raise UsageError(f"--from {name}: {exc}") from None
+    preprocessor = prepared.files.get("preprocessor") if prepared else None
+    if not preprocessor or not prepared or not Path(preprocessor).is_file():
         raise UsageError(f"--from {name}: the preprocessing of run {info.get('run_id')}'s network is gone")
-    training = run_dir / "findings" / "training.json"
-    trained = json.loads(training.read_text()) if training.is_file() else {}
-    dnn = (trained.get("value", trained).get("dnn") or {}) if model == "dnn" else {}
+    try:
+        trained = _finding(run_dir, "training", TrainingResult) if model == "dnn" else None
+    except PhaseResultError as exc:
+        raise UsageError(f"--from {name}: {exc}") from None
+    dnn = trained.dnn if trained else None
     return ReleasedModel(
         **common, kind="keras", path=record.path, sha256=record.sha256, preprocessor=preprocessor,
-        preprocessor_sha256=preprocessor_sha, config=dnn.get("config"),
+        preprocessor_sha256=prepared.preprocessor_sha256, config=dnn.config.model_dump() if dnn else None,
     )  # fmt: skip
+
+
+_F = TypeVar("_F", DeploymentResult, PreparationFinding, TrainingResult)
+
+
+def _finding(run_dir: Path, key: str, model: type[_F]) -> _F | None:
+    """An earlier run's finding, read through its model (None: the run recorded none)."""
+    path = run_dir / "findings" / f"{key}.json"
+    if not path.is_file():
+        return None
+    recorded = json.loads(path.read_text())
+    return model.from_finding(recorded.get("value", recorded))
 
 
 def _keras_widths(path: str) -> tuple[int | None, int | None]:
@@ -212,7 +224,7 @@ def check_schema(
 
 def candidates(
     ctx: Any, state: dict[str, Any], schema: InputSchema, metric: str
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+) -> tuple[list[Candidate], FineTuning]:
     """The released model as it is and fine-tuned on the new training split, each scored on the new
     validation split; returns the candidates and the record of what was done."""
     from ml_expert.tools.data.prepare import load_split
@@ -223,17 +235,17 @@ def candidates(
     data = DataResult.of(state)
     released = check_schema(config.from_ or "production", config.workspace, schema, data.n_features_out)
     if released.kind == "keras":
-        return _keras_candidates(ctx, state, released, metric), {
-            "parent": released.version, "parent_model": released.model, "parent_run": released.run_id or None,
+        return _keras_candidates(ctx, state, released, metric), FineTuning(
+            parent=released.version, parent_model=released.model, parent_run=released.run_id or None,
             # a registry network's fine-tuned copy is a new version of its named model; a file's is not
-            "model_name": released.model_name, "parent_sha256": released.sha256,
-            "preprocessing": "the release's" if released.preprocessor else "this run's",
-        }  # fmt: skip
+            model_name=released.model_name, parent_sha256=released.sha256,
+            preprocessing="the release's" if released.preprocessor else "this run's",
+        )  # fmt: skip
     train_x, train_y = load_split(data.files, "train", schema, data.file_hashes)
     val_x, val_y = load_split(data.files, "val", schema, data.file_hashes)
     models_dir = ctx.run_dir / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
-    out: list[dict[str, Any]] = []
+    out: list[Candidate] = []
     for name in ("released", "fine_tuned"):
         verify(released.path, released.sha256)
         pipeline = joblib.load(released.path)
@@ -245,32 +257,32 @@ def candidates(
         path = models_dir / f"{name}.joblib"
         joblib.dump(pipeline, path)
         out.append(
-            {
-                "name": name,
-                "family": "released",
-                "kind": "sklearn",
-                "val_score": round(score(metric, val_y, predict_scores(pipeline, val_x)), 6),
-                "train_score": round(score(metric, train_y, predict_scores(pipeline, train_x)), 6),
-                "fit_seconds": seconds,
-                "path": str(path),
-                "sha256": sha256_file(path),
-                "parent": released.version,
-                "detail": detail,
-            }
+            Candidate(
+                name=name,
+                family="released",
+                kind="sklearn",
+                val_score=round(score(metric, val_y, predict_scores(pipeline, val_x)), 6),
+                train_score=round(score(metric, train_y, predict_scores(pipeline, train_x)), 6),
+                fit_seconds=seconds,
+                path=str(path),
+                sha256=sha256_file(path),
+                parent=released.version,
+                detail=detail,
+            )
         )
-    record = {
-        "parent": released.version,
-        "parent_model": released.model,
-        "parent_run": released.run_id,
+    record = FineTuning(
+        parent=released.version,
+        parent_model=released.model,
+        parent_run=released.run_id,
         # a fine-tuned model is a new version of the same named model, not a model of its own
-        "model_name": released.model_name,
-    }
+        model_name=released.model_name,
+    )
     return out, record
 
 
 def _keras_candidates(
     ctx: Any, state: dict[str, Any], released: ReleasedModel, metric: str
-) -> list[dict[str, Any]]:
+) -> list[Candidate]:
     """A .keras network as it is and continued on the new training split (tools/training/finetune.py:
     a tenth of its learning rate, the pipeline's callbacks, early stopping on held-back training rows),
     each scored on the new validation split."""
@@ -319,7 +331,7 @@ def _keras_candidates(
     trained_with = (released.config or {}).get("learning_rate")
     if trained_with:
         config = config.model_copy(update={"learning_rate": float(trained_with)})
-    out: list[dict[str, Any]] = []
+    out: list[Candidate] = []
     for name in ("released", "fine_tuned"):
         verify(released.path, released.sha256)
         model = keras.saving.load_model(released.path, compile=False)  # compiled anew to continue
@@ -348,45 +360,43 @@ def _keras_candidates(
         train_scores = np.asarray(model.predict(x_train, verbose=0))
         val_path, val_sha = save_predictions(models_dir / f"{name}.val.npy", val_scores)
         out.append(
-            {
-                "name": name,
-                "family": "released",
-                "kind": "keras",
-                "val_score": round(score(metric, y_val, val_scores), 6),
-                "train_score": round(score(metric, y_train, train_scores), 6),
-                "fit_seconds": seconds,
-                "path": str(path),
-                "sha256": sha256_file(path),
-                "val_predictions": val_path,
-                "predictions_sha256": {val_path: val_sha},
-                "parent": released.version,
-                "detail": detail,
-                "dnn_config": config.model_dump(),  # its learning rate is what a later --from divides
+            Candidate(
+                name=name,
+                family="released",
+                kind="keras",
+                val_score=round(score(metric, y_val, val_scores), 6),
+                train_score=round(score(metric, y_train, train_scores), 6),
+                fit_seconds=seconds,
+                path=str(path),
+                sha256=sha256_file(path),
+                val_predictions=val_path,
+                predictions_sha256={val_path: val_sha},
+                parent=released.version,
+                detail=detail,
+                dnn_config=config.model_dump(),  # its learning rate is what a later --from divides
                 **inputs,
-            }
+            )
         )
     return out
 
 
-def compete(
-    metric: str, chosen: dict[str, Any], reason: str, released: list[dict[str, Any]]
-) -> tuple[dict[str, Any], str]:
+def compete(metric: str, chosen: Candidate, reason: str, released: list[Candidate]) -> tuple[Candidate, str]:
     """The released model (as it is or fine-tuned) ships instead of the model from scratch only when
     it scores strictly better on the new validation rows; ties go to the model from scratch."""
     from ml_expert.tools.scoring import better
 
     best = released[0]
     for candidate in released[1:]:
-        if better(metric, candidate["val_score"], best["val_score"]):
+        if better(metric, candidate.val_score, best.val_score):
             best = candidate
-    if better(metric, best["val_score"], chosen["val_score"]):
+    if better(metric, best.val_score, chosen.val_score):
         return best, (
-            f"{best['name']} ({best['detail']}) validation {metric} {best['val_score']:.4f} beats the "
-            f"model from scratch, {chosen['name']} {chosen['val_score']:.4f}"
+            f"{best.name} ({best.detail}) validation {metric} {best.val_score:.4f} beats the "
+            f"model from scratch, {chosen.name} {chosen.val_score:.4f}"
         )
     return chosen, (
-        f"{reason}; the model from scratch {chosen['val_score']:.4f} is at least as good on validation "
-        f"as {best['name']} {best['val_score']:.4f}"
+        f"{reason}; the model from scratch {chosen.val_score:.4f} is at least as good on validation "
+        f"as {best.name} {best.val_score:.4f}"
     )
 
 

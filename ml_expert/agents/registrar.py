@@ -15,6 +15,7 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
     ctx = AgentContext(state, "ml-developer", "registry")
     deployment, validation = DeploymentResult.of(state), ValidationResult.of(state)
     data = DataResult.of(state)
+    fine_tuning = TrainingResult.of(state).fine_tuning
     info = {
         "run_id": ctx.run_id,
         "model": deployment.model,
@@ -26,7 +27,7 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
         "seed": int(state["options"]["seed"]),
         "split_sizes": data.split_sizes,
         "forced": bool(state["options"].get("force")),
-        "parent": (TrainingResult.of(state).fine_tuning or {}).get("parent"),
+        "parent": fine_tuning.parent if fine_tuning else None,
     }
     name = release_model_name(state)
     registry = Registry(state["options"]["workspace"], model=name)

@@ -17,7 +17,7 @@ from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.errors import UsageError
 from ml_expert.execution import ExecutionReport, Executor, executor_for
-from ml_expert.phases import DataResult, SelectionResult
+from ml_expert.phases import DataResult, SelectionResult, Tuning
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -332,7 +332,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         ),
     )
     comparison = _Comparison(metric, y_held, folds, small, seed, cv.folds or CV_FOLDS)
-    escalations: list[dict[str, Any]] = []
+    escalations: list[Escalation] = []
     # The best baseline by its score, not the simplest within the noise: the four families are fixed
     # in advance and scored on the same folds, so the top score carries little selection bias, and
     # measured (quality.py, seeds 0-2) the simplest-within-noise rule lost on caravan on every seed.
@@ -348,7 +348,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             candidate = comparison.with_threshold(candidate, val)
         leaderboard.append(candidate)
         verdict = comparison.compare(best, candidate)
-        escalations.append(verdict.model_dump())
+        escalations.append(verdict)
         if verdict.wins:
             ctx.decide(f"{what}: {candidate.name} replaces {best.name}", verdict.rule)
             best, best_reason = candidate, verdict.rule
@@ -547,7 +547,7 @@ def _search(
     budget: float,
     executor: Executor,
     folds: np.ndarray | None = None,
-) -> tuple[dict[str, Any], CandidateResult | None]:
+) -> tuple[Tuning, CandidateResult | None]:
     """`--tune`: a bounded search of the best baseline's hyperparameters (tools/selection/tuning.py).
 
     The tuned configuration is fit on train and scored on validation like any baseline, so the
@@ -557,10 +557,9 @@ def _search(
     classes = len(data.train_class_counts) or None
     scale = executor.report.plan_scale
     plan = plan_trials(name, len(train[1]), data.n_features_out, classes, budget, scale=scale)
-    record: dict[str, Any] = {"plan": plan.model_dump()}
     if plan.trials < MIN_TRIALS:
         ctx.decide(f"do not tune {name}", f"{plan.rule}: too few trials for a search")
-        return {**record, "ran": False}, None
+        return Tuning(plan=plan.model_dump(), ran=False), None
     ctx.decide(f"tune {name}: {plan.trials} configurations, {FOLDS}-fold CV on train", plan.rule)
     ctx.step(f"tuning {name}: {plan.trials} configurations x {FOLDS} folds")
     # Safety stop only (counts decide; a slow machine caps, and that is recorded).
@@ -576,7 +575,7 @@ def _search(
         time_limit=CAP_FACTOR * plan.share_seconds / scale,  # the share is spread over `scale` nodes
         map_fn=executor.map,
     )
-    record.update({"ran": True, **result.model_dump()})
+    record = Tuning(plan=plan.model_dump(), ran=True, **result.model_dump())
     if result.cap_hit:
         ctx.decide(
             f"stop the search after {result.trials_run} of {plan.trials} trials",
@@ -607,8 +606,7 @@ def _search(
         f"{FOLDS}-fold CV {metric} {result.best_cv_score:.4f} > defaults {result.default_cv_score:.4f} "
         f"(trial {result.best_index} of {result.trials_run}); validation {metric} {tuned.val_score:.4f}",
     )
-    record["candidate"] = tuned.name
-    return record, tuned
+    return record.model_copy(update={"candidate": tuned.name}), tuned
 
 
 def _executor(ctx: AgentContext, address: str | None) -> Executor:

@@ -31,8 +31,8 @@ class RetryPolicy(BaseModel):
         """This training node's attempt: one more than the last when the graph routed back after a
         divergence that was not discarded."""
         training = TrainingResult.maybe(state)
-        previous = (training.diverged_network if training else None) or {}
-        return self.retries(state) + (1 if previous and not previous.get("discarded") else 0)
+        previous = training.diverged_network if training else None
+        return self.retries(state) + (1 if previous and not previous.discarded else 0)
 
     def exhausted(self, attempt: int) -> bool:
         return attempt >= self.max_retries
@@ -49,7 +49,7 @@ class RetryPolicy(BaseModel):
         diverged, was not discarded and retries are left."""
         training = TrainingResult.maybe(state)
         diverged = training.diverged_network if training else None
-        return bool(diverged) and not diverged.get("discarded") and not self.exhausted(self.retries(state))
+        return diverged is not None and not diverged.discarded and not self.exhausted(self.retries(state))
 
 
 TRAINING_RETRY = RetryPolicy()

@@ -14,7 +14,7 @@ from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import verify
-from ml_expert.phases import DataResult, SelectionResult, TrainingResult, ValidationResult
+from ml_expert.phases import Candidate, DataResult, SelectionResult, TrainingResult, ValidationResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -30,21 +30,23 @@ from ml_expert.tools.validation.metrics import (
 from ml_expert.tools.validation.report import render_report
 
 
-def _chosen_scores(chosen: dict[str, Any], data: DataResult, frame, task: str) -> np.ndarray:
+def _chosen_scores(chosen: Candidate, data: DataResult, frame, task: str) -> np.ndarray:
     """Load the chosen model only after its hash matches the one recorded when it was saved."""
-    verify(chosen["path"], chosen["sha256"])
-    if chosen["kind"] == "sklearn":
-        return predict_scores(joblib.load(chosen["path"]), frame)
+    path = chosen.verified()
+    if chosen.kind == "sklearn":
+        return predict_scores(joblib.load(path), frame)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
     import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
-    from ml_expert.agents.finetuning import network_preprocessor
+    from ml_expert.tools.training.finetune import network_preprocessor
 
-    preprocessor_file, preprocessor_sha = network_preprocessor(chosen, data)
+    preprocessor_file, preprocessor_sha = network_preprocessor(
+        data.files["preprocessor"], data.preprocessor_sha256, chosen.preprocessor, chosen.preprocessor_sha256
+    )
     verify(preprocessor_file, preprocessor_sha)
     preprocessor = joblib.load(preprocessor_file)
-    model = keras.saving.load_model(chosen["path"])
+    model = keras.saving.load_model(path)
     x = preprocessor.transform(frame).astype("float32")
     out = np.asarray(model.predict_on_batch(x))
     return out if task == "classification" else out.ravel()
@@ -71,7 +73,7 @@ def _sensitive_columns(
     return found, missing
 
 
-def _log_test_read(run_dir, chosen: dict[str, Any]) -> tuple[int, int, int]:
+def _log_test_read(run_dir, chosen: Candidate) -> tuple[int, int, int]:
     """Log this read of the test split in run.json, before any figure is computed from it.
 
     Returns (reads that produced results, counting this one; earlier reads interrupted before any
@@ -80,8 +82,8 @@ def _log_test_read(run_dir, chosen: dict[str, Any]) -> tuple[int, int, int]:
     anything. `_complete_test_read` marks this read as having produced its results.
     """
     entry = {
-        "model": chosen["name"],
-        "sha256": chosen.get("sha256"),
+        "model": chosen.name,
+        "sha256": chosen.sha256,
         "status": "started",
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
@@ -117,10 +119,8 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     reads, interrupted, models = _log_test_read(ctx.run_dir, chosen)
 
     scores = _chosen_scores(chosen, data, test_x, task)
-    dummy = next(c for c in selection.leaderboard if c["name"] == "dummy")
-    verify(dummy["path"], dummy["sha256"])
-    dummy_scores = predict_scores(joblib.load(dummy["path"]), test_x)
-    threshold = chosen.get("threshold")
+    dummy_scores = predict_scores(joblib.load(selection.row("dummy").verified()), test_x)
+    threshold = chosen.threshold
     if task == "classification":
         test_metrics = classification_metrics(test_y, scores, schema.classes or [], threshold)
         plot_confusion_matrix(
@@ -158,15 +158,15 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         seed=int(RunConfig.of(state).seed),
         candidate_threshold=threshold,
         simple="dummy",
-        candidate=chosen["name"],
+        candidate=chosen.name,
         rows_name="test",
     )
     # train minus validation in the metric's better direction: > 0 means better on train
-    gap = round(sign(metric) * (chosen["train_score"] - chosen["val_score"]), 6)
+    gap = round(sign(metric) * (chosen.train_score - chosen.val_score), 6)
     (ctx.run_dir / "metrics.json").write_text(
         json.dumps(
             {
-                "model": chosen["name"],
+                "model": chosen.name,
                 "primary_metric": metric,
                 "greater_is_better": greater_is_better(metric),
                 "decision_threshold": threshold,
@@ -174,13 +174,13 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
                 "dummy_test_score": dummy_score,
                 "overfit_gap": gap,
                 "test": {k: v for k, v in test_metrics.items() if k != "classification_report"},
-                "leaderboard": training.leaderboard,
+                "leaderboard": training.board(),
                 **extra,
             },
             indent=2,
         )
     )
-    dnn = training.dnn
+    escalations = [*selection.escalations, *filter(None, [training.network_escalation])]
     report = render_report(
         {
             "run_id": ctx.run_id,
@@ -188,22 +188,21 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "source": data.source,
             "fingerprint": data.fingerprint,
             "split_sizes": data.split_sizes,
-            "chosen": chosen["name"],
+            "chosen": chosen.name,
             "choice_reason": training.choice_reason,
             "metric": metric,
             "metric_reason": selection.metric_reason,
             "comparison": selection.comparison.model_dump() if selection.comparison else None,
-            "escalations": selection.escalations
-            + ([training.network_escalation] if training.network_escalation else []),
+            "escalations": [e.model_dump() for e in escalations],
             "threshold": threshold,
             "test_reads": reads,
             "test_reads_interrupted": interrupted,
             "test_metrics": test_metrics,
             "dummy_test_score": dummy_score,
             "overfit_gap": gap,
-            "leaderboard": training.leaderboard,
-            "dnn": dnn,
-            "time": training.time,
+            "leaderboard": training.board(),
+            "dnn": training.dnn.model_dump() if training.dnn else None,
+            "time": training.time.model_dump() if training.time else None,
             "execution": selection.execution,
             **extra,
             "decisions": RunFile(ctx.run_dir).read().decisions,
@@ -211,7 +210,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     )
     (ctx.run_dir / "evaluation_report.md").write_text(report)
     result = ValidationResult(
-        model=chosen["name"],
+        model=chosen.name,
         primary_metric=metric,
         greater_is_better=greater_is_better(metric),
         decision_threshold=threshold,

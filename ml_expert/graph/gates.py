@@ -119,8 +119,8 @@ def plan_gate(state: dict[str, Any]) -> GateVerdict:
     checks = [
         Check(
             name="baselines_measured",
-            passed=any(c["name"] == "dummy" for c in leaderboard) and len(leaderboard) >= 3,
-            value=[c["name"] for c in leaderboard],
+            passed=any(c.name == "dummy" for c in leaderboard) and len(leaderboard) >= 3,
+            value=[c.name for c in leaderboard],
             detail="dummy and at least two simple baselines scored on validation",
         ),
         Check(
@@ -158,43 +158,40 @@ def training_gate(state: dict[str, Any]) -> GateVerdict:
     dnn = training.dnn
     diverged = training.diverged_network
     if diverged:
-        discarded = diverged.get("discarded")
+        discarded = diverged.discarded
         checks.append(
             Check(
                 name="loss_finite",
                 passed=bool(discarded),
-                value={
-                    "attempt": diverged.get("attempt"),
-                    "learning_rate": diverged["config"]["learning_rate"],
-                },
+                value={"attempt": diverged.attempt, "learning_rate": diverged.config.learning_rate},
                 threshold=TRAINING_RETRY.max_retries,
                 detail=(
                     f"network discarded after {retries} retries, the best baseline ships: {discarded}"
                     if discarded
-                    else f"{diverged['stopped_reason']}; retry {retries + 1} of {TRAINING_RETRY.max_retries} "
+                    else f"{diverged.stopped_reason}; retry {retries + 1} of {TRAINING_RETRY.max_retries} "
                     "with a lower learning rate and tighter clipping"
                 ),
             )
         )
     chosen = training.chosen
-    if dnn and chosen.get("kind") != "keras":
+    if dnn and chosen.kind != "keras":
         # The network lost to a simpler model and is neither exported nor shipped: how its training
         # went is reported, but it cannot refuse the model that does ship.
-        losses = dnn["history"].get("loss", [])
+        losses = dnn.losses
         checks.append(
             Check(
                 name="network_not_shipped",
                 passed=True,
                 value={"first": losses[0] if losses else None, "best": min(losses) if losses else None},
-                detail=f"{chosen.get('name')} ships; the network ({dnn.get('stopped_reason')}) is not judged",
+                detail=f"{chosen.name} ships; the network ({dnn.stopped_reason}) is not judged",
             )
         )
     elif dnn:
-        losses = dnn["history"].get("loss", [])
+        losses = dnn.losses
         finite = bool(losses) and all(math.isfinite(v) for v in losses)
         checks.append(Check(name="loss_finite", passed=finite, value=losses[-1] if losses else None))
         # A resumed fit's history starts at the backup, so it may already be near its best.
-        decreased = finite and (min(losses) < losses[0] or dnn.get("initial_epoch", 0) > 0)
+        decreased = finite and (min(losses) < losses[0] or dnn.initial_epoch > 0)
         checks.append(
             Check(
                 name="loss_decreased",
@@ -205,14 +202,14 @@ def training_gate(state: dict[str, Any]) -> GateVerdict:
         checks.append(
             Check(
                 name="stopped_for_a_reason",
-                passed=bool(dnn.get("stopped_reason")),
-                value={"reason": dnn.get("stopped_reason"), "cap_hit": dnn.get("cap_hit")},
+                passed=bool(dnn.stopped_reason),
+                value={"reason": dnn.stopped_reason, "cap_hit": dnn.cap_hit},
             )
         )
-        loaded = dnn.get("loaded_checkpoint") or {}
+        loaded = dnn.loaded_checkpoint or {}
         checks.append(_hash_check("network_checkpoint_verified", loaded.get("path"), loaded.get("sha256")))
     checks.append(Check(name="retries", passed=retries <= TRAINING_RETRY.max_retries, value=retries))
-    checks.append(_hash_check("checkpoint_verified", chosen.get("path"), chosen.get("sha256")))
+    checks.append(_hash_check("checkpoint_verified", chosen.path, chosen.sha256))
     return GateVerdict.from_checks("training", checks)
 
 

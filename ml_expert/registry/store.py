@@ -105,7 +105,8 @@ def release_model_name(state: dict[str, Any]) -> str:
     from ml_expert.phases import TrainingResult  # here: `models` commands stay light
 
     training = TrainingResult.maybe(state)
-    parent = ((training.fine_tuning if training else None) or {}).get("model_name")
+    fine_tuning = training.fine_tuning if training else None
+    parent = fine_tuning.model_name if fine_tuning else None
     if parent:
         return validate_model_name(parent)
     return model_name_from(data.get("source") or options.get("data"))

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from ml_expert.agents.context import AgentContext
-from ml_expert.agents.finetuning import network_preprocessor
 from ml_expert.agents.ml_developer.common import json_safe, quiet_tensorflow
 from ml_expert.hashing import verify
 from ml_expert.phases import (
+    Candidate,
     DataResult,
     DeploymentResult,
     PhaseResultError,
@@ -22,6 +22,7 @@ from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splits import read_frame
 from ml_expert.tools.environment import package_versions
+from ml_expert.tools.training.finetune import network_preprocessor
 from ml_expert.tools.validation.latency import Latency, measure
 
 
@@ -91,12 +92,18 @@ def _dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _preprocessing(chosen: Candidate, data: DataResult) -> tuple[str, str]:
+    """(file, SHA-256) of the fitted preprocessing the chosen network's inputs come from."""
+    own = data.files["preprocessor"], data.preprocessor_sha256
+    return network_preprocessor(*own, chosen.preprocessor, chosen.preprocessor_sha256)
+
+
 def _release_source(
-    chosen: dict[str, Any], training: TrainingResult, data: DataResult, shipped: list[dict[str, Any]]
+    chosen: Candidate, training: TrainingResult, data: DataResult, shipped: list[dict[str, Any]]
 ) -> ReleaseSource | None:
     """What the registry keeps beside the package for a later `--from`: the verified loadable export
     (.keras or joblib) and, for a network, its preprocessing and training configuration."""
-    wanted = "keras" if chosen["kind"] == "keras" else "joblib"
+    wanted = "keras" if chosen.kind == "keras" else "joblib"
     export = next((r for r in shipped if r["format"] == wanted and r["passed"] and r.get("sha256")), None)
     if export is None:
         return None
@@ -104,9 +111,9 @@ def _release_source(
         return ReleaseSource(
             kind="sklearn", files={"model.joblib": export["path"]}, sha256={"model.joblib": export["sha256"]}
         )
-    preprocessor, preprocessor_sha = network_preprocessor(chosen, data)
-    config = chosen.get("dnn_config") or (
-        (training.dnn or {}).get("config") if chosen["name"] == "dnn" else None
+    preprocessor, preprocessor_sha = _preprocessing(chosen, data)
+    config = chosen.dnn_config or (
+        training.dnn.config.model_dump() if training.dnn and chosen.name == "dnn" else None
     )
     return ReleaseSource(
         kind="keras",
@@ -141,13 +148,12 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     onnx_path: str | None = None
     # Only what ships is exported (and judged by the release gate): a network that was trained
     # but not chosen is not converted, so its failed conversion cannot refuse the chosen model.
-    dnn = training_result.dnn if chosen["kind"] == "keras" else None
-    network = chosen["kind"] == "keras"  # the scratch network, or one fine-tuned from a .keras file
-    if chosen["kind"] == "sklearn":
-        verify(chosen["path"], chosen["sha256"])
-        pipeline = joblib.load(chosen["path"])
-        ctx.step(f"exporting {chosen['name']}: joblib, ONNX")
-        sk_records = export_sklearn(pipeline, schema, reference, exports_dir / chosen["name"])
+    dnn = training_result.dnn if chosen.kind == "keras" else None
+    network = chosen.kind == "keras"  # the scratch network, or one fine-tuned from a .keras file
+    if chosen.kind == "sklearn":
+        pipeline = joblib.load(chosen.verified())
+        ctx.step(f"exporting {chosen.name}: joblib, ONNX")
+        sk_records = export_sklearn(pipeline, schema, reference, exports_dir / chosen.name)
         ctx.step("timing each reloaded export")
         measure_export_latency(sk_records, schema, reference)
         records += [r.model_dump() for r in sk_records]
@@ -158,16 +164,15 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
 
         import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
 
-        candidate = chosen  # the network refit on train + validation (or the train-only one)
-        verify(candidate["path"], candidate["sha256"])
-        model = keras.saving.load_model(candidate["path"])
+        # the network refit on train + validation (or the train-only one)
+        model = keras.saving.load_model(chosen.verified())
         # a network fine-tuned from a release reads the release's preprocessing, kept with it
-        preprocessor_file, preprocessor_sha = network_preprocessor(chosen, data)
+        preprocessor_file, preprocessor_sha = _preprocessing(chosen, data)
         verify(preprocessor_file, preprocessor_sha)
         preprocessor = joblib.load(preprocessor_file)
         ctx.step("exporting the Keras DNN: .keras, .h5, SavedModel, TFLite, ONNX")
         k_records = export_keras(model, preprocessor, schema, reference, exports_dir / "dnn")
-        if dnn and dnn["config"].get("sequence_layer", "conv") != "conv":
+        if dnn and dnn.config.sequence_layer != "conv":
             for record in withdraw_unsupported(k_records, WITHDRAWABLE_FORMATS):
                 if not record.shipped:
                     ctx.decide(f"do not ship the {record.format} export", record.not_shipped_reason or "")
@@ -185,7 +190,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     manifest: dict[str, Any] = {}
     package_latency: Latency | None = None
     # Every export of the shipped model must pass; one failed format stops the package.
-    shipped_dir = exports_dir / (chosen["name"] if chosen["kind"] == "sklearn" else "dnn")
+    shipped_dir = exports_dir / (chosen.name if chosen.kind == "sklearn" else "dnn")
     shipped = [r for r in records if Path(r["path"]).parent == shipped_dir and r.get("shipped", True)]
     chosen_ok = onnx_path is not None and all(r["passed"] for r in shipped)
     if chosen_ok:
@@ -201,7 +206,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             extra_files["cluster_profiles.json"] = Path(validation.profiles_path).read_text()
         metadata = {
             "run_id": ctx.run_id,
-            "model": chosen["name"],
+            "model": chosen.name,
             "task": data.task,
             "primary_metric": validation.primary_metric,
             "test_score": validation.test_score,
@@ -220,7 +225,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         measured = {"latency": package_latency.model_dump(), "measured_on": json_safe(hardware)}
         manifest = add_metadata(package_dir, schema, measured, tuple(extra_files))
         ctx.decide(
-            "package the ONNX export of " + chosen["name"],
+            "package the ONNX export of " + chosen.name,
             "one graph with the preprocessing inside, served by onnxruntime alone",
         )
     _append_latency(ctx.run_dir, records, package_latency)
@@ -228,7 +233,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         exports=records,
         package_dir=str(package_dir) if manifest else None,
         manifest=manifest,
-        model=chosen["name"],
+        model=chosen.name,
         package_latency=package_latency,
         source=_release_source(chosen, training_result, data, shipped) if manifest else None,
     )

@@ -11,7 +11,7 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.common import quiet_tensorflow
 from ml_expert.agents.retry import TRAINING_RETRY
 from ml_expert.hashing import sha256_file
-from ml_expert.phases import DataResult, SelectionResult
+from ml_expert.phases import Candidate, DataResult, NetworkRecord, Refit, SelectionResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -21,15 +21,15 @@ from ml_expert.tools.selection.baselines import save_predictions
 
 
 def refit_network(
-    ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: dict[str, Any], dnn: dict[str, Any]
-) -> dict[str, Any]:
+    ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: Candidate, dnn: NetworkRecord
+) -> Candidate:
     """The winning network again, from scratch, on train + validation for its best epoch count."""
     quiet_tensorflow()
-    from ml_expert.tools.training.dnn import DNNConfig, float32_copy, refit_dnn, with_target_scale
+    from ml_expert.tools.training.dnn import float32_copy, refit_dnn, with_target_scale
 
     data = DataResult.of(state)
     task = data.task
-    config = DNNConfig.model_validate(dnn["config"])
+    config = dnn.config
     x = np.concatenate(
         [
             read_array(data.files["X_train"], data.file_hashes, "X_train"),
@@ -44,10 +44,10 @@ def refit_network(
         ]
     )
     if task == "regression":  # the train split's scale, as the measured network learnt it
-        y = (y - dnn["target_mean"]) / dnn["target_std"]
+        y = (y - dnn.target_mean) / dnn.target_std
     n_outputs = len(schema.classes or []) if task == "classification" else 1
-    seed = int(state["options"]["seed"]) + int(dnn.get("attempt", 0))
-    epochs = int(dnn["best_epoch"])
+    seed = int(state["options"]["seed"]) + dnn.attempt
+    epochs = dnn.best_epoch
     ctx.step(f"refitting the network on train + validation ({len(y)} rows, {epochs} epochs)")
     model, refit = refit_dnn(x, y.astype("float32"), task, n_outputs, config, seed, epochs)
     if refit["diverged"]:
@@ -55,10 +55,10 @@ def refit_network(
             "ship the train-only network",
             f"its refit on train + validation did not finish {epochs} finite epochs",
         )
-        return {**chosen, "refit": {**refit, "on": "none"}}
+        return Candidate.model_validate({**chosen.model_dump(), "refit": Refit(**refit, on="none")})
     model = float32_copy(model, x.shape[1], task, n_outputs, config, seed)
     if task == "regression":
-        model = with_target_scale(model, dnn["target_mean"], dnn["target_std"], name=f"{model.name}_served")
+        model = with_target_scale(model, dnn.target_mean, dnn.target_std, name=f"{model.name}_served")
     path = ctx.run_dir / "models" / "dnn_train_val.keras"
     model.save(path)
     ctx.decide(
@@ -66,22 +66,19 @@ def refit_network(
         "the best epoch early stopping found; the shipped network then learns from "
         "every row but the test split. Its validation and train figures are those of the train-only fit.",
     )
-    return {
-        **chosen,
-        "path": str(path),
-        "sha256": sha256_file(path),
-        "refit": {
-            **refit,
-            "on": "train+val",
-            "selected_path": chosen["path"],
-            "selected_sha256": chosen["sha256"],
-        },
-    }
+    return Candidate.model_validate(
+        {
+            **chosen.model_dump(),
+            "path": str(path),
+            "sha256": sha256_file(path),
+            "refit": Refit(**refit, on="train+val", selected_path=chosen.path, selected_sha256=chosen.sha256),
+        }
+    )
 
 
 def train_network(
     ctx: AgentContext, state: dict[str, Any], schema: InputSchema, metric: str, attempt: int
-) -> dict[str, Any]:
+) -> NetworkRecord:
     quiet_tensorflow()
     import keras
 
@@ -223,7 +220,7 @@ def train_network(
         "target_std": std,
     }
     if result.diverged:
-        return common
+        return NetworkRecord.model_validate(common)
     # The model that is scored and shipped is the best checkpoint, reloaded only if its hash matches.
     trained, loaded, skipped = load_verified(result.checkpoints, keras.saving.load_model)
     for item in skipped:
@@ -239,19 +236,21 @@ def train_network(
     val_scores = _keras_scores(served, x_val, task)
     train_scores = _keras_scores(served, x_train, task)
     val_path, val_sha = save_predictions(models_dir / "dnn.val.npy", val_scores)
-    candidate = {
-        "name": "dnn",
-        "family": "neural",
-        "kind": "keras",
-        "val_score": round(score(metric, y_val, val_scores), 6),
-        "train_score": round(score(metric, y_train, train_scores), 6),
-        "fit_seconds": result.train_seconds,
-        "path": str(path),
-        "sha256": sha256_file(path),
-        "val_predictions": val_path,
-        "predictions_sha256": {val_path: val_sha},
-    }
-    return {**common, "candidate": candidate, "loaded_checkpoint": loaded, "skipped_checkpoints": skipped}
+    candidate = Candidate(
+        name="dnn",
+        family="neural",
+        kind="keras",
+        val_score=round(score(metric, y_val, val_scores), 6),
+        train_score=round(score(metric, y_train, train_scores), 6),
+        fit_seconds=result.train_seconds,
+        path=str(path),
+        sha256=sha256_file(path),
+        val_predictions=val_path,
+        predictions_sha256={val_path: val_sha},
+    )
+    return NetworkRecord.model_validate(
+        {**common, "candidate": candidate, "loaded_checkpoint": loaded, "skipped_checkpoints": skipped}
+    )
 
 
 def _train_on_workers(

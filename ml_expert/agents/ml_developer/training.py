@@ -9,10 +9,20 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.network import refit_network, train_network
 from ml_expert.agents.retry import TRAINING_RETRY
 from ml_expert.config import RunConfig
-from ml_expert.phases import DataResult, SelectionResult
+from ml_expert.phases import (
+    Candidate,
+    DataResult,
+    NetworkRecord,
+    Refit,
+    SelectionResult,
+    TimeSpent,
+    TrainingResult,
+    Tuning,
+)
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.selection.baselines import CandidateResult
+from ml_expert.tools.selection.verdicts import Escalation
 
 
 def training(state: dict[str, Any]) -> dict[str, Any]:
@@ -29,85 +39,80 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     schema = data.input_schema
     metric = selection.metric
     leaderboard = list(selection.leaderboard)
-    result: dict[str, Any] = {}
+    # the network's record under the key that says what became of it, in the order the finding shows
+    parts: dict[str, Any] = {}
+    trained: NetworkRecord | None = None  # a network that converged (it competes)
+    diverged: NetworkRecord | None = None
     plan = selection.plan
     attempt = TRAINING_RETRY.attempt(state)
     if plan.train_dnn:
         dnn = train_network(ctx, state, schema, metric, attempt)
-        losses = [v for v in dnn["history"].get("loss", []) if v == v]
-        if not dnn["diverged"] and dnn.get("cap_hit") and (len(losses) < 2 or min(losses) >= losses[0]):
+        losses = [v for v in dnn.losses if v == v]
+        if not dnn.diverged and dnn.cap_hit and (len(losses) < 2 or min(losses) >= losses[0]):
             # A wall-clock cap (an overloaded machine) stopped it before its loss could decrease:
             # nothing was learnt to compare, so the best candidate ships (no retry, no refusal).
-            result["network_cut_short"] = {k: v for k, v in dnn.items() if k not in ("summary", "candidate")}
+            parts["network_cut_short"] = NetworkRecord.model_validate(
+                dnn.model_dump(exclude={"summary", "candidate"})
+            )
             ctx.decide(
                 "discard the neural network",
                 f"the wall-clock cap stopped it after {len(losses)} epoch(s) without a decreasing loss "
-                f"({dnn['stopped_reason']}); the best candidate ships",
+                f"({dnn.stopped_reason}); the best candidate ships",
             )
-        elif not dnn["diverged"]:
-            result["dnn"] = dnn
-            leaderboard.append(dnn["candidate"])
+        elif not dnn.diverged:
+            parts["dnn"] = trained = dnn
+            leaderboard.append(dnn.scored)
         else:
             # Kept apart from "dnn": nothing downstream may export or score a diverged network.
-            result["diverged_network"] = dnn
+            parts["diverged_network"] = diverged = dnn
             if TRAINING_RETRY.exhausted(attempt):
-                dnn["discarded"] = (
+                dnn.discarded = (
                     f"diverged on {attempt + 1} attempts (the last {attempt} with lower learning rates)"
                 )
-                ctx.decide(
-                    "discard the neural network", dnn["discarded"] + "; the best baseline ships instead"
-                )
+                ctx.decide("discard the neural network", dnn.discarded + "; the best baseline ships instead")
             else:
                 ctx.decide(
                     "retry training with a lower learning rate and tighter clipping",
-                    f"attempt {attempt + 1} diverged ({dnn['stopped_reason']}) at learning rate "
-                    f"{dnn['config']['learning_rate']:g}; "
+                    f"attempt {attempt + 1} diverged ({dnn.stopped_reason}) at learning rate "
+                    f"{dnn.config.learning_rate:g}; "
                     f"retry {attempt + 1} of {TRAINING_RETRY.max_retries}",
                 )
-    chosen, reason, verdict = _choose(selection, result.get("dnn"), state, schema)
+    chosen, reason, verdict = _choose(selection, trained, state, schema)
     if verdict is not None:
-        result["network_escalation"] = verdict
+        parts["network_escalation"] = verdict
     if RunConfig.of(state).from_:
         from ml_expert.agents.finetuning import candidates, compete
 
-        released, result["fine_tuning"] = candidates(ctx, state, schema, metric)
+        released, parts["fine_tuning"] = candidates(ctx, state, schema, metric)
         leaderboard += released
         chosen, reason = compete(metric, chosen, reason, released)
-    ctx.decide(f"choose {chosen['name']}", reason)
-    retrying = "diverged_network" in result and not result["diverged_network"].get("discarded")
-    if chosen.get("refit_rule"):
-        ctx.decide(f"ship {chosen['name']} as fit on the training split", chosen["refit_rule"])
-    elif (
-        chosen["kind"] == "sklearn"
-        and chosen["name"] != "dummy"
-        and not retrying
-        and not chosen.get("parent")
-    ):
+    ctx.decide(f"choose {chosen.name}", reason)
+    retrying = diverged is not None and not diverged.discarded
+    if chosen.refit_rule:
+        ctx.decide(f"ship {chosen.name} as fit on the training split", chosen.refit_rule)
+    elif chosen.kind == "sklearn" and chosen.name != "dummy" and not retrying and not chosen.parent:
         chosen = _refit(ctx, state, schema, chosen)
-    elif chosen["kind"] == "keras" and result.get("dnn") and not chosen.get("parent"):
-        chosen = refit_network(ctx, state, schema, chosen, result["dnn"])
-    result.update(
-        {
-            "chosen": chosen,
-            "choice_reason": reason,
-            "leaderboard": leaderboard,
-            "attempt": attempt,
-            "time": _time_spent(
-                selection,
-                result.get("dnn") or result.get("diverged_network") or result.get("network_cut_short"),
-                chosen,
-            ),
-        }
+    elif chosen.kind == "keras" and trained is not None and not chosen.parent:
+        chosen = refit_network(ctx, state, schema, chosen, trained)
+    network = trained or diverged or parts.get("network_cut_short")
+    result = TrainingResult(
+        **parts,
+        chosen=chosen,
+        choice_reason=reason,
+        leaderboard=leaderboard,
+        attempt=attempt,
+        time=_time_spent(selection, network, chosen),
     )
-    finding = {k: v for k, v in result.items() if k not in ("dnn", "diverged_network")}
+    written = result.state()
+    finding = {k: v for k, v in written.items() if k not in ("dnn", "diverged_network")}
     for key in ("dnn", "diverged_network"):
-        if key in result:
-            finding[key] = {k: v for k, v in result[key].items() if k not in ("summary",)}
+        if key in written:
+            finding[key] = {k: v for k, v in written[key].items() if k not in ("summary",)}
     ctx.record("training", finding)
-    ctx.done(f"chosen {chosen['name']} ({metric} {chosen['val_score']:.4f} on validation)")
+    ctx.done(f"chosen {chosen.name} ({metric} {chosen.val_score:.4f} on validation)")
     # A refused training gate before a retry left status "refused": this attempt starts clean.
     return {
-        "training": result,
+        "training": written,
         "phase": "training",
         "retries": {"training": attempt},
         "status": "running",
@@ -116,8 +121,8 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _choose(
-    selection: SelectionResult, dnn: dict[str, Any] | None, state: dict[str, Any], schema: InputSchema
-) -> tuple[dict[str, Any], str, dict[str, Any] | None]:
+    selection: SelectionResult, dnn: NetworkRecord | None, state: dict[str, Any], schema: InputSchema
+) -> tuple[Candidate, str, Escalation | None]:
     """The researcher's best candidate, unless the network beats it by more than the noise margin.
 
     The network was fit on train (early stopping on held-back training rows, tools/training/stopping.py),
@@ -131,80 +136,76 @@ def _choose(
     reason = selection.best_reason or f"the researcher's best candidate by {metric}"
     if not dnn:
         return best, reason, None
+    network = dnn.scored
     data = DataResult.of(state)
     y_val = load_split(data.files, "val", schema, data.file_hashes)[1]
     verdict = escalation(
         metric,
         y_val,
-        CandidateResult.model_validate(best).held_out(False),
-        CandidateResult.model_validate(dnn["candidate"]).held_out(False),
+        CandidateResult.model_validate(best.model_dump()).held_out(False),
+        CandidateResult.model_validate(network.model_dump()).held_out(False),
         seed=int(state["options"]["seed"]),
-        simple_threshold=best.get("threshold"),
-        simple=best["name"],
+        simple_threshold=best.threshold,
+        simple=best.name,
         candidate="dnn",
     )
     if verdict.wins:
-        return dnn["candidate"], verdict.rule, verdict.model_dump()
-    return best, verdict.rule + "; ties go to the simpler model", verdict.model_dump()
+        return network, verdict.rule, verdict
+    return best, verdict.rule + "; ties go to the simpler model", verdict
 
 
-def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: dict[str, Any]) -> dict:
+def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: Candidate) -> Candidate:
     """Refit the chosen scikit-learn family on train + validation once the choice is made."""
     from ml_expert.tools.selection.baselines import refit_on_train_and_val
 
     data = DataResult.of(state)
     files = data.files
     refit = refit_on_train_and_val(
-        chosen["name"],
+        chosen.name,
         schema,
         load_split(files, "train", schema, data.file_hashes),
         load_split(files, "val", schema, data.file_hashes),
         int(state["options"]["seed"]),
         ctx.run_dir / "models",
-        base=chosen.get("base"),
-        settings=CandidateResult.model_validate(chosen).settings(),
+        base=chosen.base,
+        settings=CandidateResult.model_validate(chosen.model_dump()).settings(),
     )
     ctx.decide(
-        f"refit {chosen['name']} on train + validation ({refit['rows']} rows)",
+        f"refit {chosen.name} on train + validation ({refit['rows']} rows)",
         "the choice was made on held-out validation; the shipped model then learns from every row "
         "but the test split. Its validation and train figures are those of the train-only fit.",
     )
-    return {
-        **chosen,
-        "path": refit["path"],
-        "sha256": refit["sha256"],
-        "refit": {
-            **refit,
-            "on": "train+val",
-            "selected_path": chosen["path"],
-            "selected_sha256": chosen["sha256"],
-        },
-    }
+    return Candidate.model_validate(
+        {
+            **chosen.model_dump(),
+            "path": refit["path"],
+            "sha256": refit["sha256"],
+            "refit": Refit(**refit, on="train+val", selected_path=chosen.path, selected_sha256=chosen.sha256),
+        }
+    )
 
 
-def _time_spent(
-    selection: SelectionResult, dnn: dict[str, Any] | None, chosen: dict[str, Any]
-) -> dict[str, Any]:
+def _time_spent(selection: SelectionResult, dnn: NetworkRecord | None, chosen: Candidate) -> TimeSpent:
     """How the budget was spent: baselines, the network, the refit, the total, and whether a cap fired."""
     budget = selection.budget
-    nn_seconds = float(dnn["train_seconds"]) if dnn else 0.0
-    refit_seconds = float((chosen.get("refit") or {}).get("fit_seconds", 0.0))
+    nn_seconds = float(dnn.train_seconds) if dnn else 0.0
+    refit_seconds = float(chosen.refit.fit_seconds) if chosen.refit else 0.0
     total = selection.seconds + nn_seconds + refit_seconds
-    tuning = selection.tuning or {}
-    return {
-        "budget_seconds": budget,
-        "model_selection_seconds": selection.seconds,
-        "cv_folds": selection.cv_folds,
-        "candidates": [c["name"] for c in selection.leaderboard],
-        "baseline_fit_seconds": selection.baseline_seconds,
-        "tuning_seconds": float(tuning.get("seconds", 0.0)),
-        "tuning_trials_run": int(tuning.get("trials_run") or 0),
-        "tuning_trials_planned": int(tuning.get("trials_planned") or 0) if tuning.get("ran") else 0,
-        "network_seconds": nn_seconds,
-        "network_epochs_planned": dnn["config"]["max_epochs"] if dnn else 0,
-        "network_epochs_run": dnn["epochs_trained"] if dnn else 0,
-        "refit_seconds": refit_seconds,
-        "total_seconds": round(total, 3),
-        "share_of_budget": round(total / budget, 3) if budget else None,
-        "cap_hit": bool(dnn and dnn["cap_hit"]) or bool(tuning.get("cap_hit")),
-    }
+    tuning = selection.tuning or Tuning(plan={}, ran=False)
+    return TimeSpent(
+        budget_seconds=budget,
+        model_selection_seconds=selection.seconds,
+        cv_folds=selection.cv_folds,
+        candidates=[c.name for c in selection.leaderboard],
+        baseline_fit_seconds=selection.baseline_seconds,
+        tuning_seconds=float(tuning.seconds),
+        tuning_trials_run=int(tuning.trials_run),
+        tuning_trials_planned=int(tuning.trials_planned) if tuning.ran else 0,
+        network_seconds=nn_seconds,
+        network_epochs_planned=dnn.config.max_epochs if dnn else 0,
+        network_epochs_run=dnn.epochs_trained if dnn else 0,
+        refit_seconds=refit_seconds,
+        total_seconds=round(total, 3),
+        share_of_budget=round(total / budget, 3) if budget else None,
+        cap_hit=bool(dnn and dnn.cap_hit) or tuning.cap_hit,
+    )

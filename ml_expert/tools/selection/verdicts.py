@@ -3,7 +3,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+
+def _null_as_nan(value: Any) -> Any:
+    return math.nan if value is None else value
+
+
+Figure = Annotated[float, BeforeValidator(_null_as_nan)]
+"""A score as the state's JSON keeps it: a non-finite one (the RMSE of a diverged log-scale fit) is
+written as null and read back as NaN, so a result that held it still matches its model."""
 
 
 class Escalation(BaseModel):
@@ -15,10 +27,10 @@ class Escalation(BaseModel):
     simple: str
     candidate: str
     scheme: str  # "5-fold CV" or "bootstrap over 400 validation rows"
-    simple_score: float
-    candidate_score: float
-    gain: float  # candidate - simple, in the metric's better direction (> 0: candidate better)
-    standard_error: float
-    margin: float  # NOISE_Z x standard_error
+    simple_score: Figure
+    candidate_score: Figure
+    gain: Figure  # candidate - simple, in the metric's better direction (> 0: candidate better)
+    standard_error: Figure
+    margin: Figure  # NOISE_Z x standard_error
     wins: bool
     rule: str

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
+from ml_expert.errors import IntegrityError
 from ml_expert.tools.data.schema import InputSchema
 
 FINETUNE_LR_FACTOR = 0.1
@@ -29,6 +30,18 @@ class Continuation(BaseModel):
     how: str  # "warm_start" or "refit_last_step"
     detail: str
     fit_seconds: float
+
+
+def network_preprocessor(
+    run_file: str, run_sha256: str, released_file: str | None, released_sha256: str | None
+) -> tuple[str, str]:
+    """(file, SHA-256) of the fitted preprocessing a network's inputs come from: the release's, kept
+    with a network fine-tuned from a registry version (`--from`), else the run's own."""
+    if not released_file:
+        return run_file, run_sha256
+    if not released_sha256:
+        raise IntegrityError(f"{released_file}: no SHA-256 was recorded for the release's preprocessing")
+    return released_file, released_sha256
 
 
 def schema_differences(parent: InputSchema, new: InputSchema) -> list[str]:
