@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,14 @@ class CheckpointKeeper:
             json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {"last": []}
         )
 
-    def save_last(self, model, epoch: int) -> None:
+    def save_last(self, model, epoch: int, copy_of: Path | None = None) -> None:
+        """Save the model as this epoch's checkpoint; `copy_of`: a file just saved from the same
+        weights (the best checkpoint of this epoch), copied rather than serialised again."""
         path = self.directory / f"epoch-{epoch:04d}.keras"
-        model.save(path)
+        if copy_of is not None and copy_of.exists():
+            shutil.copyfile(copy_of, path)
+        else:
+            model.save(path)
         last = [r for r in self._manifest.get("last", []) if r["epoch"] != epoch]
         last.append({"epoch": epoch, "path": str(path), "sha256": sha256_file(path)})
         last.sort(key=lambda r: r["epoch"])
