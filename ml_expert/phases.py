@@ -29,7 +29,7 @@ from ml_expert.errors import IntegrityError
 from ml_expert.hashing import verify
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.deployment.exports import ExportRecord
-from ml_expert.tools.selection.verdicts import Escalation, Figure
+from ml_expert.tools.selection.verdicts import Escalation, Figure, StoppedFit
 from ml_expert.tools.training.dnn import DNNConfig, TrainResult
 from ml_expert.tools.validation.latency import Latency
 
@@ -305,6 +305,7 @@ class SelectionResult(_PhaseResult):
     plan: NetworkPlan
     seconds: float
     cap_hit: bool = False
+    stopped: list[StoppedFit] = []  # candidates the time cap stopped (tools/selection/longfit.py)
     baseline_seconds: dict[str, float] = {}
     budget: float
     tuning: Tuning | None = None

@@ -9,13 +9,13 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
 from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
-from ml_expert.errors import UsageError
+from ml_expert.errors import TrainingError, UsageError
 from ml_expert.execution import ExecutionReport, Executor, executor_for
 from ml_expert.phases import DataResult, SelectionResult, Tuning
 from ml_expert.runs import RunFile
@@ -48,10 +48,12 @@ from ml_expert.tools.selection.candidates import CORE_BASELINES
 from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
 from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
 from ml_expert.tools.selection.kernel import plan_svm
+from ml_expert.tools.selection.longfit import selection_ends_at
 from ml_expert.tools.selection.noise import Escalation, escalation
 from ml_expert.tools.selection.sequence_choice import READER_NAMES, choose_reader
 from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
 from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
+from ml_expert.tools.selection.verdicts import StoppedFit
 from ml_expert.tools.training.dnn import DNNConfig
 
 MIN_BUDGET_FOR_NN = 10.0
@@ -302,6 +304,10 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         "fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM"
         + (", kernel SVM" if kernel.include else "")
     )
+    # A fit long for the budget by the nominal rule runs where it can be stopped when the budget
+    # (less the reserve) runs out, counted from the start of model selection (tools/selection/longfit.py)
+    ends_at = selection_ends_at(budget, time.perf_counter() - started)
+    stopped: list[StoppedFit] = []
     leaderboard = run_baselines(
         schema,
         train,
@@ -313,10 +319,17 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         folds=folds,
         budget=budget,
         map_fn=executor.map,
+        ends_at=ends_at,
+        features_out=data.n_features_out,
+        stopped=stopped,
     )
+    for fit in stopped:
+        ctx.decide(f"stop {fit.name}: cap hit", fit.reason)
     for candidate in leaderboard:
         if candidate.params_rule:
             ctx.decide(f"boosting rounds of {candidate.name}", candidate.params_rule)
+    if not any(c.name != "dummy" for c in leaderboard):
+        _refuse_all_stopped(stopped, budget)
     best = best_baseline(leaderboard, metric)
     tied = tied_with(best, leaderboard)
     ctx.decide(
@@ -370,13 +383,33 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             consider(comparison.with_threshold(best, val), f"a decision threshold tuned for {metric}")
     base = best.base or best.name
     # the best family again with one change (class weights, a log-scale target), scored the same way
+    # (sized by the budget as the baseline was, and stopped like it when long for what is left)
     variant = functools.partial(
-        fit_candidate, base, schema, train, val, metric, seed, models_dir, folds=folds
+        fit_candidate,
+        base,
+        schema,
+        train,
+        val,
+        metric,
+        seed,
+        models_dir,
+        folds=folds,
+        budget=budget,
+        ends_at=ends_at,
+        features_out=data.n_features_out,
     )
+
+    def consider_unless_stopped(fitted: CandidateResult | StoppedFit, what: str) -> None:
+        if isinstance(fitted, StoppedFit):
+            stopped.append(fitted)
+            ctx.decide(f"{what}: stop {fitted.name}: cap hit", fitted.reason)
+        else:
+            consider(fitted, what)
+
     ratio = data.imbalance_ratio or 1.0
     if data.task == "classification" and ratio >= IMBALANCE_FOR_WEIGHTS:
         ctx.step(f"class-weighted {base}")
-        consider(
+        consider_unless_stopped(
             variant(name=f"{base}_weighted", balanced=True),
             f"class weights (largest/smallest class = {ratio:.1f} >= {IMBALANCE_FOR_WEIGHTS})",
         )
@@ -384,7 +417,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         skewed, why = skewed_positive(train[1])
         if skewed:
             ctx.step(f"log-scale {base}")
-            consider(
+            consider_unless_stopped(
                 variant(name=f"{base}_log", log_target=True),
                 f"log-scale target ({why})",
             )
@@ -463,6 +496,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "plan": plan,
             "seconds": round(seconds, 3),
             "cap_hit": cap_hit,
+            "stopped": [s.model_dump() for s in stopped],
             "baseline_seconds": {c.name: c.fit_seconds for c in leaderboard},
             "budget": budget,
             "tuning": tuning,
@@ -472,6 +506,26 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     ctx.record("model-selection", selection)
     ctx.done(f"best candidate {best.name}: {_shown(best, metric)}")
     return {"selection": selection, "phase": "model_selection"}
+
+
+def _refuse_all_stopped(stopped: list[StoppedFit], budget: float) -> NoReturn:
+    """No candidate but the dummy finished inside the budget: a constant prediction is no model to
+    ship, so the run stops here with the figures (a training failure, exit 4), not a traceback."""
+    figures = "; ".join(
+        f"{s.name} (nominal {s.nominal_seconds:.1f} s, "
+        + (
+            f"stopped after {s.seconds:.1f} s at its {s.deadline_seconds:.1f} s deadline)"
+            if s.started
+            else "not started: the budget was spent)"
+        )
+        for s in stopped
+    )
+    cheapest = min((s.nominal_seconds for s in stopped), default=0.0)
+    raise TrainingError(
+        f"every candidate but the dummy was stopped by the time cap of the {budget:g} s budget: {figures}. "
+        f"Nothing better than a constant prediction was measured; give a larger --budget (the cheapest "
+        f"candidate costs {cheapest:.1f} s by the nominal rule) or fewer rows"
+    )
 
 
 def _shown(c: CandidateResult, metric: str) -> str:

@@ -121,7 +121,12 @@ def plan_gate(state: dict[str, Any]) -> GateVerdict:
             name="baselines_measured",
             passed=any(c.name == "dummy" for c in leaderboard) and len(leaderboard) >= 3,
             value=[c.name for c in leaderboard],
-            detail="dummy and at least two simple baselines scored on validation",
+            detail="dummy and at least two simple baselines scored on validation"
+            + (
+                f" ({', '.join(f.name for f in selection.stopped)} stopped by the time cap)"
+                if selection.stopped
+                else ""
+            ),
         ),
         Check(
             name="network_has_budget_left",

@@ -207,5 +207,5 @@ def _time_spent(selection: SelectionResult, dnn: NetworkRecord | None, chosen: C
         refit_seconds=refit_seconds,
         total_seconds=round(total, 3),
         share_of_budget=round(total / budget, 3) if budget else None,
-        cap_hit=bool(dnn and dnn.cap_hit) or tuning.cap_hit,
+        cap_hit=bool(dnn and dnn.cap_hit) or tuning.cap_hit or bool(selection.stopped),
     )

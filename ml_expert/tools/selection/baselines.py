@@ -23,6 +23,8 @@ from ml_expert.tools.scoring import predict_scores, score, sign
 from ml_expert.tools.selection.boosting import early_stopped_rounds
 from ml_expert.tools.selection.candidates import BASELINES, CORE_BASELINES, inner_pipeline, make_pipeline
 from ml_expert.tools.selection.ensemble import EnsembleMember
+from ml_expert.tools.selection.longfit import FitCap, capped, plan_cap, selection_ends_at
+from ml_expert.tools.selection.verdicts import StoppedFit
 
 SMALL_DATA_ROWS = 20_000
 
@@ -190,23 +192,58 @@ def run_baselines(
     folds: np.ndarray | None = None,
     budget: float | None = None,
     map_fn: MapFn = sequential_map,
+    ends_at: float | None = None,
+    features_out: int | None = None,
+    stopped: list[StoppedFit] | None = None,
 ) -> list[CandidateResult]:
-    """`budget`: the forest is sized to its share of it (budget.plan_forest); None: by data alone.
-    `map_fn` decides where the fits run (here by default, or as cluster tasks)."""
-    specs = [
-        CandidateSpec(
-            base=n,
-            name=n,
-            input_schema=schema,
-            metric=metric,
-            seed=seed,
-            params=sized_params(n, None, budget, len(train[1]), schema),
-            budget=budget,
+    """`budget`: the forest is sized to its share of it (budget.plan_forest), and a candidate long
+    for it by the nominal rule runs where it can be stopped when the budget runs out (`ends_at`,
+    Unix time; by default the budget from now, less the reserve): see tools/selection/longfit.py.
+    The candidates it stopped are appended to `stopped` and left off the returned leaderboard.
+    None: sized by data alone, never stopped. `map_fn` decides where the fits run (here by
+    default, or as cluster tasks)."""
+    if budget is not None and ends_at is None:
+        ends_at = selection_ends_at(budget, 0.0)
+    specs = []
+    for n in names:
+        params = sized_params(n, None, budget, len(train[1]), schema)
+        spec = CandidateSpec(
+            base=n, name=n, input_schema=schema, metric=metric, seed=seed, params=params, budget=budget
         )
-        for n in names
-    ]
-    fitted = map_fn(train_candidate, specs, (train, val, folds), label="baselines")
-    return [save_candidate(f, models_dir) for f in fitted]
+        spec.cap = _cap(spec, budget, ends_at, len(train[1]), features_out, folds)
+        specs.append(spec)
+    fitted = map_fn(train_capped, specs, (train, val, folds), label="baselines")
+    board = []
+    for f in fitted:
+        if isinstance(f, StoppedFit):
+            if stopped is not None:
+                stopped.append(f)
+        else:
+            board.append(save_candidate(f, models_dir))
+    return board
+
+
+def _cap(
+    spec: CandidateSpec,
+    budget: float | None,
+    ends_at: float | None,
+    rows: int,
+    features_out: int | None,
+    folds: np.ndarray | None,
+) -> FitCap | None:
+    schema = spec.input_schema
+    classes = (len(schema.classes or []) or None) if schema.task == "classification" else None
+    return plan_cap(
+        spec.base,
+        budget,
+        ends_at,
+        rows,
+        features_out or len(schema.keys),
+        classes,
+        spec.params,
+        cv_rows=len(folds) if folds is not None else 0,
+        folds=len(np.unique(folds)) if folds is not None else 0,
+    )
 
 
 def cross_val_predictions(
@@ -248,6 +285,18 @@ class CandidateSpec(BaseModel):
     balanced: bool = False
     log_target: bool = False
     budget: float | None = None  # caps searches inside the fit (LightGBM's rounds) by a count rule
+    cap: FitCap | None = None  # set: a long fit, run in a child process stopped when the budget ends
+
+
+def train_capped(
+    spec: CandidateSpec,
+    data: tuple[tuple[pd.DataFrame, np.ndarray], tuple[pd.DataFrame, np.ndarray], np.ndarray | None],
+) -> FittedCandidate | StoppedFit:
+    """train_candidate here, or, for a long fit (spec.cap), in a child process that is ended when
+    what is left of the budget runs out (a StoppedFit then). Wherever it runs: here or a worker."""
+    if spec.cap is None:
+        return train_candidate(spec, data)
+    return capped(train_candidate, spec, data, spec.cap, spec.name, spec.base)
 
 
 @dataclass
@@ -355,13 +404,19 @@ def fit_candidate(
     log_target: bool = False,
     folds: np.ndarray | None = None,
     budget: float | None = None,
-) -> CandidateResult:
+    ends_at: float | None = None,
+    features_out: int | None = None,
+) -> CandidateResult | StoppedFit:
     """Fit one configuration on train, score it on validation, save it with its hash (here).
 
     `folds` (small data): also k-fold cross-validate it on train + validation (fold index per
     row, train rows first) and keep the out-of-fold predictions for paired comparisons.
     `budget`: a random forest gets its trees (and rows per tree) from its share of the budget;
-    they are kept in `params`, so the refit and the cross-validation fit the same size."""
+    they are kept in `params`, so the refit and the cross-validation fit the same size. A fit
+    long for the budget is stopped when it runs out (`ends_at`, as in run_baselines): a
+    StoppedFit comes back instead of a candidate. No budget: never stopped."""
+    if budget is not None and ends_at is None:
+        ends_at = selection_ends_at(budget, 0.0)
     spec = CandidateSpec(
         base=base,
         name=name or base,
@@ -373,7 +428,9 @@ def fit_candidate(
         log_target=log_target,
         budget=budget,
     )
-    return save_candidate(train_candidate(spec, (train, val, folds)), models_dir)
+    spec.cap = _cap(spec, budget, ends_at, len(train[1]), features_out, folds)
+    fitted = train_capped(spec, (train, val, folds))
+    return fitted if isinstance(fitted, StoppedFit) else save_candidate(fitted, models_dir)
 
 
 def refit_on_train_and_val(

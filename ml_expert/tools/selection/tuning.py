@@ -107,7 +107,12 @@ def space(name: str, task: str) -> dict[str, Any]:
 
 
 def nominal_fit_seconds(
-    name: str, rows: int, features_out: int, classes: int | None, at_defaults: bool = False
+    name: str,
+    rows: int,
+    features_out: int,
+    classes: int | None,
+    at_defaults: bool = False,
+    trees: int | None = None,
 ) -> float:
     """A pessimistic fit time on a busy 2-core machine, from counts alone (not measured here).
 
@@ -115,14 +120,15 @@ def nominal_fit_seconds(
     the search space (larger ensembles, more features per split) unless `at_defaults` (the
     baselines' cross-validation fits the defaults): boosting grows one tree per class and
     iteration over rows x features histograms; the forest grows forest_size(rows) trees after a
-    fixed start-up cost of its thread pool.
+    fixed start-up cost of its thread pool; `trees`: a forest of that many trees instead (one sized
+    by its share of the budget, or a configuration's n_estimators).
     """
     per_class = classes if classes and classes > 2 else 1
     factor = 1.0 if at_defaults else SEARCH_COST
     if name in ("hist_gradient_boosting", "lightgbm"):  # LightGBM: the same histogram algorithm
         return 0.2 + factor * 1e-5 * rows * max(features_out, 1) * per_class
     if name == "random_forest":
-        return 1.0 + factor * 3e-4 * rows * forest_size(rows) / 100
+        return 1.0 + factor * 3e-4 * rows * (trees or forest_size(rows)) / 100
     if name == "svm":  # the kernel solver's work grows with rows^2; one fit per calibration fold + 1
         return 0.1 + SVM_FIT_COST * (CALIBRATION_FOLDS + 1) * rows**2 * max(features_out, 1)
     return 0.05 + 1e-6 * rows * max(features_out, 1) * per_class

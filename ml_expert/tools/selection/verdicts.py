@@ -34,3 +34,19 @@ class Escalation(BaseModel):
     margin: Figure  # NOISE_Z x standard_error
     wins: bool
     rule: str
+
+
+class StoppedFit(BaseModel):
+    """A candidate the time cap stopped (tools/selection/longfit.py): it ran in a child process that
+    was ended at its deadline, or never started because the budget was already spent. It is not on
+    the leaderboard; the run goes on with the candidates that finished."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    base: str
+    nominal_seconds: float  # its cost by the nominal count rule, the figure that sent it to a child
+    deadline_seconds: float  # what was left of the budget when it started (<= 0: it never started)
+    seconds: float  # wall-clock seconds from starting its process to stopping it
+    started: bool
+    reason: str
