@@ -222,8 +222,9 @@ class RunConfig(BaseModel):
         str | None,
         Field(
             description="Fine-tune a released model on this data: production or a version (v3), a "
-            "scikit-learn model or a network (classification, read by its own preprocessing), or a "
-            ".keras file whose widths fit this data (classification); it competes with the models from "
+            "scikit-learn model or a network (read by its own preprocessing; a regression network keeps "
+            "the target scale it was released with), or a .keras file whose widths fit this data (for "
+            "regression, served through its target_scale layer); it competes with the models from "
             "scratch, and the release gate compares with production."
         ),
         Cli(("--from",)),

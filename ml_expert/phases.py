@@ -414,6 +414,9 @@ class FineTuning(_Written):
     model_name: str | None  # the registry's name of the released model (None: a .keras file)
     parent_sha256: str | None = None  # a network
     preprocessing: str | None = None  # a network: whose preprocessing its inputs come from
+    # a regression network: the release's target scale its fine-tuned copy learns and is served on
+    target_mean: float | None = None
+    target_std: float | None = None
 
 
 class TrainingResult(_PhaseResult, _Finding, _Written):

@@ -329,3 +329,115 @@ def test_a_network_released_before_source_is_read_through_its_run_findings(tmp_p
     write("deployment", {**deployment_result(), "exports": [{"format": "keras"}]})
     with pytest.raises(UsageError, match="deployment finding does not match"):
         _from_run("v1", tmp_path, info, common)
+
+
+@pytest.fixture(scope="module")
+def released_regressor(tmp_path_factory: pytest.TempPathFactory, datasets: Path) -> dict:
+    """diabetes sorted by bmi: the first release learns on the lower 60%, the second sample is the
+    upper 60% (an overlap of 20%). A linear model is hard to beat on 265 rows, so the release is a
+    network trained elsewhere on every diabetes row (`--from FILE.keras`), read by the first run's
+    own preprocessing and served, as ml-expert serves a regressor, through its target_scale layer:
+    v1 is a regression network, kept with its preprocessing in the version's source/."""
+    import joblib
+    import keras
+
+    from ml_expert.tools.data.prepare import prepare_data
+    from ml_expert.tools.training.dnn import DNNConfig, build_dnn, with_target_scale
+
+    root = tmp_path_factory.mktemp("regression")
+    frame = pd.read_csv(datasets / "diabetes.csv").sort_values("bmi", kind="stable")
+    cut = int(len(frame) * 0.6)
+    first, second = root / "first.csv", root / "second.csv"
+    frame.iloc[:cut].to_csv(first, index=False)
+    frame.iloc[len(frame) - cut :].sample(frac=1.0, random_state=0).to_csv(second, index=False)
+    # the preprocessing the first run fits (the same data and seed give the same split and fit)
+    prepared = prepare_data(str(first), "target", 2, root / "prepared")
+    preprocessor = joblib.load(prepared.files["preprocessor"])
+    x = np.asarray(preprocessor.transform(frame.drop(columns="target")), dtype="float32")
+    y = frame["target"].to_numpy("float64")
+    mean, std = float(y[:cut].mean()), float(y[:cut].std())
+    network = build_dnn(
+        x.shape[1], "regression", 1, DNNConfig(hidden_units=[128, 128], dropout=0.0, l2=0.0), 0
+    )
+    network.fit(x, ((y - mean) / std).astype("float32"), epochs=400, batch_size=32, verbose=0)
+    with_target_scale(network, mean, std, name="pretrained_served").save(root / "pretrained.keras")
+    keras.backend.clear_session()
+    ws = root / "ws"
+    proc = _run(first, ws, "--from", str(root / "pretrained.keras"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"root": root, "ws": ws, "second": second, "scale": (mean, std), "v1": json.loads(proc.stdout)}
+
+
+def test_production_regression_network_is_fine_tuned_on_its_own_scale(
+    released_regressor: dict, tmp_path: Path
+) -> None:
+    """`--from production` when production is a regression network: it continues on the new targets
+    standardised with the release's mean and std (recorded), competes as released and fine-tuned with
+    the models from scratch, and the shipped network's `predict` is in the target's units."""
+    import joblib
+    import keras
+
+    from ml_expert.tools.training.dnn import target_scale, without_target_scale
+
+    ws, (mean, std) = released_regressor["ws"], released_regressor["scale"]
+    v1 = Registry(ws).show("production")
+    assert v1["version"] == "v1" and v1["source"]["kind"] == "keras", v1
+    released = keras.saving.load_model(Path(v1["path"]) / "source" / "model.keras", compile=False)
+    assert target_scale(released) == pytest.approx((mean, std))
+
+    proc = _run(released_regressor["second"], ws, "--from", "production")
+    assert proc.returncode in (0, 5), proc.stderr[-3000:]  # the old refusal (exit 2) is gone
+    run_dir = Path(json.loads(proc.stdout)["run_dir"])
+    training = json.loads((run_dir / "findings" / "training.json").read_text())
+    training = training.get("value", training)
+    board = {c["name"]: c for c in training["leaderboard"]}
+    assert {"released", "fine_tuned", "linear"} <= set(board)
+    assert board["released"]["kind"] == board["fine_tuned"]["kind"] == "keras"
+    assert board["fine_tuned"]["parent"] == "v1" and "continued" in board["fine_tuned"]["detail"]
+    fine_tuning = training["fine_tuning"]
+    assert fine_tuning["parent"] == "v1" and fine_tuning["preprocessing"] == "the release's"
+    assert (fine_tuning["target_mean"], fine_tuning["target_std"]) == pytest.approx((mean, std))
+    decisions = {
+        d["decision"]: d["reason"] for d in json.loads((run_dir / "run.json").read_text())["decisions"]
+    }
+    kept = f"fine-tune on the target standardised with v1's mean {mean:.6g}, std {std:.6g}"
+    assert kept in decisions and "are not used" in decisions[kept]
+    # the fine-tuned copy learnt further (its weights moved) under the release's scale, not the new rows'
+    tuned = keras.saving.load_model(board["fine_tuned"]["path"], compile=False)
+    assert target_scale(tuned) == pytest.approx((mean, std))
+    assert any(
+        not np.allclose(a, b) for a, b in zip(tuned.get_weights(), released.get_weights(), strict=True)
+    )
+    metrics = json.loads((run_dir / "findings" / "metrics.json").read_text())
+    metrics = metrics.get("value", metrics)
+    assert metrics["production_on_test"]["version"] == "v1"  # scored in the target's units
+    check = {
+        c["name"]: c for c in json.loads((run_dir / "run.json").read_text())["gates"]["release"]["checks"]
+    }
+    assert check["not_worse_than_production"]["threshold"] == metrics["production_on_test"]["test_score"]
+
+    chosen = training["chosen"]
+    assert chosen["kind"] == "keras", {n: c["val_score"] for n, c in board.items()}
+    assert proc.returncode == 0, check["not_worse_than_production"]
+    v2 = Registry(ws).show("production")
+    assert v2["version"] == "v2" and v2["parent"] == "v1" and v2["source"]["kind"] == "keras"
+    # `predict` serves the network in the target's units: its z-scores times the release's std plus its mean
+    from cli_helpers import predict_rows
+
+    rows = pd.read_csv(released_regressor["second"]).drop(columns="target").head(40)
+    predicted = predict_rows("production", rows, ws, tmp_path, proba=False)["prediction"].to_numpy()
+    shipped = keras.saving.load_model(chosen["path"], compile=False)
+    features = joblib.load(chosen["preprocessor"]).transform(rows).astype("float32")
+    z = np.asarray(without_target_scale(shipped).predict(features, verbose=0)).ravel()
+    np.testing.assert_allclose(predicted, z * std + mean, rtol=1e-4, atol=1e-2)
+    assert predicted.min() > 10  # the target's units (25 to 346), not z-scores
+
+    # a regression network without the target_scale layer has no known output scale: refused
+    from ml_expert.tools.training.dnn import DNNConfig, build_dnn
+
+    bare = tmp_path / "bare.keras"
+    build_dnn(released.input_shape[-1], "regression", 1, DNNConfig(hidden_units=[8]), 0).save(bare)
+    proc = _run(released_regressor["second"], tmp_path / "ws", "--from", str(bare))
+    assert proc.returncode == 2 and "output scale is unknown" in proc.stdout + proc.stderr, proc.stderr[
+        -2000:
+    ]

@@ -3,15 +3,19 @@ and compared.
 
 A `.keras` file (a network trained elsewhere, or a run's models/dnn.keras) is read by the new run's
 own preprocessing: it is accepted when its input width is the run's feature count and its outputs
-are the run's classes, and it is fine-tuned for classification (a foreign regressor's output
-scale is unknown).
+are the run's classes, or, for regression, one output through the `target_scale` layer every
+ml-expert regression network is served with (a regressor without it has no known output scale).
 
 The registry names the release. A version keeps, beside the package it serves (ONNX), the loadable
 model in its `source/` folder with the SHA-256 of each file (registry/store.py): a scikit-learn
 pipeline's joblib, or a network's `.keras` with the fitted preprocessing its inputs come from and the
 configuration it was trained with. A released network reads the new rows through that preprocessing,
 not the new run's, so its weights see the features they learned on; it continues at a tenth of the
-learning rate it was trained with. Versions registered before `source/` existed are found through
+learning rate it was trained with. A regression network learnt z-scores of its training split's
+target and is served through a `target_scale` layer holding that split's mean and std: it continues
+on the new targets standardised with the release's mean and std, never the new rows' own (its
+weights only mean something on that scale), and ships through the same layer (continue_keras).
+Versions registered before `source/` existed are found through
 their run's deployment finding, as before. The released model competes as it is and
 fine-tuned (tools/training/finetune.py) against the models trained from scratch on the new data's
 validation split; the tester also scores current production on the new test split, and the release
@@ -169,15 +173,19 @@ def _finding(run_dir: Path, key: str, model: type[_F]) -> _F | None:
     return model.from_finding(recorded.get("value", recorded))
 
 
-def _keras_widths(path: str) -> tuple[int | None, int | None]:
-    """(input width, output width) of a saved Keras network."""
+def _keras_shape(path: str) -> tuple[int | None, int | None, tuple[float, float] | None]:
+    """(input width, output width, target scale) of a saved Keras network; the scale is the
+    (mean, std) of a served regression network's `target_scale` layer, else None."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
+    import ml_expert.tools.training.sequence_models  # noqa: F401  (registers its layer for load_model)
+    from ml_expert.tools.training.dnn import target_scale
+
     model = keras.saving.load_model(path, compile=False)  # the shapes only: no optimizer state
-    return model.input_shape[-1], model.output_shape[-1]
+    return model.input_shape[-1], model.output_shape[-1], target_scale(model)
 
 
 def check_schema(
@@ -190,21 +198,26 @@ def check_schema(
 
     released = resolve_release(name, workspace)
     if released.schema_ is None:  # a .keras file: its widths must be the run's
-        if new.task != "classification":
-            raise UsageError(
-                f"--from {name}: a .keras file is fine-tuned for classification only (its output scale "
-                f"for a {new.task} target is unknown)"
-            )
+        if new.task not in ("classification", "regression"):
+            raise UsageError(f"--from {name}: a .keras file is not fine-tuned for {new.task}")
         try:
-            inputs, outputs = _keras_widths(released.path)
+            inputs, outputs, scale = _keras_shape(released.path)
         except Exception as exc:  # noqa: BLE001  (any unreadable file is the user's to fix)
             raise UsageError(f"--from {name}: not a Keras model file ({type(exc).__name__}: {exc})") from None
-        classes = len(new.classes or [])
         problems = []
         if inputs != n_features_out:
             problems.append(f"it takes {inputs} inputs, the new data's preprocessing gives {n_features_out}")
-        if outputs != classes:
-            problems.append(f"it has {outputs} outputs, the new data has {classes} classes")
+        if new.task == "classification":
+            classes = len(new.classes or [])
+            if outputs != classes:
+                problems.append(f"it has {outputs} outputs, the new data has {classes} classes")
+        elif outputs != 1:
+            problems.append(f"it has {outputs} outputs, a regression target needs 1")
+        elif scale is None:
+            problems.append(
+                "its output scale is unknown: a regression network is fine-tuned through the "
+                "'target_scale' layer (z-score to target units) ml-expert serves it with, and it has none"
+            )
         if problems:
             raise UsageError(f"--from {name}: the network does not fit the new data: " + "; ".join(problems))
         return released
@@ -214,10 +227,22 @@ def check_schema(
             f"--from {name} ({released.version}): the new data does not match the released model's inputs: "
             + "; ".join(differences)
         )
-    if released.kind == "keras" and new.task != "classification":
+    if released.kind == "keras" and new.task == "regression":
+        try:
+            scale = _keras_shape(released.path)[2]
+        except Exception as exc:  # noqa: BLE001  (a release that does not load cannot be continued)
+            raise UsageError(
+                f"--from {name} ({released.version}): its network does not load ({type(exc).__name__}: {exc})"
+            ) from None
+        if scale is None:
+            raise UsageError(
+                f"--from {name} ({released.version}) is a regression network without its 'target_scale' "
+                "layer: the scale its weights learnt on is unknown; train from scratch instead"
+            )
+    elif released.kind == "keras" and new.task != "classification":
         raise UsageError(
-            f"--from {name} ({released.version}) is a {new.task} network: it serves its target rescaled "
-            "from what it learned, and is fine-tuned for classification only; train from scratch instead"
+            f"--from {name} ({released.version}) is a {new.task} network: it is fine-tuned for "
+            "classification and regression only; train from scratch instead"
         )
     return released
 
@@ -235,11 +260,13 @@ def candidates(
     data = DataResult.of(state)
     released = check_schema(config.from_ or "production", config.workspace, schema, data.n_features_out)
     if released.kind == "keras":
-        return _keras_candidates(ctx, state, released, metric), FineTuning(
+        networks, scale = _keras_candidates(ctx, state, released, metric)
+        kept = {"target_mean": scale[0], "target_std": scale[1]} if scale else {}
+        return networks, FineTuning(
             parent=released.version, parent_model=released.model, parent_run=released.run_id or None,
             # a registry network's fine-tuned copy is a new version of its named model; a file's is not
             model_name=released.model_name, parent_sha256=released.sha256,
-            preprocessing="the release's" if released.preprocessor else "this run's",
+            preprocessing="the release's" if released.preprocessor else "this run's", **kept,
         )  # fmt: skip
     train_x, train_y = load_split(data.files, "train", schema, data.file_hashes)
     val_x, val_y = load_split(data.files, "val", schema, data.file_hashes)
@@ -282,10 +309,11 @@ def candidates(
 
 def _keras_candidates(
     ctx: Any, state: dict[str, Any], released: ReleasedModel, metric: str
-) -> list[Candidate]:
+) -> tuple[list[Candidate], tuple[float, float] | None]:
     """A .keras network as it is and continued on the new training split (tools/training/finetune.py:
     a tenth of its learning rate, the pipeline's callbacks, early stopping on held-back training rows),
-    each scored on the new validation split."""
+    each scored on the new validation split. Returns them and, for regression, the (mean, std) the
+    fine-tuned copy keeps: the release's."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -296,12 +324,13 @@ def _keras_candidates(
     from ml_expert.tools.data.splits import read_array
     from ml_expert.tools.scoring import score
     from ml_expert.tools.selection.baselines import save_predictions
-    from ml_expert.tools.training.dnn import DNNConfig
+    from ml_expert.tools.training.dnn import DNNConfig, target_scale
     from ml_expert.tools.training.finetune import FINETUNE_LR_FACTOR, continue_keras
     from ml_expert.tools.training.stopping import stopping_split
 
     data = DataResult.of(state)
     schema = data.input_schema
+    task = schema.task
     models_dir = ctx.run_dir / "models"
     models_dir.mkdir(parents=True, exist_ok=True)
     train_frame, y_train = load_split(data.files, "train", schema, data.file_hashes)
@@ -332,18 +361,31 @@ def _keras_candidates(
     if trained_with:
         config = config.model_copy(update={"learning_rate": float(trained_with)})
     out: list[Candidate] = []
+    scale: tuple[float, float] | None = None
     for name in ("released", "fine_tuned"):
         verify(released.path, released.sha256)
         model = keras.saving.load_model(released.path, compile=False)  # compiled anew to continue
         detail, seconds = f"{released.version} as {'released' if released.run_id else 'given'}", 0.0
         if name == "fine_tuned":
             ctx.step(f"fine-tuning {released.version} on the new training rows")
+            if task == "regression":
+                scale = target_scale(model)  # checked by check_schema: a regression release has one
+                if scale is None:
+                    raise UsageError(f"--from {released.version}: its network has no 'target_scale' layer")
+                ctx.decide(
+                    f"fine-tune on the target standardised with {released.version}'s mean {scale[0]:.6g}, "
+                    f"std {scale[1]:.6g}",
+                    "the released network learnt z-scores of its own training split and its weights only "
+                    "mean something on that scale; the new rows' mean "
+                    f"{float(np.mean(y_train)):.6g} and std {float(np.std(y_train)):.6g} are not used, and "
+                    "the fine-tuned copy is served through the same target_scale layer",
+                )
             # early stopping on held-back training rows: the validation rows it competes on stay unseen
-            split = stopping_split(y_train, "classification", int(state["options"]["seed"]))
+            split = stopping_split(y_train, task, int(state["options"]["seed"]))
             ctx.decide(f"fine-tuning stops on {split.watching}", split.rule)
             x_fit, y_fit, x_stop, y_stop = split.arrays(x_train, y_train, x_val, y_val)
             model, result = continue_keras(
-                model, "classification", x_fit, y_fit.astype("float32"), x_stop, y_stop.astype("float32"),
+                model, task, x_fit, y_fit.astype("float32"), x_stop, y_stop.astype("float32"),
                 config, ctx.run_dir / "checkpoints" / "fine-tune",
             )  # fmt: skip
             detail = (
@@ -358,6 +400,8 @@ def _keras_candidates(
         model.save(path)
         val_scores = np.asarray(model.predict(x_val, verbose=0))
         train_scores = np.asarray(model.predict(x_train, verbose=0))
+        if task == "regression":  # one column in the target's units, as a network from scratch is scored
+            val_scores, train_scores = val_scores.ravel(), train_scores.ravel()
         val_path, val_sha = save_predictions(models_dir / f"{name}.val.npy", val_scores)
         out.append(
             Candidate(
@@ -377,7 +421,7 @@ def _keras_candidates(
                 **inputs,
             )
         )
-    return out
+    return out, scale
 
 
 def compete(metric: str, chosen: Candidate, reason: str, released: list[Candidate]) -> tuple[Candidate, str]:
@@ -419,7 +463,11 @@ def production_on_test(
     verify(released.path, released.sha256)
     if released.kind == "sklearn":
         scores = predict_scores(joblib.load(released.path), test_x)
-    elif released.preprocessor and released.preprocessor_sha256 and schema.task == "classification":
+    elif (
+        released.preprocessor
+        and released.preprocessor_sha256
+        and schema.task in ("classification", "regression")
+    ):
         import os
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -431,6 +479,8 @@ def production_on_test(
         features = np.asarray(joblib.load(released.preprocessor).transform(test_x), dtype="float32")
         network = keras.saving.load_model(released.path, compile=False)
         scores = np.asarray(network.predict_on_batch(features))
+        if schema.task == "regression":  # served through its target_scale layer: the target's units
+            scores = scores.ravel()
     else:
         return None
     return ProductionOnTest(version=released.version, test_score=score(metric, test_y, scores))

@@ -198,12 +198,37 @@ def standardise_target(y_train: np.ndarray, y_val: np.ndarray) -> tuple[np.ndarr
     return (y_train - mean) / std, (y_val - mean) / std, mean, std
 
 
+TARGET_SCALE_LAYER = "target_scale"
+"""The served regression network's last layer: z-score -> target units (with_target_scale)."""
+
+
 def with_target_scale(model, mean: float, std: float, name: str | None = None):
     """The served model: the network's z-score output mapped back to the target's units."""
     import keras
 
-    outputs = keras.layers.Rescaling(scale=std, offset=mean, name="target_scale")(model.output)
+    outputs = keras.layers.Rescaling(scale=std, offset=mean, name=TARGET_SCALE_LAYER)(model.output)
     return keras.Model(model.input, outputs, **({"name": name} if name else {}))
+
+
+def target_scale(model) -> tuple[float, float] | None:
+    """(mean, std) a served regression network maps its z-scores back with (its `target_scale`
+    layer, saved with the weights); None for a network without one."""
+    layer = next((x for x in model.layers if x.name == TARGET_SCALE_LAYER), None)
+    if layer is None or model.layers[-1] is not layer:
+        return None
+    config = layer.get_config()
+    scale, offset = config.get("scale"), config.get("offset")
+    if not isinstance(scale, int | float) or not isinstance(offset, int | float) or not scale > 0:
+        return None  # a per-output or non-positive scale is not one this project writes
+    return float(offset), float(scale)
+
+
+def without_target_scale(model):
+    """The network under a served regression model's `target_scale` layer, its layers shared: what
+    learns on the z-scores (with_target_scale wraps it again)."""
+    import keras
+
+    return keras.Model(model.input, model.layers[-1].input, name=f"{model.name}_z")
 
 
 def compile_model(model, task: str, config: DNNConfig) -> None:

@@ -4,7 +4,8 @@ The released model keeps its own fitted preprocessing: the new rows are transfor
 features the model learned on mean the same thing. A scikit-learn model continues where its
 estimator can (more boosting iterations or more trees with `warm_start`, a logistic regression from
 its coefficients); one that cannot (ridge) refits its last step on the new rows, and says so.
-A Keras network continues from its weights at a lower learning rate with the usual callbacks.
+A Keras network continues from its weights at a lower learning rate with the usual callbacks; a
+regression network on the target scale it was released with (continue_keras).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel
 
-from ml_expert.errors import IntegrityError
+from ml_expert.errors import IntegrityError, UsageError
 from ml_expert.tools.data.schema import InputSchema
 
 FINETUNE_LR_FACTOR = 0.1
@@ -113,10 +114,34 @@ def continue_keras(
     out_dir: Path,
 ) -> tuple[Any, Any]:
     """The released network trained further from its weights at FINETUNE_LR_FACTOR x its learning
-    rate, with the same callbacks (early stopping on `x_val`, checkpoints, divergence guard)."""
-    from ml_expert.tools.training.dnn import compile_model, train_dnn
+    rate, with the same callbacks (early stopping on `x_val`, checkpoints, divergence guard).
+
+    A regression network is served in the target's units through its `target_scale` layer
+    (tools/training/dnn.py): the network under it learnt z-scores of its own training split, and its
+    weights only mean something on that scale. It continues on the new targets standardised with
+    the release's mean and std (not the new rows' own), and is served again through that same scale,
+    so the fine-tuned copy takes `y_train`/`y_val` and returns predictions in the target's units,
+    as the released one does. A network without that layer is refused."""
+    from ml_expert.tools.training.dnn import (
+        compile_model,
+        target_scale,
+        train_dnn,
+        with_target_scale,
+        without_target_scale,
+    )
 
     config = config.model_copy(update={"learning_rate": config.learning_rate * FINETUNE_LR_FACTOR})
-    compile_model(model, task, config)
-    result = train_dnn(model, x_train, y_train, x_val, y_val, config, out_dir, task=task)
-    return model, result
+    if task != "regression":
+        compile_model(model, task, config)
+        result = train_dnn(model, x_train, y_train, x_val, y_val, config, out_dir, task=task)
+        return model, result
+    scale = target_scale(model)
+    if scale is None:
+        raise UsageError("a regression network without its target_scale layer: its output scale is unknown")
+    mean, std = scale
+    network = without_target_scale(model)
+    compile_model(network, task, config)
+    z_train = ((np.asarray(y_train, dtype="float64") - mean) / std).astype("float32")
+    z_val = ((np.asarray(y_val, dtype="float64") - mean) / std).astype("float32")
+    result = train_dnn(network, x_train, z_train, x_val, z_val, config, out_dir, task=task)
+    return with_target_scale(network, mean, std, name=model.name), result
