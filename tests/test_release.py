@@ -61,6 +61,12 @@ def test_tester_reports_calibration_fairness_latency(released: dict) -> None:
     report = (run_dir / "evaluation_report.md").read_text()
     for section in ("Calibration", "Fairness by group", "Latency and throughput", "reliability_curve.png"):
         assert section in report
+    # Rendered, never edited: the deployment renders the tester's kept inputs again with the latency.
+    from ml_expert.tools.validation.report import render_report
+
+    kept = json.loads((run_dir / "report_inputs.json").read_text())
+    assert kept["kind"] == "supervised" and report.startswith(render_report(kept["info"]).rstrip("\n"))
+    assert report.count("## Latency and throughput") == 1
     gates = json.loads((run_dir / "run.json").read_text())["gates"]
     checks = {c["name"]: c for c in gates["validation"]["checks"] + gates["release"]["checks"]}
     assert checks["fairness_sex"]["value"] == metrics["fairness"]["sex"]["gap"]

@@ -154,7 +154,8 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
 def validation(state: dict[str, Any]) -> dict[str, Any]:
     """The tester: the criterion, sizes, stability and the test against chance on the test split."""
     from ml_expert.agents.tester import _complete_test_read, _log_test_read
-    from ml_expert.tools.validation.clustering import evaluate_clustering, render_clustering_report
+    from ml_expert.tools.validation.clustering import evaluate_clustering
+    from ml_expert.tools.validation.report_file import write_report
 
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
@@ -191,22 +192,22 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             indent=2,
         )
     )
-    (ctx.run_dir / "evaluation_report.md").write_text(
-        render_clustering_report(
-            {
-                "run_id": ctx.run_id,
-                "source": data.source,
-                "fingerprint": data.fingerprint,
-                "split_sizes": data.split_sizes,
-                "chosen": chosen.name,
-                "choice_reason": training_result.choice_reason,
-                "metric_reason": selection.metric_reason,
-                "test_reads": reads,
-                "evaluation": evaluation.model_dump(),
-                "leaderboard": training_result.board(),
-                "decisions": read_run(ctx.run_dir).get("decisions", []),
-            }
-        )
+    write_report(
+        ctx.run_dir,
+        "clustering",
+        {
+            "run_id": ctx.run_id,
+            "source": data.source,
+            "fingerprint": data.fingerprint,
+            "split_sizes": data.split_sizes,
+            "chosen": chosen.name,
+            "choice_reason": training_result.choice_reason,
+            "metric_reason": selection.metric_reason,
+            "test_reads": reads,
+            "evaluation": evaluation.model_dump(),
+            "leaderboard": training_result.board(),
+            "decisions": read_run(ctx.run_dir).get("decisions", []),
+        },
     )
     profiles_path = ctx.run_dir / "cluster_profiles.json"
     profiles_path.write_text(json.dumps(evaluation.profiles, indent=1) + "\n")

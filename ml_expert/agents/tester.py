@@ -27,7 +27,7 @@ from ml_expert.tools.validation.metrics import (
     plot_confusion_matrix,
     regression_metrics,
 )
-from ml_expert.tools.validation.report import render_report
+from ml_expert.tools.validation.report_file import write_report
 
 
 def _chosen_scores(chosen: Candidate, data: DataResult, frame, task: str) -> np.ndarray:
@@ -181,7 +181,9 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         )
     )
     escalations = [*selection.escalations, *filter(None, [training.network_escalation])]
-    report = render_report(
+    write_report(
+        ctx.run_dir,
+        "supervised",
         {
             "run_id": ctx.run_id,
             "task": task,
@@ -206,9 +208,8 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             "execution": selection.execution,
             **extra,
             "decisions": RunFile(ctx.run_dir).read().decisions,
-        }
+        },
     )
-    (ctx.run_dir / "evaluation_report.md").write_text(report)
     result = ValidationResult(
         model=chosen.name,
         primary_metric=metric,

@@ -53,10 +53,10 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: Latency 
     """Add the export latencies to metrics.json and evaluation_report.md (the tester's files).
 
     The tester runs before any export exists, so latency is measured here, on the reloaded
-    export files, and appended to the same report."""
+    export files, and the report is rendered again from its kept inputs with them."""
     import json
 
-    from ml_expert.tools.validation.report import latency_section
+    from ml_expert.tools.validation.report_file import render_with_latency
 
     # one label per export file: the model's folder and the format ("linear/onnx", "dnn/tflite")
     labelled = [{**r, "format": f"{Path(r['path']).parent.name}/{r['format']}"} for r in rows]
@@ -67,25 +67,21 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: Latency 
         metrics["latency"]["package (inference.py)"] = package.model_dump() if package is not None else None
         metrics["model_size_bytes"] = {r["format"]: r.get("size_bytes") for r in labelled}
         metrics_path.write_text(json.dumps(metrics, indent=2))
-    report_path = run_dir / "evaluation_report.md"
-    if report_path.exists():
-        shown = labelled + (
-            [
-                {
-                    "format": "package (inference.py)",
-                    "size_bytes": _dir_size(run_dir / "deployment"),
-                    "latency": {
-                        **package.model_dump(),
-                        "input": "dict rows, schema-validated, preprocessing inside",
-                    },
-                }
-            ]
-            if package is not None
-            else []
-        )
-        # a resumed deployment replaces the section instead of adding a second one
-        base = report_path.read_text().split("\n## Latency and throughput", 1)[0].rstrip("\n") + "\n"
-        report_path.write_text(base + latency_section(shown))
+    shown = labelled + (
+        [
+            {
+                "format": "package (inference.py)",
+                "size_bytes": _dir_size(run_dir / "deployment"),
+                "latency": {
+                    **package.model_dump(),
+                    "input": "dict rows, schema-validated, preprocessing inside",
+                },
+            }
+        ]
+        if package is not None
+        else []
+    )
+    render_with_latency(run_dir, shown)
 
 
 def _dir_size(path: Path) -> int:
