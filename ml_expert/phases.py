@@ -99,6 +99,7 @@ class DataResult(_PhaseResult):
     rows_in: int
     duplicates_removed: int = 0
     rows_without_target: int = 0
+    rare_class_rows: int = 0  # rows of classes too rare to split, dropped before the split
     outliers_removed: int = 0
     outliers: dict[str, Any] = {}
     split_sizes: dict[str, int]

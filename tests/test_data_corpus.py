@@ -307,7 +307,11 @@ ERROR_CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "target_all_missing": (_frame_file("target_nan.csv", _all_target_missing), "entirely missing"),
     "one_class": (_frame_file("one_class.csv", lambda: _frame(40, ("a",))), "one class only"),
     "too_few_rows": (_frame_file("tiny.csv", lambda: _frame(12)), "at least 20"),
-    "too_few_of_a_class": (_frame_file("rare_class.csv", _rare_class), "too few rows of some class"),
+    # a rare class is dropped only while two classes remain (rare_class_dropped below)
+    "too_few_of_a_class": (
+        _frame_file("lone_rare.csv", lambda: _frame(40, ("a",)).assign(target=["a"] * 38 + ["b"] * 2)),
+        "too few rows of some class",
+    ),
     "no_features": (_frame_file("only_target.csv", _no_features), "no feature columns"),
     "features_all_missing": (_frame_file("all_missing.csv", _features_all_missing), "every feature value"),
     "unique_labels": (_frame_file("unique_labels.csv", _unique_labels), "unique on every row"),
@@ -335,6 +339,14 @@ def _ok(builder: Callable[[Path], Path]):
         return check
 
     return register
+
+
+@_ok(_frame_file("rare_class.csv", _rare_class))
+def rare_class_dropped(p: PreparedData) -> None:
+    """Two rows of class "c": dropped, counted (not named), and the two other classes go on."""
+    assert p.rare_classes_dropped == {"classes": 1, "rows": 2}
+    assert p.input_schema.classes == ["a", "b"] and sum(p.split_sizes.values()) == 58
+    assert any(f["figure"] == {"classes": 1, "rows": 2} for f in p.profile["findings"])
 
 
 @_ok(semicolon_latin1_decimal_comma)

@@ -286,7 +286,7 @@ def test_data_gate_refuses_unvalidated_or_leaky_data_with_figures(tmp_path: Path
     assert checks["rows_accounted"].value == {
         "rows_in": 110,
         "kept": 100,
-        "dropped": {"without_target": 2, "duplicates": 3, "outliers_in_train": 5},
+        "dropped": {"without_target": 2, "duplicates": 3, "rare_classes": 0, "outliers_in_train": 5},
     }
     assert checks["rows_per_class"].value == {"no": 40, "yes": 30}
     assert checks["no_leakage_suspects"].value == {"c": "copy of the target"}

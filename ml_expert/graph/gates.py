@@ -40,6 +40,7 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
     removed = {
         "without_target": data.rows_without_target,
         "duplicates": data.duplicates_removed,
+        "rare_classes": data.rare_class_rows,
         "outliers_in_train": data.outliers_removed,
     }
     kept = sum(sizes.values()) if sizes else 0

@@ -18,6 +18,7 @@ from ml_expert.runs import RunFile
 from ml_expert.tools.data.loading import LoadInfo
 from ml_expert.tools.data.parquet import DRIVER_MEMORY_SHARE
 from ml_expert.tools.data.prepare import PreparedData, load_split, prepare_data
+from ml_expert.tools.data.splitting import MIN_PER_CLASS
 from ml_expert.tools.mapping import MapFn, sequential_map
 
 BUDGET_ENV = "ML_EXPERT_DRIVER_DATA_BYTES"
@@ -138,6 +139,13 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
             f"remove {prepared.duplicates_removed} duplicate rows",
             "before the split, so no row is in two splits",
         )
+    if prepared.rare_classes_dropped:
+        rare = prepared.rare_classes_dropped
+        ctx.decide(
+            f"drop {rare['classes']} class(es) with fewer than {MIN_PER_CLASS} rows ({rare['rows']} rows)",
+            "a class needs rows in train, validation and test to be learnt and judged; the model "
+            "cannot predict it (its name is not recorded: it would point at those rows)",
+        )
     for name, parts in prepared.datetime_columns.items():
         ctx.decide(f"turn datetime column {name!r} into {', '.join(parts)}", "models take numbers, not dates")
     codes = prepared.composite_codes
@@ -203,6 +211,7 @@ def data_result(prepared: PreparedData) -> DataResult:
             "rows_in": prepared.rows_in,
             "duplicates_removed": prepared.duplicates_removed,
             "rows_without_target": prepared.rows_without_target,
+            "rare_class_rows": (prepared.rare_classes_dropped or {}).get("rows", 0),
             "outliers_removed": int(prepared.outliers.get("dropped", 0)),
             "outliers": prepared.outliers,
             "split_sizes": prepared.split_sizes,

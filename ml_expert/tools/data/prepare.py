@@ -40,7 +40,7 @@ from ml_expert.tools.data.profiling import (
 )
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, datetime_part, to_model_frame
 from ml_expert.tools.data.splits import read_frame, write_array, write_frame
-from ml_expert.tools.data.splitting import split_frame
+from ml_expert.tools.data.splitting import MIN_PER_CLASS, split_frame
 from ml_expert.tools.data.task import detect_task
 from ml_expert.tools.data.text import (
     MAX_WORDS,
@@ -73,6 +73,9 @@ class PreparedData(BaseModel):
     leakage_suspects: dict[str, str]
     rows_in: int
     duplicates_removed: int
+    rare_classes_dropped: dict[str, int] | None = Field(
+        default=None, description="classes on fewer than MIN_PER_CLASS rows, dropped: how many, their rows"
+    )
     rows_without_target: int
     split_sizes: dict[str, int]
     splits_disjoint: bool
@@ -204,6 +207,17 @@ def prepare_data(
     before = len(frame)
     frame = frame.drop_duplicates()
     duplicates = before - len(frame)
+
+    # A class on fewer than MIN_PER_CLASS rows cannot be in train, validation and test alike: it is
+    # dropped (as AutoGluon drops such classes) when two or more classes remain, else refused below.
+    # Only counts are recorded: a class seen on one or two rows names those rows.
+    rare_rows = rare_count = 0
+    if task == "classification":
+        counts = frame[target].value_counts()
+        rare = counts[counts < MIN_PER_CLASS]
+        if len(rare) and len(counts) - len(rare) >= 2:
+            rare_rows, rare_count = int(rare.sum()), len(rare)
+            frame = frame[~frame[target].isin(rare.index)]
 
     classes: list[Any] | None = None
     y_all = frame[target]
@@ -379,6 +393,14 @@ def prepare_data(
         outliers,
         schema,
     )
+    if rare_count:
+        findings.append(
+            {
+                "finding": f"classes with fewer than {MIN_PER_CLASS} rows",
+                "figure": {"classes": rare_count, "rows": rare_rows},
+                "action": "their rows are dropped: a class needs rows in train, validation and test",
+            }
+        )
     profile["findings"] = findings
     profile["load"] = info.model_dump(exclude_none=True)
     return PreparedData(
@@ -395,6 +417,7 @@ def prepare_data(
         leakage_suspects=suspects,
         rows_in=rows_in,
         duplicates_removed=duplicates,
+        rare_classes_dropped={"classes": rare_count, "rows": rare_rows} if rare_count else None,
         rows_without_target=no_target,
         split_sizes=split_sizes,
         splits_disjoint=disjoint,
