@@ -27,7 +27,7 @@ demo: install
 test: $(VENV)/.test-installed
 	PY=$(PY) scripts/ensure-redis.sh
 	$(VENV)/bin/ruff check ml_expert tests benchmarks
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q --durations=25
 
 # Benchmarks (benchmarks/README.md): the issue's protocol by default; override e.g.
 #   make bench BENCH_BUDGET=30 BENCH_SEEDS=0 BENCH_SIZES="10000 100000"
