@@ -52,6 +52,19 @@ def _no_children() -> list[psutil.Process]:
     return [p for p in psutil.Process().children(recursive=True) if p.is_running()]
 
 
+def _count_launches(monkeypatch) -> list[str]:
+    """The labels of the child processes started from here on (run_stoppable still runs them)."""
+    launched: list[str] = []
+    real = longfit.run_stoppable
+
+    def counting(*args, **kwargs):
+        launched.append(kwargs.get("label", "?"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(longfit, "run_stoppable", counting)
+    return launched
+
+
 def test_the_rule_is_a_count_and_small_fits_stay_in_process(tmp_path: Path, monkeypatch) -> None:
     far = time.time() + 1e6
     # small data: never a child, whatever the budget (LONG_FIT_MIN_S)
@@ -69,14 +82,7 @@ def test_the_rule_is_a_count_and_small_fits_stay_in_process(tmp_path: Path, monk
     assert longfit.plan_cap("random_forest", 20.0, far, ROWS, FEATURES, 2, SLOW_FOREST) is not None
 
     # and a run of small fits with a budget never starts a process
-    launched: list[str] = []
-    real = longfit.run_stoppable
-
-    def counting(*args, **kwargs):
-        launched.append(kwargs.get("label", "?"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(longfit, "run_stoppable", counting)
+    launched = _count_launches(monkeypatch)
     schema, train, val = _splits(tmp_path)
     stopped: list[StoppedFit] = []
     board = baselines.run_baselines(
@@ -128,14 +134,7 @@ def test_a_long_fit_is_stopped_at_its_deadline_and_the_others_go_on(tmp_path: Pa
 
 def test_a_fit_error_in_the_child_is_raised_here_and_leaves_no_process(tmp_path: Path, monkeypatch) -> None:
     schema, train, val = _splits(tmp_path)
-    launched: list[str] = []
-    real = longfit.run_stoppable
-
-    def counting(*args, **kwargs):
-        launched.append(kwargs.get("label", "?"))
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(longfit, "run_stoppable", counting)
+    launched = _count_launches(monkeypatch)
     with pytest.raises(ValueError, match="max_depth") as raised:
         baselines.fit_candidate(
             "random_forest",
