@@ -341,9 +341,22 @@ def _ok(builder: Callable[[Path], Path]):
     return register
 
 
+def _huge_values() -> pd.DataFrame:
+    frame = _frame(60)
+    return frame.assign(x1=frame.x1.mask(frame.index % 20 == 0, 1e300))
+
+
+@_ok(_frame_file("huge_values.csv", _huge_values))
+def huge_values_missing(p: PreparedData) -> None:
+    """Numbers beyond float32's range cannot reach a model: made missing, counted per column."""
+    assert p.nonfinite_values == {"x1": 3}
+    assert any(f["finding"] == "infinite or out-of-range numbers" for f in p.profile["findings"])
+
+
 @_ok(_frame_file("rare_class.csv", _rare_class))
 def rare_class_dropped(p: PreparedData) -> None:
-    """Two rows of class "c": dropped, counted (not named), and the two other classes go on."""
+    """Two rows of class "c" (fewer than RARE_CLASS_ROWS): dropped, counted (not named), and the
+    two other classes go on."""
     assert p.rare_classes_dropped == {"classes": 1, "rows": 2}
     assert p.input_schema.classes == ["a", "b"] and sum(p.split_sizes.values()) == 58
     assert any(f["figure"] == {"classes": 1, "rows": 2} for f in p.profile["findings"])

@@ -17,8 +17,7 @@ from ml_expert.phases import DataResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.loading import LoadInfo
 from ml_expert.tools.data.parquet import DRIVER_MEMORY_SHARE
-from ml_expert.tools.data.prepare import PreparedData, load_split, prepare_data
-from ml_expert.tools.data.splitting import MIN_PER_CLASS
+from ml_expert.tools.data.prepare import RARE_CLASS_ROWS, PreparedData, load_split, prepare_data
 from ml_expert.tools.mapping import MapFn, sequential_map
 
 BUDGET_ENV = "ML_EXPERT_DRIVER_DATA_BYTES"
@@ -139,10 +138,15 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
             f"remove {prepared.duplicates_removed} duplicate rows",
             "before the split, so no row is in two splits",
         )
+    for name, count in prepared.nonfinite_values.items():
+        ctx.decide(
+            f"treat {count} infinite or out-of-range value(s) of {name!r} as missing",
+            "beyond float32's range no model can use them; they are imputed like blanks",
+        )
     if prepared.rare_classes_dropped:
         rare = prepared.rare_classes_dropped
         ctx.decide(
-            f"drop {rare['classes']} class(es) with fewer than {MIN_PER_CLASS} rows ({rare['rows']} rows)",
+            f"drop {rare['classes']} class(es) with fewer than {RARE_CLASS_ROWS} rows ({rare['rows']} rows)",
             "a class needs rows in train, validation and test to be learnt and judged; the model "
             "cannot predict it (its name is not recorded: it would point at those rows)",
         )

@@ -40,7 +40,7 @@ from ml_expert.tools.data.profiling import (
 )
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, datetime_part, to_model_frame
 from ml_expert.tools.data.splits import read_frame, write_array, write_frame
-from ml_expert.tools.data.splitting import MIN_PER_CLASS, split_frame
+from ml_expert.tools.data.splitting import split_frame
 from ml_expert.tools.data.task import detect_task
 from ml_expert.tools.data.text import (
     MAX_WORDS,
@@ -74,7 +74,10 @@ class PreparedData(BaseModel):
     rows_in: int
     duplicates_removed: int
     rare_classes_dropped: dict[str, int] | None = Field(
-        default=None, description="classes on fewer than MIN_PER_CLASS rows, dropped: how many, their rows"
+        default=None, description="classes on fewer than RARE_CLASS_ROWS rows, dropped: how many, their rows"
+    )
+    nonfinite_values: dict[str, int] = Field(
+        default_factory=dict, description="numeric column -> infinite or out-of-range values made missing"
     )
     rows_without_target: int
     split_sizes: dict[str, int]
@@ -102,6 +105,29 @@ class PreparedData(BaseModel):
         default_factory=dict,
         description="columns a heuristic would have dropped, kept because the user said so (--keep)",
     )
+
+
+# A class needs this many rows: the stratified 70/15/15 split then leaves it at least MIN_PER_CLASS
+# training rows (the data gate's minimum) and a row for validation and test.
+RARE_CLASS_ROWS = 5
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _nonfinite_as_missing(frame: pd.DataFrame, features: list[str]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """±inf and numbers beyond float32's range in numeric features become missing (every model
+    computes in float32 or float64 through float32 exports): counted per column."""
+    counts: dict[str, int] = {}
+    replaced: dict[str, pd.Series] = {}
+    for column in features:
+        values = frame[column]
+        if not pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        numbers = values.astype("float64")
+        bad = numbers.notna() & ~(numbers.abs() <= FLOAT32_MAX)
+        if bad.any():
+            counts[str(column)] = int(bad.sum())
+            replaced[column] = numbers.mask(bad)
+    return (frame.assign(**replaced) if replaced else frame), counts
 
 
 def fingerprint(frame: pd.DataFrame) -> str:
@@ -179,6 +205,7 @@ def prepare_data(
     features = [c for c in frame.columns if c != target]
     if not features:
         raise DataError("no feature columns: the table holds only the target; add the columns to learn from")
+    frame, nonfinite = _nonfinite_as_missing(frame, features)
     if frame[features].isna().all().all():
         raise DataError("every feature value is missing; the rows with a target have no feature values")
     task, task_reason = forced_task or detect_task(frame[target])  # type: ignore[assignment]
@@ -208,13 +235,13 @@ def prepare_data(
     frame = frame.drop_duplicates()
     duplicates = before - len(frame)
 
-    # A class on fewer than MIN_PER_CLASS rows cannot be in train, validation and test alike: it is
-    # dropped (as AutoGluon drops such classes) when two or more classes remain, else refused below.
-    # Only counts are recorded: a class seen on one or two rows names those rows.
+    # A class on fewer than RARE_CLASS_ROWS rows cannot be learnt and judged: it is dropped (as
+    # AutoGluon drops such classes) when two or more classes remain, else refused below. Only counts
+    # are recorded: a class seen on a few rows names those rows.
     rare_rows = rare_count = 0
     if task == "classification":
         counts = frame[target].value_counts()
-        rare = counts[counts < MIN_PER_CLASS]
+        rare = counts[counts < RARE_CLASS_ROWS]
         if len(rare) and len(counts) - len(rare) >= 2:
             rare_rows, rare_count = int(rare.sum()), len(rare)
             frame = frame[~frame[target].isin(rare.index)]
@@ -393,10 +420,20 @@ def prepare_data(
         outliers,
         schema,
     )
+    for column, count in nonfinite.items():
+        findings.append(
+            {
+                "finding": "infinite or out-of-range numbers",
+                "figure": count,
+                "action": f"treated as missing (imputed like a blank): beyond float32's range, "
+                f"{FLOAT32_MAX:.3g}, no model can use them",
+                "column": column,
+            }
+        )
     if rare_count:
         findings.append(
             {
-                "finding": f"classes with fewer than {MIN_PER_CLASS} rows",
+                "finding": f"classes with fewer than {RARE_CLASS_ROWS} rows",
                 "figure": {"classes": rare_count, "rows": rare_rows},
                 "action": "their rows are dropped: a class needs rows in train, validation and test",
             }
@@ -418,6 +455,7 @@ def prepare_data(
         rows_in=rows_in,
         duplicates_removed=duplicates,
         rare_classes_dropped={"classes": rare_count, "rows": rare_rows} if rare_count else None,
+        nonfinite_values=nonfinite,
         rows_without_target=no_target,
         split_sizes=split_sizes,
         splits_disjoint=disjoint,
