@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from phase_helpers import validation_result
+from phase_helpers import candidate, validation_result
 
 from ml_expert.agents.tester import _complete_test_read, _log_test_read
 from ml_expert.graph.gates import validation_gate
+from ml_expert.phases import Candidate
 from ml_expert.runs import RunFile
 from ml_expert.workspace import read_run
 
-CHOSEN = {"name": "hist_gradient_boosting", "sha256": "ab" * 32}
+CHOSEN = Candidate.model_validate(candidate("hist_gradient_boosting", sha256="ab" * 32))
 
 
 def _check(validation: dict) -> dict:
@@ -37,5 +38,5 @@ def test_second_evaluation_or_other_model_fails(tmp_path: Path) -> None:
     _complete_test_read(tmp_path)
     assert _log_test_read(tmp_path, CHOSEN)[0] == 2
     assert not _check({"test_reads": 2, "test_read_models": 1})["passed"]
-    assert _log_test_read(tmp_path, {"name": "dnn", "sha256": "cd" * 32})[2] == 2
+    assert _log_test_read(tmp_path, Candidate.model_validate(candidate("dnn", sha256="cd" * 32)))[2] == 2
     assert not _check({"test_reads": 1, "test_read_models": 2})["passed"]
