@@ -38,12 +38,13 @@ def _training_stats(data: DataResult, schema: InputSchema) -> str:
     return json.dumps(training_statistics(columns, values), indent=1) + "\n"
 
 
-def _package_latency(package_dir: Path, data: DataResult) -> Latency:
-    """Single-row and batch latency of the package itself, through inference.py (the serving path)."""
+def _package_latency(package_dir: Path, files: dict[str, str], data: DataResult) -> Latency:
+    """Single-row and batch latency of the package itself, through inference.py (the serving path),
+    on its staged files verified against `files` (the manifest is written after, with the figures)."""
 
     from ml_expert.runtime.inference import ModelInference
 
-    model = ModelInference(package_dir)
+    model = ModelInference(package_dir, files=files)
     # rows as a caller sends them: raw column names, dates as text
     records = read_frame(data.files["val_raw"], data.file_hashes, "val_raw").to_dict(orient="records")
     return Latency.model_validate(measure(model.predict, records[:50], records, len(records)))
@@ -131,7 +132,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         measure_export_latency,
         withdraw_unsupported,
     )
-    from ml_expert.tools.deployment.package import add_metadata, dockerfile_text, server_source, write_package
+    from ml_expert.tools.deployment.package import dockerfile_text, server_source, write_package
 
     data, training_result = DataResult.of(state), TrainingResult.of(state)
     validation = ValidationResult.of(state)
@@ -214,12 +215,15 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "created": run.created,
             "model_size_bytes": Path(onnx_path).stat().st_size,
         }
-        write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
-        ctx.step("timing the package through inference.py")
-        package_latency = _package_latency(package_dir, data)
-        hardware = run.manifest.get("hardware") or {}
-        measured = {"latency": package_latency.model_dump(), "measured_on": json_safe(hardware)}
-        manifest = add_metadata(package_dir, schema, measured, tuple(extra_files))
+        hardware = json_safe(run.manifest.get("hardware") or {})
+
+        def timed(staged_dir: Path, files: dict[str, str]) -> dict[str, Any]:
+            nonlocal package_latency
+            ctx.step("timing the package through inference.py")
+            package_latency = _package_latency(staged_dir, files, data)
+            return {"latency": package_latency.model_dump(), "measured_on": hardware}
+
+        manifest = write_package(package_dir, Path(onnx_path), schema, metadata, extra_files, measure=timed)
         ctx.decide(
             "package the ONNX export of " + chosen.name,
             "one graph with the preprocessing inside, served by onnxruntime alone",
