@@ -58,6 +58,7 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: Latency 
     import json
 
     from ml_expert.tools.validation.report_file import render_with_latency
+    from ml_expert.tools.validation.report_inputs import LatencyRow
 
     # one label per export file: the model's folder and the format ("linear/onnx", "dnn/tflite")
     labelled = [{**r, "format": f"{Path(r['path']).parent.name}/{r['format']}"} for r in rows]
@@ -68,20 +69,21 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: Latency 
         metrics["latency"]["package (inference.py)"] = package.model_dump() if package is not None else None
         metrics["model_size_bytes"] = {r["format"]: r.get("size_bytes") for r in labelled}
         metrics_path.write_text(json.dumps(metrics, indent=2))
-    shown = labelled + (
-        [
-            {
-                "format": "package (inference.py)",
-                "size_bytes": _dir_size(run_dir / "deployment"),
-                "latency": {
-                    **package.model_dump(),
-                    "input": "dict rows, schema-validated, preprocessing inside",
-                },
-            }
-        ]
-        if package is not None
-        else []
-    )
+    shown = [
+        LatencyRow.model_validate(
+            {**(r.get("latency") or {}), "format": r["format"], "size_bytes": r.get("size_bytes")}
+        )
+        for r in labelled
+    ]
+    if package is not None:
+        shown.append(
+            LatencyRow(
+                **package.model_dump(),
+                format="package (inference.py)",
+                size_bytes=_dir_size(run_dir / "deployment"),
+                input="dict rows, schema-validated, preprocessing inside",
+            )
+        )
     render_with_latency(run_dir, shown)
 
 
