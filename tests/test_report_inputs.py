@@ -161,3 +161,82 @@ def test_an_older_runs_kept_inputs_render_again(tmp_path: Path) -> None:
     assert isinstance(inputs, SupervisedReportInputs) and inputs.calibration is None
     assert render_with_latency(tmp_path, [])
     assert "| **roc_auc** (chosen) | **0.9000** |" in (tmp_path / REPORT).read_text()
+
+
+def test_the_network_time_and_cluster_sections_render_from_their_records() -> None:
+    """The sections read from the typed records the phases hand over: the network (its execution
+    plan and GPU sampling), the time spent, the Ray execution and the escalations."""
+    from phase_helpers import network_record
+
+    from ml_expert.tools.validation.report import render_report
+
+    plan = {
+        "device": "gpu",
+        "backend": "tensorflow",
+        "steps_per_execution": 8,
+        "jit_compile": True,
+        "batch_size": 256,
+        "learning_rate": 0.001,
+        "data_on_device": True,
+        "estimated_step_seconds": 0.01,
+        "rules": [],
+    }
+    util = {"samples": 12, "interval_seconds": 0.5, "mean_pct": 71.0, "p10_pct": 40.0, "max_pct": 99}
+    info = _info(
+        dnn=network_record(summary="Model: dense", execution=plan, hardware={"gpu_utilisation": util}),
+        time={
+            "budget_seconds": 60,
+            "model_selection_seconds": 20.0,
+            "cv_folds": 5,
+            "candidates": ["dummy", "linear"],
+            "baseline_fit_seconds": {"linear": 0.5},
+            "refit_seconds": 1.0,
+            "total_seconds": 30.0,
+            "share_of_budget": 0.5,
+            "cap_hit": False,
+        },
+        execution={
+            "mode": "ray",
+            "cluster": {
+                "address": "ray://head:10001",
+                "started_here": False,
+                "nodes": 2,
+                "cpus": 8,
+                "gpus": 0,
+                "memory_gb": 30,
+                "object_store_gb": 9,
+                "ray_version": "2.x",
+            },
+            "tasks_done": 6,
+            "tasks_per_node": {"n1": 3, "n2": 3},
+            "batches": ["baselines"],
+            "retries": [{"label": "fit", "index": 1, "attempt": 1, "cause": "node lost"}],
+        },
+        escalations=[
+            {
+                "metric": "roc_auc",
+                "simple": "linear",
+                "candidate": "dnn",
+                "scheme": "5-fold CV",
+                "simple_score": 0.88,
+                "candidate_score": 0.9,
+                "gain": 0.02,
+                "standard_error": 0.01,
+                "margin": 0.02,
+                "wins": False,
+                "rule": "kept when the gain exceeds the margin",
+            }
+        ],
+    )
+    report = render_report(SupervisedReportInputs.model_validate(info))
+    for shown in (
+        "- Execution: GPU (tensorflow), batch 256, 8 steps per call, XLA True, data on the device",
+        "- GPU utilisation while training: mean 71.0 %, p10 40.0 %, max 99 % (12 samples every 0.5 s)",
+        "Model: dense",
+        "## Time (budget 60 s for model selection plus training)",
+        "Total: 50% of the budget.",
+        "- Ray cluster `ray://head:10001`: 2 node(s), 8 CPUs, 0 GPUs, 30 GB memory at the start (Ray 2.x)",
+        "- fit #1, attempt 1 lost: node lost",
+        "| dnn | linear | 5-fold CV | 0.9000 | 0.8800 | +0.0200 | 0.0200 | no |",
+    ):
+        assert shown in report, shown

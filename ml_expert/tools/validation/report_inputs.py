@@ -90,7 +90,7 @@ class GpuUtilisation(BaseModel):
     interval_seconds: float
     mean_pct: float
     p10_pct: float
-    max_pct: float
+    max_pct: int | float  # nvidia-smi reports whole percents
 
 
 class SupervisedReportInputs(_Strict):
