@@ -237,6 +237,9 @@ class Candidate(_Written):
     val_score: Figure
     train_score: Figure
     fit_seconds: float
+    train_score_kind: str | None = None  # "in-sample", "out-of-bag" (a random forest), ...
+    cv_mean: float | None = None  # compared by CV: the mean and spread of its fold scores
+    cv_std: float | None = None
     path: str | None = None  # None: a clustering that found no cluster to ship
     sha256: str | None = None
     base: str | None = None  # the baseline family a variant comes from

@@ -325,30 +325,71 @@ def test_package_contents_and_manifest(titanic, package):
     assert InputSchema.model_validate_json((deploy / "schema.json").read_text()) == titanic[0]
 
 
-def test_figures_measured_on_the_package_join_its_manifest_without_rewriting_it(titanic, package, tmp_path):
-    """The package's latency is measured on the written package, then added to manifest.json and the
-    README that shows it: the model and the other files are not copied or hashed again, and the
-    package still verifies."""
-    from ml_expert.tools.deployment.package import add_metadata
+def _count_writes(monkeypatch: pytest.MonkeyPatch, root: Path) -> dict[str, int]:
+    """How many times each file under `root` is written (text, bytes or copied)."""
+    import ml_expert.tools.deployment.package as package_module
 
-    deploy, manifest, runtime = package
-    copy = tmp_path / "copy"
-    shutil.copytree(deploy, copy)
-    rewritten = ("manifest.json", "README.md")
-    kept = {p.name: p.stat().st_mtime_ns for p in copy.iterdir() if p.name not in rewritten}
-    latency = {"p50_ms": 0.2, "p95_ms": 0.3, "p99_ms": 0.5, "batch_rows": 1000, "batch_rows_per_second": 9e4}
-    added = add_metadata(copy, titanic[0], {"latency": latency}, ("Dockerfile",))
-    assert {k: v for k, v in added.items() if k != "files"} == {
-        **{k: v for k, v in manifest.items() if k != "files"},
-        "latency": latency,
-    }
-    assert json.loads((copy / "manifest.json").read_text()) == added
-    assert "Measured latency" in (copy / "README.md").read_text()
-    assert added["files"] == {**manifest["files"], "README.md": added["files"]["README.md"]}
-    assert {p.name: p.stat().st_mtime_ns for p in copy.iterdir() if p.name in kept} == kept
-    runtime.ModelInference(copy)  # every listed file, the new README too, matches its hash
+    counts: dict[str, int] = {}
+
+    def counted(write):
+        def wrapper(target, *args, **kwargs):
+            path = Path(target)
+            if path.resolve().is_relative_to(root.resolve()):
+                name = path.resolve().relative_to(root.resolve()).as_posix()
+                counts[name] = counts.get(name, 0) + 1
+            return write(target, *args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(Path, "write_text", counted(Path.write_text))
+    monkeypatch.setattr(Path, "write_bytes", counted(Path.write_bytes))
+    original_copy = shutil.copyfile
+    monkeypatch.setattr(
+        package_module.shutil, "copyfile", lambda src, dst: counted(lambda t: original_copy(src, t))(dst)
+    )
+    return counts
+
+
+def test_the_package_is_written_once_with_its_measured_latency(titanic, logreg, tmp_path, monkeypatch):
+    """The package's latency is measured on its staged files (verified against their hashes, before
+    manifest.json exists), then the README that shows it and the manifest are written: every file of
+    the package is written exactly once, and the sealed package verifies."""
+    from ml_expert.runtime.inference import IntegrityError, ModelInference
+    from ml_expert.tools.validation.latency import measure
+
+    schema, _, test, _ = titanic
+    exports = export_sklearn(logreg, schema, test, tmp_path / "exports")
+    deploy = tmp_path / "deployment"
+    rows = test.head(20).to_dict(orient="records")
+    seen: dict[str, object] = {}
+
+    def timed(staged: Path, files: dict[str, str]) -> dict[str, object]:
+        seen["files"] = dict(files)
+        assert not (staged / "manifest.json").exists() and not (staged / "README.md").exists()
+        model = ModelInference(staged, files=files)  # verified against the staged hashes
+        figures = measure(model.predict, rows, rows, len(rows), calls=20)
+        return {"latency": figures, "measured_on": {"cpu": "test"}}
+
+    counts = _count_writes(monkeypatch, deploy)
+    manifest = write_package(
+        deploy, exports[1].path, schema, {"model_name": "logreg"}, {"Dockerfile": "FROM x\n"}, measure=timed
+    )
+    monkeypatch.undo()
+    on_disk = sorted(p.relative_to(deploy).as_posix() for p in deploy.rglob("*") if p.is_file())
+    assert on_disk == sorted([*manifest["files"], "manifest.json"])
+    assert counts == dict.fromkeys(on_disk, 1), counts
+    assert set(seen["files"]) == set(manifest["files"]) - {"README.md"}
+    assert all(manifest["files"][name] == sha for name, sha in seen["files"].items())
+    assert json.loads((deploy / "manifest.json").read_text()) == manifest
+    assert manifest["latency"]["p50_ms"] > 0 and manifest["measured_on"] == {"cpu": "test"}
+    readme = (deploy / "README.md").read_text()
+    assert "Measured latency" in readme and f"p50 {manifest['latency']['p50_ms']:.3f} ms" in readme
+    _load_deployed(deploy / "inference.py").ModelInference(deploy)  # the package's own copy verifies it
+    (deploy / "schema.json").write_text((deploy / "schema.json").read_text() + " ")
+    with pytest.raises(IntegrityError, match="schema.json"):
+        ModelInference(deploy, files=seen["files"])
     with pytest.raises(ValueError, match="files"):
-        add_metadata(copy, titanic[0], {"files": {}})
+        write_package(tmp_path / "again", exports[1].path, schema, {}, measure=lambda d, f: {"files": {}})
 
 
 def test_model_inference_matches_the_pipeline(titanic, logreg, package):

@@ -62,10 +62,11 @@ def test_tester_reports_calibration_fairness_latency(released: dict) -> None:
     for section in ("Calibration", "Fairness by group", "Latency and throughput", "reliability_curve.png"):
         assert section in report
     # Rendered, never edited: the deployment renders the tester's kept inputs again with the latency.
-    from ml_expert.tools.validation.report import render_report
+    from ml_expert.tools.validation.report_file import read_inputs, render
+    from ml_expert.tools.validation.report_inputs import SupervisedReportInputs
 
-    kept = json.loads((run_dir / "report_inputs.json").read_text())
-    assert kept["kind"] == "supervised" and report.startswith(render_report(kept["info"]).rstrip("\n"))
+    kept = read_inputs(run_dir)
+    assert isinstance(kept, SupervisedReportInputs) and report.startswith(render(kept).rstrip("\n"))
     assert report.count("## Latency and throughput") == 1
     gates = json.loads((run_dir / "run.json").read_text())["gates"]
     checks = {c["name"]: c for c in gates["validation"]["checks"] + gates["release"]["checks"]}

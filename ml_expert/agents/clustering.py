@@ -24,9 +24,9 @@ from ml_expert.phases import (
     TrainingResult,
     ValidationResult,
 )
+from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.scoring import primary_metric
-from ml_expert.workspace import read_run
 
 
 def is_clustering(state: dict[str, Any]) -> bool:
@@ -156,6 +156,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     from ml_expert.agents.tester import _complete_test_read, _log_test_read
     from ml_expert.tools.validation.clustering import evaluate_clustering
     from ml_expert.tools.validation.report_file import write_report
+    from ml_expert.tools.validation.report_inputs import ClusteringReportInputs
 
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
@@ -194,20 +195,19 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     )
     write_report(
         ctx.run_dir,
-        "clustering",
-        {
-            "run_id": ctx.run_id,
-            "source": data.source,
-            "fingerprint": data.fingerprint,
-            "split_sizes": data.split_sizes,
-            "chosen": chosen.name,
-            "choice_reason": training_result.choice_reason,
-            "metric_reason": selection.metric_reason,
-            "test_reads": reads,
-            "evaluation": evaluation.model_dump(),
-            "leaderboard": training_result.board(),
-            "decisions": read_run(ctx.run_dir).get("decisions", []),
-        },
+        ClusteringReportInputs(
+            run_id=ctx.run_id,
+            source=data.source,
+            fingerprint=data.fingerprint,
+            split_sizes=data.split_sizes,
+            chosen=chosen.name,
+            choice_reason=training_result.choice_reason,
+            metric_reason=selection.metric_reason,
+            test_reads=reads,
+            evaluation=evaluation,
+            leaderboard=training_result.board(),
+            decisions=RunFile(ctx.run_dir).read().decisions,
+        ),
     )
     profiles_path = ctx.run_dir / "cluster_profiles.json"
     profiles_path.write_text(json.dumps(evaluation.profiles, indent=1) + "\n")

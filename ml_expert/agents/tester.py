@@ -28,6 +28,7 @@ from ml_expert.tools.validation.metrics import (
     regression_metrics,
 )
 from ml_expert.tools.validation.report_file import write_report
+from ml_expert.tools.validation.report_inputs import SupervisedReportInputs
 
 
 def _chosen_scores(chosen: Candidate, data: DataResult, frame, task: str) -> np.ndarray:
@@ -183,32 +184,35 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     escalations = [*selection.escalations, *filter(None, [training.network_escalation])]
     write_report(
         ctx.run_dir,
-        "supervised",
-        {
-            "run_id": ctx.run_id,
-            "task": task,
-            "source": data.source,
-            "fingerprint": data.fingerprint,
-            "split_sizes": data.split_sizes,
-            "chosen": chosen.name,
-            "choice_reason": training.choice_reason,
-            "metric": metric,
-            "metric_reason": selection.metric_reason,
-            "comparison": selection.comparison.model_dump() if selection.comparison else None,
-            "escalations": [e.model_dump() for e in escalations],
-            "threshold": threshold,
-            "test_reads": reads,
-            "test_reads_interrupted": interrupted,
-            "test_metrics": test_metrics,
-            "dummy_test_score": dummy_score,
-            "overfit_gap": gap,
-            "leaderboard": training.board(),
-            "dnn": training.dnn.model_dump() if training.dnn else None,
-            "time": training.time.model_dump() if training.time else None,
-            "execution": selection.execution,
-            **extra,
-            "decisions": RunFile(ctx.run_dir).read().decisions,
-        },
+        SupervisedReportInputs(
+            run_id=ctx.run_id,
+            task=task,
+            source=data.source,
+            fingerprint=data.fingerprint,
+            split_sizes=data.split_sizes,
+            chosen=chosen.name,
+            choice_reason=training.choice_reason,
+            metric=metric,
+            metric_reason=selection.metric_reason,
+            comparison=selection.comparison,
+            escalations=escalations,
+            threshold=threshold,
+            test_reads=reads,
+            test_reads_interrupted=interrupted,
+            test_metrics=test_metrics,
+            dummy_test_score=dummy_score,
+            overfit_gap=gap,
+            leaderboard=training.leaderboard,
+            dnn=training.dnn,
+            time=training.time,
+            execution=selection.execution,
+            calibration=extra.get("calibration"),
+            fairness=extra.get("fairness"),
+            fairness_unavailable=extra.get("fairness_unavailable"),
+            fairness_gap=extra.get("fairness_gap"),
+            production_on_test=extra.get("production_on_test"),
+            decisions=RunFile(ctx.run_dir).read().decisions,
+        ),
     )
     result = ValidationResult(
         model=chosen.name,

@@ -167,9 +167,11 @@ def _words(value: Any) -> list[str]:
 class ModelInference:
     """A verified deployment package: schema-checked rows in, predictions out."""
 
-    def __init__(self, path: str | Path = ".") -> None:
+    def __init__(self, path: str | Path = ".", files: dict[str, str] | None = None) -> None:
+        """`files` ({name: SHA-256}) replaces manifest.json's table while the package is being built:
+        the build times the package through this class before it writes the manifest, once."""
         self.path = Path(path)
-        contents = self._verified_files()
+        contents = self._verified_files(files)
         self.schema: dict[str, Any] = json.loads(contents[SCHEMA].decode("utf-8"))
         self.task: str = self.schema["task"]
         self.columns: list[dict[str, Any]] = list(self.schema["columns"])
@@ -191,12 +193,16 @@ class ModelInference:
         self.session = ort.InferenceSession(contents[MODEL], options, providers=["CPUExecutionProvider"])
         self._outputs = [o.name for o in self.session.get_outputs()]
 
-    def _verified_files(self) -> dict[str, bytes]:
-        """Check every file manifest.json lists; return the bytes of the model and schema.
+    def _verified_files(self, files: dict[str, str] | None = None) -> dict[str, bytes]:
+        """Check every file manifest.json (or the given table) lists; return the bytes of the model
+        and schema.
 
         The model and schema are hashed from the very bytes that are then used, so a file
         swapped between the check and the load cannot slip through.
         """
+        return self._check(self._manifest_files() if files is None else files)
+
+    def _manifest_files(self) -> dict[str, str]:
         manifest_path = self.path / MANIFEST
         try:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -209,6 +215,9 @@ class ModelInference:
         files = manifest.get("files")
         if not isinstance(files, dict):
             raise IntegrityError(f"{manifest_path}: no 'files' table")
+        return files
+
+    def _check(self, files: dict[str, str]) -> dict[str, bytes]:
         for required in (MODEL, SCHEMA):
             if required not in files:
                 raise IntegrityError(f"{required}: not listed in {MANIFEST}; refusing to load")

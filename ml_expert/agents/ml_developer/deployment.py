@@ -38,12 +38,13 @@ def _training_stats(data: DataResult, schema: InputSchema) -> str:
     return json.dumps(training_statistics(columns, values), indent=1) + "\n"
 
 
-def _package_latency(package_dir: Path, data: DataResult) -> Latency:
-    """Single-row and batch latency of the package itself, through inference.py (the serving path)."""
+def _package_latency(package_dir: Path, files: dict[str, str], data: DataResult) -> Latency:
+    """Single-row and batch latency of the package itself, through inference.py (the serving path),
+    on its staged files verified against `files` (the manifest is written after, with the figures)."""
 
     from ml_expert.runtime.inference import ModelInference
 
-    model = ModelInference(package_dir)
+    model = ModelInference(package_dir, files=files)
     # rows as a caller sends them: raw column names, dates as text
     records = read_frame(data.files["val_raw"], data.file_hashes, "val_raw").to_dict(orient="records")
     return Latency.model_validate(measure(model.predict, records[:50], records, len(records)))
@@ -57,6 +58,7 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: Latency 
     import json
 
     from ml_expert.tools.validation.report_file import render_with_latency
+    from ml_expert.tools.validation.report_inputs import LatencyRow
 
     # one label per export file: the model's folder and the format ("linear/onnx", "dnn/tflite")
     labelled = [{**r, "format": f"{Path(r['path']).parent.name}/{r['format']}"} for r in rows]
@@ -67,20 +69,21 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: Latency 
         metrics["latency"]["package (inference.py)"] = package.model_dump() if package is not None else None
         metrics["model_size_bytes"] = {r["format"]: r.get("size_bytes") for r in labelled}
         metrics_path.write_text(json.dumps(metrics, indent=2))
-    shown = labelled + (
-        [
-            {
-                "format": "package (inference.py)",
-                "size_bytes": _dir_size(run_dir / "deployment"),
-                "latency": {
-                    **package.model_dump(),
-                    "input": "dict rows, schema-validated, preprocessing inside",
-                },
-            }
-        ]
-        if package is not None
-        else []
-    )
+    shown = [
+        LatencyRow.model_validate(
+            {**(r.get("latency") or {}), "format": r["format"], "size_bytes": r.get("size_bytes")}
+        )
+        for r in labelled
+    ]
+    if package is not None:
+        shown.append(
+            LatencyRow(
+                **package.model_dump(),
+                format="package (inference.py)",
+                size_bytes=_dir_size(run_dir / "deployment"),
+                input="dict rows, schema-validated, preprocessing inside",
+            )
+        )
     render_with_latency(run_dir, shown)
 
 
@@ -131,7 +134,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         measure_export_latency,
         withdraw_unsupported,
     )
-    from ml_expert.tools.deployment.package import add_metadata, dockerfile_text, server_source, write_package
+    from ml_expert.tools.deployment.package import dockerfile_text, server_source, write_package
 
     data, training_result = DataResult.of(state), TrainingResult.of(state)
     validation = ValidationResult.of(state)
@@ -214,12 +217,15 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "created": run.created,
             "model_size_bytes": Path(onnx_path).stat().st_size,
         }
-        write_package(package_dir, Path(onnx_path), schema, metadata, extra_files)
-        ctx.step("timing the package through inference.py")
-        package_latency = _package_latency(package_dir, data)
-        hardware = run.manifest.get("hardware") or {}
-        measured = {"latency": package_latency.model_dump(), "measured_on": json_safe(hardware)}
-        manifest = add_metadata(package_dir, schema, measured, tuple(extra_files))
+        hardware = json_safe(run.manifest.get("hardware") or {})
+
+        def timed(staged_dir: Path, files: dict[str, str]) -> dict[str, Any]:
+            nonlocal package_latency
+            ctx.step("timing the package through inference.py")
+            package_latency = _package_latency(staged_dir, files, data)
+            return {"latency": package_latency.model_dump(), "measured_on": hardware}
+
+        manifest = write_package(package_dir, Path(onnx_path), schema, metadata, extra_files, measure=timed)
         ctx.decide(
             "package the ONNX export of " + chosen.name,
             "one graph with the preprocessing inside, served by onnxruntime alone",

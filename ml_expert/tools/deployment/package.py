@@ -1,9 +1,11 @@
 """The deployment package: everything needed to serve the model, and nothing else.
 
 model.onnx (preprocessing inside), schema.json, inference.py (ml_expert/runtime/inference.py,
-verbatim), requirements.txt, README.md, any extra files the caller adds (a Dockerfile), and
+verbatim), requirements.txt, any extra files the caller adds (a Dockerfile), then README.md and
 last manifest.json with the SHA-256 of every other file: `ModelInference` refuses to load
-a package whose files do not match it. No training rows are written.
+a package whose files do not match it. Each file is written once: figures measured on the package
+itself (its latency) are taken on the staged files before the README and the manifest are written.
+No training rows are written.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -82,24 +84,34 @@ EXTRA_FILES = {
 }
 
 
+Measure = Callable[[Path, dict[str, str]], Mapping[str, Any]]
+"""Figures measured on the staged package (its directory and {file: SHA-256}, the table to verify
+against before manifest.json exists), returned as manifest keys: the package's own latency."""
+
+
 def write_package(
     deploy_dir: str | Path,
     onnx_path: str | Path,
     schema: InputSchema,
     metadata: Mapping[str, Any],
     extra_files: Mapping[str, str | bytes] | None = None,
+    measure: Measure | None = None,
 ) -> dict[str, Any]:
-    """Write the package into `deploy_dir` and return its manifest.
+    """Write the package into `deploy_dir`, every file once, and return its manifest.
 
     `metadata` (seed, package versions, data fingerprint, model name, metrics, created, ...)
     is copied into manifest.json next to `format` and `files`; `extra_files` maps a relative
-    name to its content (e.g. a Dockerfile) and is hashed like the rest.
+    name to its content (e.g. a Dockerfile) and is hashed like the rest. `measure`, when given,
+    runs on the staged files (all but README.md and manifest.json) and its keys join the metadata:
+    the README that shows them and the manifest are written after it, once.
     """
     clash = [key for key in RESERVED_KEYS if key in metadata]
     if clash:
         raise ValueError(f"metadata may not set {clash}: write_package owns them")
     root = Path(deploy_dir)
     root.mkdir(parents=True, exist_ok=True)
+    # an earlier, interrupted build's manifest must not vouch for the files written now
+    (root / "manifest.json").unlink(missing_ok=True)
     written: list[str] = []
 
     def put(name: str, content: str | bytes) -> None:
@@ -111,46 +123,30 @@ def write_package(
             target.write_text(content, encoding="utf-8")
         written.append(name)
 
+    for name in extra_files or {}:
+        if Path(name).is_absolute() or ".." in Path(name).parts or name in ("manifest.json", "README.md"):
+            raise ValueError(f"extra file name {name!r} must be a relative path inside the package")
     shutil.copyfile(onnx_path, root / "model.onnx")
     written.append("model.onnx")
     put("schema.json", schema.model_dump_json(indent=2) + "\n")
     shutil.copyfile(runtime_source(), root / "inference.py")
     written.append("inference.py")
     put("requirements.txt", requirements_text())
-    put("README.md", readme_text(schema, metadata, tuple(extra_files or {})))
     for name, content in (extra_files or {}).items():
-        if Path(name).is_absolute() or ".." in Path(name).parts or name == "manifest.json":
-            raise ValueError(f"extra file name {name!r} must be a relative path inside the package")
         put(name, content)
-
+    staged = {name: sha256_file(root / name) for name in written}
+    measured = dict(measure(root, dict(staged))) if measure is not None else {}
+    clash = [key for key in RESERVED_KEYS if key in measured]
+    if clash:
+        raise ValueError(f"measured figures may not set {clash}: write_package owns them")
+    described = {**dict(metadata), **measured}
+    put("README.md", readme_text(schema, described, tuple(extra_files or {})))
     manifest: dict[str, Any] = {
         "format": MANIFEST_FORMAT,
         "files": {name: sha256_file(root / name) for name in sorted(set(written))},
-        **dict(metadata),
+        **described,
     }
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
-    return json.loads(json.dumps(manifest, default=str))
-
-
-def add_metadata(
-    deploy_dir: str | Path,
-    schema: InputSchema,
-    metadata: Mapping[str, Any],
-    extra_names: tuple[str, ...] = (),
-) -> dict[str, Any]:
-    """Add keys to a written package's manifest.json (figures measured on the package itself, such as
-    its latency): the README, which shows them, is written and hashed again; the model and the other
-    files are not copied or hashed again. Returns the manifest."""
-    clash = [key for key in RESERVED_KEYS if key in metadata]
-    if clash:
-        raise ValueError(f"metadata may not set {clash}: write_package owns them")
-    root = Path(deploy_dir)
-    path = root / "manifest.json"
-    manifest = {**json.loads(path.read_text(encoding="utf-8")), **dict(metadata)}
-    readme = {k: v for k, v in manifest.items() if k not in RESERVED_KEYS}
-    (root / "README.md").write_text(readme_text(schema, readme, extra_names), encoding="utf-8")
-    manifest["files"] = {**manifest["files"], "README.md": sha256_file(root / "README.md")}
-    path.write_text(json.dumps(manifest, indent=2, default=str) + "\n", encoding="utf-8")
     return json.loads(json.dumps(manifest, default=str))
 
 

@@ -20,7 +20,7 @@ rows give the unseen-row figures: silhouette, sizes and stability.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ from ml_expert.tools.selection.clustering import (
     silhouette,
     stability,
 )
+
+if TYPE_CHECKING:
+    from ml_expert.tools.validation.report_inputs import ClusteringReportInputs
 
 NULL_RESAMPLES = 39
 CHANCE_MAX_ROWS = 1000
@@ -225,19 +228,20 @@ def evaluate_clustering(
     )
 
 
-def render_clustering_report(info: dict[str, Any]) -> str:
+def render_clustering_report(info: ClusteringReportInputs) -> str:
     """The evaluation report of a clustering run (markdown, aggregates only)."""
-    ev = ClusteringEvaluation.model_validate(info["evaluation"])
+    ev = info.evaluation
     m = ev.test_metrics
+    sizes = info.split_sizes
     lines = [
-        f"# Evaluation report: run {info['run_id']}",
+        f"# Evaluation report: run {info.run_id}",
         "",
-        f"- Task: **clustering**; data: `{info['source']}` (fingerprint `{info['fingerprint'][:16]}`)",
-        f"- Rows: train {info['split_sizes']['train']}, validation {info['split_sizes']['val']}, "
-        f"test {info['split_sizes']['test']} (split seeded, unstratified: there is no label)",
-        f"- Chosen: **{info['chosen']}** with k = {m['n_clusters']}: {info['choice_reason']}",
-        f"- Criterion: {info['metric_reason']}",
-        f"- Test split read {info['test_reads']} time(s)",
+        f"- Task: **clustering**; data: `{info.source}` (fingerprint `{info.fingerprint[:16]}`)",
+        f"- Rows: train {sizes['train']}, validation {sizes['val']}, "
+        f"test {sizes['test']} (split seeded, unstratified: there is no label)",
+        f"- Chosen: **{info.chosen}** with k = {m['n_clusters']}: {info.choice_reason}",
+        f"- Criterion: {info.metric_reason}",
+        f"- Test split read {info.test_reads} time(s)",
         "",
         "## Test split (rows no model saw)",
         "",
@@ -282,10 +286,10 @@ def render_clustering_report(info: dict[str, Any]) -> str:
         "| candidate | k | silhouette | Davies–Bouldin | stability | train silhouette | shipped? |",
         "|---|---|---|---|---|---|---|",
         *[
-            f"| {c['name']} | {c.get('k')} | {_f(c['val_score'])} | {_f(c.get('davies_bouldin'))} "
-            f"| {_f(c.get('stability'))} | {_f(c['train_score'])} "
-            f"| {'yes' if c['name'] == info['chosen'] else (c.get('why_not_shipped') or 'no')} |"
-            for c in info["leaderboard"]
+            f"| {c.name} | {c.k} | {_f(c.val_score)} | {_f(c.davies_bouldin)} "
+            f"| {_f(c.stability)} | {_f(c.train_score)} "
+            f"| {'yes' if c.name == info.chosen else (c.why_not_shipped or 'no')} |"
+            for c in info.leaderboard
         ],
         "",
         f"## Cluster profiles (training rows; aggregates over >= {MIN_CATEGORY_COUNT} rows only)",
@@ -310,10 +314,9 @@ def render_clustering_report(info: dict[str, Any]) -> str:
             lines.append(f"- {name}: {shown}")
         if profile["categorical"]:
             lines.append("")
-    decisions = info.get("decisions") or []
-    if decisions:
+    if info.decisions:
         lines += ["## Decisions", ""]
-        lines += [f"- **{d.get('decision')}**: {d.get('reason')}" for d in decisions]
+        lines += [f"- **{d.decision}**: {d.reason}" for d in info.decisions]
     return "\n".join(lines) + "\n"
 
 

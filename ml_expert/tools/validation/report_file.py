@@ -2,47 +2,60 @@
 
 The tester (or the clustering evaluator) writes the report before any export exists; the deployment
 phase measures each export's latency afterwards. Rather than splitting the markdown on a heading and
-appending, the report's inputs are kept beside it (`report_inputs.json`) and the deployment phase
-renders the whole report again with the latency rows: one renderer, and a resumed deployment renders
-the same file again instead of adding a second section.
+appending, the report's typed inputs (report_inputs.py) are kept beside it (`report_inputs.json`)
+and the deployment phase renders the whole report again with the latency rows: one renderer, and a
+resumed deployment renders the same file again instead of adding a second section.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Literal
 
 from ml_expert.tools.validation.clustering import render_clustering_report
 from ml_expert.tools.validation.report import latency_section, render_report
+from ml_expert.tools.validation.report_inputs import (
+    ClusteringReportInputs,
+    LatencyRow,
+    ReportInputs,
+    from_kept,
+    kept,
+)
 
 REPORT = "evaluation_report.md"
 REPORT_INPUTS = "report_inputs.json"
-Kind = Literal["supervised", "clustering"]
-_RENDERERS = {"supervised": render_report, "clustering": render_clustering_report}
 
 
-def _render(kind: Kind, info: dict[str, Any], latency: list[dict[str, Any]] | None) -> str:
-    text = _RENDERERS[kind](info)
+def render(inputs: ReportInputs, latency: list[LatencyRow] | None = None) -> str:
+    """The report's markdown: the supervised or the clustering renderer, then the latency table."""
+    if isinstance(inputs, ClusteringReportInputs):
+        text = render_clustering_report(inputs)
+    else:
+        text = render_report(inputs)
     if latency:
         text = text.rstrip("\n") + "\n" + latency_section(latency)
     return text
 
 
-def write_report(run_dir: Path, kind: Kind, info: dict[str, Any]) -> Path:
+def write_report(run_dir: Path, inputs: ReportInputs) -> Path:
     """Render the report and keep its inputs (JSON: numbers, text, lists) for the later render."""
-    (run_dir / REPORT_INPUTS).write_text(json.dumps({"kind": kind, "info": info}, default=str))
+    (run_dir / REPORT_INPUTS).write_text(json.dumps(kept(inputs), default=str))
     path = run_dir / REPORT
-    path.write_text(_render(kind, info, None))
+    path.write_text(render(inputs))
     return path
 
 
-def render_with_latency(run_dir: Path, latency: list[dict[str, Any]]) -> bool:
+def read_inputs(run_dir: Path) -> ReportInputs | None:
+    """The kept inputs, validated (an older run's file too); None when the run wrote no report."""
+    path = run_dir / REPORT_INPUTS
+    return from_kept(json.loads(path.read_text())) if path.exists() else None
+
+
+def render_with_latency(run_dir: Path, latency: list[LatencyRow]) -> bool:
     """Render the report again from its kept inputs with the exports' latency rows; False when the
     run has no report to render (it stopped before validation)."""
-    inputs = run_dir / REPORT_INPUTS
-    if not inputs.exists():
+    inputs = read_inputs(run_dir)
+    if inputs is None:
         return False
-    kept = json.loads(inputs.read_text())
-    (run_dir / REPORT).write_text(_render(kept["kind"], kept["info"], latency))
+    (run_dir / REPORT).write_text(render(inputs, latency))
     return True

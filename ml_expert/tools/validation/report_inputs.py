@@ -1,0 +1,216 @@
+"""What the evaluation report is rendered from: typed, built by the tester (or the clustering
+evaluator) from the typed phase results, validated when built, kept as `report_inputs.json`.
+
+Every field is required and no other key is accepted: a producer that renames or forgets a field
+fails when it builds the inputs, never by a silent default in the report. The kept file is
+`{"version": 2, "kind": ..., "info": {...}}` with the same `info` keys as before; a file written
+before the version (an older run, re-rendered when its deployment resumes) is read with the keys a
+run only wrote when they applied filled in as absent (`LEGACY_ABSENT`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from ml_expert.execution.records import ExecutionReport
+from ml_expert.phases import Candidate, Comparison, NetworkRecord, ProductionOnTest, TimeSpent
+from ml_expert.tools.selection.clustering import ClusterCandidate
+from ml_expert.tools.selection.verdicts import Escalation, Figure
+from ml_expert.tools.training.throughput import ExecutionPlan
+from ml_expert.tools.validation.clustering import ClusteringEvaluation
+
+VERSION = 2
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Decision(BaseModel):
+    """One decision with its reason, as run.json keeps it (the phase and agent beside it)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    decision: str
+    reason: str
+
+
+class CalibrationCurve(_Strict):
+    mean_predicted: list[float]
+    fraction_positive: list[float]
+    count: list[int]
+
+
+class Calibration(_Strict):
+    """tools/validation/calibration.py's figures (binary classification, test split)."""
+
+    brier_score: Figure
+    expected_calibration_error: Figure
+    bins: int
+    curve: CalibrationCurve
+
+
+class ClassGroup(_Strict):
+    rows: int
+    accuracy: Figure
+    selection_rate: dict[str, float | None]  # positive class -> rate
+    true_positive_rate: dict[str, float | None]
+    false_positive_rate: dict[str, float | None]
+
+
+class ClassificationFairness(_Strict):
+    per_group: dict[str, ClassGroup]
+    groups_compared: list[str]
+    demographic_parity_difference: Figure
+    equalized_odds_difference: Figure
+    accuracy_gap: Figure
+    gap: Figure
+
+
+class RegressionGroup(_Strict):
+    rows: int
+    mae: Figure
+    rmse: Figure
+    mean_error: Figure
+
+
+class RegressionFairness(_Strict):
+    per_group: dict[str, RegressionGroup]
+    groups_compared: list[str]
+    mae_difference: Figure
+    gap: Figure
+
+
+class GpuUtilisation(BaseModel):
+    """tools/training/hardware.py's sampler summary."""
+
+    samples: int
+    interval_seconds: float
+    mean_pct: float
+    p10_pct: float
+    max_pct: int | float  # nvidia-smi reports whole percents
+
+
+class SupervisedReportInputs(_Strict):
+    """The report of a classification or regression run."""
+
+    run_id: str
+    task: Literal["classification", "regression"]
+    source: str | None
+    fingerprint: str
+    split_sizes: dict[str, int]
+    chosen: str
+    choice_reason: str
+    metric: str
+    metric_reason: str
+    comparison: Comparison | None
+    escalations: list[Escalation]
+    threshold: float | None
+    test_reads: int
+    test_reads_interrupted: int
+    test_metrics: dict[str, Any]  # metric name -> value (and the classification report's text)
+    dummy_test_score: Figure
+    overfit_gap: Figure
+    leaderboard: list[Candidate]
+    dnn: NetworkRecord | None
+    time: TimeSpent | None
+    execution: ExecutionReport | None
+    calibration: Calibration | None
+    fairness: dict[str, ClassificationFairness | RegressionFairness] | None
+    fairness_unavailable: dict[str, str] | None
+    fairness_gap: float | None
+    production_on_test: ProductionOnTest | None
+    decisions: list[Decision]
+
+    @property
+    def classification_report(self) -> str | None:
+        text = self.test_metrics.get("classification_report")
+        return text if isinstance(text, str) else None
+
+    @property
+    def network_execution(self) -> ExecutionPlan | None:
+        """How the network's device was driven (tools/training/throughput.py's plan), if it trained."""
+        return ExecutionPlan.model_validate(self.dnn.execution) if self.dnn and self.dnn.execution else None
+
+    @property
+    def gpu_utilisation(self) -> GpuUtilisation | None:
+        found = self.dnn.hardware.get("gpu_utilisation") if self.dnn else None
+        return GpuUtilisation.model_validate(found) if found else None
+
+
+class ClusteringReportInputs(_Strict):
+    """The report of a clustering run (aggregates only)."""
+
+    run_id: str
+    source: str | None
+    fingerprint: str
+    split_sizes: dict[str, int]
+    chosen: str
+    choice_reason: str
+    metric_reason: str
+    test_reads: int
+    evaluation: ClusteringEvaluation
+    leaderboard: list[ClusterCandidate]
+    decisions: list[Decision]
+
+
+ReportInputs = SupervisedReportInputs | ClusteringReportInputs
+Kind = Literal["supervised", "clustering"]
+
+LEGACY_ABSENT: dict[Kind, dict[str, Any]] = {
+    "supervised": {
+        "comparison": None,
+        "escalations": [],
+        "threshold": None,
+        "test_reads_interrupted": 0,
+        "dnn": None,
+        "time": None,
+        "execution": None,
+        "calibration": None,
+        "fairness": None,
+        "fairness_unavailable": None,
+        "fairness_gap": None,
+        "production_on_test": None,
+        "decisions": [],
+    },
+    "clustering": {"decisions": []},
+}
+"""What a version-1 file (no "version" key) may lack: keys its tester wrote only when they applied."""
+
+
+class LatencyRow(_Strict):
+    """One line of the report's latency table: an export (or the package) and what it measured."""
+
+    format: str  # "linear/onnx", "dnn/tflite", "package (inference.py)"
+    size_bytes: int | None
+    single_row_calls: int | None = None
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    batch_rows: int | None = None
+    batch_rows_per_second: float | None = None
+    input: str | None = None  # what one call takes ("dict rows, schema-validated, ...")
+    error: str | None = None  # why it was not measured
+
+    @property
+    def measured(self) -> bool:
+        return self.error is None and self.p50_ms is not None
+
+
+def kind_of(inputs: ReportInputs) -> Kind:
+    return "clustering" if isinstance(inputs, ClusteringReportInputs) else "supervised"
+
+
+def kept(inputs: ReportInputs) -> dict[str, Any]:
+    """What `report_inputs.json` holds (before json.dumps)."""
+    return {"version": VERSION, "kind": kind_of(inputs), "info": inputs.model_dump()}
+
+
+def from_kept(data: dict[str, Any]) -> ReportInputs:
+    """The inputs back from `report_inputs.json` (this version's, or an older run's)."""
+    kind: Kind = data["kind"]
+    info = data["info"] if data.get("version") else {**LEGACY_ABSENT[kind], **data["info"]}
+    model = ClusteringReportInputs if kind == "clustering" else SupervisedReportInputs
+    return model.model_validate(info)
