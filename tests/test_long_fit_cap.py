@@ -210,3 +210,31 @@ def test_a_run_with_a_stopped_candidate_finishes_with_the_others(tmp_path: Path,
     assert "random_forest" not in [c["name"] for c in selection["leaderboard"]]
     assert any(d["decision"] == "stop random_forest: cap hit" for d in selection["decisions"])
     assert wall < 120, wall  # the forest alone would take minutes
+
+
+def test_a_long_refit_is_stopped_and_the_train_only_fit_ships(tmp_path: Path, monkeypatch) -> None:
+    """The chosen model's refit on train + validation (#17: another long fit at scale) runs in a
+    child when the count rule calls it long; past max(what is left of the budget, REFIT_SLACK x
+    the chosen fit) it is ended and a StoppedFit says why. A short refit stays in this process."""
+    schema, train, val = _splits(tmp_path)
+    launched = _count_launches(monkeypatch)
+    models = tmp_path / "models"
+    models.mkdir()
+    job = baselines.RefitJob("random_forest", schema, 0, models, settings={"params": SLOW_FOREST})
+    began = time.perf_counter()
+    stopped = baselines.refit_capped(job, train, val, 6.0, 1.0, 1.0, FEATURES, 2)
+    wall = time.perf_counter() - began
+    assert isinstance(stopped, StoppedFit) and stopped.started, stopped
+    # given the larger of 1 s left and 2 x the chosen fit's 1 s scaled to train + validation rows
+    allowed = longfit.REFIT_SLACK * (len(train[1]) + len(val[1])) / len(train[1])
+    assert abs(stopped.deadline_seconds - allowed) < 0.5, stopped
+    assert "refit's nominal cost" in stopped.reason and "cap hit" in stopped.reason
+    assert wall < allowed + 15, wall
+    assert launched == ["random_forest"] and _no_children() == []
+    assert not (models / "random_forest_train_val.joblib").exists()
+
+    # a refit the rule calls short (the forest's own size on 2,550 rows) is done here, and written
+    small = baselines.RefitJob("random_forest", schema, 0, models)
+    refit = baselines.refit_capped(small, train, val, 60.0, 10.0, 1.0, FEATURES, 2)
+    assert isinstance(refit, dict) and refit["rows"] == len(train[1]) + len(val[1])
+    assert Path(str(refit["path"])).exists() and launched == ["random_forest"]

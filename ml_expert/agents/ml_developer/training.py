@@ -91,7 +91,8 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     if chosen.refit_rule:
         ctx.decide(f"ship {chosen.name} as fit on the training split", chosen.refit_rule)
     elif chosen.kind == "sklearn" and chosen.name != "dummy" and not retrying and not chosen.parent:
-        chosen = _refit(ctx, state, schema, chosen)
+        network_seconds = float((trained or diverged).train_seconds) if (trained or diverged) else 0.0
+        chosen = _refit(ctx, state, schema, chosen, selection, network_seconds)
     elif chosen.kind == "keras" and trained is not None and not chosen.parent:
         chosen = refit_network(ctx, state, schema, chosen, trained)
     network = trained or diverged or parts.get("network_cut_short")
@@ -154,22 +155,46 @@ def _choose(
     return best, verdict.rule + "; ties go to the simpler model", verdict
 
 
-def _refit(ctx: AgentContext, state: dict[str, Any], schema: InputSchema, chosen: Candidate) -> Candidate:
-    """Refit the chosen scikit-learn family on train + validation once the choice is made."""
-    from ml_expert.tools.selection.baselines import refit_on_train_and_val
+def _refit(
+    ctx: AgentContext,
+    state: dict[str, Any],
+    schema: InputSchema,
+    chosen: Candidate,
+    selection: SelectionResult,
+    network_seconds: float,
+) -> Candidate:
+    """Refit the chosen scikit-learn family on train + validation once the choice is made; a refit
+    long for the budget runs where its cap can stop it, and then the train-only fit ships."""
+    from ml_expert.tools.selection.baselines import RefitJob, refit_capped
+    from ml_expert.tools.selection.verdicts import StoppedFit
 
     data = DataResult.of(state)
     files = data.files
-    refit = refit_on_train_and_val(
-        chosen.name,
-        schema,
-        load_split(files, "train", schema, data.file_hashes),
-        load_split(files, "val", schema, data.file_hashes),
-        int(state["options"]["seed"]),
-        ctx.run_dir / "models",
+    job = RefitJob(
+        name=chosen.name,
+        input_schema=schema,
+        seed=int(state["options"]["seed"]),
+        models_dir=ctx.run_dir / "models",
         base=chosen.base,
         settings=CandidateResult.model_validate(chosen.model_dump()).settings(),
     )
+    budget = selection.budget
+    refit = refit_capped(
+        job,
+        load_split(files, "train", schema, data.file_hashes),
+        load_split(files, "val", schema, data.file_hashes),
+        budget,
+        (budget or 0.0) - selection.seconds - network_seconds,
+        chosen.fit_seconds,
+        data.n_features_out,
+        data.n_classes or None,
+    )
+    if isinstance(refit, StoppedFit):
+        why = f"its refit on train + validation was stopped ({refit.reason}); the train-only fit was judged"
+        ctx.decide(f"ship {chosen.name} as fit on the training split", why)
+        rows = data.split_sizes["train"] + data.split_sizes["val"]
+        stopped = Refit(on="none", rows=rows, fit_seconds=refit.seconds)
+        return Candidate.model_validate({**chosen.model_dump(), "refit_rule": why, "refit": stopped})
     ctx.decide(
         f"refit {chosen.name} on train + validation ({refit['rows']} rows)",
         "the choice was made on held-out validation; the shipped model then learns from every row "

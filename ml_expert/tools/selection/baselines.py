@@ -23,7 +23,7 @@ from ml_expert.tools.scoring import predict_scores, score, sign
 from ml_expert.tools.selection.boosting import early_stopped_rounds
 from ml_expert.tools.selection.candidates import BASELINES, CORE_BASELINES, inner_pipeline, make_pipeline
 from ml_expert.tools.selection.ensemble import EnsembleMember
-from ml_expert.tools.selection.longfit import FitCap, capped, plan_cap, selection_ends_at
+from ml_expert.tools.selection.longfit import FitCap, capped, plan_cap, refit_cap, selection_ends_at
 from ml_expert.tools.selection.verdicts import StoppedFit
 
 SMALL_DATA_ROWS = 20_000
@@ -462,3 +462,44 @@ def refit_on_train_and_val(
         "rows": int(len(target)),
         "fit_seconds": round(fit_seconds, 3),
     }
+
+
+@dataclass
+class RefitJob:
+    """What the refit on train + validation needs besides the rows (picklable: it may run in a child)."""
+
+    name: str
+    input_schema: InputSchema
+    seed: int
+    models_dir: Path
+    base: str | None = None
+    settings: dict[str, Any] | None = None
+
+
+def _refit_job(job: RefitJob, data: tuple[tuple[pd.DataFrame, np.ndarray], tuple[pd.DataFrame, np.ndarray]]):
+    return refit_on_train_and_val(
+        job.name, job.input_schema, data[0], data[1], job.seed, job.models_dir, job.base, job.settings
+    )
+
+
+def refit_capped(
+    job: RefitJob,
+    train: tuple[pd.DataFrame, np.ndarray],
+    val: tuple[pd.DataFrame, np.ndarray],
+    budget: float | None,
+    left_seconds: float,
+    fit_seconds: float,
+    features_out: int,
+    classes: int | None,
+) -> dict[str, object] | StoppedFit:
+    """refit_on_train_and_val here, or, when the refit is long for the budget by the count rule
+    (longfit.refit_cap), in a child process ended at its deadline: a StoppedFit then, and the
+    train-only fit ships. `fit_seconds`: the chosen model's measured fit on the training rows."""
+    rows = len(train[1]) + len(val[1])
+    base = job.base or job.name
+    params = (job.settings or {}).get("params")
+    scaled = fit_seconds * rows / max(len(train[1]), 1)
+    cap = refit_cap(base, budget, left_seconds, scaled, rows, features_out, classes, params)
+    if cap is None:
+        return _refit_job(job, (train, val))
+    return capped(_refit_job, job, (train, val), cap, job.name, base)

@@ -48,6 +48,11 @@ let finish. Small data never pays for a process, whatever the budget."""
 NEVER_STOPPED: tuple[str, ...] = ("dummy",)  # the reference every comparison needs: always in-process
 STOP_GRACE_S = 2.0  # after SIGTERM, before SIGKILL
 PARENT_CHECK_S = 0.5  # how often a child looks whether its parent is still there
+REFIT_SLACK = 2.0
+"""The refit on train + validation of a long candidate may run this many times the chosen model's
+own measured fit (scaled to the refit's rows), or what is left of the budget if that is more. The
+model that ships is worth a bounded overrun, but a refit far slower than the fit that won is no
+longer that fit (memory pressure at scale): the train-only fit, which was judged, ships instead."""
 
 
 class FitCap(BaseModel):
@@ -115,6 +120,35 @@ def plan_cap(
     return FitCap(nominal_seconds=round(nominal, 3), ends_at=ends_at, rule=rule)
 
 
+def refit_cap(
+    base: str,
+    budget: float | None,
+    left_seconds: float,
+    measured_seconds: float,
+    rows: int,
+    features_out: int,
+    classes: int | None,
+    params: dict[str, Any] | None = None,
+) -> FitCap | None:
+    """A FitCap for the chosen model's refit on `rows` (train + validation) when it is long for the
+    budget by the same count rule as the candidates (it then runs in a child), else None.
+    `measured_seconds`: the chosen model's own fit, already scaled to `rows`."""
+    if budget is None or base in NEVER_STOPPED:
+        return None
+    nominal = nominal_candidate_seconds(base, rows, features_out, classes, params)
+    limit = max(LONG_FIT_SHARE * budget, LONG_FIT_MIN_S)
+    if nominal <= limit:
+        return None
+    allowed = max(left_seconds, REFIT_SLACK * measured_seconds)
+    rule = (
+        f"the refit's nominal cost {nominal:.1f} s > max({LONG_FIT_SHARE:.0%} of the {budget:g} s budget, "
+        f"{LONG_FIT_MIN_S:g} s) = {limit:.1f} s: it runs in a child process given {allowed:.1f} s, the "
+        f"larger of what is left of the budget ({max(left_seconds, 0.0):.1f} s) and {REFIT_SLACK:g} x the "
+        f"chosen fit's {measured_seconds:.1f} s on {rows} rows"
+    )
+    return FitCap(nominal_seconds=round(nominal, 3), ends_at=time.time() + allowed, rule=rule)
+
+
 def capped(
     fn: Callable[[Any, Any], Any], spec: Any, data: Any, cap: FitCap, name: str, base: str
 ) -> Any | StoppedFit:
@@ -142,10 +176,7 @@ def capped(
         deadline_seconds=round(deadline, 3),
         seconds=round(seconds, 3),
         started=True,
-        reason=(
-            f"cap hit: stopped after {seconds:.1f} s at its deadline of {deadline:.1f} s (what was left "
-            f"of the budget); {cap.rule}"
-        ),
+        reason=f"cap hit: stopped after {seconds:.1f} s at its deadline of {deadline:.1f} s; {cap.rule}",
     )
 
 
