@@ -86,6 +86,7 @@ def train_network(
     from ml_expert.tools.training.checkpoints import load_verified
     from ml_expert.tools.training.curves import plot_curves
     from ml_expert.tools.training.dnn import (
+        GiveUpWatch,
         build_dnn,
         float32_copy,
         save_history,
@@ -94,7 +95,7 @@ def train_network(
         with_target_scale,
     )
     from ml_expert.tools.training.hardware import UtilisationSampler, free_gpu_memory_mb, hardware_check
-    from ml_expert.tools.training.stopping import stopping_split
+    from ml_expert.tools.training.stopping import GIVE_UP_ROWS, GiveUpRule, stopping_split
     from ml_expert.tools.training.throughput import activation_elements, plan_execution
 
     data, selection = DataResult.of(state), SelectionResult.of(state)
@@ -161,6 +162,21 @@ def train_network(
         ctx.decide("standardise the regression target for the DNN", f"train mean {mean:.4g}, std {std:.4g}")
     else:
         fit_train, fit_val = y_fit, y_stop
+    best = selection.best
+    give_up = GiveUpWatch(
+        rule=GiveUpRule(
+            metric=metric,
+            baseline=best.val_score,
+            baseline_name=best.name,
+            patience=config.patience,
+            max_epochs=config.max_epochs,
+            watching=f"{min(len(y_stop), GIVE_UP_ROWS)} {split.watching}",
+        ),
+        x=x_stop[:GIVE_UP_ROWS],
+        y=y_stop[:GIVE_UP_ROWS],
+        target_mean=mean,
+        target_std=std,
+    )
     label = "CNN" if config.architecture == "cnn" else "DNN"
     ctx.step(
         f"training a Keras {label} ({model.count_params()} parameters, up to {config.max_epochs} epochs, "
@@ -183,6 +199,7 @@ def train_network(
                 out_dir,
                 on_epoch=lambda epoch, total, logs: ctx.emit("epoch", epoch=epoch, total=total, logs=logs),
                 task=task,
+                give_up=give_up,
             )
     hardware["gpu_utilisation"] = sampler.summary()
     for fallback in result.execution_fallbacks:
@@ -200,6 +217,12 @@ def train_network(
         )
     if result.cap_hit:
         ctx.decide("stop training at the wall-clock cap", result.stopped_reason)
+    if result.gave_up is not None:
+        g = result.gave_up
+        ctx.decide(
+            f"stop the network at epoch {g.epoch}: {metric} {g.network:.4f}, {best.name} {g.baseline:.4f}",
+            g.reason + ": it cannot win; it stays a candidate, compared with the best as any network",
+        )
     history_path = ctx.run_dir / "training_history.json"
     save_history(
         {**result.history, "gpu_utilisation": sampler.samples, "execution": execution.model_dump()},
