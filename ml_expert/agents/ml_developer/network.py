@@ -163,11 +163,13 @@ def train_network(
     else:
         fit_train, fit_val = y_fit, y_stop
     best = selection.best
+    baseline, where = _baseline_on_watched_rows(best, metric, split, y_train, GIVE_UP_ROWS)
     give_up = GiveUpWatch(
         rule=GiveUpRule(
             metric=metric,
-            baseline=best.val_score,
+            baseline=baseline,
             baseline_name=best.name,
+            baseline_rows=where,
             patience=config.patience,
             max_epochs=config.max_epochs,
             watching=f"{min(len(y_stop), GIVE_UP_ROWS)} {split.watching}",
@@ -355,6 +357,25 @@ def _train_on_workers(
         batch_size=config.batch_size,
         summary="\n".join(lines),
     )
+
+
+def _baseline_on_watched_rows(
+    best: Candidate, metric: str, split: Any, y_train: np.ndarray, limit: int
+) -> tuple[float, str]:
+    """The best candidate's figure the give-up rule measures the network against, and on which rows.
+
+    On the rows the network is scored on when there is an honest figure there: its out-of-fold
+    predictions (cross-validated on small data, train rows first) on the watched training rows, or
+    its validation score when early stopping watches the validation rows; else its validation score
+    (large data: thousands of rows on both sides)."""
+    from ml_expert.tools.selection.baselines import CandidateResult
+
+    if split.on_validation or not best.heldout_predictions:
+        return best.val_score, "validation"
+    rows = np.asarray(split.stop_rows[:limit])
+    oof = CandidateResult.model_validate(best.model_dump()).held_out(True)[: len(y_train)]
+    figure = score(metric, y_train[rows], oof[rows], best.threshold)
+    return round(float(figure), 6), "the same rows, out of fold"
 
 
 def _keras_scores(model, x: np.ndarray, task: str) -> np.ndarray:

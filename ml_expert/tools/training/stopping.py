@@ -83,6 +83,7 @@ class GiveUpRule(BaseModel):
     metric: str
     baseline: float
     baseline_name: str
+    baseline_rows: str = "validation"  # words: where the baseline's figure was measured
     patience: int  # early stopping's: the window of epochs whose improvements are extrapolated
     max_epochs: int
     watching: str  # words: the rows the network is scored on each epoch
@@ -134,9 +135,9 @@ def cannot_win(scores: list[float], rule: GiveUpRule) -> GaveUp | None:
     network = s * best[-1]
     reason = (
         f"{rule.metric} {network:.4f} at best on {rule.watching} after {epoch} of {rule.max_epochs} epochs, "
-        f"{rule.baseline_name} {rule.baseline:.4f} on validation: the gap {gap:.4f} is more than its gain "
-        f"per epoch over the last {rule.patience} (early stopping's patience) {rate:.5f} x the {remaining} "
-        f"epochs left = {rate * remaining:.4f}"
+        f"{rule.baseline_name} {rule.baseline:.4f} on {rule.baseline_rows}: the gap {gap:.4f} is more than "
+        f"its gain per epoch over the last {rule.patience} (early stopping's patience) {rate:.5f} x the "
+        f"{remaining} epochs left = {rate * remaining:.4f}"
     )
     return GaveUp(
         epoch=epoch,
