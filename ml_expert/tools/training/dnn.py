@@ -402,7 +402,7 @@ def _callbacks(
                 return
             self.scores.append(value if math.isfinite(value) else float("nan"))
             rule = give_up.rule.model_copy(update={"max_epochs": config.max_epochs})
-            self.verdict = cannot_win(self.scores, rule)
+            self.verdict = cannot_win(self.scores, rule, epoch=epoch + 1)
             if self.verdict is not None:
                 self.model.stop_training = True
 

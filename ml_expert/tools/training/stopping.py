@@ -102,7 +102,7 @@ class GaveUp(BaseModel):
     reason: str
 
 
-def cannot_win(scores: list[float], rule: GiveUpRule) -> GaveUp | None:
+def cannot_win(scores: list[float], rule: GiveUpRule, epoch: int | None = None) -> GaveUp | None:
     """Stop the network when, once its early-stopping patience has elapsed, its best metric is still
     further from the best candidate's than its recent gain per epoch, kept up for every planned epoch
     left, could close; else None.
@@ -113,12 +113,13 @@ def cannot_win(scores: list[float], rule: GiveUpRule) -> GaveUp | None:
     gains shrink as it learns. A count rule (epochs and metric values, never the clock), so a seeded
     run stops at the same epoch on any machine. Keras's `EarlyStopping(baseline=...)` does not fit:
     it stops a network that has not passed the baseline after `patience` epochs however fast it is
-    still closing in."""
+    still closing in. `epoch`: the epoch just ended, when training resumed from a backup (the scores
+    then start there); by default, one score per epoch from the first."""
     from ml_expert.tools.scoring import sign
 
-    epoch = len(scores)
+    epoch = len(scores) if epoch is None else epoch
     remaining = rule.max_epochs - epoch
-    if epoch <= rule.patience or remaining <= 0:
+    if len(scores) <= rule.patience or remaining <= 0:
         return None
     s = sign(rule.metric)
     best: list[float] = []  # the best so far, oriented so that greater is better
