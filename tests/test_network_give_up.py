@@ -97,3 +97,32 @@ def test_a_network_that_cannot_reach_a_linear_model_stops_at_the_same_epoch(tmp_
     assert second.gave_up is not None and second.epochs_trained == first.epochs_trained
     assert second.gave_up.scores == pytest.approx(stopped.scores, abs=1e-6)
     assert not first.cap_hit and not first.diverged
+
+
+def test_the_best_candidates_figure_is_taken_on_the_watched_rows_when_it_has_one(tmp_path: Path) -> None:
+    """Cross-validated small data: the best candidate's out-of-fold predictions on the training rows
+    early stopping watches (the same rows the network is scored on); otherwise its validation score."""
+    from ml_expert.agents.ml_developer.network import _baseline_on_watched_rows
+    from ml_expert.phases import Candidate
+    from ml_expert.tools.scoring import score
+    from ml_expert.tools.selection.baselines import save_predictions
+    from ml_expert.tools.training.stopping import stopping_split
+
+    rng = np.random.default_rng(0)
+    y_train, y_val = rng.normal(size=300), rng.normal(size=60)
+    oof = np.concatenate([y_train, y_val]) + rng.normal(scale=0.5, size=360)  # train rows first
+    path, digest = save_predictions(tmp_path / "linear.oof.npy", oof)
+    fields = {"name": "linear", "family": "linear", "kind": "sklearn", "train_score": 0.8, "fit_seconds": 0.1}
+    best = Candidate(**fields, val_score=0.7, heldout_predictions=path, predictions_sha256={path: digest})
+    split = stopping_split(y_train, "regression", 0)
+    figure, where = _baseline_on_watched_rows(best, "r2", split, y_train, 10_000)
+    rows = split.stop_rows
+    assert where == "the same rows, out of fold"
+    assert figure == pytest.approx(score("r2", y_train[rows], oof[rows]), abs=1e-6)
+    assert _baseline_on_watched_rows(Candidate(**fields, val_score=0.7), "r2", split, y_train, 10_000) == (
+        0.7,
+        "validation",
+    )
+    watching_validation = stopping_split(y_train[:40], "regression", 0)
+    assert watching_validation.on_validation
+    assert _baseline_on_watched_rows(best, "r2", watching_validation, y_train[:40], 10_000)[1] == "validation"

@@ -370,7 +370,7 @@ def _baseline_on_watched_rows(
     (large data: thousands of rows on both sides)."""
     from ml_expert.tools.selection.baselines import CandidateResult
 
-    if split.on_validation or not best.heldout_predictions:
+    if split.on_validation or not getattr(best, "heldout_predictions", None):
         return best.val_score, "validation"
     rows = np.asarray(split.stop_rows[:limit])
     oof = CandidateResult.model_validate(best.model_dump()).held_out(True)[: len(y_train)]
