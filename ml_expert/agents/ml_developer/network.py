@@ -86,6 +86,7 @@ def train_network(
     from ml_expert.tools.training.checkpoints import load_verified
     from ml_expert.tools.training.curves import plot_curves
     from ml_expert.tools.training.dnn import (
+        GiveUpWatch,
         build_dnn,
         float32_copy,
         save_history,
@@ -94,7 +95,7 @@ def train_network(
         with_target_scale,
     )
     from ml_expert.tools.training.hardware import UtilisationSampler, free_gpu_memory_mb, hardware_check
-    from ml_expert.tools.training.stopping import stopping_split
+    from ml_expert.tools.training.stopping import GIVE_UP_ROWS, GiveUpRule, stopping_split
     from ml_expert.tools.training.throughput import activation_elements, plan_execution
 
     data, selection = DataResult.of(state), SelectionResult.of(state)
@@ -161,6 +162,23 @@ def train_network(
         ctx.decide("standardise the regression target for the DNN", f"train mean {mean:.4g}, std {std:.4g}")
     else:
         fit_train, fit_val = y_fit, y_stop
+    best = selection.best
+    baseline, where = _baseline_on_watched_rows(best, metric, split, y_train, GIVE_UP_ROWS)
+    give_up = GiveUpWatch(
+        rule=GiveUpRule(
+            metric=metric,
+            baseline=baseline,
+            baseline_name=best.name,
+            baseline_rows=where,
+            patience=config.patience,
+            max_epochs=config.max_epochs,
+            watching=f"{min(len(y_stop), GIVE_UP_ROWS)} {split.watching}",
+        ),
+        x=x_stop[:GIVE_UP_ROWS],
+        y=y_stop[:GIVE_UP_ROWS],
+        target_mean=mean,
+        target_std=std,
+    )
     label = "CNN" if config.architecture == "cnn" else "DNN"
     ctx.step(
         f"training a Keras {label} ({model.count_params()} parameters, up to {config.max_epochs} epochs, "
@@ -183,6 +201,7 @@ def train_network(
                 out_dir,
                 on_epoch=lambda epoch, total, logs: ctx.emit("epoch", epoch=epoch, total=total, logs=logs),
                 task=task,
+                give_up=give_up,
             )
     hardware["gpu_utilisation"] = sampler.summary()
     for fallback in result.execution_fallbacks:
@@ -200,6 +219,12 @@ def train_network(
         )
     if result.cap_hit:
         ctx.decide("stop training at the wall-clock cap", result.stopped_reason)
+    if result.gave_up is not None:
+        g = result.gave_up
+        ctx.decide(
+            f"stop the network at epoch {g.epoch}: {metric} {g.network:.4f}, {best.name} {g.baseline:.4f}",
+            g.reason + ": it cannot win; it stays a candidate, compared with the best as any network",
+        )
     history_path = ctx.run_dir / "training_history.json"
     save_history(
         {**result.history, "gpu_utilisation": sampler.samples, "execution": execution.model_dump()},
@@ -332,6 +357,25 @@ def _train_on_workers(
         batch_size=config.batch_size,
         summary="\n".join(lines),
     )
+
+
+def _baseline_on_watched_rows(
+    best: Candidate, metric: str, split: Any, y_train: np.ndarray, limit: int
+) -> tuple[float, str]:
+    """The best candidate's figure the give-up rule measures the network against, and on which rows.
+
+    On the rows the network is scored on when there is an honest figure there: its out-of-fold
+    predictions (cross-validated on small data, train rows first) on the watched training rows, or
+    its validation score when early stopping watches the validation rows; else its validation score
+    (large data: thousands of rows on both sides)."""
+    from ml_expert.tools.selection.baselines import CandidateResult
+
+    if split.on_validation or not getattr(best, "heldout_predictions", None):
+        return best.val_score, "validation"
+    rows = np.asarray(split.stop_rows[:limit])
+    oof = CandidateResult.model_validate(best.model_dump()).held_out(True)[: len(y_train)]
+    figure = score(metric, y_train[rows], oof[rows], best.threshold)
+    return round(float(figure), 6), "the same rows, out of fold"
 
 
 def _keras_scores(model, x: np.ndarray, task: str) -> np.ndarray:

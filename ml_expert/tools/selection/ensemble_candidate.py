@@ -121,18 +121,22 @@ def ensemble_candidate(
     if len(selection.names) < MIN_MEMBERS:
         plan.reason = f"greedy selection ({rounds} rounds, {chosen_by}) kept {selection.names[0]} alone"
         return None, plan
-    refit_rule = None
+    refit_rule = refit_price = None
     if budget is not None:  # the refit on train + validation fits every member: a count rule
-        from ml_expert.tools.selection.tuning import nominal_fit_seconds
-
         rows = len(train[1]) + len(val[1])
-        bases = {c.name: c.base or c.name for c in pool}
-        cost = sum(nominal_fit_seconds(bases[n], rows, features_out, classes) for n in selection.names)
-        if cost > REFIT_SHARE * budget:
-            over = (
-                f"refitting its {len(selection.names)} members on {rows} rows costs {cost:.1f} s by the "
-                f"nominal rule, more than {REFIT_SHARE:.0%} of the {budget:g} s budget"
-            )
+        pooled = {c.name: c for c in pool}
+        prices = refit_prices(
+            [pooled[n] for n in selection.names], task, rows, len(train[1]), features_out, classes
+        )
+        cost = sum(prices.values())
+        priced = (
+            f"refitting its {len(selection.names)} members on {rows} rows costs {cost:.1f} s by the "
+            f"nominal rule ({', '.join(f'{n} {s:.1f} s' for n, s in prices.items())})"
+        )
+        if cost <= REFIT_SHARE * budget:
+            refit_price = f"{priced} <= {REFIT_SHARE:.0%} of the {budget:g} s budget: it is refit"
+        else:
+            over = f"{priced}, more than {REFIT_SHARE:.0%} of the {budget:g} s budget"
             if cv:  # judged by cross-validation, i.e. as members refit on more rows: it must be refit
                 plan.reason = over
                 return None, plan
@@ -176,7 +180,7 @@ def ensemble_candidate(
     plan.reason = (
         f"greedy selection with replacement ({rounds} rounds, {chosen_by}) over {len(pool)} candidates: "
         + ", ".join(f"{n} {w:.2f}" for n, w in zip(selection.names, selection.weights, strict=True))
-        + (f"; {refit_rule}" if refit_rule else "")
+        + (f"; {refit_rule or refit_price}" if refit_rule or refit_price else "")
     )
     candidate = CandidateResult(
         name=ENSEMBLE,
@@ -205,6 +209,32 @@ def ensemble_candidate(
         **extra,
     )
     return candidate, plan
+
+
+def refit_prices(
+    members: Sequence[CandidateResult],
+    task: str,
+    rows: int,
+    train_rows: int,
+    features_out: int,
+    classes: int | None,
+) -> dict[str, float]:
+    """Each distinct member's refit on `rows` (train + validation) by the nominal rule, priced as
+    the member was fit (longfit.nominal_candidate_seconds): at its defaults, at the search's cost
+    when its configuration was sampled, a forest at the trees it grew (sized by the `train_rows`
+    it was measured on). A member the greedy selection picked several times is one fit: its
+    weight counts the picks, the refit fits it once."""
+    from ml_expert.tools.selection.longfit import nominal_candidate_seconds
+    from ml_expert.tools.selection.tuning import sampled_configuration
+
+    prices: dict[str, float] = {}
+    for c in members:
+        base = c.base or c.name
+        tuned = sampled_configuration(base, task, c.params, c.params_rule)
+        prices[c.name] = nominal_candidate_seconds(
+            base, rows, features_out, classes, c.params, tuned=tuned, sized_rows=train_rows
+        )
+    return prices
 
 
 def prefit_ensemble(fitted: list[tuple[str, Any]], weights: list[float], task: str) -> Any:

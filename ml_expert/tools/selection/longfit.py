@@ -77,16 +77,26 @@ def nominal_candidate_seconds(
     params: dict[str, Any] | None = None,
     cv_rows: int = 0,
     folds: int = 0,
+    tuned: bool = False,
+    sized_rows: int | None = None,
 ) -> float:
-    """The candidate's cost by the nominal count rule (tuning.nominal_fit_seconds at the defaults):
-    its fit on the training rows plus, on small data, its `folds` cross-validation fits on
-    train + validation (`cv_rows`). A forest counts the trees it will grow."""
+    """The candidate's cost by the nominal count rule (tuning.nominal_fit_seconds), priced the way
+    the candidate is fit: at the defaults, or at the search space's SEARCH_COST when `tuned` (a
+    sampled configuration); its fit on `train_rows` plus, on small data, its `folds`
+    cross-validation fits on train + validation (`cv_rows`). A forest counts the trees it grows:
+    its `params`' n_estimators (sized by its share of the budget), else forest_size of the rows it
+    was sized by (`sized_rows`, the training split, when the fit sees more rows: the refit).
+
+    The one pricing of a candidate's fit: the long-fit cap here and the ensemble's refit use it."""
+    from ml_expert.tools.selection.candidates import forest_size
     from ml_expert.tools.selection.tuning import nominal_fit_seconds
 
-    trees = (params or {}).get("n_estimators") if base == "random_forest" else None
+    trees = None
+    if base == "random_forest":
+        trees = (params or {}).get("n_estimators") or forest_size(sized_rows or train_rows)
 
     def one(rows: int) -> float:
-        return nominal_fit_seconds(base, rows, features_out, classes, at_defaults=True, trees=trees)
+        return nominal_fit_seconds(base, rows, features_out, classes, at_defaults=not tuned, trees=trees)
 
     total = one(train_rows)
     if folds:

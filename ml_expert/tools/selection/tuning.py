@@ -106,6 +106,19 @@ def space(name: str, task: str) -> dict[str, Any]:
     return SPACES[name]
 
 
+def sampled_configuration(name: str, task: str, params: dict[str, Any], params_rule: str | None) -> bool:
+    """Whether `params` are a configuration the search sampled (priced at SEARCH_COST), not the
+    defaults: a key of the search space that no data rule set (LightGBM's early-stopped rounds set
+    learning_rate and n_estimators with a `params_rule`; the forest's budget size, n_estimators and
+    max_samples, is outside its space)."""
+    if params_rule is not None or name not in BASES_WITH_SPACES:
+        return False
+    return bool(set(params) & set(space(name, task)))
+
+
+BASES_WITH_SPACES = ("hist_gradient_boosting", "lightgbm", "random_forest", "svm", "linear")
+
+
 def nominal_fit_seconds(
     name: str,
     rows: int,

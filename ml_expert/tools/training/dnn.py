@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from ml_expert.tools.training.checkpoints import CheckpointKeeper
+from ml_expert.tools.training.stopping import GaveUp, GiveUpRule, cannot_win
 
 # A batch whose running loss grows past this multiple of the loss at the start has exploded.
 EXPLOSION_FACTOR = 1e3
@@ -66,6 +67,7 @@ class TrainResult(BaseModel):
     stopped_reason: str
     diverged: bool = False
     cap_hit: bool = False
+    gave_up: GaveUp | None = None  # stopped because it cannot reach the best candidate (stopping.py)
     train_seconds: float
     params: int
     history: dict[str, list[float]]
@@ -306,12 +308,26 @@ def cap_reason(seconds: float | None) -> str:
     return f"wall-clock cap of {seconds or 0:.0f} s hit before the planned epochs"
 
 
+class GiveUpWatch(BaseModel):
+    """The give-up rule and the rows it scores the network on after each epoch (at most
+    stopping.GIVE_UP_ROWS of the rows early stopping watches, in the user's metric)."""
+
+    model_config = {"arbitrary_types_allowed": True}
+
+    rule: GiveUpRule
+    x: np.ndarray
+    y: np.ndarray  # in the user's units: class indices, or the regression target unstandardised
+    target_mean: float | None = None  # regression: the network predicts (y - mean) / std
+    target_std: float | None = None
+
+
 def _callbacks(
     config: DNNConfig,
     out_dir: Path,
     on_epoch: Callable | None,
     keeper: CheckpointKeeper,
     probe: tuple[np.ndarray, np.ndarray] | None = None,
+    give_up: GiveUpWatch | None = None,
 ):
     import keras
 
@@ -355,6 +371,41 @@ def _callbacks(
                 self.diverged = True
                 self.model.stop_training = True
 
+    class GiveUpCheck(keras.callbacks.Callback):
+        """Scores the network on the watched rows after each epoch and stops it when it cannot reach
+        the best candidate in its remaining epochs (stopping.cannot_win); off without a rule, and
+        off for good when the metric cannot be computed on those rows."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.scores: list[float] = []
+            self.verdict: GaveUp | None = None
+            self.off = give_up is None
+
+        def on_epoch_end(self, epoch: int, logs=None) -> None:
+            if self.off or give_up is None:
+                return
+            from ml_expert.tools.scoring import score
+
+            out = np.concatenate(
+                [
+                    np.asarray(self.model.predict_on_batch(give_up.x[i : i + 4096]), dtype=np.float64)
+                    for i in range(0, len(give_up.x), 4096)
+                ]
+            )
+            if give_up.target_std is not None:
+                out = out.ravel() * give_up.target_std + (give_up.target_mean or 0.0)
+            try:
+                value = float(score(give_up.rule.metric, give_up.y, out))
+            except Exception:  # e.g. ROC-AUC on rows of one class: the rule cannot judge
+                self.off = True
+                return
+            self.scores.append(value if math.isfinite(value) else float("nan"))
+            rule = give_up.rule.model_copy(update={"max_epochs": config.max_epochs})
+            self.verdict = cannot_win(self.scores, rule, epoch=epoch + 1)
+            if self.verdict is not None:
+                self.model.stop_training = True
+
     every = max(1, config.max_epochs // 25)  # at most ~25 full saves: each costs a zip write
     best = keras.callbacks.ModelCheckpoint(str(keeper.best_path), monitor="val_loss", save_best_only=True)
 
@@ -378,10 +429,12 @@ def _callbacks(
     )
     guard = DivergenceGuard()
     safety = safety_stop(config.time_limit_seconds)
+    check = GiveUpCheck()
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         guard,
         EpochReport(),
+        check,  # before early stopping, which may restore the best weights when it stops
         early,
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(2, config.patience // 3), min_lr=1e-6
@@ -394,7 +447,7 @@ def _callbacks(
         keras.callbacks.BackupAndRestore(str(out_dir / "backup"), double_checkpoint=True),
         safety,
     ]
-    return callbacks, early, guard, safety
+    return callbacks, early, guard, safety, check
 
 
 def backup_epoch(out_dir: Path) -> int:
@@ -416,9 +469,12 @@ def train_dnn(
     out_dir: Path,
     on_epoch: Callable[[int, int, dict[str, float]], None] | None = None,
     task: str | None = None,
+    give_up: GiveUpWatch | None = None,
 ) -> TrainResult:
     """Fit with callbacks; on out-of-memory halve the batch and accumulate gradients, then retry; a
-    setting the device refuses (XLA, data on the device) is dropped once, recorded, and retried."""
+    setting the device refuses (XLA, data on the device) is dropped once, recorded, and retried.
+
+    `give_up`: stop when the network cannot reach the best candidate (stopping.cannot_win)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     task = task or ("classification" if model.loss == "sparse_categorical_crossentropy" else "regression")
     keeper = CheckpointKeeper(out_dir, keep_last=config.keep_last)
@@ -429,7 +485,7 @@ def train_dnn(
     resumed_from = backup_epoch(out_dir)
     while True:
         probe = (x_train[:GRAD_NORM_ROWS], y_train[:GRAD_NORM_ROWS])
-        callbacks, early, guard, safety = _callbacks(config, out_dir, on_epoch, keeper, probe)
+        callbacks, early, guard, safety, check = _callbacks(config, out_dir, on_epoch, keeper, probe, give_up)
         try:
             fit_x, fit_y, val_x, val_y = _placed(config, x_train, y_train, x_val, y_val)
             fit = model.fit(
@@ -480,8 +536,11 @@ def train_dnn(
     best_val = min(finite) if finite else float("nan")
     best_epoch = losses.index(best_val) + 1 if finite else 0
     diverged = guard.diverged or any(not math.isfinite(v) for v in history.get("loss", []))
+    gave_up = None if diverged else check.verdict
     if diverged:
         reason = "loss diverged (NaN, infinite, or exploded past 1000x its first value)"
+    elif gave_up is not None:
+        reason = f"cannot reach the best candidate: {gave_up.reason}"
     elif early.stopped_epoch:
         reason = f"early stopping: no val_loss improvement for {config.patience} epochs"
     elif safety.hit:
@@ -498,6 +557,7 @@ def train_dnn(
         stopped_reason=reason,
         diverged=diverged,
         cap_hit=safety.hit,
+        gave_up=gave_up,
         train_seconds=round(seconds, 3),
         params=int(model.count_params()),
         history=history,

@@ -9,6 +9,8 @@ decides when to stop, and the validation rows stay unseen until the comparison.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from pydantic import BaseModel
 
@@ -68,4 +70,83 @@ def stopping_split(y: np.ndarray, task: str, seed: int, share: float = STOPPING_
             f"{', stratified by class' if stratify is not None else ''}, seed {seed}); the network learns "
             f"from the other {n - n_stop}, and the validation rows stay unseen until it is compared"
         ),
+    )
+
+
+GIVE_UP_ROWS = 10_000  # of the rows early stopping watches, scored each epoch for the give-up rule
+
+
+class GiveUpRule(BaseModel):
+    """What the network must reach to be worth its remaining epochs: the best candidate's figure in
+    the user's metric, which the network must beat on the validation split to be chosen."""
+
+    metric: str
+    baseline: float
+    baseline_name: str
+    baseline_rows: str = "validation"  # words: where the baseline's figure was measured
+    patience: int  # early stopping's: the window of epochs whose improvements are extrapolated
+    max_epochs: int
+    watching: str  # words: the rows the network is scored on each epoch
+
+
+class GaveUp(BaseModel):
+    """The figures of a network stopped because it cannot reach the best candidate in its epochs."""
+
+    epoch: int
+    network: float  # its best metric so far on the watched rows
+    baseline: float
+    gap: float  # how far its best is from the baseline, in the metric's units (> 0)
+    rate: float  # its best's gain per epoch over the last `patience` epochs
+    remaining: int  # planned epochs left
+    scores: list[float | None]  # its metric on the watched rows after each epoch (None: not finite)
+    reason: str
+
+
+def cannot_win(scores: list[float], rule: GiveUpRule, epoch: int | None = None) -> GaveUp | None:
+    """Stop the network when, once its early-stopping patience has elapsed, its best metric is still
+    further from the best candidate's than its recent gain per epoch, kept up for every planned epoch
+    left, could close; else None.
+
+    The recent gain is that of its best score over the last `patience` epochs (early stopping's own
+    window: the first epochs' gains from random weights say nothing about the end of training),
+    divided by `patience`. Extrapolating it in a straight line is optimistic for the network, whose
+    gains shrink as it learns. A count rule (epochs and metric values, never the clock), so a seeded
+    run stops at the same epoch on any machine. Keras's `EarlyStopping(baseline=...)` does not fit:
+    it stops a network that has not passed the baseline after `patience` epochs however fast it is
+    still closing in. `epoch`: the epoch just ended, when training resumed from a backup (the scores
+    then start there); by default, one score per epoch from the first."""
+    from ml_expert.tools.scoring import sign
+
+    epoch = len(scores) if epoch is None else epoch
+    remaining = rule.max_epochs - epoch
+    if len(scores) <= rule.patience or remaining <= 0:
+        return None
+    s = sign(rule.metric)
+    best: list[float] = []  # the best so far, oriented so that greater is better
+    for value in scores:
+        oriented = s * value if math.isfinite(value) else -math.inf
+        best.append(max(best[-1], oriented) if best else oriented)
+    then = best[-1 - rule.patience]
+    if not math.isfinite(then):
+        return None  # nothing finite to extrapolate from: divergence has its own rules
+    gap = s * rule.baseline - best[-1]
+    rate = (best[-1] - then) / rule.patience
+    if gap <= 0 or rate * remaining >= gap:
+        return None
+    network = s * best[-1]
+    reason = (
+        f"{rule.metric} {network:.4f} at best on {rule.watching} after {epoch} of {rule.max_epochs} epochs, "
+        f"{rule.baseline_name} {rule.baseline:.4f} on {rule.baseline_rows}: the gap {gap:.4f} is more than "
+        f"its gain per epoch over the last {rule.patience} (early stopping's patience) {rate:.5f} x the "
+        f"{remaining} epochs left = {rate * remaining:.4f}"
+    )
+    return GaveUp(
+        epoch=epoch,
+        network=round(network, 6),
+        baseline=rule.baseline,
+        gap=round(gap, 6),
+        rate=round(rate, 6),
+        remaining=remaining,
+        scores=[round(v, 6) if math.isfinite(v) else None for v in scores],
+        reason=reason,
     )
