@@ -19,7 +19,12 @@ from ml_expert.tools.selection.baselines import CandidateResult, fit_candidate
 from ml_expert.tools.selection.candidates import forest_size
 from ml_expert.tools.selection.ensemble_candidate import REFIT_SHARE, ensemble_candidate, refit_prices
 from ml_expert.tools.selection.longfit import nominal_candidate_seconds
-from ml_expert.tools.selection.tuning import SEARCH_COST, nominal_fit_seconds, sampled_configuration
+from ml_expert.tools.selection.tuning import (
+    BOOST_ROUND_COST,
+    SEARCH_COST,
+    nominal_fit_seconds,
+    sampled_configuration,
+)
 
 pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason="shared datasets not available")
 
@@ -51,7 +56,10 @@ def test_a_member_is_priced_as_it_was_fit() -> None:
     assert prices["random_forest"] == pytest.approx(1.0 + 3e-4 * rows * 34 / 100)
     # early-stopped rounds are the data's rule, not a sampled configuration: the defaults' cost
     assert not sampled_configuration("lightgbm", "regression", boosted.params, boosted.params_rule)
-    assert prices["lightgbm"] == pytest.approx(nominal_fit_seconds("lightgbm", rows, features, classes, True))
+    # and with its rounds known the refit has no round search: priced per round
+    per_round = 0.2 + BOOST_ROUND_COST * rows * features * 232
+    assert prices["lightgbm"] == pytest.approx(per_round)
+    assert per_round < nominal_fit_seconds("lightgbm", rows, features, classes, True) / 3
     # a configuration the search sampled: the search's cost
     assert sampled_configuration("hist_gradient_boosting", "regression", tuned.params, None)
     assert prices["hist_gradient_boosting_tuned"] == pytest.approx(0.2 + SEARCH_COST * 1e-5 * rows * features)

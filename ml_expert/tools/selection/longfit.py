@@ -83,7 +83,8 @@ def nominal_candidate_seconds(
     """The candidate's cost by the nominal count rule (tuning.nominal_fit_seconds), priced the way
     the candidate is fit: at the defaults, or at the search space's SEARCH_COST when `tuned` (a
     sampled configuration); its fit on `train_rows` plus, on small data, its `folds`
-    cross-validation fits on train + validation (`cv_rows`). A forest counts the trees it grows:
+    cross-validation fits on train + validation (`cv_rows`). LightGBM with its rounds known (the
+    early-stopped search's, in `params`) is priced per round. A forest counts the trees it grows:
     its `params`' n_estimators (sized by its share of the budget), else forest_size of the rows it
     was sized by (`sized_rows`, the training split, when the fit sees more rows: the refit).
 
@@ -94,9 +95,12 @@ def nominal_candidate_seconds(
     trees = None
     if base == "random_forest":
         trees = (params or {}).get("n_estimators") or forest_size(sized_rows or train_rows)
+    rounds = (params or {}).get("n_estimators") if base == "lightgbm" else None  # known: no search
 
     def one(rows: int) -> float:
-        return nominal_fit_seconds(base, rows, features_out, classes, at_defaults=not tuned, trees=trees)
+        return nominal_fit_seconds(
+            base, rows, features_out, classes, at_defaults=not tuned, trees=trees, rounds=rounds
+        )
 
     total = one(train_rows)
     if folds:

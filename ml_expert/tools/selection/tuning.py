@@ -35,6 +35,11 @@ SEARCH_COST = 1.5  # a sampled ensemble costs this much more than the defaults o
 # Seconds per rows^2 x features of one SVC fit on the nominal machine: digits (1,797 rows x 64
 # features, 6 fits) took 0.47 s on an idle 2-core EPYC, 3.8e-10 per unit; set 2.6x pessimistic.
 SVM_FIT_COST = 1e-9
+# Seconds per row x feature x class x round of one LightGBM fit whose rounds are known (a refit, a
+# configuration's n_estimators): no round search in it. Measured on a 2-core Xeon at load ~6: 3.3e-9
+# (diamonds, 232 rounds), 5.3e-9 (digits, 331 rounds x 10 classes), 6.4e-9 (titanic, 51 rounds);
+# set about 2x pessimistic.
+BOOST_ROUND_COST = 1e-8
 CAP_FACTOR = 1.5  # safety stop: the search ends past this many times its planned share of the budget
 
 # Search spaces of the model step. Distributions are sampled by ParameterSampler(seed).
@@ -126,6 +131,7 @@ def nominal_fit_seconds(
     classes: int | None,
     at_defaults: bool = False,
     trees: int | None = None,
+    rounds: int | None = None,
 ) -> float:
     """A pessimistic fit time on a busy 2-core machine, from counts alone (not measured here).
 
@@ -134,10 +140,14 @@ def nominal_fit_seconds(
     baselines' cross-validation fits the defaults): boosting grows one tree per class and
     iteration over rows x features histograms; the forest grows forest_size(rows) trees after a
     fixed start-up cost of its thread pool; `trees`: a forest of that many trees instead (one sized
-    by its share of the budget, or a configuration's n_estimators).
+    by its share of the budget, or a configuration's n_estimators); `rounds`: a LightGBM fit of
+    that many rounds (found by its early-stopped search, or a configuration's n_estimators), priced
+    per round by BOOST_ROUND_COST without the search the defaults' figure includes.
     """
     per_class = classes if classes and classes > 2 else 1
     factor = 1.0 if at_defaults else SEARCH_COST
+    if name == "lightgbm" and rounds:
+        return 0.2 + factor * BOOST_ROUND_COST * rows * max(features_out, 1) * per_class * rounds
     if name in ("hist_gradient_boosting", "lightgbm"):  # LightGBM: the same histogram algorithm
         return 0.2 + factor * 1e-5 * rows * max(features_out, 1) * per_class
     if name == "random_forest":
