@@ -157,6 +157,75 @@ def _part_number(piece: str | None) -> float:
     return number if math.isfinite(number) else math.nan
 
 
+CURRENCY_SYMBOLS = "$€£¥₹"
+"""Currency symbols a formatted number may carry (before or after it). Letter codes (USD, EUR)
+and suffixes such as 1.2k are not read: k, M, B, bn and lakh mean different things to different
+writers, and a wrong multiplier is a silently wrong number."""
+_FORMATTED_NUMBER = re.compile(
+    r"(?P<sign>[-+])?\s*(?P<pre>[" + CURRENCY_SYMBOLS + r"])?\s*(?P<sign2>[-+])?\s*"
+    r"(?P<digits>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"\s*(?P<post>[" + CURRENCY_SYMBOLS + r"])?\s*(?P<percent>%)?"
+)
+
+
+def number_parts(text: str) -> tuple[float, str | None, bool] | None:
+    """A number written for people, read unambiguously: (value, currency symbol or None, percent).
+
+    Accepted: surrounding whitespace; one currency symbol of CURRENCY_SYMBOLS before or after the
+    digits ("$1,234.56", "12 €"); comma thousands separators in groups of three with a "." decimal
+    ("1,234,567.8"); a "%" suffix, the value kept as written ("45%" -> 45.0, so a client sending
+    45 or "45%" means the same); a sign, also after the symbol ("-$5", "$-5"); an accounting
+    negative in parentheses ("(1,234)" -> -1234.0). None for anything else, including "1,5" and
+    "1.234,5" (decimal commas: the loader's `decimal=","` re-read decides those), "1 234", "1.2k",
+    two symbols, a symbol with a "%", and a sign inside parentheses.
+
+    Training (ml_expert's data preparation) and every runtime (this file, copied into each
+    deployment package) call this one function, so a value is read the same everywhere."""
+    body = text.strip()
+    negative = False
+    if body.startswith("(") and body.endswith(")"):
+        body, negative = body[1:-1].strip(), True
+    match = _FORMATTED_NUMBER.fullmatch(body)
+    if not match:
+        return None
+    sign = match["sign"] or match["sign2"]
+    symbol = match["pre"] or match["post"]
+    if (
+        (match["pre"] and match["post"])
+        or (match["sign"] and match["sign2"])
+        or (symbol and match["percent"])
+        or (negative and sign)
+    ):
+        return None
+    number = float(match["digits"].replace(",", ""))
+    if negative or sign == "-":
+        number = -number
+    return number, symbol, bool(match["percent"])
+
+
+def formatted_number(value: Any, number_format: dict[str, Any]) -> float | None:
+    """`value` read as its column's recorded number format; NaN when missing, None when unreadable.
+
+    `number_format` (schema.json) holds `currency` (the column's symbol, or null) and `percent`.
+    The symbol and the "%" may be left out ("1,234" in a "$" column is 1234.0), but another
+    currency's symbol, or a "%" in a currency column, is unreadable: it is not the column's unit."""
+    if _is_missing(value):
+        return math.nan
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    if not value.strip():
+        return math.nan
+    parts = number_parts(value) if len(value) <= 400 else None
+    if parts is None:
+        return None
+    number, symbol, percent = parts
+    if (symbol and symbol != number_format.get("currency")) or (percent and not number_format.get("percent")):
+        return None
+    return number
+
+
 def _words(value: Any) -> list[str]:
     """Same as ml_expert's text.words: lower case, ASCII punctuation stripped, split on whitespace."""
     if _is_missing(value):
@@ -302,6 +371,17 @@ class ModelInference:
                         )
                     out[col["key"]] = _datetime_part(None if _is_missing(value) else value, col["derive"])
                 elif col["kind"] == "numeric":
+                    if col.get("number_format") and isinstance(value, str):
+                        read = formatted_number(value, col["number_format"])
+                        if read is None:
+                            example = col["number_format"].get("example", "")
+                            raise SchemaError(
+                                f"row {i}: field '{name}' must be a number written like {example!r}, "
+                                f"got {value[:40]!r}",
+                                i,
+                                name,
+                            )
+                        value = read
                     out[name] = self._number(value, i, name)
                 else:
                     if not (_is_missing(value) or isinstance(value, str | numbers.Number | np.generic)):

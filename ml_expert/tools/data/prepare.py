@@ -24,6 +24,13 @@ from ml_expert.tools.data.counts import CodeCounts, find_count_columns
 from ml_expert.tools.data.loading import LoadInfo, load_source
 from ml_expert.tools.data.measure import measure_added_columns
 from ml_expert.tools.data.modality import detect_modality
+from ml_expert.tools.data.numbers import (
+    NumberReading,
+    detect_number_format,
+    read_formatted,
+    read_formatted_columns,
+)
+from ml_expert.tools.data.numbers import describe as describe_reading
 from ml_expert.tools.data.preprocessing import (
     MAX_CATEGORIES,
     MIN_CATEGORY_COUNT,
@@ -104,6 +111,11 @@ class PreparedData(BaseModel):
     kept_columns: dict[str, str] = Field(
         default_factory=dict,
         description="columns a heuristic would have dropped, kept because the user said so (--keep)",
+    )
+    formatted_numbers: dict[str, NumberReading] = Field(
+        default_factory=dict,
+        description="columns (the target too) of numbers written as text ($1,234.56, 45%): their "
+        "format and how many values could not be read (made missing)",
     )
 
 
@@ -196,6 +208,8 @@ def prepare_data(
     if task != "clustering":
         data_fingerprint = fingerprint(frame)  # of the data as given, before the user's --drop
     frame = frame.drop(columns=list(drop))
+    raw = frame  # the values as a caller sends them (val_raw below): "$1,234.56" stays text there
+    frame, formatted = _read_formatted_target(frame, target, task)
     no_target = int(frame[target].isna().sum())
     if no_target == rows_in:
         raise DataError(
@@ -205,6 +219,8 @@ def prepare_data(
     features = [c for c in frame.columns if c != target]
     if not features:
         raise DataError("no feature columns: the table holds only the target; add the columns to learn from")
+    frame, formatted_features = read_formatted_columns(frame, features)
+    formatted.update(formatted_features)
     frame, nonfinite = _nonfinite_as_missing(frame, features)
     if frame[features].isna().all().all():
         raise DataError("every feature value is missing; the rows with a target have no feature values")
@@ -294,7 +310,7 @@ def prepare_data(
         profile.pop("target_stats", None)
         profile["columns"] -= 1
 
-    columns, datetimes, texts = _column_specs(fit_rows, kinds)
+    columns, datetimes, texts = _column_specs(fit_rows, kinds, formatted)
     vocabularies: dict[str, list[str]] = {}
     sequence: dict[str, Any] | None = None
     if kind == "text":
@@ -377,7 +393,7 @@ def prepare_data(
     # Validation rows as a caller would send them (raw names, dates as text): the package is
     # timed and checked on these. Never the test rows, and never copied into the package.
     raw_names = list(dict.fromkeys(schema.names))
-    hashes["val_raw"] = write_frame(frame.loc[val_rows, raw_names], data_dir / "val_raw.parquet")
+    hashes["val_raw"] = write_frame(raw.loc[val_rows, raw_names], data_dir / "val_raw.parquet")
     files["val_raw"] = str(data_dir / "val_raw.parquet")
     for name, part in (("train", train), ("val", val)):
         file = data_dir / f"X_{name}.npy"
@@ -420,6 +436,16 @@ def prepare_data(
         outliers,
         schema,
     )
+    for column, reading in formatted.items():
+        findings.append(
+            {
+                "finding": "numbers written as text",
+                "figure": {"format": reading.format.example, "unreadable": reading.unreadable},
+                "action": describe_reading(column, reading)
+                + ("" if column in (target, *kinds) else f"; then dropped: {dropped.get(column, 'unused')}"),
+                "column": column,
+            }
+        )
     for column, count in nonfinite.items():
         findings.append(
             {
@@ -470,7 +496,25 @@ def prepare_data(
         composite_codes=composites,
         code_counts=code_counts,
         kept_columns=kept,
+        formatted_numbers=formatted,
     )
+
+
+def _read_formatted_target(
+    frame: pd.DataFrame, target: str, task: str
+) -> tuple[pd.DataFrame, dict[str, NumberReading]]:
+    """A target of numbers written as text ("1,234", "$12.50") read as numbers when the task is
+    regression (asked for, or detected on the numbers); a classification target keeps its labels
+    as written ("10%" stays the class "10%")."""
+    if task in ("classification", "clustering") or target not in frame.columns:
+        return frame, {}
+    found = detect_number_format(frame[target])
+    if found is None:
+        return frame, {}
+    numbers, unreadable = read_formatted(frame[target], found)
+    if task == "auto" and (numbers.isna().all() or detect_task(numbers.dropna())[0] != "regression"):
+        return frame, {}
+    return frame.assign(**{target: numbers}), {target: NumberReading(format=found, unreadable=unreadable)}
 
 
 def _kept_kind(column: pd.Series) -> str:
@@ -486,7 +530,7 @@ def _kept_kind(column: pd.Series) -> str:
 
 
 def _column_specs(
-    frame: pd.DataFrame, kinds: dict[str, str]
+    frame: pd.DataFrame, kinds: dict[str, str], formatted: dict[str, NumberReading] | None = None
 ) -> tuple[list[ColumnSpec], dict[str, list[str]], dict[str, dict[str, Any]]]:
     """One spec per column; a date column becomes numeric features computed statelessly from its text,
     a free-text column one 0/1 feature per vocabulary word (vocabulary from the training rows)."""
@@ -500,7 +544,9 @@ def _column_specs(
             columns.extend(ColumnSpec(name=name, kind="numeric", derive="word", word=w) for w in vocabulary)
             continue
         if k != "datetime":
-            columns.append(ColumnSpec(name=name, kind=k))  # type: ignore[arg-type]
+            reading = (formatted or {}).get(name) if k == "numeric" else None
+            number_format = reading.format if reading else None
+            columns.append(ColumnSpec(name=name, kind=k, number_format=number_format))  # type: ignore[arg-type]
             continue
         parts = ["year", "month", "day", "weekday", "epoch_days"]
         hours = {datetime_part(v, "hour") for v in frame[name].dropna().astype(str)}

@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
 from ml_expert.runtime.inference import category_text, code_count, composite_part
+from ml_expert.tools.data.numbers import NumberFormat, read_formatted
 from ml_expert.tools.data.text import token_ids, vocabulary_index, words
 
 SCHEMA_FORMAT = "ml-expert-schema/1"
@@ -56,6 +57,11 @@ class ColumnSpec(BaseModel):
         default=None,
         description="training rows per code, for codes at least MIN_CATEGORY_COUNT rows share (derive "
         "'count'); any other code counts 0",
+    )
+    number_format: NumberFormat | None = Field(
+        default=None,
+        description="a numeric column whose values are written for people ($1,234.56, 45%, (1,234)): "
+        "how to read them (the runtime's `formatted_number`); None: plain numbers",
     )
 
 
@@ -134,7 +140,8 @@ def safe_key(name: str) -> str:
 def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
     """Coerce rows to the dtypes the pipeline and its ONNX export take, columns renamed to keys.
 
-    Numeric columns become float64 (unparseable text becomes NaN); categorical columns become
+    Numeric columns become float64 (unparseable text becomes NaN; a column with a `number_format`
+    is read through it, "$1,234.56" -> 1234.56); categorical columns become
     strings with missing as "" (skl2onnx cannot impute NaN in string tensors). This is a pure
     function of the schema, with no statistics, so it is safe to apply anywhere.
     """
@@ -166,6 +173,9 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
             out[col.key] = np.array([col.word in row for row in word_sets[col.name]], dtype="float64")
         elif col.derive:
             out[col.key] = np.array([datetime_part(v, col.derive) for v in values], dtype="float64")
+        elif col.kind == "numeric" and col.number_format is not None:
+            numeric, _ = read_formatted(values, col.number_format)
+            out[col.key] = numeric.replace([np.inf, -np.inf], np.nan)
         elif col.kind == "numeric":
             numeric = pd.to_numeric(values, errors="coerce").astype("float64")
             out[col.key] = numeric.replace([np.inf, -np.inf], np.nan)
