@@ -215,6 +215,36 @@ def some_targets_missing(root: Path) -> Path:
     return path
 
 
+def formatted_numbers(root: Path) -> Path:
+    """A price unique per row written "$1,234.56" (read as text, it was dropped as ID-like), a rate
+    written "45.2%", an accounting balance "(1,234)" and one price nobody can read."""
+    frame = _frame(80)
+    frame["price"] = [f"${v:,.2f}" for v in (frame["x1"] + 5) * 700 + np.arange(80)]
+    frame["rate"] = [f"{v:.1f}%" for v in frame["x2"] * 10 + 50]
+    frame["balance"] = [f"({-v:,.0f})" if v < 0 else f"{v:,.0f}" for v in frame["x2"] * 3000]
+    frame.loc[4, "price"] = "call us"
+    path = root / "formatted_numbers.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def formatted_regression_target(root: Path) -> Path:
+    """A regression target written with thousands separators ("12,345"): a number, not 80 classes."""
+    frame = _frame(80)
+    frame["target"] = [f"{v:,.0f}" for v in frame["x1"] * 3000 + 9000]
+    path = root / "formatted_target.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def mixed_currencies(root: Path) -> Path:
+    frame = _frame(60)
+    frame["amount"] = [f"{'$' if i % 2 else '€'}{i * 37 % 11 + 1},000" for i in range(60)]
+    path = root / "mixed_currencies.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
 def _write(name: str, content: str | bytes) -> Callable[[Path], Path]:
     def build(root: Path) -> Path:
         path = root / name
@@ -508,6 +538,83 @@ def partial_target(p: PreparedData) -> None:
     assert p.rows_without_target == 3 and sum(p.split_sizes.values()) + p.outliers.get("dropped", 0) == 67
 
 
+@_ok(formatted_numbers)
+def numbers_as_text(p: PreparedData) -> None:
+    specs = {c.name: c for c in p.input_schema.columns}
+    assert {n: specs[n].kind for n in ("price", "rate", "balance")} == dict.fromkeys(
+        ("price", "rate", "balance"), "numeric"
+    )
+    assert specs["price"].number_format.currency == "$" and specs["rate"].number_format.percent
+    assert specs["balance"].number_format.currency is None and not specs["balance"].number_format.percent
+    assert {n: r.unreadable for n, r in p.formatted_numbers.items()} == {"price": 1, "rate": 0, "balance": 0}
+    found = {f["column"]: f for f in p.findings if f["finding"] == "numbers written as text"}
+    assert "$1,234.56 -> 1234.56" in found["price"]["action"] and "1 values" in found["price"]["action"]
+    train = pd.read_parquet(p.files["train"])
+    assert train["price"].notna().sum() >= len(train) - 1 and train["price"].min() > 0
+    assert (train["balance"] < 0).any() and train["rate"].between(0, 100).all()
+    raw = pd.read_parquet(p.files["val_raw"])  # as a caller sends them: the package is checked on these
+    assert raw["price"].dropna().str.startswith("$").all()
+
+
+@_ok(formatted_regression_target)
+def target_with_thousands(p: PreparedData) -> None:
+    assert p.task == "regression" and p.input_schema.classes is None
+    assert p.profile["target_stats"]["min"] > 1000
+    assert set(p.formatted_numbers) == {"target"}
+
+
+@_ok(mixed_currencies)
+def mixed_currencies_stay_text(p: PreparedData) -> None:
+    """Dollars and euros in one column are not one unit: not read as numbers (adding them is wrong)."""
+    assert {c.name: c.kind for c in p.input_schema.columns}["amount"] == "categorical"
+    assert not p.formatted_numbers
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("$1,234.56", (1234.56, "$", False)),
+        (" 45% ", (45.0, None, True)),
+        ("(1,234)", (-1234.0, None, False)),
+        ("($1,200.50)", (-1200.5, "$", False)),
+        ("12 €", (12.0, "€", False)),
+        ("-$5", (-5.0, "$", False)),
+        ("£-5.5", (-5.5, "£", False)),
+        ("1,234,567", (1234567.0, None, False)),
+        (".5%", (0.5, None, True)),
+        ("1,5", None),  # a decimal comma, or a thousands separator in the wrong place
+        ("1.234,56", None),
+        ("12,34", None),
+        ("1 234", None),
+        ("1.2k", None),
+        ("$5%", None),
+        ("$5€", None),
+        ("(-5)", None),
+        ("--5", None),
+        ("USD 5", None),
+        ("abc", None),
+    ],
+)
+def test_number_parts_reads_only_unambiguous_formats(text: str, expected: tuple | None) -> None:
+    from ml_expert.runtime.inference import number_parts
+
+    assert number_parts(text) == expected
+
+
+def test_formatted_number_keeps_to_the_column_format() -> None:
+    """The symbol and "%" may be left out; another currency or a "%" in a money column is unreadable."""
+    import math
+
+    from ml_expert.runtime.inference import formatted_number
+
+    dollars = {"currency": "$", "percent": False}
+    assert formatted_number("$1,234.5", dollars) == 1234.5
+    assert formatted_number("1,234.5", dollars) == 1234.5 and formatted_number(7, dollars) == 7.0
+    assert formatted_number("€5", dollars) is None and formatted_number("5%", dollars) is None
+    assert math.isnan(formatted_number(" ", dollars)) and math.isnan(formatted_number(None, dollars))
+    assert formatted_number("45%", {"currency": None, "percent": True}) == 45.0
+
+
 def test_corpus_is_large_enough() -> None:
     assert len(OK_CASES) + len(ERROR_CASES) >= 20
 
@@ -589,3 +696,77 @@ def test_modality_image_on_a_non_pixel_table_is_refused() -> None:
 
     with pytest.raises(DataError, match="three squares"):
         detect_modality(_frame(), "target", "image")
+
+
+def test_formatted_numbers_are_read_alike_in_training_predict_package_and_serve(tmp_path: Path) -> None:
+    """Trained on "$1,234.56" and "45%" columns (regression target "12,345"): `ml-expert predict`,
+    the package's inference.py and `ml-expert serve`'s app read raw rows the same way, and a value
+    in another format is a row error naming the field, as for any text in a numeric column."""
+    from fastapi.testclient import TestClient
+
+    from ml_expert import run
+    from ml_expert.runtime.inference import ModelInference
+    from ml_expert.serving.app import create_app, load_served
+
+    rng = np.random.default_rng(5)
+    n = 120
+    price, rate = rng.uniform(50, 5000, n), rng.uniform(0, 100, n)
+    frame = pd.DataFrame(
+        {
+            "price": [f"${v:,.2f}" for v in price],
+            "rate": [f"{v:.1f}%" for v in rate],
+            "target": [f"{v:,.0f}" for v in 3 * price + 40 * rate + rng.normal(0, 30, n) + 2000],
+        }
+    )
+    data = tmp_path / "money.csv"
+    frame.to_csv(data, index=False)
+    ws = tmp_path / "ws"
+    result = run(str(data), "target", seed=0, budget=10, workspace=ws, memory="embedded", train_dnn=False)
+    assert result.status == "finished" and result.task == "regression", result.reason
+    package = Path(result.run_dir) / "deployment"
+
+    rows = frame.drop(columns=["target"]).head(8).copy()
+    rows.loc[2, "price"] = " $12,000 "  # whitespace, no cents
+    rows.loc[3, "price"] = "4,321"  # the symbol left out
+    rows_csv = tmp_path / "rows.csv"
+    rows.to_csv(rows_csv, index=False)
+    out = tmp_path / "pred.csv"
+    proc = subprocess.run(
+        [*CLI, "predict", str(package), str(rows_csv), "--output", str(out), "--workspace", str(ws)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from_cli = pd.read_csv(out)["prediction"].tolist()
+
+    records = rows.to_dict(orient="records")
+    model = ModelInference(package)
+    assert model.predict(records) == pytest.approx(from_cli, rel=1e-6)
+    plain = [
+        {
+            "price": 12000.0 if i == 2 else 4321.0 if i == 3 else float(r["price"][1:].replace(",", "")),
+            "rate": float(r["rate"][:-1]),
+        }
+        for i, r in enumerate(records)
+    ]
+    assert model.predict(plain) == pytest.approx(from_cli, rel=1e-6)  # "$1,234.56" is 1234.56
+
+    (tmp_path / "rows.json").write_text(json.dumps(records))
+    own = subprocess.run(  # the package's own copy of inference.py, as a user runs it
+        [sys.executable, "inference.py", str(tmp_path / "rows.json")],
+        cwd=package,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert own.returncode == 0, own.stderr[-2000:]
+    assert json.loads(own.stdout)["predictions"] == pytest.approx(from_cli, rel=1e-6)
+
+    client = TestClient(create_app(load_served(package, "v1")))
+    answer = client.post("/predict", json={"rows": records})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == pytest.approx(from_cli, rel=1e-6)
+    bad = client.post("/predict", json={"rows": [{**records[0], "price": "€5"}]})
+    assert bad.status_code == 422 and "price" in bad.text
+    assert client.get("/drift").status_code == 200

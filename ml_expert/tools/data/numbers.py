@@ -42,10 +42,10 @@ def detect_number_format(column: pd.Series) -> NumberFormat | None:
     None also when plain `pandas.to_numeric` reads the column already (nothing to do), when two
     currency symbols are mixed (adding dollars to euros is a wrong answer), or when currency and
     percent are mixed."""
-    if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
-        return None
+    if not (pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)):
+        return None  # numbers, booleans, dates, categories (Parquet) are typed already
     values = column.dropna()
-    values = values[values.map(lambda v: isinstance(v, str))].str.strip()
+    values = values[values.map(lambda v: isinstance(v, str))].astype(str).str.strip()
     values = values[values != ""]
     if values.empty:
         return None
