@@ -245,6 +245,38 @@ def mixed_currencies(root: Path) -> Path:
     return path
 
 
+def label_spellings(root: Path) -> Path:
+    """A hand-kept label column: 'yes', 'Yes ', ' YES', 'no ' and 'No' are two classes, not five."""
+    frame = _frame(80, ("yes", "no")).astype({"target": object})
+    for rest, spelling in ((0, "Yes "), (1, "no "), (2, " YES"), (3, "No")):  # 8 rows each
+        frame.loc[frame.index % 10 == rest, "target"] = spelling
+    path = root / "label_spellings.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def day_first_dates(root: Path) -> Path:
+    """Dates written 31/12/2024 (and 31.12.2024 14:30): read as dates, not dropped as ID-like text."""
+    frame = _frame(60)
+    days = pd.date_range("2023-01-01", periods=60, freq="5D")
+    frame["when"] = days.strftime("%d/%m/%Y")
+    frame["stamp"] = (days + pd.Timedelta(hours=14, minutes=30)).strftime("%d.%m.%Y %H:%M")
+    path = root / "day_first.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def european_thousands(root: Path) -> Path:
+    """A semicolon file with decimal commas and dots grouping thousands (1.234,56): the sniffed
+    delimiter is the header's (a comma split the rows, not the header), and the prices are numbers."""
+    frame = _frame(60)
+    prices = (frame["x1"] + 5) * 900 + np.arange(60)
+    frame["preis"] = [f"{v:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".") for v in prices]
+    path = root / "european.csv"
+    path.write_text(_csv_text(frame.assign(x1=frame["x1"].map(lambda v: f"{v}".replace(".", ","))), sep=";"))
+    return path
+
+
 def _write(name: str, content: str | bytes) -> Callable[[Path], Path]:
     def build(root: Path) -> Path:
         path = root / name
@@ -568,6 +600,65 @@ def mixed_currencies_stay_text(p: PreparedData) -> None:
     """Dollars and euros in one column are not one unit: not read as numbers (adding them is wrong)."""
     assert {c.name: c.kind for c in p.input_schema.columns}["amount"] == "categorical"
     assert not p.formatted_numbers
+
+
+@_ok(label_spellings)
+def target_spellings(p: PreparedData) -> None:
+    assert p.input_schema.classes == ["no", "yes"] and p.target_spellings_merged == 4 * 8
+    assert any(f["finding"] == "target labels spelt several ways" for f in p.findings)
+
+
+@_ok(day_first_dates)
+def dates_day_first(p: PreparedData) -> None:
+    assert set(p.datetime_columns) == {"when", "stamp"} and "hour" in p.datetime_columns["stamp"]
+    assert {c.date_order for c in p.input_schema.columns if c.derive} == {"dmy"}
+    train = pd.read_parquet(p.files["train"])
+    assert train["when__month"].between(1, 12).all() and train["when__day"].max() > 12
+    assert (train["stamp__hour"] == 14).all() and train["when__year"].isin([2023]).all()
+
+
+@_ok(european_thousands)
+def european_numbers(p: PreparedData) -> None:
+    assert p.load.delimiter == ";" and p.input_schema.names == ["x1", "x2", "preis"]
+    assert {c.name: c.kind for c in p.input_schema.columns}["preis"] == "numeric"
+    train = pd.read_parquet(p.files["train"])
+    assert train["preis"].between(100, 10_000).all() and train["x1"].abs().max() < 10
+
+
+def test_day_first_dates_are_read_only_when_the_values_show_the_order() -> None:
+    from ml_expert.runtime.inference import iso_date_text
+    from ml_expert.tools.data.profiling import date_order
+    from ml_expert.tools.data.schema import datetime_part
+
+    assert iso_date_text("31/12/2024 9:05", "dmy") == "2024-12-31 09:05:00"
+    assert datetime_part("05/03/2024", "month", "dmy") == 3.0
+    assert datetime_part("05/03/2024", "month", "mdy") == 5.0
+    assert date_order(pd.Series(["13/01/2024", "02/03/2024"])) == "dmy"
+    assert date_order(pd.Series(["01/13/2024", "02/03/2024"])) == "mdy"
+    assert date_order(pd.Series(["01/02/2024", "02/03/2024"])) is None  # every day <= 12: cannot tell
+
+
+def test_the_runtime_reads_formatted_numbers_and_day_first_dates_as_training_does() -> None:
+    """ModelInference.validate (predict, the package, serve) on the columns a schema records."""
+    from ml_expert.runtime.inference import ModelInference, SchemaError
+
+    model = ModelInference.__new__(ModelInference)  # no package: validate needs the columns only
+    model._vocabularies, model._lengths = {}, {}
+    model.columns = [
+        {
+            "name": "price",
+            "key": "price",
+            "kind": "numeric",
+            "number_format": {"currency": "$", "percent": False},
+        },
+        {"name": "when", "key": "when__month", "kind": "numeric", "derive": "month", "date_order": "dmy"},
+    ]
+    rows = model.validate([{"price": "($1,234.50)", "when": "05/03/2024"}, {"price": None, "when": None}])
+    assert rows[0] == {"price": -1234.5, "when__month": 3.0}
+    assert np.isnan(rows[1]["price"]) and np.isnan(rows[1]["when__month"])
+    with pytest.raises(SchemaError) as caught:
+        model.validate([{"price": "12%", "when": "05/03/2024"}])
+    assert caught.value.field == "price"
 
 
 @pytest.mark.parametrize(

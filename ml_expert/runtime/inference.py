@@ -37,6 +37,9 @@ _DATETIME = re.compile(
     r"(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"  # time, zone ignored
 )
 _EPOCH = _dt.date(1970, 1, 1).toordinal()
+DAY_MONTH_YEAR = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+"""31/12/2024, 12/31/2024, 31.12.2024 13:45: a date whose day and month order the column's
+`date_order` (dmy or mdy) says, decided on the training rows only when a value shows it."""
 _PUNCTUATION = re.compile(r"[!\"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~']")
 
 
@@ -96,8 +99,26 @@ def category_text(value: Any) -> str:
     return str(value)
 
 
-def _datetime_part(value: Any, part: str) -> float:
-    """Same as ml_expert's schema.datetime_part: one numeric feature of an ISO date/time text."""
+def iso_date_text(value: Any, order: str | None) -> Any:
+    """'31/12/2024 13:45' with order 'dmy' (or '12/31/2024' with 'mdy') as ISO '2024-12-31 13:45:00';
+    any other value unchanged. Training (ml_expert's schema coercion) calls this very function."""
+    if not isinstance(value, str) or order not in ("dmy", "mdy"):
+        return value
+    match = DAY_MONTH_YEAR.fullmatch(value.strip())
+    if not match:
+        return value
+    first, second = int(match[1]), int(match[3])
+    day, month = (first, second) if order == "dmy" else (second, first)
+    text = f"{match[4]}-{month:02d}-{day:02d}"
+    if match[5]:
+        text += f" {int(match[5]):02d}:{match[6]}:{match[7] or '00'}"
+    return text
+
+
+def _datetime_part(value: Any, part: str, order: str | None = None) -> float:
+    """Same as ml_expert's schema.datetime_part: one numeric feature of an ISO date/time text (or of
+    a day/month/year text in the column's `order`)."""
+    value = iso_date_text(value, order)
     if isinstance(value, _dt.datetime):  # also pandas Timestamp; NaT gives "NaT", no match
         value = value.isoformat(" ")
     elif isinstance(value, _dt.date):
@@ -369,7 +390,9 @@ class ModelInference:
                             i,
                             name,
                         )
-                    out[col["key"]] = _datetime_part(None if _is_missing(value) else value, col["derive"])
+                    out[col["key"]] = _datetime_part(
+                        None if _is_missing(value) else value, col["derive"], col.get("date_order")
+                    )
                 elif col["kind"] == "numeric":
                     if col.get("number_format") and isinstance(value, str):
                         read = formatted_number(value, col["number_format"])

@@ -139,6 +139,12 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
             f"remove {prepared.duplicates_removed} duplicate rows",
             "before the split, so no row is in two splits",
         )
+    if prepared.target_spellings_merged:
+        ctx.decide(
+            f"rewrite {prepared.target_spellings_merged} target label(s) spelt with extra spaces or "
+            "another case as their class's most frequent spelling",
+            "'yes', 'Yes ' and ' YES' name one class; kept apart they would split it into several",
+        )
     for name, reading in prepared.formatted_numbers.items():
         ctx.decide(
             describe_reading(name, reading),

@@ -41,6 +41,7 @@ from ml_expert.tools.data.preprocessing import (
 from ml_expert.tools.data.profiling import (
     column_roles,
     correlated_pairs,
+    date_order,
     imbalance_ratio,
     leakage_suspects,
     profile_table,
@@ -111,6 +112,11 @@ class PreparedData(BaseModel):
     kept_columns: dict[str, str] = Field(
         default_factory=dict,
         description="columns a heuristic would have dropped, kept because the user said so (--keep)",
+    )
+    target_spellings_merged: int = Field(
+        default=0,
+        description="target labels rewritten: surrounding spaces stripped, or a spelling that differs "
+        "from a more frequent one only in case ('Yes ' and 'YES' -> 'yes') changed to it",
     )
     formatted_numbers: dict[str, NumberReading] = Field(
         default_factory=dict,
@@ -210,6 +216,7 @@ def prepare_data(
     frame = frame.drop(columns=list(drop))
     raw = frame  # the values as a caller sends them (val_raw below): "$1,234.56" stays text there
     frame, formatted = _read_formatted_target(frame, target, task)
+    frame, spellings = _merge_label_spellings(frame, target, task)
     no_target = int(frame[target].isna().sum())
     if no_target == rows_in:
         raise DataError(
@@ -436,6 +443,15 @@ def prepare_data(
         outliers,
         schema,
     )
+    if spellings:
+        findings.append(
+            {
+                "finding": "target labels spelt several ways",
+                "figure": spellings,
+                "action": "surrounding spaces stripped and case variants merged into the most frequent "
+                "spelling ('Yes ' and 'YES' -> 'yes'): one class each",
+            }
+        )
     for column, reading in formatted.items():
         findings.append(
             {
@@ -497,7 +513,29 @@ def prepare_data(
         code_counts=code_counts,
         kept_columns=kept,
         formatted_numbers=formatted,
+        target_spellings_merged=spellings,
     )
+
+
+def _merge_label_spellings(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, int]:
+    """Text labels that differ only in surrounding spaces or case are one class, spelt as its most
+    frequent spelling: 'yes', 'Yes ' and ' YES' in a hand-kept sheet are not three classes.
+    Returns the frame and how many labels were rewritten (a blank label is missing)."""
+    if task in ("regression", "clustering") or target not in frame.columns:
+        return frame, 0
+    labels = frame[target]
+    if not (pd.api.types.is_object_dtype(labels) or pd.api.types.is_string_dtype(labels)):
+        return frame, 0
+    text = labels.map(lambda v: v.strip() if isinstance(v, str) else v)
+    text = text.mask(text.map(lambda v: isinstance(v, str) and not v))
+    is_text = text.map(lambda v: isinstance(v, str))
+    counts = text[is_text].value_counts()
+    spelling: dict[str, str] = {}
+    for label in sorted(counts.index, key=lambda v: (-counts[v], v)):  # most frequent spelling first
+        spelling.setdefault(label.casefold(), label)
+    merged = text.where(~is_text, text.map(lambda v: spelling[v.casefold()] if isinstance(v, str) else v))
+    changed = int((merged.astype(object) != labels.astype(object))[labels.notna()].sum())
+    return (frame.assign(**{target: merged}) if changed else frame), changed
 
 
 def _read_formatted_target(
@@ -549,11 +587,15 @@ def _column_specs(
             columns.append(ColumnSpec(name=name, kind=k, number_format=number_format))  # type: ignore[arg-type]
             continue
         parts = ["year", "month", "day", "weekday", "epoch_days"]
-        hours = {datetime_part(v, "hour") for v in frame[name].dropna().astype(str)}
+        order = date_order(frame[name])
+        hours = {datetime_part(v, "hour", order) for v in frame[name].dropna().astype(str)}
         if len(hours - {0.0}) > 0:
             parts.insert(4, "hour")
         datetimes[name] = parts
-        columns.extend(ColumnSpec(name=name, kind="numeric", derive=p) for p in parts)  # type: ignore[arg-type]
+        columns.extend(
+            ColumnSpec(name=name, kind="numeric", derive=p, date_order=order)  # type: ignore[arg-type]
+            for p in parts
+        )
     return columns, datetimes, texts
 
 
@@ -653,7 +695,11 @@ def _findings(
                 name,
             )
     for name, parts in datetimes.items():
-        add("datetime column", parts, "turned into numeric features " + ", ".join(parts), name)
+        order = next((c.date_order for c in schema.columns if c.name == name and c.date_order), None)
+        written = {"dmy": " (written day/month/year)", "mdy": " (written month/day/year)"}.get(
+            order or "", ""
+        )
+        add("datetime column", parts, "turned into numeric features " + ", ".join(parts) + written, name)
     for name, figures in texts.items():
         if figures["words_kept"]:
             add(
