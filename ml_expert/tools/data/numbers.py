@@ -19,6 +19,8 @@ from ml_expert.runtime.inference import formatted_number, number_parts
 
 MIN_READABLE_SHARE = 0.95
 """Share of a column's non-missing values that must read in its format (as for plain numbers)."""
+SAMPLE_VALUES = 2000
+"""The first values looked at before the whole column (a text column is set aside on these)."""
 
 
 class NumberFormat(BaseModel):
@@ -48,6 +50,9 @@ def detect_number_format(column: pd.Series) -> NumberFormat | None:
     values = values[values.map(lambda v: isinstance(v, str))].astype(str).str.strip()
     values = values[values != ""]
     if values.empty:
+        return None
+    sample = values.head(SAMPLE_VALUES)  # a cheap look first: most text columns are not numbers
+    if sample.map(lambda v: len(v) <= 400 and number_parts(v) is not None).mean() < MIN_READABLE_SHARE - 0.05:
         return None
     parsed = values.map(lambda v: number_parts(v) if len(v) <= 400 else None)
     readable = parsed.dropna()
@@ -101,5 +106,8 @@ def describe(name: str, reading: NumberReading) -> str:
         what += "; a percentage is kept as written, not divided by 100"
     what += "; comma thousands separators, (1,234) is -1234)"
     if reading.unreadable:
-        what += f"; {reading.unreadable} values not in that format are treated as missing"
+        n = reading.unreadable
+        what += (
+            f"; {n} value{'s' if n != 1 else ''} not in that format {'are' if n != 1 else 'is'} made missing"
+        )
     return what

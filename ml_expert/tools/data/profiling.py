@@ -89,6 +89,8 @@ def date_order(text: pd.Series) -> str | None:
     reverse (mdy). None otherwise: a column whose every day is <= 12 cannot be told apart, and
     reading 03/04 the wrong way round is a silently wrong date."""
     values = [v.strip() for v in text.dropna().astype(str)]
+    if sum(bool(DAY_MONTH_YEAR.fullmatch(v)) for v in values[:2000]) < 0.9 * len(values[:2000]):
+        return None  # a cheap look at the first values sets most text columns aside
     matches = [m for m in map(DAY_MONTH_YEAR.fullmatch, values) if m]
     if not values or len(matches) < 0.95 * len(values):
         return None
