@@ -277,6 +277,16 @@ def european_thousands(root: Path) -> Path:
     return path
 
 
+def comma_space(root: Path) -> Path:
+    """'x, sex, target' with a space after each comma: the categories are 'female', as a client sends
+    them, not ' female' (a client's 'female' was an unseen category, silently)."""
+    frame = _frame(60)
+    frame["sex"] = ["female", "male", "male"] * 20
+    path = root / "comma_space.csv"
+    path.write_text(_csv_text(frame).replace(",", ", ").replace("male\n", "male \n"))
+    return path
+
+
 def _write(name: str, content: str | bytes) -> Callable[[Path], Path]:
     def build(root: Path) -> Path:
         path = root / name
@@ -626,6 +636,15 @@ def european_numbers(p: PreparedData) -> None:
     assert {c.name: c.kind for c in p.input_schema.columns}["preis"] == "numeric"
     train = pd.read_parquet(p.files["train"])
     assert train["preis"].between(100, 10_000).all() and train["x1"].abs().max() < 10
+
+
+@_ok(comma_space)
+def categories_without_spaces(p: PreparedData) -> None:
+    from ml_expert.runtime.inference import category_text
+
+    assert p.input_schema.names == ["x1", "x2", "sex"] and p.input_schema.classes == ["a", "b"]
+    assert next(c for c in p.input_schema.columns if c.name == "sex").categories == ["female", "male"]
+    assert category_text(" female ") == "female" and category_text("  ") == ""
 
 
 def test_day_first_dates_are_read_only_when_the_values_show_the_order() -> None:
