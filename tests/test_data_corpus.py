@@ -647,6 +647,22 @@ def categories_without_spaces(p: PreparedData) -> None:
     assert category_text(" female ") == "female" and category_text("  ") == ""
 
 
+def test_validation_rows_for_the_package_hold_no_text_the_runtime_refuses(tmp_path: Path) -> None:
+    """Text training read as missing in a numeric column ("unknown", a price "call us") is missing in
+    the raw validation rows the package is timed on: the runtime refuses such text, and one such
+    value in the validation split stopped the run in deployment with a traceback."""
+    frame = _frame(100).astype({"x2": object})
+    frame["price"] = [f"${v:,.2f}" for v in (frame["x1"] + 5) * 700 + np.arange(100)]
+    frame.loc[[3, 36, 69], "x2"] = "unknown"  # 36 and 9 are validation rows (seed 0)
+    frame.loc[[9, 40, 73], "price"] = "call us"
+    frame.to_csv(tmp_path / "f.csv", index=False)
+    p = prepare_data(str(tmp_path / "f.csv"), "target", 0, tmp_path / "data")
+    raw = pd.read_parquet(p.files["val_raw"])
+    assert raw["x2"].isna().any() and raw["price"].isna().any()  # the text landed in validation rows
+    assert not raw["x2"].isin(["unknown"]).any() and not raw["price"].isin(["call us"]).any()
+    assert raw["price"].dropna().str.startswith("$").all()  # readable values stay as sent
+
+
 def test_day_first_dates_are_read_only_when_the_values_show_the_order() -> None:
     from ml_expert.runtime.inference import iso_date_text
     from ml_expert.tools.data.profiling import date_order

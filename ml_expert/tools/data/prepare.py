@@ -400,7 +400,9 @@ def prepare_data(
     # Validation rows as a caller would send them (raw names, dates as text): the package is
     # timed and checked on these. Never the test rows, and never copied into the package.
     raw_names = list(dict.fromkeys(schema.names))
-    hashes["val_raw"] = write_frame(raw.loc[val_rows, raw_names], data_dir / "val_raw.parquet")
+    hashes["val_raw"] = write_frame(
+        _sendable(raw.loc[val_rows, raw_names], work.loc[val_rows], schema), data_dir / "val_raw.parquet"
+    )
     files["val_raw"] = str(data_dir / "val_raw.parquet")
     for name, part in (("train", train), ("val", val)):
         file = data_dir / f"X_{name}.npy"
@@ -536,6 +538,19 @@ def _merge_label_spellings(frame: pd.DataFrame, target: str, task: str) -> tuple
     merged = text.where(~is_text, text.map(lambda v: spelling[v.casefold()] if isinstance(v, str) else v))
     changed = int((merged.astype(object) != labels.astype(object))[labels.notna()].sum())
     return (frame.assign(**{target: merged}) if changed else frame), changed
+
+
+def _sendable(raw: pd.DataFrame, model_frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
+    """Raw rows as a caller may send them: a numeric field whose text training read as missing
+    ("unknown", a price "call us") is sent as missing, since the runtime refuses such text (the
+    package's latency is measured on these rows: one such value stopped the run with a traceback)."""
+    unreadable: dict[str, pd.Series] = {}
+    for col in schema.columns:
+        if col.kind == "numeric" and not col.derive and col.name not in unreadable:
+            bad = raw[col.name].notna() & model_frame[col.key].isna()
+            if bad.any():
+                unreadable[col.name] = raw[col.name].astype(object).mask(bad, None)
+    return raw.assign(**unreadable) if unreadable else raw
 
 
 def _read_formatted_target(
