@@ -674,6 +674,9 @@ def test_day_first_dates_are_read_only_when_the_values_show_the_order() -> None:
     assert date_order(pd.Series(["13/01/2024", "02/03/2024"])) == "dmy"
     assert date_order(pd.Series(["01/13/2024", "02/03/2024"])) == "mdy"
     assert date_order(pd.Series(["01/02/2024", "02/03/2024"])) is None  # every day <= 12: cannot tell
+    assert date_order(pd.Series(["2024/01/02", "2024/12/31 08:00"])) == "ymd"
+    assert datetime_part("2024/1/31 8:05", "day", "ymd") == 31.0
+    assert datetime_part("2024-01-31", "day", "dmy") == 31.0  # an ISO date is read in any column
 
 
 def test_the_runtime_reads_formatted_numbers_and_day_first_dates_as_training_does() -> None:

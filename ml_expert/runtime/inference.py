@@ -40,6 +40,8 @@ _EPOCH = _dt.date(1970, 1, 1).toordinal()
 DAY_MONTH_YEAR = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
 """31/12/2024, 12/31/2024, 31.12.2024 13:45: a date whose day and month order the column's
 `date_order` (dmy or mdy) says, decided on the training rows only when a value shows it."""
+YEAR_MONTH_DAY = re.compile(r"(\d{4})([/.])(\d{1,2})\2(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+"""2024/12/31 or 2024.12.31 (date_order ymd): year first is always year, month, day."""
 _PUNCTUATION = re.compile(r"[!\"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~']")
 
 
@@ -102,16 +104,20 @@ def category_text(value: Any) -> str:
 
 
 def iso_date_text(value: Any, order: str | None) -> Any:
-    """'31/12/2024 13:45' with order 'dmy' (or '12/31/2024' with 'mdy') as ISO '2024-12-31 13:45:00';
-    any other value unchanged. Training (ml_expert's schema coercion) calls this very function."""
-    if not isinstance(value, str) or order not in ("dmy", "mdy"):
+    """'31/12/2024 13:45' with order 'dmy' (or '12/31/2024' with 'mdy', '2024/12/31' with 'ymd') as
+    ISO '2024-12-31 13:45:00'; any other value unchanged. Training (ml_expert's schema coercion)
+    calls this very function."""
+    if not isinstance(value, str) or order not in ("dmy", "mdy", "ymd"):
         return value
-    match = DAY_MONTH_YEAR.fullmatch(value.strip())
+    match = (YEAR_MONTH_DAY if order == "ymd" else DAY_MONTH_YEAR).fullmatch(value.strip())
     if not match:
         return value
-    first, second = int(match[1]), int(match[3])
-    day, month = (first, second) if order == "dmy" else (second, first)
-    text = f"{match[4]}-{month:02d}-{day:02d}"
+    if order == "ymd":
+        year, month, day = match[1], int(match[3]), int(match[4])
+    else:
+        first, second = int(match[1]), int(match[3])
+        year, (day, month) = match[4], ((first, second) if order == "dmy" else (second, first))
+    text = f"{year}-{month:02d}-{day:02d}"
     if match[5]:
         text += f" {int(match[5]):02d}:{match[6]}:{match[7] or '00'}"
     return text

@@ -711,9 +711,11 @@ def _findings(
             )
     for name, parts in datetimes.items():
         order = next((c.date_order for c in schema.columns if c.name == name and c.date_order), None)
-        written = {"dmy": " (written day/month/year)", "mdy": " (written month/day/year)"}.get(
-            order or "", ""
-        )
+        written = {
+            "dmy": " (written day/month/year)",
+            "mdy": " (written month/day/year)",
+            "ymd": " (written year/month/day)",
+        }.get(order or "", "")
         add("datetime column", parts, "turned into numeric features " + ", ".join(parts) + written, name)
     for name, figures in texts.items():
         if figures["words_kept"]:

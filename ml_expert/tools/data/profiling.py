@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ml_expert.runtime.inference import DAY_MONTH_YEAR
+from ml_expert.runtime.inference import DAY_MONTH_YEAR, YEAR_MONTH_DAY
 from ml_expert.tools.data.schema import DATETIME_REGEX, Task
 from ml_expert.tools.data.text import is_text
 
@@ -84,22 +84,28 @@ def column_roles(frame: pd.DataFrame, target: str) -> tuple[dict[str, str], dict
 
 
 def date_order(text: pd.Series) -> str | None:
-    """'dmy' or 'mdy' for a column of dates written 31/12/2024 or 12/31/2024 (>= 95 % of the values),
-    when the values show the order: a first number above 12 and none in second place (dmy), or the
-    reverse (mdy). None otherwise: a column whose every day is <= 12 cannot be told apart, and
-    reading 03/04 the wrong way round is a silently wrong date."""
+    """'ymd' for a column of dates written 2024/12/31 (>= 95 % of the values); 'dmy' or 'mdy' for
+    one written 31/12/2024 or 12/31/2024 when the values show the order: a first number above 12
+    and none in second place (dmy), or the reverse (mdy). None otherwise: a column whose every day
+    is <= 12 cannot be told apart, and reading 03/04 the wrong way round is a silently wrong date."""
     values = [v.strip() for v in text.dropna().astype(str)]
-    if sum(bool(DAY_MONTH_YEAR.fullmatch(v)) for v in values[:2000]) < 0.9 * len(values[:2000]):
-        return None  # a cheap look at the first values sets most text columns aside
-    matches = [m for m in map(DAY_MONTH_YEAR.fullmatch, values) if m]
-    if not values or len(matches) < 0.95 * len(values):
+    if not values:
         return None
-    first = max(int(m[1]) for m in matches)
-    second = max(int(m[3]) for m in matches)
-    if first > 12 and second <= 12:
-        return "dmy"
-    if second > 12 and first <= 12:
-        return "mdy"
+    for pattern in (YEAR_MONTH_DAY, DAY_MONTH_YEAR):
+        head = values[:2000]  # a cheap look at the first values sets most text columns aside
+        if sum(bool(pattern.fullmatch(v)) for v in head) < 0.9 * len(head):
+            continue
+        matches = [m for m in map(pattern.fullmatch, values) if m]
+        if len(matches) < 0.95 * len(values):
+            continue
+        if pattern is YEAR_MONTH_DAY:
+            return "ymd"  # year first is always year, month, day
+        first = max(int(m[1]) for m in matches)
+        second = max(int(m[3]) for m in matches)
+        if first > 12 and second <= 12:
+            return "dmy"
+        if second > 12 and first <= 12:
+            return "mdy"
     return None
 
 

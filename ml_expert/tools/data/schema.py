@@ -58,10 +58,10 @@ class ColumnSpec(BaseModel):
         description="training rows per code, for codes at least MIN_CATEGORY_COUNT rows share (derive "
         "'count'); any other code counts 0",
     )
-    date_order: Literal["dmy", "mdy"] | None = Field(
+    date_order: Literal["dmy", "mdy", "ymd"] | None = Field(
         default=None,
-        description="a date column written 31/12/2024 (dmy) or 12/31/2024 (mdy): the order of day and "
-        "month, read before the date parts are taken; None: ISO dates",
+        description="a date column written 31/12/2024 (dmy), 12/31/2024 (mdy) or 2024/12/31 (ymd): the "
+        "order of day and month, read before the date parts are taken; None: ISO dates",
     )
     number_format: NumberFormat | None = Field(
         default=None,
