@@ -93,14 +93,17 @@ def _is_missing(value: Any) -> bool:
 def category_text(value: Any) -> str:
     """A categorical value as the model's string input: missing (None, NaN of any float type, NA,
     NaT) -> "", 3.0 -> "3", anything else -> str without surrounding whitespace (" female" from a
-    "x, sex" file and "female" from a client are one category; a blank is missing). Training
-    (ml_expert's schema coercion) calls this very function, so a category is spelt the same when
-    fitted and when served."""
+    "x, sex" file and "female" from a client are one category; a blank is missing); "TRUE", "true"
+    and True are "True" (pandas reads a TRUE/false column as booleans, a client may send either).
+    Training (ml_expert's schema coercion) calls this very function, so a category is spelt the
+    same when fitted and when served."""
     if _is_missing(value):
         return ""
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
-    return str(value).strip()
+    text = str(value).strip()
+    folded = text.casefold()
+    return "True" if folded == "true" else "False" if folded == "false" else text
 
 
 def iso_date_text(value: Any, order: str | None) -> Any:

@@ -84,7 +84,7 @@ def row_model(schema: dict[str, Any]) -> type[BaseModel]:
         if col.get("derive") in ("word", "token"):
             kind, what = str | None, "free text"
         elif col.get("derive") in ("part", "count"):
-            kind, what = str | int | float | None, "composite code"
+            kind, what = str | bool | int | float | None, "composite code"
         elif col.get("derive"):
             kind, what = str | None, "date/time text"
         elif col["kind"] == "numeric" and col.get("number_format"):
@@ -94,7 +94,9 @@ def row_model(schema: dict[str, Any]) -> type[BaseModel]:
         elif col["kind"] == "numeric":
             kind, what = Annotated[float, Field(allow_inf_nan=False)] | None, "numeric"
         else:
-            kind, what = str | int | float | None, "categorical"
+            # bool before int: JSON true stays True ("True", as training spelt a TRUE/false column),
+            # not 1 (a category training never saw)
+            kind, what = str | bool | int | float | None, "categorical"
         fields[col["key"]] = (kind, Field(alias=col["name"], description=f"{what} column {col['name']!r}"))
     return create_model("Row", __config__=ConfigDict(extra="ignore", populate_by_name=False), **fields)
 
