@@ -215,6 +215,78 @@ def some_targets_missing(root: Path) -> Path:
     return path
 
 
+def formatted_numbers(root: Path) -> Path:
+    """A price unique per row written "$1,234.56" (read as text, it was dropped as ID-like), a rate
+    written "45.2%", an accounting balance "(1,234)" and one price nobody can read."""
+    frame = _frame(80)
+    frame["price"] = [f"${v:,.2f}" for v in (frame["x1"] + 5) * 700 + np.arange(80)]
+    frame["rate"] = [f"{v:.1f}%" for v in frame["x2"] * 10 + 50]
+    frame["balance"] = [f"({-v:,.0f})" if v < 0 else f"{v:,.0f}" for v in frame["x2"] * 3000]
+    frame.loc[4, "price"] = "call us"
+    path = root / "formatted_numbers.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def formatted_regression_target(root: Path) -> Path:
+    """A regression target written with thousands separators ("12,345"): a number, not 80 classes."""
+    frame = _frame(80)
+    frame["target"] = [f"{v:,.0f}" for v in frame["x1"] * 3000 + 9000]
+    path = root / "formatted_target.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def mixed_currencies(root: Path) -> Path:
+    frame = _frame(60)
+    frame["amount"] = [f"{'$' if i % 2 else '€'}{i * 37 % 11 + 1},000" for i in range(60)]
+    path = root / "mixed_currencies.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def label_spellings(root: Path) -> Path:
+    """A hand-kept label column: 'yes', 'Yes ', ' YES', 'no ' and 'No' are two classes, not five."""
+    frame = _frame(80, ("yes", "no")).astype({"target": object})
+    for rest, spelling in ((0, "Yes "), (1, "no "), (2, " YES"), (3, "No")):  # 8 rows each
+        frame.loc[frame.index % 10 == rest, "target"] = spelling
+    path = root / "label_spellings.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def day_first_dates(root: Path) -> Path:
+    """Dates written 31/12/2024 (and 31.12.2024 14:30): read as dates, not dropped as ID-like text."""
+    frame = _frame(60)
+    days = pd.date_range("2023-01-01", periods=60, freq="5D")
+    frame["when"] = days.strftime("%d/%m/%Y")
+    frame["stamp"] = (days + pd.Timedelta(hours=14, minutes=30)).strftime("%d.%m.%Y %H:%M")
+    path = root / "day_first.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def european_thousands(root: Path) -> Path:
+    """A semicolon file with decimal commas and dots grouping thousands (1.234,56): the sniffed
+    delimiter is the header's (a comma split the rows, not the header), and the prices are numbers."""
+    frame = _frame(60)
+    prices = (frame["x1"] + 5) * 900 + np.arange(60)
+    frame["preis"] = [f"{v:,.2f}".replace(",", "_").replace(".", ",").replace("_", ".") for v in prices]
+    path = root / "european.csv"
+    path.write_text(_csv_text(frame.assign(x1=frame["x1"].map(lambda v: f"{v}".replace(".", ","))), sep=";"))
+    return path
+
+
+def comma_space(root: Path) -> Path:
+    """'x, sex, target' with a space after each comma: the categories are 'female', as a client sends
+    them, not ' female' (a client's 'female' was an unseen category, silently)."""
+    frame = _frame(60)
+    frame["sex"] = ["female", "male", "male"] * 20
+    path = root / "comma_space.csv"
+    path.write_text(_csv_text(frame).replace(",", ", ").replace("male\n", "male \n"))
+    return path
+
+
 def _write(name: str, content: str | bytes) -> Callable[[Path], Path]:
     def build(root: Path) -> Path:
         path = root / name
@@ -508,6 +580,173 @@ def partial_target(p: PreparedData) -> None:
     assert p.rows_without_target == 3 and sum(p.split_sizes.values()) + p.outliers.get("dropped", 0) == 67
 
 
+@_ok(formatted_numbers)
+def numbers_as_text(p: PreparedData) -> None:
+    specs = {c.name: c for c in p.input_schema.columns}
+    assert {n: specs[n].kind for n in ("price", "rate", "balance")} == dict.fromkeys(
+        ("price", "rate", "balance"), "numeric"
+    )
+    assert specs["price"].number_format.currency == "$" and specs["rate"].number_format.percent
+    assert specs["balance"].number_format.currency is None and not specs["balance"].number_format.percent
+    assert {n: r.unreadable for n, r in p.formatted_numbers.items()} == {"price": 1, "rate": 0, "balance": 0}
+    found = {f["column"]: f for f in p.findings if f["finding"] == "numbers written as text"}
+    assert (
+        "$1,234.56 -> 1234.56" in found["price"]["action"]
+        and "1 value not in that format is made missing" in found["price"]["action"]
+    )
+    train = pd.read_parquet(p.files["train"])
+    assert train["price"].notna().sum() >= len(train) - 1 and train["price"].min() > 0
+    assert (train["balance"] < 0).any() and train["rate"].between(0, 100).all()
+    raw = pd.read_parquet(p.files["val_raw"])  # as a caller sends them: the package is checked on these
+    assert raw["price"].dropna().str.startswith("$").all()
+
+
+@_ok(formatted_regression_target)
+def target_with_thousands(p: PreparedData) -> None:
+    assert p.task == "regression" and p.input_schema.classes is None
+    assert p.profile["target_stats"]["min"] > 1000
+    assert set(p.formatted_numbers) == {"target"}
+
+
+@_ok(mixed_currencies)
+def mixed_currencies_stay_text(p: PreparedData) -> None:
+    """Dollars and euros in one column are not one unit: not read as numbers (adding them is wrong)."""
+    assert {c.name: c.kind for c in p.input_schema.columns}["amount"] == "categorical"
+    assert not p.formatted_numbers
+
+
+@_ok(label_spellings)
+def target_spellings(p: PreparedData) -> None:
+    assert p.input_schema.classes == ["no", "yes"] and p.target_spellings_merged == 4 * 8
+    assert any(f["finding"] == "target labels spelt several ways" for f in p.findings)
+
+
+@_ok(day_first_dates)
+def dates_day_first(p: PreparedData) -> None:
+    assert set(p.datetime_columns) == {"when", "stamp"} and "hour" in p.datetime_columns["stamp"]
+    assert {c.date_order for c in p.input_schema.columns if c.derive} == {"dmy"}
+    train = pd.read_parquet(p.files["train"])
+    assert train["when__month"].between(1, 12).all() and train["when__day"].max() > 12
+    assert (train["stamp__hour"] == 14).all() and train["when__year"].isin([2023]).all()
+
+
+@_ok(european_thousands)
+def european_numbers(p: PreparedData) -> None:
+    assert p.load.delimiter == ";" and p.input_schema.names == ["x1", "x2", "preis"]
+    assert {c.name: c.kind for c in p.input_schema.columns}["preis"] == "numeric"
+    train = pd.read_parquet(p.files["train"])
+    assert train["preis"].between(100, 10_000).all() and train["x1"].abs().max() < 10
+
+
+@_ok(comma_space)
+def categories_without_spaces(p: PreparedData) -> None:
+    from ml_expert.runtime.inference import category_text
+
+    assert p.input_schema.names == ["x1", "x2", "sex"] and p.input_schema.classes == ["a", "b"]
+    assert next(c for c in p.input_schema.columns if c.name == "sex").categories == ["female", "male"]
+    assert category_text(" female ") == "female" and category_text("  ") == ""
+
+
+def test_validation_rows_for_the_package_hold_no_text_the_runtime_refuses(tmp_path: Path) -> None:
+    """Text training read as missing in a numeric column ("unknown", a price "call us") is missing in
+    the raw validation rows the package is timed on: the runtime refuses such text, and one such
+    value in the validation split stopped the run in deployment with a traceback."""
+    frame = _frame(100).astype({"x2": object})
+    frame["price"] = [f"${v:,.2f}" for v in (frame["x1"] + 5) * 700 + np.arange(100)]
+    frame.loc[[3, 36, 69], "x2"] = "unknown"  # 36 and 9 are validation rows (seed 0)
+    frame.loc[[9, 40, 73], "price"] = "call us"
+    frame.to_csv(tmp_path / "f.csv", index=False)
+    p = prepare_data(str(tmp_path / "f.csv"), "target", 0, tmp_path / "data")
+    raw = pd.read_parquet(p.files["val_raw"])
+    assert raw["x2"].isna().any() and raw["price"].isna().any()  # the text landed in validation rows
+    assert not raw["x2"].isin(["unknown"]).any() and not raw["price"].isin(["call us"]).any()
+    assert raw["price"].dropna().str.startswith("$").all()  # readable values stay as sent
+
+
+def test_day_first_dates_are_read_only_when_the_values_show_the_order() -> None:
+    from ml_expert.runtime.inference import iso_date_text
+    from ml_expert.tools.data.profiling import date_order
+    from ml_expert.tools.data.schema import datetime_part
+
+    assert iso_date_text("31/12/2024 9:05", "dmy") == "2024-12-31 09:05:00"
+    assert datetime_part("05/03/2024", "month", "dmy") == 3.0
+    assert datetime_part("05/03/2024", "month", "mdy") == 5.0
+    assert date_order(pd.Series(["13/01/2024", "02/03/2024"])) == "dmy"
+    assert date_order(pd.Series(["01/13/2024", "02/03/2024"])) == "mdy"
+    assert date_order(pd.Series(["01/02/2024", "02/03/2024"])) is None  # every day <= 12: cannot tell
+    assert date_order(pd.Series(["2024/01/02", "2024/12/31 08:00"])) == "ymd"
+    assert datetime_part("2024/1/31 8:05", "day", "ymd") == 31.0
+    assert datetime_part("2024-01-31", "day", "dmy") == 31.0  # an ISO date is read in any column
+
+
+def test_the_runtime_reads_formatted_numbers_and_day_first_dates_as_training_does() -> None:
+    """ModelInference.validate (predict, the package, serve) on the columns a schema records."""
+    from ml_expert.runtime.inference import ModelInference, SchemaError
+
+    model = ModelInference.__new__(ModelInference)  # no package: validate needs the columns only
+    model._vocabularies, model._lengths = {}, {}
+    model.columns = [
+        {
+            "name": "price",
+            "key": "price",
+            "kind": "numeric",
+            "number_format": {"currency": "$", "percent": False},
+        },
+        {"name": "when", "key": "when__month", "kind": "numeric", "derive": "month", "date_order": "dmy"},
+    ]
+    rows = model.validate([{"price": "($1,234.50)", "when": "05/03/2024"}, {"price": None, "when": None}])
+    assert rows[0] == {"price": -1234.5, "when__month": 3.0}
+    assert np.isnan(rows[1]["price"]) and np.isnan(rows[1]["when__month"])
+    with pytest.raises(SchemaError) as caught:
+        model.validate([{"price": "12%", "when": "05/03/2024"}])
+    assert caught.value.field == "price"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("$1,234.56", (1234.56, "$", False)),
+        (" 45% ", (45.0, None, True)),
+        ("(1,234)", (-1234.0, None, False)),
+        ("($1,200.50)", (-1200.5, "$", False)),
+        ("12 €", (12.0, "€", False)),
+        ("-$5", (-5.0, "$", False)),
+        ("£-5.5", (-5.5, "£", False)),
+        ("1,234,567", (1234567.0, None, False)),
+        (".5%", (0.5, None, True)),
+        ("1,5", None),  # a decimal comma, or a thousands separator in the wrong place
+        ("1.234,56", None),
+        ("12,34", None),
+        ("1 234", None),
+        ("1.2k", None),
+        ("$5%", None),
+        ("$5€", None),
+        ("(-5)", None),
+        ("--5", None),
+        ("USD 5", None),
+        ("abc", None),
+    ],
+)
+def test_number_parts_reads_only_unambiguous_formats(text: str, expected: tuple | None) -> None:
+    from ml_expert.runtime.inference import number_parts
+
+    assert number_parts(text) == expected
+
+
+def test_formatted_number_keeps_to_the_column_format() -> None:
+    """The symbol and "%" may be left out; another currency or a "%" in a money column is unreadable."""
+    import math
+
+    from ml_expert.runtime.inference import formatted_number
+
+    dollars = {"currency": "$", "percent": False}
+    assert formatted_number("$1,234.5", dollars) == 1234.5
+    assert formatted_number("1,234.5", dollars) == 1234.5 and formatted_number(7, dollars) == 7.0
+    assert formatted_number("€5", dollars) is None and formatted_number("5%", dollars) is None
+    assert math.isnan(formatted_number(" ", dollars)) and math.isnan(formatted_number(None, dollars))
+    assert formatted_number("45%", {"currency": None, "percent": True}) == 45.0
+
+
 def test_corpus_is_large_enough() -> None:
     assert len(OK_CASES) + len(ERROR_CASES) >= 20
 
@@ -589,3 +828,77 @@ def test_modality_image_on_a_non_pixel_table_is_refused() -> None:
 
     with pytest.raises(DataError, match="three squares"):
         detect_modality(_frame(), "target", "image")
+
+
+def test_formatted_numbers_are_read_alike_in_training_predict_package_and_serve(tmp_path: Path) -> None:
+    """Trained on "$1,234.56" and "45%" columns (regression target "12,345"): `ml-expert predict`,
+    the package's inference.py and `ml-expert serve`'s app read raw rows the same way, and a value
+    in another format is a row error naming the field, as for any text in a numeric column."""
+    from fastapi.testclient import TestClient
+
+    from ml_expert import run
+    from ml_expert.runtime.inference import ModelInference
+    from ml_expert.serving.app import create_app, load_served
+
+    rng = np.random.default_rng(5)
+    n = 120
+    price, rate = rng.uniform(50, 5000, n), rng.uniform(0, 100, n)
+    frame = pd.DataFrame(
+        {
+            "price": [f"${v:,.2f}" for v in price],
+            "rate": [f"{v:.1f}%" for v in rate],
+            "target": [f"{v:,.0f}" for v in 3 * price + 40 * rate + rng.normal(0, 30, n) + 2000],
+        }
+    )
+    data = tmp_path / "money.csv"
+    frame.to_csv(data, index=False)
+    ws = tmp_path / "ws"
+    result = run(str(data), "target", seed=0, budget=10, workspace=ws, memory="embedded", train_dnn=False)
+    assert result.status == "finished" and result.task == "regression", result.reason
+    package = Path(result.run_dir) / "deployment"
+
+    rows = frame.drop(columns=["target"]).head(8).copy()
+    rows.loc[2, "price"] = " $12,000 "  # whitespace, no cents
+    rows.loc[3, "price"] = "4,321"  # the symbol left out
+    rows_csv = tmp_path / "rows.csv"
+    rows.to_csv(rows_csv, index=False)
+    out = tmp_path / "pred.csv"
+    proc = subprocess.run(
+        [*CLI, "predict", str(package), str(rows_csv), "--output", str(out), "--workspace", str(ws)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from_cli = pd.read_csv(out)["prediction"].tolist()
+
+    records = rows.to_dict(orient="records")
+    model = ModelInference(package)
+    assert model.predict(records) == pytest.approx(from_cli, rel=1e-6)
+    plain = [
+        {
+            "price": 12000.0 if i == 2 else 4321.0 if i == 3 else float(r["price"][1:].replace(",", "")),
+            "rate": float(r["rate"][:-1]),
+        }
+        for i, r in enumerate(records)
+    ]
+    assert model.predict(plain) == pytest.approx(from_cli, rel=1e-6)  # "$1,234.56" is 1234.56
+
+    (tmp_path / "rows.json").write_text(json.dumps(records))
+    own = subprocess.run(  # the package's own copy of inference.py, as a user runs it
+        [sys.executable, "inference.py", str(tmp_path / "rows.json")],
+        cwd=package,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert own.returncode == 0, own.stderr[-2000:]
+    assert json.loads(own.stdout)["predictions"] == pytest.approx(from_cli, rel=1e-6)
+
+    client = TestClient(create_app(load_served(package, "v1")))
+    answer = client.post("/predict", json={"rows": records})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == pytest.approx(from_cli, rel=1e-6)
+    bad = client.post("/predict", json={"rows": [{**records[0], "price": "€5"}]})
+    assert bad.status_code == 422 and "price" in bad.text
+    assert client.get("/drift").status_code == 200

@@ -340,3 +340,16 @@ def test_half_sent_requests_are_cut_off(server: dict) -> None:
             pass
         sock.close()
     assert time.monotonic() - started < 12  # closed by the 2 s read timeouts, not left open
+
+
+@pytest.mark.parametrize("sent", [True, "TRUE", "true", " True "])
+def test_a_boolean_category_sent_as_json_is_the_category_training_saw(sent: object) -> None:
+    """A TRUE/false column is read by pandas as booleans, so training's category is "True". JSON
+    true reached the model as 1 through serve's row model (an unseen category, silently), and
+    "TRUE" as "TRUE"; the package's own server said "True": the two answered differently."""
+    from ml_expert.runtime.inference import category_text
+    from ml_expert.serving.app import row_model
+
+    row = row_model({"columns": [{"name": "flag", "key": "flag", "kind": "categorical"}]})
+    value = row.model_validate({"flag": sent}).model_dump(by_alias=True)["flag"]
+    assert category_text(value) == "True" and category_text(1) == "1"

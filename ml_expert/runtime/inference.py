@@ -37,6 +37,11 @@ _DATETIME = re.compile(
     r"(?:[ T](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?"  # time, zone ignored
 )
 _EPOCH = _dt.date(1970, 1, 1).toordinal()
+DAY_MONTH_YEAR = re.compile(r"(\d{1,2})([/.-])(\d{1,2})\2(\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+"""31/12/2024, 12/31/2024, 31.12.2024 13:45: a date whose day and month order the column's
+`date_order` (dmy or mdy) says, decided on the training rows only when a value shows it."""
+YEAR_MONTH_DAY = re.compile(r"(\d{4})([/.])(\d{1,2})\2(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?")
+"""2024/12/31 or 2024.12.31 (date_order ymd): year first is always year, month, day."""
 _PUNCTUATION = re.compile(r"[!\"#$%&()\*\+,\-\./:;<=>?@\[\\\]^_`{|}~']")
 
 
@@ -87,17 +92,44 @@ def _is_missing(value: Any) -> bool:
 
 def category_text(value: Any) -> str:
     """A categorical value as the model's string input: missing (None, NaN of any float type, NA,
-    NaT) -> "", 3.0 -> "3", anything else -> str. Training (ml_expert's schema coercion) calls
-    this very function, so a category is spelt the same when fitted and when served."""
+    NaT) -> "", 3.0 -> "3", anything else -> str without surrounding whitespace (" female" from a
+    "x, sex" file and "female" from a client are one category; a blank is missing); "TRUE", "true"
+    and True are "True" (pandas reads a TRUE/false column as booleans, a client may send either).
+    Training (ml_expert's schema coercion) calls this very function, so a category is spelt the
+    same when fitted and when served."""
     if _is_missing(value):
         return ""
     if isinstance(value, float | np.floating) and float(value).is_integer():
         return str(int(value))
-    return str(value)
+    text = str(value).strip()
+    folded = text.casefold()
+    return "True" if folded == "true" else "False" if folded == "false" else text
 
 
-def _datetime_part(value: Any, part: str) -> float:
-    """Same as ml_expert's schema.datetime_part: one numeric feature of an ISO date/time text."""
+def iso_date_text(value: Any, order: str | None) -> Any:
+    """'31/12/2024 13:45' with order 'dmy' (or '12/31/2024' with 'mdy', '2024/12/31' with 'ymd') as
+    ISO '2024-12-31 13:45:00'; any other value unchanged. Training (ml_expert's schema coercion)
+    calls this very function."""
+    if not isinstance(value, str) or order not in ("dmy", "mdy", "ymd"):
+        return value
+    match = (YEAR_MONTH_DAY if order == "ymd" else DAY_MONTH_YEAR).fullmatch(value.strip())
+    if not match:
+        return value
+    if order == "ymd":
+        year, month, day = match[1], int(match[3]), int(match[4])
+    else:
+        first, second = int(match[1]), int(match[3])
+        year, (day, month) = match[4], ((first, second) if order == "dmy" else (second, first))
+    text = f"{year}-{month:02d}-{day:02d}"
+    if match[5]:
+        text += f" {int(match[5]):02d}:{match[6]}:{match[7] or '00'}"
+    return text
+
+
+def _datetime_part(value: Any, part: str, order: str | None = None) -> float:
+    """Same as ml_expert's schema.datetime_part: one numeric feature of an ISO date/time text (or of
+    a day/month/year text in the column's `order`)."""
+    value = iso_date_text(value, order)
     if isinstance(value, _dt.datetime):  # also pandas Timestamp; NaT gives "NaT", no match
         value = value.isoformat(" ")
     elif isinstance(value, _dt.date):
@@ -155,6 +187,75 @@ def _part_number(piece: str | None) -> float:
     except ValueError:
         return math.nan
     return number if math.isfinite(number) else math.nan
+
+
+CURRENCY_SYMBOLS = "$€£¥₹"
+"""Currency symbols a formatted number may carry (before or after it). Letter codes (USD, EUR)
+and suffixes such as 1.2k are not read: k, M, B, bn and lakh mean different things to different
+writers, and a wrong multiplier is a silently wrong number."""
+_FORMATTED_NUMBER = re.compile(
+    r"(?P<sign>[-+])?\s*(?P<pre>[" + CURRENCY_SYMBOLS + r"])?\s*(?P<sign2>[-+])?\s*"
+    r"(?P<digits>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
+    r"\s*(?P<post>[" + CURRENCY_SYMBOLS + r"])?\s*(?P<percent>%)?"
+)
+
+
+def number_parts(text: str) -> tuple[float, str | None, bool] | None:
+    """A number written for people, read unambiguously: (value, currency symbol or None, percent).
+
+    Accepted: surrounding whitespace; one currency symbol of CURRENCY_SYMBOLS before or after the
+    digits ("$1,234.56", "12 €"); comma thousands separators in groups of three with a "." decimal
+    ("1,234,567.8"); a "%" suffix, the value kept as written ("45%" -> 45.0, so a client sending
+    45 or "45%" means the same); a sign, also after the symbol ("-$5", "$-5"); an accounting
+    negative in parentheses ("(1,234)" -> -1234.0). None for anything else, including "1,5" and
+    "1.234,5" (decimal commas: the loader's `decimal=","` re-read decides those), "1 234", "1.2k",
+    two symbols, a symbol with a "%", and a sign inside parentheses.
+
+    Training (ml_expert's data preparation) and every runtime (this file, copied into each
+    deployment package) call this one function, so a value is read the same everywhere."""
+    body = text.strip()
+    negative = False
+    if body.startswith("(") and body.endswith(")"):
+        body, negative = body[1:-1].strip(), True
+    match = _FORMATTED_NUMBER.fullmatch(body)
+    if not match:
+        return None
+    sign = match["sign"] or match["sign2"]
+    symbol = match["pre"] or match["post"]
+    if (
+        (match["pre"] and match["post"])
+        or (match["sign"] and match["sign2"])
+        or (symbol and match["percent"])
+        or (negative and sign)
+    ):
+        return None
+    number = float(match["digits"].replace(",", ""))
+    if negative or sign == "-":
+        number = -number
+    return number, symbol, bool(match["percent"])
+
+
+def formatted_number(value: Any, number_format: dict[str, Any]) -> float | None:
+    """`value` read as its column's recorded number format; NaN when missing, None when unreadable.
+
+    `number_format` (schema.json) holds `currency` (the column's symbol, or null) and `percent`.
+    The symbol and the "%" may be left out ("1,234" in a "$" column is 1234.0), but another
+    currency's symbol, or a "%" in a currency column, is unreadable: it is not the column's unit."""
+    if _is_missing(value):
+        return math.nan
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    if not value.strip():
+        return math.nan
+    parts = number_parts(value) if len(value) <= 400 else None
+    if parts is None:
+        return None
+    number, symbol, percent = parts
+    if (symbol and symbol != number_format.get("currency")) or (percent and not number_format.get("percent")):
+        return None
+    return number
 
 
 def _words(value: Any) -> list[str]:
@@ -309,8 +410,21 @@ class ModelInference:
                             i,
                             name,
                         )
-                    out[col["key"]] = _datetime_part(None if _is_missing(value) else value, col["derive"])
+                    out[col["key"]] = _datetime_part(
+                        None if _is_missing(value) else value, col["derive"], col.get("date_order")
+                    )
                 elif col["kind"] == "numeric":
+                    if col.get("number_format") and isinstance(value, str):
+                        read = formatted_number(value, col["number_format"])
+                        if read is None:
+                            example = col["number_format"].get("example", "")
+                            raise SchemaError(
+                                f"row {i}: field '{name}' must be a number written like {example!r}, "
+                                f"got {value[:40]!r}",
+                                i,
+                                name,
+                            )
+                        value = read
                     out[name] = self._number(value, i, name)
                 else:
                     if not (_is_missing(value) or isinstance(value, str | numbers.Number | np.generic)):

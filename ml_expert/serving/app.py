@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from ml_expert.runtime.inference import ModelInference, SchemaError
+from ml_expert.runtime.inference import ModelInference, SchemaError, formatted_number
 
 MAX_BODY_BYTES = 1_000_000
 MAX_ROWS = 1000
@@ -84,13 +84,19 @@ def row_model(schema: dict[str, Any]) -> type[BaseModel]:
         if col.get("derive") in ("word", "token"):
             kind, what = str | None, "free text"
         elif col.get("derive") in ("part", "count"):
-            kind, what = str | int | float | None, "composite code"
+            kind, what = str | bool | int | float | None, "composite code"
         elif col.get("derive"):
             kind, what = str | None, "date/time text"
+        elif col["kind"] == "numeric" and col.get("number_format"):
+            # "$1,234.56" as sent; the runtime reads it in the column's format (or names the row)
+            kind = Annotated[float, Field(allow_inf_nan=False)] | str | None
+            what = f"numeric (numbers may be written like {col['number_format'].get('example', '')!r})"
         elif col["kind"] == "numeric":
             kind, what = Annotated[float, Field(allow_inf_nan=False)] | None, "numeric"
         else:
-            kind, what = str | int | float | None, "categorical"
+            # bool before int: JSON true stays True ("True", as training spelt a TRUE/false column),
+            # not 1 (a category training never saw)
+            kind, what = str | bool | int | float | None, "categorical"
         fields[col["key"]] = (kind, Field(alias=col["name"], description=f"{what} column {col['name']!r}"))
     return create_model("Row", __config__=ConfigDict(extra="ignore", populate_by_name=False), **fields)
 
@@ -161,6 +167,24 @@ class Metrics:
                 )
                 out.append(f'mlx_predict_latency_seconds_count{{version="{version}"}} {total}')
         return "\n".join(out) + "\n"
+
+
+def _as_numbers(records: list[dict[str, Any]], model: ModelInference) -> list[dict[str, Any]]:
+    """Rows with numbers written as text ("$1,234.56") read as the model read them, for /drift."""
+    formats = {
+        c["name"]: c["number_format"] for c in model.columns if c.get("number_format") and not c.get("derive")
+    }
+    if not formats:
+        return records
+    out = []
+    for row in records:
+        row = dict(row)
+        for name, fmt in formats.items():
+            if isinstance(row.get(name), str):
+                number = formatted_number(row[name], fmt)
+                row[name] = None if number is None or number != number else number
+        out.append(row)
+    return out
 
 
 class DriftWindow:
@@ -287,7 +311,7 @@ def create_app(
 
     def respond(raw: bytes, use: Served) -> JSONResponse:
         result, records = answer(raw, use)
-        windows[use.version].add(records)  # the window has its own lock
+        windows[use.version].add(_as_numbers(records, use.model))  # the window has its own lock
         result["version"] = use.version
         return JSONResponse(result, headers={"x-model-version": use.version, "x-rows": str(len(records))})
 

@@ -16,6 +16,7 @@ from ml_expert.hashing import sha256_file
 from ml_expert.phases import DataResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.loading import LoadInfo
+from ml_expert.tools.data.numbers import describe as describe_reading
 from ml_expert.tools.data.parquet import DRIVER_MEMORY_SHARE
 from ml_expert.tools.data.prepare import RARE_CLASS_ROWS, PreparedData, load_split, prepare_data
 from ml_expert.tools.mapping import MapFn, sequential_map
@@ -137,6 +138,18 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         ctx.decide(
             f"remove {prepared.duplicates_removed} duplicate rows",
             "before the split, so no row is in two splits",
+        )
+    if prepared.target_spellings_merged:
+        ctx.decide(
+            f"rewrite {prepared.target_spellings_merged} target label(s) spelt with extra spaces or "
+            "another case as their class's most frequent spelling",
+            "'yes', 'Yes ' and ' YES' name one class; kept apart they would split it into several",
+        )
+    for name, reading in prepared.formatted_numbers.items():
+        ctx.decide(
+            describe_reading(name, reading),
+            "its values are numbers written for people; read as text, a price or a measure would be "
+            "a high-cardinality category (or dropped as ID-like), and a target would be read as classes",
         )
     for name, count in prepared.nonfinite_values.items():
         ctx.decide(

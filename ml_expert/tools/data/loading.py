@@ -192,8 +192,9 @@ def _load_csv(path: Path, columns: tuple[str, ...] = ()) -> tuple[pd.DataFrame, 
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: no columns found; give a CSV with a header row") from exc
     if delimiter == ";" and _decimal_commas(frame):
-        # A semicolon file from a locale that writes 1,5 for 1.5.
+        # A semicolon file from a locale that writes 1,5 for 1.5 (and 1.234,5 for 1234.5).
         frame = pd.read_csv(io.StringIO(text), sep=";", decimal=",", na_values=NA_VALUES, engine="c")
+        frame = _thousands_dots(frame)
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise DataError(f"{path}: header only, no data rows; add data rows below the header")
@@ -213,13 +214,38 @@ def _looks_like_prose(text: str) -> bool:
     return len(first.split()) >= 5 and first[-1] in ".!?:" and not any(d in first for d in ";\t|")
 
 
+_EUROPEAN_NUMBER = r"-?\d{1,3}(?:\.\d{3})+(?:,\d+)?|-?\d+,\d+"
+"""1,5 or 1.234,56 or 1.234: a decimal comma, dots grouping thousands."""
+
+
 def _decimal_commas(frame: pd.DataFrame) -> bool:
     texts = frame.select_dtypes(include=["object", "string"])
     for name in texts.columns:
-        values = texts[name].dropna().astype(str)
+        values = texts[name].dropna().astype(str).str.strip()
         if len(values) and values.str.fullmatch(r"-?\d+,\d+").mean() >= 0.9:
             return True
+        if (
+            len(values)
+            and values.str.contains(",").any()
+            and values.str.fullmatch(_EUROPEAN_NUMBER).mean() >= 0.9
+        ):
+            return True
     return False
+
+
+def _thousands_dots(frame: pd.DataFrame) -> pd.DataFrame:
+    """In a decimal-comma file, a text column of numbers such as 1.234,56 (dots grouping thousands:
+    pandas' `decimal=","` reads only 1234,56) read as numbers; per column, so a dotted code or an
+    address elsewhere in the file is left alone."""
+    replaced: dict[str, pd.Series] = {}
+    for name in frame.select_dtypes(include=["object", "string"]).columns:
+        values = frame[name].dropna().astype(str).str.strip()
+        pattern = r"-?\d{1,3}(?:\.\d{3})*(?:,\d+)?"
+        if len(values) and values.str.fullmatch(pattern).mean() >= 0.95 and values.str.contains(r"\.").any():
+            text = frame[name].astype("string").str.strip().str.replace(".", "", regex=False)
+            numbers = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
+            replaced[name] = numbers.astype("float64")
+    return frame.assign(**replaced) if replaced else frame
 
 
 def _tabular_text(text: str) -> bool:
@@ -426,11 +452,13 @@ def _sniff_delimiter(text: str) -> str:
         widths = Counter(len(r) for r in rows)
         width, count = widths.most_common(1)[0]
         if width > 1:
-            scores[delimiter] = (count / len(rows), width)
+            scores[delimiter] = (count / len(rows), width, len(rows[0]) == width)
     if not scores:
         return ","
-    # Prefer a delimiter that splits (nearly) every line alike; among those, the one giving most fields.
-    return max(scores, key=lambda d: (scores[d][0] >= 0.9, scores[d][1], scores[d][0]))
+    # Prefer a delimiter that splits the header as it splits the rows (a comma inside 1.234,56 in a
+    # semicolon file splits rows, not the header), then one that splits (nearly) every line alike;
+    # among those, the one giving most fields.
+    return max(scores, key=lambda d: (scores[d][2], scores[d][0] >= 0.9, scores[d][1], scores[d][0]))
 
 
 def _first_line(exc: Exception) -> str:

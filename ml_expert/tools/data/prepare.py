@@ -24,6 +24,13 @@ from ml_expert.tools.data.counts import CodeCounts, find_count_columns
 from ml_expert.tools.data.loading import LoadInfo, load_source
 from ml_expert.tools.data.measure import measure_added_columns
 from ml_expert.tools.data.modality import detect_modality
+from ml_expert.tools.data.numbers import (
+    NumberReading,
+    detect_number_format,
+    read_formatted,
+    read_formatted_columns,
+)
+from ml_expert.tools.data.numbers import describe as describe_reading
 from ml_expert.tools.data.preprocessing import (
     MAX_CATEGORIES,
     MIN_CATEGORY_COUNT,
@@ -34,6 +41,7 @@ from ml_expert.tools.data.preprocessing import (
 from ml_expert.tools.data.profiling import (
     column_roles,
     correlated_pairs,
+    date_order,
     imbalance_ratio,
     leakage_suspects,
     profile_table,
@@ -104,6 +112,16 @@ class PreparedData(BaseModel):
     kept_columns: dict[str, str] = Field(
         default_factory=dict,
         description="columns a heuristic would have dropped, kept because the user said so (--keep)",
+    )
+    target_spellings_merged: int = Field(
+        default=0,
+        description="target labels rewritten: surrounding spaces stripped, or a spelling that differs "
+        "from a more frequent one only in case ('Yes ' and 'YES' -> 'yes') changed to it",
+    )
+    formatted_numbers: dict[str, NumberReading] = Field(
+        default_factory=dict,
+        description="columns (the target too) of numbers written as text ($1,234.56, 45%): their "
+        "format and how many values could not be read (made missing)",
     )
 
 
@@ -196,6 +214,9 @@ def prepare_data(
     if task != "clustering":
         data_fingerprint = fingerprint(frame)  # of the data as given, before the user's --drop
     frame = frame.drop(columns=list(drop))
+    raw = frame  # the values as a caller sends them (val_raw below): "$1,234.56" stays text there
+    frame, formatted = _read_formatted_target(frame, target, task)
+    frame, spellings = _merge_label_spellings(frame, target, task)
     no_target = int(frame[target].isna().sum())
     if no_target == rows_in:
         raise DataError(
@@ -205,6 +226,8 @@ def prepare_data(
     features = [c for c in frame.columns if c != target]
     if not features:
         raise DataError("no feature columns: the table holds only the target; add the columns to learn from")
+    frame, formatted_features = read_formatted_columns(frame, features)
+    formatted.update(formatted_features)
     frame, nonfinite = _nonfinite_as_missing(frame, features)
     if frame[features].isna().all().all():
         raise DataError("every feature value is missing; the rows with a target have no feature values")
@@ -294,7 +317,7 @@ def prepare_data(
         profile.pop("target_stats", None)
         profile["columns"] -= 1
 
-    columns, datetimes, texts = _column_specs(fit_rows, kinds)
+    columns, datetimes, texts = _column_specs(fit_rows, kinds, formatted)
     vocabularies: dict[str, list[str]] = {}
     sequence: dict[str, Any] | None = None
     if kind == "text":
@@ -377,7 +400,9 @@ def prepare_data(
     # Validation rows as a caller would send them (raw names, dates as text): the package is
     # timed and checked on these. Never the test rows, and never copied into the package.
     raw_names = list(dict.fromkeys(schema.names))
-    hashes["val_raw"] = write_frame(frame.loc[val_rows, raw_names], data_dir / "val_raw.parquet")
+    hashes["val_raw"] = write_frame(
+        _sendable(raw.loc[val_rows, raw_names], work.loc[val_rows], schema), data_dir / "val_raw.parquet"
+    )
     files["val_raw"] = str(data_dir / "val_raw.parquet")
     for name, part in (("train", train), ("val", val)):
         file = data_dir / f"X_{name}.npy"
@@ -420,6 +445,25 @@ def prepare_data(
         outliers,
         schema,
     )
+    if spellings:
+        findings.append(
+            {
+                "finding": "target labels spelt several ways",
+                "figure": spellings,
+                "action": "surrounding spaces stripped and case variants merged into the most frequent "
+                "spelling ('Yes ' and 'YES' -> 'yes'): one class each",
+            }
+        )
+    for column, reading in formatted.items():
+        findings.append(
+            {
+                "finding": "numbers written as text",
+                "figure": {"format": reading.format.example, "unreadable": reading.unreadable},
+                "action": describe_reading(column, reading)
+                + ("" if column in (target, *kinds) else f"; then dropped: {dropped.get(column, 'unused')}"),
+                "column": column,
+            }
+        )
     for column, count in nonfinite.items():
         findings.append(
             {
@@ -470,7 +514,60 @@ def prepare_data(
         composite_codes=composites,
         code_counts=code_counts,
         kept_columns=kept,
+        formatted_numbers=formatted,
+        target_spellings_merged=spellings,
     )
+
+
+def _merge_label_spellings(frame: pd.DataFrame, target: str, task: str) -> tuple[pd.DataFrame, int]:
+    """Text labels that differ only in surrounding spaces or case are one class, spelt as its most
+    frequent spelling: 'yes', 'Yes ' and ' YES' in a hand-kept sheet are not three classes.
+    Returns the frame and how many labels were rewritten (a blank label is missing)."""
+    if task in ("regression", "clustering") or target not in frame.columns:
+        return frame, 0
+    labels = frame[target]
+    if not (pd.api.types.is_object_dtype(labels) or pd.api.types.is_string_dtype(labels)):
+        return frame, 0
+    text = labels.map(lambda v: v.strip() if isinstance(v, str) else v)
+    text = text.mask(text.map(lambda v: isinstance(v, str) and not v))
+    is_text = text.map(lambda v: isinstance(v, str))
+    counts = text[is_text].value_counts()
+    spelling: dict[str, str] = {}
+    for label in sorted(counts.index, key=lambda v: (-counts[v], v)):  # most frequent spelling first
+        spelling.setdefault(label.casefold(), label)
+    merged = text.where(~is_text, text.map(lambda v: spelling[v.casefold()] if isinstance(v, str) else v))
+    changed = int((merged.astype(object) != labels.astype(object))[labels.notna()].sum())
+    return (frame.assign(**{target: merged}) if changed else frame), changed
+
+
+def _sendable(raw: pd.DataFrame, model_frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
+    """Raw rows as a caller may send them: a numeric field whose text training read as missing
+    ("unknown", a price "call us") is sent as missing, since the runtime refuses such text (the
+    package's latency is measured on these rows: one such value stopped the run with a traceback)."""
+    unreadable: dict[str, pd.Series] = {}
+    for col in schema.columns:
+        if col.kind == "numeric" and not col.derive and col.name not in unreadable:
+            bad = raw[col.name].notna() & model_frame[col.key].isna()
+            if bad.any():
+                unreadable[col.name] = raw[col.name].astype(object).mask(bad, None)
+    return raw.assign(**unreadable) if unreadable else raw
+
+
+def _read_formatted_target(
+    frame: pd.DataFrame, target: str, task: str
+) -> tuple[pd.DataFrame, dict[str, NumberReading]]:
+    """A target of numbers written as text ("1,234", "$12.50") read as numbers when the task is
+    regression (asked for, or detected on the numbers); a classification target keeps its labels
+    as written ("10%" stays the class "10%")."""
+    if task in ("classification", "clustering") or target not in frame.columns:
+        return frame, {}
+    found = detect_number_format(frame[target])
+    if found is None:
+        return frame, {}
+    numbers, unreadable = read_formatted(frame[target], found)
+    if task == "auto" and (numbers.isna().all() or detect_task(numbers.dropna())[0] != "regression"):
+        return frame, {}
+    return frame.assign(**{target: numbers}), {target: NumberReading(format=found, unreadable=unreadable)}
 
 
 def _kept_kind(column: pd.Series) -> str:
@@ -486,7 +583,7 @@ def _kept_kind(column: pd.Series) -> str:
 
 
 def _column_specs(
-    frame: pd.DataFrame, kinds: dict[str, str]
+    frame: pd.DataFrame, kinds: dict[str, str], formatted: dict[str, NumberReading] | None = None
 ) -> tuple[list[ColumnSpec], dict[str, list[str]], dict[str, dict[str, Any]]]:
     """One spec per column; a date column becomes numeric features computed statelessly from its text,
     a free-text column one 0/1 feature per vocabulary word (vocabulary from the training rows)."""
@@ -500,14 +597,20 @@ def _column_specs(
             columns.extend(ColumnSpec(name=name, kind="numeric", derive="word", word=w) for w in vocabulary)
             continue
         if k != "datetime":
-            columns.append(ColumnSpec(name=name, kind=k))  # type: ignore[arg-type]
+            reading = (formatted or {}).get(name) if k == "numeric" else None
+            number_format = reading.format if reading else None
+            columns.append(ColumnSpec(name=name, kind=k, number_format=number_format))  # type: ignore[arg-type]
             continue
         parts = ["year", "month", "day", "weekday", "epoch_days"]
-        hours = {datetime_part(v, "hour") for v in frame[name].dropna().astype(str)}
+        order = date_order(frame[name])
+        hours = {datetime_part(v, "hour", order) for v in frame[name].dropna().astype(str)}
         if len(hours - {0.0}) > 0:
             parts.insert(4, "hour")
         datetimes[name] = parts
-        columns.extend(ColumnSpec(name=name, kind="numeric", derive=p) for p in parts)  # type: ignore[arg-type]
+        columns.extend(
+            ColumnSpec(name=name, kind="numeric", derive=p, date_order=order)  # type: ignore[arg-type]
+            for p in parts
+        )
     return columns, datetimes, texts
 
 
@@ -607,7 +710,13 @@ def _findings(
                 name,
             )
     for name, parts in datetimes.items():
-        add("datetime column", parts, "turned into numeric features " + ", ".join(parts), name)
+        order = next((c.date_order for c in schema.columns if c.name == name and c.date_order), None)
+        written = {
+            "dmy": " (written day/month/year)",
+            "mdy": " (written month/day/year)",
+            "ymd": " (written year/month/day)",
+        }.get(order or "", "")
+        add("datetime column", parts, "turned into numeric features " + ", ".join(parts) + written, name)
     for name, figures in texts.items():
         if figures["words_kept"]:
             add(

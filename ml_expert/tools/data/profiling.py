@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml_expert.runtime.inference import DAY_MONTH_YEAR, YEAR_MONTH_DAY
 from ml_expert.tools.data.schema import DATETIME_REGEX, Task
 from ml_expert.tools.data.text import is_text
 
@@ -69,7 +70,7 @@ def column_roles(frame: pd.DataFrame, target: str) -> tuple[dict[str, str], dict
             numeric = pd.to_numeric(text, errors="coerce")
             if numeric.notna().mean() >= 0.95:
                 kinds[name] = "numeric"
-            elif text.str.fullmatch(DATETIME_PATTERN).mean() >= 0.95:
+            elif text.str.fullmatch(DATETIME_PATTERN).mean() >= 0.95 or date_order(text) is not None:
                 kinds[name] = "datetime"
             elif is_text(text):
                 kinds[name] = "text"
@@ -80,6 +81,32 @@ def column_roles(frame: pd.DataFrame, target: str) -> tuple[dict[str, str], dict
             else:
                 kinds[name] = "categorical"
     return kinds, dropped
+
+
+def date_order(text: pd.Series) -> str | None:
+    """'ymd' for a column of dates written 2024/12/31 (>= 95 % of the values); 'dmy' or 'mdy' for
+    one written 31/12/2024 or 12/31/2024 when the values show the order: a first number above 12
+    and none in second place (dmy), or the reverse (mdy). None otherwise: a column whose every day
+    is <= 12 cannot be told apart, and reading 03/04 the wrong way round is a silently wrong date."""
+    values = [v.strip() for v in text.dropna().astype(str)]
+    if not values:
+        return None
+    for pattern in (YEAR_MONTH_DAY, DAY_MONTH_YEAR):
+        head = values[:2000]  # a cheap look at the first values sets most text columns aside
+        if sum(bool(pattern.fullmatch(v)) for v in head) < 0.9 * len(head):
+            continue
+        matches = [m for m in map(pattern.fullmatch, values) if m]
+        if len(matches) < 0.95 * len(values):
+            continue
+        if pattern is YEAR_MONTH_DAY:
+            return "ymd"  # year first is always year, month, day
+        first = max(int(m[1]) for m in matches)
+        second = max(int(m[3]) for m in matches)
+        if first > 12 and second <= 12:
+            return "dmy"
+        if second > 12 and first <= 12:
+            return "mdy"
+    return None
 
 
 def _is_sequential(values: pd.Series) -> bool:

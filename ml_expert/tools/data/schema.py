@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field, model_validator
 
-from ml_expert.runtime.inference import category_text, code_count, composite_part
+from ml_expert.runtime.inference import category_text, code_count, composite_part, iso_date_text
+from ml_expert.tools.data.numbers import NumberFormat, read_formatted
 from ml_expert.tools.data.text import token_ids, vocabulary_index, words
 
 SCHEMA_FORMAT = "ml-expert-schema/1"
@@ -56,6 +57,16 @@ class ColumnSpec(BaseModel):
         default=None,
         description="training rows per code, for codes at least MIN_CATEGORY_COUNT rows share (derive "
         "'count'); any other code counts 0",
+    )
+    date_order: Literal["dmy", "mdy", "ymd"] | None = Field(
+        default=None,
+        description="a date column written 31/12/2024 (dmy), 12/31/2024 (mdy) or 2024/12/31 (ymd): the "
+        "order of day and month, read before the date parts are taken; None: ISO dates",
+    )
+    number_format: NumberFormat | None = Field(
+        default=None,
+        description="a numeric column whose values are written for people ($1,234.56, 45%, (1,234)): "
+        "how to read them (the runtime's `formatted_number`); None: plain numbers",
     )
 
 
@@ -134,7 +145,8 @@ def safe_key(name: str) -> str:
 def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
     """Coerce rows to the dtypes the pipeline and its ONNX export take, columns renamed to keys.
 
-    Numeric columns become float64 (unparseable text becomes NaN); categorical columns become
+    Numeric columns become float64 (unparseable text becomes NaN; a column with a `number_format`
+    is read through it, "$1,234.56" -> 1234.56); categorical columns become
     strings with missing as "" (skl2onnx cannot impute NaN in string tensors). This is a pure
     function of the schema, with no statistics, so it is safe to apply anywhere.
     """
@@ -165,7 +177,12 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
                 word_sets[col.name] = [set(words(v)) for v in values]
             out[col.key] = np.array([col.word in row for row in word_sets[col.name]], dtype="float64")
         elif col.derive:
-            out[col.key] = np.array([datetime_part(v, col.derive) for v in values], dtype="float64")
+            out[col.key] = np.array(
+                [datetime_part(v, col.derive, col.date_order) for v in values], dtype="float64"
+            )
+        elif col.kind == "numeric" and col.number_format is not None:
+            numeric, _ = read_formatted(values, col.number_format)
+            out[col.key] = numeric.replace([np.inf, -np.inf], np.nan)
         elif col.kind == "numeric":
             numeric = pd.to_numeric(values, errors="coerce").astype("float64")
             out[col.key] = numeric.replace([np.inf, -np.inf], np.nan)
@@ -174,12 +191,14 @@ def to_model_frame(frame: pd.DataFrame, schema: InputSchema) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
-def datetime_part(value: Any, part: str) -> float:
+def datetime_part(value: Any, part: str, order: str | None = None) -> float:
     """One numeric feature of an ISO date/time text ("2024-03-05", "2024-03-05 13:45:00"); NaN if not one.
+    With `order` (dmy or mdy) a text such as 05/03/2024 is read in that order first.
 
     A plain function of the value (no time zones, no locale), mirrored line for line in
     runtime/inference.py so training and serving compute the same number.
     """
+    value = iso_date_text(value, order)
     if isinstance(value, _dt.datetime):  # also pandas Timestamp; NaT gives "NaT", no match
         value = value.isoformat(" ")
     elif isinstance(value, _dt.date):
