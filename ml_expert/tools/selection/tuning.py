@@ -35,6 +35,7 @@ SEARCH_COST = 1.5  # a sampled ensemble costs this much more than the defaults o
 # Seconds per rows^2 x features of one SVC fit on the nominal machine: digits (1,797 rows x 64
 # features, 6 fits) took 0.47 s on an idle 2-core EPYC, 3.8e-10 per unit; set 2.6x pessimistic.
 SVM_FIT_COST = 1e-9
+CATBOOST_ITERATIONS = 1000  # the most iterations boosting.catboost_iterations grows (CatBoost's default)
 CAP_FACTOR = 1.5  # safety stop: the search ends past this many times its planned share of the budget
 
 # Search spaces of the model step. Distributions are sampled by ParameterSampler(seed).
@@ -56,6 +57,13 @@ SPACES: dict[str, dict[str, Any]] = {
         "subsample": [0.7, 0.85, 1.0],
         "subsample_freq": [1],
         "n_estimators": [100, 200],
+    },
+    "catboost": {
+        "learning_rate": loguniform(0.01, 0.3),
+        "depth": [4, 6, 8],
+        "l2_leaf_reg": loguniform(1.0, 10.0),
+        "rsm": [0.5, 0.75, 1.0],
+        "iterations": [200, 500],
     },
     "random_forest": {
         "max_features": ["sqrt", 0.2, 0.33, 0.5],
@@ -127,6 +135,11 @@ def nominal_fit_seconds(
     factor = 1.0 if at_defaults else SEARCH_COST
     if name in ("hist_gradient_boosting", "lightgbm"):  # LightGBM: the same histogram algorithm
         return 0.2 + factor * 1e-5 * rows * max(features_out, 1) * per_class
+    if name == "catboost":
+        # A fixed cost per iteration besides the histogram work (wine's 142 rows: 1.6-6.7 s for 1000
+        # iterations), and multiclass grows with the classes (digits: 12 s a fit at 1000 iterations,
+        # diamonds: 4-8 s; benchmarks/results/families_catboost.json, 2 busy cores).
+        return 0.2 + factor * CATBOOST_ITERATIONS * (5e-3 + 1e-8 * rows * max(features_out, 1) * per_class)
     if name == "random_forest":
         return 1.0 + factor * 3e-4 * rows * (trees or forest_size(rows)) / 100
     if name == "svm":  # the kernel solver's work grows with rows^2; one fit per calibration fold + 1
