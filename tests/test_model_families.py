@@ -138,10 +138,22 @@ def test_catboost_is_an_optional_family_with_a_search_space() -> None:
     from ml_expert.tools.selection.candidates import CORE_BASELINES, OPTIONAL_BASELINES
 
     assert BASELINES["catboost"] == (False, "trees")
-    assert "catboost" in OPTIONAL_BASELINES and "catboost" not in CORE_BASELINES  # no plan adds it yet
+    assert "catboost" in OPTIONAL_BASELINES and "catboost" not in CORE_BASELINES  # its plan adds it
     params = candidate_params("catboost", "classification", 5, SEED)
     assert params[0] == {} and len(params) == 5 and all("depth" in p for p in params[1:])
     assert nominal_fit_seconds("catboost", 1000, 10, 2) > nominal_fit_seconds("lightgbm", 1000, 10, 2)
+
+
+def test_catboost_joins_when_its_nominal_cost_fits_its_share_of_the_budget() -> None:
+    from ml_expert.tools.selection.boosting import CATBOOST_SHARE, plan_catboost
+
+    small = plan_catboost(850, 185, 14, 2, 120.0, 5)  # titanic-sized, 5-fold CV, the default budget
+    assert not small.include and "5-fold CV" in small.rule and f"{CATBOOST_SHARE:.0%}" in small.rule
+    assert plan_catboost(850, 185, 14, 2, 200.0, 5).include
+    assert plan_catboost(37_756, 8_091, 26, None, 150.0, None).include  # diamonds-sized, no CV
+    assert not plan_catboost(37_756, 8_091, 26, None, 60.0, None).include
+    absent = plan_catboost(850, 185, 14, 2, 10_000.0, 5, installed=False)
+    assert not absent.include and "not installed" in absent.rule
 
 
 @needs_catboost
@@ -163,6 +175,21 @@ def test_catboost_exports_one_onnx_graph_that_matches(case, tmp_path: Path) -> N
     assert [o.name for o in model.graph.output] == wanted
     if schema.task == "classification":
         assert records[1].parity.max_abs_diff <= PROBABILITY_TOLERANCE
+
+
+@needs_catboost
+@pytest.mark.parametrize("case", [TITANIC, DIABETES], ids=["binary", "regression"])
+def test_an_ensemble_with_a_catboost_member_exports_one_onnx_graph_that_matches(case, tmp_path: Path) -> None:
+    schema, train, test, y = split(*case)
+    members = [
+        ("lightgbm", make_pipeline("lightgbm", schema, SEED, rows=len(y))),
+        ("catboost", make_pipeline("catboost", schema, SEED, rows=len(y), params={"iterations": 100})),
+    ]
+    ensemble = make_ensemble(members, [0.72, 0.28], schema.task).fit(to_model_frame(train, schema), y)
+    records = export_sklearn(ensemble, schema, test, tmp_path)
+    _assert_passed(records)
+    ops = [n.op_type for n in onnx.load(records[1].path).graph.node]
+    assert "Sum" in ops and sum(op.startswith("TreeEnsemble") for op in ops) == 2  # both members, one graph
 
 
 @needs_catboost

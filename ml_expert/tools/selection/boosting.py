@@ -163,3 +163,52 @@ def catboost_iterations(
         f"({PATIENCE} iterations without improvement, cap {MAX_ROUNDS}) on a seeded "
         f"{1 - CATBOOST_HOLDOUT:.0%}/{CATBOOST_HOLDOUT:.0%} split of the {len(y)} training rows",
     )
+
+
+# Of the budget, at most, planned for CatBoost's fits (as much as the ensemble's refit may take):
+# at the nominal 1000 iterations its 7 fits on a small CV cost about 37 s, so it joins from a budget
+# of about 150 s; diamonds' one fit + search (no CV) about 30 s, from about 125 s.
+CATBOOST_SHARE = 0.25
+
+
+class CatBoostPlan(BaseModel):
+    include: bool
+    rule: str
+
+
+def plan_catboost(
+    train_rows: int,
+    val_rows: int,
+    features_out: int,
+    classes: int | None,
+    budget: float,
+    folds: int | None,
+    installed: bool = True,
+) -> CatBoostPlan:
+    """Whether CatBoost joins the baselines: a count rule, like the kernel SVM's.
+
+    Measured (benchmarks/families_catboost.py, nine datasets, seeds 0 and 1), CatBoost alone never
+    beat both HGB and LightGBM by more than the noise, but as one more member of the greedy ensemble
+    it did on diamonds (both seeds), titanic and diabetes; its fits cost 3-40x LightGBM's. It joins
+    when the nominal cost of every fit it would make (its iteration search, k CV folds, the fit on
+    train) fits CATBOOST_SHARE of the budget, so a seeded run decides the same on any machine.
+    `folds`: the CV plan's k, or None."""
+    from ml_expert.tools.selection.tuning import nominal_fit_seconds
+
+    if not installed:
+        return CatBoostPlan(include=False, rule="catboost is not installed")
+    cost = 2 * nominal_fit_seconds("catboost", train_rows, features_out, classes, at_defaults=True)
+    if folds:
+        fold_rows = (train_rows + val_rows) * (folds - 1) // folds
+        cost += folds * nominal_fit_seconds("catboost", fold_rows, features_out, classes, at_defaults=True)
+    share = CATBOOST_SHARE * budget
+    verdict = cost <= share
+    return CatBoostPlan(
+        include=verdict,
+        rule=(
+            f"nominal cost of its fits {cost:.1f} s ({train_rows} training rows, {features_out} features"
+            + (f", {folds}-fold CV" if folds else "")
+            + f", its iteration search) {'<=' if verdict else '>'} {CATBOOST_SHARE:.0%} of the "
+            f"{budget:g} s budget"
+        ),
+    )
