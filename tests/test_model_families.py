@@ -127,6 +127,94 @@ def test_lightgbm_is_identical_under_the_seed() -> None:
     assert trees[0] == trees[1]
 
 
+
+
+def test_catboost_is_an_optional_family_with_a_search_space() -> None:
+    from ml_expert.tools.selection.candidates import CORE_BASELINES, OPTIONAL_BASELINES
+
+    assert BASELINES["catboost"] == (False, "trees")
+    assert "catboost" in OPTIONAL_BASELINES and "catboost" not in CORE_BASELINES  # its plan adds it
+    params = candidate_params("catboost", "classification", 5, SEED)
+    assert params[0] == {} and len(params) == 5 and all("depth" in p for p in params[1:])
+    assert nominal_fit_seconds("catboost", 1000, 10, 2) > nominal_fit_seconds("lightgbm", 1000, 10, 2)
+
+
+def test_catboost_joins_when_its_nominal_cost_fits_its_share_of_the_budget() -> None:
+    from ml_expert.tools.selection.boosting import CATBOOST_SHARE, plan_catboost
+
+    small = plan_catboost(850, 185, 14, 2, 120.0, 5)  # titanic-sized, 5-fold CV, the default budget
+    assert not small.include and "5-fold CV" in small.rule and f"{CATBOOST_SHARE:.0%}" in small.rule
+    assert plan_catboost(850, 185, 14, 2, 200.0, 5).include
+    assert plan_catboost(37_756, 8_091, 26, None, 150.0, None).include  # diamonds-sized, no CV
+    assert not plan_catboost(37_756, 8_091, 26, None, 60.0, None).include
+    absent = plan_catboost(850, 185, 14, 2, 10_000.0, 5, installed=False)
+    assert not absent.include and "not installed" in absent.rule
+
+
+@pytest.mark.parametrize("case", [TITANIC, PENGUINS, DIABETES], ids=["binary", "multiclass", "regression"])
+def test_catboost_exports_one_onnx_graph_that_matches(case, tmp_path: Path) -> None:
+    """CatBoost's own ONNX conversion inside skl2onnx's graph: preprocessing + model, one graph,
+    every export reloaded and compared by the export verification."""
+    schema, train, test, y = split(*case)
+    pipeline = make_pipeline("catboost", schema, SEED, rows=len(y), params={"iterations": 200})
+    pipeline.fit(to_model_frame(train, schema), y)
+    records = export_sklearn(pipeline, schema, test, tmp_path)
+    _assert_passed(records)
+    model = onnx.load(records[1].path)
+    onnx.checker.check_model(model)
+    ops = {n.op_type for n in model.graph.node}
+    assert ops & {"TreeEnsembleClassifier", "TreeEnsembleRegressor"}  # the model ...
+    assert "Imputer" in ops and "ZipMap" not in ops  # ... and its preprocessing, in one graph
+    wanted = ["label", "probabilities"] if schema.task == "classification" else ["prediction"]
+    assert [o.name for o in model.graph.output] == wanted
+    if schema.task == "classification":
+        assert records[1].parity.max_abs_diff <= PROBABILITY_TOLERANCE
+
+
+@pytest.mark.parametrize("case", [TITANIC, DIABETES], ids=["binary", "regression"])
+def test_an_ensemble_with_a_catboost_member_exports_one_onnx_graph_that_matches(case, tmp_path: Path) -> None:
+    schema, train, test, y = split(*case)
+    members = [
+        ("lightgbm", make_pipeline("lightgbm", schema, SEED, rows=len(y))),
+        ("catboost", make_pipeline("catboost", schema, SEED, rows=len(y), params={"iterations": 100})),
+    ]
+    ensemble = make_ensemble(members, [0.72, 0.28], schema.task).fit(to_model_frame(train, schema), y)
+    records = export_sklearn(ensemble, schema, test, tmp_path)
+    _assert_passed(records)
+    ops = [n.op_type for n in onnx.load(records[1].path).graph.node]
+    assert "Sum" in ops and sum(op.startswith("TreeEnsemble") for op in ops) == 2  # both members, one graph
+
+
+def test_catboost_is_identical_under_the_seed_and_its_iterations_are_early_stopped(tmp_path: Path) -> None:
+    schema, train, test, y = split(*PENGUINS)
+    frame = to_model_frame(train, schema)
+    first = make_pipeline("catboost", schema, SEED, rows=len(y), params={"iterations": 200}).fit(frame, y)
+    again = make_pipeline("catboost", schema, SEED, rows=len(y), params={"iterations": 200}).fit(frame, y)
+    model = first.named_steps["model"]
+    assert model.get_params()["thread_count"] == 1 and model.get_params()["random_seed"] == SEED
+    np.testing.assert_array_equal(
+        first.predict_proba(to_model_frame(test, schema)), again.predict_proba(to_model_frame(test, schema))
+    )
+    dumps = []
+    for k, fitted in enumerate((first, again)):
+        path = tmp_path / f"model{k}.json"
+        fitted.named_steps["model"].save_model(str(path), format="json")
+        dump = json.loads(path.read_text())
+        dump.pop("model_info")  # a fresh model_guid per fit, and the training metadata
+        dumps.append(dump)
+    assert dumps[0] == dumps[1] and dumps[0]["oblivious_trees"]  # the same trees and leaf values
+    fit_train, val, fit_y, val_y = train_test_split(frame, y, test_size=0.25, random_state=SEED, stratify=y)
+    results = [
+        fit_candidate(
+            "catboost", schema, (fit_train, fit_y), (val, val_y), "accuracy", SEED, tmp_path / f"m{k}"
+        )
+        for k in range(2)
+    ]
+    assert results[0].params == results[1].params and 1 <= results[0].params["iterations"] <= 1000
+    assert "early stopping" in (results[0].params_rule or "")
+    assert results[0].val_score == results[1].val_score
+
+
 def test_lightgbm_package_serves_the_same_predictions_through_the_cli(tmp_path: Path) -> None:
     schema, train, test, y = split(*TITANIC)
     pipeline = make_pipeline("lightgbm", schema, SEED, rows=len(y)).fit(to_model_frame(train, schema), y)

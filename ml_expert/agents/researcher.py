@@ -7,6 +7,7 @@ measurement), so the same seed and data give the same plan on any machine.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import time
 from pathlib import Path
 from typing import Any, NoReturn
@@ -35,6 +36,7 @@ from ml_expert.tools.selection.baselines import (
     run_baselines,
     tied_with,
 )
+from ml_expert.tools.selection.boosting import plan_catboost
 from ml_expert.tools.selection.budget import (
     MIN_EPOCHS,
     RESERVE_SHARE,
@@ -296,13 +298,28 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         cv.folds,
     )
     ctx.decide("a kernel SVM joins the baselines" if kernel.include else "no kernel SVM", kernel.rule)
-    names = (*CORE_BASELINES, "svm") if kernel.include else CORE_BASELINES
+    boosted = plan_catboost(
+        len(train[1]),
+        len(val[1]),
+        data.n_features_out,
+        n_classes,
+        budget,
+        cv.folds,
+        installed=importlib.util.find_spec("catboost") is not None,
+    )
+    ctx.decide("CatBoost joins the baselines" if boosted.include else "no CatBoost", boosted.rule)
+    names = (
+        *CORE_BASELINES,
+        *(("svm",) if kernel.include else ()),
+        *(("catboost",) if boosted.include else ()),
+    )
     connecting = time.perf_counter()
     executor = _executor(ctx, options.get("ray"))
     started += time.perf_counter() - connecting  # starting or joining a cluster is not model selection
     ctx.step(
         "fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM"
         + (", kernel SVM" if kernel.include else "")
+        + (", CatBoost" if boosted.include else "")
     )
     # A fit long for the budget by the nominal rule runs where it can be stopped when the budget
     # (less the reserve) runs out, counted from the start of model selection (tools/selection/longfit.py)

@@ -87,6 +87,85 @@ def register_lightgbm_converters() -> None:
     )
 
 
+def register_catboost_converters() -> None:
+    """Teach skl2onnx the CatBoost estimators, so a Pipeline ending in one converts to one graph with
+    its preprocessing: CatBoost's own ONNX conversion (`catboost.utils.convert_to_onnx_object`, one
+    TreeEnsemble node on the numeric matrix) is written into skl2onnx's graph in place of the model
+    step. CatBoost exports numeric features only; here every column reaches it already encoded by the
+    pipeline's ColumnTransformer. Idempotent; imported only when exporting."""
+    from catboost import CatBoostClassifier, CatBoostRegressor
+    from skl2onnx import update_registered_converter
+    from skl2onnx.common.shape_calculator import (
+        calculate_linear_classifier_output_shapes,
+        calculate_linear_regressor_output_shapes,
+    )
+
+    update_registered_converter(
+        CatBoostClassifier,
+        "CatBoostCatBoostClassifier",
+        calculate_linear_classifier_output_shapes,
+        _convert_catboost,
+        parser=_parse_catboost_classifier,
+        options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
+    )
+    update_registered_converter(
+        CatBoostRegressor,
+        "CatBoostCatBoostRegressor",
+        calculate_linear_regressor_output_shapes,
+        _convert_catboost,
+    )
+
+
+def _parse_catboost_classifier(
+    scope: Any, model: Any, inputs: list[Any], custom_parsers: Any = None
+) -> list[Any]:
+    """A label and a probability tensor (CatBoostClassifier is no scikit-learn ClassifierMixin, so
+    skl2onnx's own parser would declare one output). Only the tensor form: no ZipMap."""
+    from skl2onnx.common.data_types import Int64TensorType, guess_tensor_type
+
+    options = scope.get_options(model, {"zipmap": True})
+    if options["zipmap"] is not False:
+        raise UnsupportedModelError("a CatBoost classifier is exported with zipmap=False only")
+    operator = scope.declare_local_operator("CatBoostCatBoostClassifier", model)
+    operator.inputs = inputs
+    operator.outputs.append(scope.declare_local_variable("label", Int64TensorType()))
+    operator.outputs.append(scope.declare_local_variable("probabilities", guess_tensor_type(inputs[0].type)))
+    return list(operator.outputs)
+
+
+def _convert_catboost(scope: Any, operator: Any, container: Any) -> None:
+    from catboost.utils import convert_to_onnx_object
+    from onnx.helper import get_attribute_value
+
+    exported = convert_to_onnx_object(operator.raw_operator)
+    opsets = {d.domain: d.version for d in exported.opset_import}
+    trees = [n for n in exported.graph.node if n.op_type.startswith("TreeEnsemble")]
+    if len(trees) != 1 or exported.graph.initializer:
+        raise UnsupportedModelError(
+            f"CatBoost's ONNX graph has {len(trees)} tree ensembles and "
+            f"{len(exported.graph.initializer)} initializers; expected one ensemble and none"
+        )
+    node = trees[0]  # classification: TreeEnsembleClassifier -> label, probability tensor (ZipMap dropped)
+    outputs = [o.full_name for o in operator.outputs]
+    if len(node.output) != len(outputs):
+        raise UnsupportedModelError(
+            f"CatBoost's {node.op_type} has {len(node.output)} outputs, not {len(outputs)}"
+        )
+    container.add_node(
+        node.op_type,
+        [operator.inputs[0].full_name],
+        outputs,
+        op_domain=node.domain,
+        op_version=opsets.get(node.domain),
+        name=scope.get_unique_operator_name("CatBoost"),
+        **{a.name: get_attribute_value(a) for a in node.attribute},
+    )
+
+
+def _is_catboost(estimator: Any) -> bool:
+    return type(estimator).__module__.split(".")[0] == "catboost"
+
+
 def _is_lightgbm(estimator: Any) -> bool:
     return type(estimator).__module__.split(".")[0] == "lightgbm"
 
@@ -179,6 +258,8 @@ def _convert_pipeline(pipeline: Any, schema: InputSchema) -> onnx.ModelProto:
         )
     if _is_lightgbm(estimator):
         register_lightgbm_converters()
+    elif _is_catboost(estimator):
+        register_catboost_converters()
     options = {id(estimator): {"zipmap": False}} if is_classifier(estimator) else None
     try:
         with warnings.catch_warnings():

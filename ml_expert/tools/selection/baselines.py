@@ -20,7 +20,7 @@ from ml_expert.hashing import sha256_file, verify
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.mapping import MapFn, sequential_map
 from ml_expert.tools.scoring import predict_scores, score, sign
-from ml_expert.tools.selection.boosting import early_stopped_rounds
+from ml_expert.tools.selection.boosting import catboost_iterations, early_stopped_rounds
 from ml_expert.tools.selection.candidates import BASELINES, CORE_BASELINES, inner_pipeline, make_pipeline
 from ml_expert.tools.selection.ensemble import EnsembleMember
 from ml_expert.tools.selection.longfit import FitCap, capped, plan_cap, refit_cap, selection_ends_at
@@ -325,6 +325,12 @@ def train_candidate(
         steps = make_pipeline(base, schema, seed, rows=len(train[1])).steps[:-1]
         rounds = early_stopped_rounds(
             Pipeline(steps), schema, train, seed, spec.budget, spec.balanced, spec.log_target
+        )
+        params, params_rule = {**rounds.params, **params}, rounds.rule
+    if base == "catboost" and "iterations" not in params:
+        unfitted = make_pipeline(base, schema, seed, rows=len(train[1]), balanced=spec.balanced)
+        rounds = catboost_iterations(
+            inner_pipeline(unfitted), schema, train, seed, spec.balanced, spec.log_target
         )
         params, params_rule = {**rounds.params, **params}, rounds.rule
     settings = {"params": params or None, "balanced": spec.balanced, "log_target": spec.log_target}

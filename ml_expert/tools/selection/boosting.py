@@ -118,3 +118,97 @@ def early_stopped_rounds(
         f"{rows} training rows, stopped by {stopped}; cap {cap} = min({MAX_ROUNDS}, "
         f"{SEARCH_SHARE:g} x budget / ({folds} folds x {rows} rows x {ROUND_ROW_S:g} s))",
     )
+
+
+CATBOOST_HOLDOUT = 0.2  # of the training rows, held out to stop CatBoost's iterations
+
+
+def catboost_iterations(
+    pipeline: Pipeline,
+    schema: InputSchema,
+    train: tuple[pd.DataFrame, np.ndarray],
+    seed: int,
+    balanced: bool = False,
+    log_target: bool = False,
+) -> BoostingRounds:
+    """CatBoost's iteration count, the way LightGBM's rounds are found but cheaper: one fit on a
+    seeded 80/20 split of the training rows, stopped PATIENCE iterations after the held-out loss
+    last improved (cap MAX_ROUNDS at CatBoost's LEARNING_RATE). `pipeline`: the unfitted candidate
+    (preprocessing + CatBoost model); only training rows are read."""
+    from sklearn.base import clone
+    from sklearn.model_selection import train_test_split
+
+    frame, y = train
+    classification = schema.task == "classification"
+    stratify = y if classification and np.unique(y, return_counts=True)[1].min() >= 2 else None
+    fit_rows, held_rows = train_test_split(
+        np.arange(len(y)), test_size=CATBOOST_HOLDOUT, random_state=seed, stratify=stratify
+    )
+    preprocessing = Pipeline(clone(pipeline).steps[:-1])
+    model = clone(pipeline.steps[-1][1])
+    x_fit = preprocessing.fit_transform(frame.iloc[fit_rows])
+    x_held = preprocessing.transform(frame.iloc[held_rows])
+    labels = np.asarray(y, dtype=float) if not classification else np.asarray(y)
+    if log_target and not classification:
+        labels = np.log1p(labels)
+    if classification and len(np.unique(labels[fit_rows])) < 2:
+        return BoostingRounds(params={}, rule="CatBoost's defaults: one class in the training rows")
+    model.set_params(iterations=MAX_ROUNDS, od_type="Iter", od_wait=PATIENCE, use_best_model=True)
+    model.fit(x_fit, labels[fit_rows], eval_set=(x_held, labels[held_rows]))
+    iterations = int(model.get_best_iteration()) + 1
+    rate = model.get_params()["learning_rate"]
+    return BoostingRounds(
+        params={"iterations": iterations},
+        rule=f"{iterations} iterations at learning rate {rate}: early stopping "
+        f"({PATIENCE} iterations without improvement, cap {MAX_ROUNDS}) on a seeded "
+        f"{1 - CATBOOST_HOLDOUT:.0%}/{CATBOOST_HOLDOUT:.0%} split of the {len(y)} training rows",
+    )
+
+
+# Of the budget, at most, planned for CatBoost's fits (as much as the ensemble's refit may take):
+# at the nominal 1000 iterations its 7 fits on a small CV cost about 37 s, so it joins from a budget
+# of about 150 s; diamonds' one fit + search (no CV) about 30 s, from about 125 s.
+CATBOOST_SHARE = 0.25
+
+
+class CatBoostPlan(BaseModel):
+    include: bool
+    rule: str
+
+
+def plan_catboost(
+    train_rows: int,
+    val_rows: int,
+    features_out: int,
+    classes: int | None,
+    budget: float,
+    folds: int | None,
+    installed: bool = True,
+) -> CatBoostPlan:
+    """Whether CatBoost joins the baselines: a count rule, like the kernel SVM's.
+
+    Measured (benchmarks/families_catboost.py, nine datasets, seeds 0 and 1), CatBoost alone never
+    beat both HGB and LightGBM by more than the noise, but as one more member of the greedy ensemble
+    it did on diamonds (both seeds), titanic and diabetes; its fits cost 3-40x LightGBM's. It joins
+    when the nominal cost of every fit it would make (its iteration search, k CV folds, the fit on
+    train) fits CATBOOST_SHARE of the budget, so a seeded run decides the same on any machine.
+    `folds`: the CV plan's k, or None."""
+    from ml_expert.tools.selection.tuning import nominal_fit_seconds
+
+    if not installed:
+        return CatBoostPlan(include=False, rule="catboost is not installed")
+    cost = 2 * nominal_fit_seconds("catboost", train_rows, features_out, classes, at_defaults=True)
+    if folds:
+        fold_rows = (train_rows + val_rows) * (folds - 1) // folds
+        cost += folds * nominal_fit_seconds("catboost", fold_rows, features_out, classes, at_defaults=True)
+    share = CATBOOST_SHARE * budget
+    verdict = cost <= share
+    return CatBoostPlan(
+        include=verdict,
+        rule=(
+            f"nominal cost of its fits {cost:.1f} s ({train_rows} training rows, {features_out} features"
+            + (f", {folds}-fold CV" if folds else "")
+            + f", its iteration search) {'<=' if verdict else '>'} {CATBOOST_SHARE:.0%} of the "
+            f"{budget:g} s budget"
+        ),
+    )

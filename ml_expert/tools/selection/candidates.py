@@ -37,15 +37,21 @@ BASELINES: dict[str, tuple[bool, str]] = {
     "hist_gradient_boosting": (False, "trees"),
     "lightgbm": (False, "trees"),
     "svm": (True, "kernel"),
+    "catboost": (False, "trees"),
 }
 # Baselines that join only when their plan says so (tools/selection/kernel.py): the kernel SVM's fit
-# grows with the square of the rows, and it classifies only. The others are measured on every run.
-OPTIONAL_BASELINES: tuple[str, ...] = ("svm",)
+# grows with the square of the rows, and it classifies only. CatBoost joins when its nominal cost fits
+# its share of the budget (boosting.plan_catboost): benchmarks/families_catboost.py found it never
+# better than both HGB and LightGBM by more than the noise, but a help to the greedy ensemble on
+# diamonds, titanic and diabetes, at 3-40x LightGBM's fit time. The others are measured on every run.
+OPTIONAL_BASELINES: tuple[str, ...] = ("svm", "catboost")
 CORE_BASELINES: tuple[str, ...] = tuple(n for n in BASELINES if n not in OPTIONAL_BASELINES)
 CALIBRATION_FOLDS = 5
 FOREST_SMALL_ROWS = 20_000
 FOREST_LARGE_ROWS = 100_000
 LIGHTGBM_THREADS = 1
+CATBOOST_LEARNING_RATE = 0.05
+CATBOOST_DEPTH = 6  # CatBoost's default depth of its symmetric trees
 
 
 def lightgbm_threads(rows: int) -> int:
@@ -112,6 +118,23 @@ def make_estimator(name: str, task: Task, seed: int, rows: int = 0, balanced: bo
         if classification:
             return LGBMClassifier(class_weight=weight, **settings)
         return LGBMRegressor(**settings)
+    if name == "catboost":
+        from catboost import CatBoostClassifier, CatBoostRegressor
+
+        # The same fixed thread count as LightGBM (one: the same trees on any machine, and no
+        # spin-waiting on a busy machine); allow_writing_files=False: nothing written to the working
+        # directory. Iterations: set by the caller (boosting.catboost_iterations), else CatBoost's 1000.
+        settings = {
+            "learning_rate": CATBOOST_LEARNING_RATE,
+            "depth": CATBOOST_DEPTH,
+            "random_seed": seed,
+            "thread_count": lightgbm_threads(rows),
+            "verbose": 0,
+            "allow_writing_files": False,
+        }
+        if classification:
+            return CatBoostClassifier(auto_class_weights="Balanced" if weight else None, **settings)
+        return CatBoostRegressor(**settings)
     if name == "svm" and classification:
         # An RBF kernel on standardised inputs (gamma "scale"); its probabilities are sigmoid-
         # calibrated on CALIBRATION_FOLDS stratified folds and the SVC is then refit on all rows

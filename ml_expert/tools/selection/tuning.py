@@ -40,6 +40,7 @@ SVM_FIT_COST = 1e-9
 # (diamonds, 232 rounds), 5.3e-9 (digits, 331 rounds x 10 classes), 6.4e-9 (titanic, 51 rounds);
 # set about 2x pessimistic.
 BOOST_ROUND_COST = 1e-8
+CATBOOST_ITERATIONS = 1000  # the most iterations boosting.catboost_iterations grows (CatBoost's default)
 CAP_FACTOR = 1.5  # safety stop: the search ends past this many times its planned share of the budget
 
 # Search spaces of the model step. Distributions are sampled by ParameterSampler(seed).
@@ -61,6 +62,13 @@ SPACES: dict[str, dict[str, Any]] = {
         "subsample": [0.7, 0.85, 1.0],
         "subsample_freq": [1],
         "n_estimators": [100, 200],
+    },
+    "catboost": {
+        "learning_rate": loguniform(0.01, 0.3),
+        "depth": [4, 6, 8],
+        "l2_leaf_reg": loguniform(1.0, 10.0),
+        "rsm": [0.5, 0.75, 1.0],
+        "iterations": [200, 500],
     },
     "random_forest": {
         "max_features": ["sqrt", 0.2, 0.33, 0.5],
@@ -150,6 +158,11 @@ def nominal_fit_seconds(
         return 0.2 + factor * BOOST_ROUND_COST * rows * max(features_out, 1) * per_class * rounds
     if name in ("hist_gradient_boosting", "lightgbm"):  # LightGBM: the same histogram algorithm
         return 0.2 + factor * 1e-5 * rows * max(features_out, 1) * per_class
+    if name == "catboost":
+        # A fixed cost per iteration besides the histogram work (wine's 142 rows: 1.6-6.7 s for 1000
+        # iterations), and multiclass grows with the classes (digits: 12 s a fit at 1000 iterations,
+        # diamonds: 4-8 s; benchmarks/results/families_catboost.json, 2 busy cores).
+        return 0.2 + factor * CATBOOST_ITERATIONS * (5e-3 + 1e-8 * rows * max(features_out, 1) * per_class)
     if name == "random_forest":
         return 1.0 + factor * 3e-4 * rows * (trees or forest_size(rows)) / 100
     if name == "svm":  # the kernel solver's work grows with rows^2; one fit per calibration fold + 1
