@@ -188,6 +188,41 @@ def test_sklearn_regression_exports_pass_parity(diabetes, estimator, tmp_path):
     assert [o.name for o in onnx.load(records[1].path).graph.output] == ["prediction"]
 
 
+def test_a_value_beyond_the_training_range_is_read_as_the_range_edge_everywhere(diabetes, tmp_path):
+    """A linear model (and a network, on the same scaled path) never extrapolates past the training
+    rows' range: a data-entry error at serving time (bmi 100 where training saw at most ~0.17) is
+    read as the edge of the range, in scikit-learn and in the exported ONNX graph alike."""
+    import onnxruntime as ort
+
+    schema, train, test, y = diabetes
+    pipeline = _pipeline(schema, Ridge(), scale=True).fit(to_model_frame(train, schema), y)
+    rows = test.head(3).drop(columns="target").copy()
+    edge = rows.copy()
+    rows["bmi"] = [100.0, -100.0, float(train["bmi"].max()) * 50]
+    edge["bmi"] = [train["bmi"].max(), train["bmi"].min(), train["bmi"].max()]
+    far, at_edge = (
+        pipeline.predict(to_model_frame(rows, schema)),
+        pipeline.predict(to_model_frame(edge, schema)),
+    )
+    np.testing.assert_allclose(far, at_edge, rtol=1e-5)
+    assert np.all(np.abs(far) < 10 * np.abs(y).max())  # no runaway prediction
+    # the training rows are inside their own range: the model learnt what it learns unclipped
+    plain = _pipeline(schema, Ridge(), scale=True)
+    numeric = plain.steps[0][1].transformers[0][1]
+    numeric.steps = [step for step in numeric.steps if step[0] != "clip"]
+    plain.fit(to_model_frame(train, schema), y)
+    np.testing.assert_allclose(
+        plain.steps[-1][1].predict(plain[:-1].transform(to_model_frame(train, schema))),
+        pipeline.predict(to_model_frame(train, schema)),
+        rtol=1e-4,
+    )
+    records = export_sklearn(pipeline, schema, test, tmp_path)
+    _assert_all_passed(records, ["joblib", "onnx"])
+    session = ort.InferenceSession(records[1].path, providers=["CPUExecutionProvider"])
+    onnx_far = session.run(None, to_onnx_feed(to_model_frame(rows, schema), schema))[0].ravel()
+    np.testing.assert_allclose(onnx_far, at_edge, rtol=1e-4)
+
+
 def test_dummy_onnx_export_is_recorded_as_a_clear_error(titanic, tmp_path):
     schema, train, test, y = titanic
     pipeline = _pipeline(schema, DummyClassifier(), scale=True).fit(to_model_frame(train, schema), y)
