@@ -58,9 +58,9 @@ def test_search_stops_at_the_time_cap_and_says_so(tmp_path: Path) -> None:
 
 def test_tuned_model_must_beat_the_noise_margin_and_reproduces(tmp_path: Path) -> None:
     """Diabetes, seed 0: the search finds a Ridge alpha that beats the default in its CV and on
-    validation, but by less than the noise margin of the paired 5-fold comparison on train +
-    validation (+0.0008 R² against a 0.0023 margin): the simpler default ships, refit on train +
-    validation, and is served."""
+    validation, but not by the noise margin of the paired 5-fold comparison on train + validation
+    (a gain of -0.0014 R² in the fresh clone, since inputs are clipped to each fit's training range;
+    +0.0008 before): the simpler default ships, refit on train + validation, and is served."""
     runs = [run_quick(DATASETS / "diabetes.csv", "target", tmp_path / f"ws{i}", 0, "--tune") for i in (0, 1)]
     first, second = runs
     selection = _selection(Path(first["run_dir"]))
@@ -74,7 +74,7 @@ def test_tuned_model_must_beat_the_noise_margin_and_reproduces(tmp_path: Path) -
     assert tuned["val_score"] > board["linear"]["val_score"]
     verdict = next(e for e in selection["escalations"] if e["candidate"] == "linear_tuned")
     assert verdict["simple"] == "linear" and verdict["scheme"] == "5-fold CV"
-    assert 0 < verdict["gain"] <= verdict["margin"] and not verdict["wins"], verdict
+    assert verdict["gain"] <= verdict["margin"] and not verdict["wins"], verdict
     assert first["chosen_model"] == "linear"
     # Same seed, same data: the same trials, scores and choice (counts, not the clock, decide).
     again = _selection(Path(second["run_dir"]))["tuning"]
