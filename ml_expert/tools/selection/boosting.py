@@ -13,7 +13,7 @@ time), so a seeded run grows the same trees on any machine.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.class_weight import compute_sample_weight
 
 from ml_expert.tools.data.schema import InputSchema
+
+if TYPE_CHECKING:
+    from ml_expert.tools.selection.kernel import KernelPlan
 
 LEARNING_RATE = 0.05
 PATIENCE = 50
@@ -171,11 +174,6 @@ def catboost_iterations(
 CATBOOST_SHARE = 0.25
 
 
-class CatBoostPlan(BaseModel):
-    include: bool
-    rule: str
-
-
 def plan_catboost(
     train_rows: int,
     val_rows: int,
@@ -184,7 +182,7 @@ def plan_catboost(
     budget: float,
     folds: int | None,
     installed: bool = True,
-) -> CatBoostPlan:
+) -> KernelPlan:
     """Whether CatBoost joins the baselines: a count rule, like the kernel SVM's.
 
     Measured (benchmarks/families_catboost.py, nine datasets, seeds 0 and 1), CatBoost alone never
@@ -193,22 +191,11 @@ def plan_catboost(
     when the nominal cost of every fit it would make (its iteration search, k CV folds, the fit on
     train) fits CATBOOST_SHARE of the budget, so a seeded run decides the same on any machine.
     `folds`: the CV plan's k, or None."""
-    from ml_expert.tools.selection.tuning import nominal_fit_seconds
+    from ml_expert.tools.selection.kernel import KernelPlan, plan_by_cost
 
     if not installed:
-        return CatBoostPlan(include=False, rule="catboost is not installed")
-    cost = 2 * nominal_fit_seconds("catboost", train_rows, features_out, classes, at_defaults=True)
-    if folds:
-        fold_rows = (train_rows + val_rows) * (folds - 1) // folds
-        cost += folds * nominal_fit_seconds("catboost", fold_rows, features_out, classes, at_defaults=True)
-    share = CATBOOST_SHARE * budget
-    verdict = cost <= share
-    return CatBoostPlan(
-        include=verdict,
-        rule=(
-            f"nominal cost of its fits {cost:.1f} s ({train_rows} training rows, {features_out} features"
-            + (f", {folds}-fold CV" if folds else "")
-            + f", its iteration search) {'<=' if verdict else '>'} {CATBOOST_SHARE:.0%} of the "
-            f"{budget:g} s budget"
-        ),
-    )
+        return KernelPlan(include=False, rule="catboost is not installed")
+    return plan_by_cost(
+        "catboost", train_rows, val_rows, features_out, classes, budget, folds, CATBOOST_SHARE,
+        train_fits=2, search="its iteration search",
+    )  # fmt: skip

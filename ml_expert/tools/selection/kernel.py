@@ -18,8 +18,46 @@ MIN_CLASS_ROWS = 2 * CALIBRATION_FOLDS  # per class: its probabilities are calib
 
 
 class KernelPlan(BaseModel):
+    """Whether an optional family joins the baselines, and the rule's figures in words."""
+
     include: bool
     rule: str
+
+
+def plan_by_cost(
+    family: str,
+    train_rows: int,
+    val_rows: int,
+    features_out: int,
+    classes: int | None,
+    budget: float,
+    folds: int | None,
+    share: float,
+    train_fits: int = 1,
+    search: str = "",
+) -> KernelPlan:
+    """The optional families' count rule (the kernel SVM, CatBoost): the family joins when the
+    nominal cost of every fit it would make (`train_fits` on the training rows, e.g. a search and
+    the fit; k CV fits on (k-1)/k of train + validation) fits `share` of the budget. `search`:
+    words for what the extra training fits are."""
+    from ml_expert.tools.selection.tuning import nominal_fit_seconds
+
+    def one(rows: int) -> float:
+        return nominal_fit_seconds(family, rows, features_out, classes, at_defaults=True)
+
+    cost = train_fits * one(train_rows)
+    if folds:
+        cost += folds * one((train_rows + val_rows) * (folds - 1) // folds)
+    verdict = cost <= share * budget
+    return KernelPlan(
+        include=verdict,
+        rule=(
+            f"nominal cost of its fits {cost:.1f} s ({train_rows} training rows, {features_out} features"
+            + (f", {folds}-fold CV" if folds else "")
+            + (f", {search}" if search else "")
+            + f") {'<=' if verdict else '>'} {share:.0%} of the {budget:g} s budget"
+        ),
+    )
 
 
 def plan_svm(
@@ -33,8 +71,6 @@ def plan_svm(
 ) -> KernelPlan:
     """`folds`: the CV plan's k (each candidate is fit k times on (k-1)/k of train + validation and
     once on train), or None (once on train)."""
-    from ml_expert.tools.selection.tuning import nominal_fit_seconds
-
     if task != "classification":
         return KernelPlan(include=False, rule="the kernel SVM classifies only")
     if smallest_class_rows < MIN_CLASS_ROWS:
@@ -43,17 +79,4 @@ def plan_svm(
             rule=f"the smallest class has {smallest_class_rows} training rows < {MIN_CLASS_ROWS}: "
             f"too few to calibrate its probabilities on {CALIBRATION_FOLDS} folds",
         )
-    cost = nominal_fit_seconds("svm", train_rows, features_out, None)
-    if folds:
-        fold_rows = (train_rows + val_rows) * (folds - 1) // folds
-        cost += folds * nominal_fit_seconds("svm", fold_rows, features_out, None)
-    share = SVM_SHARE * budget
-    verdict = cost <= share
-    return KernelPlan(
-        include=verdict,
-        rule=(
-            f"nominal cost of its fits {cost:.1f} s ({train_rows} training rows, {features_out} features"
-            + (f", {folds}-fold CV" if folds else "")
-            + f") {'<=' if verdict else '>'} {SVM_SHARE:.0%} of the {budget:g} s budget"
-        ),
-    )
+    return plan_by_cost("svm", train_rows, val_rows, features_out, None, budget, folds, SVM_SHARE)
