@@ -16,6 +16,7 @@ from phase_helpers import deployment_result, validation_result
 
 from ml_expert.graph.gates import release_gate
 from ml_expert.registry import Registry
+from ml_expert.tools.data.numbers import NumberFormat
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema
 from ml_expert.tools.training.finetune import continue_sklearn, schema_differences
 
@@ -128,6 +129,61 @@ def test_continuation_keeps_the_trees_and_adds_rounds(datasets: Path) -> None:
     assert any("'a'" in d for d in schema_differences(a, b)) and any(
         "'b'" in d for d in schema_differences(a, b)
     )
+
+
+def _price_and_date(number_format: dict | None, date_order: str | None) -> InputSchema:
+    """A schema with a price column read in `number_format` and a date column read in `date_order`."""
+    fmt = NumberFormat(**number_format) if number_format else None
+    columns = [ColumnSpec(name="price", kind="numeric", number_format=fmt)]
+    columns += [
+        ColumnSpec(name="when", kind="numeric", derive=part, date_order=date_order)  # type: ignore[arg-type]
+        for part in ("year", "month", "day")
+    ]
+    return InputSchema(task="regression", target="y", columns=columns)
+
+
+DOLLARS = {"currency": "$", "example": "$1,234.56"}
+EUROS = {"currency": "€", "example": "€1,234.56"}
+PERCENT = {"percent": True, "example": "1,234.56%"}
+THOUSANDS = {"example": "1,234.56"}  # comma thousands or (1,234), no symbol
+
+
+@pytest.mark.parametrize(
+    ("released", "new", "column", "words"),
+    [
+        ((DOLLARS, None), (EUROS, None), "price", ["'$1,234.56'", "'€1,234.56'"]),
+        ((None, None), (DOLLARS, None), "price", ["plain numbers", "'$1,234.56'"]),
+        ((None, None), (THOUSANDS, None), "price", ["plain numbers", "'1,234.56'"]),
+        ((DOLLARS, None), (PERCENT, None), "price", ["'$1,234.56'", "'1,234.56%'"]),
+        ((None, "dmy"), (None, "mdy"), "when", ["dmy (31/12/2024)", "mdy (12/31/2024)"]),
+        ((None, None), (None, "dmy"), "when", ["ISO dates", "dmy (31/12/2024)"]),
+        ((None, "dmy"), (None, "ymd"), "when", ["dmy", "ymd (2024/12/31)"]),
+    ],
+)
+def test_a_column_read_differently_is_a_schema_difference(
+    released: tuple, new: tuple, column: str, words: list[str]
+) -> None:
+    """`--from`: the released model serves with its own schema's reading; new data written so that
+    reading would refuse or misread it (another currency, a format a plain column refuses, dd/mm
+    against mm/dd, day-first against ISO) is named, column and both readings, not fine-tuned on."""
+    differences = schema_differences(_price_and_date(*released), _price_and_date(*new))
+    assert len(differences) == 1, differences
+    assert f"column {column!r}" in differences[0] and all(w in differences[0] for w in words), differences
+
+
+@pytest.mark.parametrize(
+    ("released", "new"),
+    [
+        ((DOLLARS, "dmy"), (DOLLARS, "dmy")),
+        ((DOLLARS, None), (None, None)),  # plain numbers read alike in a "$" column
+        ((DOLLARS, None), (THOUSANDS, None)),  # "1,234" in a "$" column: the symbol may be left out
+        ((PERCENT, None), (THOUSANDS, None)),
+        ((None, "dmy"), (None, None)),  # ISO dates read alike under every order
+        ((None, "ymd"), (None, None)),
+    ],
+)
+def test_a_reading_the_released_model_shares_is_no_difference(released: tuple, new: tuple) -> None:
+    assert schema_differences(_price_and_date(*released), _price_and_date(*new)) == []
 
 
 def test_a_keras_file_is_a_starting_point_when_its_widths_fit(shifted: dict, tmp_path: Path) -> None:

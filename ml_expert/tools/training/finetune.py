@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from ml_expert.errors import IntegrityError, UsageError
+from ml_expert.tools.data.numbers import NumberFormat
 from ml_expert.tools.data.schema import InputSchema
 
 FINETUNE_LR_FACTOR = 0.1
@@ -71,8 +72,71 @@ def schema_differences(parent: InputSchema, new: InputSchema) -> list[str]:
     changed = sorted(n for n in set(old_cols) & set(new_cols) if old_cols[n] != new_cols[n])
     if changed:
         out.append(f"columns whose kind differs: {changed}")
+    for name in sorted(set(old_cols) & set(new_cols)):
+        if name in changed:
+            continue
+        out.extend(_reading_differences(name, parent, new))
     if not out and [c.key for c in parent.columns] != [c.key for c in new.columns]:
         out.append("the same columns, but read differently (text vocabulary or derived parts)")
+    return out
+
+
+_DATE_ORDERS = {
+    None: "ISO dates (2024-12-31)",
+    "dmy": "dmy (31/12/2024)",
+    "mdy": "mdy (12/31/2024)",
+    "ymd": "ymd (2024/12/31)",
+}
+
+
+def _number_text(number_format: NumberFormat | None) -> str:
+    if number_format is None:
+        return "plain numbers (1234.56)"
+    return f"numbers written like {number_format.example!r}"
+
+
+def reads_numbers_of(released: NumberFormat | None, new: NumberFormat | None) -> bool:
+    """Whether the released model's runtime (`formatted_number` with `released`, or a plain number
+    when None) reads every value the new data holds in `new` as the new run read it.
+
+    Plain numbers read the same through any format; the released format may leave its symbol or
+    "%" out of a value, never take another currency's symbol, a "%" it does not carry, or (a plain
+    column) a thousands separator or parentheses at all."""
+    if new is None:
+        return True
+    if released is None:
+        return False
+    return new.currency in (None, released.currency) and (released.percent or not new.percent)
+
+
+def reads_dates_of(released: str | None, new: str | None) -> bool:
+    """Whether dates in the new data's order read the same through the released `date_order`: ISO
+    dates read alike under every order; 31/12/2024 only under dmy, 12/31/2024 only under mdy,
+    2024/12/31 only under ymd (any other order leaves them unread: missing, silently)."""
+    return new is None or new == released
+
+
+def _reading_differences(name: str, parent: InputSchema, new: InputSchema) -> list[str]:
+    """Column `name`'s values, as the new data writes them, that the released model's runtime
+    would refuse or misread at serving (it reads with the released schema's format)."""
+    old_specs = [c for c in parent.columns if c.name == name]
+    new_specs = [c for c in new.columns if c.name == name]
+    out: list[str] = []
+    old_format = next((c.number_format for c in old_specs if c.number_format), None)
+    new_format = next((c.number_format for c in new_specs if c.number_format), None)
+    if not reads_numbers_of(old_format, new_format):
+        out.append(
+            f"column {name!r} is read differently: the released model reads {_number_text(old_format)}, "
+            f"the new data has {_number_text(new_format)} (the released model would refuse or misread them)"
+        )
+    old_order = next((c.date_order for c in old_specs if c.date_order), None)
+    new_order = next((c.date_order for c in new_specs if c.date_order), None)
+    if not reads_dates_of(old_order, new_order):
+        out.append(
+            f"column {name!r} is read differently: the released model reads dates as "
+            f"{_DATE_ORDERS[old_order]}, the new data has {_DATE_ORDERS[new_order]} (the released model "
+            "would misread them or read them as missing)"
+        )
     return out
 
 
