@@ -18,7 +18,7 @@ from ml_expert.graph.gates import release_gate
 from ml_expert.registry import Registry
 from ml_expert.tools.data.numbers import NumberFormat
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema
-from ml_expert.tools.training.finetune import continue_sklearn, schema_differences
+from ml_expert.tools.training.finetune import continue_sklearn, schema_differences, with_released_reading
 
 
 def _run(data: Path, ws: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -184,6 +184,21 @@ def test_a_column_read_differently_is_a_schema_difference(
 )
 def test_a_reading_the_released_model_shares_is_no_difference(released: tuple, new: tuple) -> None:
     assert schema_differences(_price_and_date(*released), _price_and_date(*new)) == []
+
+
+def test_the_fine_tuned_schema_keeps_the_released_reading_where_it_reads_the_new_data() -> None:
+    """Plain prices and ISO dates under a "$" / dd/mm release: the fine-tuned model is read the
+    released way (it reads the new values the same), so it takes what the release's clients send."""
+    released, new = _price_and_date(DOLLARS, "dmy"), _price_and_date(None, None)
+    schema, changed = with_released_reading(released, new)
+    assert changed == ["price", "when"]
+    assert [(c.number_format, c.date_order) for c in schema.columns] == [
+        (c.number_format, c.date_order) for c in released.columns
+    ]
+    assert [c.key for c in schema.columns] == [c.key for c in new.columns]
+    assert new.columns[0].number_format is None  # the run's own schema object is not changed in place
+    assert with_released_reading(released, released) == (released, [])
+    assert with_released_reading(_price_and_date(None, None), _price_and_date(None, None))[1] == []
 
 
 def test_a_keras_file_is_a_starting_point_when_its_widths_fit(shifted: dict, tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,20 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
             f"start from {released.version} ({released.model}, run {released.run_id})",
             "--from: the new data has the released model's columns, kinds and classes",
         )
+        if released.schema_ is not None:
+            from ml_expert.tools.training.finetune import with_released_reading
+
+            schema, adopted = with_released_reading(released.schema_, schema)
+            if adopted:
+                prepared.input_schema = schema
+                if "schema" in prepared.files:
+                    Path(prepared.files["schema"]).write_text(schema.model_dump_json(indent=2))
+                ctx.decide(
+                    f"read {', '.join(map(repr, adopted))} as {released.version} reads them",
+                    "the new data's values read the same through the released format (numbers with "
+                    "or without its symbol, ISO dates in any order), and the fine-tuned model then "
+                    f"takes what {released.version}'s clients send as well",
+                )
     for name, why in prepared.dropped_columns.items():
         ctx.decide(f"drop column {name!r}", why)
     for name, why in prepared.kept_columns.items():

@@ -140,6 +140,29 @@ def _reading_differences(name: str, parent: InputSchema, new: InputSchema) -> li
     return out
 
 
+def with_released_reading(parent: InputSchema, new: InputSchema) -> tuple[InputSchema, list[str]]:
+    """`new` with each column read as the released model reads it where that reading reads the new
+    values the same (plain numbers in a "$" column, ISO dates in a dd/mm one), and the names of
+    the columns changed: the fine-tuned model then takes what the released one took (a client's
+    "$1,234.56", "31/12/2024") as well as the new data's own spelling. Call it once
+    `schema_differences` is empty."""
+    released = {(c.name, c.derive): c for c in parent.columns}
+    columns, changed = [], []
+    for col in new.columns:
+        old = released.get((col.name, col.derive))
+        update: dict[str, Any] = {}
+        if old is not None and old.kind == col.kind:
+            formats = [(f.currency, f.percent) if f else None for f in (old.number_format, col.number_format)]
+            if formats[0] != formats[1] and reads_numbers_of(old.number_format, col.number_format):
+                update["number_format"] = old.number_format
+            if old.date_order != col.date_order and reads_dates_of(old.date_order, col.date_order):
+                update["date_order"] = old.date_order
+        if update and col.name not in changed:
+            changed.append(col.name)
+        columns.append(col.model_copy(update=update) if update else col)
+    return (new.model_copy(update={"columns": columns}) if changed else new), changed
+
+
 def continue_sklearn(pipeline: Any, x_train: Any, y_train: np.ndarray) -> tuple[Any, Continuation]:
     """The released pipeline's last step trained further on the new rows, its preprocessing kept."""
     started = time.perf_counter()
