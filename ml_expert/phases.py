@@ -245,6 +245,7 @@ class Candidate(_Written):
     base: str | None = None  # the baseline family a variant comes from
     threshold: float | None = None  # binary: the tuned cut-off on P(class 1)
     refit_rule: str | None = None  # set: ships as fit on train (why)
+    refit_nominal_seconds: float | None = None  # an ensemble: its members' refit by the nominal rule
     refit: Refit | None = None  # the chosen model once refit for shipping
     parent: str | None = None  # --from: the release it is (or was fine-tuned from)
     detail: str | None = None

@@ -114,6 +114,7 @@ def test_the_ensemble_refit_is_priced_at_its_members_fits_and_each_member_once(t
     )
     assert candidate is not None
     assert candidate.refit_rule is None, candidate.refit_rule
+    assert candidate.refit_nominal_seconds == pytest.approx(at_defaults, abs=1e-3)
     assert f"costs {at_defaults:.1f} s by the nominal rule" in priced.reason
     assert "it is refit" in priced.reason
     for name in plan.selection.names:

@@ -238,3 +238,39 @@ def test_a_long_refit_is_stopped_and_the_train_only_fit_ships(tmp_path: Path, mo
     refit = baselines.refit_capped(small, train, val, 60.0, 10.0, 1.0, FEATURES, 2)
     assert isinstance(refit, dict) and refit["rows"] == len(train[1]) + len(val[1])
     assert Path(str(refit["path"])).exists() and launched == ["random_forest"]
+
+
+def test_an_ensemble_priced_over_the_share_is_refit_where_its_cap_can_stop_it(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """#12: every shipped model is refit on train + validation. An ensemble whose members' refit
+    costs more than the long-fit share by the nominal rule (the price it carries, which its own
+    family cannot give) no longer ships train-only by rule: it is refit in a child under the cap,
+    finishes and is written when the time allows, and is stopped (the train-only fit ships) when not."""
+    from ml_expert.tools.selection.ensemble import EnsembleMember
+
+    schema, train, val = _splits(tmp_path)
+    launched = _count_launches(monkeypatch)
+    models = tmp_path / "models"
+    models.mkdir()
+    members = [
+        EnsembleMember(name="linear", base="linear", weight=0.5),
+        EnsembleMember(name="random_forest", base="random_forest", weight=0.5, params=SLOW_FOREST),
+    ]
+    job = baselines.RefitJob("ensemble", schema, 0, models, settings={"members": members})
+    # without its price the ensemble's family is priced as a linear model: short, in this process
+    assert longfit.refit_cap("ensemble", 6.0, 1.0, 1.0, len(train[1]) + len(val[1]), FEATURES, 2) is None
+    over = max(longfit.LONG_FIT_SHARE * 6.0, longfit.LONG_FIT_MIN_S) + 1.0
+    stopped = baselines.refit_capped(job, train, val, 6.0, 1.0, 1.0, FEATURES, 2, nominal_seconds=over)
+    assert isinstance(stopped, StoppedFit) and stopped.started, stopped
+    assert f"nominal cost {over:.1f} s" in stopped.reason and "cap hit" in stopped.reason
+    assert launched == ["ensemble"] and _no_children() == []
+    assert not (models / "ensemble_train_val.joblib").exists()
+
+    quick = [members[0], EnsembleMember(name="lightgbm", base="lightgbm", weight=0.5)]
+    job = baselines.RefitJob("ensemble", schema, 0, models, settings={"members": quick})
+    refit = baselines.refit_capped(job, train, val, 6.0, 60.0, 1.0, FEATURES, 2, nominal_seconds=over)
+    assert isinstance(refit, dict) and refit["rows"] == len(train[1]) + len(val[1]), refit
+    assert launched == ["ensemble", "ensemble"] and _no_children() == []
+    shipped = __import__("joblib").load(refit["path"])
+    assert [n for n, _ in shipped.estimators] == ["linear", "lightgbm"]

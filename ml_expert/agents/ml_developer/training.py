@@ -188,6 +188,7 @@ def _refit(
         chosen.fit_seconds,
         data.n_features_out,
         data.n_classes or None,
+        chosen.refit_nominal_seconds,
     )
     if isinstance(refit, StoppedFit):
         why = f"its refit on train + validation was stopped ({refit.reason}); the train-only fit was judged"

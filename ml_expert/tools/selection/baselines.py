@@ -52,6 +52,9 @@ class CandidateResult(BaseModel):
     members: list[EnsembleMember] = []  # an ensemble's members and weights (tools/selection/ensemble.py)
     params_rule: str | None = None  # how params the data chose were chosen (LightGBM's rounds)
     refit_rule: str | None = None  # set: ships as fit on train, not refit on train + validation (why)
+    # the nominal cost of its refit on train + validation where its family's rule cannot price it (an
+    # ensemble: its members' refits, ensemble_candidate.refit_prices); longfit.refit_cap reads it
+    refit_nominal_seconds: float | None = None
     predictions_sha256: dict[str, str] = {}  # .npy path -> SHA-256, checked before every read
     # classification: log-loss of the held-out predictions it is ranked on (out-of-fold on small
     # data, else validation); breaks exact ties of the metric between baselines (best_baseline)
@@ -497,15 +500,17 @@ def refit_capped(
     fit_seconds: float,
     features_out: int,
     classes: int | None,
+    nominal_seconds: float | None = None,
 ) -> dict[str, object] | StoppedFit:
     """refit_on_train_and_val here, or, when the refit is long for the budget by the count rule
     (longfit.refit_cap), in a child process ended at its deadline: a StoppedFit then, and the
-    train-only fit ships. `fit_seconds`: the chosen model's measured fit on the training rows."""
+    train-only fit ships. `fit_seconds`: the chosen model's measured fit on the training rows;
+    `nominal_seconds`: the refit's price when the candidate carries it (an ensemble)."""
     rows = len(train[1]) + len(val[1])
     base = job.base or job.name
     params = (job.settings or {}).get("params")
     scaled = fit_seconds * rows / max(len(train[1]), 1)
-    cap = refit_cap(base, budget, left_seconds, scaled, rows, features_out, classes, params)
+    cap = refit_cap(base, budget, left_seconds, scaled, rows, features_out, classes, params, nominal_seconds)
     if cap is None:
         return _refit_job(job, (train, val))
     return capped(_refit_job, job, (train, val), cap, job.name, base)

@@ -121,7 +121,7 @@ def ensemble_candidate(
     if len(selection.names) < MIN_MEMBERS:
         plan.reason = f"greedy selection ({rounds} rounds, {chosen_by}) kept {selection.names[0]} alone"
         return None, plan
-    refit_rule = refit_price = None
+    refit_price = refit_cost = None
     if budget is not None:  # the refit on train + validation fits every member: a count rule
         rows = len(train[1]) + len(val[1])
         pooled = {c.name: c for c in pool}
@@ -129,6 +129,7 @@ def ensemble_candidate(
             [pooled[n] for n in selection.names], task, rows, len(train[1]), features_out, classes
         )
         cost = sum(prices.values())
+        refit_cost = round(cost, 3)
         priced = (
             f"refitting its {len(selection.names)} members on {rows} rows costs {cost:.1f} s by the "
             f"nominal rule ({', '.join(f'{n} {s:.1f} s' for n, s in prices.items())})"
@@ -140,8 +141,12 @@ def ensemble_candidate(
             if cv:  # judged by cross-validation, i.e. as members refit on more rows: it must be refit
                 plan.reason = over
                 return None, plan
-            # judged on the validation split as its members' train-only fits: it can ship as judged
-            refit_rule = f"{over}: it ships as fit on the training split, as it was judged"
+            # judged on the validation split as its members' train-only fits: the refit may add rows,
+            # and the cap every long refit runs under (longfit.refit_cap) keeps it to its time
+            refit_price = (
+                f"{over}: its refit runs in a child process stopped at its deadline; stopped, it ships "
+                "as fit on the training split, as it was judged"
+            )
     if folds is None:
         folds = fold_ids(task, y_held, seed)
     honest = cross_fitted(names, held, y_held, folds, scorer, rounds)
@@ -180,7 +185,7 @@ def ensemble_candidate(
     plan.reason = (
         f"greedy selection with replacement ({rounds} rounds, {chosen_by}) over {len(pool)} candidates: "
         + ", ".join(f"{n} {w:.2f}" for n, w in zip(selection.names, selection.weights, strict=True))
-        + (f"; {refit_rule or refit_price}" if refit_rule or refit_price else "")
+        + (f"; {refit_price}" if refit_price else "")
     )
     candidate = CandidateResult(
         name=ENSEMBLE,
@@ -205,7 +210,7 @@ def ensemble_candidate(
             )
             for c, w in zip(members, selection.weights, strict=True)
         ],
-        refit_rule=refit_rule,
+        refit_nominal_seconds=refit_cost,
         **extra,
     )
     return candidate, plan

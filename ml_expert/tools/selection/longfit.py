@@ -143,13 +143,16 @@ def refit_cap(
     features_out: int,
     classes: int | None,
     params: dict[str, Any] | None = None,
+    nominal: float | None = None,
 ) -> FitCap | None:
     """A FitCap for the chosen model's refit on `rows` (train + validation) when it is long for the
     budget by the same count rule as the candidates (it then runs in a child), else None.
-    `measured_seconds`: the chosen model's own fit, already scaled to `rows`."""
+    `measured_seconds`: the chosen model's own fit, already scaled to `rows`; `nominal`: the refit's
+    price where the family's own rule cannot give it (an ensemble: its members' refits)."""
     if budget is None or base in NEVER_STOPPED:
         return None
-    nominal = nominal_candidate_seconds(base, rows, features_out, classes, params)
+    if nominal is None:
+        nominal = nominal_candidate_seconds(base, rows, features_out, classes, params)
     limit = max(LONG_FIT_SHARE * budget, LONG_FIT_MIN_S)
     if nominal <= limit:
         return None
