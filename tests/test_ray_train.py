@@ -126,7 +126,8 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
 ) -> None:
     """The same seeded network on 2 data-parallel Ray Train workers and in this process (Keras `fit`,
     the one-machine path): validation accuracy within NETWORK_METRIC_TOLERANCE."""
-    from ml_expert.execution.ray_train import NETWORK_METRIC_TOLERANCE, train_data_parallel
+    from ml_expert.execution.ray_train import train_data_parallel
+    from ml_expert.execution.tolerance import NETWORK_METRIC_TOLERANCE
     from ml_expert.tools.training.dnn import build_dnn, train_dnn
 
     x, y = _tiny(480)
@@ -143,6 +144,59 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
     print(f"2 workers {parallel:.4f} ({result.seconds:.1f} s), one process {here:.4f}")
     assert min(parallel, here) > 0.8  # both learnt the task
     assert abs(parallel - here) <= NETWORK_METRIC_TOLERANCE
+
+
+def test_the_tolerance_rule_passes_a_gap_just_inside_fails_one_just_outside_and_ignores_units() -> None:
+    """execution/tolerance.py without a cluster: regression compares RMSE / std(validation targets),
+    classification compares accuracy; a gap of 0.99 x the tolerance passes and 1.01 x fails, and
+    scaling or shifting the target changes nothing (an absolute RMSE gap would grow 1000 times)."""
+    from sklearn.metrics import r2_score
+
+    from ml_expert.execution.tolerance import (
+        NETWORK_METRIC_TOLERANCE,
+        NETWORK_NRMSE_TOLERANCE,
+        network_gap,
+        normalised_rmse,
+        tolerance_for,
+        tolerance_statement,
+        within_tolerance,
+    )
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    a = y + 0.4 * rng.normal(size=200)
+    figure = normalised_rmse(y, a)
+    assert abs(figure - np.sqrt(1 - r2_score(y, a))) < 1e-12  # sqrt(1 - R²) on the same rows
+    tol = tolerance_for("regression")
+    assert tol == NETWORK_NRMSE_TOLERANCE
+
+    def with_figure(target: float) -> np.ndarray:  # a's errors scaled: RMSE / std moves linearly
+        return y + (a - y) * (target / figure)
+
+    inside, outside = with_figure(figure + 0.99 * tol), with_figure(figure + 1.01 * tol)
+    assert abs(network_gap("regression", y, a, inside) - 0.99 * tol) < 1e-9
+    for scale, shift in [(1.0, 0.0), (1000.0, 5000.0), (0.001, -3.0)]:
+        ys, sa, si, so = (v * scale + shift for v in (y, a, inside, outside))
+        assert within_tolerance("regression", ys, sa, si), scale
+        assert not within_tolerance("regression", ys, sa, so), scale
+        assert abs(network_gap("regression", ys, sa, si) - network_gap("regression", y, a, inside)) < 1e-9
+    rmse = [float(np.sqrt(np.mean((p - y) ** 2))) for p in (a, inside)]
+    assert abs(1000 * (rmse[1] - rmse[0])) > 1  # what an absolute RMSE gap would say in thousands
+    with np.testing.assert_raises(ValueError):
+        normalised_rmse(np.ones(5), np.zeros(5))  # no scale to measure in
+
+    # classification: the absolute gap in accuracy on 200 rows, 9 rows (0.045) and 11 rows (0.055)
+    labels = rng.integers(0, 2, size=200)
+    probs = np.eye(2)[labels]
+    wrong = lambda n: np.eye(2)[np.where(np.arange(200) < n, 1 - labels, labels)]  # noqa: E731
+    assert tolerance_for("classification") == NETWORK_METRIC_TOLERANCE
+    assert within_tolerance("classification", labels, probs, wrong(9))
+    assert not within_tolerance("classification", labels, probs, wrong(11))
+    assert "standard deviation" in tolerance_statement("regression") and "accuracy" in tolerance_statement(
+        "classification"
+    )
+    with np.testing.assert_raises(ValueError):
+        tolerance_for("clustering")
 
 
 def test_class_weights_map_and_weigh_the_loss_as_keras_fit_does() -> None:
