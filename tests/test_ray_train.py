@@ -146,6 +146,59 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
     assert abs(parallel - here) <= NETWORK_METRIC_TOLERANCE
 
 
+def _tiny_regression(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A small learnable regression task (linear signal, one product term, noise: R² at most about
+    0.9) in units far from 1 (x 1000 + 5000): benchmarks/network_tolerance.py's regression task."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 6)).astype("float32")
+    signal = x[:, 0] - x[:, 1] + 0.5 * x[:, 2] + 0.5 * x[:, 3] * x[:, 4]
+    return x, (5000 + 1000 * (signal + 0.5 * rng.normal(size=rows))).astype("float32")
+
+
+def test_data_parallel_regression_is_within_the_stated_tolerance_of_one_process(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    """The regression twin: the same seeded network on 2 data-parallel Ray Train workers and in this
+    process, on targets standardised as the run's network path does; validation RMSE / std of the
+    validation targets within NETWORK_NRMSE_TOLERANCE (the rule in execution/tolerance.py)."""
+    from ml_expert.execution.ray_train import ParallelSpec, train_data_parallel
+    from ml_expert.execution.tolerance import NETWORK_NRMSE_TOLERANCE, network_figure, within_tolerance
+    from ml_expert.tools.training.dnn import build_dnn, standardise_target, train_dnn
+
+    x, y = _tiny_regression(480)
+    y_train, y_val, mean, std = standardise_target(y[:360], y[360:])
+    x_train, x_val = x[:360], x[360:]
+    y_train, y_val = y_train.astype("float32"), y_val.astype("float32")
+    config = DNNConfig(
+        hidden_units=[16], batch_size=32, max_epochs=6, patience=6, dropout=0.0, learning_rate=0.01
+    )
+    spec = ParallelSpec(
+        n_features=6,
+        task="regression",
+        n_outputs=1,
+        config=config,
+        seed=0,
+        workers=2,
+        storage=str(tmp_path / "ray"),
+    )
+    weights, result = train_data_parallel(x_train, y_train, x_val, y_val, spec, name="net")
+    model = build_dnn(6, "regression", 1, config, 0)
+    model.set_weights(weights)
+    parallel = np.asarray(model.predict_on_batch(x_val)).ravel()
+    model = build_dnn(6, "regression", 1, config, 0)
+    train_dnn(model, x_train, y_train, x_val, y_val, config, tmp_path / "here", task="regression")
+    here = np.asarray(model.predict_on_batch(x_val)).ravel()
+    figures = [network_figure("regression", y_val, p) for p in (parallel, here)]
+    print(f"RMSE / std: 2 workers {figures[0]:.4f} ({result.seconds:.1f} s), one process {figures[1]:.4f}")
+    assert max(figures) < 0.6  # both learnt the task: R² above 0.64
+    assert abs(figures[0] - figures[1]) <= NETWORK_NRMSE_TOLERANCE
+    assert within_tolerance("regression", y_val, parallel, here)
+    # the verdict is the same in the target's own units (thousands): the figure has none
+    in_units = [p * std + mean for p in (parallel, here)]
+    assert within_tolerance("regression", y[360:], *in_units)
+    assert abs(network_figure("regression", y[360:], in_units[0]) - figures[0]) < 1e-4
+
+
 def test_the_tolerance_rule_passes_a_gap_just_inside_fails_one_just_outside_and_ignores_units() -> None:
     """execution/tolerance.py without a cluster: regression compares RMSE / std(validation targets),
     classification compares accuracy; a gap of 0.99 x the tolerance passes and 1.01 x fails, and
