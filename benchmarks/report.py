@@ -18,7 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import RESULTS, ROOT  # noqa: E402
 
 ORDER = (
-    "startup", "quality", "overhead", "inference", "serving", "scale", "clustering", "networks", "cluster",
+    "startup",
+    "quality",
+    "overhead",
+    "inference",
+    "serving",
+    "scale",
+    "clustering",
+    "networks",
+    "cluster",
     "network_tolerance",
 )
 METRIC_NAMES = {
@@ -288,8 +296,8 @@ def cluster(doc: dict[str, Any]) -> list[str]:
         f"{num(doc['speedup_2_vs_1'], 2)}x. Ray processes left running after the benchmark: "
         f"{len(doc['left_running'])}.",
         "",
-        "\"kill → loss seen\" is how long the driver took to learn that the task's worker died; "
-        "\"kill → retried result\" ends when the resubmitted trial's result came back: it queues behind "
+        '"kill → loss seen" is how long the driver took to learn that the task\'s worker died; '
+        '"kill → retried result" ends when the resubmitted trial\'s result came back: it queues behind '
         "the trials not yet started and needs a new worker process (imports), so on 2 busy cores it "
         "lasts about as long as the rest of the search.",
         "",
@@ -299,17 +307,40 @@ def cluster(doc: dict[str, Any]) -> list[str]:
 
 
 def network_tolerance(doc: dict[str, Any]) -> list[str]:
-    """The data-parallel worker loop on 1 and 2 ranks vs the in-process fit: validation accuracy."""
-    rows = [[r["seed"], num(r["workers_1"]), num(r["workers_2"]), num(r["in_process"])] for r in doc["rows"]]
-    gaps = doc["largest_gaps"]
-    return table(["seed", "1 worker", "2 workers (DDP)", "in process (Keras fit)"], rows) + [
-        "",
-        f"Largest gaps: 1 vs 2 workers {num(gaps['workers_1_vs_2'])}, 2 workers vs in process "
-        f"{num(gaps['workers_2_vs_in_process'])}, 1 worker vs in process "
-        f"{num(gaps['workers_1_vs_in_process'])}; the stated tolerance (`NETWORK_METRIC_TOLERANCE`) is "
-        f"{num(doc['tolerance'])}. The workers run `run_worker` without Ray (gloo process group, as "
-        "TorchTrainer sets up on CPUs); the 2-worker figure of seed 0 is the one tests/test_ray_train.py "
-        "gets through Ray Train.",
+    """The data-parallel worker loop on 1 and 2 ranks vs the in-process fit, per task: validation
+    accuracy (classification), validation RMSE / std of the targets (regression)."""
+    old = {"classification": {"figure": "validation accuracy", **doc}}  # a file from before regression
+    tasks = doc.get("tasks") or old
+    out: list[str] = []
+    for task, part in tasks.items():
+        regression = task == "regression"
+        head = ["seed", "1 worker", "2 workers (DDP)", "in process (Keras fit)"]
+        rows = [
+            [r["seed"], num(r["workers_1"]), num(r["workers_2"]), num(r["in_process"])] for r in part["rows"]
+        ]
+        if regression:  # R² on the same rows is 1 - figure²
+            head.append("R² in process")
+            rows = [row + [num(1 - r["in_process"] ** 2)] for row, r in zip(rows, part["rows"], strict=True)]
+        gaps = part["largest_gaps"]
+        out += (
+            [f"**{task.capitalize()}** ({part['figure']}):", ""]
+            + table(head, rows)
+            + [
+                "",
+                f"Largest gaps: 1 vs 2 workers {num(gaps['workers_1_vs_2'])}, 2 workers vs in process "
+                f"{num(gaps['workers_2_vs_in_process'])}, 1 worker vs in process "
+                f"{num(gaps['workers_1_vs_in_process'])}; the stated tolerance "
+                f"(`{'NETWORK_NRMSE_TOLERANCE' if regression else 'NETWORK_METRIC_TOLERANCE'}`, "
+                f"ml_expert/execution/tolerance.py) is {num(part['tolerance'])}.",
+                "",
+            ]
+        )
+    return out + [
+        "The workers run `run_worker` without Ray (gloo process group, as TorchTrainer sets up on CPUs); "
+        "with 6 epochs, the 2-worker figures of seed 0 are the ones tests/test_ray_train.py gets through "
+        "Ray Train. "
+        "Regression targets are in units of thousands (x 1000 + 5000) and reach both trainers as "
+        "z-scores of the training split, as in a run; the figure is the same in either unit.",
     ]
 
 
@@ -499,7 +530,7 @@ TITLES = {
     "clustering": "Clustering against the true labels",
     "networks": "Sequence readers and fine-tuning",
     "cluster": "On a Ray cluster (two nodes on this machine)",
-    "network_tolerance": "The data-parallel network against one process (validation accuracy)",
+    "network_tolerance": "The data-parallel network against one process (accuracy; regression: RMSE / std)",
 }
 RENDER = {
     "startup": startup,
@@ -539,6 +570,7 @@ def render(results: Path) -> str:
         if name in (
             "quality",
             "scale",
+            "network_tolerance",
         ):  # extra runs (other budgets, subsets, sizes), e.g. quality-digits-b60.json
             for extra in sorted(results.glob(f"{name}-*.json")):
                 lines += [f"### Additional {name} run: `{extra.name}`", ""]

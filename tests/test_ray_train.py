@@ -126,7 +126,8 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
 ) -> None:
     """The same seeded network on 2 data-parallel Ray Train workers and in this process (Keras `fit`,
     the one-machine path): validation accuracy within NETWORK_METRIC_TOLERANCE."""
-    from ml_expert.execution.ray_train import NETWORK_METRIC_TOLERANCE, train_data_parallel
+    from ml_expert.execution.ray_train import train_data_parallel
+    from ml_expert.execution.tolerance import NETWORK_METRIC_TOLERANCE
     from ml_expert.tools.training.dnn import build_dnn, train_dnn
 
     x, y = _tiny(480)
@@ -143,6 +144,112 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
     print(f"2 workers {parallel:.4f} ({result.seconds:.1f} s), one process {here:.4f}")
     assert min(parallel, here) > 0.8  # both learnt the task
     assert abs(parallel - here) <= NETWORK_METRIC_TOLERANCE
+
+
+def _tiny_regression(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A small learnable regression task (linear signal, one product term, noise: R² at most about
+    0.9) in units far from 1 (x 1000 + 5000): benchmarks/network_tolerance.py's regression task."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, 6)).astype("float32")
+    signal = x[:, 0] - x[:, 1] + 0.5 * x[:, 2] + 0.5 * x[:, 3] * x[:, 4]
+    return x, (5000 + 1000 * (signal + 0.5 * rng.normal(size=rows))).astype("float32")
+
+
+def test_data_parallel_regression_is_within_the_stated_tolerance_of_one_process(
+    ray_cluster: str, tmp_path: Path
+) -> None:
+    """The regression twin: the same seeded network on 2 data-parallel Ray Train workers and in this
+    process, on targets standardised as the run's network path does; validation RMSE / std of the
+    validation targets within NETWORK_NRMSE_TOLERANCE (the rule in execution/tolerance.py)."""
+    from ml_expert.execution.ray_train import ParallelSpec, train_data_parallel
+    from ml_expert.execution.tolerance import NETWORK_NRMSE_TOLERANCE, network_figure, within_tolerance
+    from ml_expert.tools.training.dnn import build_dnn, standardise_target, train_dnn
+
+    x, y = _tiny_regression(480)
+    y_train, y_val, mean, std = standardise_target(y[:360], y[360:])
+    x_train, x_val = x[:360], x[360:]
+    y_train, y_val = y_train.astype("float32"), y_val.astype("float32")
+    config = DNNConfig(
+        hidden_units=[16], batch_size=32, max_epochs=6, patience=6, dropout=0.0, learning_rate=0.01
+    )
+    spec = ParallelSpec(
+        n_features=6,
+        task="regression",
+        n_outputs=1,
+        config=config,
+        seed=0,
+        workers=2,
+        storage=str(tmp_path / "ray"),
+    )
+    weights, result = train_data_parallel(x_train, y_train, x_val, y_val, spec, name="net")
+    model = build_dnn(6, "regression", 1, config, 0)
+    model.set_weights(weights)
+    parallel = np.asarray(model.predict_on_batch(x_val)).ravel()
+    model = build_dnn(6, "regression", 1, config, 0)
+    train_dnn(model, x_train, y_train, x_val, y_val, config, tmp_path / "here", task="regression")
+    here = np.asarray(model.predict_on_batch(x_val)).ravel()
+    figures = [network_figure("regression", y_val, p) for p in (parallel, here)]
+    print(f"RMSE / std: 2 workers {figures[0]:.4f} ({result.seconds:.1f} s), one process {figures[1]:.4f}")
+    assert max(figures) < 0.6  # both learnt the task: R² above 0.64
+    assert abs(figures[0] - figures[1]) <= NETWORK_NRMSE_TOLERANCE
+    assert within_tolerance("regression", y_val, parallel, here)
+    # the verdict is the same in the target's own units (thousands): the figure has none
+    in_units = [p * std + mean for p in (parallel, here)]
+    assert within_tolerance("regression", y[360:], *in_units)
+    assert abs(network_figure("regression", y[360:], in_units[0]) - figures[0]) < 1e-4
+
+
+def test_the_tolerance_rule_passes_a_gap_just_inside_fails_one_just_outside_and_ignores_units() -> None:
+    """execution/tolerance.py without a cluster: regression compares RMSE / std(validation targets),
+    classification compares accuracy; a gap of 0.99 x the tolerance passes and 1.01 x fails, and
+    scaling or shifting the target changes nothing (an absolute RMSE gap would grow 1000 times)."""
+    from sklearn.metrics import r2_score
+
+    from ml_expert.execution.tolerance import (
+        NETWORK_METRIC_TOLERANCE,
+        NETWORK_NRMSE_TOLERANCE,
+        network_gap,
+        normalised_rmse,
+        tolerance_for,
+        tolerance_statement,
+        within_tolerance,
+    )
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=200)
+    a = y + 0.4 * rng.normal(size=200)
+    figure = normalised_rmse(y, a)
+    assert abs(figure - np.sqrt(1 - r2_score(y, a))) < 1e-12  # sqrt(1 - R²) on the same rows
+    tol = tolerance_for("regression")
+    assert tol == NETWORK_NRMSE_TOLERANCE
+
+    def with_figure(target: float) -> np.ndarray:  # a's errors scaled: RMSE / std moves linearly
+        return y + (a - y) * (target / figure)
+
+    inside, outside = with_figure(figure + 0.99 * tol), with_figure(figure + 1.01 * tol)
+    assert abs(network_gap("regression", y, a, inside) - 0.99 * tol) < 1e-9
+    for scale, shift in [(1.0, 0.0), (1000.0, 5000.0), (0.001, -3.0)]:
+        ys, sa, si, so = (v * scale + shift for v in (y, a, inside, outside))
+        assert within_tolerance("regression", ys, sa, si), scale
+        assert not within_tolerance("regression", ys, sa, so), scale
+        assert abs(network_gap("regression", ys, sa, si) - network_gap("regression", y, a, inside)) < 1e-9
+    rmse = [float(np.sqrt(np.mean((p - y) ** 2))) for p in (a, inside)]
+    assert abs(1000 * (rmse[1] - rmse[0])) > 1  # what an absolute RMSE gap would say in thousands
+    with np.testing.assert_raises(ValueError):
+        normalised_rmse(np.ones(5), np.zeros(5))  # no scale to measure in
+
+    # classification: the absolute gap in accuracy on 200 rows, 9 rows (0.045) and 11 rows (0.055)
+    labels = rng.integers(0, 2, size=200)
+    probs = np.eye(2)[labels]
+    wrong = lambda n: np.eye(2)[np.where(np.arange(200) < n, 1 - labels, labels)]  # noqa: E731
+    assert tolerance_for("classification") == NETWORK_METRIC_TOLERANCE
+    assert within_tolerance("classification", labels, probs, wrong(9))
+    assert not within_tolerance("classification", labels, probs, wrong(11))
+    assert "standard deviation" in tolerance_statement("regression") and "accuracy" in tolerance_statement(
+        "classification"
+    )
+    with np.testing.assert_raises(ValueError):
+        tolerance_for("clustering")
 
 
 def test_class_weights_map_and_weigh_the_loss_as_keras_fit_does() -> None:

@@ -13,6 +13,9 @@ storage every worker reaches; after a lost worker (FailureConfig, bounded) the n
 from the last one. As in one process, the plan's class weights weigh each training row's loss
 (`class_sample_weights`, Keras's mapping) and the wall-clock cap is the in-process Keras callback
 (`safety_stop`), its verdict agreed over the group so every worker stops at the same epoch.
+
+The result is not bit-identical to one process; how close it must land, per task, is the rule in
+execution/tolerance.py (`tolerance_for`, `within_tolerance`).
 """
 
 from __future__ import annotations
@@ -34,16 +37,6 @@ from ml_expert.errors import TrainingError
 from ml_expert.tools.training.dnn import DNNConfig, cap_reason
 
 STARTS_FILE = "starts.jsonl"  # one line per (re)start of the worker group, written by rank 0
-
-NETWORK_METRIC_TOLERANCE = 0.05
-"""How far (absolute, on the run's validation metric, e.g. accuracy) the data-parallel network may be
-from the same seeded network on one worker or in one process. Not zero: N workers each take 1/N of
-the planned batch from their own shard, so the batches hold other rows, and DDP sums the gradients
-in another order; the one-process path is also Keras `fit` (its optimizer and callbacks) on another
-backend. Those move a small network's validation accuracy by a few rows of a small validation set,
-not by a whole class of errors. Measured on 8 seeded tiny sets (benchmarks/network_tolerance.py):
-1 vs 2 workers at most 0.008 apart, 2 workers vs one process at most 0.033; 0.05 leaves a margin
-over that. Tested on tiny data in tests/test_ray_train.py."""
 
 
 class ParallelSpec(BaseModel):

@@ -291,7 +291,8 @@ def _train_on_workers(
     """`--workers N`: the same network trained data-parallel on the Ray cluster (execution/ray_train.py);
     its best weights go into this process's copy, saved and hashed like any checkpoint."""
     from ml_expert.execution import executor_for
-    from ml_expert.execution.ray_train import NETWORK_METRIC_TOLERANCE, ParallelSpec, train_data_parallel
+    from ml_expert.execution.ray_train import ParallelSpec, train_data_parallel
+    from ml_expert.execution.tolerance import tolerance_statement
     from ml_expert.tools.training.checkpoints import CheckpointKeeper
     from ml_expert.tools.training.dnn import TrainResult
 
@@ -299,6 +300,7 @@ def _train_on_workers(
     workers = int(options["workers"])
     cluster = executor_for(options.get("ray")).report.cluster
     use_gpu = bool(cluster and cluster.gpus >= workers)
+    task = DataResult.of(state).task
     ctx.decide(
         f"train the network data-parallel on {workers} Ray Train workers ({'GPU' if use_gpu else 'CPU'})",
         "Keras 3 with the torch backend under DistributedDataParallel (MultiWorkerMirroredStrategy is "
@@ -309,13 +311,13 @@ def _train_on_workers(
             if config.time_limit_seconds is not None
             else ""
         )
-        + f"its validation metric is expected within {NETWORK_METRIC_TOLERANCE:g} of one process's "
-        "(a different per-worker batch and order of gradient sums, not an exact match)",
+        + tolerance_statement(task)
+        + " (a different per-worker batch and order of gradient sums, not an exact match)",
     )
     x_train, y_train, x_val, y_val = arrays
     spec = ParallelSpec(
         n_features=x_train.shape[1],
-        task=DataResult.of(state).task,
+        task=task,
         n_outputs=n_outputs,
         config=config,
         seed=seed,
