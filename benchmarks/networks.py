@@ -6,12 +6,16 @@ as in tests/test_text_sequence.py) and sequence data (sine/square/sawtooth waves
 the pipeline's own train_dnn (same callbacks, early stopping) on the pipeline's own prepared splits,
 then scored on the test split: accuracy, training seconds, epochs, parameters.
 
-Part `finetune`: breast_cancer split by tumour size (the first release learns on the smaller 60%,
-the new sample is the larger 60%); `ml-expert run new.csv` from scratch and `ml-expert run new.csv
---from production` in copies of the same workspace (same seed: the same test rows): the test
-accuracy and wall time of each, the released model's score on those rows, and what was chosen.
+Part `finetune`, on each of FINETUNE_SETS: the dataset sorted by one column (breast_cancer by
+tumour size, diabetes by body-mass index, diamonds by carat): the first release learns on the
+lower 60%, the new sample is the upper 60%; `ml-expert run new.csv` from scratch and `ml-expert run
+new.csv --from production` in copies of the same workspace (same seed: the same test rows): the
+test score (accuracy, R² for regression) and wall time of each, the released model's score on those
+rows, and what was chosen. `--finetune-network` lets the network train in these runs (`--dnn`);
+without it they run `--no-dnn`.
 
     python benchmarks/networks.py --seeds 0 1 --epochs 40
+    python benchmarks/networks.py --parts finetune --finetune-sets diabetes diamonds
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from test_text_sequence import _reviews, _waves  # noqa: E402
 from benchmarks.common import Recorder, datasets_dir, ml_expert_command  # noqa: E402
 
 READERS = ("conv", "lstm", "transformer")
+FINETUNE_SETS = {"breast_cancer": "mean area", "diabetes": "bmi", "diamonds": "carat"}
+"""Each dataset and the column it is sorted by: the new sample is shifted along it."""
 
 
 def reader_rows(kind: str, rows: int, seed: int, epochs: int, work: Path) -> list[dict[str, Any]]:
@@ -114,16 +120,18 @@ def _cli(args: list[str]) -> tuple[dict[str, Any], float, int]:
     return json.loads(proc.stdout), seconds, proc.returncode
 
 
-def finetune_rows(seed: int, budget: float, work: Path) -> dict[str, Any]:
+def finetune_rows(seed: int, budget: float, work: Path, dataset: str, network: bool) -> dict[str, Any]:
     import pandas as pd
 
     work.mkdir(parents=True, exist_ok=True)
-    frame = pd.read_csv(datasets_dir() / "breast_cancer.csv").sort_values("mean area", kind="stable")
+    by = FINETUNE_SETS[dataset]
+    frame = pd.read_csv(datasets_dir() / f"{dataset}.csv").sort_values(by, kind="stable")
     cut = int(len(frame) * 0.6)
     first, second = work / "first.csv", work / "second.csv"
     frame.iloc[:cut].to_csv(first, index=False)
     frame.iloc[len(frame) - cut :].sample(frac=1.0, random_state=seed).to_csv(second, index=False)
-    common = ["--json", "--memory", "embedded", "--budget", str(budget), "--no-dnn", "--seed", str(seed)]
+    common = ["--json", "--memory", "embedded", "--budget", str(budget), "--seed", str(seed)]
+    common.append("--dnn" if network else "--no-dnn")
     ws = work / f"ws-{seed}"
     released, released_seconds, _ = _cli(["run", str(first), "--workspace", str(ws), *common])
     scratch_ws = work / f"ws-{seed}-scratch"
@@ -138,27 +146,36 @@ def finetune_rows(seed: int, budget: float, work: Path) -> dict[str, Any]:
     metrics = json.loads((run_dir / "findings" / "metrics.json").read_text())
     metrics = metrics.get("value", metrics)
     board = {c["name"]: c for c in training["leaderboard"]}
+    metric = "r2" if "r2" in tuned["metrics"] else "accuracy"
+    fine_tuned = board.get("fine_tuned") or {}
     row = {
+        "dataset": dataset,
+        "sorted_by": by,
+        "network": network,
+        "rows_first": cut,
+        "rows_new": cut,
         "seed": seed,
-        "released_on_first_sample_test_accuracy": released["metrics"].get("accuracy"),
-        "released_on_new_test_accuracy": (metrics.get("production_on_test") or {}).get("test_score"),
+        "metric": metric,
+        "released_model": released["chosen_model"],
+        "released_on_first_sample_test": released["metrics"].get(metric),
+        "released_on_new_test": (metrics.get("production_on_test") or {}).get("test_score"),
         "from_scratch_chosen": scratch["chosen_model"],
-        "from_scratch_test_accuracy": scratch["metrics"].get("accuracy"),
+        "from_scratch_test": scratch["metrics"].get(metric),
         "from_scratch_run_seconds": round(scratch_seconds, 1),
         "from_scratch_released": scratch_rc == 0,
         "fine_tune_run_chosen": tuned["chosen_model"],
-        "fine_tune_run_test_accuracy": tuned["metrics"].get("accuracy"),
+        "fine_tune_run_test": tuned["metrics"].get(metric),
         "fine_tune_run_seconds": round(tuned_seconds, 1),
         "fine_tune_run_released": tuned_rc == 0,
-        "fine_tuned_val_accuracy": board["fine_tuned"]["val_score"],
-        "released_val_accuracy": board["released"]["val_score"],
-        "best_scratch_val_accuracy": max(
+        "fine_tuned_val": fine_tuned.get("val_score"),
+        "released_val": board["released"]["val_score"],
+        "best_scratch_val": max(
             c["val_score"]
             for c in training["leaderboard"]
             if c.get("parent") is None and c["name"] != "dummy"
         ),
-        "fine_tune_fit_seconds": board["fine_tuned"]["fit_seconds"],
-        "fine_tune_how": board["fine_tuned"]["detail"],
+        "fine_tune_fit_seconds": fine_tuned.get("fit_seconds"),
+        "fine_tune_how": fine_tuned.get("detail") or "no fine-tuned candidate",
         "scratch_fit_seconds": {
             c["name"]: c["fit_seconds"] for c in training["leaderboard"] if c.get("parent") is None
         },
@@ -181,6 +198,13 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument(
         "--parts", nargs="+", default=["readers", "finetune"], choices=["readers", "finetune"]
     )
+    parser.add_argument(
+        "--finetune-sets", nargs="+", default=list(FINETUNE_SETS), choices=list(FINETUNE_SETS),
+        help="datasets of the fine-tuning part",
+    )
+    parser.add_argument(
+        "--finetune-network", action="store_true", help="let the network train in the fine-tuning runs"
+    )
     parser.add_argument("--output", type=Path, default=None)
     args = parser.parse_args(argv)
     recorder = Recorder(
@@ -194,7 +218,12 @@ def main(argv: list[str] | None = None) -> Path:
                 payload["readers"] += reader_rows("text", args.text_rows, seed, args.epochs, work)
                 payload["readers"] += reader_rows("sequence", args.sequence_rows, seed, args.epochs, work)
             if "finetune" in args.parts:
-                payload["finetune"].append(finetune_rows(seed, args.budget, work / f"ft-{seed}"))
+                for name in args.finetune_sets:
+                    payload["finetune"].append(
+                        finetune_rows(
+                            seed, args.budget, work / f"ft-{name}-{seed}", name, args.finetune_network
+                        )
+                    )
     return recorder.save(payload, *([args.output] if args.output else []))
 
 
