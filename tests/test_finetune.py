@@ -131,6 +131,30 @@ def test_continuation_keeps_the_trees_and_adds_rounds(datasets: Path) -> None:
     )
 
 
+def test_a_released_lightgbm_continues_boosting_from_its_booster(datasets: Path) -> None:
+    """LightGBM has no warm_start: its rounds continue from the released booster (init_model) instead
+    of a refit that forgets it. The released rounds are kept as they were, the new ones learn the
+    shifted rows (diabetes sorted by bmi: released on the lower 300, continued on the rest)."""
+    from lightgbm import LGBMRegressor
+    from sklearn.metrics import mean_squared_error
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.read_csv(datasets / "diabetes.csv").sort_values("bmi", kind="stable")
+    x, y = frame.drop(columns="target"), frame["target"].to_numpy()
+    model = LGBMRegressor(n_estimators=40, learning_rate=0.05, random_state=0, verbose=-1)
+    pipeline = Pipeline([("pre", StandardScaler()), ("model", model)]).fit(x.iloc[:300], y[:300])
+    new_x, new_y = x.iloc[300:], y[300:]
+    released = pipeline.predict(new_x)
+    pipeline, how = continue_sklearn(pipeline, new_x, new_y)
+    booster = pipeline[-1].booster_
+    assert how.how == "init_model" and "40 boosting rounds + 20" in how.detail, how
+    assert booster.current_iteration() == 60 and pipeline[-1].n_estimators == 60
+    features = pipeline[0].transform(new_x)
+    np.testing.assert_allclose(booster.predict(features, num_iteration=40), released, rtol=1e-9)
+    assert mean_squared_error(new_y, pipeline.predict(new_x)) < mean_squared_error(new_y, released)
+
+
 def _price_and_date(number_format: dict | None, date_order: str | None) -> InputSchema:
     """A schema with a price column read in `number_format` and a date column read in `date_order`."""
     fmt = NumberFormat(**number_format) if number_format else None

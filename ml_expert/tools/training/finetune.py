@@ -2,8 +2,9 @@
 
 The released model keeps its own fitted preprocessing: the new rows are transformed by it, so the
 features the model learned on mean the same thing. A scikit-learn model continues where its
-estimator can (more boosting iterations or more trees with `warm_start`, a logistic regression from
-its coefficients); one that cannot (ridge) refits its last step on the new rows, and says so.
+estimator can (more boosting iterations or more trees with `warm_start`, more LightGBM rounds from
+its booster, a logistic regression from its coefficients); one that cannot (ridge) refits its last
+step on the new rows, and says so.
 A Keras network continues from its weights at a lower learning rate with the usual callbacks; a
 regression network on the target scale it was released with (continue_keras).
 """
@@ -29,7 +30,7 @@ EXTRA_ROUNDS_SHARE = 0.5
 
 
 class Continuation(BaseModel):
-    how: str  # "warm_start" or "refit_last_step"
+    how: str  # "warm_start", "init_model" (LightGBM) or "refit_last_step"
     detail: str
     fit_seconds: float
 
@@ -182,6 +183,18 @@ def continue_sklearn(pipeline: Any, x_train: Any, y_train: np.ndarray) -> tuple[
     elif name == "LogisticRegression":
         model.set_params(warm_start=True)
         how, detail = "warm_start", f"{name}: the solver starts from the released coefficients"
+    elif name in ("LGBMClassifier", "LGBMRegressor"):
+        # LightGBM has no warm_start: boosting continues from the released booster (init_model), whose
+        # trees are kept and whose predictions the new rounds correct
+        booster, before = model.booster_, model.booster_.current_iteration()
+        extra = max(1, int(before * EXTRA_ROUNDS_SHARE))
+        model.set_params(n_estimators=extra)
+        model.fit(features, y_train, init_model=booster)
+        model.set_params(n_estimators=before + extra)  # what it holds now, as its params say
+        detail = f"{name}: {before} boosting rounds + {extra} on the new rows"
+        return pipeline, Continuation(
+            how="init_model", detail=detail, fit_seconds=round(time.perf_counter() - started, 3)
+        )
     else:
         how, detail = "refit_last_step", f"{name} cannot continue training: refit on the new rows"
     model.fit(features, y_train)
