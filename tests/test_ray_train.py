@@ -34,14 +34,15 @@ def _train_workers() -> list[int]:
     return pids
 
 
-def _two_workers(config: DNNConfig, storage: Path):
-    """Two data-parallel workers on a 6-feature binary task, checkpointing under `storage`."""
+def _two_workers(config: DNNConfig, storage: Path, task: str = "classification"):
+    """Two data-parallel workers on a 6-feature task (binary, or one regression output),
+    checkpointing under `storage`."""
     from ml_expert.execution.ray_train import ParallelSpec
 
     return ParallelSpec(
         n_features=6,
-        task="classification",
-        n_outputs=2,
+        task=task,
+        n_outputs=2 if task == "classification" else 1,
         config=config,
         seed=0,
         workers=2,
@@ -161,7 +162,7 @@ def test_data_parallel_regression_is_within_the_stated_tolerance_of_one_process(
     """The regression twin: the same seeded network on 2 data-parallel Ray Train workers and in this
     process, on targets standardised as the run's network path does; validation RMSE / std of the
     validation targets within NETWORK_NRMSE_TOLERANCE (the rule in execution/tolerance.py)."""
-    from ml_expert.execution.ray_train import ParallelSpec, train_data_parallel
+    from ml_expert.execution.ray_train import train_data_parallel
     from ml_expert.execution.tolerance import NETWORK_NRMSE_TOLERANCE, network_figure, within_tolerance
     from ml_expert.tools.training.dnn import build_dnn, standardise_target, train_dnn
 
@@ -172,15 +173,7 @@ def test_data_parallel_regression_is_within_the_stated_tolerance_of_one_process(
     config = DNNConfig(
         hidden_units=[16], batch_size=32, max_epochs=6, patience=6, dropout=0.0, learning_rate=0.01
     )
-    spec = ParallelSpec(
-        n_features=6,
-        task="regression",
-        n_outputs=1,
-        config=config,
-        seed=0,
-        workers=2,
-        storage=str(tmp_path / "ray"),
-    )
+    spec = _two_workers(config, tmp_path / "ray", task="regression")
     weights, result = train_data_parallel(x_train, y_train, x_val, y_val, spec, name="net")
     model = build_dnn(6, "regression", 1, config, 0)
     model.set_weights(weights)
