@@ -28,6 +28,7 @@ from pydantic import (
 from ml_expert.errors import IntegrityError
 from ml_expert.hashing import verify
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.deployment.exports import ExportRecord
 from ml_expert.tools.selection.verdicts import Escalation, Figure, StoppedFit
 from ml_expert.tools.training.dnn import DNNConfig, TrainResult
@@ -102,7 +103,7 @@ class DataResult(_PhaseResult):
     rare_class_rows: int = 0  # rows of classes too rare to split, dropped before the split
     outliers_removed: int = 0
     outliers: dict[str, Any] = {}
-    split_sizes: dict[str, int]
+    split_sizes: SplitSizes
     splits_disjoint: bool
     classes: list[Any] | None = None
     train_class_counts: dict[str, int] = {}  # class index (as text) -> training rows

@@ -50,10 +50,10 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     result = select_clustering(schema, train, val, int(options["seed"]), Path(ctx.run_dir) / "models")
     ctx.decide(f"rank clusterings by {CRITERION} on the validation split", result.criterion_reason)
     ctx.decide(f"try k in {result.k_range[0]}..{result.k_range[-1]}", result.k_rule)
-    if result.fit_rows < data.split_sizes["train"]:
+    if result.fit_rows < data.split_sizes.train:
         ctx.decide(
             f"fit the candidates on a seeded sample of {result.fit_rows} training rows",
-            f"{data.split_sizes['train']} training rows; {result.fit_rows} place the centres as well "
+            f"{data.split_sizes.train} training rows; {result.fit_rows} place the centres as well "
             "and keep every k, resample and refit within seconds",
         )
     by_name = {c.name: c for c in result.leaderboard}
@@ -83,7 +83,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "analysis": {
                 "task": "clustering",
                 "task_reason": data.task_reason,
-                "rows": data.split_sizes,
+                "rows": data.split_sizes.model_dump(),
                 "features_in": len(data.features),
                 "features_out": data.n_features_out,
                 "modality": data.modality,

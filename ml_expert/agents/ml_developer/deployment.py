@@ -212,7 +212,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "metrics": validation.numeric_metrics,
             "seed": int(state["options"]["seed"]),
             "data_fingerprint": data.fingerprint,
-            "split_sizes": data.split_sizes,
+            "split_sizes": data.split_sizes.model_dump(),
             "package_versions": package_versions(),
             "created": run.created,
             "model_size_bytes": Path(onnx_path).stat().st_size,

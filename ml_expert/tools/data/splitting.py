@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 from sklearn.model_selection import train_test_split
 
 from ml_expert.errors import DataError
@@ -11,6 +12,22 @@ from ml_expert.tools.data.schema import Task
 VAL_FRACTION = 0.15
 TEST_FRACTION = 0.15
 MIN_PER_CLASS = 3
+
+
+class SplitSizes(BaseModel):
+    """Rows in each split (after cleaning): the data result, the report, the package's manifest and
+    the registry (whose comparison of two runs reads them) keep them as `{"train", "val", "test"}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    train: int
+    val: int
+    test: int
+
+    @property
+    def total(self) -> int:
+        """Rows kept in the three splits."""
+        return self.train + self.val + self.test
 
 
 def split_frame(

@@ -237,8 +237,8 @@ def render_clustering_report(info: ClusteringReportInputs) -> str:
         f"# Evaluation report: run {info.run_id}",
         "",
         f"- Task: **clustering**; data: `{info.source}` (fingerprint `{info.fingerprint[:16]}`)",
-        f"- Rows: train {sizes['train']}, validation {sizes['val']}, "
-        f"test {sizes['test']} (split seeded, unstratified: there is no label)",
+        f"- Rows: train {sizes.train}, validation {sizes.val}, "
+        f"test {sizes.test} (split seeded, unstratified: there is no label)",
         f"- Chosen: **{info.chosen}** with k = {m['n_clusters']}: {info.choice_reason}",
         f"- Criterion: {info.metric_reason}",
         f"- Test split read {info.test_reads} time(s)",

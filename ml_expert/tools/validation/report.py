@@ -32,7 +32,7 @@ def render_report(info: SupervisedReportInputs) -> str:
         f"# Evaluation report: run `{info.run_id}`",
         "",
         f"- Task: **{info.task}**; data: `{info.source}` (fingerprint `{info.fingerprint[:16]}`)",
-        f"- Splits (rows): {info.split_sizes}",
+        f"- Splits (rows): {info.split_sizes.model_dump()}",
         f"- Chosen model: **{info.chosen}** — {info.choice_reason}",
         f"- Primary metric: `{metric}` ({info.metric_reason})",
         f"- Test split read {info.test_reads} time(s) with results, by the tester only"

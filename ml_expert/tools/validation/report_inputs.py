@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ml_expert.execution.records import ExecutionReport
 from ml_expert.phases import Candidate, Comparison, NetworkRecord, ProductionOnTest, TimeSpent
+from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.selection.clustering import ClusterCandidate
 from ml_expert.tools.selection.verdicts import Escalation, Figure
 from ml_expert.tools.training.throughput import ExecutionPlan
@@ -100,7 +101,7 @@ class SupervisedReportInputs(_Strict):
     task: Literal["classification", "regression"]
     source: str | None
     fingerprint: str
-    split_sizes: dict[str, int]
+    split_sizes: SplitSizes
     chosen: str
     choice_reason: str
     metric: str
@@ -146,7 +147,7 @@ class ClusteringReportInputs(_Strict):
     run_id: str
     source: str | None
     fingerprint: str
-    split_sizes: dict[str, int]
+    split_sizes: SplitSizes
     chosen: str
     choice_reason: str
     metric_reason: str
