@@ -53,3 +53,79 @@ def test_the_data_gate_refuses_misspelt_split_sizes_instead_of_judging_a_default
     verdict = data_gate({"data": _data_state(split_sizes={"train": 70, "validation": 15, "test": 15})})
     assert not verdict.passed and [c.name for c in verdict.checks] == ["result_typed"]
     assert "split_sizes" in verdict.checks[0].detail
+
+
+def _export(**fields: Any) -> dict[str, Any]:
+    """An export record as the previous code dumped it (the state's and the finding's `exports`)."""
+    return {
+        "format": "onnx",
+        "path": "exports/linear/model.onnx",
+        "sha256": "a" * 64,
+        "size_bytes": 1234,
+        "parity": {
+            "passed": True,
+            "n_rows": 10,
+            "label_agreement": None,
+            "max_abs_diff": 0.0,
+            "tolerance": 1e-4,
+            "near_ties": 0,
+            "note": None,
+        },
+        "error": None,
+        "latency": None,
+        "shipped": True,
+        "not_shipped_reason": None,
+        "passed": True,
+        **fields,
+    }
+
+
+LATENCY = {
+    "single_row_calls": 200,
+    "p50_ms": 0.01,
+    "p95_ms": 0.02,
+    "p99_ms": 0.03,
+    "batch_rows": 150,
+    "batch_rows_per_second": 1.0e6,
+    "input": "raw-column tensors, preprocessing inside",
+    "size_bytes": 1234,
+}
+
+
+def test_an_export_latency_is_typed_and_old_records_read_the_same() -> None:
+    from ml_expert.phases import DeploymentResult
+    from ml_expert.tools.deployment.exports import ExportLatency, ExportRecord, LatencyFailure
+
+    measured = ExportRecord.model_validate(_export(latency=LATENCY))
+    assert isinstance(measured.latency, ExportLatency) and measured.latency.p99_ms == 0.03
+    assert measured.model_dump() == _export(latency=LATENCY)  # the same keys, in the same order
+    assert list(measured.model_dump()["latency"]) == list(LATENCY)
+    failed = ExportRecord.model_validate(_export(latency={"error": "RuntimeError: no session"}))
+    assert isinstance(failed.latency, LatencyFailure)
+    assert failed.model_dump()["latency"] == {"error": "RuntimeError: no session"}
+    deployment = {
+        "exports": [_export(latency=LATENCY), _export(format="joblib", latency={"error": "x"})],
+        "package_dir": None,
+        "manifest": {},
+        "model": "linear",
+        "package_latency": None,
+    }
+    assert DeploymentResult.of({"deployment": deployment}).state() == deployment  # resumes as written
+    for broken in (
+        {**LATENCY, "p99": 0.03},  # a renamed figure: refused, not read as a missing p99
+        {k: v for k, v in LATENCY.items() if k != "p99_ms"},
+        {"eror": "typo"},
+    ):
+        with pytest.raises(ValidationError, match="latency"):
+            ExportRecord.model_validate(_export(latency=broken))
+
+
+def test_the_package_readme_reads_the_package_latency_typed(tmp_path) -> None:
+    from ml_expert.tools.deployment.package import readme_text
+
+    schema = InputSchema(task="regression", target="y", columns=[ColumnSpec(name="a", kind="numeric")])
+    figures = {k: v for k, v in LATENCY.items() if k not in ("input", "size_bytes")}
+    readme = readme_text(schema, {"latency": figures, "measured_on": {"cpu": "test"}})
+    assert "p50 0.010 ms, p95 0.020 ms, p99 0.030 ms; batch of 150 rows: 1000000 rows/s" in readme
+    with pytest.raises(ValidationError, match="p99_ms"):
+        readme_text(schema, {"latency": {**figures, "p99_ms": None}})
