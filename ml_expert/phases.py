@@ -26,12 +26,15 @@ from pydantic import (
 )
 
 from ml_expert.errors import IntegrityError
+from ml_expert.execution.records import ExecutionReport
 from ml_expert.hashing import verify
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.deployment.exports import ExportRecord
 from ml_expert.tools.selection.verdicts import Escalation, Figure, StoppedFit
 from ml_expert.tools.training.dnn import DNNConfig, TrainResult
+from ml_expert.tools.training.hardware import Hardware
+from ml_expert.tools.training.throughput import ExecutionPlan
 from ml_expert.tools.validation.latency import Latency
 
 
@@ -314,7 +317,7 @@ class SelectionResult(_PhaseResult):
     baseline_seconds: dict[str, float] = {}
     budget: float
     tuning: Tuning | None = None
-    execution: dict[str, Any] | None = None
+    execution: ExecutionReport | None = None  # where the independent fits ran (execution/records.py)
     clustering: dict[str, Any] | None = None
 
     def state(self) -> dict[str, Any]:
@@ -359,9 +362,9 @@ class NetworkRecord(_Written, TrainResult):
     best_val_loss: Figure
     history: dict[str, list[Figure]]
     config: DNNConfig
-    execution: dict[str, Any] = {}  # tools/training/throughput.py's plan
+    execution: ExecutionPlan | None = None  # tools/training/throughput.py's plan
     attempt: int = 0
-    hardware: dict[str, Any] = {}
+    hardware: Hardware | None = None  # tools/training/hardware.py's check, with the GPU's use
     history_path: str | None = None
     curves_path: str | None = None
     backend: str | None = None

@@ -129,3 +129,143 @@ def test_the_package_readme_reads_the_package_latency_typed(tmp_path) -> None:
     assert "p50 0.010 ms, p95 0.020 ms, p99 0.030 ms; batch of 150 rows: 1000000 rows/s" in readme
     with pytest.raises(ValidationError, match="p99_ms"):
         readme_text(schema, {"latency": {**figures, "p99_ms": None}})
+
+
+HARDWARE = {
+    "backend": "tensorflow",
+    "cpu_count": 2,
+    "available_memory_mb": 4096.0,
+    "gpus": [],
+    "device_used": "CPU",
+    "nvidia_smi": False,
+    "gpu_utilisation": None,
+}
+PLAN = {
+    "device": "cpu",
+    "backend": "tensorflow",
+    "steps_per_execution": 4,
+    "jit_compile": False,
+    "batch_size": 32,
+    "learning_rate": 0.001,
+    "data_on_device": False,
+    "estimated_step_seconds": 0.0001,
+    "rules": ["steps_per_execution = 4"],
+}
+
+
+def _network(**fields: Any) -> dict[str, Any]:
+    """A network's record as the previous code wrote it (hardware and plan as plain dicts)."""
+    return {
+        "epochs_trained": 1,
+        "best_epoch": 1,
+        "best_val_loss": 0.9,
+        "stopped_reason": "planned epochs done",
+        "train_seconds": 1.0,
+        "params": 100,
+        "history": {"loss": [0.9]},
+        "checkpoint": "checkpoint.keras",
+        "batch_size": 32,
+        "config": {},
+        "execution": PLAN,
+        "attempt": 0,
+        "hardware": HARDWARE,
+        **fields,
+    }
+
+
+def test_a_network_records_its_hardware_and_plan_typed_and_old_records_read_the_same() -> None:
+    from ml_expert.phases import NetworkRecord
+    from ml_expert.tools.training.hardware import Hardware
+    from ml_expert.tools.training.throughput import ExecutionPlan
+
+    old = _network()
+    record = NetworkRecord.model_validate(old)
+    assert isinstance(record.hardware, Hardware) and record.hardware.device_used == "CPU"
+    assert isinstance(record.execution, ExecutionPlan) and record.execution.steps_per_execution == 4
+    dumped = record.model_dump()  # the state and the finding keep the same keys and figures
+    assert list(dumped) == list(old) and (dumped["hardware"], dumped["execution"]) == (HARDWARE, PLAN)
+    gpu = {
+        **HARDWARE,
+        "gpu_utilisation": {
+            "samples": 3,
+            "interval_seconds": 0.5,
+            "mean_pct": 70.0,
+            "p10_pct": 50.0,
+            "max_pct": 90,
+            "max_memory_mb": 900.0,
+        },
+    }
+    assert NetworkRecord.model_validate(_network(hardware=gpu)).hardware.gpu_utilisation.max_pct == 90
+    renamed_device = {**{k: v for k, v in HARDWARE.items() if k != "device_used"}, "device": "CPU"}
+    renamed_batch = {**{k: v for k, v in PLAN.items() if k != "batch_size"}, "batch": 32}
+    for broken, field in (
+        (_network(hardware=renamed_device), "hardware"),
+        (_network(execution=renamed_batch), "execution"),
+    ):
+        with pytest.raises(ValidationError, match=field):
+            NetworkRecord.model_validate(broken)
+
+
+RAY_REPORT = {
+    "mode": "ray",
+    "cluster": {
+        "address": "ray://head:10001",
+        "started_here": False,
+        "nodes": 2,
+        "cpus": 8.0,
+        "gpus": 0.0,
+        "memory_gb": 30.0,
+        "object_store_gb": 9.0,
+        "ray_version": "2.60.0",
+        "connect_seconds": 0.5,
+    },
+    "max_retries": 2,
+    "tasks_done": 6,
+    "tasks_in_flight": 0,
+    "tasks_per_node": {"n1": 3, "n2": 3},
+    "batches": ["baselines"],
+    "retries": [
+        {
+            "label": "fit",
+            "index": 1,
+            "attempt": 1,
+            "cause": "node lost",
+            "detected_at": 1.0,
+            "recovered_at": 2.0,
+        }
+    ],
+    "data_puts": 1,
+    "plan_scale": 2,
+    "plan_scale_rule": "two nodes",
+}
+
+
+def test_the_selection_records_where_its_fits_ran_typed() -> None:
+    from phase_helpers import selection_fields
+
+    from ml_expert.execution.records import ExecutionReport
+    from ml_expert.phases import SelectionResult
+
+    old = selection_fields(execution=RAY_REPORT)
+    selection = SelectionResult.of({"selection": old})
+    assert isinstance(selection.execution, ExecutionReport) and selection.execution.tasks_done == 6
+    assert selection.state()["execution"] == RAY_REPORT  # the state keeps the same JSON
+    misspelt = {**RAY_REPORT, "task_done": 6}
+    with pytest.raises(PhaseResultError, match="execution"):
+        SelectionResult.of({"selection": selection_fields(execution=misspelt)})
+
+
+def test_status_summarises_the_execution_record_from_its_model() -> None:
+    from ml_expert.detached import execution_summary
+
+    assert execution_summary(RAY_REPORT) == {
+        "cluster": "ray://head:10001: 2 node(s), 8.0 CPUs, 0.0 GPUs, 30.0 GB at the start",
+        "tasks_done": 6,
+        "tasks_in_flight": 0,
+        "tasks_per_node": {"n1": 3, "n2": 3},
+        "retries": ["fit #1 (attempt 1): node lost"],
+    }
+    assert execution_summary({"mode": "local"}) is None and execution_summary(None) is None
+    # a renamed key used to raise KeyError in `status` (retries) or show None (tasks_done)
+    broken = execution_summary({k: v for k, v in RAY_REPORT.items() if k != "retries"} | {"retry": []})
+    assert broken is not None and "does not match its model" in broken["unreadable"]

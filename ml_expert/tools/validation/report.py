@@ -10,10 +10,10 @@ if TYPE_CHECKING:
     from ml_expert.execution.records import ExecutionReport
     from ml_expert.phases import Candidate, TimeSpent
     from ml_expert.tools.selection.verdicts import Escalation
+    from ml_expert.tools.training.hardware import GpuUtilisation
     from ml_expert.tools.training.throughput import ExecutionPlan
     from ml_expert.tools.validation.report_inputs import (
         Calibration,
-        GpuUtilisation,
         LatencyRow,
         RegressionFairness,
         SupervisedReportInputs,

@@ -19,6 +19,7 @@ from ml_expert.phases import Candidate, Comparison, NetworkRecord, ProductionOnT
 from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.selection.clustering import ClusterCandidate
 from ml_expert.tools.selection.verdicts import Escalation, Figure
+from ml_expert.tools.training.hardware import GpuUtilisation
 from ml_expert.tools.training.throughput import ExecutionPlan
 from ml_expert.tools.validation.clustering import ClusteringEvaluation
 
@@ -84,16 +85,6 @@ class RegressionFairness(_Strict):
     gap: Figure
 
 
-class GpuUtilisation(BaseModel):
-    """tools/training/hardware.py's sampler summary."""
-
-    samples: int
-    interval_seconds: float
-    mean_pct: float
-    p10_pct: float
-    max_pct: int | float  # nvidia-smi reports whole percents
-
-
 class SupervisedReportInputs(_Strict):
     """The report of a classification or regression run."""
 
@@ -133,12 +124,11 @@ class SupervisedReportInputs(_Strict):
     @property
     def network_execution(self) -> ExecutionPlan | None:
         """How the network's device was driven (tools/training/throughput.py's plan), if it trained."""
-        return ExecutionPlan.model_validate(self.dnn.execution) if self.dnn and self.dnn.execution else None
+        return self.dnn.execution if self.dnn else None
 
     @property
     def gpu_utilisation(self) -> GpuUtilisation | None:
-        found = self.dnn.hardware.get("gpu_utilisation") if self.dnn else None
-        return GpuUtilisation.model_validate(found) if found else None
+        return self.dnn.hardware.gpu_utilisation if self.dnn and self.dnn.hardware else None
 
 
 class ClusteringReportInputs(_Strict):
