@@ -36,6 +36,7 @@ from ml_expert.tools.training.dnn import DNNConfig, TrainResult
 from ml_expert.tools.training.hardware import Hardware
 from ml_expert.tools.training.throughput import ExecutionPlan
 from ml_expert.tools.validation.latency import Latency
+from ml_expert.tools.validation.metrics import HeldOutMetrics
 
 
 class PhaseResultError(ValueError):
@@ -495,7 +496,7 @@ class ValidationResult(_Recorded):
     test_reads: int
     test_reads_interrupted: int = 0
     test_read_models: int = 1
-    test_metrics: dict[str, Any]
+    test_metrics: HeldOutMetrics  # the state keeps the names the tester set (no report text)
     calibration: dict[str, Any] | None = None
     fairness: dict[str, dict[str, Any]] | None = None  # sensitive column -> its group figures
     fairness_unavailable: dict[str, str] | None = None  # named column -> why it cannot be grouped on
@@ -509,7 +510,7 @@ class ValidationResult(_Recorded):
     @property
     def numeric_metrics(self) -> dict[str, float]:
         """The test metrics that are single figures (no confusion matrix, no per-class report)."""
-        return {k: v for k, v in self.test_metrics.items() if isinstance(v, int | float)}
+        return self.test_metrics.figures
 
 
 class Release(_Finding):

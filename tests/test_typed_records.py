@@ -269,3 +269,100 @@ def test_status_summarises_the_execution_record_from_its_model() -> None:
     # a renamed key used to raise KeyError in `status` (retries) or show None (tasks_done)
     broken = execution_summary({k: v for k, v in RAY_REPORT.items() if k != "retries"} | {"retry": []})
     assert broken is not None and "does not match its model" in broken["unreadable"]
+
+
+CLASSIFICATION = {
+    "accuracy": 0.9,
+    "balanced_accuracy": 0.88,
+    "precision_macro": 0.87,
+    "recall_macro": 0.88,
+    "f1_macro": 0.875,
+    "f1_weighted": 0.9,
+    "log_loss": 0.3,
+    "per_class": {
+        "no": {"precision": 0.9, "recall": 0.95, "f1": 0.92, "support": 20},
+        "yes": {"precision": 0.85, "recall": 0.8, "f1": 0.82, "support": 10},
+    },
+    "confusion_matrix": [[19, 1], [2, 8]],
+    "roc_auc": 0.93,
+    "f1": 0.82,
+    "precision": 0.85,
+    "recall": 0.8,
+    "decision_threshold": 0.4,
+}
+CLUSTERING = {
+    "silhouette": 0.5,
+    "davies_bouldin": None,
+    "calinski_harabasz": None,
+    "n_clusters": 3,
+    "test_rows": 27,
+    "stability": 0.9,
+}
+
+
+def test_the_test_metrics_are_typed_and_old_state_reads_the_same() -> None:
+    from phase_helpers import validation_result
+
+    from ml_expert.phases import ValidationResult
+
+    for metrics in (CLASSIFICATION, {"r2": 0.4, "rmse": 55.0, "mae": 44.0}, CLUSTERING):
+        old = validation_result(test_metrics=metrics)
+        result = ValidationResult.of({"validation": old})
+        assert result.state() == old and list(old["test_metrics"]) == list(metrics)  # same keys, order
+    result = ValidationResult.of({"validation": validation_result(test_metrics=CLASSIFICATION)})
+    assert result.test_metrics.confusion_matrix == [[19, 1], [2, 8]]
+    assert result.test_metrics.per_class is not None and result.test_metrics.per_class["yes"].support == 10
+    figures = result.numeric_metrics  # what the manifest and the registry keep: single figures only
+    assert "confusion_matrix" not in figures and "per_class" not in figures and figures["roc_auc"] == 0.93
+    clustering = ValidationResult.of({"validation": validation_result(test_metrics=CLUSTERING)})
+    assert clustering.state()["test_metrics"]["davies_bouldin"] is None  # a null stays null
+    assert (
+        "davies_bouldin" not in clustering.numeric_metrics and clustering.numeric_metrics["n_clusters"] == 3
+    )
+    for broken in (
+        {**CLASSIFICATION, "acuracy": 0.9},  # a misspelt metric used to pass, and --min-metric read None
+        {**CLASSIFICATION, "confusion_matrix": {"no": [19, 1]}},
+        {**CLASSIFICATION, "per_class": {"no": {"precision": 0.9}}},
+    ):
+        with pytest.raises(PhaseResultError, match="test_metrics"):
+            ValidationResult.of({"validation": {**validation_result(), "test_metrics": broken}})
+
+
+def test_the_tester_computes_typed_metrics_and_keeps_the_report_text_out_of_the_state() -> None:
+    import numpy as np
+
+    from ml_expert.tools.validation.metrics import classification_metrics, regression_metrics
+
+    y = np.array([0, 1, 1, 0, 1, 0])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4], [0.45, 0.55], [0.9, 0.1]])
+    metrics = classification_metrics(y, proba, ["no", "yes"], threshold=0.5)
+    assert metrics.accuracy == 1.0 and metrics.confusion_matrix == [[3, 0], [0, 3]]
+    assert metrics.classification_report is not None and "precision" in metrics.classification_report
+    dumped = metrics.model_dump()
+    first = ["accuracy", "balanced_accuracy", "precision_macro", "recall_macro", "f1_macro", "f1_weighted"]
+    assert list(dumped)[:6] == first  # the order classification_metrics wrote them in
+    assert list(dumped)[-5:] == ["roc_auc", "f1", "precision", "recall", "decision_threshold"]
+    kept = metrics.without_report().model_dump()
+    assert "classification_report" not in kept and kept == {
+        k: v for k, v in dumped.items() if k != "classification_report"
+    }
+    regression = regression_metrics(np.array([1.0, 2.0, 3.0]), np.array([1.1, 1.9, 3.2]))
+    assert (
+        list(regression.model_dump()) == ["r2", "rmse", "mae", "mape", "rmsle"]
+        and regression.rmse is not None
+    )
+
+
+def test_the_validation_gate_reads_min_metric_from_the_typed_figures() -> None:
+    from phase_helpers import validation_result
+
+    from ml_expert.graph.gates import validation_gate
+
+    state = {
+        "options": {"min_metric": {"roc_auc": 0.9}},
+        "validation": validation_result(test_metrics=CLASSIFICATION),
+    }
+    checks = {c.name: c for c in validation_gate(state).checks}
+    assert checks["min_roc_auc"].passed and checks["min_roc_auc"].value == 0.93
+    state["options"]["min_metric"] = {"r2": 0.1}  # not measured on a classification: refused, not passed
+    assert not {c.name: c for c in validation_gate(state).checks}["min_r2"].passed

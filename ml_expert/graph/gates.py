@@ -237,7 +237,7 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
     for name, minimum in config.min_metric.items():
         # a loss (rmse, log_loss...) given to --min-metric is a ceiling: lower is better
         ceiling = name in METRICS and not greater_is_better(name)
-        value = test.get(name)
+        value = test.figure(name)
         checks.append(
             Check(
                 name=f"min_{name}",

@@ -50,11 +50,11 @@ def render_report(info: SupervisedReportInputs) -> str:
         "| metric | value |",
         "|---|---|",
     ]
-    shown = info.test_metrics
-    if isinstance(shown.get(metric), int | float):
+    shown = info.test_metrics.figures
+    if metric in shown:
         lines.append(f"| **{metric}** (chosen) | **{_fmt(shown[metric])}** |")
     for name, value in shown.items():
-        if isinstance(value, int | float) and name != metric:
+        if name != metric:
             lines.append(f"| {name} | {_fmt(value)} |")
     if info.threshold is not None:
         lines += [

@@ -22,6 +22,7 @@ from ml_expert.tools.selection.verdicts import Escalation, Figure
 from ml_expert.tools.training.hardware import GpuUtilisation
 from ml_expert.tools.training.throughput import ExecutionPlan
 from ml_expert.tools.validation.clustering import ClusteringEvaluation
+from ml_expert.tools.validation.metrics import HeldOutMetrics
 
 VERSION = 2
 
@@ -102,7 +103,7 @@ class SupervisedReportInputs(_Strict):
     threshold: float | None
     test_reads: int
     test_reads_interrupted: int
-    test_metrics: dict[str, Any]  # metric name -> value (and the classification report's text)
+    test_metrics: HeldOutMetrics  # with the classification report's text
     dummy_test_score: Figure
     overfit_gap: Figure
     leaderboard: list[Candidate]
@@ -118,8 +119,7 @@ class SupervisedReportInputs(_Strict):
 
     @property
     def classification_report(self) -> str | None:
-        text = self.test_metrics.get("classification_report")
-        return text if isinstance(text, str) else None
+        return self.test_metrics.classification_report
 
     @property
     def network_execution(self) -> ExecutionPlan | None:
