@@ -48,7 +48,7 @@ def _package_latency(package_dir: Path, files: dict[str, str], data: DataResult)
     model = ModelInference(package_dir, files=files)
     # rows as a caller sends them: raw column names, dates as text
     records = read_frame(data.files["val_raw"], data.file_hashes, "val_raw").to_dict(orient="records")
-    return Latency.model_validate(measure(model.predict, records[:50], records, len(records)))
+    return measure(model.predict, records[:50], records, len(records))
 
 
 def _append_latency(run_dir: Path, records: list[ExportRecord], package: Latency | None) -> None:

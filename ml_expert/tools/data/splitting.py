@@ -1,10 +1,11 @@
-"""Seeded train/validation/test split, stratified for classification."""
+"""Seeded train/validation/test split, stratified for classification, and the sizes it recorded.
+
+The phase results import SplitSizes from here: scikit-learn is imported by split_frame only."""
 
 from __future__ import annotations
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
-from sklearn.model_selection import train_test_split
 
 from ml_expert.errors import DataError
 from ml_expert.tools.data.schema import Task
@@ -47,6 +48,8 @@ def split_frame(
             f"only {len(frame)} usable rows (after removing duplicates and rows without a target); "
             "at least 20 are needed to train, validate and test: add rows"
         )
+    from sklearn.model_selection import train_test_split
+
     stratify = frame[target] if task == "classification" else None
     rest, test = train_test_split(frame, test_size=TEST_FRACTION, random_state=seed, stratify=stratify)
     stratify_rest = rest[target] if task == "classification" else None

@@ -612,9 +612,7 @@ def measure_export_latency(
             limits = threadpool_limits(1) if record.format == "joblib" else nullcontext()
             with limits:
                 figures = measure(predict, singles, batch, len(frame))
-            record.latency = ExportLatency.model_validate(
-                {**figures, "input": what, "size_bytes": record.size_bytes}
-            )
+            record.latency = ExportLatency(**figures.model_dump(), input=what, size_bytes=record.size_bytes)
         except Exception as exc:  # recorded: the report shows which format could not be timed
             record.latency = LatencyFailure(error=f"{type(exc).__name__}: {exc}")
     return records

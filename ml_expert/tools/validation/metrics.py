@@ -1,4 +1,7 @@
-"""Test-set metrics, computed once by the tester on the untouched split."""
+"""Test-set metrics, computed once by the tester on the untouched split.
+
+The phase results import HeldOutMetrics from here: scikit-learn is imported where the metrics are
+computed, so reading a run's state (status, the CLI's start) does not load it."""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
-from sklearn import metrics as skm
 
 
 class ClassFigures(BaseModel):
@@ -87,6 +89,8 @@ def classification_metrics(
     y_true: np.ndarray, proba: np.ndarray, classes: list[Any], threshold: float | None = None
 ) -> HeldOutMetrics:
     """`threshold`: the shipped model's cut-off on P(class 1) (binary), else argmax."""
+    from sklearn import metrics as skm
+
     from ml_expert.tools.scoring import labels_from
 
     labels = labels_from(proba, threshold)
@@ -139,6 +143,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> HeldOutMetrics
 
 def plot_confusion_matrix(matrix: list[list[int]], classes: list[Any], path: Path) -> None:
     import matplotlib
+    from sklearn import metrics as skm
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
