@@ -62,7 +62,7 @@ def main() -> None:
                     "dropped_columns": len(prepared.dropped_columns),
                     "duplicates_removed": prepared.duplicates_removed,
                     "outliers_removed": prepared.outliers.get("dropped", 0),
-                    "split_sizes": prepared.split_sizes,
+                    "split_sizes": prepared.split_sizes.model_dump(),
                     "median_s": round(statistics.median(seconds), 3),
                 }
             )

@@ -73,7 +73,7 @@ def train(mixed: bool, batch: int, x, y, xv, yv, epochs: int) -> dict:
         "final_val_accuracy": result.history.get("val_accuracy", [None])[-1],
         "grad_norm_per_epoch": result.history.get("grad_norm"),
         "float32_copy_max_abs_diff": diff,
-        "gpu_utilisation": sampler.summary(),
+        "gpu_utilisation": _summary(sampler),
     }
 
 
@@ -143,7 +143,7 @@ def fit_one(architecture: str, mixed: bool, data, n_classes: int, **extra) -> di
         "float32_copy_max_abs_diff": float(
             np.abs(np.asarray(model.predict_on_batch(xv)) - probabilities).max()
         ),
-        "gpu_utilisation": sampler.summary(),
+        "gpu_utilisation": _summary(sampler),
     }
 
 
@@ -180,7 +180,7 @@ def main() -> None:
     try:
         from ml_expert.tools.training.hardware import hardware_check
 
-        report["hardware"] = hardware_check()
+        report["hardware"] = hardware_check().model_dump()
         if part == "text":
             text_part(report)
         elif part == "throughput":
@@ -303,7 +303,7 @@ def _measure(kind: str, model_config: dict, data, n_classes: int, epochs: int, s
         if utils
         else None,
         "val_accuracy": float((probabilities.argmax(1) == yv).mean()),
-        "gpu_utilisation": sampler.summary(),
+        "gpu_utilisation": _summary(sampler),
     }
 
 
@@ -318,7 +318,7 @@ def throughput_part(report: dict) -> None:
     rows = int(os.environ.get("GPU_CHECK_ROWS", "1000000"))
     epochs = int(os.environ.get("GPU_CHECK_EPOCHS", "4"))
     hardware = hardware_check()
-    gpu = bool(hardware["gpus"])
+    gpu = bool(hardware.gpus)
     x, y, xv, yv, vocabulary, length = _reviews(min(rows, 200_000), 0)
     cases = [
         ("tabular", {"hidden_units": [128, 64]}, _tabular(rows), 2, dense_flops(40, [128, 64], 2)),
@@ -343,7 +343,7 @@ def throughput_part(report: dict) -> None:
         activations = activation_elements(built)
         keras.backend.clear_session()
         plan = plan_execution(
-            backend=hardware["backend"],
+            backend=hardware.backend,
             gpu=gpu,
             rows=len(data[0]),
             data_bytes=int(data[0].nbytes + data[2].nbytes),
@@ -404,6 +404,12 @@ def throughput_part(report: dict) -> None:
         report["checks"][name] = checks
         # Written after each model, so a run stopped at the lent machine's time limit keeps what it measured.
         _write(report, f"gpu_check_throughput_{os.environ['KERAS_BACKEND']}.json", echo=False)
+
+
+def _summary(sampler) -> dict | None:
+    """The sampler's GPU utilisation as the report's JSON (None: no samples)."""
+    summary = sampler.summary()
+    return summary.model_dump() if summary is not None else None
 
 
 def _write(report: dict, name: str, echo: bool = True) -> int:

@@ -166,7 +166,8 @@ def plain_child(args: argparse.Namespace) -> dict[str, Any]:
         scores = predict_scores(pipeline, test_x)
     if task == "classification":
         metrics = classification_metrics(test_y, scores, schema.classes or [])
-        plot_confusion_matrix(metrics["confusion_matrix"], schema.classes or [], out / "confusion_matrix.png")
+        matrix = metrics.confusion_matrix or []
+        plot_confusion_matrix(matrix, schema.classes or [], out / "confusion_matrix.png")
     else:
         metrics = regression_metrics(test_y, scores)
     test_score = score(metric, test_y, scores)
@@ -205,7 +206,7 @@ def plain_child(args: argparse.Namespace) -> dict[str, Any]:
         "status": "finished",
         "chosen": chosen,
         "test_score": test_score,
-        "test_metrics": {k: v for k, v in metrics.items() if isinstance(v, int | float)},
+        "test_metrics": metrics.figures,
         "import_seconds": imported - started,
         "work_seconds": time.perf_counter() - imported,
         "steps": steps,

@@ -139,18 +139,31 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
 
 def execution_summary(execution: dict[str, Any] | None) -> dict[str, Any] | None:
     """Where the fits ran: the cluster at the start, tasks per node, in flight/done, retries."""
-    if not execution or execution.get("mode") != "ray":
+    from pydantic import ValidationError
+
+    from ml_expert.execution.records import ExecutionReport
+
+    if not execution:
         return None
-    cluster = execution.get("cluster") or {}
+    try:
+        report = ExecutionReport.model_validate(execution)
+    except ValidationError as exc:  # a run.json another version wrote: said, not a traceback in `status`
+        return {"unreadable": f"run.json's execution record does not match its model: {exc}"}
+    if report.mode != "ray":
+        return None
+    cluster = report.cluster
+    where = (
+        f"{cluster.address}: {cluster.nodes} node(s), {cluster.cpus} CPUs, {cluster.gpus} GPUs, "
+        f"{cluster.memory_gb} GB at the start"
+        if cluster
+        else "None: None node(s), None CPUs, None GPUs, None GB at the start"
+    )
     return {
-        "cluster": f"{cluster.get('address')}: {cluster.get('nodes')} node(s), {cluster.get('cpus')} CPUs, "
-        f"{cluster.get('gpus')} GPUs, {cluster.get('memory_gb')} GB at the start",
-        "tasks_done": execution.get("tasks_done"),
-        "tasks_in_flight": execution.get("tasks_in_flight"),
-        "tasks_per_node": execution.get("tasks_per_node"),
-        "retries": [
-            f"{r['label']} #{r['index']} (attempt {r['attempt']}): {r['cause']}" for r in execution["retries"]
-        ],
+        "cluster": where,
+        "tasks_done": report.tasks_done,
+        "tasks_in_flight": report.tasks_in_flight,
+        "tasks_per_node": report.tasks_per_node,
+        "retries": [f"{r.label} #{r.index} (attempt {r.attempt}): {r.cause}" for r in report.retries],
     }
 
 

@@ -26,12 +26,17 @@ from pydantic import (
 )
 
 from ml_expert.errors import IntegrityError
+from ml_expert.execution.records import ExecutionReport
 from ml_expert.hashing import verify
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.deployment.exports import ExportRecord
 from ml_expert.tools.selection.verdicts import Escalation, Figure, StoppedFit
 from ml_expert.tools.training.dnn import DNNConfig, TrainResult
+from ml_expert.tools.training.hardware import Hardware
+from ml_expert.tools.training.throughput import ExecutionPlan
 from ml_expert.tools.validation.latency import Latency
+from ml_expert.tools.validation.metrics import HeldOutMetrics
 
 
 class PhaseResultError(ValueError):
@@ -102,7 +107,7 @@ class DataResult(_PhaseResult):
     rare_class_rows: int = 0  # rows of classes too rare to split, dropped before the split
     outliers_removed: int = 0
     outliers: dict[str, Any] = {}
-    split_sizes: dict[str, int]
+    split_sizes: SplitSizes
     splits_disjoint: bool
     classes: list[Any] | None = None
     train_class_counts: dict[str, int] = {}  # class index (as text) -> training rows
@@ -314,7 +319,7 @@ class SelectionResult(_PhaseResult):
     baseline_seconds: dict[str, float] = {}
     budget: float
     tuning: Tuning | None = None
-    execution: dict[str, Any] | None = None
+    execution: ExecutionReport | None = None  # where the independent fits ran (execution/records.py)
     clustering: dict[str, Any] | None = None
 
     def state(self) -> dict[str, Any]:
@@ -359,9 +364,9 @@ class NetworkRecord(_Written, TrainResult):
     best_val_loss: Figure
     history: dict[str, list[Figure]]
     config: DNNConfig
-    execution: dict[str, Any] = {}  # tools/training/throughput.py's plan
+    execution: ExecutionPlan | None = None  # tools/training/throughput.py's plan
     attempt: int = 0
-    hardware: dict[str, Any] = {}
+    hardware: Hardware | None = None  # tools/training/hardware.py's check, with the GPU's use
     history_path: str | None = None
     curves_path: str | None = None
     backend: str | None = None
@@ -492,7 +497,7 @@ class ValidationResult(_Recorded):
     test_reads: int
     test_reads_interrupted: int = 0
     test_read_models: int = 1
-    test_metrics: dict[str, Any]
+    test_metrics: HeldOutMetrics  # the state keeps the names the tester set (no report text)
     calibration: dict[str, Any] | None = None
     fairness: dict[str, dict[str, Any]] | None = None  # sensitive column -> its group figures
     fairness_unavailable: dict[str, str] | None = None  # named column -> why it cannot be grouped on
@@ -506,7 +511,7 @@ class ValidationResult(_Recorded):
     @property
     def numeric_metrics(self) -> dict[str, float]:
         """The test metrics that are single figures (no confusion matrix, no per-class report)."""
-        return {k: v for k, v in self.test_metrics.items() if isinstance(v, int | float)}
+        return self.test_metrics.figures
 
 
 class Release(_Finding):

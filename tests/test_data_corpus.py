@@ -430,7 +430,7 @@ def rare_class_dropped(p: PreparedData) -> None:
     """Two rows of class "c" (fewer than RARE_CLASS_ROWS): dropped, counted (not named), and the
     two other classes go on."""
     assert p.rare_classes_dropped == {"classes": 1, "rows": 2}
-    assert p.input_schema.classes == ["a", "b"] and sum(p.split_sizes.values()) == 58
+    assert p.input_schema.classes == ["a", "b"] and p.split_sizes.total == 58
     assert any(f["figure"] == {"classes": 1, "rows": 2} for f in p.profile["findings"])
 
 
@@ -577,7 +577,7 @@ def pixels_auto(p: PreparedData) -> None:
 
 @_ok(some_targets_missing)
 def partial_target(p: PreparedData) -> None:
-    assert p.rows_without_target == 3 and sum(p.split_sizes.values()) + p.outliers.get("dropped", 0) == 67
+    assert p.rows_without_target == 3 and p.split_sizes.total + p.outliers.get("dropped", 0) == 67
 
 
 @_ok(formatted_numbers)

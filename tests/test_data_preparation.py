@@ -97,11 +97,11 @@ def test_outlier_report_in_prepared_data_leaves_val_and_test_untouched(tmp_path:
     frame.to_csv(path, index=False)
     kept = prepare_data(str(path), "target", 0, tmp_path / "kept")  # the default: flag, keep
     assert kept.outliers["dropped"] == 0 and kept.outliers["flagged"] >= 1
-    assert sum(kept.split_sizes.values()) == 300 and "--drop-outliers" in kept.outliers["action"]
+    assert kept.split_sizes.total == 300 and "--drop-outliers" in kept.outliers["action"]
     prepared = prepare_data(str(path), "target", 0, tmp_path / "data", drop_outliers_rows=True)
     val, test = pd.read_parquet(prepared.files["val"]), pd.read_parquet(prepared.files["test"])
     assert prepared.outliers["dropped"] >= 1
-    assert sum(prepared.split_sizes.values()) + prepared.outliers["dropped"] == 300
+    assert prepared.split_sizes.total + prepared.outliers["dropped"] == 300
     assert len(val) == len(test) == 45  # 15% each of 300, as without any removal
     assert any(f["finding"].startswith("outliers") and "dropped" in f["action"] for f in prepared.findings)
 

@@ -403,7 +403,7 @@ def test_the_package_is_written_once_with_its_measured_latency(titanic, logreg, 
         assert not (staged / "manifest.json").exists() and not (staged / "README.md").exists()
         model = ModelInference(staged, files=files)  # verified against the staged hashes
         figures = measure(model.predict, rows, rows, len(rows), calls=20)
-        return {"latency": figures, "measured_on": {"cpu": "test"}}
+        return {"latency": figures.model_dump(), "measured_on": {"cpu": "test"}}
 
     counts = _count_writes(monkeypatch, deploy)
     manifest = write_package(

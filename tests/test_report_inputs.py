@@ -182,8 +182,17 @@ def test_the_network_time_and_cluster_sections_render_from_their_records() -> No
         "rules": [],
     }
     util = {"samples": 12, "interval_seconds": 0.5, "mean_pct": 71.0, "p10_pct": 40.0, "max_pct": 99}
+    hardware = {
+        "backend": "tensorflow",
+        "cpu_count": 16,
+        "available_memory_mb": 120000.0,
+        "gpus": ["/physical_device:GPU:0"],
+        "device_used": "GPU (/physical_device:GPU:0)",
+        "nvidia_smi": True,
+        "gpu_utilisation": {**util, "max_memory_mb": 2048.0},
+    }
     info = _info(
-        dnn=network_record(summary="Model: dense", execution=plan, hardware={"gpu_utilisation": util}),
+        dnn=network_record(summary="Model: dense", execution=plan, hardware=hardware),
         time={
             "budget_seconds": 60,
             "model_selection_seconds": 20.0,

@@ -6,6 +6,7 @@ from phase_helpers import candidate, selection_fields
 
 from ml_expert.agents.researcher import MIN_BUDGET_FOR_NN, plan_network, room_left
 from ml_expert.phases import DataResult
+from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.selection.budget import MAX_EPOCHS, MIN_EPOCHS, dense_flops, plan_epochs, safety_cap
 
 
@@ -16,7 +17,7 @@ def _data(rows: int = 1000, task: str = "classification", modality: str = "tabul
             "task": task,
             "modality": modality,
             "image_shape": [8, 8, 1] if modality == "image" else None,
-            "split_sizes": {"train": rows, "val": rows // 5, "test": rows // 5},
+            "split_sizes": SplitSizes(train=rows, val=rows // 5, test=rows // 5),
             "n_features_out": 64 if modality == "image" else 12,
             "train_class_counts": {"0": rows // 2, "1": rows // 2} if task == "classification" else {},
             "imbalance_ratio": 1.0,

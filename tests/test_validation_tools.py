@@ -75,13 +75,13 @@ def test_latency_measures_what_it_times() -> None:
         time.sleep(0.002)
 
     figures = measure(slow, [1, 2, 3], [1] * 10, 10, calls=20)
-    assert 2.0 <= figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
-    assert figures["single_row_calls"] == 20 and figures["batch_rows_per_second"] <= 10 / 0.002
+    assert 2.0 <= figures.p50_ms <= figures.p95_ms <= figures.p99_ms
+    assert figures.single_row_calls == 20 and figures.batch_rows_per_second <= 10 / 0.002
     # A slow format stops after max_seconds of single-row calls, never before 20 calls.
     figures = measure(slow, [1, 2, 3], [1] * 10, 10, calls=200, max_seconds=0.01)
-    assert figures["single_row_calls"] == 20 and figures["p50_ms"] >= 2.0
+    assert figures.single_row_calls == 20 and figures.p50_ms >= 2.0
     figures = measure(slow, [1, 2, 3], [1] * 10, 10, calls=200, max_seconds=0.1)
-    assert 20 <= figures["single_row_calls"] < 200  # ~50 at 2 ms a call; fewer on a loaded machine
+    assert 20 <= figures.single_row_calls < 200  # ~50 at 2 ms a call; fewer on a loaded machine
 
 
 def test_drift_flags_a_shift_and_not_a_resample() -> None:

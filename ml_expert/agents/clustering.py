@@ -19,6 +19,7 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.phases import (
     Candidate,
     DataResult,
+    PhaseResultError,
     SelectionResult,
     TimeSpent,
     TrainingResult,
@@ -50,10 +51,10 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     result = select_clustering(schema, train, val, int(options["seed"]), Path(ctx.run_dir) / "models")
     ctx.decide(f"rank clusterings by {CRITERION} on the validation split", result.criterion_reason)
     ctx.decide(f"try k in {result.k_range[0]}..{result.k_range[-1]}", result.k_rule)
-    if result.fit_rows < data.split_sizes["train"]:
+    if result.fit_rows < data.split_sizes.train:
         ctx.decide(
             f"fit the candidates on a seeded sample of {result.fit_rows} training rows",
-            f"{data.split_sizes['train']} training rows; {result.fit_rows} place the centres as well "
+            f"{data.split_sizes.train} training rows; {result.fit_rows} place the centres as well "
             "and keep every k, resample and refit within seconds",
         )
     by_name = {c.name: c for c in result.leaderboard}
@@ -83,7 +84,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "analysis": {
                 "task": "clustering",
                 "task_reason": data.task_reason,
-                "rows": data.split_sizes,
+                "rows": data.split_sizes.model_dump(),
                 "features_in": len(data.features),
                 "features_out": data.n_features_out,
                 "modality": data.modality,
@@ -177,16 +178,19 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     ctx.step("silhouette, sizes, stability and the test against chance on the test split")
     evaluation = evaluate_clustering(pipeline, schema, train, test, int(state["options"]["seed"]))
     metrics = evaluation.test_metrics
+    silhouette = metrics.silhouette
+    if silhouette is None:  # evaluate_clustering always measures it
+        raise PhaseResultError("the clustering evaluation has no test silhouette")
     gap = round(chosen.train_score - chosen.val_score, 6)
     (ctx.run_dir / "metrics.json").write_text(
         json.dumps(
             {
                 "model": chosen.name,
                 "primary_metric": selection.metric,
-                "test_score": metrics["silhouette"],
+                "test_score": silhouette,
                 "dummy_test_score": 0.0,
                 "overfit_gap": gap,
-                "test": metrics,
+                "test": metrics.model_dump(),
                 "clustering": evaluation.model_dump(exclude={"test_metrics"}),
                 "leaderboard": training_result.board(),
             },
@@ -214,7 +218,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     result = ValidationResult(
         model=chosen.name,
         primary_metric=selection.metric,
-        test_score=metrics["silhouette"],
+        test_score=silhouette,
         dummy_test_score=0.0,
         overfit_gap=gap,
         test_reads=reads,
@@ -228,7 +232,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     )
     _complete_test_read(ctx.run_dir)
     ctx.record("metrics", result.state())
-    ctx.done(f"test silhouette {metrics['silhouette']:.4f} (single cluster 0.0)")
+    ctx.done(f"test silhouette {silhouette:.4f} (single cluster 0.0)")
     return {"validation": result.state(), "phase": "validation"}
 
 

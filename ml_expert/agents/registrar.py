@@ -25,7 +25,7 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
         "metrics": validation.numeric_metrics,
         "data_fingerprint": data.fingerprint,
         "seed": int(state["options"]["seed"]),
-        "split_sizes": data.split_sizes,
+        "split_sizes": data.split_sizes.model_dump(),
         "forced": bool(state["options"].get("force")),
         "parent": fine_tuning.parent if fine_tuning else None,
     }

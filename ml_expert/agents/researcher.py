@@ -92,12 +92,11 @@ def _reader_words(architecture: str, layer: str, filters: list[int]) -> str:
 
 def analyse_task(data: DataResult) -> dict[str, Any]:
     """The facts the choice of models rests on, each with the reason it matters."""
-    sizes = data.split_sizes
     classes = len(data.train_class_counts) or None
     return {
         "task": data.task,
         "task_reason": data.task_reason,
-        "rows": sizes,
+        "rows": data.split_sizes.model_dump(),
         "features_in": len(data.features),
         "features_out": data.n_features_out,
         "classes": classes,
@@ -123,8 +122,8 @@ def plan_network(
     Rule: train it when it is wanted, the budget is at least MIN_BUDGET_FOR_NN seconds, and the best
     baseline leaves at least MIN_ROOM of room (see room_left).
     """
-    rows = data.split_sizes["train"]
-    val_rows = data.split_sizes["val"]
+    rows = data.split_sizes.train
+    val_rows = data.split_sizes.val
     width = data.n_features_out
     image = data.modality == "image" and data.image_shape
     sequence = data.sequence if data.modality == "text" else None

@@ -125,7 +125,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     if task == "classification":
         test_metrics = classification_metrics(test_y, scores, schema.classes or [], threshold)
         plot_confusion_matrix(
-            test_metrics["confusion_matrix"], schema.classes or [], ctx.run_dir / "confusion_matrix.png"
+            test_metrics.confusion_matrix or [], schema.classes or [], ctx.run_dir / "confusion_matrix.png"
         )
     else:
         test_metrics = regression_metrics(test_y, scores)
@@ -174,7 +174,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
                 "test_score": test_score,
                 "dummy_test_score": dummy_score,
                 "overfit_gap": gap,
-                "test": {k: v for k, v in test_metrics.items() if k != "classification_report"},
+                "test": test_metrics.without_report().model_dump(),
                 "leaderboard": training.board(),
                 **extra,
             },
@@ -226,7 +226,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         test_reads=reads,
         test_reads_interrupted=interrupted,
         test_read_models=models,
-        test_metrics={k: v for k, v in test_metrics.items() if k != "classification_report"},
+        test_metrics=test_metrics.without_report(),
         calibration={k: v for k, v in extra.get("calibration", {}).items() if k != "curve"} or None,
         fairness=extra.get("fairness"),
         fairness_unavailable=extra.get("fairness_unavailable"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 
 class ClusterInfo(BaseModel):
     """The hardware check at connection: what the cluster offered when the run started."""
+
+    model_config = ConfigDict(extra="forbid")
 
     address: str
     started_here: bool  # a throw-away local cluster this run started (and stops)
@@ -22,6 +24,8 @@ class ClusterInfo(BaseModel):
 class Retry(BaseModel):
     """A task lost with its worker or node and submitted again (same spec, same seed: same result)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     label: str
     index: int
     attempt: int  # the attempt that failed (1 = the first)
@@ -32,6 +36,8 @@ class Retry(BaseModel):
 
 class ExecutionReport(BaseModel):
     """Where the independent fits ran: counts per node, progress, retries."""
+
+    model_config = ConfigDict(extra="forbid")
 
     mode: str  # "local" (this process) or "ray"
     cluster: ClusterInfo | None = None

@@ -43,7 +43,7 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
         "rare_classes": data.rare_class_rows,
         "outliers_in_train": data.outliers_removed,
     }
-    kept = sum(sizes.values()) if sizes else 0
+    kept = sizes.total
     problems = prepared_problems(data.files, sizes, data.n_features_out, data.preprocessor_sha256)
     checks = [
         Check(
@@ -56,14 +56,14 @@ def data_gate(state: dict[str, Any]) -> GateVerdict:
         ),
         Check(
             name="rows_accounted",
-            passed=bool(sizes) and kept + sum(removed.values()) == rows_in,
+            passed=kept + sum(removed.values()) == rows_in,
             value={"rows_in": rows_in, "kept": kept, "dropped": removed},
             detail=f"{rows_in} rows read = {kept} kept + {sum(removed.values())} dropped",
         ),
         Check(
             name="splits_disjoint",
-            passed=data.splits_disjoint and all(sizes.get(k, 0) > 0 for k in ("train", "val", "test")),
-            value=sizes,
+            passed=data.splits_disjoint and min(sizes.train, sizes.val, sizes.test) > 0,
+            value=sizes.model_dump(),
             detail="train, validation and test are non-empty and share no row",
         ),
     ]
@@ -237,7 +237,7 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
     for name, minimum in config.min_metric.items():
         # a loss (rmse, log_loss...) given to --min-metric is a ceiling: lower is better
         ceiling = name in METRICS and not greater_is_better(name)
-        value = test.get(name)
+        value = test.figure(name)
         checks.append(
             Check(
                 name=f"min_{name}",

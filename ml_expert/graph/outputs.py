@@ -23,7 +23,7 @@ def run_metrics(state: dict[str, Any]) -> dict[str, Any]:
     from ml_expert.phases import ValidationResult  # here: importing this module stays light
 
     validation = ValidationResult.maybe(state)
-    return dict(validation.test_metrics) if validation else {}
+    return validation.test_metrics.model_dump() if validation else {}
 
 
 def run_artifacts(state: dict[str, Any]) -> dict[str, str]:

@@ -21,6 +21,7 @@ from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splits import read_frame
+from ml_expert.tools.deployment.exports import ExportRecord
 from ml_expert.tools.environment import package_versions
 from ml_expert.tools.training.finetune import network_preprocessor
 from ml_expert.tools.validation.latency import Latency, measure
@@ -47,10 +48,10 @@ def _package_latency(package_dir: Path, files: dict[str, str], data: DataResult)
     model = ModelInference(package_dir, files=files)
     # rows as a caller sends them: raw column names, dates as text
     records = read_frame(data.files["val_raw"], data.file_hashes, "val_raw").to_dict(orient="records")
-    return Latency.model_validate(measure(model.predict, records[:50], records, len(records)))
+    return measure(model.predict, records[:50], records, len(records))
 
 
-def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: Latency | None) -> None:
+def _append_latency(run_dir: Path, records: list[ExportRecord], package: Latency | None) -> None:
     """Add the export latencies to metrics.json and evaluation_report.md (the tester's files).
 
     The tester runs before any export exists, so latency is measured here, on the reloaded
@@ -61,19 +62,19 @@ def _append_latency(run_dir: Path, rows: list[dict[str, Any]], package: Latency 
     from ml_expert.tools.validation.report_inputs import LatencyRow
 
     # one label per export file: the model's folder and the format ("linear/onnx", "dnn/tflite")
-    labelled = [{**r, "format": f"{Path(r['path']).parent.name}/{r['format']}"} for r in rows]
+    labelled = [(f"{Path(r.path).parent.name}/{r.format}", r) for r in records]
     metrics_path = run_dir / "metrics.json"
     if metrics_path.exists():
         metrics = json.loads(metrics_path.read_text())
-        metrics["latency"] = {r["format"]: r.get("latency") for r in labelled}
+        metrics["latency"] = {label: r.latency.model_dump() if r.latency else None for label, r in labelled}
         metrics["latency"]["package (inference.py)"] = package.model_dump() if package is not None else None
-        metrics["model_size_bytes"] = {r["format"]: r.get("size_bytes") for r in labelled}
+        metrics["model_size_bytes"] = {label: r.size_bytes for label, r in labelled}
         metrics_path.write_text(json.dumps(metrics, indent=2))
     shown = [
         LatencyRow.model_validate(
-            {**(r.get("latency") or {}), "format": r["format"], "size_bytes": r.get("size_bytes")}
+            {**(r.latency.model_dump() if r.latency else {}), "format": label, "size_bytes": r.size_bytes}
         )
-        for r in labelled
+        for label, r in labelled
     ]
     if package is not None:
         shown.append(
@@ -98,17 +99,17 @@ def _preprocessing(chosen: Candidate, data: DataResult) -> tuple[str, str]:
 
 
 def _release_source(
-    chosen: Candidate, training: TrainingResult, data: DataResult, shipped: list[dict[str, Any]]
+    chosen: Candidate, training: TrainingResult, data: DataResult, shipped: list[ExportRecord]
 ) -> ReleaseSource | None:
     """What the registry keeps beside the package for a later `--from`: the verified loadable export
     (.keras or joblib) and, for a network, its preprocessing and training configuration."""
     wanted = "keras" if chosen.kind == "keras" else "joblib"
-    export = next((r for r in shipped if r["format"] == wanted and r["passed"] and r.get("sha256")), None)
-    if export is None:
+    export = next((r for r in shipped if r.format == wanted and r.passed and r.sha256), None)
+    if export is None or export.sha256 is None:
         return None
     if wanted == "joblib":
         return ReleaseSource(
-            kind="sklearn", files={"model.joblib": export["path"]}, sha256={"model.joblib": export["sha256"]}
+            kind="sklearn", files={"model.joblib": export.path}, sha256={"model.joblib": export.sha256}
         )
     preprocessor, preprocessor_sha = _preprocessing(chosen, data)
     config = chosen.dnn_config or (
@@ -116,8 +117,8 @@ def _release_source(
     )
     return ReleaseSource(
         kind="keras",
-        files={"model.keras": export["path"], "preprocessor.joblib": preprocessor},
-        sha256={"model.keras": export["sha256"], "preprocessor.joblib": preprocessor_sha},
+        files={"model.keras": export.path, "preprocessor.joblib": preprocessor},
+        sha256={"model.keras": export.sha256, "preprocessor.joblib": preprocessor_sha},
         config=config,
     )
 
@@ -143,7 +144,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
     # Parity and latency use the validation rows: the test split is read once, by the tester.
     reference, _ = load_split(data.files, "val", schema, data.file_hashes)
     exports_dir = ctx.run_dir / "exports"
-    records: list[dict[str, Any]] = []
+    records: list[ExportRecord] = []
     onnx_path: str | None = None
     # Only what ships is exported (and judged by the release gate): a network that was trained
     # but not chosen is not converted, so its failed conversion cannot refuse the chosen model.
@@ -155,7 +156,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         sk_records = export_sklearn(pipeline, schema, reference, exports_dir / chosen.name)
         ctx.step("timing each reloaded export")
         measure_export_latency(sk_records, schema, reference)
-        records += [r.model_dump() for r in sk_records]
+        records += sk_records
         onnx_path = next((r.path for r in sk_records if r.format == "onnx"), None)
     if network:
         quiet_tensorflow()
@@ -177,21 +178,17 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
                     ctx.decide(f"do not ship the {record.format} export", record.not_shipped_reason or "")
         ctx.step("timing each reloaded export")
         measure_export_latency(k_records, schema, reference, preprocessor)
-        records += [r.model_dump() for r in k_records]
+        records += k_records
         onnx_path = next((r.path for r in k_records if r.format == "onnx"), None)
     for record in records:
-        ctx.emit(
-            "export",
-            format=record["format"],
-            passed=record["parity"]["passed"] if record.get("parity") else False,
-        )
+        ctx.emit("export", format=record.format, passed=record.parity.passed)
     package_dir = ctx.run_dir / "deployment"
     manifest: dict[str, Any] = {}
     package_latency: Latency | None = None
     # Every export of the shipped model must pass; one failed format stops the package.
     shipped_dir = exports_dir / (chosen.name if chosen.kind == "sklearn" else "dnn")
-    shipped = [r for r in records if Path(r["path"]).parent == shipped_dir and r.get("shipped", True)]
-    chosen_ok = onnx_path is not None and all(r["passed"] for r in shipped)
+    shipped = [r for r in records if Path(r.path).parent == shipped_dir and r.shipped]
+    chosen_ok = onnx_path is not None and all(r.passed for r in shipped)
     if chosen_ok:
         run = RunFile(ctx.run_dir).read()
         extra_files = {
@@ -212,7 +209,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "metrics": validation.numeric_metrics,
             "seed": int(state["options"]["seed"]),
             "data_fingerprint": data.fingerprint,
-            "split_sizes": data.split_sizes,
+            "split_sizes": data.split_sizes.model_dump(),
             "package_versions": package_versions(),
             "created": run.created,
             "model_size_bytes": Path(onnx_path).stat().st_size,
@@ -232,7 +229,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         )
     _append_latency(ctx.run_dir, records, package_latency)
     result = DeploymentResult(
-        exports=records,
+        exports=[r.model_dump() for r in records],  # as written: every key set (the state dumps set keys)
         package_dir=str(package_dir) if manifest else None,
         manifest=manifest,
         model=chosen.name,
@@ -240,6 +237,6 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
         source=_release_source(chosen, training_result, data, shipped) if manifest else None,
     )
     ctx.record("deployment", result.state())
-    passed = sum(1 for r in records if r.get("parity") and r["parity"]["passed"])
+    passed = sum(1 for r in records if r.parity.passed)
     ctx.done(f"{passed}/{len(records)} exports reloaded and matched")
     return {"deployment": result.state(), "phase": "deployment"}

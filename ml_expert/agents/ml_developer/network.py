@@ -107,11 +107,11 @@ def train_network(
     config = config.model_copy(update={"time_limit_seconds": safety_cap(selection.budget, selection.seconds)})
     hardware = hardware_check()
     ctx.decide(
-        f"train on {hardware['device_used']}",
-        f"{hardware['backend']} backend; {len(hardware['gpus'])} GPU(s) found; "
-        f"{hardware['available_memory_mb']:.0f} MB memory available",
+        f"train on {hardware.device_used}",
+        f"{hardware.backend} backend; {len(hardware.gpus)} GPU(s) found; "
+        f"{hardware.available_memory_mb:.0f} MB memory available",
     )
-    gpu = bool(hardware["gpus"])
+    gpu = bool(hardware.gpus)
     if gpu and not config.mixed_precision:
         config = config.model_copy(update={"mixed_precision": True})
         ctx.decide(
@@ -126,7 +126,7 @@ def train_network(
     # learning rate, steps per call and XLA are compile settings, set when training compiles it).
     model = build_dnn(x_train.shape[1], task, n_outputs, config, seed + attempt)
     execution = plan_execution(
-        backend=hardware["backend"],
+        backend=hardware.backend,
         gpu=gpu,
         rows=len(x_train),
         data_bytes=int(x_train.nbytes + x_val.nbytes),
@@ -186,7 +186,7 @@ def train_network(
     )
     out_dir = ctx.run_dir / "checkpoints" / f"attempt-{attempt}"
     workers = int(state["options"].get("workers") or 1)
-    with UtilisationSampler(enabled=bool(hardware["gpus"]) and workers == 1) as sampler:
+    with UtilisationSampler(enabled=gpu and workers == 1) as sampler:
         if workers > 1:
             arrays = (x_fit, fit_train, x_stop, fit_val)
             result = _train_on_workers(ctx, state, model, arrays, config, n_outputs, seed + attempt, out_dir)
@@ -203,7 +203,7 @@ def train_network(
                 task=task,
                 give_up=give_up,
             )
-    hardware["gpu_utilisation"] = sampler.summary()
+    hardware.gpu_utilisation = sampler.summary()
     for fallback in result.execution_fallbacks:
         ctx.decide(f"train without {fallback['dropped']}", f"the device refused it: {fallback['error']}")
     if result.initial_epoch:
@@ -235,7 +235,7 @@ def train_network(
     common = {
         **result.model_dump(),
         "config": config.model_dump(),
-        "execution": execution.model_dump(),
+        "execution": execution,
         "attempt": attempt,
         "hardware": hardware,
         "history_path": str(history_path),

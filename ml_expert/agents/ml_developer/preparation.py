@@ -212,7 +212,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         for c in schema.columns
     ]
     ctx.record("data-analysis", finding)
-    ctx.done(f"{prepared.task}, {sum(prepared.split_sizes.values())} rows, {len(schema.columns)} features")
+    ctx.done(f"{prepared.task}, {prepared.split_sizes.total} rows, {len(schema.columns)} features")
     return {"data": data, "phase": "data_preparation"}
 
 

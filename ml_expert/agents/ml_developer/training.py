@@ -193,7 +193,7 @@ def _refit(
     if isinstance(refit, StoppedFit):
         why = f"its refit on train + validation was stopped ({refit.reason}); the train-only fit was judged"
         ctx.decide(f"ship {chosen.name} as fit on the training split", why)
-        rows = data.split_sizes["train"] + data.split_sizes["val"]
+        rows = data.split_sizes.train + data.split_sizes.val
         stopped = Refit(on="none", rows=rows, fit_seconds=refit.seconds)
         return Candidate.model_validate({**chosen.model_dump(), "refit_rule": why, "refit": stopped})
     ctx.decide(

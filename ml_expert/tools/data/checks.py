@@ -12,23 +12,22 @@ from pathlib import Path
 import numpy as np
 
 from ml_expert.hashing import sha256_file
+from ml_expert.tools.data.splitting import SplitSizes
 
 
 def prepared_problems(
-    files: dict[str, str], split_sizes: dict[str, int], n_features_out: int, preprocessor_sha256: str | None
+    files: dict[str, str], split_sizes: SplitSizes, n_features_out: int, preprocessor_sha256: str | None
 ) -> list[str]:
     """Every problem found in the prepared splits; an empty list means they are usable."""
     problems: list[str] = []
-    for split in ("train", "val"):
+    for split, rows in (("train", split_sizes.train), ("val", split_sizes.val)):
         name = f"X_{split}"
         if not files.get(name) or not Path(files[name]).is_file():
             problems.append(f"{name} is missing")
             continue
         array = np.load(files[name], mmap_mode="r")
-        if array.ndim != 2 or array.shape != (split_sizes.get(split), n_features_out):
-            problems.append(
-                f"{name} has shape {array.shape}, recorded ({split_sizes.get(split)}, {n_features_out})"
-            )
+        if array.ndim != 2 or array.shape != (rows, n_features_out):
+            problems.append(f"{name} has shape {array.shape}, recorded ({rows}, {n_features_out})")
         elif not np.isfinite(array).all():
             problems.append(f"{name} holds {int((~np.isfinite(array)).sum())} non-finite values")
     preprocessor = files.get("preprocessor")

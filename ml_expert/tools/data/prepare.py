@@ -48,7 +48,7 @@ from ml_expert.tools.data.profiling import (
 )
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, datetime_part, to_model_frame
 from ml_expert.tools.data.splits import read_frame, write_array, write_frame
-from ml_expert.tools.data.splitting import split_frame
+from ml_expert.tools.data.splitting import SplitSizes, split_frame
 from ml_expert.tools.data.task import detect_task
 from ml_expert.tools.data.text import (
     MAX_WORDS,
@@ -88,7 +88,7 @@ class PreparedData(BaseModel):
         default_factory=dict, description="numeric column -> infinite or out-of-range values made missing"
     )
     rows_without_target: int
-    split_sizes: dict[str, int]
+    split_sizes: SplitSizes
     splits_disjoint: bool
     n_features_out: int
     files: dict[str, str]
@@ -416,7 +416,7 @@ def prepare_data(
 
     index_sets = [set(train.index), set(val.index), set(test.index)]
     disjoint = sum(map(len, index_sets)) == len(set().union(*index_sets))
-    split_sizes = {"train": len(train), "val": len(val), "test": len(test)}
+    split_sizes = SplitSizes(train=len(train), val=len(val), test=len(test))
     numeric_raw = [n for n, k in kinds.items() if k == "numeric"] if kind == "tabular" else []
     pairs = correlated_pairs(frame, numeric_raw)
     profile["correlated_pairs"] = pairs

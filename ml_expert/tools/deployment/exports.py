@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, computed_field
+from pydantic import BaseModel, ConfigDict, computed_field
 
 from ml_expert.hashing import sha256_tree
 from ml_expert.tools.data.schema import InputSchema, to_model_frame, to_onnx_feed
+from ml_expert.tools.validation.latency import Latency
 
 PROBABILITY_TOLERANCE = 1e-4
 """Largest allowed absolute difference of any class probability. Exports compute in float32
@@ -49,6 +50,22 @@ class ParityResult(BaseModel):
     note: str | None = None
 
 
+class ExportLatency(Latency):
+    """An export's latency, timed on the reloaded file (measure_export_latency): the figures, what one
+    call takes, and the file's size."""
+
+    input: str  # "typed DataFrame, preprocessing inside, one OpenMP thread", ...
+    size_bytes: int | None
+
+
+class LatencyFailure(BaseModel):
+    """An export that passed parity but could not be timed: why (the report shows it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: str
+
+
 class ExportRecord(BaseModel):
     format: str
     path: str
@@ -56,7 +73,7 @@ class ExportRecord(BaseModel):
     size_bytes: int | None = None
     parity: ParityResult
     error: str | None = None
-    latency: dict[str, Any] | None = None
+    latency: ExportLatency | LatencyFailure | None = None
     # False when the format cannot hold the architecture: its file is deleted, the release says so
     # and ships the other formats (see withdraw_unsupported); the release gate judges shipped ones.
     shipped: bool = True
@@ -595,7 +612,7 @@ def measure_export_latency(
             limits = threadpool_limits(1) if record.format == "joblib" else nullcontext()
             with limits:
                 figures = measure(predict, singles, batch, len(frame))
-            record.latency = {**figures, "input": what, "size_bytes": record.size_bytes}
+            record.latency = ExportLatency(**figures.model_dump(), input=what, size_bytes=record.size_bytes)
         except Exception as exc:  # recorded: the report shows which format could not be timed
-            record.latency = {"error": f"{type(exc).__name__}: {exc}"}
+            record.latency = LatencyFailure(error=f"{type(exc).__name__}: {exc}")
     return records

@@ -20,6 +20,7 @@ from typing import Any
 
 from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.validation.latency import Latency
 
 MANIFEST_FORMAT = "ml-expert-manifest/1"
 RUNTIME_REQUIREMENTS: dict[str, str] = {"onnxruntime": "1.32.0", "numpy": "2.4.6"}
@@ -230,15 +231,15 @@ def readme_text(schema: InputSchema, metadata: Mapping[str, Any], extra_names: t
         "`docker build -t model . && docker run -p 8080:8080 model`, or without Docker",
         "`python server.py --port 8080`; then `curl -d '{\"rows\": [...]}' localhost:8080/predict`.",
     ]
-    latency = metadata.get("latency") or {}
-    if latency:
+    if metadata.get("latency"):  # the package's own latency (the `measure` step's manifest key)
+        latency = Latency.model_validate(metadata["latency"])
         lines += [
             "",
             "## Measured latency (this package through inference.py, one row per call)",
             "",
-            f"p50 {latency['p50_ms']:.3f} ms, p95 {latency['p95_ms']:.3f} ms, "
-            f"p99 {latency['p99_ms']:.3f} ms; "
-            f"batch of {latency['batch_rows']} rows: {latency['batch_rows_per_second']:.0f} rows/s. "
+            f"p50 {latency.p50_ms:.3f} ms, p95 {latency.p95_ms:.3f} ms, "
+            f"p99 {latency.p99_ms:.3f} ms; "
+            f"batch of {latency.batch_rows} rows: {latency.batch_rows_per_second:.0f} rows/s. "
             f"Measured on the build machine: {metadata.get('measured_on', 'unknown')}.",
         ]
     lines += ["", "## Requirements", "", "```", requirements_text().strip(), "```"]

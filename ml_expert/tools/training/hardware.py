@@ -11,9 +11,37 @@ import shutil
 import subprocess
 import threading
 import time
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from ml_expert.tools.environment import available_memory_mb
+
+
+class GpuUtilisation(BaseModel):
+    """The sampler's summary of GPU utilisation while the network trained (UtilisationSampler.summary)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    samples: int
+    interval_seconds: float
+    mean_pct: float
+    p10_pct: float
+    max_pct: int | float  # nvidia-smi reports whole percents
+    max_memory_mb: float
+
+
+class Hardware(BaseModel):
+    """The hardware check before training (hardware_check) and, once it trained, the GPU's use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: str  # the Keras backend
+    cpu_count: int | None
+    available_memory_mb: float
+    gpus: list[str]  # the GPUs the backend sees
+    device_used: str  # "CPU" or "GPU (name)"
+    nvidia_smi: bool
+    gpu_utilisation: GpuUtilisation | None = None  # set after training (None: no samples)
 
 
 def _gpus(backend: str) -> list[str]:
@@ -35,20 +63,20 @@ def _gpus(backend: str) -> list[str]:
     return []
 
 
-def hardware_check() -> dict[str, Any]:
+def hardware_check() -> Hardware:
     """CPU cores, memory, GPUs the backend sees, and the device training will use."""
     import keras
 
     backend = keras.backend.backend()
     gpus = _gpus(backend)
-    return {
-        "backend": backend,
-        "cpu_count": os.cpu_count(),
-        "available_memory_mb": round(available_memory_mb(), 1),
-        "gpus": gpus,
-        "device_used": f"GPU ({gpus[0]})" if gpus else "CPU",
-        "nvidia_smi": shutil.which("nvidia-smi") is not None,
-    }
+    return Hardware(
+        backend=backend,
+        cpu_count=os.cpu_count(),
+        available_memory_mb=round(available_memory_mb(), 1),
+        gpus=gpus,
+        device_used=f"GPU ({gpus[0]})" if gpus else "CPU",
+        nvidia_smi=shutil.which("nvidia-smi") is not None,
+    )
 
 
 def free_gpu_memory_mb() -> float | None:
@@ -124,15 +152,15 @@ class UtilisationSampler:
         if self._thread is not None:
             self._thread.join(timeout=6)
 
-    def summary(self) -> dict[str, Any] | None:
+    def summary(self) -> GpuUtilisation | None:
         if not self.samples:
             return None
         utils = [s["utilisation_pct"] for s in self.samples]
-        return {
-            "samples": len(utils),
-            "interval_seconds": self.interval,
-            "mean_pct": round(sum(utils) / len(utils), 1),
-            "p10_pct": round(percentile(utils, 10), 1),
-            "max_pct": max(utils),
-            "max_memory_mb": max(s["memory_used_mb"] for s in self.samples),
-        }
+        return GpuUtilisation(
+            samples=len(utils),
+            interval_seconds=self.interval,
+            mean_pct=round(sum(utils) / len(utils), 1),
+            p10_pct=round(percentile(utils, 10), 1),
+            max_pct=max(utils),
+            max_memory_mb=max(s["memory_used_mb"] for s in self.samples),
+        )

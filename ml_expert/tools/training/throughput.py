@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 # A nominal, conservative rate of each device for a small network's kernels (not its peak).
 NOMINAL_DEVICE_FLOPS = {"cpu": 1e10, "gpu": 1e13}
@@ -38,6 +38,8 @@ MAX_LR_FACTOR = 8.0
 
 class ExecutionPlan(BaseModel):
     """What `compile` and `fit` get, with the reason for each setting."""
+
+    model_config = ConfigDict(extra="forbid")
 
     device: Literal["cpu", "gpu"]
     backend: str

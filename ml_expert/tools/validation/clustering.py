@@ -39,6 +39,7 @@ from ml_expert.tools.selection.clustering import (
     silhouette,
     stability,
 )
+from ml_expert.tools.validation.metrics import HeldOutMetrics
 
 if TYPE_CHECKING:
     from ml_expert.tools.validation.report_inputs import ClusteringReportInputs
@@ -63,7 +64,7 @@ class ChanceTest(BaseModel):
 
 
 class ClusteringEvaluation(BaseModel):
-    test_metrics: dict[str, Any]
+    test_metrics: HeldOutMetrics
     train_sizes: list[int]
     test_sizes: list[int]
     expected_test_sizes: list[float]
@@ -237,9 +238,9 @@ def render_clustering_report(info: ClusteringReportInputs) -> str:
         f"# Evaluation report: run {info.run_id}",
         "",
         f"- Task: **clustering**; data: `{info.source}` (fingerprint `{info.fingerprint[:16]}`)",
-        f"- Rows: train {sizes['train']}, validation {sizes['val']}, "
-        f"test {sizes['test']} (split seeded, unstratified: there is no label)",
-        f"- Chosen: **{info.chosen}** with k = {m['n_clusters']}: {info.choice_reason}",
+        f"- Rows: train {sizes.train}, validation {sizes.val}, "
+        f"test {sizes.test} (split seeded, unstratified: there is no label)",
+        f"- Chosen: **{info.chosen}** with k = {m.n_clusters}: {info.choice_reason}",
         f"- Criterion: {info.metric_reason}",
         f"- Test split read {info.test_reads} time(s)",
         "",
@@ -247,9 +248,9 @@ def render_clustering_report(info: ClusteringReportInputs) -> str:
         "",
         "| figure | value |",
         "|---|---|",
-        f"| silhouette (higher is better, -1..1; single cluster = 0) | {_f(m['silhouette'])} |",
-        f"| Davies–Bouldin (lower is better) | {_f(m['davies_bouldin'])} |",
-        f"| Calinski–Harabasz (higher is better) | {_f(m['calinski_harabasz'])} |",
+        f"| silhouette (higher is better, -1..1; single cluster = 0) | {_f(m.silhouette)} |",
+        f"| Davies–Bouldin (lower is better) | {_f(m.davies_bouldin)} |",
+        f"| Calinski–Harabasz (higher is better) | {_f(m.calinski_harabasz)} |",
         f"| stability: mean ARI across {STABILITY_RESAMPLES} bootstrap refits (>= {MIN_STABILITY}) "
         f"| {_f(ev.stability)} |",
         "",

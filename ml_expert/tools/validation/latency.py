@@ -43,7 +43,7 @@ def measure(
     batch_rows: int,
     calls: int = SINGLE_ROW_CALLS,
     max_seconds: float | None = SINGLE_ROW_SECONDS,
-) -> dict[str, float | int]:
+) -> Latency:
     """Time `predict` on one row at a time (cycling through `single_rows`) and on `batch`."""
     for i in range(WARMUP_CALLS):
         predict(single_rows[i % len(single_rows)])
@@ -66,11 +66,11 @@ def measure(
         predict(batch)
         best = min(best, time.perf_counter() - start)
     ms = timings * 1000.0
-    return {
-        "single_row_calls": done,
-        "p50_ms": float(np.percentile(ms, 50)),
-        "p95_ms": float(np.percentile(ms, 95)),
-        "p99_ms": float(np.percentile(ms, 99)),
-        "batch_rows": int(batch_rows),
-        "batch_rows_per_second": float(batch_rows / best) if best > 0 else float("inf"),
-    }
+    return Latency(
+        single_row_calls=done,
+        p50_ms=float(np.percentile(ms, 50)),
+        p95_ms=float(np.percentile(ms, 95)),
+        p99_ms=float(np.percentile(ms, 99)),
+        batch_rows=int(batch_rows),
+        batch_rows_per_second=float(batch_rows / best) if best > 0 else float("inf"),
+    )

@@ -10,10 +10,10 @@ if TYPE_CHECKING:
     from ml_expert.execution.records import ExecutionReport
     from ml_expert.phases import Candidate, TimeSpent
     from ml_expert.tools.selection.verdicts import Escalation
+    from ml_expert.tools.training.hardware import GpuUtilisation
     from ml_expert.tools.training.throughput import ExecutionPlan
     from ml_expert.tools.validation.report_inputs import (
         Calibration,
-        GpuUtilisation,
         LatencyRow,
         RegressionFairness,
         SupervisedReportInputs,
@@ -32,7 +32,7 @@ def render_report(info: SupervisedReportInputs) -> str:
         f"# Evaluation report: run `{info.run_id}`",
         "",
         f"- Task: **{info.task}**; data: `{info.source}` (fingerprint `{info.fingerprint[:16]}`)",
-        f"- Splits (rows): {info.split_sizes}",
+        f"- Splits (rows): {info.split_sizes.model_dump()}",
         f"- Chosen model: **{info.chosen}** — {info.choice_reason}",
         f"- Primary metric: `{metric}` ({info.metric_reason})",
         f"- Test split read {info.test_reads} time(s) with results, by the tester only"
@@ -50,11 +50,11 @@ def render_report(info: SupervisedReportInputs) -> str:
         "| metric | value |",
         "|---|---|",
     ]
-    shown = info.test_metrics
-    if isinstance(shown.get(metric), int | float):
+    shown = info.test_metrics.figures
+    if metric in shown:
         lines.append(f"| **{metric}** (chosen) | **{_fmt(shown[metric])}** |")
     for name, value in shown.items():
-        if isinstance(value, int | float) and name != metric:
+        if name != metric:
             lines.append(f"| {name} | {_fmt(value)} |")
     if info.threshold is not None:
         lines += [

@@ -16,10 +16,13 @@ from pydantic import BaseModel, ConfigDict
 
 from ml_expert.execution.records import ExecutionReport
 from ml_expert.phases import Candidate, Comparison, NetworkRecord, ProductionOnTest, TimeSpent
+from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.selection.clustering import ClusterCandidate
 from ml_expert.tools.selection.verdicts import Escalation, Figure
+from ml_expert.tools.training.hardware import GpuUtilisation
 from ml_expert.tools.training.throughput import ExecutionPlan
 from ml_expert.tools.validation.clustering import ClusteringEvaluation
+from ml_expert.tools.validation.metrics import HeldOutMetrics
 
 VERSION = 2
 
@@ -83,16 +86,6 @@ class RegressionFairness(_Strict):
     gap: Figure
 
 
-class GpuUtilisation(BaseModel):
-    """tools/training/hardware.py's sampler summary."""
-
-    samples: int
-    interval_seconds: float
-    mean_pct: float
-    p10_pct: float
-    max_pct: int | float  # nvidia-smi reports whole percents
-
-
 class SupervisedReportInputs(_Strict):
     """The report of a classification or regression run."""
 
@@ -100,7 +93,7 @@ class SupervisedReportInputs(_Strict):
     task: Literal["classification", "regression"]
     source: str | None
     fingerprint: str
-    split_sizes: dict[str, int]
+    split_sizes: SplitSizes
     chosen: str
     choice_reason: str
     metric: str
@@ -110,7 +103,7 @@ class SupervisedReportInputs(_Strict):
     threshold: float | None
     test_reads: int
     test_reads_interrupted: int
-    test_metrics: dict[str, Any]  # metric name -> value (and the classification report's text)
+    test_metrics: HeldOutMetrics  # with the classification report's text
     dummy_test_score: Figure
     overfit_gap: Figure
     leaderboard: list[Candidate]
@@ -126,18 +119,16 @@ class SupervisedReportInputs(_Strict):
 
     @property
     def classification_report(self) -> str | None:
-        text = self.test_metrics.get("classification_report")
-        return text if isinstance(text, str) else None
+        return self.test_metrics.classification_report
 
     @property
     def network_execution(self) -> ExecutionPlan | None:
         """How the network's device was driven (tools/training/throughput.py's plan), if it trained."""
-        return ExecutionPlan.model_validate(self.dnn.execution) if self.dnn and self.dnn.execution else None
+        return self.dnn.execution if self.dnn else None
 
     @property
     def gpu_utilisation(self) -> GpuUtilisation | None:
-        found = self.dnn.hardware.get("gpu_utilisation") if self.dnn else None
-        return GpuUtilisation.model_validate(found) if found else None
+        return self.dnn.hardware.gpu_utilisation if self.dnn and self.dnn.hardware else None
 
 
 class ClusteringReportInputs(_Strict):
@@ -146,7 +137,7 @@ class ClusteringReportInputs(_Strict):
     run_id: str
     source: str | None
     fingerprint: str
-    split_sizes: dict[str, int]
+    split_sizes: SplitSizes
     chosen: str
     choice_reason: str
     metric_reason: str
