@@ -36,7 +36,12 @@ from ml_expert.tools.selection.baselines import (
     run_baselines,
     tied_with,
 )
-from ml_expert.tools.selection.boosting import plan_catboost
+from ml_expert.tools.selection.boosting import (
+    LARGE_LEAVES,
+    LARGE_LEAVES_NAME,
+    plan_catboost,
+    plan_large_leaves,
+)
 from ml_expert.tools.selection.budget import (
     MIN_EPOCHS,
     RESERVE_SHARE,
@@ -307,6 +312,11 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         installed=importlib.util.find_spec("catboost") is not None,
     )
     ctx.decide("CatBoost joins the baselines" if boosted.include else "no CatBoost", boosted.rule)
+    large = plan_large_leaves(len(train[1]), len(val[1]), data.n_features_out, n_classes, budget, cv.folds)
+    ctx.decide(
+        "a larger-trees LightGBM joins the candidates" if large.include else "no larger-trees LightGBM",
+        large.rule,
+    )
     names = (
         *CORE_BASELINES,
         *(("svm",) if kernel.include else ()),
@@ -439,6 +449,25 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             )
         else:
             ctx.decide("model the target on its own scale only", why)
+    if large.include:
+        ctx.step("LightGBM with larger trees")
+        consider_unless_stopped(
+            fit_candidate(
+                "lightgbm",
+                schema,
+                train,
+                val,
+                metric,
+                seed,
+                models_dir,
+                params=dict(LARGE_LEAVES),
+                name=LARGE_LEAVES_NAME,
+                budget=budget,
+                ends_at=ends_at,
+                features_out=data.n_features_out,
+            ),
+            "LightGBM with larger trees (" + ", ".join(f"{k} {v}" for k, v in LARGE_LEAVES.items()) + ")",
+        )
     tuning = None
     if options.get("tune"):
         tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, executor, folds)

@@ -54,7 +54,7 @@ def round_cap(rows: int, budget: float | None) -> int:
     return int(min(MAX_ROUNDS, SEARCH_SHARE * budget / max(per_round, 1e-9)))
 
 
-def _lgb_params(task: str, n_classes: int, seed: int) -> dict[str, Any]:
+def _lgb_params(task: str, n_classes: int, seed: int, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     if task == "regression":
         objective: dict[str, Any] = {"objective": "regression"}
     elif n_classes == 2:
@@ -69,6 +69,7 @@ def _lgb_params(task: str, n_classes: int, seed: int) -> dict[str, Any]:
         "force_row_wise": True,
         "num_threads": 1,
         "verbosity": -1,
+        **(extra or {}),  # a configuration's own (LARGE_LEAVES): LightGBM reads the sklearn names too
     }
 
 
@@ -80,9 +81,14 @@ def early_stopped_rounds(
     budget: float | None = None,
     balanced: bool = False,
     log_target: bool = False,
+    config: dict[str, Any] | None = None,
 ) -> BoostingRounds:
-    """`preprocessing`: the candidate's own (unfitted) steps before the model, fit here on train."""
+    """`preprocessing`: the candidate's own (unfitted) steps before the model, fit here on train.
+    `config`: a configuration's parameters over the defaults (LARGE_LEAVES), its learning rate
+    included: the rounds are searched for that model."""
     import lightgbm as lgb
+
+    rate = float((config or {}).get("learning_rate", LEARNING_RATE))
 
     frame, y = train
     rows = len(y)
@@ -91,7 +97,7 @@ def early_stopped_rounds(
         return BoostingRounds(
             params={},
             rule=f"LightGBM's defaults (100 rounds at 0.1): the budget affords {cap} < {MIN_ROUNDS} rounds "
-            f"of the search at {LEARNING_RATE} ({folds_for(rows)} folds x {rows} rows x {ROUND_ROW_S:g} s)",
+            f"of the search at {rate} ({folds_for(rows)} folds x {rows} rows x {ROUND_ROW_S:g} s)",
         )
     matrix = preprocessing.fit_transform(frame)
     classification = schema.task == "classification"
@@ -104,7 +110,7 @@ def early_stopped_rounds(
         return BoostingRounds(params={}, rule="LightGBM's defaults: one class in the training rows")
     folds = folds_for(rows)
     history = lgb.cv(
-        _lgb_params(schema.task, n_classes, seed),
+        _lgb_params(schema.task, n_classes, seed, config),
         lgb.Dataset(matrix, label=labels, weight=weight, free_raw_data=True),
         num_boost_round=cap,
         nfold=folds,
@@ -116,8 +122,8 @@ def early_stopped_rounds(
     rounds = len(next(iter(history.values())))
     stopped = "the cap" if rounds >= cap else f"early stopping ({PATIENCE} rounds without improvement)"
     return BoostingRounds(
-        params={"learning_rate": LEARNING_RATE, "n_estimators": int(rounds)},
-        rule=f"{rounds} rounds at learning rate {LEARNING_RATE}: {folds}-fold lightgbm.cv on the "
+        params={"learning_rate": rate, "n_estimators": int(rounds)},
+        rule=f"{rounds} rounds at learning rate {rate}: {folds}-fold lightgbm.cv on the "
         f"{rows} training rows, stopped by {stopped}; cap {cap} = min({MAX_ROUNDS}, "
         f"{SEARCH_SHARE:g} x budget / ({folds} folds x {rows} rows x {ROUND_ROW_S:g} s))",
     )
@@ -166,6 +172,43 @@ def catboost_iterations(
         f"({PATIENCE} iterations without improvement, cap {MAX_ROUNDS}) on a seeded "
         f"{1 - CATBOOST_HOLDOUT:.0%}/{CATBOOST_HOLDOUT:.0%} split of the {len(y)} training rows",
     )
+
+
+LARGE_LEAVES: dict[str, Any] = {
+    "num_leaves": 128,
+    "learning_rate": 0.03,
+    "colsample_bytree": 0.9,
+    "min_child_samples": 3,
+}
+"""A second LightGBM configuration with larger trees: AutoGluon's "GBMLarge", a fixed member of its
+default portfolio (a configuration chosen across many data sets, not for these). 128 leaves of at
+least 3 rows need rows to fill them, so it joins only where candidates are compared on validation
+(>= 10,000 rows, crossval.plan_cv) and its fits fit their share of the budget (plan_large_leaves);
+its rounds are searched for it (early_stopped_rounds with this configuration)."""
+LARGE_LEAVES_NAME = "lightgbm_large"
+LARGE_LEAVES_SHARE = 0.25
+
+
+def plan_large_leaves(
+    train_rows: int, val_rows: int, features_out: int, classes: int | None, budget: float, folds: int | None
+) -> KernelPlan:
+    """Whether the larger-trees LightGBM (LARGE_LEAVES) joins the candidates: a count rule, like the
+    optional families'. Not on small data (`folds` set: compared by cross-validation), where leaves
+    of 3 rows fit noise. Priced as LightGBM's defaults, whose figure includes the round search: it
+    is several times the measured fit (diamonds: 9.99 s nominal, 0.75 s measured, busy 2 cores),
+    and the larger trees measured 1.5-2x the default's fit there with a similar number of rounds."""
+    from ml_expert.tools.selection.kernel import KernelPlan, plan_by_cost
+
+    if folds:
+        return KernelPlan(
+            include=False,
+            rule=f"{folds}-fold CV on small data: leaves of {LARGE_LEAVES['min_child_samples']} rows "
+            "fit noise",
+        )
+    return plan_by_cost(
+        "lightgbm", train_rows, val_rows, features_out, classes, budget, None, LARGE_LEAVES_SHARE,
+        search="its round search",
+    )  # fmt: skip
 
 
 # Of the budget, at most, planned for CatBoost's fits (as much as the ensemble's refit may take):
