@@ -129,6 +129,47 @@ def test_lightgbm_is_identical_under_the_seed() -> None:
 
 
 
+def test_the_larger_trees_lightgbm_joins_by_a_count_rule_on_large_data_only() -> None:
+    from ml_expert.tools.selection.boosting import LARGE_LEAVES_SHARE, plan_large_leaves
+
+    small = plan_large_leaves(850, 185, 14, 2, 10_000.0, 5)  # titanic-sized: compared by 5-fold CV
+    assert not small.include and "5-fold CV" in small.rule
+    diamonds = plan_large_leaves(37_756, 8_091, 26, None, 60.0, None)  # compared on validation
+    assert diamonds.include and f"{LARGE_LEAVES_SHARE:.0%} of the 60 s budget" in diamonds.rule
+    assert diamonds == plan_large_leaves(37_756, 8_091, 26, None, 60.0, None)  # counts, no clock
+    assert not plan_large_leaves(37_756, 8_091, 26, None, 20.0, None).include  # a tight budget
+    assert not plan_large_leaves(3_000_000, 500_000, 21, 2, 60.0, None).include  # millions of rows
+
+
+def test_the_larger_trees_lightgbm_searches_its_own_rounds_at_its_own_rate(tmp_path: Path) -> None:
+    """Its rounds are early-stopped for its configuration (LARGE_LEAVES at learning rate 0.03), not
+    the default's count carried over; the fitted model holds every parameter; seeded: the same twice."""
+    from ml_expert.tools.selection.boosting import LARGE_LEAVES, LARGE_LEAVES_NAME
+
+    schema, train, test, y = split(*DIABETES)
+    frame = to_model_frame(train, schema)
+    fit_train, val, fit_y, val_y = train_test_split(frame, y, test_size=0.25, random_state=SEED)
+    fitted = [
+        fit_candidate(
+            "lightgbm", schema, (fit_train, fit_y), (val, val_y), "r2", SEED, tmp_path / f"m{k}",
+            params=dict(LARGE_LEAVES), name=LARGE_LEAVES_NAME,
+        )
+        for k in range(2)
+    ]  # fmt: skip
+    first, again = fitted
+    assert first.name == LARGE_LEAVES_NAME and first.base == "lightgbm"
+    assert first.params == again.params and first.val_score == again.val_score
+    assert {k: first.params[k] for k in LARGE_LEAVES} == LARGE_LEAVES
+    assert 1 <= first.params["n_estimators"] <= 1000
+    assert "at learning rate 0.03" in (first.params_rule or ""), first.params_rule
+    model = joblib.load(first.path).named_steps["model"]
+    assert model.get_params()["num_leaves"] == 128 and model.booster_.current_iteration() == first.params[
+        "n_estimators"
+    ]
+    default = fit_candidate("lightgbm", schema, (fit_train, fit_y), (val, val_y), "r2", SEED, tmp_path / "d")
+    assert "at learning rate 0.05" in (default.params_rule or "") and "num_leaves" not in default.params
+
+
 def test_catboost_is_an_optional_family_with_a_search_space() -> None:
     from ml_expert.tools.selection.candidates import CORE_BASELINES, OPTIONAL_BASELINES
 
