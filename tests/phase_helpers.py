@@ -67,18 +67,21 @@ def candidate(name: str, **fields: Any) -> dict[str, Any]:
     return Candidate.model_validate(base | fields).model_dump()
 
 
+NETWORK_FIELDS: dict[str, Any] = {
+    "epochs_trained": 1,
+    "best_epoch": 1,
+    "best_val_loss": 0.9,
+    "stopped_reason": "planned epochs done",
+    "train_seconds": 1.0,
+    "params": 100,
+    "history": {"loss": [0.9]},
+    "checkpoint": "checkpoint.keras",
+    "batch_size": 32,
+    "config": {},
+}
+"""A network's record as a dict: one epoch, stopped for a reason, its defaults."""
+
+
 def network_record(**fields: Any) -> dict[str, Any]:
     """The training result's record of a network: one epoch, stopped for a reason, its defaults."""
-    base: dict[str, Any] = {
-        "epochs_trained": 1,
-        "best_epoch": 1,
-        "best_val_loss": 0.9,
-        "stopped_reason": "planned epochs done",
-        "train_seconds": 1.0,
-        "params": 100,
-        "history": {"loss": [0.9]},
-        "checkpoint": "checkpoint.keras",
-        "batch_size": 32,
-        "config": {},
-    }
-    return NetworkRecord.model_validate(base | fields).model_dump()
+    return NetworkRecord.model_validate(NETWORK_FIELDS | fields).model_dump()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from phase_helpers import NETWORK_FIELDS
 from pydantic import ValidationError
 
 from ml_expert.phases import DataResult, PhaseResultError
@@ -156,16 +157,7 @@ PLAN = {
 def _network(**fields: Any) -> dict[str, Any]:
     """A network's record as the previous code wrote it (hardware and plan as plain dicts)."""
     return {
-        "epochs_trained": 1,
-        "best_epoch": 1,
-        "best_val_loss": 0.9,
-        "stopped_reason": "planned epochs done",
-        "train_seconds": 1.0,
-        "params": 100,
-        "history": {"loss": [0.9]},
-        "checkpoint": "checkpoint.keras",
-        "batch_size": 32,
-        "config": {},
+        **NETWORK_FIELDS,
         "execution": PLAN,
         "attempt": 0,
         "hardware": HARDWARE,
