@@ -182,9 +182,10 @@ LARGE_LEAVES: dict[str, Any] = {
 }
 """A second LightGBM configuration with larger trees: AutoGluon's "GBMLarge", a fixed member of its
 default portfolio (a configuration chosen across many data sets, not for these). 128 leaves of at
-least 3 rows need rows to fill them, so it joins only where candidates are compared on validation
-(>= 10,000 rows, crossval.plan_cv) and its fits fit their share of the budget (plan_large_leaves);
-its rounds are searched for it (early_stopped_rounds with this configuration)."""
+least 3 rows need rows to fill them, so it joins only on data of CV_MAX_ROWS (10,000) rows or more
+(where candidates are compared on validation, crossval.plan_cv) and its fits fit their share of
+the budget (plan_large_leaves); its rounds are searched for it (early_stopped_rounds with this
+configuration)."""
 LARGE_LEAVES_NAME = "lightgbm_large"
 LARGE_LEAVES_SHARE = 0.25
 
@@ -193,17 +194,21 @@ def plan_large_leaves(
     train_rows: int, val_rows: int, features_out: int, classes: int | None, budget: float, folds: int | None
 ) -> KernelPlan:
     """Whether the larger-trees LightGBM (LARGE_LEAVES) joins the candidates: a count rule, like the
-    optional families'. Not on small data (`folds` set: compared by cross-validation), where leaves
-    of 3 rows fit noise. Priced as LightGBM's defaults, whose figure includes the round search: it
-    is several times the measured fit (diamonds: 9.99 s nominal, 0.75 s measured, busy 2 cores),
-    and the larger trees measured 1.5-2x the default's fit there with a similar number of rounds."""
+    optional families'. Not on small data (under CV_MAX_ROWS train + validation rows, whether compared
+    by cross-validation or, when the budget cannot afford it, on validation), where leaves of 3 rows
+    fit noise and its search costs many times its nominal price (digits, 1,005 training rows and 10
+    classes: about 30 s for 804 rounds of 128 leaves in 5 folds, priced 6.6 s, and it lost). Priced
+    as LightGBM's defaults, whose figure includes the round search: several times the measured fit
+    on large data (diamonds: 9.99 s nominal, 0.75 s measured, busy 2 cores), where the larger trees
+    measured 1.5-2x the default's fit with a similar number of rounds."""
+    from ml_expert.tools.selection.crossval import CV_MAX_ROWS
     from ml_expert.tools.selection.kernel import KernelPlan, plan_by_cost
 
-    if folds:
+    if folds or train_rows + val_rows < CV_MAX_ROWS:
         return KernelPlan(
             include=False,
-            rule=f"{folds}-fold CV on small data: leaves of {LARGE_LEAVES['min_child_samples']} rows "
-            "fit noise",
+            rule=f"{train_rows + val_rows} train + validation rows < {CV_MAX_ROWS}: leaves of "
+            f"{LARGE_LEAVES['min_child_samples']} rows fit noise on small data",
         )
     return plan_by_cost(
         "lightgbm", train_rows, val_rows, features_out, classes, budget, None, LARGE_LEAVES_SHARE,
