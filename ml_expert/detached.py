@@ -156,7 +156,7 @@ def execution_summary(execution: dict[str, Any] | None) -> dict[str, Any] | None
         f"{cluster.address}: {cluster.nodes} node(s), {cluster.cpus} CPUs, {cluster.gpus} GPUs, "
         f"{cluster.memory_gb} GB at the start"
         if cluster
-        else "None: None node(s), None CPUs, None GPUs, None GB at the start"
+        else "no cluster recorded at the start"
     )
     return {
         "cluster": where,

@@ -132,15 +132,15 @@ def test_lightgbm_is_identical_under_the_seed() -> None:
 def test_the_larger_trees_lightgbm_joins_by_a_count_rule_on_large_data_only() -> None:
     from ml_expert.tools.selection.boosting import LARGE_LEAVES_SHARE, plan_large_leaves
 
-    small = plan_large_leaves(850, 185, 14, 2, 10_000.0, 5)  # titanic-sized: compared by 5-fold CV
+    small = plan_large_leaves(850, 185, 14, 2, 10_000.0)  # titanic-sized: compared by 5-fold CV
     assert not small.include and "1035 train + validation rows < 10000" in small.rule
     # digits at 60 s: small, but compared on validation (the budget affords no CV): still not
-    assert not plan_large_leaves(1_005, 216, 64, 10, 60.0, None).include
-    diamonds = plan_large_leaves(37_756, 8_091, 26, None, 60.0, None)  # compared on validation
+    assert not plan_large_leaves(1_005, 216, 64, 10, 60.0).include
+    diamonds = plan_large_leaves(37_756, 8_091, 26, None, 60.0)  # compared on validation
     assert diamonds.include and f"{LARGE_LEAVES_SHARE:.0%} of the 60 s budget" in diamonds.rule
-    assert diamonds == plan_large_leaves(37_756, 8_091, 26, None, 60.0, None)  # counts, no clock
-    assert not plan_large_leaves(37_756, 8_091, 26, None, 20.0, None).include  # a tight budget
-    assert not plan_large_leaves(3_000_000, 500_000, 21, 2, 60.0, None).include  # millions of rows
+    assert diamonds == plan_large_leaves(37_756, 8_091, 26, None, 60.0)  # counts, no clock
+    assert not plan_large_leaves(37_756, 8_091, 26, None, 20.0).include  # a tight budget
+    assert not plan_large_leaves(3_000_000, 500_000, 21, 2, 60.0).include  # millions of rows
 
 
 def test_the_larger_trees_lightgbm_searches_its_own_rounds_at_its_own_rate(tmp_path: Path) -> None:

@@ -312,7 +312,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         installed=importlib.util.find_spec("catboost") is not None,
     )
     ctx.decide("CatBoost joins the baselines" if boosted.include else "no CatBoost", boosted.rule)
-    large = plan_large_leaves(len(train[1]), len(val[1]), data.n_features_out, n_classes, budget, cv.folds)
+    large = plan_large_leaves(len(train[1]), len(val[1]), data.n_features_out, n_classes, budget)
     ctx.decide(
         "a larger-trees LightGBM joins the candidates" if large.include else "no larger-trees LightGBM",
         large.rule,

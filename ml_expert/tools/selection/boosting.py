@@ -191,7 +191,7 @@ LARGE_LEAVES_SHARE = 0.25
 
 
 def plan_large_leaves(
-    train_rows: int, val_rows: int, features_out: int, classes: int | None, budget: float, folds: int | None
+    train_rows: int, val_rows: int, features_out: int, classes: int | None, budget: float
 ) -> KernelPlan:
     """Whether the larger-trees LightGBM (LARGE_LEAVES) joins the candidates: a count rule, like the
     optional families'. Not on small data (under CV_MAX_ROWS train + validation rows, whether compared
@@ -204,7 +204,7 @@ def plan_large_leaves(
     from ml_expert.tools.selection.crossval import CV_MAX_ROWS
     from ml_expert.tools.selection.kernel import KernelPlan, plan_by_cost
 
-    if folds or train_rows + val_rows < CV_MAX_ROWS:
+    if train_rows + val_rows < CV_MAX_ROWS:  # cross-validation is only ever planned below it
         return KernelPlan(
             include=False,
             rule=f"{train_rows + val_rows} train + validation rows < {CV_MAX_ROWS}: leaves of "

@@ -32,10 +32,11 @@ from ml_expert.tools.selection.ensemble import (
     greedy_selection,
     make_ensemble,
 )
+from ml_expert.tools.selection.longfit import LONG_FIT_SHARE
 
 ENSEMBLE = "ensemble"
 SELECTION_LOSS = "log_loss"
-REFIT_SHARE = 0.25  # of the budget: the most the members' refit may cost by the nominal rule
+REFIT_SHARE = LONG_FIT_SHARE  # of the budget: over it, the members' refit is a long fit (longfit.py)
 
 
 class EnsemblePlan(BaseModel):
@@ -144,8 +145,8 @@ def ensemble_candidate(
             # judged on the validation split as its members' train-only fits: the refit may add rows,
             # and the cap every long refit runs under (longfit.refit_cap) keeps it to its time
             refit_price = (
-                f"{over}: its refit runs in a child process stopped at its deadline; stopped, it ships "
-                "as fit on the training split, as it was judged"
+                f"{over}: its refit runs under the long-fit cap (longfit.refit_cap: in a child process "
+                "stopped at its deadline); stopped, it ships as fit on the training split, as it was judged"
             )
     if folds is None:
         folds = fold_ids(task, y_held, seed)
