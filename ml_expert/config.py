@@ -19,27 +19,10 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ml_expert.errors import UsageError
+from ml_expert.tools.metric_names import MetricName
 
 Modality = Literal["auto", "tabular", "image", "text", "sequence"]
 Task = Literal["auto", "classification", "regression", "clustering"]
-# The metrics a user can rank by; tools/scoring.py defines each (task, direction) and checks it
-# holds exactly these names (this module stays light: no scikit-learn on `--help`).
-MetricName = Literal[
-    "accuracy",
-    "balanced_accuracy",
-    "f1",
-    "f1_macro",
-    "roc_auc",
-    "log_loss",
-    "precision",
-    "recall",
-    "r2",
-    "rmse",
-    "mae",
-    "mape",
-    "rmsle",
-    "silhouette",
-]
 CONFIG_FILE = "config.json"
 
 

@@ -141,7 +141,7 @@ def execution_summary(execution: dict[str, Any] | None) -> dict[str, Any] | None
     """Where the fits ran: the cluster at the start, tasks per node, in flight/done, retries."""
     from pydantic import ValidationError
 
-    from ml_expert.execution.records import ExecutionReport
+    from ml_expert.tools.execution_report import ExecutionReport
 
     if not execution:
         return None

@@ -57,3 +57,7 @@ class StorageError(MLExpertError):
 
     exit_code = EXIT_TRAINING
     kind = "storage"
+
+
+class PhaseResultError(ValueError):
+    """A phase result is missing or does not match its model (a defect, not a user error)."""

@@ -15,32 +15,24 @@ from pydantic import (
     ConfigDict,
     Field,
     FieldSerializationInfo,
-    PrivateAttr,
-    SerializerFunctionWrapHandler,
     TypeAdapter,
     ValidationError,
-    ValidatorFunctionWrapHandler,
     field_serializer,
-    model_serializer,
     model_validator,
 )
 
-from ml_expert.errors import IntegrityError
-from ml_expert.execution.records import ExecutionReport
-from ml_expert.hashing import verify
+from ml_expert.errors import PhaseResultError
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.deployment.exports import ExportRecord
-from ml_expert.tools.selection.verdicts import Escalation, Figure, StoppedFit
-from ml_expert.tools.training.dnn import DNNConfig, TrainResult
-from ml_expert.tools.training.hardware import Hardware
-from ml_expert.tools.training.throughput import ExecutionPlan
+from ml_expert.tools.execution_report import ExecutionReport
+from ml_expert.tools.selection.records import Candidate, Comparison, TimeSpent
+from ml_expert.tools.selection.verdicts import Escalation, StoppedFit
+from ml_expert.tools.training.dnn import DNNConfig
+from ml_expert.tools.training.records import NetworkRecord
 from ml_expert.tools.validation.latency import Latency
-from ml_expert.tools.validation.metrics import HeldOutMetrics
-
-
-class PhaseResultError(ValueError):
-    """A phase result is missing or does not match its model (a defect, not a user error)."""
+from ml_expert.tools.validation.metrics import HeldOutMetrics, ProductionOnTest
+from ml_expert.tools.written import Written
 
 
 class _PhaseResult(BaseModel):
@@ -141,16 +133,6 @@ class PreparationFinding(_Finding):
     files: dict[str, str] = {}
 
 
-class Comparison(BaseModel):
-    """How candidates were compared: k-fold CV on train + validation (small data) or the validation split."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    scheme: Literal["cv", "validation"]
-    folds: int | None = None
-    rule: str
-
-
 class NetworkPlan(BaseModel):
     """The researcher's plan for the network (agents/researcher.py's plan_network): whether to train
     it, its configuration, and the figures the plan gate and the training phase read. Clustering
@@ -189,84 +171,7 @@ class NetworkPlan(BaseModel):
         return self.dnn_config
 
 
-class _Written(BaseModel):
-    """A record that dumps the keys its producer gave it, in their order, and no default it was not
-    given: the state, the findings and metrics.json read as they did when these were plain dicts."""
-
-    _order: list[str] = PrivateAttr(default_factory=list)
-
-    @model_validator(mode="wrap")
-    @classmethod
-    def _remember_order(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        model = handler(value)
-        if isinstance(value, dict) and isinstance(model, _Written):
-            model._order = list(value)
-        return model
-
-    @model_serializer(mode="wrap")
-    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        out = handler(self)
-        given = self.model_fields_set | set(self.__pydantic_extra__ or {})
-        order = [k for k in self._order if k in out] + [k for k in out if k not in self._order]
-        return {k: out[k] for k in order if k in given}
-
-
-class Refit(_Written):
-    """How the chosen model was fit again for shipping: on train + validation, or not ("none": a
-    network whose refit diverged ships as fit on train)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    on: Literal["train+val", "none"]
-    rows: int
-    fit_seconds: float
-    path: str | None = None  # a scikit-learn refit's file (a network's is the candidate's own path)
-    sha256: str | None = None
-    epochs: int | None = None  # a network: the epochs it was refit for, and how that went
-    final_loss: float | None = None
-    diverged: bool | None = None
-    selected_path: str | None = None  # the train-only fit the choice was made on
-    selected_sha256: str | None = None
-
-
-class Candidate(_Written):
-    """One scored candidate as a leaderboard keeps it (tools/selection/baselines.py's CandidateResult,
-    a clustering's ClusterCandidate, the network's, a released model's). The fields later phases read
-    are typed; the rest of what its tool recorded (CV folds, params, a clustering's k) is kept as is."""
-
-    model_config = ConfigDict(extra="allow")
-
-    name: str
-    family: str
-    kind: Literal["sklearn", "keras"]
-    val_score: Figure
-    train_score: Figure
-    fit_seconds: float
-    train_score_kind: str | None = None  # "in-sample", "out-of-bag" (a random forest), ...
-    cv_mean: float | None = None  # compared by CV: the mean and spread of its fold scores
-    cv_std: float | None = None
-    path: str | None = None  # None: a clustering that found no cluster to ship
-    sha256: str | None = None
-    base: str | None = None  # the baseline family a variant comes from
-    threshold: float | None = None  # binary: the tuned cut-off on P(class 1)
-    refit_rule: str | None = None  # set: ships as fit on train (why)
-    refit_nominal_seconds: float | None = None  # an ensemble: its members' refit by the nominal rule
-    refit: Refit | None = None  # the chosen model once refit for shipping
-    parent: str | None = None  # --from: the release it is (or was fine-tuned from)
-    detail: str | None = None
-    dnn_config: dict[str, Any] | None = None  # --from, a network: the DNNConfig it was trained with
-    preprocessor: str | None = None  # --from, a registry network: the release's fitted preprocessing
-    preprocessor_sha256: str | None = None
-
-    def verified(self) -> str:
-        """Its file, once it matches the SHA-256 recorded when it was saved."""
-        if not self.path or not self.sha256:
-            raise IntegrityError(f"{self.name}: no file with a recorded SHA-256 to load")
-        verify(self.path, self.sha256)
-        return self.path
-
-
-class Tuning(_Written):
+class Tuning(Written):
     """`--tune`: the search's plan (tools/selection/tuning.py's TrialPlan) and, when it ran, its
     TuningResult."""
 
@@ -319,7 +224,7 @@ class SelectionResult(_PhaseResult):
     baseline_seconds: dict[str, float] = {}
     budget: float
     tuning: Tuning | None = None
-    execution: ExecutionReport | None = None  # where the independent fits ran (execution/records.py)
+    execution: ExecutionReport | None = None  # where the independent fits ran (tools/execution_report.py)
     clustering: dict[str, Any] | None = None
 
     def state(self) -> dict[str, Any]:
@@ -352,68 +257,7 @@ class SelectionResult(_PhaseResult):
         return self.comparison.folds if self.comparison else None
 
 
-class NetworkRecord(_Written, TrainResult):
-    """The network's training (agents/ml_developer/network.py's train_network): tools/training/dnn.py's
-    TrainResult with the configuration it ran with, where its files are and, once it converged, its
-    scored candidate. A training result keeps it as `dnn`, `diverged_network` or `network_cut_short`."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    summary: str | None = None  # Keras's model summary (not in the finding, nor in a cut-short record)
-    # a finding is strict JSON: a diverged network's NaN loss is null there, read back as NaN
-    best_val_loss: Figure
-    history: dict[str, list[Figure]]
-    config: DNNConfig
-    execution: ExecutionPlan | None = None  # tools/training/throughput.py's plan
-    attempt: int = 0
-    hardware: Hardware | None = None  # tools/training/hardware.py's check, with the GPU's use
-    history_path: str | None = None
-    curves_path: str | None = None
-    backend: str | None = None
-    target_mean: float | None = None  # regression: the train split's scale the network learnt on
-    target_std: float | None = None
-    candidate: Candidate | None = None  # a converged network, scored on validation
-    loaded_checkpoint: dict[str, Any] | None = None  # the best checkpoint, reloaded once its hash matched
-    skipped_checkpoints: list[dict[str, Any]] = []
-    discarded: str | None = None  # a diverged network given up on: why
-
-    @property
-    def losses(self) -> list[float]:
-        """Its training loss per epoch."""
-        return list(self.history.get("loss", []))
-
-    @property
-    def scored(self) -> Candidate:
-        """Its candidate (a network that converged is always scored)."""
-        if self.candidate is None:
-            raise PhaseResultError("the network's record has no scored candidate")
-        return self.candidate
-
-
-class TimeSpent(_Written):
-    """How the budget was spent: model selection, tuning, the network, the refit, and whether a cap
-    fired (clustering records the selection figures only)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    budget_seconds: float
-    model_selection_seconds: float
-    cv_folds: int | None = None
-    candidates: list[str] = []
-    baseline_fit_seconds: dict[str, float] = {}
-    tuning_seconds: float = 0.0
-    tuning_trials_run: int = 0
-    tuning_trials_planned: int = 0
-    network_seconds: float = 0.0
-    network_epochs_planned: int = 0
-    network_epochs_run: int = 0
-    refit_seconds: float = 0.0
-    total_seconds: float
-    share_of_budget: float | None
-    cap_hit: bool
-
-
-class FineTuning(_Written):
+class FineTuning(Written):
     """--from: the released model the run continued, and the line its fine-tuned copy belongs to."""
 
     model_config = ConfigDict(extra="forbid")
@@ -429,7 +273,7 @@ class FineTuning(_Written):
     target_std: float | None = None
 
 
-class TrainingResult(_PhaseResult, _Finding, _Written):
+class TrainingResult(_PhaseResult, _Finding, Written):
     """The training phase's result: the model that ships (`chosen`, a candidate with its refit), why,
     every candidate scored, how the budget was spent, and the network's record. The state keeps
     the keys the training node wrote (a run without a network has no `dnn`)."""
@@ -466,15 +310,6 @@ class _Recorded(_PhaseResult, _Finding):
         """The JSON the graph's state keeps: the fields its agent set (a clustering run's
         validation has no calibration nor fairness), so the finding reads as it always did."""
         return self.model_dump(exclude_unset=True)
-
-
-class ProductionOnTest(BaseModel):
-    """--from: the current production version scored on this run's test rows (the release compares)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    version: str
-    test_score: float
 
 
 class ValidationResult(_Recorded):

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ml_expert.phases import Candidate, DeploymentResult, NetworkRecord, ValidationResult
+from ml_expert.phases import DeploymentResult, ValidationResult
+from ml_expert.tools.selection.records import Candidate
+from ml_expert.tools.training.records import NetworkRecord
 
 
 def validation_result(**fields: Any) -> dict[str, Any]:

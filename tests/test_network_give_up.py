@@ -103,9 +103,9 @@ def test_the_best_candidates_figure_is_taken_on_the_watched_rows_when_it_has_one
     """Cross-validated small data: the best candidate's out-of-fold predictions on the training rows
     early stopping watches (the same rows the network is scored on); otherwise its validation score."""
     from ml_expert.agents.ml_developer.network import _baseline_on_watched_rows
-    from ml_expert.phases import Candidate
     from ml_expert.tools.scoring import score
     from ml_expert.tools.selection.baselines import save_predictions
+    from ml_expert.tools.selection.records import Candidate
     from ml_expert.tools.training.stopping import stopping_split
 
     rng = np.random.default_rng(0)

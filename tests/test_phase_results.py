@@ -8,8 +8,9 @@ import json
 import pytest
 from phase_helpers import deployment_result, selection_fields, validation_result
 
+from ml_expert.errors import PhaseResultError
 from ml_expert.graph.gates import release_gate, validation_gate
-from ml_expert.phases import DeploymentResult, PhaseResultError, Release, ValidationResult
+from ml_expert.phases import DeploymentResult, Release, ValidationResult
 
 
 def test_validation_gate_refuses_a_malformed_result_naming_the_field() -> None:

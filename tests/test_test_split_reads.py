@@ -9,8 +9,8 @@ from phase_helpers import candidate, validation_result
 
 from ml_expert.agents.tester import _complete_test_read, _log_test_read
 from ml_expert.graph.gates import validation_gate
-from ml_expert.phases import Candidate
 from ml_expert.runs import RunFile
+from ml_expert.tools.selection.records import Candidate
 from ml_expert.workspace import read_run
 
 CHOSEN = Candidate.model_validate(candidate("hist_gradient_boosting", sha256="ab" * 32))

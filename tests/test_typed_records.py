@@ -11,7 +11,8 @@ import pytest
 from phase_helpers import NETWORK_FIELDS
 from pydantic import ValidationError
 
-from ml_expert.phases import DataResult, PhaseResultError
+from ml_expert.errors import PhaseResultError
+from ml_expert.phases import DataResult
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema
 
 
@@ -166,8 +167,8 @@ def _network(**fields: Any) -> dict[str, Any]:
 
 
 def test_a_network_records_its_hardware_and_plan_typed_and_old_records_read_the_same() -> None:
-    from ml_expert.phases import NetworkRecord
     from ml_expert.tools.training.hardware import Hardware
+    from ml_expert.tools.training.records import NetworkRecord
     from ml_expert.tools.training.throughput import ExecutionPlan
 
     old = _network()
@@ -235,8 +236,8 @@ RAY_REPORT = {
 def test_the_selection_records_where_its_fits_ran_typed() -> None:
     from phase_helpers import selection_fields
 
-    from ml_expert.execution.records import ExecutionReport
     from ml_expert.phases import SelectionResult
+    from ml_expert.tools.execution_report import ExecutionReport
 
     old = selection_fields(execution=RAY_REPORT)
     selection = SelectionResult.of({"selection": old})

@@ -16,18 +16,12 @@ from typing import Any, NoReturn
 import joblib
 
 from ml_expert.agents.context import AgentContext
-from ml_expert.phases import (
-    Candidate,
-    DataResult,
-    PhaseResultError,
-    SelectionResult,
-    TimeSpent,
-    TrainingResult,
-    ValidationResult,
-)
+from ml_expert.errors import PhaseResultError
+from ml_expert.phases import DataResult, SelectionResult, TrainingResult, ValidationResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.scoring import primary_metric
+from ml_expert.tools.selection.records import Candidate, TimeSpent
 
 
 def is_clustering(state: dict[str, Any]) -> bool:

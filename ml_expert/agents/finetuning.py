@@ -34,22 +34,21 @@ import numpy as np
 from pydantic import BaseModel
 
 from ml_expert.config import RunConfig
-from ml_expert.errors import UsageError
+from ml_expert.errors import PhaseResultError, UsageError
 from ml_expert.hashing import sha256_file, verify
 from ml_expert.phases import (
-    Candidate,
     DataResult,
     DeploymentResult,
     FineTuning,
-    PhaseResultError,
     PreparationFinding,
-    ProductionOnTest,
     SelectionResult,
     TrainingResult,
 )
 from ml_expert.registry import Registry, RegistryError
 from ml_expert.registry.store import SOURCE_DIR
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.selection.records import Candidate
+from ml_expert.tools.validation.metrics import ProductionOnTest
 
 
 class ReleasedModel(BaseModel):

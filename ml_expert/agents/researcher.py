@@ -17,12 +17,13 @@ import numpy as np
 from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.errors import TrainingError, UsageError
-from ml_expert.execution import ExecutionReport, Executor, executor_for
+from ml_expert.execution import Executor, executor_for
 from ml_expert.phases import DataResult, SelectionResult, Tuning
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.environment import available_memory_mb
+from ml_expert.tools.execution_report import ExecutionReport
 from ml_expert.tools.scoring import (
     DEGENERATE_THRESHOLD,
     metric_info,

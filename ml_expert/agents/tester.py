@@ -14,12 +14,13 @@ from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.hashing import verify
-from ml_expert.phases import Candidate, DataResult, SelectionResult, TrainingResult, ValidationResult
+from ml_expert.phases import DataResult, SelectionResult, TrainingResult, ValidationResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.scoring import greater_is_better, predict_scores, score, sign
 from ml_expert.tools.selection.noise import escalation
+from ml_expert.tools.selection.records import Candidate
 from ml_expert.tools.validation.calibration import calibration, plot_reliability
 from ml_expert.tools.validation.fairness import auto_sensitive, fairness_report
 from ml_expert.tools.validation.metrics import (

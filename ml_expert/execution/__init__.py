@@ -13,14 +13,11 @@ from typing import Any, Protocol
 
 from ml_expert.errors import UsageError
 from ml_expert.execution.local import LocalExecutor
-from ml_expert.execution.records import ClusterInfo, ExecutionReport, Retry
+from ml_expert.tools.execution_report import ExecutionReport
 
 __all__ = [
-    "ClusterInfo",
-    "ExecutionReport",
     "Executor",
     "LocalExecutor",
-    "Retry",
     "close_executors",
     "executor_for",
 ]

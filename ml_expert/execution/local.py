@@ -6,7 +6,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ml_expert.execution.records import ExecutionReport
+from ml_expert.tools.execution_report import ExecutionReport
 from ml_expert.tools.mapping import sequential_map
 
 ProgressSink = Callable[[ExecutionReport], None]

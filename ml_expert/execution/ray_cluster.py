@@ -21,7 +21,7 @@ from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 
 from ml_expert.errors import TrainingError, UsageError
 from ml_expert.execution.address import resolve_address
-from ml_expert.execution.records import ClusterInfo, ExecutionReport, Retry
+from ml_expert.tools.execution_report import ClusterInfo, ExecutionReport, Retry
 
 log = logging.getLogger("ml_expert.execution")
 ProgressSink = Callable[[ExecutionReport], None]

@@ -8,17 +8,10 @@ from typing import Any
 
 from ml_expert.agents.retry import TRAINING_RETRY
 from ml_expert.config import RunConfig
-from ml_expert.errors import IntegrityError
+from ml_expert.errors import IntegrityError, PhaseResultError
 from ml_expert.graph.verdict import Check, GateVerdict
 from ml_expert.hashing import verify
-from ml_expert.phases import (
-    DataResult,
-    DeploymentResult,
-    PhaseResultError,
-    SelectionResult,
-    TrainingResult,
-    ValidationResult,
-)
+from ml_expert.phases import DataResult, DeploymentResult, SelectionResult, TrainingResult, ValidationResult
 from ml_expert.tools.data.checks import prepared_problems
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
 from ml_expert.tools.scoring import METRICS, better, greater_is_better

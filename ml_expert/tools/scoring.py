@@ -14,8 +14,8 @@ import numpy as np
 from pydantic import BaseModel
 from sklearn import metrics as skm
 
-from ml_expert.config import MetricName
 from ml_expert.errors import UsageError
+from ml_expert.tools.metric_names import MetricName
 
 
 class Metric(BaseModel):
@@ -124,7 +124,7 @@ METRICS: dict[str, Metric] = {
     ]
 }
 if set(METRICS) != set(get_args(MetricName)):  # the CLI's choices and the definitions agree
-    raise RuntimeError("ml_expert.config.MetricName and tools/scoring.METRICS differ")
+    raise RuntimeError("tools/metric_names.MetricName and tools/scoring.METRICS differ")
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2", "clustering": "silhouette"}
 # Threshold metrics whose optimum on held-out rows is degenerate (recall: call everything
 # positive; precision: call almost nothing positive): argmax is kept for them.

@@ -7,22 +7,16 @@ from typing import Any
 
 from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.common import json_safe, quiet_tensorflow
+from ml_expert.errors import PhaseResultError
 from ml_expert.hashing import verify
-from ml_expert.phases import (
-    Candidate,
-    DataResult,
-    DeploymentResult,
-    PhaseResultError,
-    ReleaseSource,
-    TrainingResult,
-    ValidationResult,
-)
+from ml_expert.phases import DataResult, DeploymentResult, ReleaseSource, TrainingResult, ValidationResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splits import read_frame
 from ml_expert.tools.deployment.exports import ExportRecord
 from ml_expert.tools.environment import package_versions
+from ml_expert.tools.selection.records import Candidate
 from ml_expert.tools.training.finetune import network_preprocessor
 from ml_expert.tools.validation.latency import Latency, measure
 

@@ -11,13 +11,15 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.common import quiet_tensorflow
 from ml_expert.agents.retry import TRAINING_RETRY
 from ml_expert.hashing import sha256_file
-from ml_expert.phases import Candidate, DataResult, NetworkRecord, Refit, SelectionResult
+from ml_expert.phases import DataResult, SelectionResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splits import read_array
 from ml_expert.tools.scoring import score
 from ml_expert.tools.selection.baselines import save_predictions
+from ml_expert.tools.selection.records import Candidate, Refit
+from ml_expert.tools.training.records import NetworkRecord
 
 
 def refit_network(

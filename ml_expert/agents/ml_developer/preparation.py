@@ -12,7 +12,7 @@ import numpy as np
 from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.errors import UsageError
-from ml_expert.execution import ExecutionReport, executor_for
+from ml_expert.execution import executor_for
 from ml_expert.hashing import sha256_file
 from ml_expert.phases import DataResult
 from ml_expert.runs import RunFile
@@ -20,6 +20,7 @@ from ml_expert.tools.data.loading import LoadInfo
 from ml_expert.tools.data.numbers import describe as describe_reading
 from ml_expert.tools.data.parquet import DRIVER_MEMORY_SHARE
 from ml_expert.tools.data.prepare import RARE_CLASS_ROWS, PreparedData, load_split, prepare_data
+from ml_expert.tools.execution_report import ExecutionReport
 from ml_expert.tools.mapping import MapFn, sequential_map
 
 BUDGET_ENV = "ML_EXPERT_DRIVER_DATA_BYTES"

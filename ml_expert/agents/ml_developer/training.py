@@ -9,20 +9,13 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.network import refit_network, train_network
 from ml_expert.agents.retry import TRAINING_RETRY
 from ml_expert.config import RunConfig
-from ml_expert.phases import (
-    Candidate,
-    DataResult,
-    NetworkRecord,
-    Refit,
-    SelectionResult,
-    TimeSpent,
-    TrainingResult,
-    Tuning,
-)
+from ml_expert.phases import DataResult, SelectionResult, TrainingResult, Tuning
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.selection.baselines import CandidateResult
+from ml_expert.tools.selection.records import Candidate, Refit, TimeSpent
 from ml_expert.tools.selection.verdicts import Escalation
+from ml_expert.tools.training.records import NetworkRecord
 
 
 def training(state: dict[str, Any]) -> dict[str, Any]:

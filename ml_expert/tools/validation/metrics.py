@@ -155,3 +155,12 @@ def plot_confusion_matrix(matrix: list[list[int]], classes: list[Any], path: Pat
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+class ProductionOnTest(BaseModel):
+    """--from: the current production version scored on this run's test rows (the release compares)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: str
+    test_score: float

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Any
 from ml_expert.tools.validation.report_inputs import ClassificationFairness
 
 if TYPE_CHECKING:
-    from ml_expert.execution.records import ExecutionReport
-    from ml_expert.phases import Candidate, TimeSpent
+    from ml_expert.tools.execution_report import ExecutionReport
+    from ml_expert.tools.selection.records import Candidate, TimeSpent
     from ml_expert.tools.selection.verdicts import Escalation
     from ml_expert.tools.training.hardware import GpuUtilisation
     from ml_expert.tools.training.throughput import ExecutionPlan

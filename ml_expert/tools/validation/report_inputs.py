@@ -14,15 +14,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ml_expert.execution.records import ExecutionReport
-from ml_expert.phases import Candidate, Comparison, NetworkRecord, ProductionOnTest, TimeSpent
 from ml_expert.tools.data.splitting import SplitSizes
+from ml_expert.tools.execution_report import ExecutionReport
 from ml_expert.tools.selection.clustering import ClusterCandidate
+from ml_expert.tools.selection.records import Candidate, Comparison, TimeSpent
 from ml_expert.tools.selection.verdicts import Escalation, Figure
 from ml_expert.tools.training.hardware import GpuUtilisation
+from ml_expert.tools.training.records import NetworkRecord
 from ml_expert.tools.training.throughput import ExecutionPlan
 from ml_expert.tools.validation.clustering import ClusteringEvaluation
-from ml_expert.tools.validation.metrics import HeldOutMetrics
+from ml_expert.tools.validation.metrics import HeldOutMetrics, ProductionOnTest
 
 VERSION = 2
 
