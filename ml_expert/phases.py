@@ -119,15 +119,32 @@ class DataResult(_PhaseResult):
         return len(self.train_class_counts) if self.task == "classification" else 0
 
 
+class HeldOutRows(_PhaseResult):
+    """Which rows a run's test score was measured on, as its data result says: the data's fingerprint
+    and the split sizes (with the run's seed, what the registry compares two runs by). Read from the
+    data result alone, so a release judged on a partial state (a fine-tuned or an imported run) still
+    compares them."""
+
+    model_config = ConfigDict(extra="ignore")
+    _key: ClassVar[str] = "data"
+    _what: ClassVar[str] = "data-preparation"
+
+    fingerprint: str
+    split_sizes: SplitSizes
+
+
 class PreparationFinding(_Finding):
-    """What an earlier run's data-analysis finding keeps of its DataResult (the schema and the files
-    stay in the state; the finding adds the profile): what a later `--from` reads of that run."""
+    """What a run's data-analysis finding keeps of its DataResult (the schema and the files stay in
+    the state; the finding adds the profile): what a later `--from` and the run's summary read."""
 
     model_config = ConfigDict(extra="ignore")
     _what: ClassVar[str] = "data-analysis"
 
+    source: str | None
     fingerprint: str
     task: Literal["classification", "regression", "clustering"]
+    features: list[str]
+    split_sizes: SplitSizes
     preprocessor_sha256: str
     # split and array name -> path: the findings this code writes leave them to the state (empty)
     files: dict[str, str] = {}

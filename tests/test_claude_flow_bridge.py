@@ -133,9 +133,11 @@ def test_summary_says_dataset_model_score_against_dummy_gates_and_package() -> N
     findings = {
         "data-analysis": {
             "source": "wine.csv",
+            "fingerprint": "f" * 64,
             "task": "classification",
-            "split_sizes": {"train": 100, "test": 30},
+            "split_sizes": {"train": 100, "val": 15, "test": 15},
             "features": ["a", "b"],
+            "preprocessor_sha256": "0" * 64,
         },
         "metrics": validation_result(
             model="random_forest", primary_metric="f1_macro", test_score=0.97, dummy_test_score=0.21

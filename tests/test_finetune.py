@@ -403,7 +403,14 @@ def test_a_network_released_before_source_is_read_through_its_run_findings(tmp_p
         (run_dir / "findings" / f"{key}.json").write_text(json.dumps({"value": value}))
 
     write("deployment", deployment_result(exports=[export], model="dnn"))
-    data = {"fingerprint": "f", "task": "classification", "preprocessor_sha256": sha256_file(preprocessor)}
+    data = {
+        "source": "rows.csv",
+        "fingerprint": "f",
+        "task": "classification",
+        "features": ["a"],
+        "split_sizes": {"train": 70, "val": 15, "test": 15},
+        "preprocessor_sha256": sha256_file(preprocessor),
+    }
     write("data-analysis", data)
     dnn = network_record(config={"learning_rate": 0.002})
     chosen = candidate("dnn", kind="keras", family="neural")

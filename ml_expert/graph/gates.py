@@ -391,19 +391,10 @@ def release_gate(state: dict[str, Any]) -> GateVerdict:
 
 def _production_check(state: dict[str, Any], validation: ValidationResult) -> Check:
     """Refuse to replace production with a model that scores worse on the same held-out rows."""
-    from ml_expert.registry import Registry, RegistryError, comparable
+    from ml_expert.registry import Registry, RegistryError, candidate_record, comparable
     from ml_expert.registry.store import release_model_name
 
-    # The data phase's fingerprint and split sizes only: read from the state as they are, since a
-    # release judged on a partial state (a fine-tuned or an imported run) still compares them.
-    data = state.get("data") or {}
     config = RunConfig.of(state)
-    candidate = {
-        "data_fingerprint": data.get("fingerprint"),
-        "seed": config.seed,
-        "split_sizes": data.get("split_sizes"),
-        "primary_metric": validation.primary_metric,
-    }
     force = config.force
     on_same_rows = validation.production_on_test
     if on_same_rows:
@@ -418,6 +409,14 @@ def _production_check(state: dict[str, Any], validation: ValidationResult) -> Ch
             threshold=incumbent,
             detail=f"test {metric} {score} vs production {on_same_rows.version} "
             f"{incumbent} on the same new test rows" + ("; --force given" if worse and force else ""),
+        )
+    try:
+        # The data phase's fingerprint and split sizes only (HeldOutRows), typed: a release judged on
+        # a partial state (a fine-tuned or an imported run) still compares them.
+        candidate = candidate_record(state)
+    except PhaseResultError as exc:
+        return Check(
+            name="not_worse_than_production", passed=False, detail=f"cannot tell the test rows: {exc}"
         )
     registry = Registry(config.workspace, model=release_model_name(state))
     try:

@@ -37,9 +37,11 @@ def _fmt(value: float | None) -> str:
 
 def build_summary(run_id: str, findings: dict[str, Any]) -> RunSummary:
     """Summarise a run from its findings (keys as in the run's findings/ folder)."""
-    from ml_expert.phases import DeploymentResult, Release, ValidationResult  # here: memory stays light
+    # here: memory stays light
+    from ml_expert.phases import DeploymentResult, PreparationFinding, Release, ValidationResult
 
-    data = findings.get("data-analysis") or {}
+    analysis = findings.get("data-analysis")
+    data = PreparationFinding.from_finding(analysis) if analysis else None
     metrics = ValidationResult.from_finding(findings["metrics"]) if findings.get("metrics") else None
     deployment = DeploymentResult.from_finding(findings["deployment"]) if findings.get("deployment") else None
     registry = Release.from_finding(findings["registry"]) if findings.get("registry") else None
@@ -49,13 +51,11 @@ def build_summary(run_id: str, findings: dict[str, Any]) -> RunSummary:
         for key, value in sorted(findings.items())
         if key.startswith("guardrails/") and isinstance(value, dict)
     }
-    sizes = data.get("split_sizes") or {}
-    rows = sum(int(v) for v in sizes.values()) if sizes else None
     summary = RunSummary(
         text="",
         status=status.get("status"),
-        dataset=data.get("source"),
-        task=data.get("task"),
+        dataset=data.source if data else None,
+        task=data.task if data else None,
         model=metrics.model if metrics else deployment.model if deployment else None,
         metric=metrics.primary_metric if metrics else None,
         test_score=metrics.test_score if metrics else None,
@@ -66,8 +66,9 @@ def build_summary(run_id: str, findings: dict[str, Any]) -> RunSummary:
         version=registry.version if registry else None,
     )
     parts = [f"ml-expert run {run_id}"]
-    if summary.dataset:
-        shape = f" ({rows} rows, {len(data.get('features') or [])} features)" if rows else ""
+    if data and summary.dataset:
+        rows = data.split_sizes.total
+        shape = f" ({rows} rows, {len(data.features)} features)" if rows else ""
         parts.append(f"trained a {summary.task or ''} model on {summary.dataset}{shape}".replace("  ", " "))
     sentence = " ".join(parts) + "."
     out = [sentence]

@@ -139,17 +139,20 @@ def comparable(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
 
 
 def candidate_record(state: dict[str, Any]) -> dict[str, Any]:
-    """What the production comparison needs from a run's state (data, split, metric, score)."""
-    from ml_expert.phases import ValidationResult  # here: `models` commands stay light
+    """What the production comparison needs from a run's state (data, split, metric, score), read
+    through the typed results: a data result without its fingerprint or split sizes is refused
+    (PhaseResultError, naming the field) instead of comparing as `None`."""
+    from ml_expert.config import RunConfig
+    from ml_expert.phases import HeldOutRows, ValidationResult  # here: `models` commands stay light
 
-    validation, data = ValidationResult.of(state), state.get("data") or {}
+    validation, rows, config = ValidationResult.of(state), HeldOutRows.of(state), RunConfig.of(state)
     return {
-        "data_fingerprint": data.get("fingerprint"),
-        "seed": int(state["options"].get("seed", 0)),
-        "split_sizes": data.get("split_sizes"),
+        "data_fingerprint": rows.fingerprint,
+        "seed": config.seed,
+        "split_sizes": rows.split_sizes.model_dump(),
         "primary_metric": validation.primary_metric,
         "test_score": validation.test_score,
-        "force": bool(state["options"].get("force")),
+        "force": config.force,
     }
 
 
