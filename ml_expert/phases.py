@@ -26,7 +26,9 @@ from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.deployment.exports import ExportRecord
 from ml_expert.tools.execution_report import ExecutionReport
-from ml_expert.tools.selection.records import Candidate, Comparison, TimeSpent
+from ml_expert.tools.selection.budget import EpochPlan
+from ml_expert.tools.selection.records import Candidate, Comparison, TimeSpent, TrialPlan
+from ml_expert.tools.selection.sequence_choice import ReaderChoice
 from ml_expert.tools.selection.verdicts import Escalation, StoppedFit
 from ml_expert.tools.training.dnn import DNNConfig
 from ml_expert.tools.training.records import NetworkRecord
@@ -163,11 +165,9 @@ class NetworkPlan(BaseModel):
     room: float | None = None  # what the best baseline leaves to gain
     room_rule: str | None = None
     dnn_config: DNNConfig | None = None
-    epoch_plan: dict[str, Any] | None = None  # the researcher's record (budget.py's EpochPlan)
+    epoch_plan: EpochPlan | None = None  # tools/selection/budget.py's
     estimated_flops_per_row: float | None = None
-    # text and sequences: the reader chosen and why (sequence_choice.py's ReaderChoice); a record only,
-    # left untyped: its room is infinite for a loss and is written to JSON as null
-    reader: dict[str, Any] | None = None
+    reader: ReaderChoice | None = None  # text and sequences: the reader chosen and why
     estimated_memory_mb: float | None = None
     available_memory_mb: float | None = None
 
@@ -189,12 +189,12 @@ class NetworkPlan(BaseModel):
 
 
 class Tuning(Written):
-    """`--tune`: the search's plan (tools/selection/tuning.py's TrialPlan) and, when it ran, its
+    """`--tune`: the search's plan (tools/selection/records.py's TrialPlan) and, when it ran, its
     TuningResult."""
 
     model_config = ConfigDict(extra="forbid")
 
-    plan: dict[str, Any]
+    plan: TrialPlan
     ran: bool
     name: str | None = None
     metric: str | None = None

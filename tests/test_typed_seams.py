@@ -4,10 +4,12 @@ go on (the release compared nothing, the summary left the rows out)."""
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Any
 
 import pytest
-from phase_helpers import deployment_result, validation_result
+from phase_helpers import deployment_result, selection_fields, validation_result
 
 from ml_expert.errors import PhaseResultError
 
@@ -69,3 +71,73 @@ def test_the_summary_reads_the_data_finding_typed() -> None:
     broken = _analysis(split_sizes={"train": 70, "validation": 15, "test": 15})
     with pytest.raises(PhaseResultError, match="split_sizes"):
         build_summary("r", {"data-analysis": broken})
+
+
+EPOCHS = {
+    "max_epochs": 40,
+    "estimated_epoch_seconds": 0.5,
+    "flops_per_row": 1e4,
+    "share_seconds": 30.0,
+    "rule": "max_epochs = clamp(...)",
+}
+READER = {
+    "layer": "lstm",
+    "forced": False,
+    "reason": "LSTM: long sequence",
+    "length": 400,
+    "rows": 2000,
+    "budget": 120.0,
+    "room": math.inf,  # a loss's room
+    "reach": 5,
+    "epochs": {"conv": 60, "lstm": 30, "transformer": 10},
+    "flops_per_row": {"conv": 1e5, "lstm": 4e5, "transformer": 9e5},
+}
+TRIALS = {"name": "forest", "trials": 12, "nominal_fit_seconds": 0.4, "share_seconds": 20.0, "rule": "r"}
+
+
+def _selection(plan: dict[str, Any], tuning: dict[str, Any] | None = None) -> dict[str, Any]:
+    network = {
+        "train_dnn": True,
+        "network": "Keras sequence LSTM",
+        "room": None,
+        "dnn_config": {"hidden_units": [64, 32], "batch_size": 32, "max_epochs": 40},
+        "epoch_plan": EPOCHS,
+        "estimated_flops_per_row": 1e4,
+        "reader": READER,
+        "estimated_memory_mb": 210.0,
+        "available_memory_mb": 9000.0,
+        **plan,
+    }
+    return selection_fields(plan=network, tuning=tuning)
+
+
+def test_the_network_plan_records_are_typed_and_write_the_same_json() -> None:
+    from ml_expert.phases import SelectionResult
+
+    tuning = {"plan": TRIALS, "ran": False}
+    read = SelectionResult.of({"selection": _selection({}, tuning)})
+    assert read.plan.epoch_plan and read.plan.epoch_plan.estimated_epoch_seconds == 0.5
+    assert read.plan.reader and read.plan.reader.layer == "lstm"
+    assert read.tuning and read.tuning.plan.trials == 12
+    state = read.state()
+    # the JSON the state keeps: the same keys, in their order; the infinite room written as null
+    written = _selection({})["plan"] | {"reader": READER | {"room": None}}
+    assert json.dumps(state["plan"]) == json.dumps(written)
+    assert state["tuning"] == tuning
+    assert SelectionResult.of({"selection": state}).state() == state  # read back (room null -> NaN -> null)
+
+
+@pytest.mark.parametrize(
+    ("plan", "tuning", "field"),
+    [
+        ({"epoch_plan": {**EPOCHS, "max_epoch": 40}}, None, "epoch_plan"),
+        ({"epoch_plan": {k: v for k, v in EPOCHS.items() if k != "rule"}}, None, "epoch_plan"),
+        ({"reader": {**READER, "layers": "lstm"}}, None, "reader"),
+        ({}, {"plan": {**TRIALS, "trial": 3}, "ran": False}, "tuning.plan"),
+    ],
+)
+def test_a_misspelt_plan_record_is_refused_naming_it(plan: dict, tuning: dict | None, field: str) -> None:
+    from ml_expert.phases import SelectionResult
+
+    with pytest.raises(PhaseResultError, match=field.replace(".", r"\.")):
+        SelectionResult.of({"selection": _selection(plan, tuning)})

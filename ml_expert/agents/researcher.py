@@ -18,7 +18,7 @@ from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.errors import TrainingError, UsageError
 from ml_expert.execution import Executor, executor_for
-from ml_expert.phases import DataResult, SelectionResult, Tuning
+from ml_expert.phases import DataResult, NetworkPlan, SelectionResult, Tuning
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -498,7 +498,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         consider(ensemble, "a weighted ensemble of the candidates")
     board = [c.model_dump() for c in leaderboard]
     seconds = time.perf_counter() - started
-    plan, reason = plan_network(
+    planned, reason = plan_network(
         data,
         budget,
         best.selection_score,
@@ -508,24 +508,25 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         weighted=best.balanced,
         network=options.get("network", "auto"),
     )
-    if plan.get("reader"):
-        ctx.decide(f"read the steps with a {READER_NAMES[plan['reader']['layer']]}", plan["reader"]["reason"])
+    plan = NetworkPlan.model_validate(planned)
+    if plan.reader:
+        ctx.decide(f"read the steps with a {READER_NAMES[plan.reader.layer]}", plan.reader.reason)
     # Safety stop only (a slow or overloaded machine): counts decide, but a network never starts
     # once the baselines alone have spent the budget. Recorded as a cap hit.
     # It also never starts without the time for MIN_EPOCHS nominal epochs (a 1-epoch network
     # cannot show a decreasing loss).
     left = budget * (1 - RESERVE_SHARE) - seconds
-    needed = MIN_EPOCHS * plan["epoch_plan"]["estimated_epoch_seconds"]
-    cap_hit = plan["train_dnn"] and left < needed
+    needed = MIN_EPOCHS * plan.epoch_plan.estimated_epoch_seconds if plan.epoch_plan else 0.0
+    cap_hit = plan.train_dnn and left < needed
     if cap_hit:
-        plan["train_dnn"] = False
+        plan.train_dnn = False
         reason = (
             f"cap hit: model selection took {seconds:.1f} s of the {budget:g} s budget; {max(left, 0):.1f} s "
             f"left < {MIN_EPOCHS} nominal epochs ({needed:.1f} s): no time is left for the network"
         )
-    ctx.decide(f"train the {plan['network']}" if plan["train_dnn"] else f"skip the {plan['network']}", reason)
-    if plan["train_dnn"]:
-        ctx.decide(f"plan {plan['dnn_config']['max_epochs']} epochs", plan["epoch_plan"]["rule"])
+    ctx.decide(f"train the {plan.network}" if plan.train_dnn else f"skip the {plan.network}", reason)
+    if plan.train_dnn and plan.epoch_plan:
+        ctx.decide(f"plan {plan.config.max_epochs} epochs", plan.epoch_plan.rule)
     selection = SelectionResult.model_validate(
         {
             "task": data.task,
@@ -659,7 +660,7 @@ def _search(
     plan = plan_trials(name, len(train[1]), data.n_features_out, classes, budget, scale=scale)
     if plan.trials < MIN_TRIALS:
         ctx.decide(f"do not tune {name}", f"{plan.rule}: too few trials for a search")
-        return Tuning(plan=plan.model_dump(), ran=False), None
+        return Tuning(plan=plan, ran=False), None
     ctx.decide(f"tune {name}: {plan.trials} configurations, {FOLDS}-fold CV on train", plan.rule)
     ctx.step(f"tuning {name}: {plan.trials} configurations x {FOLDS} folds")
     # Safety stop only (counts decide; a slow machine caps, and that is recorded).
@@ -675,7 +676,7 @@ def _search(
         time_limit=CAP_FACTOR * plan.share_seconds / scale,  # the share is spread over `scale` nodes
         map_fn=executor.map,
     )
-    record = Tuning(plan=plan.model_dump(), ran=True, **result.model_dump())
+    record = Tuning(plan=plan, ran=True, **result.model_dump())
     if result.cap_hit:
         ctx.decide(
             f"stop the search after {result.trials_run} of {plan.trials} trials",

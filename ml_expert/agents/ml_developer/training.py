@@ -9,7 +9,7 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.network import refit_network, train_network
 from ml_expert.agents.retry import TRAINING_RETRY
 from ml_expert.config import RunConfig
-from ml_expert.phases import DataResult, SelectionResult, TrainingResult, Tuning
+from ml_expert.phases import DataResult, SelectionResult, TrainingResult
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.selection.baselines import CandidateResult
@@ -210,21 +210,21 @@ def _time_spent(selection: SelectionResult, dnn: NetworkRecord | None, chosen: C
     nn_seconds = float(dnn.train_seconds) if dnn else 0.0
     refit_seconds = float(chosen.refit.fit_seconds) if chosen.refit else 0.0
     total = selection.seconds + nn_seconds + refit_seconds
-    tuning = selection.tuning or Tuning(plan={}, ran=False)
+    tuning = selection.tuning
     return TimeSpent(
         budget_seconds=budget,
         model_selection_seconds=selection.seconds,
         cv_folds=selection.cv_folds,
         candidates=[c.name for c in selection.leaderboard],
         baseline_fit_seconds=selection.baseline_seconds,
-        tuning_seconds=float(tuning.seconds),
-        tuning_trials_run=int(tuning.trials_run),
-        tuning_trials_planned=int(tuning.trials_planned) if tuning.ran else 0,
+        tuning_seconds=tuning.seconds if tuning else 0.0,
+        tuning_trials_run=tuning.trials_run if tuning else 0,
+        tuning_trials_planned=tuning.trials_planned if tuning and tuning.ran else 0,
         network_seconds=nn_seconds,
         network_epochs_planned=dnn.config.max_epochs if dnn else 0,
         network_epochs_run=dnn.epochs_trained if dnn else 0,
         refit_seconds=refit_seconds,
         total_seconds=round(total, 3),
         share_of_budget=round(total / budget, 3) if budget else None,
-        cap_hit=bool(dnn and dnn.cap_hit) or tuning.cap_hit or bool(selection.stopped),
+        cap_hit=bool(dnn and dnn.cap_hit) or bool(tuning and tuning.cap_hit) or bool(selection.stopped),
     )

@@ -8,7 +8,7 @@ callbacks' writes). It is set pessimistic (a busy 2-core machine) so the cap rar
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 NOMINAL_FLOPS = 1e10
 STEP_OVERHEAD_S = 0.005
@@ -31,6 +31,10 @@ SIGNAL_PATCH = 4  # steps per Transformer token on a numeric signal
 
 
 class EpochPlan(BaseModel):
+    """The network's epochs at this budget and the figures behind them (the plan keeps it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     max_epochs: int
     estimated_epoch_seconds: float
     flops_per_row: float

@@ -25,6 +25,19 @@ class Comparison(BaseModel):
     rule: str
 
 
+class TrialPlan(BaseModel):
+    """`--tune`: how many configurations the search of one family tries in its share of the budget
+    (tools/selection/tuning.py's plan_trials), and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    trials: int
+    nominal_fit_seconds: float
+    share_seconds: float
+    rule: str
+
+
 class Refit(Written):
     """How the chosen model was fit again for shipping: on train + validation, or not ("none": a
     network whose refit diverged ships as fit on train)."""

@@ -21,7 +21,7 @@ A forced reader (`network`) is taken as asked and the figures are still recorded
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from ml_expert.tools.selection.budget import (
     SIGNAL_PATCH,
@@ -30,6 +30,7 @@ from ml_expert.tools.selection.budget import (
     signal_reader_flops,
     text_reader_flops,
 )
+from ml_expert.tools.selection.verdicts import Figure
 
 LONG_FACTOR = 4
 READER_MIN_ROOM = 0.05
@@ -42,13 +43,17 @@ READER_NAMES = {"conv": "1-D convolution", "lstm": "LSTM", "transformer": "Trans
 
 
 class ReaderChoice(BaseModel):
+    """The reader chosen for a text or sequence column and why (the plan keeps it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
     layer: str
     forced: bool
     reason: str
     length: int
     rows: int
     budget: float
-    room: float
+    room: Figure  # infinite for a loss: written to JSON as null, read back as NaN
     reach: int
     epochs: dict[str, int]  # planned epochs of each reader at this budget
     flops_per_row: dict[str, float]

@@ -26,6 +26,7 @@ from ml_expert.tools.mapping import MapFn, sequential_map
 from ml_expert.tools.scoring import predict_scores, score, sign
 from ml_expert.tools.selection.baselines import fit
 from ml_expert.tools.selection.candidates import CALIBRATION_FOLDS, forest_size, make_pipeline
+from ml_expert.tools.selection.records import TrialPlan
 
 TUNE_SHARE = 0.25  # of the budget, planned for the search (the network plans on its own share)
 FOLDS = 3
@@ -79,14 +80,6 @@ SPACES: dict[str, dict[str, Any]] = {
     "linear_classification": {"C": loguniform(1e-3, 1e3)},
     "linear_regression": {"alpha": loguniform(1e-3, 1e3)},
 }
-
-
-class TrialPlan(BaseModel):
-    name: str
-    trials: int
-    nominal_fit_seconds: float
-    share_seconds: float
-    rule: str
 
 
 class Trial(BaseModel):
