@@ -32,6 +32,7 @@ from ml_expert.tools.selection.sequence_choice import ReaderChoice
 from ml_expert.tools.selection.verdicts import Escalation, StoppedFit
 from ml_expert.tools.training.dnn import DNNConfig
 from ml_expert.tools.training.records import NetworkRecord
+from ml_expert.tools.validation.fairness import Fairness
 from ml_expert.tools.validation.latency import Latency
 from ml_expert.tools.validation.metrics import HeldOutMetrics, ProductionOnTest
 from ml_expert.tools.written import Written
@@ -351,7 +352,7 @@ class ValidationResult(_Recorded):
     test_read_models: int = 1
     test_metrics: HeldOutMetrics  # the state keeps the names the tester set (no report text)
     calibration: dict[str, Any] | None = None
-    fairness: dict[str, dict[str, Any]] | None = None  # sensitive column -> its group figures
+    fairness: dict[str, Fairness] | None = None  # sensitive column -> its group figures
     fairness_unavailable: dict[str, str] | None = None  # named column -> why it cannot be grouped on
     fairness_gap: float | None = None
     production_on_test: ProductionOnTest | None = None

@@ -13,6 +13,7 @@ import pytest
 from phase_helpers import candidate
 from pydantic import ValidationError
 
+from ml_expert.tools.validation.fairness import ClassificationFairness
 from ml_expert.tools.validation.report_file import (
     REPORT,
     REPORT_INPUTS,
@@ -21,7 +22,6 @@ from ml_expert.tools.validation.report_file import (
     write_report,
 )
 from ml_expert.tools.validation.report_inputs import (
-    ClassificationFairness,
     ClusteringReportInputs,
     LatencyRow,
     SupervisedReportInputs,

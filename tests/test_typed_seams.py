@@ -141,3 +141,51 @@ def test_a_misspelt_plan_record_is_refused_naming_it(plan: dict, tuning: dict | 
 
     with pytest.raises(PhaseResultError, match=field.replace(".", r"\.")):
         SelectionResult.of({"selection": _selection(plan, tuning)})
+
+
+def _group(rows: int, accuracy: float, selected: float, tpr: float) -> dict[str, Any]:
+    """One group's figures as tools/validation/fairness.py writes them (binary: class "1")."""
+    rates = {"selection_rate": selected, "true_positive_rate": tpr, "false_positive_rate": 0.1}
+    return {"rows": rows, "accuracy": accuracy, **{name: {"1": rate} for name, rate in rates.items()}}
+
+
+SEX = {
+    "per_group": {"female": _group(40, 0.9, 0.5, 0.9), "male": _group(44, 0.8, 0.4, 0.6)},
+    "groups_compared": ["female", "male"],
+    "demographic_parity_difference": 0.1,
+    "equalized_odds_difference": 0.3,
+    "accuracy_gap": 0.1,
+    "gap": 0.3,
+}
+INCOME = {
+    "per_group": {"low": {"rows": 30, "mae": 2.0, "rmse": 2.5, "mean_error": 0.1}},
+    "groups_compared": ["low"],
+    "mae_difference": 0.0,
+    "gap": 0.0,
+}
+
+
+def _fairness_checks(fairness: dict[str, Any], **options: Any) -> dict[str, Any]:
+    from ml_expert.graph.gates import validation_gate
+
+    state = {"options": options, "validation": {**validation_result(), "fairness": fairness}}
+    return {c.name: c for c in validation_gate(state).checks}
+
+
+def test_the_validation_gate_reads_the_fairness_figures_typed() -> None:
+    from ml_expert.phases import ValidationResult
+
+    checks = _fairness_checks({"sex": SEX, "income": INCOME}, max_fairness_gap=0.2)
+    sex, income = checks["fairness_sex"], checks["fairness_income"]
+    assert (
+        not sex.passed
+        and sex.value == 0.3
+        and "equalized odds difference across ['female', 'male']" in sex.detail
+    )
+    assert income.passed and "relative MAE gap" in income.detail
+    read = ValidationResult.of({"validation": {**validation_result(), "fairness": {"sex": SEX}}})
+    assert json.dumps(read.state()["fairness"]) == json.dumps({"sex": SEX})  # the same JSON, in order
+    # a gap misspelt: the gate read None and, on an auto-detected column, passed it
+    for broken in ({**SEX, "gap ": 0.3}, {k: v for k, v in SEX.items() if k != "gap"}):
+        checks = _fairness_checks({"sex": broken})
+        assert list(checks) == ["result_typed"] and "fairness" in checks["result_typed"].detail

@@ -39,20 +39,20 @@ def test_fairness_gaps_match_hand_counts() -> None:
     # group a: predicts every positive right, 1 false positive; group b: finds 2 of 5, no FP
     y_pred = np.array([1] * 5 + [1, 0, 0, 0, 0] + [1, 1, 0, 0, 0] + [0] * 5)
     result = classification_fairness(groups, y_true, y_pred, n_classes=2)
-    assert result["per_group"]["a"]["selection_rate"]["1"] == pytest.approx(0.6)
-    assert result["per_group"]["b"]["selection_rate"]["1"] == pytest.approx(0.2)
-    assert result["demographic_parity_difference"] == pytest.approx(0.4)
+    assert result.per_group["a"].selection_rate["1"] == pytest.approx(0.6)
+    assert result.per_group["b"].selection_rate["1"] == pytest.approx(0.2)
+    assert result.demographic_parity_difference == pytest.approx(0.4)
     # TPR 1.0 vs 0.4, FPR 0.2 vs 0.0 -> equalized odds difference 0.6
-    assert result["equalized_odds_difference"] == pytest.approx(0.6)
-    assert result["gap"] == pytest.approx(0.6)
+    assert result.equalized_odds_difference == pytest.approx(0.6)
+    assert result.gap == pytest.approx(0.6)
 
 
 def test_small_groups_are_reported_but_not_compared() -> None:
     groups = pd.Series(["a"] * 10 + ["tiny"] * 2)
     y = np.array([1, 0] * 6)
     result = classification_fairness(groups, y, 1 - y, n_classes=2)
-    assert "tiny" in result["per_group"] and result["groups_compared"] == ["a"]
-    assert result["gap"] == 0.0
+    assert "tiny" in result.per_group and result.groups_compared == ["a"]
+    assert result.gap == 0.0
 
 
 def test_regression_fairness_and_age_binning() -> None:
@@ -62,7 +62,7 @@ def test_regression_fairness_and_age_binning() -> None:
     y = np.arange(45, dtype=float)
     pred = y + np.where(np.arange(45) < 20, 2.0, 0.0)  # the young are predicted 2 too high
     result = regression_fairness(labels, y, pred)
-    assert result["mae_difference"] == pytest.approx(2.0)
+    assert result.mae_difference == pytest.approx(2.0)
     assert auto_sensitive(["Sex", "passenger_age", "fare", "race_group", "stage"]) == [
         "Sex",
         "passenger_age",

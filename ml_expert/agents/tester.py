@@ -137,11 +137,10 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     sensitive, unusable = _sensitive_columns(ctx, schema, list(state["options"].get("sensitive") or []))
     if sensitive or unusable:
         ctx.step(f"fairness across {sorted(sensitive)}")
-        extra["fairness"] = fairness_report(
-            test_x, sensitive, task, test_y, scores, len(schema.classes or [])
-        )
+        fairness = fairness_report(test_x, sensitive, task, test_y, scores, len(schema.classes or []))
+        extra["fairness"] = {name: figures.model_dump() for name, figures in fairness.items()}
         extra["fairness_unavailable"] = unusable
-        gaps = [v["gap"] for v in extra["fairness"].values()]
+        gaps = [figures.gap for figures in fairness.values()]
         extra["fairness_gap"] = max(gaps) if gaps else None
     test_score = score(metric, test_y, scores, threshold)
     if RunConfig.of(state).from_:

@@ -15,6 +15,7 @@ from ml_expert.phases import DataResult, DeploymentResult, SelectionResult, Trai
 from ml_expert.tools.data.checks import prepared_problems
 from ml_expert.tools.data.splitting import MIN_PER_CLASS
 from ml_expert.tools.scoring import METRICS, better, greater_is_better
+from ml_expert.tools.validation.fairness import ClassificationFairness
 
 DEFAULT_MAX_FAIRNESS_GAP = 0.2
 """Largest equalized-odds difference (classification) or relative per-group MAE difference
@@ -273,15 +274,16 @@ def validation_gate(state: dict[str, Any]) -> GateVerdict:
     enforce = bool(config.sensitive) or config.max_fairness_gap is not None
     fair_bound = config.max_fairness_gap or DEFAULT_MAX_FAIRNESS_GAP
     for column, result in fairness.items():
-        gap_value = result.get("gap")
-        what = "equalized odds difference" if "equalized_odds_difference" in result else "relative MAE gap"
+        gap_value = result.gap
+        classifier = isinstance(result, ClassificationFairness)
+        what = "equalized odds difference" if classifier else "relative MAE gap"
         checks.append(
             Check(
                 name=f"fairness_{column}",
-                passed=(not enforce) or (gap_value is not None and gap_value <= fair_bound),
+                passed=(not enforce) or gap_value <= fair_bound,
                 value=gap_value,
                 threshold=fair_bound,
-                detail=f"{what} across {result.get('groups_compared')}"
+                detail=f"{what} across {result.groups_compared}"
                 + ("" if enforce else "; auto-detected column: reported, not enforced"),
             )
         )

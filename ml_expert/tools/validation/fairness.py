@@ -13,11 +13,58 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from ml_expert.tools.selection.verdicts import Figure
 
 AUTO_SENSITIVE = ("sex", "gender", "race", "ethnicity", "age")
 MIN_GROUP_ROWS = 5
 NUMERIC_BINS = 4
 MAX_CATEGORIES_BEFORE_BINNING = 10
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClassGroup(_Strict):
+    rows: int
+    accuracy: Figure
+    selection_rate: dict[str, float | None]  # positive class -> rate
+    true_positive_rate: dict[str, float | None]
+    false_positive_rate: dict[str, float | None]
+
+
+class ClassificationFairness(_Strict):
+    """One sensitive column's figures for a classifier; `gap` (equalized odds) is what the
+    validation gate bounds."""
+
+    per_group: dict[str, ClassGroup]
+    groups_compared: list[str]
+    demographic_parity_difference: Figure
+    equalized_odds_difference: Figure
+    accuracy_gap: Figure
+    gap: Figure
+
+
+class RegressionGroup(_Strict):
+    rows: int
+    mae: Figure
+    rmse: Figure
+    mean_error: Figure
+
+
+class RegressionFairness(_Strict):
+    """One sensitive column's figures for a regressor; `gap` (the MAE difference relative to the
+    overall MAE) is what the validation gate bounds."""
+
+    per_group: dict[str, RegressionGroup]
+    groups_compared: list[str]
+    mae_difference: Figure
+    gap: Figure
+
+
+Fairness = ClassificationFairness | RegressionFairness
 
 
 def auto_sensitive(names: list[str]) -> list[str]:
@@ -48,7 +95,7 @@ def _rate(mask: np.ndarray) -> float | None:
 
 def classification_fairness(
     groups: pd.Series, y_true: np.ndarray, y_pred: np.ndarray, n_classes: int
-) -> dict[str, Any]:
+) -> ClassificationFairness:
     """Per-group accuracy, selection and error rates; demographic parity and equalized odds.
 
     Binary: the positive class is index 1. Multiclass: each class in turn is "positive"
@@ -79,19 +126,19 @@ def classification_fairness(
     dp = spread("selection_rate")
     eo = max(spread("true_positive_rate"), spread("false_positive_rate"))
     accs = [e["accuracy"] for e in counted.values()]
-    return {
-        "per_group": per_group,
-        "groups_compared": sorted(counted),
-        "demographic_parity_difference": dp,
-        "equalized_odds_difference": eo,
-        "accuracy_gap": float(max(accs) - min(accs)) if len(accs) >= 2 else 0.0,
+    return ClassificationFairness(
+        per_group=per_group,
+        groups_compared=sorted(counted),
+        demographic_parity_difference=dp,
+        equalized_odds_difference=eo,
+        accuracy_gap=float(max(accs) - min(accs)) if len(accs) >= 2 else 0.0,
         # The gated figure: equalized odds compares error rates among people with the same true
         # label, so unlike demographic parity it does not punish different base rates.
-        "gap": eo,
-    }
+        gap=eo,
+    )
 
 
-def regression_fairness(groups: pd.Series, y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+def regression_fairness(groups: pd.Series, y_true: np.ndarray, y_pred: np.ndarray) -> RegressionFairness:
     """Per-group MAE and RMSE; the gap is the largest MAE difference relative to the overall MAE."""
     y_true, y_pred = np.asarray(y_true, dtype=float), np.ravel(np.asarray(y_pred, dtype=float))
     labels = groups.to_numpy()
@@ -109,12 +156,9 @@ def regression_fairness(groups: pd.Series, y_true: np.ndarray, y_pred: np.ndarra
     counted = {g: e for g, e in per_group.items() if e["rows"] >= MIN_GROUP_ROWS}
     maes = [e["mae"] for e in counted.values()]
     diff = float(max(maes) - min(maes)) if len(maes) >= 2 else 0.0
-    return {
-        "per_group": per_group,
-        "groups_compared": sorted(counted),
-        "mae_difference": diff,
-        "gap": diff / overall_mae,
-    }
+    return RegressionFairness(
+        per_group=per_group, groups_compared=sorted(counted), mae_difference=diff, gap=diff / overall_mae
+    )
 
 
 def fairness_report(
@@ -124,9 +168,9 @@ def fairness_report(
     y_true: np.ndarray,
     scores: np.ndarray,
     n_classes: int,
-) -> dict[str, Any]:
+) -> dict[str, Fairness]:
     """`columns` maps a sensitive column's display name to its key in `frame` (the model frame)."""
-    out: dict[str, Any] = {}
+    out: dict[str, Fairness] = {}
     for name, key in columns.items():
         groups = group_labels(frame[key])
         if task == "classification":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ml_expert.tools.validation.report_inputs import ClassificationFairness
+from ml_expert.tools.validation.fairness import ClassificationFairness, Fairness
 
 if TYPE_CHECKING:
     from ml_expert.tools.execution_report import ExecutionReport
@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from ml_expert.tools.validation.report_inputs import (
         Calibration,
         LatencyRow,
-        RegressionFairness,
         SupervisedReportInputs,
     )
 
@@ -249,9 +248,7 @@ def calibration_section(cal: Calibration | None) -> list[str]:
     ]
 
 
-def fairness_section(
-    fairness: dict[str, ClassificationFairness | RegressionFairness] | None, unavailable: dict[str, str]
-) -> list[str]:
+def fairness_section(fairness: dict[str, Fairness] | None, unavailable: dict[str, str]) -> list[str]:
     if not fairness and not unavailable:
         return []
     lines = ["", "## Fairness by group (test split)", ""]

@@ -23,6 +23,7 @@ from ml_expert.tools.training.hardware import GpuUtilisation
 from ml_expert.tools.training.records import NetworkRecord
 from ml_expert.tools.training.throughput import ExecutionPlan
 from ml_expert.tools.validation.clustering import ClusteringEvaluation
+from ml_expert.tools.validation.fairness import Fairness
 from ml_expert.tools.validation.metrics import HeldOutMetrics, ProductionOnTest
 
 VERSION = 2
@@ -56,37 +57,6 @@ class Calibration(_Strict):
     curve: CalibrationCurve
 
 
-class ClassGroup(_Strict):
-    rows: int
-    accuracy: Figure
-    selection_rate: dict[str, float | None]  # positive class -> rate
-    true_positive_rate: dict[str, float | None]
-    false_positive_rate: dict[str, float | None]
-
-
-class ClassificationFairness(_Strict):
-    per_group: dict[str, ClassGroup]
-    groups_compared: list[str]
-    demographic_parity_difference: Figure
-    equalized_odds_difference: Figure
-    accuracy_gap: Figure
-    gap: Figure
-
-
-class RegressionGroup(_Strict):
-    rows: int
-    mae: Figure
-    rmse: Figure
-    mean_error: Figure
-
-
-class RegressionFairness(_Strict):
-    per_group: dict[str, RegressionGroup]
-    groups_compared: list[str]
-    mae_difference: Figure
-    gap: Figure
-
-
 class SupervisedReportInputs(_Strict):
     """The report of a classification or regression run."""
 
@@ -112,7 +82,7 @@ class SupervisedReportInputs(_Strict):
     time: TimeSpent | None
     execution: ExecutionReport | None
     calibration: Calibration | None
-    fairness: dict[str, ClassificationFairness | RegressionFairness] | None
+    fairness: dict[str, Fairness] | None
     fairness_unavailable: dict[str, str] | None
     fairness_gap: float | None
     production_on_test: ProductionOnTest | None
