@@ -32,6 +32,7 @@ from ml_expert.tools.selection.sequence_choice import ReaderChoice
 from ml_expert.tools.selection.verdicts import Escalation, StoppedFit
 from ml_expert.tools.training.dnn import DNNConfig
 from ml_expert.tools.training.records import NetworkRecord
+from ml_expert.tools.validation.clustering_checks import ClusteringChecks
 from ml_expert.tools.validation.fairness import Fairness
 from ml_expert.tools.validation.latency import Latency
 from ml_expert.tools.validation.metrics import HeldOutMetrics, ProductionOnTest
@@ -356,7 +357,7 @@ class ValidationResult(_Recorded):
     fairness_unavailable: dict[str, str] | None = None  # named column -> why it cannot be grouped on
     fairness_gap: float | None = None
     production_on_test: ProductionOnTest | None = None
-    clustering: dict[str, Any] | None = None  # clustering's evaluation (chance, sizes, stability)
+    clustering: ClusteringChecks | None = None  # clustering's evaluation (chance, sizes, stability)
     profiles_path: str | None = None  # clustering: aggregates per cluster, shipped in the package
     metrics_path: str
     report_path: str

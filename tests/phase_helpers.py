@@ -87,3 +87,23 @@ NETWORK_FIELDS: dict[str, Any] = {
 def network_record(**fields: Any) -> dict[str, Any]:
     """The training result's record of a network: one epoch, stopped for a reason, its defaults."""
     return NetworkRecord.model_validate(NETWORK_FIELDS | fields).model_dump()
+
+
+CLUSTERING = {  # a clustering validation's figures (ValidationResult.clustering) as the tester writes them
+    "train_sizes": [71, 32],
+    "test_sizes": [15, 8],
+    "expected_test_sizes": [15.2, 7.8],
+    "sizes_ok": True,
+    "sizes_detail": "2 clusters; smallest holds 32 training rows",
+    "stability": 0.9,
+    "chance": [
+        {
+            "reference": "permuted",
+            "observed": 0.59,
+            "null_mean": 0.23,
+            "null_max": 0.25,
+            "p_value": 0.025,
+            "passed": True,
+        }
+    ],
+}

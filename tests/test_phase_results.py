@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from phase_helpers import deployment_result, selection_fields, validation_result
+from phase_helpers import CLUSTERING, deployment_result, selection_fields, validation_result
 
 from ml_expert.errors import PhaseResultError
 from ml_expert.graph.gates import release_gate, validation_gate
@@ -118,7 +118,7 @@ def test_release_gate_refuses_a_malformed_deployment_or_validation_naming_the_fi
 
 def test_results_stay_plain_json_with_the_keys_their_agent_wrote() -> None:
     # a clustering validation sets no calibration nor fairness: its state (and finding) holds none
-    clustering = validation_result(clustering={"stability": 0.9}, profiles_path="p.json")
+    clustering = validation_result(clustering=CLUSTERING, profiles_path="p.json")
     assert "calibration" not in clustering and "fairness" not in clustering
     assert json.loads(json.dumps(clustering)) == clustering
     assert ValidationResult.of({"validation": clustering}).state() == clustering
@@ -144,6 +144,7 @@ def test_validation_gate_judges_a_clustering_result_by_its_own_figures() -> None
         "sizes_detail": "2 clusters; smallest holds 32 training rows",
         "train_sizes": [71, 32],
         "test_sizes": [15, 8],
+        "expected_test_sizes": [15.2, 7.8],
         "stability": 1.0,
     }
     clustering = validation_result(

@@ -9,7 +9,7 @@ import math
 from typing import Any
 
 import pytest
-from phase_helpers import deployment_result, selection_fields, validation_result
+from phase_helpers import CLUSTERING, deployment_result, selection_fields, validation_result
 
 from ml_expert.errors import PhaseResultError
 
@@ -189,3 +189,28 @@ def test_the_validation_gate_reads_the_fairness_figures_typed() -> None:
     for broken in ({**SEX, "gap ": 0.3}, {k: v for k, v in SEX.items() if k != "gap"}):
         checks = _fairness_checks({"sex": broken})
         assert list(checks) == ["result_typed"] and "fairness" in checks["result_typed"].detail
+
+
+def _clustering_checks(found: dict[str, Any]) -> dict[str, Any]:
+    from ml_expert.graph.gates import validation_gate
+
+    validation = {**validation_result(primary_metric="silhouette", profiles_path="p"), "clustering": found}
+    return {c.name: c for c in validation_gate({"options": {}, "validation": validation}).checks}
+
+
+def test_the_validation_gate_reads_the_clustering_figures_typed() -> None:
+    from ml_expert.phases import ValidationResult
+
+    checks = _clustering_checks(CLUSTERING)
+    assert checks["better_than_chance_permuted"].passed and checks["stability"].value == 0.9
+    assert checks["cluster_sizes"].value == {"train": [71, 32], "test": [15, 8]}
+    read = ValidationResult.of({"validation": {**validation_result(), "clustering": CLUSTERING}})
+    assert json.dumps(read.state()["clustering"]) == json.dumps(CLUSTERING)  # the same JSON, in order
+    # misspelt: the gate read sizes_ok as missing (refused, "not measured") or a stability of None
+    for broken, field in (
+        ({**CLUSTERING, "size_ok": True}, "clustering"),
+        ({k: v for k, v in CLUSTERING.items() if k != "stability"}, "stability"),
+        ({**CLUSTERING, "chance": [{**CLUSTERING["chance"][0], "pvalue": 0.02}]}, "chance"),
+    ):
+        checks = _clustering_checks(broken)
+        assert list(checks) == ["result_typed"] and field in checks["result_typed"].detail

@@ -219,7 +219,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         test_reads_interrupted=interrupted,
         test_read_models=models,
         test_metrics=metrics,
-        clustering=evaluation.model_dump(exclude={"test_metrics", "profiles"}),
+        clustering=evaluation.checks(),
         profiles_path=str(profiles_path),
         metrics_path=str(ctx.run_dir / "metrics.json"),
         report_path=str(ctx.run_dir / "evaluation_report.md"),

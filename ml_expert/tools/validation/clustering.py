@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sklearn.base import clone
 from sklearn.metrics import calinski_harabasz_score
 from threadpoolctl import threadpool_limits
@@ -39,6 +39,7 @@ from ml_expert.tools.selection.clustering import (
     silhouette,
     stability,
 )
+from ml_expert.tools.validation.clustering_checks import ChanceTest, ClusteringChecks
 from ml_expert.tools.validation.metrics import HeldOutMetrics
 
 if TYPE_CHECKING:
@@ -54,25 +55,21 @@ reproducible: half the pairwise agreement beyond chance is lost when the rows ch
 PROFILE_TOP_CATEGORIES = 5
 
 
-class ChanceTest(BaseModel):
-    reference: str
-    observed: float
-    null_mean: float
-    null_max: float
-    p_value: float
-    passed: bool
-
-
-class ClusteringEvaluation(BaseModel):
+class _Measured(BaseModel):
     test_metrics: HeldOutMetrics
-    train_sizes: list[int]
-    test_sizes: list[int]
-    expected_test_sizes: list[float]
-    sizes_ok: bool
-    sizes_detail: str
-    stability: float
-    chance: list[ChanceTest]
+
+
+class ClusteringEvaluation(ClusteringChecks, _Measured):
+    """Every figure of the evaluation: the test metrics first, then the checks the validation
+    result keeps (clustering_checks.py), then the profiles (fields in that order, as written)."""
+
+    model_config = ConfigDict(extra="ignore")
+
     profiles: list[dict[str, Any]] = Field(default_factory=list)
+
+    def checks(self) -> ClusteringChecks:
+        """What the validation result keeps and its gate reads."""
+        return ClusteringChecks.model_validate(self.model_dump(exclude={"test_metrics", "profiles"}))
 
 
 def split_pipeline(pipeline: Any) -> tuple[Any, Any]:
