@@ -27,6 +27,7 @@ from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.deployment.exports import ExportRecord
 from ml_expert.tools.execution_report import ExecutionReport
 from ml_expert.tools.selection.budget import EpochPlan
+from ml_expert.tools.selection.clustering_choice import ClusteringChoice
 from ml_expert.tools.selection.records import Candidate, Comparison, TimeSpent, TrialPlan
 from ml_expert.tools.selection.sequence_choice import ReaderChoice
 from ml_expert.tools.selection.verdicts import Escalation, StoppedFit
@@ -244,7 +245,7 @@ class SelectionResult(_PhaseResult):
     budget: float
     tuning: Tuning | None = None
     execution: ExecutionReport | None = None  # where the independent fits ran (tools/execution_report.py)
-    clustering: dict[str, Any] | None = None
+    clustering: ClusteringChoice | None = None  # a clustering's figures and choice
 
     def state(self) -> dict[str, Any]:
         """The JSON the graph's state keeps: a non-finite figure (a loss's room, a diverged fit's

@@ -214,3 +214,36 @@ def test_the_validation_gate_reads_the_clustering_figures_typed() -> None:
     ):
         checks = _clustering_checks(broken)
         assert list(checks) == ["result_typed"] and field in checks["result_typed"].detail
+
+
+CHOICE = {
+    "criterion": "silhouette",
+    "criterion_reason": "clustering has no label",
+    "k_range": [2, 3],
+    "k_rule": "k = 2..3",
+    "kmeans_by_k": [{"k": 2, "silhouette": 0.6}],
+    "gmm_by_k": [],
+    "density": {"tried": False},
+    "chosen": "kmeans_k2",
+    "choice_reason": "the highest silhouette",
+    "comparison": {},
+    "fit_rows": 100,
+}
+
+
+def test_the_clustering_selection_is_typed() -> None:
+    from ml_expert.phases import SelectionResult
+
+    def selection(found: dict[str, Any]) -> dict[str, Any]:
+        return {"selection": selection_fields(task="clustering", metric="silhouette", clustering=found)}
+
+    read = SelectionResult.of(selection(CHOICE))
+    assert read.clustering and read.clustering.choice_reason == "the highest silhouette"
+    assert json.dumps(read.state()["clustering"]) == json.dumps(CHOICE)  # the same JSON, in order
+    # the training phase read ["choice_reason"]: a misspelt key was a KeyError there, not here
+    for broken in (
+        {**CHOICE, "choice_reasons": "x"},
+        {k: v for k, v in CHOICE.items() if k != "choice_reason"},
+    ):
+        with pytest.raises(PhaseResultError, match="clustering"):
+            SelectionResult.of(selection(broken))

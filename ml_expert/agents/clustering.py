@@ -30,7 +30,8 @@ def is_clustering(state: dict[str, Any]) -> bool:
 
 def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     """The researcher: k-means over a range of k, a Gaussian mixture by BIC, DBSCAN; choose on validation."""
-    from ml_expert.tools.selection.clustering import CRITERION, select_clustering
+    from ml_expert.tools.selection.clustering import select_clustering
+    from ml_expert.tools.selection.clustering_choice import CRITERION
 
     ctx = AgentContext(state, "researcher", "model_selection")
     ctx.start()
@@ -97,7 +98,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "baseline_seconds": {c.name: c.fit_seconds for c in result.leaderboard},
             "budget": float(options["budget"]),
             "tuning": None,
-            "clustering": result.model_dump(exclude={"leaderboard"}),
+            "clustering": result.choice(),
         }
     ).state()
     ctx.record("model-selection", selection)
@@ -114,7 +115,9 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     leaderboard = list(selection.leaderboard)
     name = selection.best_baseline
     chosen = selection.best
-    reason = (selection.clustering or {})["choice_reason"]
+    if selection.clustering is None:
+        raise PhaseResultError("the clustering selection result has no clustering record")
+    reason = selection.clustering.choice_reason
     if chosen.path:
         ctx.decide(
             f"ship {name} as fit on the training split (no refit on train + validation)",

@@ -19,7 +19,7 @@ from typing import Any
 
 import joblib
 import numpy as np
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from skl2onnx.sklapi import CastTransformer
 from sklearn.base import clone
 from sklearn.cluster import DBSCAN, KMeans
@@ -33,13 +33,8 @@ from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.preprocessing import build_preprocessor
 from ml_expert.tools.data.privacy import MIN_CATEGORY_COUNT
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.selection.clustering_choice import ClusteringChoice
 
-CRITERION = "silhouette"
-CRITERION_REASON = (
-    "clustering has no label: the mean silhouette on the validation rows (how much closer each row "
-    "is to its own cluster than to the next one, -1..1) ranks the candidates; when two are within "
-    "2 standard errors of the paired per-row difference, the lower Davies–Bouldin index wins"
-)
 MAX_K = 10
 MIN_CLUSTER_ROWS = MIN_CATEGORY_COUNT
 """A cluster needs this many training rows: fewer is degenerate, and a centre (or mean) of fewer
@@ -80,21 +75,16 @@ class ClusterCandidate(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class ClusteringSelection(BaseModel):
-    """What the researcher measured and chose, every figure recorded."""
+class ClusteringSelection(ClusteringChoice):
+    """What the researcher measured and chose, every figure recorded, with the scored candidates."""
 
-    criterion: str = CRITERION
-    criterion_reason: str = CRITERION_REASON
-    k_range: list[int]
-    k_rule: str
-    kmeans_by_k: list[dict[str, Any]]
-    gmm_by_k: list[dict[str, Any]]
-    density: dict[str, Any]
+    model_config = ConfigDict(extra="ignore")
+
     leaderboard: list[ClusterCandidate]
-    chosen: str
-    choice_reason: str
-    comparison: dict[str, Any] = Field(default_factory=dict)
-    fit_rows: int = Field(description=f"training rows the candidates were fit on (at most {FIT_MAX_ROWS})")
+
+    def choice(self) -> ClusteringChoice:
+        """What the selection result keeps (the candidates are its leaderboard)."""
+        return ClusteringChoice.model_validate(self.model_dump(exclude={"leaderboard"}))
 
 
 def k_range(train_rows: int) -> tuple[list[int], str]:
