@@ -18,7 +18,7 @@ def _state(tmp_path: Path, chosen_kind: str) -> dict:
         history={"loss": [0.9]},  # one epoch: the cap fired, so no decrease can show
         stopped_reason="wall-clock cap of 7 s hit before the planned epochs",
         cap_hit=True,
-        loaded_checkpoint={"path": str(model), "sha256": sha256_file(model)},
+        loaded_checkpoint={"kind": "best", "path": str(model), "sha256": sha256_file(model)},
     )
     name = "dnn" if chosen_kind == "keras" else "linear"
     chosen = candidate(name, kind=chosen_kind, path=str(model), sha256=sha256_file(model))

@@ -247,3 +247,34 @@ def test_the_clustering_selection_is_typed() -> None:
     ):
         with pytest.raises(PhaseResultError, match="clustering"):
             SelectionResult.of(selection(broken))
+
+
+def test_the_network_checkpoint_records_are_typed_and_write_the_same_json(tmp_path) -> None:
+    from phase_helpers import candidate, network_record
+
+    from ml_expert.graph.gates import training_gate
+    from ml_expert.hashing import sha256_file
+    from ml_expert.tools.training.records import NetworkRecord
+
+    best = tmp_path / "best.keras"
+    best.write_bytes(b"weights")
+    loaded = {"kind": "best", "path": str(best), "sha256": sha256_file(best)}  # no epoch: the best
+    skipped = [{"path": "epoch-0003.keras", "reason": "SHA-256 does not match"}]
+    last = {"kind": "last", "epoch": 3, "path": "epoch-0003.keras", "sha256": "0" * 64}
+    record = network_record(loaded_checkpoint=loaded, skipped_checkpoints=skipped)
+    assert json.dumps(record["loaded_checkpoint"]) == json.dumps(loaded)  # the keys it was given, in order
+    assert record["skipped_checkpoints"] == skipped
+    assert network_record(loaded_checkpoint=last)["loaded_checkpoint"] == last
+    model = tmp_path / "dnn.keras"
+    model.write_bytes(b"model")
+    network = network_record(history={"loss": [0.9, 0.5]}, loaded_checkpoint=loaded)
+    chosen = candidate("dnn", kind="keras", family="neural", path=str(model), sha256=sha256_file(model))
+    training = {"dnn": network, "chosen": chosen, "choice_reason": "r", "leaderboard": [chosen]}
+    checks = {c.name: c for c in training_gate({"training": training, "retries": {}}).checks}
+    assert checks["network_checkpoint_verified"].passed
+    # misspelt: the gate read the hash as None and said "no checkpoint recorded"
+    misspelt = {**network, "loaded_checkpoint": {**loaded, "sha": loaded["sha256"]}}
+    with pytest.raises(ValueError, match="loaded_checkpoint"):
+        NetworkRecord.model_validate(misspelt)
+    checks = training_gate({"training": {**training, "dnn": misspelt}, "retries": {}}).checks
+    assert [c.name for c in checks] == ["result_typed"] and "loaded_checkpoint" in checks[0].detail

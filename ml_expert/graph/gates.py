@@ -206,8 +206,9 @@ def training_gate(state: dict[str, Any]) -> GateVerdict:
                 value={"reason": dnn.stopped_reason, "cap_hit": dnn.cap_hit},
             )
         )
-        loaded = dnn.loaded_checkpoint or {}
-        checks.append(_hash_check("network_checkpoint_verified", loaded.get("path"), loaded.get("sha256")))
+        loaded = dnn.loaded_checkpoint
+        path, digest = (loaded.path, loaded.sha256) if loaded else (None, None)
+        checks.append(_hash_check("network_checkpoint_verified", path, digest))
     checks.append(Check(name="retries", passed=retries <= TRAINING_RETRY.max_retries, value=retries))
     checks.append(_hash_check("checkpoint_verified", chosen.path, chosen.sha256))
     return GateVerdict.from_checks("training", checks)

@@ -11,12 +11,35 @@ import logging
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import ConfigDict
 
 from ml_expert.errors import IntegrityError
 from ml_expert.hashing import sha256_file, verify
+from ml_expert.tools.written import Written
 
 log = logging.getLogger("ml_expert.tools.training")
+
+
+class CheckpointRecord(Written):
+    """One checkpoint as the keeper lists it (`records()`): the best, or one of the last epochs."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["best", "last"]
+    epoch: int | None = None  # a last checkpoint's epoch
+    path: str
+    sha256: str
+
+
+class SkippedCheckpoint(Written):
+    """A checkpoint that was not loaded (its hash no longer matched, or it was gone), and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    reason: str
 
 
 class CheckpointKeeper:

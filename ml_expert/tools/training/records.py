@@ -4,13 +4,12 @@ TensorFlow): the training phase's result (ml_expert/phases.py) and the report's 
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import ConfigDict
 
 from ml_expert.errors import PhaseResultError
 from ml_expert.tools.selection.records import Candidate
 from ml_expert.tools.selection.verdicts import Figure
+from ml_expert.tools.training.checkpoints import CheckpointRecord, SkippedCheckpoint
 from ml_expert.tools.training.dnn import DNNConfig, TrainResult
 from ml_expert.tools.training.hardware import Hardware
 from ml_expert.tools.training.throughput import ExecutionPlan
@@ -38,8 +37,8 @@ class NetworkRecord(Written, TrainResult):
     target_mean: float | None = None  # regression: the train split's scale the network learnt on
     target_std: float | None = None
     candidate: Candidate | None = None  # a converged network, scored on validation
-    loaded_checkpoint: dict[str, Any] | None = None  # the best checkpoint, reloaded once its hash matched
-    skipped_checkpoints: list[dict[str, Any]] = []
+    loaded_checkpoint: CheckpointRecord | None = None  # the checkpoint reloaded once its hash matched
+    skipped_checkpoints: list[SkippedCheckpoint] = []
     discarded: str | None = None  # a diverged network given up on: why
 
     @property
