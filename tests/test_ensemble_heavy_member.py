@@ -52,27 +52,35 @@ WEAK = Y + RNG.normal(scale=2.0, size=ROWS)
 STRONG = Y + RNG.normal(scale=0.3, size=ROWS)
 
 
-def _choose(pool: list[CandidateResult], budget: float | None = BUDGET):
+def _pool(tmp: Path, third: np.ndarray, sizes: tuple[int, int, int] = (1000, 1000, 50_000)) -> list:
+    """Two light members, a and b, and a third, "forest", of the given predictions and sizes."""
+    return [
+        _member(tmp, name, values, size)
+        for name, values, size in zip(("a", "b", "forest"), (A, B, third), sizes, strict=True)
+    ]
+
+
+def _choose(pool: list[CandidateResult], budget: float | None = BUDGET, cv: bool = False):
+    """Greedy selection, then the heavy-member rule, as ensemble_candidate runs them."""
+
     def scorer(y: np.ndarray, p: np.ndarray) -> float:
         return score("r2", y, p)
 
+    if cv:  # out-of-fold predictions: here the same values under the other name
+        for member in pool:
+            member.heldout_predictions = member.val_predictions
     folds = fold_ids("regression", Y, SEED)
     names = [c.name for c in pool]
-    first = greedy_selection(names, [c.held_out(False) for c in pool], Y, scorer)
+    first = greedy_selection(names, [c.held_out(cv) for c in pool], Y, scorer)
     plan = EnsemblePlan(
         pool=names, selection_metric="r2", selection_reason="", rounds=25, built=False, reason=""
     )
-    kept, selection = earned_weight(pool, first, plan, "r2", Y, folds, False, SEED, scorer, 25, budget)
+    kept, selection = earned_weight(pool, first, plan, "r2", Y, folds, cv, SEED, scorer, 25, budget)
     return first, kept, selection, plan
 
 
 def test_a_heavy_member_that_adds_nothing_beyond_the_noise_is_left_out(tmp_path: Path) -> None:
-    pool = [
-        _member(tmp_path, "a", A, 1000),
-        _member(tmp_path, "b", B, 1000),
-        _member(tmp_path, "forest", WEAK, 50_000),
-    ]
-    first, kept, selection, plan = _choose(pool)
+    first, kept, selection, plan = _choose(_pool(tmp_path, WEAK))
     assert "forest" in first.names  # greedy selection alone keeps it
     assert [h.name for h in plan.heavy] == ["forest"]
     record = plan.heavy[0]
@@ -84,58 +92,29 @@ def test_a_heavy_member_that_adds_nothing_beyond_the_noise_is_left_out(tmp_path:
 
 
 def test_a_heavy_member_that_wins_by_more_than_the_noise_stays(tmp_path: Path) -> None:
-    pool = [
-        _member(tmp_path, "a", A, 1000),
-        _member(tmp_path, "b", B, 1000),
-        _member(tmp_path, "forest", STRONG, 50_000),
-    ]
-    first, kept, selection, plan = _choose(pool)
+    first, kept, selection, plan = _choose(_pool(tmp_path, STRONG))
     assert [h.name for h in plan.heavy] == ["forest"] and plan.heavy[0].kept
     assert plan.heavy[0].verdict.gain > plan.heavy[0].verdict.margin
     assert selection == first and [c.name for c in kept] == ["a", "b", "forest"]
 
 
 def test_members_of_comparable_size_are_not_put_to_the_test(tmp_path: Path) -> None:
-    pool = [
-        _member(tmp_path, "a", A, 30_000),
-        _member(tmp_path, "b", B, 20_000),
-        _member(tmp_path, "c", WEAK, 40_000),  # 40 kB <= 30 kB + 20 kB
-    ]
-    first, kept, selection, plan = _choose(pool)
-    assert "c" in first.names  # it is a member, but not heavier than the others together
+    first, kept, selection, plan = _choose(_pool(tmp_path, WEAK, (30_000, 20_000, 40_000)))
+    assert "forest" in first.names  # a member, but not heavier than the others together (40 <= 50 kB)
     assert plan.heavy == [] and selection == first and len(kept) == 3
 
 
 def test_on_cross_validated_rows_the_rule_reads_the_fold_differences(tmp_path: Path) -> None:
     """Small data: the held-out predictions are out-of-fold, the margin the folds' paired spread."""
-    members = (("a", A, 1000), ("b", B, 1000), ("forest", WEAK, 50_000))
-    pool = []
-    for name, values, size in members:
-        member = _member(tmp_path, name, values, size)
-        member.heldout_predictions = member.val_predictions
-        pool.append(member)
-    folds = fold_ids("regression", Y, SEED)
-
-    def scorer(y: np.ndarray, p: np.ndarray) -> float:
-        return score("r2", y, p)
-
-    first = greedy_selection([c.name for c in pool], [c.held_out(True) for c in pool], Y, scorer)
-    plan = EnsemblePlan(
-        pool=[], selection_metric="r2", selection_reason="", rounds=25, built=False, reason=""
-    )
-    _, selection = earned_weight(pool, first, plan, "r2", Y, folds, True, SEED, scorer, 25, BUDGET)
+    _, _, selection, plan = _choose(_pool(tmp_path, WEAK), cv=True)
     assert plan.heavy and plan.heavy[0].verdict.scheme.endswith("-fold CV")
     assert not plan.heavy[0].kept and "forest" not in selection.names
 
 
 def test_a_member_light_for_the_budget_or_without_a_budget_is_not_put_to_the_test(tmp_path: Path) -> None:
-    """Heavier than the others together but cheap to deploy for the budget: a 4 MB LightGBM beside
-    2 MB of other members at 60 s is not worth a tie's loss."""
-    pool = [
-        _member(tmp_path, "a", A, 1000),
-        _member(tmp_path, "b", B, 1000),
-        _member(tmp_path, "forest", WEAK, 50_000),
-    ]
+    """Heavier than the others together but cheap to deploy for the budget (as a 4 MB LightGBM
+    beside 2 MB of other members at 60 s): not worth a tie's loss."""
+    pool = _pool(tmp_path, WEAK)
     for budget in (1.0, None):  # 50 kB: 0.035 s <= 0.25 s
-        first, kept, selection, plan = _choose(pool, budget)
+        first, _, selection, plan = _choose(pool, budget)
         assert "forest" in first.names and plan.heavy == [] and selection == first
