@@ -186,3 +186,30 @@ def test_at_the_floor_the_refusal_gives_the_sample_rules_figures(
     assert "every candidate but the dummy was stopped by the time cap" in error
     assert "The sample rule: the cheapest candidate" in error
     assert f"even the {FLOOR:,}-row floor costs" in error and "25% of the 0.5 s budget = 0.12 s" in error
+
+
+def test_the_fits_on_ray_share_the_same_sample(tmp_path: Path, large_prices, ray_cluster: str) -> None:
+    """The sample is drawn once, where the run is, and the fits on the cluster get those rows: the
+    same sample, leaderboard and choice as in this process (tests/test_ray_execution.py's rule)."""
+    from ml_expert import run
+
+    csv = _csv(tmp_path)
+    outcomes = []
+    for where in (None, ray_cluster):
+        result = run(
+            csv,
+            "target",
+            budget=60.0,
+            seed=0,
+            train_dnn=False,
+            memory="embedded",
+            workspace=str(tmp_path / f"ws-{'ray' if where else 'local'}"),
+            **({"ray": where} if where else {}),
+        )
+        assert result.ok, result.reason or result.error
+        findings = Path(result.run_dir) / "findings"
+        selection = json.loads((findings / "model-selection.json").read_text())
+        assert selection["execution"]["mode"] == ("ray" if where else "local")
+        board = [(c["name"], c["val_score"], c.get("fit_rows")) for c in selection["leaderboard"]]
+        outcomes.append((selection["sample"], board, result.chosen_model))
+    assert outcomes[0] == outcomes[1] and outcomes[0][0]["train_rows"] < outcomes[0][0]["train_total"]
