@@ -31,6 +31,7 @@ from ml_expert.hashing import verify
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.deployment.exports import ExportRecord
+from ml_expert.tools.selection.sampling import TrainingSample
 from ml_expert.tools.selection.verdicts import Escalation, Figure, StoppedFit
 from ml_expert.tools.training.dnn import DNNConfig, TrainResult
 from ml_expert.tools.training.hardware import Hardware
@@ -321,6 +322,7 @@ class SelectionResult(_PhaseResult):
     tuning: Tuning | None = None
     execution: ExecutionReport | None = None  # where the independent fits ran (execution/records.py)
     clustering: dict[str, Any] | None = None
+    sample: TrainingSample | None = None  # the candidates were fit on a sample (tools/selection/sampling.py)
 
     def state(self) -> dict[str, Any]:
         """The JSON the graph's state keeps: a non-finite figure (a loss's room, a diverged fit's
