@@ -29,6 +29,7 @@ from ml_expert.tools.execution_report import ExecutionReport
 from ml_expert.tools.selection.budget import EpochPlan
 from ml_expert.tools.selection.clustering_choice import ClusteringChoice
 from ml_expert.tools.selection.records import Candidate, Comparison, TimeSpent, TrialPlan
+from ml_expert.tools.selection.sampling import TrainingSample
 from ml_expert.tools.selection.sequence_choice import ReaderChoice
 from ml_expert.tools.selection.verdicts import Escalation, StoppedFit
 from ml_expert.tools.training.dnn import DNNConfig
@@ -246,6 +247,7 @@ class SelectionResult(_PhaseResult):
     tuning: Tuning | None = None
     execution: ExecutionReport | None = None  # where the independent fits ran (tools/execution_report.py)
     clustering: ClusteringChoice | None = None  # a clustering's figures and choice
+    sample: TrainingSample | None = None  # the candidates were fit on a sample (tools/selection/sampling.py)
 
     def state(self) -> dict[str, Any]:
         """The JSON the graph's state keeps: a non-finite figure (a loss's room, a diverged fit's

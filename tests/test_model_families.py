@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import train_test_split
 
+import ml_expert.tools.selection.ensemble_candidate as ensemble_candidate_module
 from ml_expert.tools.data.preprocessing import build_preprocessor, fitted_categories
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema, to_model_frame
 from ml_expert.tools.deployment.exports import PROBABILITY_TOLERANCE, ExportRecord, export_sklearn
@@ -127,8 +128,6 @@ def test_lightgbm_is_identical_under_the_seed() -> None:
     assert trees[0] == trees[1]
 
 
-
-
 def test_the_larger_trees_lightgbm_joins_by_a_count_rule_on_large_data_only() -> None:
     from ml_expert.tools.selection.boosting import LARGE_LEAVES_SHARE, plan_large_leaves
 
@@ -165,9 +164,10 @@ def test_the_larger_trees_lightgbm_searches_its_own_rounds_at_its_own_rate(tmp_p
     assert 1 <= first.params["n_estimators"] <= 1000
     assert "at learning rate 0.03" in (first.params_rule or ""), first.params_rule
     model = joblib.load(first.path).named_steps["model"]
-    assert model.get_params()["num_leaves"] == 128 and model.booster_.current_iteration() == first.params[
-        "n_estimators"
-    ]
+    assert (
+        model.get_params()["num_leaves"] == 128
+        and model.booster_.current_iteration() == first.params["n_estimators"]
+    )
     default = fit_candidate("lightgbm", schema, (fit_train, fit_y), (val, val_y), "r2", SEED, tmp_path / "d")
     assert "at learning rate 0.05" in (default.params_rule or "") and "num_leaves" not in default.params
 
@@ -442,10 +442,14 @@ def test_a_run_ships_the_ensemble_when_it_wins_by_the_margin_and_serves_it(tmp_p
     np.testing.assert_allclose(served["prediction"], expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
 
 
-def test_ensemble_candidate_is_judged_on_cross_fitted_rows(tmp_path: Path) -> None:
+def test_ensemble_candidate_is_judged_on_cross_fitted_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Validation mode (large data): the weights are chosen on the validation rows, so the ensemble's
     validation predictions are the cross-fitted ones; a forest member's training rows are scored out
     of bag; the same inputs give the same ensemble."""
+    # the price is the subject here: no member is left out for its size (test_ensemble_heavy_member.py)
+    monkeypatch.setattr(ensemble_candidate_module, "DEPLOY_SECONDS_PER_MB", 0.0)
     schema, train, rest, y = split(*TITANIC)
     val_frame = rest.sample(frac=0.5, random_state=SEED)
     val = (to_model_frame(val_frame, schema), val_frame["target"].to_numpy())
@@ -491,6 +495,17 @@ def test_ensemble_candidate_is_judged_on_cross_fitted_rows(tmp_path: Path) -> No
     rebuilt = make_pipeline("ensemble", schema, SEED, rows=len(y), members=candidate.members)
     assert [n for n, _ in rebuilt.estimators] == [m.name for m in candidate.members]
     assert names  # the pool came from the leaderboard
+    # the rule set aside above, on these real members: the full-depth forest outweighs the others and
+    # is heavy for a 1 s budget, so it is weighed by the margin rule, and what shipped follows the verdict
+    monkeypatch.undo()
+    light, weighed = ensemble_candidate(
+        board, "classification", "accuracy", val[1], False, fit_train, val, SEED, tmp_path / "e3", budget=1.0
+    )
+    assert [h.name for h in weighed.heavy][:1] == ["random_forest"], weighed.heavy
+    forest = weighed.heavy[0]
+    assert forest.bytes > forest.others_bytes and "margin" in forest.verdict.rule
+    shipped_members = [m.name for m in light.members] if light else []
+    assert ("random_forest" in shipped_members) == forest.kept
 
 
 def test_an_ensemble_with_a_tuned_threshold_exports_the_cut_in_its_graph(tmp_path: Path) -> None:

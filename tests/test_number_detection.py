@@ -21,6 +21,7 @@ from ml_expert.tools.data.numbers import (
     column_parts,
     detect_number_format,
     read_formatted,
+    read_formatted_columns,
 )
 
 
@@ -199,3 +200,15 @@ def test_a_lone_surrogate_is_read_one_by_one() -> None:
     fmt = NumberFormat(currency="$", example="$1")
     numbers, unreadable = read_formatted(column, fmt)
     assert unreadable == 30 and numbers.iloc[0] == 5.0
+
+
+def test_a_column_with_a_lone_surrogate_is_text() -> None:
+    """#17: a value with no UTF-8 form made detection raise UnicodeEncodeError (pandas' string dtype
+    is Arrow's); the column is text, whatever its other values are, and nothing raises."""
+    numbers = pd.Series(["$1,234", "$5", "\ud800", "$7"] * 100, dtype=object)
+    words = pd.Series(["red", "\ud800", "blue"] * 10, dtype=object)
+    assert detect_number_format(numbers) is None
+    assert detect_number_format(words) is None
+    frame = pd.DataFrame({"price": numbers, "colour": pd.Series(["red"] * 400, dtype=object)})
+    read, readings = read_formatted_columns(frame, ["price", "colour"])
+    assert readings == {} and read["price"].iloc[2] == "\ud800"

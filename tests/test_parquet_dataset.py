@@ -16,8 +16,9 @@ from cli_helpers import CLI
 
 from ml_expert.agents.ml_developer.preparation import BUDGET_ENV
 from ml_expert.errors import DataError
+from ml_expert.tools.data import parquet
 from ml_expert.tools.data.loading import load_source
-from ml_expert.tools.data.parquet import plan_dataset, read_sample, row_keys
+from ml_expert.tools.data.parquet import plan_dataset, plan_parts, read_sample, row_keys
 from ml_expert.tools.data.prepare import PreparedData, prepare_data
 
 WINE = Path(__file__).resolve().parents[1] / "ml_expert" / "datasets" / "wine.csv"
@@ -72,8 +73,31 @@ def test_the_sample_is_the_rows_with_the_smallest_keys_in_file_order(folder: Pat
     assert len(digest) == 64
 
 
+def test_a_large_file_is_read_in_parts_of_whole_row_groups_with_the_same_rows(folder: Path) -> None:
+    """One task per file left a single huge file to one task: it is now cut into runs of whole row
+    groups, and the keys of a part are the whole file's keys at its rows, so the sample, its order
+    and the digest do not depend on the cut."""
+    plan = plan_dataset(folder)
+    assert plan.row_groups[1] == [16, 16, 16, 12]
+    whole = plan_parts(plan, 7, 0.5)
+    assert [(s.name, s.groups) for s in whole] == [(name, None) for name in plan.files]
+    cut = plan_parts(plan, 7, 0.5, part_rows=32)
+    assert [(s.name[-9:-8], s.groups, s.start) for s in cut] == [
+        ("0", None, 0),
+        ("1", [0, 1], 0),
+        ("1", [2, 3], 32),
+        ("2", None, 0),
+    ]
+    np.testing.assert_array_equal(row_keys(7, "x", 28, start=32), row_keys(7, "x", 60)[32:])
+    for size in (50, 178):  # a sample, and every row
+        sample, digest = read_sample(plan, 7, size)
+        in_parts, parts_digest = read_sample(plan, 7, size, part_rows=32)
+        pd.testing.assert_frame_equal(in_parts, sample)
+        assert parts_digest == digest
+
+
 def test_read_on_the_cluster_is_the_read_in_the_driver(
-    ray_cluster: str, folder: Path, tmp_path: Path
+    ray_cluster: str, folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ml_expert.execution.ray_cluster import RayExecutor
 
@@ -86,6 +110,11 @@ def test_read_on_the_cluster_is_the_read_in_the_driver(
     assert 0 < on_cluster.load.sample_rows < 178 and on_cluster.rows_in == on_cluster.load.sample_rows
     assert executor.report.batches == ["Parquet files"] and executor.report.tasks_done == 3
     assert executor.report.data_puts == 0  # each task reads its own file: nothing goes through the driver
+    monkeypatch.setattr(parquet, "PART_ROWS", 32)  # the 60-row file in two tasks of two row groups
+    in_parts = prepare_data(
+        str(folder), "target", 0, tmp_path / "parts", read_budget=BUDGET, map_fn=executor.map
+    )
+    assert _same(in_parts) == _same(in_driver) and executor.report.tasks_done == 3 + 4
 
 
 def _data_phase(data: Path, workspace: Path, **options: Any) -> tuple[list[dict[str, str]], dict[str, Any]]:

@@ -149,3 +149,27 @@ def test_a_gzip_csv_is_read(tmp_path) -> None:
         shutil.copyfileobj(plain, out)
     frame, _ = load_table(str(packed))
     assert frame.shape == (150, 5)
+
+
+def test_the_plan_gate_takes_the_dummy_and_one_baseline_when_the_cap_stopped_the_others() -> None:
+    from ml_expert.graph.gates import plan_gate
+
+    stopped = {
+        "name": "random_forest",
+        "base": "random_forest",
+        "nominal_seconds": 30.0,
+        "deadline_seconds": 10.0,
+        "seconds": 10.2,
+        "started": True,
+        "reason": "cap hit",
+    }
+    board = [candidate("dummy"), candidate("linear")]
+    capped = selection_fields(leaderboard=board, best_baseline="linear", stopped=[stopped])
+    verdict = plan_gate({"options": {"budget": 60}, "selection": capped})
+    assert verdict.passed, verdict
+    # without a cap that stopped the others, one baseline is not enough
+    plain = selection_fields(leaderboard=board, best_baseline="linear")
+    assert not plan_gate({"options": {"budget": 60}, "selection": plain}).passed
+    # and never without a baseline
+    alone = selection_fields(leaderboard=[candidate("dummy")], best_baseline="dummy", stopped=[stopped])
+    assert not plan_gate({"options": {"budget": 60}, "selection": alone}).passed

@@ -35,6 +35,7 @@ from ml_expert.tools.selection.baselines import (
     best_baseline,
     fit_candidate,
     run_baselines,
+    sized_params,
     tied_with,
 )
 from ml_expert.tools.selection.boosting import (
@@ -58,6 +59,7 @@ from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
 from ml_expert.tools.selection.kernel import plan_svm
 from ml_expert.tools.selection.longfit import selection_ends_at
 from ml_expert.tools.selection.noise import Escalation, escalation
+from ml_expert.tools.selection.sampling import TrainingSample, cheapest_price, plan_sample, sample_splits
 from ml_expert.tools.selection.sequence_choice import READER_NAMES, choose_reader
 from ml_expert.tools.selection.threshold import best_threshold, cross_fitted
 from ml_expert.tools.selection.tuning import CAP_FACTOR, FOLDS, MIN_TRIALS, plan_trials, tune
@@ -275,6 +277,32 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     seed = int(options["seed"])
     models_dir = Path(ctx.run_dir) / "models"
     budget = float(options["budget"])
+    # Even the cheapest candidate long for the budget on all rows: fit them all on a seeded sample
+    # (tools/selection/sampling.py); the same rows go wherever the fits run (here or on Ray).
+    sampling = plan_sample(
+        cheapest_price(
+            CORE_BASELINES,
+            data.n_features_out,
+            n_classes,
+            budget,
+            sized=lambda base, rows: sized_params(base, None, budget, rows, schema),
+        ),
+        len(train[1]),
+        budget,
+    )
+    sample: TrainingSample | None = None
+    if sampling is not None and sampling.fired:
+        if sampling.sample_rows is not None:
+            train, val, sample = sample_splits(
+                sampling, train, val, seed, data.task == "classification", budget
+            )
+            ctx.decide(
+                f"fit the candidates on a sample: {sample.train_rows:,} of {sample.train_total:,} training "
+                f"rows, scored on {sample.val_rows:,} of {sample.val_total:,} validation rows",
+                sample.rule,
+            )
+        else:
+            ctx.decide("fit the candidates on all training rows: no sample is small enough", sampling.rule)
     cv = plan_cv(
         len(train[1]),
         len(val[1]),
@@ -356,7 +384,8 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         if candidate.params_rule:
             ctx.decide(f"boosting rounds of {candidate.name}", candidate.params_rule)
     if not any(c.name != "dummy" for c in leaderboard):
-        _refuse_all_stopped(stopped, budget)
+        rule = sampling.rule if sampling is not None and sampling.fired else None
+        _refuse_all_stopped(stopped, budget, rule)
     best = best_baseline(leaderboard, metric)
     tied = tied_with(best, leaderboard)
     ctx.decide(
@@ -509,6 +538,14 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         network=options.get("network", "auto"),
     )
     plan = NetworkPlan.model_validate(planned)
+    if sample is not None and plan.train_dnn:
+        plan.train_dnn = False
+        reason = (
+            f"the candidates were fit on a sample ({sample.words}) because the budget does not fit even "
+            f"the cheapest candidate ({sample.cheapest}, {sample.cheapest_seconds_all:.1f} s by the nominal "
+            "rule on all rows); the network costs more a row than that candidate, so this budget trains "
+            "none (a larger --budget fits on all rows and plans it)"
+        )
     if plan.reader:
         ctx.decide(f"read the steps with a {READER_NAMES[plan.reader.layer]}", plan.reader.reason)
     # Safety stop only (a slow or overloaded machine): counts decide, but a network never starts
@@ -548,6 +585,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "budget": budget,
             "tuning": tuning,
             "execution": executor.report.model_dump(),
+            "sample": sample.model_dump() if sample else None,
         }
     ).state()
     ctx.record("model-selection", selection)
@@ -555,9 +593,10 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     return {"selection": selection, "phase": "model_selection"}
 
 
-def _refuse_all_stopped(stopped: list[StoppedFit], budget: float) -> NoReturn:
+def _refuse_all_stopped(stopped: list[StoppedFit], budget: float, sampling: str | None = None) -> NoReturn:
     """No candidate but the dummy finished inside the budget: a constant prediction is no model to
-    ship, so the run stops here with the figures (a training failure, exit 4), not a traceback."""
+    ship, so the run stops here with the figures (a training failure, exit 4), not a traceback.
+    `sampling`: the sample rule's figures when it fired (tools/selection/sampling.py)."""
     figures = "; ".join(
         f"{s.name} (nominal {s.nominal_seconds:.1f} s, "
         + (
@@ -572,6 +611,7 @@ def _refuse_all_stopped(stopped: list[StoppedFit], budget: float) -> NoReturn:
         f"every candidate but the dummy was stopped by the time cap of the {budget:g} s budget: {figures}. "
         f"Nothing better than a constant prediction was measured; give a larger --budget (the cheapest "
         f"candidate costs {cheapest:.1f} s by the nominal rule) or fewer rows"
+        + (f". The sample rule: {sampling}" if sampling else "")
     )
 
 

@@ -212,6 +212,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             fairness_gap=extra.get("fairness_gap"),
             production_on_test=extra.get("production_on_test"),
             decisions=RunFile(ctx.run_dir).read().decisions,
+            sample=selection.sample,
         ),
     )
     result = ValidationResult(

@@ -81,7 +81,9 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
         chosen, reason = compete(metric, chosen, reason, released)
     ctx.decide(f"choose {chosen.name}", reason)
     retrying = diverged is not None and not diverged.discarded
-    if chosen.refit_rule:
+    if selection.sample is not None and chosen.kind == "sklearn" and not chosen.parent:
+        chosen = _ship_sampled(ctx, chosen, selection)
+    elif chosen.refit_rule:
         ctx.decide(f"ship {chosen.name} as fit on the training split", chosen.refit_rule)
     elif chosen.kind == "sklearn" and chosen.name != "dummy" and not retrying and not chosen.parent:
         network_seconds = float((trained or diverged).train_seconds) if (trained or diverged) else 0.0
@@ -146,6 +148,23 @@ def _choose(
     if verdict.wins:
         return network, verdict.rule, verdict
     return best, verdict.rule + "; ties go to the simpler model", verdict
+
+
+def _ship_sampled(ctx: AgentContext, chosen: Candidate, selection: SelectionResult) -> Candidate:
+    """A model fit on a sample (tools/selection/sampling.py) ships as fit, without the refit on
+    train + validation: the budget could not fit even the cheapest candidate on all the rows, so a
+    refit on more of them than the sample is what the sample was drawn to avoid."""
+    sample = selection.sample
+    assert sample is not None
+    why = (
+        f"{sample.words}: the budget does not fit even the cheapest candidate ({sample.cheapest}, "
+        f"{sample.cheapest_seconds_all:.1f} s by the nominal rule on all rows > "
+        f"{sample.limit_seconds:.1f} s); "
+        "a refit on train + validation would cost more than the fit the sample was drawn for, so the "
+        "fit that was judged on the sampled validation rows ships"
+    )
+    ctx.decide(f"ship {chosen.name} as fit on the sample, without the refit on train + validation", why)
+    return Candidate.model_validate({**chosen.model_dump(), "refit_rule": why})
 
 
 def _refit(

@@ -129,7 +129,10 @@ def detect_number_format(column: pd.Series) -> NumberFormat | None:
     values = column.dropna()
     if pd.api.types.infer_dtype(values, skipna=False) != "string":  # some values are not text
         values = values[values.map(lambda v: isinstance(v, str))]
-    values = values.astype(str).str.strip()
+    try:  # pandas' string dtype is Arrow's: UTF-8 only
+        values = values.astype(str).str.strip()
+    except UnicodeError:  # a value with no UTF-8 form (a lone surrogate, '\ud800') is no number: text
+        return None
     values = values[values != ""]
     if values.empty:
         return None

@@ -1,10 +1,11 @@
 """A Parquet dataset (a folder of `.parquet` files, or one file): checked and sized from the files'
 footers, then read whole, or, when larger than the driver's share of memory, as a seeded sample.
 
-The sample is decided file by file (`read_part`), so the files can be read one after the other
-here or in parallel as cluster tasks: the tool is given a map function (tools/mapping.py) and
-never knows which. Each row's key comes from the seed, the file's name and the row's position in
-it, so the same seed picks the same rows wherever the files are read.
+The sample is decided part by part (`read_part`: a file, or a run of a large file's row groups),
+so the parts can be read one after the other here or in parallel as cluster tasks: the tool is
+given a map function (tools/mapping.py) and never knows which. Each row's key comes from the seed,
+the file's name and the row's position in it, so the same seed picks the same rows wherever and
+in however many parts the files are read.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ encoded arrays), and the size estimate (uncompressed Parquet pages) is below pan
 SAMPLE_MARGIN_SIGMAS = 4.0
 """Each file returns the rows whose key falls under a threshold this many standard deviations
 above the expected share, so the N smallest keys of the dataset are (almost surely) among them."""
+PART_ROWS = 1 << 20
+"""A file is read in parts of whole row groups of about this many rows (pyarrow's default row-group
+size), so one large file is read by several tasks in parallel, as a folder of files is."""
 _PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
@@ -40,15 +44,19 @@ class ParquetPlan(BaseModel):
     files: list[str]  # relative to root (a single file: its name), sorted: the dataset's row order
     rows: int
     estimated_bytes: int  # uncompressed size of every column chunk: a cheap lower bound in memory
+    row_groups: list[list[int]] = []  # per file, the rows of each row group
 
 
 class PartSpec(BaseModel):
-    """One file for `read_part`: which rows to return (keys under `threshold`; 1.0: every row)."""
+    """One part for `read_part`: a file's row groups `groups` (None: the whole file), whose first
+    row is row `start` of the file, and which rows to return (keys under `threshold`; 1.0: all)."""
 
     path: str
     name: str
     seed: int
     threshold: float
+    groups: list[int] | None = None
+    start: int = 0
 
 
 def parquet_files(path: Path) -> list[Path]:
@@ -101,6 +109,7 @@ def plan_dataset(path: Path) -> ParquetPlan:
     root = path if path.is_dir() else path.parent
     first_schema = None
     rows = size = 0
+    row_groups: list[list[int]] = []
     for file in files:
         try:
             meta = pq.ParquetFile(file).metadata
@@ -117,10 +126,15 @@ def plan_dataset(path: Path) -> ParquetPlan:
             )
         rows += meta.num_rows
         size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        row_groups.append([meta.row_group(i).num_rows for i in range(meta.num_row_groups)])
     if rows == 0:
         raise DataError(f"{path}: the Parquet files hold no data rows")
     return ParquetPlan(
-        root=str(root), files=[f.relative_to(root).as_posix() for f in files], rows=rows, estimated_bytes=size
+        root=str(root),
+        files=[f.relative_to(root).as_posix() for f in files],
+        rows=rows,
+        estimated_bytes=size,
+        row_groups=row_groups,
     )
 
 
@@ -148,29 +162,61 @@ def read_whole(plan: ParquetPlan) -> pd.DataFrame:
     return _to_frame(_as_data(dataset.to_table()))
 
 
-def row_keys(seed: int, name: str, rows: int) -> np.ndarray:
-    """Uniform keys in [0, 1) for a file's rows, from the seed and the file's name only."""
+def row_keys(seed: int, name: str, rows: int, start: int = 0) -> np.ndarray:
+    """Uniform keys in [0, 1) for rows start .. start + rows of a file, from the seed and the file's
+    name only: the generator skips to `start` (one 64-bit draw per key), so a part's keys are the
+    whole file's keys at its rows."""
     name_key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
-    return np.random.default_rng([seed, name_key]).random(rows)
+    bits = np.random.PCG64(np.random.SeedSequence([seed, name_key]))
+    bits.advance(start)
+    return np.random.Generator(bits).random(rows)
+
+
+def plan_parts(
+    plan: ParquetPlan, seed: int, threshold: float, part_rows: int | None = None
+) -> list[PartSpec]:
+    """The parts to read: each file whole, or a large file as runs of whole row groups of at least
+    `part_rows` rows (PART_ROWS) each, in file order."""
+    part_rows = part_rows or PART_ROWS
+    specs = []
+    for name, groups in zip(plan.files, plan.row_groups or [None] * len(plan.files), strict=True):
+        path = str(Path(plan.root) / name)
+        if len(groups or []) < 2 or sum(groups) <= part_rows:  # one task reads it whole
+            specs.append(PartSpec(path=path, name=name, seed=seed, threshold=threshold))
+            continue
+        run: list[int] = []
+        start = run_rows = 0
+        for index, count in enumerate(groups):
+            run.append(index)
+            run_rows += count
+            if run_rows >= part_rows or index == len(groups) - 1:
+                specs.append(
+                    PartSpec(path=path, name=name, seed=seed, threshold=threshold, groups=run, start=start)
+                )
+                start, run, run_rows = start + run_rows, [], 0
+    return specs
 
 
 def read_part(spec: PartSpec, shared: Any = None) -> dict[str, Any]:
-    """A file's candidate rows (key under the threshold, in file order), their keys and positions,
-    its row count and SHA-256: what the driver needs to pick the sample. Runs anywhere; a sampled
-    file is read one row group at a time, so it never needs the whole file in memory."""
+    """A part's candidate rows (key under the threshold, in file order), their keys and positions
+    in the file, its row count, and the file's SHA-256 from the part that starts it: what the
+    driver needs to pick the sample. Runs anywhere; a sampled part is read one row group at a
+    time, so it never needs the whole file in memory."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(spec.path)
-    rows = parquet.metadata.num_rows
-    keys = row_keys(spec.seed, spec.name, rows)
+    groups = list(range(parquet.num_row_groups)) if spec.groups is None else spec.groups
+    sizes = [parquet.metadata.row_group(g).num_rows for g in groups]
+    rows = sum(sizes)
+    keys = row_keys(spec.seed, spec.name, rows, spec.start)
     positions = np.flatnonzero(keys < spec.threshold)
-    if len(positions) == rows:
+    if len(positions) == rows and spec.groups is None:
         table = _as_data(parquet.read())
     else:
         pieces, start = [_as_data(parquet.schema_arrow.empty_table())], 0
-        for group in range(parquet.num_row_groups):
-            stop = start + parquet.metadata.row_group(group).num_rows
+        for group, size in zip(groups, sizes, strict=True):
+            stop = start + size
             chosen = positions[(positions >= start) & (positions < stop)] - start
             if len(chosen):
                 pieces.append(_as_data(parquet.read_row_group(group)).take(chosen))
@@ -179,9 +225,9 @@ def read_part(spec: PartSpec, shared: Any = None) -> dict[str, Any]:
     return {
         "table": table,
         "keys": keys[positions],
-        "positions": positions,
+        "positions": positions + spec.start,
         "rows": rows,
-        "sha256": sha256_file(spec.path),
+        "sha256": sha256_file(spec.path) if spec.start == 0 else None,
     }
 
 
@@ -192,27 +238,33 @@ def sample_threshold(rows: int, sample: int) -> float:
 
 
 def read_sample(
-    plan: ParquetPlan, seed: int, sample: int, map_fn: MapFn = sequential_map
+    plan: ParquetPlan,
+    seed: int,
+    sample: int,
+    map_fn: MapFn = sequential_map,
+    part_rows: int | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """At most `sample` rows: the ones with the smallest keys in the whole dataset, kept in file
-    order. The files are read by `map_fn` (one task per file). Returns the rows and the dataset's
-    SHA-256 (of the files' names and hashes, in order)."""
+    order. The parts are read by `map_fn` (one task per part: a file, or a run of a large file's
+    row groups, `plan_parts`). Returns the rows and the dataset's SHA-256 (of the files' names and
+    hashes, in order)."""
     import pyarrow as pa
 
     threshold = sample_threshold(plan.rows, sample)
-    specs = [
-        PartSpec(path=str(Path(plan.root) / name), name=name, seed=seed, threshold=threshold)
-        for name in plan.files
-    ]
+    specs = plan_parts(plan, seed, threshold, part_rows)
     parts = map_fn(read_part, specs, (), label="Parquet files")  # nothing shared: no object to put
     digest = hashlib.sha256()
-    for name, part in zip(plan.files, parts, strict=True):
-        if part is None:  # no time limit is given: every file is read
-            raise DataError(f"{name}: not read")
-        digest.update(name.encode())
-        digest.update(part["sha256"].encode())
+    for spec, part in zip(specs, parts, strict=True):
+        if part is None:  # no time limit is given: every part is read
+            raise DataError(f"{spec.name}: not read")
+        if part["sha256"] is not None:  # the file's first part
+            digest.update(spec.name.encode())
+            digest.update(part["sha256"].encode())
+    index = {name: i for i, name in enumerate(plan.files)}
     keys = np.concatenate([p["keys"] for p in parts])
-    file_of = np.concatenate([np.full(len(p["keys"]), i) for i, p in enumerate(parts)])
+    file_of = np.concatenate(
+        [np.full(len(p["keys"]), index[s.name]) for s, p in zip(specs, parts, strict=True)]
+    )
     position = np.concatenate([p["positions"] for p in parts])
     chosen = np.lexsort((position, file_of, keys))[:sample]  # smallest keys; ties by place
     chosen = chosen[np.lexsort((position[chosen], file_of[chosen]))]  # back to file order

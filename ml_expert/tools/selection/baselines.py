@@ -59,6 +59,7 @@ class CandidateResult(BaseModel):
     # classification: log-loss of the held-out predictions it is ranked on (out-of-fold on small
     # data, else validation); breaks exact ties of the metric between baselines (best_baseline)
     tie_log_loss: float | None = None
+    fit_rows: int | None = None  # training rows it was fit on (fewer than the split's: a sample)
 
     @property
     def selection_score(self) -> float:
@@ -376,6 +377,7 @@ def train_candidate(
         balanced=spec.balanced,
         log_target=spec.log_target,
         tie_log_loss=tie_log_loss,
+        fit_rows=len(train[1]),
         **cv,
     )
     return FittedCandidate(pipeline, result, val_pred, oof)

@@ -32,6 +32,15 @@ def render_report(info: SupervisedReportInputs) -> str:
         "",
         f"- Task: **{info.task}**; data: `{info.source}` (fingerprint `{info.fingerprint[:16]}`)",
         f"- Splits (rows): {info.split_sizes.model_dump()}",
+        *(
+            [
+                f"- {info.sample.words} (validation: {info.sample.val_rows:,} of {info.sample.val_total:,}, "
+                f"seed {info.sample.seed}), shipped without the refit on train + validation: "
+                f"{info.sample.rule}"
+            ]
+            if info.sample
+            else []
+        ),
         f"- Chosen model: **{info.chosen}** — {info.choice_reason}",
         f"- Primary metric: `{metric}` ({info.metric_reason})",
         f"- Test split read {info.test_reads} time(s) with results, by the tester only"

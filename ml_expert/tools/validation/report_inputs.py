@@ -18,6 +18,7 @@ from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.execution_report import ExecutionReport
 from ml_expert.tools.selection.clustering import ClusterCandidate
 from ml_expert.tools.selection.records import Candidate, Comparison, TimeSpent
+from ml_expert.tools.selection.sampling import TrainingSample
 from ml_expert.tools.selection.verdicts import Escalation, Figure
 from ml_expert.tools.training.hardware import GpuUtilisation
 from ml_expert.tools.training.records import NetworkRecord
@@ -87,6 +88,7 @@ class SupervisedReportInputs(_Strict):
     fairness_gap: float | None
     production_on_test: ProductionOnTest | None
     decisions: list[Decision]
+    sample: TrainingSample | None = None  # the candidates were fit on a sample of the training rows
 
     @property
     def classification_report(self) -> str | None:
