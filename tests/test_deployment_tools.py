@@ -24,6 +24,7 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
+from shared_data import SHARED_DATASETS
 from skl2onnx.sklapi import CastTransformer
 from sklearn.dummy import DummyClassifier
 from sklearn.ensemble import (
@@ -46,12 +47,11 @@ from ml_expert.tools.deployment.exports import (
 )
 from ml_expert.tools.deployment.package import write_package
 
-DATASETS = Path("/work/shared/datasets")
+DATASETS = SHARED_DATASETS
 TITANIC_NUMERIC = ["pclass", "age", "sibsp", "parch", "fare"]
 TITANIC_CATEGORICAL = ["sex", "embarked"]
 SEED = 0
 
-pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason="shared datasets not available")
 
 
 # --------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_model_families import DATASETS, SEED, TITANIC, split
+from test_model_families import SEED, TITANIC, split
 
 import ml_expert.tools.selection.ensemble_candidate as ensemble_candidate_module
 from ml_expert.tools.data.schema import to_model_frame
@@ -26,8 +26,6 @@ from ml_expert.tools.selection.tuning import (
     nominal_fit_seconds,
     sampled_configuration,
 )
-
-pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason="shared datasets not available")
 
 
 def _candidate(name: str, base: str | None = None, **fields) -> CandidateResult:

@@ -17,6 +17,7 @@ import numpy as np
 import onnx
 import pandas as pd
 import pytest
+from shared_data import SHARED_DATASETS
 from sklearn.model_selection import train_test_split
 
 import ml_expert.tools.selection.ensemble_candidate as ensemble_candidate_module
@@ -38,10 +39,9 @@ from ml_expert.tools.selection.ensemble import (
 from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
 from ml_expert.tools.selection.tuning import candidate_params, nominal_fit_seconds
 
-DATASETS = Path("/work/shared/datasets")
+DATASETS = SHARED_DATASETS
 SEED = 0
 
-pytestmark = pytest.mark.skipif(not DATASETS.is_dir(), reason="shared datasets not available")
 
 
 def split(file: str, task: str, categorical: list[str], drop: tuple[str, ...] = ()):
