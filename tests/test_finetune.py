@@ -461,7 +461,7 @@ def released_regressor(tmp_path_factory: pytest.TempPathFactory, datasets: Path)
     network = build_dnn(
         x.shape[1], "regression", 1, DNNConfig(hidden_units=[128, 128], dropout=0.0, l2=0.0), 0
     )
-    network.fit(x, ((y - mean) / std).astype("float32"), epochs=400, batch_size=32, verbose=0)
+    network.fit(x, ((y - mean) / std).astype("float32"), epochs=100, batch_size=32, verbose=0)
     with_target_scale(network, mean, std, name="pretrained_served").save(root / "pretrained.keras")
     keras.backend.clear_session()
     ws = root / "ws"
@@ -487,9 +487,10 @@ def test_production_regression_network_is_fine_tuned_on_its_own_scale(
     released = keras.saving.load_model(Path(v1["path"]) / "source" / "model.keras", compile=False)
     assert target_scale(released) == pytest.approx((mean, std))
 
-    # --force: both networks score R² ~0.997 on the new test rows (v1 saw every diabetes row), so which
-    # is ahead there is a matter of 1e-4; the gate's refusal of a worse candidate is tested on the
-    # classification path above. Here the comparison must still be made and recorded.
+    # --force: both networks score close on the new test rows (v1 saw every diabetes row; R² ~0.997
+    # each when it was pretrained 400 epochs), so which is ahead there is a matter of chance; the gate's
+    # refusal of a worse candidate is tested on the classification path above. Here the comparison must
+    # still be made and recorded.
     proc = _run(released_regressor["second"], ws, "--from", "production", "--force")
     assert proc.returncode == 0, proc.stderr[-3000:]  # the old refusal (exit 2) is gone
     run_dir = Path(json.loads(proc.stdout)["run_dir"])
