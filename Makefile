@@ -6,6 +6,10 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
+# The suite's files run on this many pytest-xdist workers (one per core of the 2-core CI machine; a
+# file's tests stay together on one worker, so its module fixtures are built once).
+TEST_WORKERS ?= 2
+
 .PHONY: demo test install lint bench bench-smoke bench-install clean
 
 # The main install (what `make demo` needs) and the test install (adds pytest, ruff and the
@@ -27,7 +31,7 @@ demo: install
 test: $(VENV)/.test-installed
 	PY=$(PY) scripts/ensure-redis.sh
 	$(VENV)/bin/ruff check ml_expert tests benchmarks
-	$(VENV)/bin/pytest -q --durations=25
+	$(VENV)/bin/pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadfile
 
 # Benchmarks (benchmarks/README.md): the issue's protocol by default; override e.g.
 #   make bench BENCH_BUDGET=30 BENCH_SEEDS=0 BENCH_SIZES="10000 100000"

@@ -10,6 +10,15 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
+# `make test` runs the files on two pytest-xdist workers: each talks to its own Redis database
+# (the server's database number = the worker's), so one worker's runs never move the `latest`
+# key another worker's test is reading. Set before any test module reads REDIS_URL.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _WORKER.startswith("gw"):
+    _url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    _base = _url.rsplit("/", 1)[0] if _url.rsplit("/", 1)[-1].isdigit() else _url.rstrip("/")
+    os.environ["REDIS_URL"] = f"{_base}/{int(_WORKER[2:]) + 1}"
+
 REPO = Path(__file__).resolve().parents[1]
 # CI clones next to shared/; worktrees sit one level deeper; the bundled sets are the fallback.
 DATASETS = next(
