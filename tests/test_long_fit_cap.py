@@ -48,8 +48,19 @@ def _splits(tmp_path: Path):
     )
 
 
+_BEFORE: set[int] = set()
+
+
+@pytest.fixture(autouse=True)
+def _children_before() -> None:
+    """The processes this test process already had (a Ray cluster another test file started on
+    this pytest worker): what a test must not leave behind is anything beyond them."""
+    _BEFORE.clear()
+    _BEFORE.update(p.pid for p in psutil.Process().children(recursive=True))
+
+
 def _no_children() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+    return [p for p in psutil.Process().children(recursive=True) if p.is_running() and p.pid not in _BEFORE]
 
 
 def _count_launches(monkeypatch) -> list[str]:
