@@ -60,8 +60,9 @@ def workspace(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
-    """ONE local Ray cluster for the whole test session (2 CPUs, token auth, no dashboard), owned
-    by this process and stopped at the end; yields its address for `--ray`."""
+    """ONE local Ray cluster per test session, i.e. per pytest-xdist worker under `make test` (2 CPUs,
+    token auth, no dashboard), owned by this process and stopped at the end; yields its address for
+    `--ray`."""
     os.environ["RAY_AUTH_MODE"] = "token"  # Ray 2.60's default, set explicitly
     import ray
 
