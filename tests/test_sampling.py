@@ -13,14 +13,12 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from sklearn.datasets import make_classification
+from test_long_fit_cap import ROWS, _csv  # the same 3,000-row, 20-feature classification file
 
 from ml_expert.tools.selection import longfit, sampling
 from ml_expert.tools.selection.candidates import CORE_BASELINES
 
-ROWS, FEATURES = 3_000, 20
 PRICE_SCALE = 200.0  # the nominal prices of a file this many times larger
 FLOOR, VAL_FLOOR = 1_000, 200
 
@@ -106,15 +104,6 @@ def test_the_same_seed_gives_the_same_sample_and_model(tmp_path: Path) -> None:
         board = run_baselines(schema, t, v, "accuracy", 7, tmp_path / "m", names=("dummy", "linear"))
         boards.append([(c.name, c.val_score, c.train_score, c.fit_rows) for c in board])
     assert boards[0] == boards[1] and boards[0][1][3] == record.train_rows
-
-
-def _csv(tmp_path: Path) -> Path:
-    x, y = make_classification(n_samples=ROWS, n_features=FEATURES, n_informative=8, random_state=0)
-    frame = pd.DataFrame(x, columns=[f"f{i}" for i in range(FEATURES)])
-    frame["target"] = y
-    path = tmp_path / "synthetic.csv"
-    frame.to_csv(path, index=False)
-    return path
 
 
 @pytest.fixture

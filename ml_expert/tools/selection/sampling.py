@@ -103,15 +103,23 @@ def plan_sample(price: Price, total_rows: int, budget: float | None) -> SamplePl
         f"the cheapest candidate ({name}) costs {full:.1f} s by the nominal rule on all {total_rows:,} "
         f"training rows > {within}"
     )
-    floor_cost = price(min(SAMPLE_FLOOR, total_rows))[1]
-    if total_rows <= SAMPLE_FLOOR or floor_cost > limit:
+
+    def fired(cost: float, rule: str, rows: int | None = None) -> SamplePlan:
         return SamplePlan(
             fired=True,
+            sample_rows=rows,
             cheapest=name,
             cheapest_seconds_all=round(full, 3),
-            cheapest_seconds_sample=round(floor_cost, 3),
+            cheapest_seconds_sample=round(cost, 3),
             limit_seconds=limit,
-            rule=f"{head}, and a sample cannot help: "
+            rule=rule,
+        )
+
+    floor_cost = price(min(SAMPLE_FLOOR, total_rows))[1]
+    if total_rows <= SAMPLE_FLOOR or floor_cost > limit:
+        return fired(
+            floor_cost,
+            f"{head}, and a sample cannot help: "
             + (
                 f"there are no more than the {SAMPLE_FLOOR:,}-row floor"
                 if total_rows <= SAMPLE_FLOOR
@@ -126,15 +134,11 @@ def plan_sample(price: Price, total_rows: int, budget: float | None) -> SamplePl
         else:
             high = middle - 1
     cost = price(low)[1]
-    return SamplePlan(
-        fired=True,
-        sample_rows=low,
-        cheapest=name,
-        cheapest_seconds_all=round(full, 3),
-        cheapest_seconds_sample=round(cost, 3),
-        limit_seconds=limit,
-        rule=f"{head}: the candidates are fit on a seeded sample of {low:,} rows, the most (by bisection, at "
+    return fired(
+        cost,
+        f"{head}: the candidates are fit on a seeded sample of {low:,} rows, the most (by bisection, at "
         f"least {SAMPLE_FLOOR:,}) at which it costs {cost:.2f} s <= {limit:.2f} s",
+        rows=low,
     )
 
 
