@@ -71,11 +71,12 @@ def _choose(pool: list[CandidateResult], budget: float | None = BUDGET, cv: bool
             member.heldout_predictions = member.val_predictions
     folds = fold_ids("regression", Y, SEED)
     names = [c.name for c in pool]
-    first = greedy_selection(names, [c.held_out(cv) for c in pool], Y, scorer)
+    held_out = {c.name: c.held_out(cv) for c in pool}
+    first = greedy_selection(names, list(held_out.values()), Y, scorer)
     plan = EnsemblePlan(
         pool=names, selection_metric="r2", selection_reason="", rounds=25, built=False, reason=""
     )
-    kept, selection = earned_weight(pool, first, plan, "r2", Y, folds, cv, SEED, scorer, 25, budget)
+    kept, selection = earned_weight(pool, held_out, first, plan, "r2", Y, folds, cv, SEED, scorer, 25, budget)
     return first, kept, selection, plan
 
 

@@ -27,6 +27,7 @@ from ml_expert.tools.selection.ensemble import (
     ROUNDS,
     EnsembleMember,
     EnsembleSelection,
+    Scorer,
     blend,
     cross_fitted,
     greedy_selection,
@@ -40,7 +41,7 @@ ENSEMBLE = "ensemble"
 SELECTION_LOSS = "log_loss"
 REFIT_SHARE = LONG_FIT_SHARE  # of the budget: over it, the members' refit is a long fit (longfit.py)
 # Deployment (export, reload, parity, latency of each format, the package) by the size of the fitted
-# model: measured on diamonds (2-core Xeon, load 3.7), an ensemble holding a 107 MB forest spent 74 s
+# model: measured on diamonds (2-core AMD EPYC, load 3.7), an ensemble holding a 107 MB forest spent 74 s
 # more outside the budget than LightGBM alone (1.3 MB): 0.69 s per MB.
 DEPLOY_SECONDS_PER_MB = 0.7
 
@@ -135,14 +136,13 @@ def ensemble_candidate(
     models_dir.mkdir(parents=True, exist_ok=True)
     if folds is None:
         folds = fold_ids(task, y_held, seed)
-    selection = greedy_selection(
-        [c.name for c in pool], [c.held_out(cv) for c in pool], y_held, scorer, rounds
-    )
+    held_out = {c.name: c.held_out(cv) for c in pool}  # read (and hash-checked) once
+    selection = greedy_selection(list(held_out), list(held_out.values()), y_held, scorer, rounds)
     pool, selection = earned_weight(
-        pool, selection, plan, metric, y_held, folds, cv, seed, scorer, rounds, budget
+        pool, held_out, selection, plan, metric, y_held, folds, cv, seed, scorer, rounds, budget
     )
     names = [c.name for c in pool]
-    held = [c.held_out(cv) for c in pool]
+    held = [held_out[n] for n in names]
     plan.selection = selection
     dropped = "".join(f"; {h.name} left out: {h.verdict.rule}" for h in plan.heavy if not h.kept)
     if len(selection.names) < MIN_MEMBERS:
@@ -247,6 +247,7 @@ def ensemble_candidate(
 
 def earned_weight(
     pool: list[CandidateResult],
+    held_out: dict[str, np.ndarray],
     selection: EnsembleSelection,
     plan: EnsemblePlan,
     metric: str,
@@ -254,7 +255,7 @@ def earned_weight(
     folds: np.ndarray,
     cv: bool,
     seed: int,
-    scorer: Any,
+    scorer: Scorer,
     rounds: int,
     budget: float | None,
 ) -> tuple[list[CandidateResult], EnsembleSelection]:
@@ -268,8 +269,13 @@ def earned_weight(
     held-out predictions (weights chosen without the rows they predict) by the same noise-margin
     rule as every escalation; a tie goes to the lighter ensemble. Repeated while a heavy member
     is left out, so the rule is the same for the members that remain. Without a budget, nothing
-    is heavy.
+    is heavy. `held_out`: each pool candidate's held-out predictions, by name.
     """
+
+    def blended(candidates: list[CandidateResult]) -> np.ndarray:
+        names = [c.name for c in candidates]
+        return cross_fitted(names, [held_out[n] for n in names], y_held, folds, scorer, rounds)
+
     while budget is not None and len(selection.names) >= MIN_MEMBERS:
         by_name = {c.name: c for c in pool}
         sizes = {n: Path(by_name[n].path).stat().st_size for n in selection.names}
@@ -279,17 +285,11 @@ def earned_weight(
         if sizes[heaviest] <= others or deploy <= REFIT_SHARE * budget:
             break
         rest = [c for c in pool if c.name != heaviest]
-        with_it = cross_fitted(
-            [c.name for c in pool], [c.held_out(cv) for c in pool], y_held, folds, scorer, rounds
-        )
-        without = cross_fitted(
-            [c.name for c in rest], [c.held_out(cv) for c in rest], y_held, folds, scorer, rounds
-        )
         verdict = escalation(
             metric,
             y_held,
-            without,
-            with_it,
+            blended(rest),
+            blended(pool),
             folds=folds if cv else None,
             seed=seed,
             simple=f"the ensemble without {heaviest}",
@@ -307,7 +307,7 @@ def earned_weight(
             break
         pool = rest
         selection = greedy_selection(
-            [c.name for c in pool], [c.held_out(cv) for c in pool], y_held, scorer, rounds
+            [c.name for c in pool], [held_out[c.name] for c in pool], y_held, scorer, rounds
         )
     return pool, selection
 
