@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.pipeline import Pipeline
-from test_model_families import DIABETES, PENGUINS, SEED, TITANIC, split
+from test_model_families import DIABETES, PENGUINS, SEED, split
 
 from ml_expert.tools.selection.baselines import fit_candidate
 from ml_expert.tools.selection.boosting import (
@@ -44,17 +44,6 @@ def test_a_log_target_and_class_weights_are_searched_as_they_will_be_fit() -> No
     # class weights change the loss the folds stop on, hence the count (penguins: 123 vs 91)
     weighted = _rounds(PENGUINS, balanced=True)
     assert weighted.params["n_estimators"] != _rounds(PENGUINS).params["n_estimators"]
-
-
-def test_rounds_ranked_by_roc_auc_are_stopped_on_auc_and_the_rest_on_the_loss() -> None:
-    """A user who ranks by ROC-AUC gets rounds chosen on AUC (log-loss stops earlier on noisy binary
-    data); threshold metrics and more than two classes keep the objective's smooth loss."""
-    by_auc, by_loss = _rounds(TITANIC, metric="roc_auc"), _rounds(TITANIC, metric="accuracy")
-    assert "scored by auc" in by_auc.rule and "scored by" not in by_loss.rule
-    assert by_auc.params["n_estimators"] != by_loss.params["n_estimators"]
-    assert _rounds(TITANIC) == by_loss  # no metric: the loss, as before
-    multiclass = _rounds(PENGUINS, metric="roc_auc")
-    assert "scored by" not in multiclass.rule and multiclass == _rounds(PENGUINS, metric="accuracy")
 
 
 def test_a_budget_too_small_for_the_search_keeps_the_defaults() -> None:
@@ -100,13 +89,7 @@ def test_saved_predictions_are_read_only_when_their_hash_matches(tmp_path: Path)
     cut = len(y) * 3 // 4
     folds = fold_ids("regression", y, SEED, 3)
     candidate = fit_candidate(
-        "linear",
-        schema,
-        (frame.iloc[:cut], y[:cut]),
-        (frame.iloc[cut:], y[cut:]),
-        "r2",
-        SEED,
-        tmp_path,
+        "linear", schema, (frame.iloc[:cut], y[:cut]), (frame.iloc[cut:], y[cut:]), "r2", SEED, tmp_path,
         folds=folds,
     )
     assert set(candidate.predictions_sha256) == {candidate.val_predictions, candidate.heldout_predictions}

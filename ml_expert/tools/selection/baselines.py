@@ -328,7 +328,7 @@ def train_candidate(
     if base == "lightgbm" and "n_estimators" not in params:
         steps = make_pipeline(base, schema, seed, rows=len(train[1])).steps[:-1]
         rounds = early_stopped_rounds(
-            Pipeline(steps), schema, train, seed, spec.budget, spec.balanced, spec.log_target, params, metric
+            Pipeline(steps), schema, train, seed, spec.budget, spec.balanced, spec.log_target, params
         )
         params, params_rule = {**rounds.params, **params}, rounds.rule
     if base == "catboost" and "iterations" not in params:

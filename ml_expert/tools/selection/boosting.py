@@ -37,19 +37,6 @@ ROUND_ROW_S = 2e-7  # nominal seconds per training row and round on one busy cor
 SMALL_ROWS = 10_000  # below: 5 folds, else 3
 
 
-def stopping_metric(metric: str | None, task: str, n_classes: int) -> str | None:
-    """The LightGBM metric the rounds are early-stopped on: the ranking metric where it is a
-    threshold-free score LightGBM computes (ROC-AUC on two classes, as AutoGluon stops on its eval
-    metric), else None: the objective's own loss, a smooth proper score (accuracy and the other
-    threshold metrics are step functions: a round rarely moves them, so they stop too early).
-    Measured (2-core AMD EPYC, 2026-12-02; 5-fold lightgbm.cv at 0.05 on the 80 % splits of
-    quality.py, seeds 0 1 2, test ROC-AUC of LightGBM with those rounds, log-loss -> AUC stopping):
-    caravan 0.7370 -> 0.7467, titanic 0.8570 -> 0.8592, breast_cancer 0.9860 -> 0.9873."""
-    if metric == "roc_auc" and task == "classification" and n_classes == 2:
-        return "auc"
-    return None
-
-
 class BoostingRounds(BaseModel):
     params: dict[str, Any]  # over LightGBM's defaults: {} when the defaults are kept
     rule: str
@@ -95,12 +82,10 @@ def early_stopped_rounds(
     balanced: bool = False,
     log_target: bool = False,
     config: dict[str, Any] | None = None,
-    metric: str | None = None,
 ) -> BoostingRounds:
     """`preprocessing`: the candidate's own (unfitted) steps before the model, fit here on train.
     `config`: a configuration's parameters over the defaults (LARGE_LEAVES), its learning rate
-    included: the rounds are searched for that model. `metric`: the one candidates are ranked by
-    (stopping_metric)."""
+    included: the rounds are searched for that model."""
     import lightgbm as lgb
 
     rate = float((config or {}).get("learning_rate", LEARNING_RATE))
@@ -124,9 +109,8 @@ def early_stopped_rounds(
     if classification and n_classes < 2:
         return BoostingRounds(params={}, rule="LightGBM's defaults: one class in the training rows")
     folds = folds_for(rows)
-    stop_on = stopping_metric(metric, schema.task, n_classes)
     history = lgb.cv(
-        {**_lgb_params(schema.task, n_classes, seed, config), **({"metric": stop_on} if stop_on else {})},
+        _lgb_params(schema.task, n_classes, seed, config),
         lgb.Dataset(matrix, label=labels, weight=weight, free_raw_data=True),
         num_boost_round=cap,
         nfold=folds,
@@ -140,8 +124,7 @@ def early_stopped_rounds(
     return BoostingRounds(
         params={"learning_rate": rate, "n_estimators": int(rounds)},
         rule=f"{rounds} rounds at learning rate {rate}: {folds}-fold lightgbm.cv on the "
-        f"{rows} training rows{f' scored by {stop_on} (the ranking metric)' if stop_on else ''}, "
-        f"stopped by {stopped}; cap {cap} = min({MAX_ROUNDS}, "
+        f"{rows} training rows, stopped by {stopped}; cap {cap} = min({MAX_ROUNDS}, "
         f"{SEARCH_SHARE:g} x budget / ({folds} folds x {rows} rows x {ROUND_ROW_S:g} s))",
     )
 
