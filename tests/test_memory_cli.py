@@ -1,0 +1,56 @@
+"""`ml-expert memory list | get`: a malformed key or an unreachable store is a usage error (exit 2,
+one message, or one JSON object with --json), never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from ml_expert.cli import app
+from ml_expert.errors import EXIT_USAGE
+
+DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+
+
+def _invoke(tmp_path: Path, *args: str):
+    result = CliRunner().invoke(app, ["memory", *args, "--workspace", str(tmp_path / "ws")])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("list", "../../x"), "must not contain '..'"),
+        (("list", "_runs"), "is reserved"),
+        (("get", "../../x"), "must not contain '..'"),
+        (("get", "x"), "not a finding key"),
+        (("list", "--memory", DEAD_REDIS_URL), "127.0.0.1:1"),
+        (("list", "some-run", "--memory", DEAD_REDIS_URL), "127.0.0.1:1"),
+        (("get", "some-run/metrics", "--memory", DEAD_REDIS_URL), "127.0.0.1:1"),
+    ],
+)
+def test_a_bad_key_or_an_unreachable_store_is_a_usage_error(tmp_path: Path, args, says: str) -> None:
+    text = _invoke(tmp_path, *args)
+    assert text.exit_code == EXIT_USAGE, text.output
+    assert text.stdout == ""
+    assert "error (usage)" in text.stderr and says in " ".join(text.stderr.split())
+
+    as_json = _invoke(tmp_path, *args, "--json")
+    assert as_json.exit_code == EXIT_USAGE, as_json.output
+    error = json.loads(as_json.stdout)  # exactly one JSON object on stdout
+    assert error["ok"] is False and error["error_kind"] == "usage" and says in error["error"]
+
+
+def test_get_prints_the_finding_with_or_without_json(tmp_path: Path) -> None:
+    from ml_expert.memory import EmbeddedMemory
+
+    EmbeddedMemory(tmp_path / "ws" / "memory.sqlite").put("run-1", "metrics", {"accuracy": 0.9})
+    for extra in ((), ("--json",)):
+        result = _invoke(tmp_path, "get", "run-1/metrics", "--memory", "embedded", *extra)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout) == {"accuracy": 0.9}
