@@ -54,3 +54,23 @@ def test_get_prints_the_finding_with_or_without_json(tmp_path: Path) -> None:
         result = _invoke(tmp_path, "get", "run-1/metrics", "--memory", "embedded", *extra)
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout) == {"accuracy": 0.9}
+
+
+def test_status_says_how_many_findings_are_missing_from_memory_and_how_to_replay_them(
+    tmp_path: Path,
+) -> None:
+    from ml_expert.memory import FindingsRecorder, RedisMemory
+
+    run_id = "unsynced-run"
+    path = tmp_path / "ws" / "runs" / run_id
+    path.mkdir(parents=True)
+    (path / "run.json").write_text(json.dumps({"run_id": run_id, "status": "finished", "config": {}}))
+    recorder = FindingsRecorder(RedisMemory(DEAD_REDIS_URL), path, run_id)
+    assert not recorder.record("metrics", {"accuracy": 0.9}) and not recorder.record("training", {"e": 3})
+    result = CliRunner().invoke(app, ["status", run_id, "--workspace", str(tmp_path / "ws")])
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.stdout.split())
+    assert "2 finding(s) kept only as files, not in memory (metrics, training)" in said
+    assert f"`ml-expert memory sync {run_id}` replays them" in said
+    as_json = CliRunner().invoke(app, ["status", run_id, "--workspace", str(tmp_path / "ws"), "--json"])
+    assert json.loads(as_json.stdout)["unsynced_findings"] == ["metrics", "training"]

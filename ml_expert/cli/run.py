@@ -201,6 +201,11 @@ def status(
 
     console = Console()
     for key, value in summary.items():
+        if key == "unsynced_findings" and value:
+            value = (
+                f"{len(value)} finding(s) kept only as files, not in memory ({', '.join(value)}); "
+                f"`ml-expert memory sync {summary['run_id']}` replays them"
+            )
         if value not in (None, [], {}):
             console.print(f"[bold]{key}[/]: {value}", highlight=False)
 
