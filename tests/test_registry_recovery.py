@@ -140,3 +140,51 @@ def test_release_comparison_is_repeated_under_the_lock(tmp_path: Path) -> None:
     with pytest.raises(ReleaseRefused):
         registry.register(package, {"run_id": "b", **worse}, guard=guard(worse))
     assert [v["version"] for v in registry.versions()] == ["v1"]
+
+
+def test_two_concurrent_releases_cannot_both_pass_the_comparison(tmp_path: Path) -> None:
+    """Two runs whose release gates passed at the same moment (no production yet) register from two
+    threads: the better one is inside registration, comparing, when the worse one starts. The worse
+    one must see it and be refused: the comparison and the promotion share the registry lock."""
+    import threading
+    import time
+
+    from ml_expert.registry import ReleaseRefused, not_worse_than
+
+    ws, package = tmp_path / "ws", _package(tmp_path)
+    same = {"data_fingerprint": "f", "seed": 1, "split_sizes": [1, 2, 3], "primary_metric": "f1"}
+    runs = {"better": {**same, "test_score": 0.9}, "worse": {**same, "test_score": 0.8}}
+    gates_done, comparing = threading.Barrier(2), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def release(name: str) -> None:
+        candidate, registry = runs[name], Registry(ws)
+        production = registry.aliases().get("production")
+        assert production is None and not_worse_than(candidate, None)[0]  # what each gate saw
+        gates_done.wait(timeout=10)
+        if name == "worse":
+            assert comparing.wait(timeout=10)
+
+        def guard(current: dict | None) -> str | None:
+            if name == "better":
+                comparing.set()
+                time.sleep(0.3)  # the other run registers meanwhile, if nothing stops it
+            passed, detail = not_worse_than(candidate, current)
+            return None if passed else detail
+
+        try:
+            outcome[name] = registry.register(package, {"run_id": name, **candidate}, guard=guard)
+        except ReleaseRefused as exc:
+            outcome[name] = exc
+
+    threads = [threading.Thread(target=release, args=(name,)) for name in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcome["better"] == "v1", outcome
+    assert isinstance(outcome["worse"], ReleaseRefused), outcome  # was: registered as v2, production
+    registry = Registry(ws)
+    assert [v["run_id"] for v in registry.versions()] == ["better"]
+    assert registry.aliases() == {"production": "v1"}
+    assert [(e["action"], e["version"]) for e in registry.audit()] == [("register", "v1"), ("promote", "v1")]
