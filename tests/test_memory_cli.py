@@ -74,3 +74,21 @@ def test_status_says_how_many_findings_are_missing_from_memory_and_how_to_replay
     assert f"`ml-expert memory sync {run_id}` replays them" in said
     as_json = CliRunner().invoke(app, ["status", run_id, "--workspace", str(tmp_path / "ws"), "--json"])
     assert json.loads(as_json.stdout)["unsynced_findings"] == ["metrics", "training"]
+
+
+def test_a_run_says_at_its_end_how_many_findings_did_not_reach_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ml_expert.cli.run import _print_summary
+    from ml_expert.memory import FindingsRecorder, RedisMemory
+    from ml_expert.runner import result_from_state
+
+    path = tmp_path / "ws" / "runs" / "r1"
+    state = {"run_dir": str(path), "run_id": "r1", "status": "finished", "options": {}}
+    assert result_from_state(state).unsynced_findings == []
+    FindingsRecorder(RedisMemory(DEAD_REDIS_URL), path, "r1").record("metrics", {"accuracy": 0.9})
+    result = result_from_state(state)
+    assert result.unsynced_findings == ["metrics"]  # in the run's --json object
+    _print_summary(result)
+    said = " ".join(capsys.readouterr().out.split())
+    assert "1 finding(s) kept only as files" in said and "ml-expert memory sync r1" in said

@@ -182,6 +182,12 @@ def _print_summary(result) -> None:
             table.add_row(name, result.artifacts[name])
     if result.reason:
         table.add_row("reason", result.reason)
+    if result.unsynced_findings:
+        table.add_row(
+            "not in memory",
+            f"{len(result.unsynced_findings)} finding(s) kept only as files; "
+            f"`ml-expert memory sync {result.run_id}` replays them",
+        )
     Console().print(table)
 
 
