@@ -52,3 +52,12 @@ def test_a_damaged_or_many_file_archive_is_a_data_error(tmp_path: Path) -> None:
     torn.write_bytes(torn.read_bytes()[:200])
     with pytest.raises(DataError, match="zip archive that does not decompress"):
         load_table(str(torn))
+    locked = tmp_path / "locked.csv.zip"  # the encrypted flag set, as a password-protected zip has it
+    _zip(locked, ("data.csv", IRIS.read_bytes()))
+    data = bytearray(locked.read_bytes())
+    central = data.index(b"PK\x01\x02")
+    data[6] |= 1  # local file header: general purpose flags
+    data[central + 8] |= 1  # central directory: the same flags
+    locked.write_bytes(bytes(data))
+    with pytest.raises(DataError, match="encrypted"):
+        load_table(str(locked))

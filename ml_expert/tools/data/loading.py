@@ -174,7 +174,14 @@ def _read_zipped(path: Path) -> bytes:
                 raise DataError(f"{path}: a zip archive of {len(members)} files {names}; zip one CSV file")
             with archive.open(members[0]) as handle:
                 raw = handle.read(MAX_DECOMPRESSED_BYTES + 1)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, OSError, EOFError) as exc:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,  # a compression method zipfile does not know
+        RuntimeError,  # an encrypted member: there is no password to give
+        OSError,
+        EOFError,
+    ) as exc:
         raise DataError(f"{path}: a zip archive that does not decompress ({exc})") from exc
     if len(raw) > MAX_DECOMPRESSED_BYTES:
         raise DataError(
