@@ -50,12 +50,25 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
 
 def release_guard(state: dict[str, Any]) -> Callable[[dict[str, Any] | None], str | None]:
     """The release gate's comparison, repeated by the registry under its lock against production as
-    it is then (its record, None if none): a refusal reason, or None to register."""
+    it is then (its record, None if none): a refusal reason, or None to register.
+
+    A `--from` run was compared with the production version its tester scored on the run's own
+    test rows; if another release became production since, that verdict no longer applies (the
+    data differ, so the records cannot be compared here): refused, unless --force."""
     candidate = candidate_record(state)
+    scored = ValidationResult.of(state).production_on_test
 
     def guard(current: dict[str, Any] | None) -> str | None:
         from ml_expert.tools.scoring import better
 
+        if scored is not None:
+            now = current.get("version") if current else None
+            if now == scored.version or candidate["force"]:
+                return None
+            return (
+                f"not_worse_than_production: compared with production {scored.version} on this run's "
+                f"test rows, but production is now {now}; run again to compare with it (or --force)"
+            )
         passed, detail = not_worse_than(candidate, current, better)
         return None if passed else f"not_worse_than_production: {detail}"
 
