@@ -130,7 +130,7 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
         "warnings": data.get("warnings", []),
         "approval": data.get("approval"),
         "execution": execution_summary(data.get("execution")),
-        "unsynced_findings": _unsynced(path),
+        "unsynced_findings": unsynced_findings(path),
         "run_dir": str(path),
         "log": str(path / LOG_FILE) if (path / LOG_FILE).exists() else None,
         "claude_flow": _sync_counts(data.get("claude_flow")),
@@ -176,7 +176,7 @@ def _sync_counts(block: Any) -> dict[str, Any] | None:
     )
 
 
-def _unsynced(path: Path) -> list[str]:
+def unsynced_findings(path: Path) -> list[str]:
     """Findings kept as files that never reached the memory store (`ml-expert memory sync` replays them)."""
     unsynced = path / "findings" / "_unsynced.json"
     if not unsynced.exists():

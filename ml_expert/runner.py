@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ml_expert.config import RunConfig, api_parameters
-from ml_expert.detached import pid_alive
+from ml_expert.detached import pid_alive, unsynced_findings
 from ml_expert.errors import GateRefused, MLExpertError, StorageError, TrainingError, UsageError
 from ml_expert.execution import close_executors
 from ml_expert.memory.claude_flow import SyncReport, sync_report
@@ -47,6 +47,8 @@ class RunResult(BaseModel):
     reason: str | None = None
     error: str | None = None
     claude_flow: SyncReport | None = None  # the claude-flow sync's counts, when the run asked for it
+    # findings kept only as files (the memory store failed or hung): `ml-expert memory sync` replays them
+    unsynced_findings: list[str] = []
 
 
 def checkpoint_path(workspace: Path) -> Path:
@@ -307,4 +309,5 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
         artifacts=artifacts,
         reason=state.get("reason"),
         claude_flow=sync_report(path),
+        unsynced_findings=unsynced_findings(path),
     )

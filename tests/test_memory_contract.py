@@ -7,6 +7,7 @@ contract test would hide a broken backend.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -541,12 +542,11 @@ def test_importing_memory_stays_light() -> None:
     assert out.stdout.strip() == ""
 
 
-def test_a_hung_redis_costs_one_timeout_not_one_per_finding(tmp_path: Path, run_ids: RunIds) -> None:
-    """A server that accepts connections and never answers: the run goes on at file speed."""
+@contextlib.contextmanager
+def _hung_redis() -> Iterator[str]:
+    """The URL of a server that accepts connections and never answers."""
     import socket
     import threading
-
-    from ml_expert.memory import FindingsRecorder
 
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
@@ -565,20 +565,44 @@ def test_a_hung_redis_costs_one_timeout_not_one_per_finding(tmp_path: Path, run_
     thread = threading.Thread(target=accept_and_hang, daemon=True)
     thread.start()
     try:
-        store = RedisMemory(f"redis://127.0.0.1:{listener.getsockname()[1]}/0")
-        recorder = FindingsRecorder(store, tmp_path / "run", run_ids("hung"))
-        start = time.monotonic()
-        stored = [recorder.record(f"finding-{i}", {"i": i}) for i in range(8)]
-        elapsed = time.monotonic() - start
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
     finally:
         stop.set()
         thread.join()
         for conn in held:
             conn.close()
         listener.close()
-    assert stored == [False] * 8
-    assert recorder.unsynced() == sorted(f"finding-{i}" for i in range(8))  # all kept for a sync
+
+
+def test_a_hung_redis_costs_one_timeout_per_run_and_one_warning(
+    tmp_path: Path, run_ids: RunIds, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server that accepts connections and never answers: the run goes on at file speed, and
+    the store is not asked again for the rest of the run, however long it lasts."""
+    from types import SimpleNamespace
+
+    from ml_expert.memory import FindingsRecorder
+    from ml_expert.memory import recorder as recorder_module
+
+    run_id = run_ids("hung")
+    with _hung_redis() as url, caplog.at_level(logging.WARNING, logger="ml_expert.memory"):
+        recorder = FindingsRecorder(RedisMemory(url), tmp_path / "run", run_id)
+        start = time.monotonic()
+        stored = [recorder.record(f"finding-{i}", {"i": i}) for i in range(8)]
+        elapsed = time.monotonic() - start
+        # An hour later in the same run (a long training phase): still not asked again.
+        later = SimpleNamespace(monotonic=lambda: time.monotonic() + 3600.0)
+        monkeypatch.setattr(recorder_module, "time", later)
+        again = time.monotonic()
+        stored.append(FindingsRecorder(RedisMemory(url), tmp_path / "run", run_id).record("late", {}))
+        late = time.monotonic() - again
+    assert stored == [False] * 9
+    assert recorder.unsynced() == sorted(["late", *(f"finding-{i}" for i in range(8))])  # all kept for a sync
     assert elapsed < 4.0, elapsed  # was ~4.5 s per finding
+    assert late < recorder_module.SLOW_FAILURE_S, late  # was one more timeout every 30 s
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings  # was one per finding
+    assert "not asked again in this run" in warnings[0] and f"ml-expert memory sync {run_id}" in warnings[0]
 
 
 def test_memory_sync_replays_and_status_reports_what_is_missing(

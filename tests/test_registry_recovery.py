@@ -140,3 +140,116 @@ def test_release_comparison_is_repeated_under_the_lock(tmp_path: Path) -> None:
     with pytest.raises(ReleaseRefused):
         registry.register(package, {"run_id": "b", **worse}, guard=guard(worse))
     assert [v["version"] for v in registry.versions()] == ["v1"]
+
+
+def test_two_concurrent_releases_cannot_both_pass_the_comparison(tmp_path: Path) -> None:
+    """Two runs whose release gates passed at the same moment (no production yet) register from two
+    threads: the better one is inside registration, comparing, when the worse one starts. The worse
+    one must see it and be refused: the comparison and the promotion share the registry lock."""
+    import threading
+    import time
+
+    from ml_expert.registry import ReleaseRefused, not_worse_than
+
+    ws, package = tmp_path / "ws", _package(tmp_path)
+    same = {"data_fingerprint": "f", "seed": 1, "split_sizes": [1, 2, 3], "primary_metric": "f1"}
+    runs = {"better": {**same, "test_score": 0.9}, "worse": {**same, "test_score": 0.8}}
+    gates_done, comparing = threading.Barrier(2), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def release(name: str) -> None:
+        candidate, registry = runs[name], Registry(ws)
+        production = registry.aliases().get("production")
+        assert production is None and not_worse_than(candidate, None)[0]  # what each gate saw
+        gates_done.wait(timeout=10)
+        if name == "worse":
+            assert comparing.wait(timeout=10)
+
+        def guard(current: dict | None) -> str | None:
+            if name == "better":
+                comparing.set()
+                time.sleep(0.3)  # the other run registers meanwhile, if nothing stops it
+            passed, detail = not_worse_than(candidate, current)
+            return None if passed else detail
+
+        try:
+            outcome[name] = registry.register(package, {"run_id": name, **candidate}, guard=guard)
+        except ReleaseRefused as exc:
+            outcome[name] = exc
+
+    threads = [threading.Thread(target=release, args=(name,)) for name in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcome["better"] == "v1", outcome
+    assert isinstance(outcome["worse"], ReleaseRefused), outcome  # was: registered as v2, production
+    registry = Registry(ws)
+    assert [v["run_id"] for v in registry.versions()] == ["better"]
+    assert registry.aliases() == {"production": "v1"}
+    assert [(e["action"], e["version"]) for e in registry.audit()] == [("register", "v1"), ("promote", "v1")]
+
+
+def _fine_tuned_state(ws: Path, fingerprint: str, score: float, scored: str, force: bool = False) -> dict:
+    """A `--from` run whose tester scored production `scored` on its own (new) test rows."""
+    from phase_helpers import validation_result
+
+    return {
+        "options": {"seed": 1, "workspace": str(ws), "force": force},
+        "data": {"fingerprint": fingerprint, "split_sizes": {"train": 6, "val": 2, "test": 2}},
+        "validation": validation_result(
+            test_score=score, production_on_test={"version": scored, "test_score": 0.7}
+        ),
+    }
+
+
+def test_a_fine_tuned_release_compared_with_an_older_production_is_refused(tmp_path: Path) -> None:
+    """Two `--from` runs both beat production v1 on their own new test rows (their gates passed
+    together). The first registers v2; the second's comparison was with v1, not with v2, so under
+    the lock it is refused instead of replacing v2 unseen (the data differ, so nothing else compares)."""
+    import threading
+    import time
+
+    from ml_expert.agents.registrar import release_guard
+    from ml_expert.registry import ReleaseRefused
+
+    ws, package = tmp_path / "ws", _package(tmp_path)
+    old = {"data_fingerprint": "old", "seed": 1, "split_sizes": {"train": 6, "val": 2, "test": 2}}
+    assert Registry(ws).register(package, {"run_id": "parent", "primary_metric": "accuracy", **old}) == "v1"
+    states = {
+        "first": _fine_tuned_state(ws, "new-1", 0.8, scored="v1"),
+        "second": _fine_tuned_state(ws, "new-2", 0.75, scored="v1"),
+    }
+    comparing = threading.Event()
+    outcome: dict[str, object] = {}
+
+    def release(name: str) -> None:
+        guard = release_guard(states[name])
+        if name == "second":
+            assert comparing.wait(timeout=10)
+
+        def slow_guard(current: dict | None) -> str | None:
+            comparing.set()
+            time.sleep(0.3)  # the second run registers meanwhile, if nothing stops it
+            return guard(current)
+
+        try:
+            outcome[name] = Registry(ws).register(
+                package, {"run_id": name}, guard=slow_guard if name == "first" else guard
+            )
+        except ReleaseRefused as exc:
+            outcome[name] = exc
+
+    threads = [threading.Thread(target=release, args=(name,)) for name in states]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcome["first"] == "v2", outcome
+    assert isinstance(outcome["second"], ReleaseRefused), outcome  # was: v3, production, never compared
+    assert "compared with production v1" in str(outcome["second"]) and "now v2" in str(outcome["second"])
+    assert Registry(ws).aliases()["production"] == "v2"
+    # with no new production meanwhile, the gate's comparison with v1 stands
+    assert release_guard(_fine_tuned_state(ws, "new-3", 0.75, scored="v2"))(Registry(ws).show("v2")) is None
+    forced = _fine_tuned_state(ws, "new-4", 0.75, scored="v1", force=True)
+    assert release_guard(forced)(Registry(ws).show("v2")) is None  # --force: replaced all the same

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ml_expert.agents.context import AgentContext
@@ -32,17 +33,9 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
     name = release_model_name(state)
     registry = Registry(state["options"]["workspace"], model=name)
 
-    candidate = candidate_record(state)
-
-    def guard(current: dict[str, Any] | None) -> str | None:
-        from ml_expert.tools.scoring import better
-
-        passed, detail = not_worse_than(candidate, current, better)
-        return None if passed else f"not_worse_than_production: {detail}"
-
     try:
         source = deployment.source.model_dump() if deployment.source else None
-        version = registry.register(deployment.package, info, guard=guard, source=source)
+        version = registry.register(deployment.package, info, guard=release_guard(state), source=source)
     except ReleaseRefused as exc:
         reason = f"release gate refused at registration (production changed meanwhile): {exc}"
         ctx.decide("do not register", reason)
@@ -53,3 +46,30 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
     )
     ctx.record("registry", release.model_dump())
     return {"deployment": deployment.model_copy(update={"registry": release}).state()}
+
+
+def release_guard(state: dict[str, Any]) -> Callable[[dict[str, Any] | None], str | None]:
+    """The release gate's comparison, repeated by the registry under its lock against production as
+    it is then (its record, None if none): a refusal reason, or None to register.
+
+    A `--from` run was compared with the production version its tester scored on the run's own
+    test rows; if another release became production since, that verdict no longer applies (the
+    data differ, so the records cannot be compared here): refused, unless --force."""
+    candidate = candidate_record(state)
+    scored = ValidationResult.of(state).production_on_test
+
+    def guard(current: dict[str, Any] | None) -> str | None:
+        from ml_expert.tools.scoring import better
+
+        if scored is not None:
+            now = current.get("version") if current else None
+            if now == scored.version or candidate["force"]:
+                return None
+            return (
+                f"not_worse_than_production: compared with production {scored.version} on this run's "
+                f"test rows, but production is now {now}; run again to compare with it (or --force)"
+            )
+        passed, detail = not_worse_than(candidate, current, better)
+        return None if passed else f"not_worse_than_production: {detail}"
+
+    return guard

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
@@ -10,6 +12,20 @@ from ml_expert.cli.common import JsonOpt, MemoryOpt, WorkspaceOpt, emit_json, ha
 from ml_expert.errors import UsageError
 
 app = typer.Typer(help="Read the findings agents shared under ml-expert/*.", no_args_is_help=True)
+
+
+@contextlib.contextmanager
+def reading(what: str) -> Iterator[None]:
+    """A malformed key or run id (`../../x`) and an unreachable store are the user's to fix: one
+    message and exit 2, never a traceback."""
+    from ml_expert.memory import MemoryUnavailable
+
+    try:
+        yield
+    except ValueError as exc:  # the store refuses a malformed key or run id
+        raise UsageError(f"{what!r} is not a memory key: {exc}") from None
+    except MemoryUnavailable as exc:
+        raise UsageError(str(exc)) from None
 
 
 @app.command("list")
@@ -22,7 +38,8 @@ def memory_list(
 ) -> None:
     """List the keys under ml-expert/*."""
     store = open_store(memory, workspace)
-    keys = store.keys(run_id)
+    with reading(run_id or "ml-expert/*"):
+        keys = store.keys(run_id)
     if as_json:
         emit_json({"ok": True, "backend": store.backend, "keys": keys})
     else:
@@ -31,19 +48,18 @@ def memory_list(
 
 
 @app.command("get")
-@handles_errors(json_errors=False)
+@handles_errors()
 def memory_get(
     key: Annotated[str, typer.Argument(help="Full key (ml-expert/<run_id>/<key>) or <run_id>/<key>.")],
     workspace: WorkspaceOpt = None,
     memory: MemoryOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
-    """Print one finding as JSON."""
+    """Print one finding as JSON (with --json an error is a JSON object on stdout too)."""
     store = open_store(memory, workspace)
     full = key if key.startswith("ml-expert/") else f"ml-expert/{key}"
-    try:
+    with reading(key):
         value = store.get_full(full)
-    except ValueError as exc:  # a malformed key (../../x): the store refuses it
-        raise UsageError(f"{key!r} is not a memory key: {exc}") from None
     if value is None:
         raise UsageError(f"no value under {full}; `ml-expert memory list` shows the keys")
     emit_json(value if isinstance(value, dict) else {"value": value})

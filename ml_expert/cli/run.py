@@ -182,6 +182,12 @@ def _print_summary(result) -> None:
             table.add_row(name, result.artifacts[name])
     if result.reason:
         table.add_row("reason", result.reason)
+    if result.unsynced_findings:
+        table.add_row(
+            "not in memory",
+            f"{len(result.unsynced_findings)} finding(s) kept only as files; "
+            f"`ml-expert memory sync {result.run_id}` replays them",
+        )
     Console().print(table)
 
 
@@ -201,6 +207,11 @@ def status(
 
     console = Console()
     for key, value in summary.items():
+        if key == "unsynced_findings" and value:
+            value = (
+                f"{len(value)} finding(s) kept only as files, not in memory ({', '.join(value)}); "
+                f"`ml-expert memory sync {summary['run_id']}` replays them"
+            )
         if value not in (None, [], {}):
             console.print(f"[bold]{key}[/]: {value}", highlight=False)
 

@@ -4,7 +4,9 @@ The run directory is the source of truth: :meth:`FindingsRecorder.record` writes
 ``<run_dir>/findings/<key>.json`` (``/`` in the key becomes ``__``) before it touches the
 store. When the store fails (Redis down at start or mid-run) the key is listed in
 ``findings/_unsynced.json``, a warning is logged on ``ml_expert.memory``, and the run goes on;
-:meth:`FindingsRecorder.sync` later replays every finding file into a working store.
+a store that hangs (a write fails after more than SLOW_FAILURE_S) is not asked again for the rest
+of the run. :meth:`FindingsRecorder.sync` (``ml-expert memory sync RUN_ID``) later replays every
+finding file into a working store.
 """
 
 from __future__ import annotations
@@ -55,17 +57,13 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
-STORE_RETRY_AFTER_S = 30.0
 SLOW_FAILURE_S = 0.5
-"""After a store failure that took longer than SLOW_FAILURE_S (a hung server, a timeout),
-findings go to files only for STORE_RETRY_AFTER_S before the store is tried again: a hung Redis
-costs one socket timeout, not one per finding. A quick failure (refused) is simply retried."""
-_STORE_DOWN: dict[int, float] = {}
-
-
-def _recently_down(store: MemoryStore) -> bool:
-    failed = _STORE_DOWN.get(id(store))
-    return failed is not None and time.monotonic() - failed < STORE_RETRY_AFTER_S
+"""A store write that failed after more than this (a hung server: socket timeouts) makes the run
+stop asking the store: the rest of the run's findings go to files only, listed in _unsynced.json,
+with one warning, so a hung Redis costs one timeout per run, not one per finding. A quick failure
+(connection refused) costs nothing and is retried at the next finding."""
+_GAVE_UP: set[tuple[str, str, str]] = set()  # (backend, location, run id): runs of this process
+_GAVE_UP_LOCK = threading.Lock()
 
 
 class FindingsRecorder:
@@ -102,14 +100,10 @@ class FindingsRecorder:
         _atomic_write(path, text + "\n")
         if self.store is None:
             return False
-        if _recently_down(self.store):  # a store that just failed is not asked again for a while
-            logger.warning(
-                "memory %s at %s failed moments ago; %s for run %s kept in %s for a later sync",
-                self.store.backend,
-                self.store.location,
-                key,
-                self.run_id,
-                path,
+        run = (self.store.backend, self.store.location, self.run_id)
+        if run in _GAVE_UP:  # the store hung earlier in this run: not asked again (warned once)
+            logger.debug(
+                "%s for run %s kept in %s only (memory hung earlier in this run)", key, self.run_id, path
             )
             self._mark(key, unsynced=True)
             return False
@@ -117,8 +111,28 @@ class FindingsRecorder:
         try:
             self.store.put(self.run_id, key, json.loads(text))
         except Exception as exc:  # any store failure: keep the run going, remember the gap
-            if time.monotonic() - started > SLOW_FAILURE_S:  # it hung: stop asking for a while
-                _STORE_DOWN[id(self.store)] = time.monotonic()
+            waited = time.monotonic() - started
+            if waited > SLOW_FAILURE_S:  # it hung: stop asking it for the rest of this run
+                with _GAVE_UP_LOCK:
+                    first = run not in _GAVE_UP
+                    _GAVE_UP.add(run)
+                if first:
+                    logger.warning(
+                        "memory %s at %s did not store %s for run %s within %.1f s (%s); it is not asked "
+                        "again in this run: every finding stays in %s, listed in %s, and "
+                        "`ml-expert memory sync %s` replays them",
+                        self.store.backend,
+                        self.store.location,
+                        key,
+                        self.run_id,
+                        waited,
+                        exc,
+                        self.findings_dir,
+                        self.unsynced_path,
+                        self.run_id,
+                    )
+                self._mark(key, unsynced=True)
+                return False
             logger.warning(
                 "memory %s at %s did not store %s for run %s (%s); the finding is kept in %s "
                 "and listed in %s for a later sync",
@@ -132,7 +146,6 @@ class FindingsRecorder:
             )
             self._mark(key, unsynced=True)
             return False
-        _STORE_DOWN.pop(id(self.store), None)
         self._mark(key, unsynced=False)
         return True
 

@@ -119,6 +119,8 @@ def load_source(
         if budget_bytes is not None:
             return _load_parquet_dataset(path, seed, budget_bytes, map_fn)
         return _load_parquet(path)
+    if path.suffix.lower() == ".zip":  # a zipped CSV (data.csv.zip); a .npz is a zip of arrays
+        return _load_csv(path, columns)
     if magic[:2] == b"PK" or path.suffix.lower() == ".npz":
         return _load_npz(path, target)
     return _load_csv(path, columns)
@@ -129,13 +131,16 @@ MAX_DECOMPRESSED_BYTES = 8 << 30
 
 
 def _read_maybe_compressed(path: Path) -> bytes:
-    """The file's bytes; a gzip/bz2/xz-compressed CSV (data.csv.gz) is inflated first."""
+    """The file's bytes; a gzip/bz2/xz-compressed CSV (data.csv.gz) is inflated first, and so is the
+    one file of a zip archive (data.csv.zip)."""
     import bz2
     import gzip
     import lzma
 
     with path.open("rb") as handle:
         magic = handle.read(6)
+    if magic[:2] == b"PK":
+        return _read_zipped(path)
     opener = None
     if magic[:2] == b"\x1f\x8b":
         opener = gzip.open
@@ -150,6 +155,34 @@ def _read_maybe_compressed(path: Path) -> bytes:
             raw = handle.read(MAX_DECOMPRESSED_BYTES + 1)
     except (OSError, EOFError, lzma.LZMAError) as exc:
         raise DataError(f"{path}: a compressed file that does not decompress ({exc})") from exc
+    if len(raw) > MAX_DECOMPRESSED_BYTES:
+        raise DataError(
+            f"{path}: inflates to more than {MAX_DECOMPRESSED_BYTES >> 30} GiB; refusing to read it"
+        )
+    return raw
+
+
+def _read_zipped(path: Path) -> bytes:
+    """The one member of a zipped CSV, bounded like the other compressed forms."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = [m for m in archive.infolist() if not m.is_dir()]
+            if len(members) != 1:
+                names = [m.filename for m in members][:10]
+                raise DataError(f"{path}: a zip archive of {len(members)} files {names}; zip one CSV file")
+            with archive.open(members[0]) as handle:
+                raw = handle.read(MAX_DECOMPRESSED_BYTES + 1)
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        NotImplementedError,  # a compression method zipfile does not know
+        RuntimeError,  # an encrypted member: there is no password to give
+        OSError,
+        EOFError,
+    ) as exc:
+        raise DataError(f"{path}: a zip archive that does not decompress ({exc})") from exc
     if len(raw) > MAX_DECOMPRESSED_BYTES:
         raise DataError(
             f"{path}: inflates to more than {MAX_DECOMPRESSED_BYTES >> 30} GiB; refusing to read it"
