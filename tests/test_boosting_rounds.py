@@ -89,7 +89,13 @@ def test_saved_predictions_are_read_only_when_their_hash_matches(tmp_path: Path)
     cut = len(y) * 3 // 4
     folds = fold_ids("regression", y, SEED, 3)
     candidate = fit_candidate(
-        "linear", schema, (frame.iloc[:cut], y[:cut]), (frame.iloc[cut:], y[cut:]), "r2", SEED, tmp_path,
+        "linear",
+        schema,
+        (frame.iloc[:cut], y[:cut]),
+        (frame.iloc[cut:], y[cut:]),
+        "r2",
+        SEED,
+        tmp_path,
         folds=folds,
     )
     assert set(candidate.predictions_sha256) == {candidate.val_predictions, candidate.heldout_predictions}

@@ -164,9 +164,7 @@ def test_gate_refuses_random_noise(tmp_path: Path) -> None:
     noise = tmp_path / "noise.csv"
     pd.DataFrame(rng.uniform(size=(240, 4)), columns=["a", "b", "c", "d"]).to_csv(noise, index=False)
     ws = tmp_path / "ws"
-    proc = _cli(
-        "run", str(noise), "--task", "clustering", "--workspace", str(ws), "--budget", "30", "--json"
-    )
+    proc = _cli("run", str(noise), "--task", "clustering", "--workspace", str(ws), "--budget", "30", "--json")
     assert proc.returncode == 5, proc.stderr[-2000:]
     result = json.loads(proc.stdout)
     assert result["status"] == "refused" and "better_than_chance" in result["reason"]

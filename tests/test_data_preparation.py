@@ -265,21 +265,23 @@ def _result(fields: dict) -> dict:
 def test_data_gate_refuses_unvalidated_or_leaky_data_with_figures(tmp_path: Path) -> None:
     from ml_expert.graph.gates import data_gate
 
-    good = _result({
-        **_prepared_files(tmp_path, {"train": 70, "val": 15}, 2),
-        "task": "classification",
-        "rows_in": 110,
-        "rows_without_target": 2,
-        "duplicates_removed": 3,
-        "outliers_removed": 5,
-        "split_sizes": {"train": 70, "val": 15, "test": 15},
-        "splits_disjoint": True,
-        "classes": ["no", "yes"],
-        "train_class_counts": {"0": 40, "1": 30},
-        "features": ["a", "b"],
-        "leakage_suspects": {"c": "copy of the target"},
-        "dropped_columns": {"c": "leakage suspect: copy of the target"},
-    })
+    good = _result(
+        {
+            **_prepared_files(tmp_path, {"train": 70, "val": 15}, 2),
+            "task": "classification",
+            "rows_in": 110,
+            "rows_without_target": 2,
+            "duplicates_removed": 3,
+            "outliers_removed": 5,
+            "split_sizes": {"train": 70, "val": 15, "test": 15},
+            "splits_disjoint": True,
+            "classes": ["no", "yes"],
+            "train_class_counts": {"0": 40, "1": 30},
+            "features": ["a", "b"],
+            "leakage_suspects": {"c": "copy of the target"},
+            "dropped_columns": {"c": "leakage suspect: copy of the target"},
+        }
+    )
     verdict = data_gate({"data": good})
     assert verdict.passed, verdict.failed
     checks = {c.name: c for c in verdict.checks}
@@ -311,13 +313,15 @@ def test_data_gate_reopens_the_prepared_arrays(tmp_path: Path) -> None:
     never fail. The gate now re-reads the arrays and the preprocessor itself."""
     from ml_expert.graph.gates import data_gate
 
-    data = _result({
-        **_prepared_files(tmp_path, {"train": 70, "val": 15}, 3),
-        "rows_in": 100,
-        "split_sizes": {"train": 70, "val": 15, "test": 15},
-        "splits_disjoint": True,
-        "features": ["a"],
-    })
+    data = _result(
+        {
+            **_prepared_files(tmp_path, {"train": 70, "val": 15}, 3),
+            "rows_in": 100,
+            "split_sizes": {"train": 70, "val": 15, "test": 15},
+            "splits_disjoint": True,
+            "features": ["a"],
+        }
+    )
     check = next(c for c in data_gate({"data": data}).checks if c.name == "validated")
     assert check.passed, check
     broken = np.load(data["files"]["X_train"])

@@ -43,7 +43,6 @@ DATASETS = SHARED_DATASETS
 SEED = 0
 
 
-
 def split(file: str, task: str, categorical: list[str], drop: tuple[str, ...] = ()):
     """Train/test rows, the schema (categories from train) and encoded training targets."""
     frame = pd.read_csv(DATASETS / file).drop(columns=list(drop))

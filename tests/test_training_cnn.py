@@ -19,15 +19,17 @@ def test_digits_as_images_train_a_cnn_that_exports_everywhere(datasets: Path, tm
 
     prepared = prepare_data(str(datasets / "digits.csv"), "target", 0, tmp_path / "data")
     assert prepared.modality == "image" and prepared.image_shape == [8, 8, 1]
-    data = DataResult.model_construct(**{
-        "task": prepared.task,
-        "modality": prepared.modality,
-        "image_shape": prepared.image_shape,
-        "split_sizes": prepared.split_sizes,
-        "n_features_out": prepared.n_features_out,
-        "train_class_counts": {str(i): 1 for i in range(10)},
-        "imbalance_ratio": 1.0,
-    })
+    data = DataResult.model_construct(
+        **{
+            "task": prepared.task,
+            "modality": prepared.modality,
+            "image_shape": prepared.image_shape,
+            "split_sizes": prepared.split_sizes,
+            "n_features_out": prepared.n_features_out,
+            "train_class_counts": {str(i): 1 for i in range(10)},
+            "imbalance_ratio": 1.0,
+        }
+    )
     plan, reason = plan_network(data, 120.0, 0.95, "accuracy", True, None)
     assert plan["train_dnn"] and plan["network"] == "Keras CNN", reason
     config = DNNConfig.model_validate(plan["dnn_config"]).model_copy(update={"max_epochs": 4, "patience": 4})

@@ -11,7 +11,6 @@ def quiet_tensorflow() -> None:
     os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 
-
 def json_safe(value: Any) -> Any:
     import json
 
