@@ -20,6 +20,12 @@ their run's deployment finding, as before. The released model competes as it is 
 fine-tuned (tools/training/finetune.py) against the models trained from scratch on the new data's
 validation split; the tester also scores current production on the new test split, and the release
 gate compares with that.
+
+A release that reads a free-text column reads it with its vocabulary. The data phase counts the new
+training tokens that vocabulary misses, beside what a vocabulary learnt from the same rows misses
+(tools/data/text.py's VocabularyCheck): within VOCABULARY_EXCESS_LIMIT the run reads the text as the
+release does and it is fine-tuned; past it the run learns the new vocabulary, the release is no
+candidate (not_fine_tuned) and is scored on the same test rows read with its vocabulary, for the gate.
 """
 
 from __future__ import annotations
