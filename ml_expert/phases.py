@@ -24,6 +24,7 @@ from pydantic import (
 from ml_expert.errors import PhaseResultError
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splitting import SplitSizes
+from ml_expert.tools.data.text import VocabularyCheck
 from ml_expert.tools.deployment.exports import ExportRecord
 from ml_expert.tools.execution_report import ExecutionReport
 from ml_expert.tools.selection.budget import EpochPlan
@@ -114,6 +115,8 @@ class DataResult(_PhaseResult):
     files: dict[str, str]  # split and array name -> path in the run directory
     file_hashes: dict[str, str] | None = None  # the same names -> SHA-256, checked on every read
     preprocessor_sha256: str
+    # --from a release that reads text: its vocabulary's unknown training tokens, and the one read with
+    vocabulary_check: VocabularyCheck | None = None
 
     def state(self) -> dict[str, Any]:
         """The JSON the graph's state keeps (the schema under its key `schema`)."""
@@ -293,6 +296,8 @@ class FineTuning(Written):
     # a regression network: the release's target scale its fine-tuned copy learns and is served on
     target_mean: float | None = None
     target_std: float | None = None
+    # a release that reads text: the new training tokens its vocabulary misses (the run reads with it)
+    vocabulary_check: VocabularyCheck | None = None
 
 
 class TrainingResult(_PhaseResult, _Finding, Written):

@@ -20,6 +20,12 @@ their run's deployment finding, as before. The released model competes as it is 
 fine-tuned (tools/training/finetune.py) against the models trained from scratch on the new data's
 validation split; the tester also scores current production on the new test split, and the release
 gate compares with that.
+
+A release that reads a free-text column reads it with its vocabulary. The data phase counts the new
+training tokens that vocabulary misses, beside what a vocabulary learnt from the same rows misses
+(tools/data/text.py's VocabularyCheck): within VOCABULARY_EXCESS_LIMIT the run reads the text as the
+release does and it is fine-tuned; past it the run learns the new vocabulary, the release is no
+candidate (not_fine_tuned) and is scored on the same test rows read with its vocabulary, for the gate.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ from ml_expert.phases import (
 from ml_expert.registry import Registry, RegistryError
 from ml_expert.registry.store import SOURCE_DIR
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.data.text import VocabularyCheck
 from ml_expert.tools.selection.records import Candidate
 from ml_expert.tools.validation.metrics import ProductionOnTest
 
@@ -188,11 +195,18 @@ def _keras_shape(path: str) -> tuple[int | None, int | None, tuple[float, float]
 
 
 def check_schema(
-    name: str, workspace: str | Path, new: InputSchema, n_features_out: int | None = None
+    name: str,
+    workspace: str | Path,
+    new: InputSchema,
+    n_features_out: int | None = None,
+    own_text: bool = False,
 ) -> ReleasedModel:
     """A usage error naming what differs when the new data cannot feed the released model.
 
-    `n_features_out`: the width the run's preprocessing produces (what a .keras file must take)."""
+    `n_features_out`: the width the run's preprocessing produces (what a .keras file must take).
+    `own_text`: the run reads its text with a vocabulary of its own (VocabularyCheck: too many new
+    words for the release's), so the text columns' words and ids are not compared; the release is
+    then not a candidate (training.py)."""
     from ml_expert.tools.training.finetune import schema_differences
 
     released = resolve_release(name, workspace)
@@ -220,7 +234,7 @@ def check_schema(
         if problems:
             raise UsageError(f"--from {name}: the network does not fit the new data: " + "; ".join(problems))
         return released
-    differences = schema_differences(released.schema_, new)
+    differences = schema_differences(released.schema_, new, ignore_text=own_text)
     if differences:
         raise UsageError(
             f"--from {name} ({released.version}): the new data does not match the released model's inputs: "
@@ -258,6 +272,17 @@ def candidates(
     config = RunConfig.of(state)
     data = DataResult.of(state)
     released = check_schema(config.from_ or "production", config.workspace, schema, data.n_features_out)
+    vocabulary = data.vocabulary_check  # adopted here: a release whose vocabulary is not is no candidate
+    if vocabulary is not None:
+        ctx.decide(
+            f"fine-tune {released.model} from {released.version} on its vocabulary: "
+            + ", ".join(
+                f"{c.column!r} {c.unknown_to_release} of {c.tokens} new training tokens unknown to it "
+                f"({c.release_share:.1%}; {c.own_share:.1%} to the new rows' own)"
+                for c in vocabulary.columns
+            ),
+            vocabulary.rule,
+        )
     if released.kind == "keras":
         networks, scale = _keras_candidates(ctx, state, released, metric)
         kept = {"target_mean": scale[0], "target_std": scale[1]} if scale else {}
@@ -266,6 +291,7 @@ def candidates(
             # a registry network's fine-tuned copy is a new version of its named model; a file's is not
             model_name=released.model_name, parent_sha256=released.sha256,
             preprocessing="the release's" if released.preprocessor else "this run's", **kept,
+            vocabulary_check=vocabulary,
         )  # fmt: skip
     train_x, train_y = load_split(data.files, "train", schema, data.file_hashes)
     val_x, val_y = load_split(data.files, "val", schema, data.file_hashes)
@@ -302,8 +328,25 @@ def candidates(
         parent_run=released.run_id,
         # a fine-tuned model is a new version of the same named model, not a model of its own
         model_name=released.model_name,
+        vocabulary_check=vocabulary,
     )
     return out, record
+
+
+def not_fine_tuned(ctx: Any, state: dict[str, Any], vocabulary: VocabularyCheck) -> FineTuning:
+    """The record of a `--from` run whose text was read with a vocabulary of its own (too many words
+    new to the release's, VocabularyCheck): the release is no candidate, and the model from scratch
+    that ships belongs to the release's line, its parent named, like any model of a `--from` run."""
+    config = RunConfig.of(state)
+    released = resolve_release(config.from_ or "production", config.workspace)
+    ctx.decide(
+        f"do not fine-tune {released.model} from {released.version}",
+        f"its vocabulary misses too many of the new words: {vocabulary.rule}",
+    )
+    return FineTuning(
+        parent=released.version, parent_model=released.model, parent_run=released.run_id or None,
+        model_name=released.model_name, vocabulary_check=vocabulary,
+    )  # fmt: skip
 
 
 def _keras_candidates(
@@ -456,9 +499,24 @@ def production_on_test(
         return None
     from ml_expert.tools.training.finetune import schema_differences
 
-    schema = DataResult.of(state).input_schema
-    if released.schema_ is None or schema_differences(released.schema_, schema):
+    data = DataResult.of(state)
+    schema, vocabulary = data.input_schema, data.vocabulary_check
+    if released.schema_ is None:
         return None
+    if schema_differences(released.schema_, schema):
+        # the run learnt its own text vocabulary from --from this release: its test rows were also
+        # read as the release reads them (prepare.py's test_released), the same rows
+        if (
+            vocabulary is None
+            or vocabulary.adopted
+            or vocabulary.parent != released.version
+            or "test_released" not in data.files
+            or schema_differences(released.schema_, schema, ignore_text=True)
+        ):
+            return None
+        from ml_expert.tools.data.prepare import load_split
+
+        test_x, _ = load_split(data.files, "test_released", released.schema_, data.file_hashes)
     verify(released.path, released.sha256)
     if released.kind == "sklearn":
         scores = predict_scores(joblib.load(released.path), test_x)

@@ -105,6 +105,12 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     ctx.step(f"loading {config.data or 'the demo dataset'}")
     budget, budget_rule = read_budget()
     where: list[tuple[str, str]] = []
+    parent = None
+    if config.from_ and not config.from_.endswith(".keras"):
+        from ml_expert.agents.finetuning import resolve_release
+
+        # its text columns are read with its vocabulary where the rule allows (a .keras file has none)
+        parent = resolve_release(config.from_, config.workspace)
     prepared = prepare_data(
         config.data,
         config.target,
@@ -118,6 +124,8 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         drop_outliers_rows=config.drop_outliers,
         read_budget=budget,
         map_fn=_file_reader(ctx, config.ray, where),
+        released=parent.schema_ if parent else None,
+        released_name=parent.version if parent else "the release",
     )
     _record_read(ctx, prepared.load, budget_rule)
     for decision, reason in where:
@@ -127,7 +135,24 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
     if config.from_:
         from ml_expert.agents.finetuning import check_schema
 
-        released = check_schema(config.from_, config.workspace, schema, prepared.n_features_out)
+        vocabulary = prepared.vocabulary_check
+        if vocabulary is not None:
+            shares = ", ".join(
+                f"{c.column!r} {c.release_share:.1%} (excess {c.excess:.1%})" for c in vocabulary.columns
+            )
+            parent_name = vocabulary.parent
+            ctx.decide(
+                f"read the text with {parent_name}'s vocabulary: new training tokens unknown to it {shares}"
+                if vocabulary.adopted
+                else f"learn the text's vocabulary from the new rows: {shares} of the new training tokens "
+                f"are unknown to {parent_name}'s; {parent_name} is not fine-tuned, the models from scratch "
+                "are the fair comparison",
+                vocabulary.rule,
+            )
+        own_text = vocabulary is not None and not vocabulary.adopted
+        released = check_schema(
+            config.from_, config.workspace, schema, prepared.n_features_out, own_text=own_text
+        )
         ctx.decide(
             f"start from {released.version} ({released.model}, run {released.run_id})",
             "--from: the new data has the released model's columns, kinds and classes",
@@ -256,5 +281,6 @@ def data_result(prepared: PreparedData) -> DataResult:
             "files": prepared.files,
             "file_hashes": prepared.file_hashes,
             "preprocessor_sha256": sha256_file(prepared.files["preprocessor"]),
+            "vocabulary_check": prepared.vocabulary_check,
         }
     )

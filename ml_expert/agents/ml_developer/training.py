@@ -73,7 +73,14 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     chosen, reason, verdict = _choose(selection, trained, state, schema)
     if verdict is not None:
         parts["network_escalation"] = verdict
-    if RunConfig.of(state).from_:
+    vocabulary = data.vocabulary_check
+    if vocabulary is not None and not vocabulary.adopted:
+        # the run learnt the new text's vocabulary: the release cannot read those features (the
+        # preparation phase's decision says why); the models from scratch are the comparison
+        from ml_expert.agents.finetuning import not_fine_tuned
+
+        parts["fine_tuning"] = not_fine_tuned(ctx, state, vocabulary)
+    elif RunConfig.of(state).from_:
         from ml_expert.agents.finetuning import candidates, compete
 
         released, parts["fine_tuning"] = candidates(ctx, state, schema, metric)

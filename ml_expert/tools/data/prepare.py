@@ -53,9 +53,13 @@ from ml_expert.tools.data.task import detect_task
 from ml_expert.tools.data.text import (
     MAX_WORDS,
     SEQUENCE_MAX_WORDS,
+    VOCABULARY_EXCESS_LIMIT,
+    TokenShare,
+    VocabularyCheck,
     fit_vocabulary,
     sequence_length,
     text_figures,
+    token_share,
 )
 from ml_expert.tools.mapping import MapFn, sequential_map
 from ml_expert.tools.scoring import DEFAULT_METRIC
@@ -123,6 +127,11 @@ class PreparedData(BaseModel):
         description="columns (the target too) of numbers written as text ($1,234.56, 45%): their "
         "format and how many values could not be read (made missing)",
     )
+    vocabulary_check: VocabularyCheck | None = Field(
+        default=None,
+        description="--from a release that reads text: its vocabulary's unknown training tokens per "
+        "column, and whether the run reads the text with it",
+    )
 
 
 # A class needs this many rows: the stratified 70/15/15 split then leaves it at least MIN_PER_CLASS
@@ -169,6 +178,8 @@ def prepare_data(
     drop_outliers_rows: bool = False,
     read_budget: int | None = None,
     map_fn: MapFn = sequential_map,
+    released: InputSchema | None = None,
+    released_name: str = "the release",
 ) -> PreparedData:
     """`keep` names columns no heuristic may drop (leakage suspect, ID-like, constant); `drop`
     names feature columns removed before anything looks at them. The user's word wins.
@@ -177,7 +188,10 @@ def prepare_data(
     no target given (the default name) and no `target` column, the rows are clustered.
     `drop_outliers_rows`: drop training rows with |z| > 3 (default: flag and keep them).
     `read_budget`: bytes the loaded table may take; a Parquet dataset larger than that is read as
-    a seeded sample that fits, its files read through `map_fn` (None: read whole, as given)."""
+    a seeded sample that fits, its files read through `map_fn` (None: read whole, as given).
+    `released`: the schema of the model `--from` continues (`released_name`, its version): a text
+    column it reads is measured against its vocabulary and read with it within the rule
+    (_released_text)."""
     if task not in TASKS:
         raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     frame, path, info = load_source(source, target, seed=seed, budget_bytes=read_budget, map_fn=map_fn)
@@ -328,6 +342,11 @@ def prepare_data(
             "length": len(columns),
             "rule": f"the {len(columns)} numeric columns, in file order, are the steps of one sequence",
         }
+    vocabulary_check: VocabularyCheck | None = None
+    if released is not None:
+        vocabulary_check, columns, vocabularies, sequence = _released_text(
+            fit_rows, kinds, columns, vocabularies, sequence, released, released_name
+        )
     for name in kinds.keys() - {c.name for c in columns}:
         # a text column none of whose words is on MIN_CATEGORY_COUNT training rows
         kinds.pop(name)
@@ -404,6 +423,14 @@ def prepare_data(
         _sendable(raw.loc[val_rows, raw_names], work.loc[val_rows], schema), data_dir / "val_raw.parquet"
     )
     files["val_raw"] = str(data_dir / "val_raw.parquet")
+    if released is not None and vocabulary_check is not None and not vocabulary_check.adopted:
+        # The test rows as the release reads them (its text vocabulary): the release gate still
+        # scores it on the same new test rows as the model that learnt the new vocabulary.
+        seen = work.loc[test_rows]
+        as_released = to_model_frame(frame.loc[test_rows], released)[released.keys]
+        as_released[TARGET_COLUMN] = seen[TARGET_COLUMN].to_numpy()
+        hashes["test_released"] = write_frame(as_released, data_dir / "test_released.parquet")
+        files["test_released"] = str(data_dir / "test_released.parquet")
     for name, part in (("train", train), ("val", val)):
         file = data_dir / f"X_{name}.npy"
         hashes[f"X_{name}"] = write_array(transform(preprocessor, part[schema.keys]), file)
@@ -516,6 +543,7 @@ def prepare_data(
         kept_columns=kept,
         formatted_numbers=formatted,
         target_spellings_merged=spellings,
+        vocabulary_check=vocabulary_check,
     )
 
 
@@ -645,6 +673,65 @@ def _sequence_specs(
         f"length = 95th percentile of the training texts' word counts within [4, 64] = {length}",
     }
     return [*columns, *ids], {name: vocabulary}, sequence
+
+
+def _released_text(
+    fit_rows: pd.DataFrame,
+    kinds: dict[str, str],
+    columns: list[ColumnSpec],
+    vocabularies: dict[str, list[str]],
+    sequence: dict[str, Any] | None,
+    released: InputSchema,
+    parent: str,
+) -> tuple[VocabularyCheck | None, list[ColumnSpec], dict[str, list[str]], dict[str, Any] | None]:
+    """--from: each text column the release reads as text, its training tokens counted against the
+    release's vocabulary (its sequence vocabulary, else its bag-of-words words) and against the one
+    this run learnt from the same rows by the same rule. Within VOCABULARY_EXCESS_LIMIT the columns
+    are read as the release reads them (its words, vocabulary and sequence length, so its features
+    and word ids mean what they meant to it); above it, this run's own vocabulary stays (None: the
+    release reads no text column of this data)."""
+    shares: list[TokenShare] = []
+    for name, kind in kinds.items():
+        release = released.vocabularies.get(name) or [
+            c.word for c in released.columns if c.name == name and c.derive == "word" and c.word
+        ]
+        if kind != "text" or not release:
+            continue
+        own = vocabularies.get(name) or [
+            c.word for c in columns if c.name == name and c.derive == "word" and c.word
+        ]
+        shares.append(token_share(name, fit_rows[name], release, own))
+    if not shares:
+        return None, columns, vocabularies, sequence
+    adopted = all(s.excess <= VOCABULARY_EXCESS_LIMIT for s in shares)
+    check = VocabularyCheck(parent=parent, columns=shares, adopted=adopted)
+    if not adopted:
+        return check, columns, vocabularies, sequence
+    text = {s.column for s in shares}
+
+    def released_specs(name: str, derive: str) -> list[ColumnSpec]:
+        return [c.model_copy() for c in released.columns if c.name == name and c.derive == derive]
+
+    out: list[ColumnSpec] = []
+    placed: set[tuple[str, str | None]] = set()
+    for col in columns:
+        if col.name in text and col.derive in ("word", "token"):
+            if (col.name, col.derive) not in placed:  # the release's words (ids) where this run's were
+                placed.add((col.name, col.derive))
+                out.extend(released_specs(col.name, col.derive))
+            continue
+        out.append(col)
+    vocabularies = {**vocabularies, **{n: v for n, v in released.vocabularies.items() if n in vocabularies}}
+    if sequence and sequence.get("column") in text and sequence["column"] in released.vocabularies:
+        name = sequence["column"]
+        length = len(released_specs(name, "token"))
+        sequence = {
+            **sequence,
+            "length": length,
+            "vocabulary_size": len(released.vocabularies[name]),
+            "rule": f"{parent}'s vocabulary and length ({length}), read as it was trained to (--from)",
+        }
+    return check, out, vocabularies, sequence
 
 
 def _findings(

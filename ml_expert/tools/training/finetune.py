@@ -47,8 +47,11 @@ def network_preprocessor(
     return released_file, released_sha256
 
 
-def schema_differences(parent: InputSchema, new: InputSchema) -> list[str]:
-    """What keeps the new data from feeding the released model, one line per difference (empty: none)."""
+def schema_differences(parent: InputSchema, new: InputSchema, ignore_text: bool = False) -> list[str]:
+    """What keeps the new data from feeding the released model, one line per difference (empty: none).
+
+    `ignore_text`: a text column's words and word ids are not compared (the run learnt a vocabulary
+    of its own: tools/data/text.py's VocabularyCheck), only that both read the column as text."""
     out: list[str] = []
     if parent.task != new.task:
         out.append(f"task: released {parent.task}, new {new.task}")
@@ -77,7 +80,11 @@ def schema_differences(parent: InputSchema, new: InputSchema) -> list[str]:
         if name in changed:
             continue
         out.extend(_reading_differences(name, parent, new))
-    if not out and [c.key for c in parent.columns] != [c.key for c in new.columns]:
+
+    def keys(schema: InputSchema) -> list[str]:
+        return [c.key for c in schema.columns if not (ignore_text and c.derive in ("word", "token"))]
+
+    if not out and keys(parent) != keys(new):
         out.append("the same columns, but read differently (text vocabulary or derived parts)")
     return out
 
