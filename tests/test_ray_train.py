@@ -56,7 +56,7 @@ def _val_accuracy(weights: list, config: DNNConfig, x_val: np.ndarray, y_val: np
 def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
     ray_cluster: str, tmp_path: Path
 ) -> None:
-    """The same seeded network on 2 data-parallel Ray Train workers and in this process
+    """The same seeded, class-weighted network on 2 data-parallel Ray Train workers and in this process
     (Keras `fit`, the one-machine path): validation accuracy within NETWORK_METRIC_TOLERANCE. The
     workers' run: every planned epoch under a cap that does not fire, its best weights the driver's
     network reloads with the same validation loss."""
@@ -73,6 +73,7 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
         patience=6,
         dropout=0.0,
         learning_rate=0.01,
+        class_weight={0: 1.0, 1: 1.5},  # the plan's class weights, on both paths
         time_limit_seconds=600.0,  # a cap that does not fire
     )
     spec = _two_workers(config, tmp_path / "ray")
@@ -80,7 +81,7 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
     assert result.workers == 2 and result.failures == 0 and len(result.starts) == 1
     assert result.epochs_trained == 6 and len(result.history["val_loss"]) == 6
     assert result.best_val_loss == min(result.history["val_loss"])
-    assert not result.cap_hit and not result.class_weighted  # the cap's verdict crossed both ranks
+    assert result.class_weighted and not result.cap_hit  # the cap's verdict crossed both ranks
     assert result.history["val_loss"][-1] < result.history["val_loss"][0]  # it learns
     # the best weights load into the driver's TensorFlow-backend network: the same validation loss
     model = build_dnn(6, "classification", 2, config, 0)
@@ -94,7 +95,9 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
     train_dnn(model, x_train, y_train, x_val, y_val, config, tmp_path / "here", task="classification")
     here = _val_accuracy(model.get_weights(), config, x_val, y_val)
     print(f"2 workers {parallel:.4f} ({result.seconds:.1f} s), one process {here:.4f}")
-    assert min(parallel, here) > 0.8  # both learnt the task
+    # both learnt the task (chance is about 0.5; class 1 weighs 1.5, so on these balanced validation
+    # rows both paths land near 0.80-0.83 where the unweighted network is above 0.8)
+    assert min(parallel, here) > 0.75
     assert abs(parallel - here) <= NETWORK_METRIC_TOLERANCE
 
 
