@@ -1,16 +1,15 @@
-"""Data-parallel training of the Keras network with Ray Train (torch backend under DDP): it
-trains, checkpoints every epoch, resumes after a killed worker, and its weights load into the
-driver's TensorFlow-backend copy of the same network."""
+"""Data-parallel training of the Keras network with Ray Train (torch backend under DDP): it trains
+within the stated tolerance of one process, its best weights load into the driver's
+TensorFlow-backend copy of the same network, and the worker loop weighs and caps as `fit` does.
+The killed worker (restart, resume from a stored epoch, the recorded cause) is checked through the
+real CLI in tests/test_ray_cli.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +17,6 @@ import numpy as np
 from ml_expert.tools.training.dnn import DNNConfig, cap_reason, class_sample_weights
 
 REPO = Path(__file__).resolve().parents[1]
-
-EPOCHS = 3
-
-
-def _train_workers() -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                if Path(f"/proc/{entry}/cmdline").read_bytes().startswith(b"ray::RayTrainWorker"):
-                    pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
 
 
 def _two_workers(config: DNNConfig, storage: Path, task: str = "classification"):
@@ -48,60 +33,6 @@ def _two_workers(config: DNNConfig, storage: Path, task: str = "classification")
         workers=2,
         storage=str(storage),
     )
-
-
-def test_data_parallel_network_trains_checkpoints_and_resumes_after_a_killed_worker(
-    ray_cluster: str, tmp_path: Path
-) -> None:
-    from ml_expert.execution.ray_train import train_data_parallel
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(240, 6)).astype("float32")
-    y = (x[:, 0] - x[:, 1] > 0).astype("float32")
-    config = DNNConfig(
-        hidden_units=[16],
-        batch_size=32,
-        max_epochs=EPOCHS,
-        patience=EPOCHS,
-        dropout=0.0,
-        class_weight={0: 1.0, 1: 1.5},
-        time_limit_seconds=600.0,  # weighted; a cap that does not fire
-    )
-    spec = _two_workers(config, tmp_path / "storage")
-    killed: list[int] = []
-    stop = threading.Event()
-
-    def killer() -> None:  # kill -9 one training worker once an epoch's checkpoint is registered
-        while not stop.is_set() and not killed:
-            if any((tmp_path / "storage").rglob("checkpoint_manager_snapshot.json")):
-                for pid in _train_workers()[:1]:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-            time.sleep(0.05)
-
-    thread = threading.Thread(target=killer, daemon=True)
-    thread.start()
-    try:
-        weights, result = train_data_parallel(x[:180], y[:180], x[180:], y[180:], spec, name="net")
-    finally:
-        stop.set()
-        thread.join()
-    assert killed, "no training worker was seen"
-    assert result.failures == 1 and result.starts[0]["resumed_from_epoch"] == 0
-    assert result.starts[1]["resumed_from_epoch"] >= 1  # resumed from a stored epoch, not from zero
-    assert result.epochs_trained == EPOCHS and len(result.history["val_loss"]) == EPOCHS
-    assert result.best_val_loss == min(result.history["val_loss"])
-    assert result.class_weighted and not result.cap_hit  # the cap's verdict crossed both ranks
-    assert result.history["val_loss"][-1] < result.history["val_loss"][0]  # it learns
-
-    # the best weights load into the driver's TensorFlow-backend network: same loss on validation
-    from ml_expert.tools.training.dnn import build_dnn
-
-    model = build_dnn(6, "classification", 2, config, 0)
-    model.set_weights(weights)
-    probs = np.asarray(model.predict_on_batch(x[180:]))
-    loss = float(-np.mean(np.log(np.clip(probs[np.arange(60), y[180:].astype(int)], 1e-7, None))))
-    assert abs(loss - result.best_val_loss) < 1e-4
 
 
 def _tiny(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -125,8 +56,10 @@ def _val_accuracy(weights: list, config: DNNConfig, x_val: np.ndarray, y_val: np
 def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
     ray_cluster: str, tmp_path: Path
 ) -> None:
-    """The same seeded network on 2 data-parallel Ray Train workers and in this process (Keras `fit`,
-    the one-machine path): validation accuracy within NETWORK_METRIC_TOLERANCE."""
+    """The same seeded, class-weighted network on 2 data-parallel Ray Train workers and in this process
+    (Keras `fit`, the one-machine path): validation accuracy within NETWORK_METRIC_TOLERANCE. The
+    workers' run: every planned epoch under a cap that does not fire, its best weights the driver's
+    network reloads with the same validation loss."""
     from ml_expert.execution.ray_train import train_data_parallel
     from ml_expert.execution.tolerance import NETWORK_METRIC_TOLERANCE
     from ml_expert.tools.training.dnn import build_dnn, train_dnn
@@ -134,16 +67,37 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
     x, y = _tiny(480)
     x_train, y_train, x_val, y_val = x[:360], y[:360], x[360:], y[360:]
     config = DNNConfig(
-        hidden_units=[16], batch_size=32, max_epochs=6, patience=6, dropout=0.0, learning_rate=0.01
+        hidden_units=[16],
+        batch_size=32,
+        max_epochs=6,
+        patience=6,
+        dropout=0.0,
+        learning_rate=0.01,
+        class_weight={0: 1.0, 1: 1.5},  # the plan's class weights, on both paths
+        time_limit_seconds=600.0,  # a cap that does not fire
     )
     spec = _two_workers(config, tmp_path / "ray")
     weights, result = train_data_parallel(x_train, y_train, x_val, y_val, spec, name="net")
+    assert result.workers == 2 and result.failures == 0 and len(result.starts) == 1
+    assert result.epochs_trained == 6 and len(result.history["val_loss"]) == 6
+    assert result.best_val_loss == min(result.history["val_loss"])
+    assert result.class_weighted and not result.cap_hit  # the cap's verdict crossed both ranks
+    assert result.history["val_loss"][-1] < result.history["val_loss"][0]  # it learns
+    # the best weights load into the driver's TensorFlow-backend network: the same validation loss
+    model = build_dnn(6, "classification", 2, config, 0)
+    model.set_weights(weights)
+    probs = np.asarray(model.predict_on_batch(x_val))
+    rows = np.arange(len(y_val))
+    loss = float(-np.mean(np.log(np.clip(probs[rows, y_val.astype(int)], 1e-7, None))))
+    assert abs(loss - result.best_val_loss) < 1e-4
     parallel = _val_accuracy(weights, config, x_val, y_val)
     model = build_dnn(6, "classification", 2, config, 0)
     train_dnn(model, x_train, y_train, x_val, y_val, config, tmp_path / "here", task="classification")
     here = _val_accuracy(model.get_weights(), config, x_val, y_val)
     print(f"2 workers {parallel:.4f} ({result.seconds:.1f} s), one process {here:.4f}")
-    assert min(parallel, here) > 0.8  # both learnt the task
+    # both learnt the task (chance is about 0.5; class 1 weighs 1.5, so on these balanced validation
+    # rows both paths land near 0.80-0.83 where the unweighted network is above 0.8)
+    assert min(parallel, here) > 0.75
     assert abs(parallel - here) <= NETWORK_METRIC_TOLERANCE
 
 

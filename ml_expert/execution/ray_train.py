@@ -37,6 +37,8 @@ from ml_expert.errors import TrainingError
 from ml_expert.tools.training.dnn import DNNConfig, cap_reason
 
 STARTS_FILE = "starts.jsonl"  # one line per (re)start of the worker group, written by rank 0
+FAILURES_FILE = "failures.jsonl"  # one line per failure Ray Train saw, written by its controller
+CAUSE_CHARS = 300  # how much of each failing rank's error a restart keeps
 
 
 class ParallelSpec(BaseModel):
@@ -59,10 +61,54 @@ class ParallelResult(BaseModel):
     cap_hit: bool = False  # the wall-clock cap stopped every worker at the same epoch
     class_weighted: bool = False  # the plan's class weights weighed each row's loss
     history: dict[str, list[float]]
-    starts: list[dict[str, Any]]  # each start of the group: the epoch it resumed from
+    starts: list[dict[str, Any]]  # each start: the epoch it resumed from; a restart, the failure's cause
     failures: int
     seconds: float
     storage: str
+
+
+def _failure_text(error: BaseException) -> str:
+    """One line for a worker's error: its type and message, whitespace collapsed, cut to CAUSE_CHARS;
+    a failed health check (the worker's process is gone) names the error underneath it."""
+    inner = getattr(error, "health_check_failure", None)
+    shown = inner if isinstance(inner, BaseException) else error
+    text = f"{type(shown).__name__}: {' '.join(str(shown).split())}"
+    if shown is not error:
+        text = f"{type(error).__name__} ({text})"
+    return text[:CAUSE_CHARS]
+
+
+def _failure_recorder(storage: str) -> Any:
+    """A Ray Train callback (it runs in the Train controller, not in a worker) that appends each
+    failure it sees to `storage`/FAILURES_FILE: the ranks whose worker was lost (a failed health
+    check: its process is gone), every failing rank's error, lost ones first (the others usually
+    lost their peer in DDP's all-reduce). Built here so that Ray Train is imported only on this path."""
+    import ray.train
+
+    class FailureRecorder(ray.train.UserCallback):
+        def after_exception(self, run_context: Any, worker_exceptions: dict[int, Exception]) -> None:
+            lost = sorted(r for r, e in worker_exceptions.items() if hasattr(e, "health_check_failure"))
+            order = lost + sorted(set(worker_exceptions) - set(lost))
+            line = {
+                "time": time.time(),
+                "lost_ranks": lost,
+                "cause": "; ".join(f"rank {r}: {_failure_text(worker_exceptions[r])}" for r in order),
+            }
+            with open(Path(storage) / FAILURES_FILE, "a") as log:
+                log.write(json.dumps(line) + "\n")
+
+    return FailureRecorder()
+
+
+def restart_causes(starts: list[dict[str, Any]], failures: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each start of the group; each restart with the failure before it: the lost ranks and the cause
+    (the last failure recorded before the restart; "unknown" when none was)."""
+    out = [dict(starts[0])] if starts else []
+    for start in starts[1:]:
+        seen = [f for f in failures if f["time"] <= start["time"]]
+        last = seen[-1] if seen else {"lost_ranks": [], "cause": "unknown"}
+        out.append({**start, "lost_ranks": last["lost_ranks"], "cause": last["cause"]})
+    return out
 
 
 def _train_loop(loop_config: dict[str, Any]) -> None:
@@ -275,6 +321,7 @@ def train_data_parallel(
             failure_config=FailureConfig(max_failures=max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
             worker_runtime_env={"env_vars": {"KERAS_BACKEND": "torch"}},
+            callbacks=[_failure_recorder(str(storage.resolve()))],
         ),
     )
     try:
@@ -287,6 +334,10 @@ def train_data_parallel(
         weights = list(np.load(Path(folder) / "best.npz").values())
         state = json.loads((Path(folder) / "state.json").read_text())
     starts = [json.loads(line) for line in (storage / STARTS_FILE).read_text().splitlines()]
+    failures_log = storage / FAILURES_FILE
+    failures = (
+        [json.loads(line) for line in failures_log.read_text().splitlines()] if failures_log.exists() else []
+    )
     return weights, ParallelResult(
         workers=spec.workers,
         backend="torch DDP (Keras 3, KERAS_BACKEND=torch) via Ray Train TorchTrainer",
@@ -297,7 +348,7 @@ def train_data_parallel(
         cap_hit=bool(state.get("cap_hit")),
         class_weighted=bool(spec.config.class_weight),
         history=state["history"],
-        starts=starts,
+        starts=restart_causes(starts, failures),
         failures=len(starts) - 1,
         seconds=round(time.perf_counter() - started, 3),
         storage=str(storage),

@@ -338,7 +338,8 @@ def _train_on_workers(
     for start in parallel.starts[1:]:
         ctx.decide(
             f"resume data-parallel training at epoch {start['resumed_from_epoch'] + 1}",
-            "a worker was lost; Ray Train restarted the group from the last reported checkpoint",
+            f"a worker was lost (rank {', '.join(map(str, start['lost_ranks'])) or 'unknown'}): "
+            f"{start['cause']}; Ray Train restarted the group from the last reported checkpoint",
         )
     model.set_weights(weights)
     keeper = CheckpointKeeper(out_dir, keep_last=config.keep_last)
