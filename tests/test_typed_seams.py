@@ -278,3 +278,131 @@ def test_the_network_checkpoint_records_are_typed_and_write_the_same_json(tmp_pa
         NetworkRecord.model_validate(misspelt)
     checks = training_gate({"training": {**training, "dnn": misspelt}, "retries": {}}).checks
     assert [c.name for c in checks] == ["result_typed"] and "loaded_checkpoint" in checks[0].detail
+
+
+CALIBRATION = {"brier_score": 0.08, "expected_calibration_error": 0.04, "bins": 10}
+
+
+def test_the_calibration_figures_are_typed_and_write_the_same_json() -> None:
+    import numpy as np
+
+    from ml_expert.phases import ValidationResult
+    from ml_expert.tools.validation.calibration import calibration
+
+    found = calibration(np.array([0, 1, 1, 0, 1]), np.array([0.1, 0.8, 0.6, 0.3, 0.9]))
+    assert list(found.model_dump()) == ["brier_score", "expected_calibration_error", "bins", "curve"]
+    assert found.figures().model_dump() == {k: v for k, v in found.model_dump().items() if k != "curve"}
+    read = ValidationResult.of({"validation": validation_result(calibration=CALIBRATION)})
+    assert read.calibration and read.calibration.brier_score == 0.08
+    assert json.dumps(read.state()["calibration"]) == json.dumps(CALIBRATION)  # the same JSON, in order
+    # misspelt or with the curve the state never keeps: a dict took it as it was
+    for broken in ({**CALIBRATION, "brier": 0.08}, {**CALIBRATION, "curve": {}}, {"bins": 10}):
+        with pytest.raises(PhaseResultError, match="calibration"):
+            ValidationResult.of({"validation": {**validation_result(), "calibration": broken}})
+
+
+CLUSTERING_ANALYSIS = {
+    "task": "clustering",
+    "task_reason": "no target column",
+    "rows": SIZES,
+    "features_in": 4,
+    "features_out": 4,
+    "modality": "tabular",
+}
+
+
+def test_the_task_analysis_is_typed_and_writes_the_same_json() -> None:
+    from phase_helpers import ANALYSIS
+
+    from ml_expert.phases import SelectionResult
+
+    for analysis in (ANALYSIS, CLUSTERING_ANALYSIS):  # a clustering's has no classes: none written
+        read = SelectionResult.of({"selection": selection_fields(analysis=analysis)})
+        assert read.analysis.features_out == 4 and read.analysis.rows.train == 70
+        assert json.dumps(read.state()["analysis"]) == json.dumps(analysis)  # the same JSON, in order
+        assert SelectionResult.of({"selection": read.state()}).state() == read.state()
+    for broken in ({**ANALYSIS, "feature_out": 4}, {k: v for k, v in ANALYSIS.items() if k != "modality"}):
+        with pytest.raises(PhaseResultError, match="analysis"):
+            SelectionResult.of({"selection": selection_fields(analysis=broken)})
+
+
+def _ensemble_plan() -> dict[str, Any]:
+    """The ensemble plan as the researcher wrote it: a selection whose optimistic score is not finite
+    (written as null) and a heavy member left out."""
+    from ml_expert.tools.selection.ensemble import EnsemblePlan
+
+    verdict = {
+        "metric": "accuracy",
+        "simple": "ensemble without random_forest",
+        "candidate": "ensemble",
+        "scheme": "bootstrap over 150 validation rows",
+        "simple_score": 0.9,
+        "candidate_score": 0.9,
+        "gain": 0.0,
+        "standard_error": 0.01,
+        "margin": 0.02,
+        "wins": False,
+        "rule": "a tie leaves it out",
+    }
+    plan = {
+        "pool": ["linear", "random_forest", "lightgbm"],
+        "selection_metric": "log_loss",
+        "selection_reason": "weights chosen by log-loss",
+        "rounds": 25,
+        "selection": {
+            "names": ["linear", "lightgbm"],
+            "weights": [0.6, 0.4],
+            "counts": [15, 10],
+            "rounds": 25,
+            "score": math.nan,
+            "trace": [-0.3, math.nan],
+        },
+        "heavy": [
+            {
+                "name": "random_forest",
+                "bytes": 10**8,
+                "others_bytes": 10**6,
+                "verdict": verdict,
+                "kept": False,
+            }
+        ],
+        "built": True,
+        "reason": "the ensemble beat lightgbm by more than the noise",
+    }
+    return EnsemblePlan.model_validate(plan).model_dump()
+
+
+def test_the_ensemble_plan_is_typed_and_writes_the_same_json() -> None:
+    from ml_expert.phases import SelectionResult
+
+    plan = _ensemble_plan()
+    read = SelectionResult.of({"selection": selection_fields(ensemble=plan)})
+    assert read.ensemble and read.ensemble.built and read.ensemble.heavy[0].name == "random_forest"
+    state = read.state()
+    written = json.loads(json.dumps(plan).replace("NaN", "null"))  # a non-finite score as null
+    assert json.dumps(state["ensemble"]) == json.dumps(written)  # the same JSON, in order
+    assert SelectionResult.of({"selection": state}).state() == state  # null -> NaN -> null
+    assert SelectionResult.of({"selection": selection_fields()}).ensemble is None  # clustering: none
+    for broken in ({**plan, "buit": True}, {**plan, "heavy": [{**plan["heavy"][0], "kept ": False}]}):
+        with pytest.raises(PhaseResultError, match="ensemble"):
+            SelectionResult.of({"selection": selection_fields(ensemble=broken)})
+
+
+def test_the_sequence_columns_are_typed_and_write_the_same_json() -> None:
+    from test_typed_records import _data_state
+
+    from ml_expert.phases import DataResult, SelectionResult
+
+    text = {"column": "review", "length": 12, "vocabulary_size": 300, "rule": "words on >= 5 rows"}
+    steps = {"column": None, "length": 40, "rule": "the 40 numeric columns are the steps"}  # no vocabulary
+    for sequence in (text, steps):
+        read = DataResult.of({"data": _data_state(sequence=sequence)})
+        assert read.sequence and read.sequence.length == sequence["length"]
+        assert json.dumps(read.state()["sequence"]) == json.dumps(sequence)  # the same JSON, in order
+        analysis = {**CLUSTERING_ANALYSIS, "sequence": sequence}
+        selection = SelectionResult.of({"selection": selection_fields(analysis=analysis)})
+        assert json.dumps(selection.state()["analysis"]["sequence"]) == json.dumps(sequence)
+    # the researcher read ["length"] and ["vocabulary_size"]: a misspelt key was a KeyError mid-plan
+    for broken in ({**text, "lenght": 12}, {k: v for k, v in text.items() if k != "length"}):
+        with pytest.raises(PhaseResultError, match="sequence"):
+            DataResult.of({"data": _data_state(sequence=broken)})

@@ -17,7 +17,7 @@ import joblib
 
 from ml_expert.agents.context import AgentContext
 from ml_expert.errors import PhaseResultError
-from ml_expert.phases import DataResult, SelectionResult, TrainingResult, ValidationResult
+from ml_expert.phases import DataResult, SelectionResult, TaskAnalysis, TrainingResult, ValidationResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.scoring import primary_metric
@@ -76,14 +76,14 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     selection = SelectionResult.model_validate(
         {
             "task": "clustering",
-            "analysis": {
-                "task": "clustering",
-                "task_reason": data.task_reason,
-                "rows": data.split_sizes.model_dump(),
-                "features_in": len(data.features),
-                "features_out": data.n_features_out,
-                "modality": data.modality,
-            },
+            "analysis": TaskAnalysis(
+                task="clustering",
+                task_reason=data.task_reason,
+                rows=data.split_sizes,
+                features_in=len(data.features),
+                features_out=data.n_features_out,
+                modality=data.modality,
+            ),
             "metric": CRITERION,
             "metric_reason": result.criterion_reason,
             "leaderboard": board,

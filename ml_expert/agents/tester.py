@@ -131,9 +131,11 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     else:
         test_metrics = regression_metrics(test_y, scores)
     extra: dict[str, Any] = {}
+    calibrated = None
     if task == "classification" and len(schema.classes or []) == 2:
-        extra["calibration"] = calibration(test_y, scores[:, 1])
-        plot_reliability(extra["calibration"], ctx.run_dir / "reliability_curve.png")
+        calibrated = calibration(test_y, scores[:, 1])
+        extra["calibration"] = calibrated.model_dump()
+        plot_reliability(calibrated, ctx.run_dir / "reliability_curve.png")
     sensitive, unusable = _sensitive_columns(ctx, schema, list(state["options"].get("sensitive") or []))
     if sensitive or unusable:
         ctx.step(f"fairness across {sorted(sensitive)}")
@@ -206,7 +208,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             dnn=training.dnn,
             time=training.time,
             execution=selection.execution,
-            calibration=extra.get("calibration"),
+            calibration=calibrated,
             fairness=extra.get("fairness"),
             fairness_unavailable=extra.get("fairness_unavailable"),
             fairness_gap=extra.get("fairness_gap"),
@@ -228,7 +230,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         test_reads_interrupted=interrupted,
         test_read_models=models,
         test_metrics=test_metrics.without_report(),
-        calibration={k: v for k, v in extra.get("calibration", {}).items() if k != "curve"} or None,
+        calibration=calibrated.figures() if calibrated else None,
         fairness=extra.get("fairness"),
         fairness_unavailable=extra.get("fairness_unavailable"),
         fairness_gap=extra.get("fairness_gap"),
