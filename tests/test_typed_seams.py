@@ -406,3 +406,27 @@ def test_the_sequence_columns_are_typed_and_write_the_same_json() -> None:
     for broken in ({**text, "lenght": 12}, {k: v for k, v in text.items() if k != "length"}):
         with pytest.raises(PhaseResultError, match="sequence"):
             DataResult.of({"data": _data_state(sequence=broken)})
+
+
+def test_the_approval_node_reads_the_run_config(tmp_path) -> None:
+    from ml_expert.errors import UsageError
+    from ml_expert.graph.approval import approval
+
+    state = {"run_id": "r", "run_dir": str(tmp_path), "options": {"workspace": str(tmp_path)}}
+    assert approval(state) == {}  # not asked: nothing to wait for
+    # misspelt: `.get("require_approval")` read None and deployed without asking
+    with pytest.raises(UsageError, match="require_aproval"):
+        approval({**state, "options": {**state["options"], "require_aproval": True}})
+
+
+def test_every_agent_reads_its_options_through_the_run_config(tmp_path) -> None:
+    from ml_expert.agents.context import AgentContext
+    from ml_expert.errors import UsageError
+
+    # misspelt: the researcher read `options.get("tune")` (None: no search), the registrar
+    # `options.get("force")`, the tester `options.get("sensitive")`: each went on with a default.
+    # Every node's context now validates the run's options first, naming the unknown one.
+    for typo in ("tunes", "forse", "sensitiv"):
+        state = {"options": {"workspace": str(tmp_path), typo: True}, "run_id": "r", "run_dir": str(tmp_path)}
+        with pytest.raises(UsageError, match=typo):
+            AgentContext(state, "researcher", "model_selection")

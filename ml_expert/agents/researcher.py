@@ -16,6 +16,7 @@ import numpy as np
 
 from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
+from ml_expert.config import RunConfig
 from ml_expert.errors import TrainingError, UsageError
 from ml_expert.execution import Executor, executor_for
 from ml_expert.phases import DataResult, NetworkPlan, SelectionResult, TaskAnalysis, Tuning
@@ -247,11 +248,11 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     ctx.start()
     started = time.perf_counter()
     data = DataResult.of(state)
-    options = state["options"]
+    config = RunConfig.of(state)
     schema = data.input_schema
     analysis = analyse_task(data)
     n_classes = len(schema.classes or []) if data.task == "classification" else None
-    metric, metric_reason = primary_metric(data.task, options.get("metric"), n_classes)
+    metric, metric_reason = primary_metric(data.task, config.metric, n_classes)
     ctx.decide(f"task is {data.task}", data.task_reason)
     ctx.decide(f"rank models by {metric}", metric_reason)
     if analysis.modality == "image":
@@ -273,9 +274,9 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         )
     train = load_split(data.files, "train", schema, data.file_hashes)
     val = load_split(data.files, "val", schema, data.file_hashes)
-    seed = int(options["seed"])
+    seed = config.seed
     models_dir = Path(ctx.run_dir) / "models"
-    budget = float(options["budget"])
+    budget = config.budget
     # Even the cheapest candidate long for the budget on all rows: fit them all on a seeded sample
     # (tools/selection/sampling.py); the same rows go wherever the fits run (here or on Ray).
     sampling = plan_sample(
@@ -351,7 +352,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         *(("catboost",) if boosted.include else ()),
     )
     connecting = time.perf_counter()
-    executor = _executor(ctx, options.get("ray"))
+    executor = _executor(ctx, config.ray)
     started += time.perf_counter() - connecting  # starting or joining a cluster is not model selection
     ctx.step(
         "fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM"
@@ -498,7 +499,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "LightGBM with larger trees (" + ", ".join(f"{k} {v}" for k, v in LARGE_LEAVES.items()) + ")",
         )
     tuning = None
-    if options.get("tune"):
+    if config.tune:
         tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, executor, folds)
         if tuned is not None:
             consider(tuned, "tuned hyperparameters")
@@ -531,10 +532,10 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         budget,
         best.selection_score,
         metric,
-        bool(options.get("train_dnn", True)),
-        options.get("dnn_learning_rate"),
+        config.train_dnn,
+        config.dnn_learning_rate,
         weighted=best.balanced,
-        network=options.get("network", "auto"),
+        network=config.network,
     )
     plan = NetworkPlan.model_validate(planned)
     if sample is not None and plan.train_dnn:
