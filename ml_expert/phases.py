@@ -149,6 +149,20 @@ class HeldOutRows(_PhaseResult):
     split_sizes: SplitSizes
 
 
+class DataOrigin(_PhaseResult):
+    """Where a run's data came from and the task it poses, as its data result says (`source`: the
+    file, folder or demo name; None for arrays given in memory): what a release is named after when
+    no --model-name is given, and the task a run's result reports. Read from the data result
+    alone, like HeldOutRows."""
+
+    model_config = ConfigDict(extra="ignore")
+    _key: ClassVar[str] = "data"
+    _what: ClassVar[str] = "data-preparation"
+
+    source: str | None
+    task: Literal["classification", "regression", "clustering"]
+
+
 class PreparationFinding(_Finding):
     """What a run's data-analysis finding keeps of its DataResult (the schema and the files stay in
     the state; the finding adds the profile): what a later `--from` and the run's summary read."""

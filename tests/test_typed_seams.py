@@ -19,7 +19,7 @@ SIZES = {"train": 70, "val": 15, "test": 15}
 def _release_state(tmp_path, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "options": {"workspace": str(tmp_path), "seed": 3},
-        "data": data,
+        "data": {"source": "iris.csv", "task": "classification", **data},
         "validation": validation_result(),
         "deployment": deployment_result(),
     }
@@ -47,6 +47,30 @@ def test_the_registry_candidate_record_reads_the_test_rows_typed(tmp_path) -> No
     assert record["split_sizes"] == SIZES and record["data_fingerprint"] == "f" * 64 and record["seed"] == 3
     with pytest.raises(PhaseResultError, match="split_sizes"):
         candidate_record(_release_state(tmp_path, {"fingerprint": "f" * 64, "split_size": SIZES}))
+
+
+def test_the_release_is_named_through_the_run_config_and_the_data_result(tmp_path) -> None:
+    from ml_expert.errors import UsageError
+    from ml_expert.graph.gates import release_gate
+    from ml_expert.registry.store import release_model_name
+
+    rows = {"fingerprint": "f" * 64, "split_sizes": SIZES}
+    state = _release_state(tmp_path, {**rows, "source": "/data/Penguins 2024.csv"})
+    assert release_model_name(state) == "penguins-2024"
+    named = {**state, "options": {**state["options"], "model_name": "birds"}}
+    assert release_model_name(named) == "birds"
+    before = {**state, "options": {**state["options"], "data": "/data/wine.csv"}, "data": {}}
+    assert release_model_name(before) == "wine"  # no data result yet: the data option's stem
+    # misspelt: `.get("model_name")` read None and the release went to the data's model instead
+    misnamed = {**state, "options": {**state["options"], "model_nam": "birds"}}
+    with pytest.raises(UsageError, match="model_nam"):
+        release_model_name(misnamed)
+    # a data result without its source: `.get("source")` read None and named the release "model"
+    sourceless = {**state, "data": {**rows, "sorce": "penguins.csv", "task": "classification"}}
+    with pytest.raises(PhaseResultError, match="source"):
+        release_model_name(sourceless)
+    check = {c.name: c for c in release_gate(sourceless).checks}["not_worse_than_production"]
+    assert not check.passed and "source" in check.detail, check.detail
 
 
 def _analysis(**fields: Any) -> dict[str, Any]:
@@ -388,6 +412,72 @@ def test_the_ensemble_plan_is_typed_and_writes_the_same_json() -> None:
             SelectionResult.of({"selection": selection_fields(ensemble=broken)})
 
 
+def test_is_clustering_reads_the_data_result_typed() -> None:
+    from test_typed_records import _data_state
+
+    from ml_expert.agents.clustering import is_clustering
+
+    assert is_clustering({"data": _data_state(task="clustering")})
+    assert not is_clustering({"data": _data_state()})
+    # misspelt: `.get("task")` read None and the supervised phases ran on a clustering's data
+    broken = {k: v for k, v in _data_state(task="clustering").items() if k != "task"} | {"tsk": "clustering"}
+    with pytest.raises(PhaseResultError, match="task"):
+        is_clustering({"data": broken})
+
+
+def test_the_router_and_the_run_result_read_the_gate_verdicts_typed(tmp_path) -> None:
+    from pydantic import ValidationError
+
+    from ml_expert.graph.builder import _router
+    from ml_expert.runner import result_from_state
+
+    passed = {"gate": "data", "passed": True, "checks": [], "failed": []}
+    route = _router("data", "model_selection")
+    assert route({"gates": {"data": passed}}) == "model_selection"
+    assert route({"gates": {}}) == "finish"
+    # misspelt: `.get("passed")` read None and a passed gate ended the run as a refusal
+    misspelt = {**{k: v for k, v in passed.items() if k != "passed"}, "pased": True}
+    with pytest.raises(ValidationError, match="passed"):
+        route({"gates": {"data": misspelt}})
+    state = {"run_id": "r", "run_dir": str(tmp_path), "status": "finished", "gates": {"data": passed}}
+    result = result_from_state({**state, "data": {"source": "iris.csv", "task": "regression"}})
+    assert result.task == "regression" and result.gates == {"data": True}
+    with pytest.raises(ValidationError, match="passed"):
+        result_from_state({**state, "gates": {"data": misspelt}})
+    # the data result's task misspelt: the run's result said task None
+    with pytest.raises(PhaseResultError, match="task"):
+        result_from_state({**state, "data": {"source": "iris.csv", "tsk": "regression"}})
+
+
+def test_the_approval_node_reads_the_run_config(tmp_path) -> None:
+    from ml_expert.errors import UsageError
+    from ml_expert.graph.approval import approval
+
+    state = {"run_id": "r", "run_dir": str(tmp_path), "options": {"workspace": str(tmp_path)}}
+    assert approval(state) == {}  # not asked: nothing to wait for
+    # misspelt: `.get("require_approval")` read None and deployed without asking
+    with pytest.raises(UsageError, match="require_aproval"):
+        approval({**state, "options": {**state["options"], "require_aproval": True}})
+
+
+def test_the_summary_reads_the_gate_and_status_findings_typed() -> None:
+    from ml_expert.memory.summary import build_summary
+
+    findings = {
+        "data-analysis": _analysis(),
+        "guardrails/data": {"gate": "data", "passed": True, "checks": [], "failed": []},
+        "status": {"status": "finished", "reason": None, "phase": "deployment"},
+    }
+    summary = build_summary("r", findings)
+    assert summary.gates == {"data": True} and summary.status == "finished"
+    # misspelt: `.get("passed")` read None and the summary said the data gate refused the run
+    with pytest.raises(PhaseResultError, match="guardrails/data"):
+        build_summary("r", {**findings, "guardrails/data": {"gate": "data", "pased": True}})
+    # misspelt: `.get("status")` read None and the outcome was "unknown"
+    with pytest.raises(PhaseResultError, match="status"):
+        build_summary("r", {**findings, "status": {"staus": "finished", "reason": None}})
+
+
 def test_the_sequence_columns_are_typed_and_write_the_same_json() -> None:
     from test_typed_records import _data_state
 
@@ -406,17 +496,6 @@ def test_the_sequence_columns_are_typed_and_write_the_same_json() -> None:
     for broken in ({**text, "lenght": 12}, {k: v for k, v in text.items() if k != "length"}):
         with pytest.raises(PhaseResultError, match="sequence"):
             DataResult.of({"data": _data_state(sequence=broken)})
-
-
-def test_the_approval_node_reads_the_run_config(tmp_path) -> None:
-    from ml_expert.errors import UsageError
-    from ml_expert.graph.approval import approval
-
-    state = {"run_id": "r", "run_dir": str(tmp_path), "options": {"workspace": str(tmp_path)}}
-    assert approval(state) == {}  # not asked: nothing to wait for
-    # misspelt: `.get("require_approval")` read None and deployed without asking
-    with pytest.raises(UsageError, match="require_aproval"):
-        approval({**state, "options": {**state["options"], "require_aproval": True}})
 
 
 def test_every_agent_reads_its_options_through_the_run_config(tmp_path) -> None:

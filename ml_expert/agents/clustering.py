@@ -26,7 +26,9 @@ from ml_expert.tools.selection.records import Candidate, TimeSpent
 
 
 def is_clustering(state: dict[str, Any]) -> bool:
-    return (state.get("data") or {}).get("task") == "clustering"
+    """Whether the run clusters, as its data result says (validated: a data result without its task
+    is refused, naming the field, instead of running the supervised phases on a default)."""
+    return DataResult.of(state).task == "clustering"
 
 
 def model_selection(state: dict[str, Any]) -> dict[str, Any]:
