@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from ml_expert.errors import PhaseResultError
+from ml_expert.tools.data.modality import SequenceColumns
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splitting import SplitSizes
 from ml_expert.tools.data.text import VocabularyCheck
@@ -29,12 +30,14 @@ from ml_expert.tools.deployment.exports import ExportRecord
 from ml_expert.tools.execution_report import ExecutionReport
 from ml_expert.tools.selection.budget import EpochPlan
 from ml_expert.tools.selection.clustering_choice import ClusteringChoice
+from ml_expert.tools.selection.ensemble import EnsemblePlan
 from ml_expert.tools.selection.records import Candidate, Comparison, TimeSpent, TrialPlan
 from ml_expert.tools.selection.sampling import TrainingSample
 from ml_expert.tools.selection.sequence_choice import ReaderChoice
 from ml_expert.tools.selection.verdicts import Escalation, StoppedFit
 from ml_expert.tools.training.dnn import DNNConfig
 from ml_expert.tools.training.records import NetworkRecord
+from ml_expert.tools.validation.calibration import CalibrationFigures
 from ml_expert.tools.validation.clustering_checks import ClusteringChecks
 from ml_expert.tools.validation.fairness import Fairness
 from ml_expert.tools.validation.latency import Latency
@@ -93,7 +96,7 @@ class DataResult(_PhaseResult):
     task_reason: str
     modality: str = "tabular"
     image_shape: list[int] | None = None
-    sequence: dict[str, Any] | None = None  # the word-id sequence column of a text modality
+    sequence: SequenceColumns | None = None  # a text's word-id column, or a sequence's steps
     input_schema: InputSchema = Field(alias="schema")
     features: list[str]
     n_features_out: int
@@ -122,6 +125,10 @@ class DataResult(_PhaseResult):
         """The JSON the graph's state keeps (the schema under its key `schema`)."""
         return self.model_dump(mode="json", by_alias=True)
 
+    @field_serializer("sequence")
+    def _sequence_as_written(self, sequence: SequenceColumns | None, info: FieldSerializationInfo) -> Any:
+        return sequence.written(info.mode) if sequence else None
+
     @property
     def n_classes(self) -> int:
         """Classes seen in the training rows (0 for regression and clustering)."""
@@ -140,6 +147,20 @@ class HeldOutRows(_PhaseResult):
 
     fingerprint: str
     split_sizes: SplitSizes
+
+
+class DataOrigin(_PhaseResult):
+    """Where a run's data came from and the task it poses, as its data result says (`source`: the
+    file, folder or demo name; None for arrays given in memory): what a release is named after when
+    no --model-name is given, and the task a run's result reports. Read from the data result
+    alone, like HeldOutRows."""
+
+    model_config = ConfigDict(extra="ignore")
+    _key: ClassVar[str] = "data"
+    _what: ClassVar[str] = "data-preparation"
+
+    source: str | None
+    task: Literal["classification", "regression", "clustering"]
 
 
 class PreparationFinding(_Finding):
@@ -221,6 +242,29 @@ class Tuning(Written):
 _ANY: TypeAdapter[Any] = TypeAdapter(Any)
 
 
+class TaskAnalysis(BaseModel):
+    """The facts the researcher's choice of models rests on (agents/researcher.py's analyse_task).
+    A clustering's analysis has no classes, imbalance, image shape nor sequence: the state keeps
+    the keys its agent set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    task: Literal["classification", "regression", "clustering"]
+    task_reason: str
+    rows: SplitSizes
+    features_in: int
+    features_out: int
+    classes: int | None = None
+    imbalance_ratio: float | None = None
+    modality: str
+    image_shape: list[int] | None = None
+    sequence: SequenceColumns | None = None  # the data result's
+
+    @field_serializer("sequence")
+    def _sequence_as_written(self, sequence: SequenceColumns | None, info: FieldSerializationInfo) -> Any:
+        return sequence.written(info.mode) if sequence else None
+
+
 class SelectionResult(_PhaseResult):
     """The model-selection phase's result: the metric, the scored candidates, the incumbent and the
     plan for training. Leaderboard rows stay candidate records (tools/selection/baselines.py's
@@ -231,13 +275,13 @@ class SelectionResult(_PhaseResult):
     _what: ClassVar[str] = "model-selection"
 
     task: Literal["classification", "regression", "clustering"]
-    analysis: dict[str, Any]
+    analysis: TaskAnalysis
     metric: str
     metric_reason: str
     greater_is_better: bool = True
     comparison: Comparison | None = None  # None for clustering
     escalations: list[Escalation] = []
-    ensemble: dict[str, Any] | None = None
+    ensemble: EnsemblePlan | None = None  # None for clustering
     leaderboard: list[Candidate]
     best_baseline: str  # the incumbent's name (after every escalation)
     best_reason: str | None = None  # why it is the incumbent (None in runs recorded before it was kept)
@@ -264,6 +308,11 @@ class SelectionResult(_PhaseResult):
         model-selection finding read as they always did."""
         written = plan.model_dump(exclude_unset=True)
         return _ANY.dump_python(written, mode="json") if info.mode == "json" else written
+
+    @field_serializer("analysis")
+    def _analysis_as_written(self, analysis: TaskAnalysis, info: FieldSerializationInfo) -> dict[str, Any]:
+        """The analysis with the keys its agent wrote (clustering's has no classes)."""
+        return analysis.model_dump(mode=info.mode, exclude_unset=True)
 
     @property
     def best(self) -> Candidate:
@@ -360,7 +409,7 @@ class ValidationResult(_Recorded):
     test_reads_interrupted: int = 0
     test_read_models: int = 1
     test_metrics: HeldOutMetrics  # the state keeps the names the tester set (no report text)
-    calibration: dict[str, Any] | None = None
+    calibration: CalibrationFigures | None = None  # a binary classifier's (the curve: metrics.json)
     fairness: dict[str, Fairness] | None = None  # sensitive column -> its group figures
     fairness_unavailable: dict[str, str] | None = None  # named column -> why it cannot be grouped on
     fairness_gap: float | None = None

@@ -292,9 +292,10 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
     from ml_expert.graph.outputs import run_artifacts, run_metrics
 
     path = Path(state["run_dir"])
-    from ml_expert.phases import TrainingResult  # here: the light commands do not import pandas
+    from ml_expert.graph.verdict import GateVerdict
+    from ml_expert.phases import DataOrigin, TrainingResult  # here: the light commands do not import pandas
 
-    training = TrainingResult.maybe(state)
+    training, data = TrainingResult.maybe(state), DataOrigin.maybe(state)
     artifacts = run_artifacts(state)
     status = state.get("status", "unknown")
     return RunResult(
@@ -302,10 +303,10 @@ def result_from_state(state: dict[str, Any]) -> RunResult:
         run_id=state["run_id"],
         run_dir=str(path),
         status=status,
-        task=(state.get("data") or {}).get("task"),
+        task=data.task if data else None,
         chosen_model=training.chosen.name if training else None,
         metrics=run_metrics(state),
-        gates={name: bool(v.get("passed")) for name, v in (state.get("gates") or {}).items()},
+        gates={name: GateVerdict.model_validate(v).passed for name, v in (state.get("gates") or {}).items()},
         artifacts=artifacts,
         reason=state.get("reason"),
         claude_flow=sync_report(path),

@@ -39,12 +39,26 @@ def deployment_result(**fields: Any) -> dict[str, Any]:
     return DeploymentResult.model_validate(base | fields).state()
 
 
+ANALYSIS: dict[str, Any] = {  # the researcher's analysis of a classification (SelectionResult.analysis)
+    "task": "classification",
+    "task_reason": "the target has 3 values",
+    "rows": {"train": 70, "val": 15, "test": 15},
+    "features_in": 4,
+    "features_out": 4,
+    "classes": 3,
+    "imbalance_ratio": 1.2,
+    "modality": "tabular",
+    "image_shape": None,
+    "sequence": None,
+}
+
+
 def selection_fields(**fields: Any) -> dict[str, Any]:
     """The state's `selection` without checking it (a gate test may break a field on purpose): a
     classification whose linear baseline beat dummy and forest, planning no network unless given."""
     base: dict[str, Any] = {
         "task": "classification",
-        "analysis": {},
+        "analysis": ANALYSIS,
         "metric": "accuracy",
         "metric_reason": "the default",
         "leaderboard": [candidate(n) for n in ("dummy", "linear", "random_forest")],

@@ -15,8 +15,8 @@ import numpy as np
 from ml_expert.tools.scoring import score
 from ml_expert.tools.selection.baselines import CandidateResult, save_predictions
 from ml_expert.tools.selection.crossval import fold_ids
-from ml_expert.tools.selection.ensemble import greedy_selection
-from ml_expert.tools.selection.ensemble_candidate import EnsemblePlan, earned_weight
+from ml_expert.tools.selection.ensemble import EnsemblePlan, greedy_selection
+from ml_expert.tools.selection.ensemble_candidate import earned_weight
 
 ROWS = 1000
 SEED = 0

@@ -24,9 +24,10 @@ def test_word_ids_are_text_vectorization_output(tmp_path: Path) -> None:
 
     prepared = prepare_data(str(DATASETS / "titanic.csv"), "target", 0, tmp_path, modality="text")
     schema = prepared.input_schema
-    assert prepared.modality == "text" and prepared.sequence["column"] == "name"
+    sequence = prepared.sequence
+    assert prepared.modality == "text" and sequence is not None and sequence.column == "name"
     vocabulary = schema.vocabularies["name"]
-    length = prepared.sequence["length"]
+    length = sequence.length
     assert len(schema.token_ids) == length and 4 <= length <= 64
     titanic = pd.read_csv(DATASETS / "titanic.csv")
     layer = keras.layers.TextVectorization(

@@ -26,9 +26,9 @@ def test_calibration_separates_calibrated_from_overconfident(tmp_path: Path) -> 
     y = (rng.uniform(0, 1, 5000) < p).astype(int)  # calibrated by construction
     good = calibration(y, p)
     bad = calibration(y, np.where(p > 0.5, 1.0, 0.0))  # same ranking, overconfident
-    assert good["expected_calibration_error"] < 0.03 < bad["expected_calibration_error"]
-    assert good["brier_score"] < bad["brier_score"]
-    assert abs(good["brier_score"] - np.mean((p - y) ** 2)) < 1e-12
+    assert good.expected_calibration_error < 0.03 < bad.expected_calibration_error
+    assert good.brier_score < bad.brier_score
+    assert abs(good.brier_score - np.mean((p - y) ** 2)) < 1e-12
     plot_reliability(good, tmp_path / "r.png")
     assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
 

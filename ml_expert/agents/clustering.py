@@ -16,8 +16,9 @@ from typing import Any, NoReturn
 import joblib
 
 from ml_expert.agents.context import AgentContext
+from ml_expert.config import RunConfig
 from ml_expert.errors import PhaseResultError
-from ml_expert.phases import DataResult, SelectionResult, TrainingResult, ValidationResult
+from ml_expert.phases import DataResult, SelectionResult, TaskAnalysis, TrainingResult, ValidationResult
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.scoring import primary_metric
@@ -25,7 +26,9 @@ from ml_expert.tools.selection.records import Candidate, TimeSpent
 
 
 def is_clustering(state: dict[str, Any]) -> bool:
-    return (state.get("data") or {}).get("task") == "clustering"
+    """Whether the run clusters, as its data result says (validated: a data result without its task
+    is refused, naming the field, instead of running the supervised phases on a default)."""
+    return DataResult.of(state).task == "clustering"
 
 
 def model_selection(state: dict[str, Any]) -> dict[str, Any]:
@@ -36,14 +39,14 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     ctx = AgentContext(state, "researcher", "model_selection")
     ctx.start()
     started = time.perf_counter()
-    data, options = DataResult.of(state), state["options"]
+    data, config = DataResult.of(state), RunConfig.of(state)
     schema = data.input_schema
-    primary_metric("clustering", options.get("metric"))  # a classification metric is a usage error
+    primary_metric("clustering", config.metric)  # a classification metric is a usage error
     ctx.decide("task is clustering", data.task_reason)
     train, _ = load_split(data.files, "train", schema, data.file_hashes)
     val, _ = load_split(data.files, "val", schema, data.file_hashes)
     ctx.step("fitting clustering candidates: k-means and Gaussian mixtures over k, DBSCAN")
-    result = select_clustering(schema, train, val, int(options["seed"]), Path(ctx.run_dir) / "models")
+    result = select_clustering(schema, train, val, config.seed, Path(ctx.run_dir) / "models")
     ctx.decide(f"rank clusterings by {CRITERION} on the validation split", result.criterion_reason)
     ctx.decide(f"try k in {result.k_range[0]}..{result.k_range[-1]}", result.k_rule)
     if result.fit_rows < data.split_sizes.train:
@@ -76,14 +79,14 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     selection = SelectionResult.model_validate(
         {
             "task": "clustering",
-            "analysis": {
-                "task": "clustering",
-                "task_reason": data.task_reason,
-                "rows": data.split_sizes.model_dump(),
-                "features_in": len(data.features),
-                "features_out": data.n_features_out,
-                "modality": data.modality,
-            },
+            "analysis": TaskAnalysis(
+                task="clustering",
+                task_reason=data.task_reason,
+                rows=data.split_sizes,
+                features_in=len(data.features),
+                features_out=data.n_features_out,
+                modality=data.modality,
+            ),
             "metric": CRITERION,
             "metric_reason": result.criterion_reason,
             "leaderboard": board,
@@ -96,7 +99,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "seconds": round(seconds, 3),
             "cap_hit": False,
             "baseline_seconds": {c.name: c.fit_seconds for c in result.leaderboard},
-            "budget": float(options["budget"]),
+            "budget": config.budget,
             "tuning": None,
             "clustering": result.choice(),
         }
@@ -173,7 +176,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     test, _ = load_split(data.files, "test", schema, data.file_hashes)
     reads, interrupted, models = _log_test_read(ctx.run_dir, chosen)
     ctx.step("silhouette, sizes, stability and the test against chance on the test split")
-    evaluation = evaluate_clustering(pipeline, schema, train, test, int(state["options"]["seed"]))
+    evaluation = evaluate_clustering(pipeline, schema, train, test, RunConfig.of(state).seed)
     metrics = evaluation.test_metrics
     silhouette = metrics.silhouette
     if silhouette is None:  # evaluate_clustering always measures it

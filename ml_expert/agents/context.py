@@ -8,6 +8,7 @@ from typing import Any
 
 from langgraph.config import get_stream_writer
 
+from ml_expert.config import RunConfig
 from ml_expert.memory import FindingsRecorder, MemoryStore, MemoryUnavailable, open_memory
 from ml_expert.runs import RunFile
 
@@ -15,12 +16,12 @@ log = logging.getLogger("ml_expert.agents")
 _STORES: dict[tuple[str | None, str], MemoryStore | None] = {}
 
 
-def memory_for(options: dict[str, Any]) -> MemoryStore | None:
+def memory_for(config: RunConfig) -> MemoryStore | None:
     """One store per (url, workspace) per process; an unreachable Redis degrades to files only."""
-    key = (options.get("memory"), options["workspace"])
+    key = (config.memory, config.workspace)
     if key not in _STORES:
         try:
-            _STORES[key] = open_memory(options.get("memory"), Path(options["workspace"]))
+            _STORES[key] = open_memory(config.memory, Path(config.workspace))
         except MemoryUnavailable as exc:
             log.warning("memory backend unavailable, findings kept as files only: %s", exc)
             _STORES[key] = None
@@ -32,10 +33,10 @@ class AgentContext:
         self.state = state
         self.agent = agent
         self.phase = phase
-        self.options = state["options"]
+        self.config = RunConfig.of(state)
         self.run_id: str = state["run_id"]
         self.run_dir = Path(state["run_dir"])
-        self.recorder = FindingsRecorder(memory_for(self.options), self.run_dir, self.run_id)
+        self.recorder = FindingsRecorder(memory_for(self.config), self.run_dir, self.run_id)
         self._writer = get_stream_writer()
         self.decisions: list[dict[str, str]] = []
 

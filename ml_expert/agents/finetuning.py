@@ -423,7 +423,7 @@ def _keras_candidates(
                     "the fine-tuned copy is served through the same target_scale layer",
                 )
             # early stopping on held-back training rows: the validation rows it competes on stay unseen
-            split = stopping_split(y_train, task, int(state["options"]["seed"]))
+            split = stopping_split(y_train, task, RunConfig.of(state).seed)
             ctx.decide(f"fine-tuning stops on {split.watching}", split.rule)
             x_fit, y_fit, x_stop, y_stop = split.arrays(x_train, y_train, x_val, y_val)
             model, result = continue_keras(

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ml_expert.agents.context import AgentContext
+from ml_expert.config import RunConfig
 from ml_expert.phases import DataResult, DeploymentResult, Release, TrainingResult, ValidationResult
 from ml_expert.registry import Registry, ReleaseRefused, candidate_record, not_worse_than
 from ml_expert.registry.store import release_model_name
@@ -15,7 +16,7 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
     """Copy the package into the workspace registry as a new version and make it production."""
     ctx = AgentContext(state, "ml-developer", "registry")
     deployment, validation = DeploymentResult.of(state), ValidationResult.of(state)
-    data = DataResult.of(state)
+    data, config = DataResult.of(state), RunConfig.of(state)
     fine_tuning = TrainingResult.of(state).fine_tuning
     info = {
         "run_id": ctx.run_id,
@@ -25,13 +26,13 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
         "test_score": validation.test_score,
         "metrics": validation.numeric_metrics,
         "data_fingerprint": data.fingerprint,
-        "seed": int(state["options"]["seed"]),
+        "seed": config.seed,
         "split_sizes": data.split_sizes.model_dump(),
-        "forced": bool(state["options"].get("force")),
+        "forced": config.force,
         "parent": fine_tuning.parent if fine_tuning else None,
     }
     name = release_model_name(state)
-    registry = Registry(state["options"]["workspace"], model=name)
+    registry = Registry(config.workspace, model=name)
 
     try:
         source = deployment.source.model_dump() if deployment.source else None

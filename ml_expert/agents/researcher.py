@@ -16,9 +16,10 @@ import numpy as np
 
 from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
+from ml_expert.config import RunConfig
 from ml_expert.errors import TrainingError, UsageError
 from ml_expert.execution import Executor, executor_for
-from ml_expert.phases import DataResult, NetworkPlan, SelectionResult, Tuning
+from ml_expert.phases import DataResult, NetworkPlan, SelectionResult, TaskAnalysis, Tuning
 from ml_expert.runs import RunFile
 from ml_expert.tools.data.prepare import load_split
 from ml_expert.tools.data.schema import InputSchema
@@ -98,21 +99,20 @@ def _reader_words(architecture: str, layer: str, filters: list[int]) -> str:
     return f"conv {filters} + "
 
 
-def analyse_task(data: DataResult) -> dict[str, Any]:
+def analyse_task(data: DataResult) -> TaskAnalysis:
     """The facts the choice of models rests on, each with the reason it matters."""
-    classes = len(data.train_class_counts) or None
-    return {
-        "task": data.task,
-        "task_reason": data.task_reason,
-        "rows": data.split_sizes.model_dump(),
-        "features_in": len(data.features),
-        "features_out": data.n_features_out,
-        "classes": classes,
-        "imbalance_ratio": data.imbalance_ratio,
-        "modality": data.modality,
-        "image_shape": data.image_shape,
-        "sequence": data.sequence,
-    }
+    return TaskAnalysis(
+        task=data.task,
+        task_reason=data.task_reason,
+        rows=data.split_sizes,
+        features_in=len(data.features),
+        features_out=data.n_features_out,
+        classes=len(data.train_class_counts) or None,
+        imbalance_ratio=data.imbalance_ratio,
+        modality=data.modality,
+        image_shape=data.image_shape,
+        sequence=data.sequence,
+    )
 
 
 def plan_network(
@@ -153,7 +153,7 @@ def plan_network(
         architecture = "sequence"
     elif sequence:
         units, batch, patience, filters = [64], 32 if rows < 20_000 else 128, 20, [64]
-        flops = text_flops(sequence["length"], width - sequence["length"], filters[0], units, n_out)
+        flops = text_flops(sequence.length, width - sequence.length, filters[0], units, n_out)
         architecture = "text"
     else:
         filters = []
@@ -166,7 +166,7 @@ def plan_network(
         flops = dense_flops(width, units, n_out)
         architecture = "dense"
     if architecture in ("sequence", "text"):
-        length = sequence["length"] if sequence else width
+        length = sequence.length if sequence else width
         room = room_left(best_val, metric, val_rows)[0]
         reader = choose_reader(
             architecture,
@@ -193,8 +193,8 @@ def plan_network(
         architecture=architecture,
         sequence_layer=reader.layer if reader else "conv",
         image_shape=data.image_shape if image else None,
-        sequence_length=sequence["length"] if sequence else None,
-        vocabulary_size=sequence["vocabulary_size"] if sequence else None,
+        sequence_length=sequence.length if sequence else None,
+        vocabulary_size=sequence.vocabulary_size if sequence else None,
         hidden_units=units,
         conv_filters=filters or [32, 64],
         batch_size=batch,
@@ -248,35 +248,35 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
     ctx.start()
     started = time.perf_counter()
     data = DataResult.of(state)
-    options = state["options"]
+    config = RunConfig.of(state)
     schema = data.input_schema
     analysis = analyse_task(data)
     n_classes = len(schema.classes or []) if data.task == "classification" else None
-    metric, metric_reason = primary_metric(data.task, options.get("metric"), n_classes)
+    metric, metric_reason = primary_metric(data.task, config.metric, n_classes)
     ctx.decide(f"task is {data.task}", data.task_reason)
     ctx.decide(f"rank models by {metric}", metric_reason)
-    if analysis["modality"] == "image":
+    if analysis.modality == "image":
         ctx.decide(
-            f"treat the features as {analysis['image_shape']} images",
+            f"treat the features as {analysis.image_shape} images",
             "the pixel layout carries structure a convolutional network can use",
         )
-    if analysis["modality"] == "sequence":
+    if analysis.modality == "sequence":
         ctx.decide(
-            f"treat the {analysis['features_out']} features as the steps of one sequence",
+            f"treat the {analysis.features_out} features as the steps of one sequence",
             "asked for (--modality sequence): a 1-D convolution reads local patterns wherever they occur",
         )
-    if analysis["modality"] == "text" and analysis["sequence"]:
-        seq = analysis["sequence"]
+    if analysis.modality == "text" and analysis.sequence:
+        seq = analysis.sequence
         ctx.decide(
-            f"read column {seq['column']!r} as a sequence of {seq['length']} word ids "
-            f"({seq['vocabulary_size']} words)",
-            'word order carries meaning a bag of words loses ("not good"); ' + seq["rule"],
+            f"read column {seq.column!r} as a sequence of {seq.length} word ids "
+            f"({seq.vocabulary_size} words)",
+            'word order carries meaning a bag of words loses ("not good"); ' + seq.rule,
         )
     train = load_split(data.files, "train", schema, data.file_hashes)
     val = load_split(data.files, "val", schema, data.file_hashes)
-    seed = int(options["seed"])
+    seed = config.seed
     models_dir = Path(ctx.run_dir) / "models"
-    budget = float(options["budget"])
+    budget = config.budget
     # Even the cheapest candidate long for the budget on all rows: fit them all on a seeded sample
     # (tools/selection/sampling.py); the same rows go wherever the fits run (here or on Ray).
     sampling = plan_sample(
@@ -352,7 +352,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         *(("catboost",) if boosted.include else ()),
     )
     connecting = time.perf_counter()
-    executor = _executor(ctx, options.get("ray"))
+    executor = _executor(ctx, config.ray)
     started += time.perf_counter() - connecting  # starting or joining a cluster is not model selection
     ctx.step(
         "fitting baselines: dummy, linear, random forest, histogram gradient boosting, LightGBM"
@@ -499,7 +499,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "LightGBM with larger trees (" + ", ".join(f"{k} {v}" for k, v in LARGE_LEAVES.items()) + ")",
         )
     tuning = None
-    if options.get("tune"):
+    if config.tune:
         tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, executor, folds)
         if tuned is not None:
             consider(tuned, "tuned hyperparameters")
@@ -532,10 +532,10 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         budget,
         best.selection_score,
         metric,
-        bool(options.get("train_dnn", True)),
-        options.get("dnn_learning_rate"),
+        config.train_dnn,
+        config.dnn_learning_rate,
         weighted=best.balanced,
-        network=options.get("network", "auto"),
+        network=config.network,
     )
     plan = NetworkPlan.model_validate(planned)
     if sample is not None and plan.train_dnn:
@@ -573,7 +573,7 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
             "greater_is_better": info.greater_is_better,
             "comparison": {"scheme": "cv" if small else "validation", "folds": cv.folds, "rule": cv.rule},
             "escalations": escalations,
-            "ensemble": ensemble_plan.model_dump(),
+            "ensemble": ensemble_plan,
             "leaderboard": board,
             "best_baseline": best.name,
             "best_reason": best_reason,

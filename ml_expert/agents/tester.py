@@ -112,6 +112,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     ctx = AgentContext(state, "tester", "validation")
     ctx.start()
     data, selection, training = DataResult.of(state), SelectionResult.of(state), TrainingResult.of(state)
+    config = RunConfig.of(state)
     schema = data.input_schema
     task, metric = data.task, selection.metric
     chosen = training.chosen
@@ -131,10 +132,12 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
     else:
         test_metrics = regression_metrics(test_y, scores)
     extra: dict[str, Any] = {}
+    calibrated = None
     if task == "classification" and len(schema.classes or []) == 2:
-        extra["calibration"] = calibration(test_y, scores[:, 1])
-        plot_reliability(extra["calibration"], ctx.run_dir / "reliability_curve.png")
-    sensitive, unusable = _sensitive_columns(ctx, schema, list(state["options"].get("sensitive") or []))
+        calibrated = calibration(test_y, scores[:, 1])
+        extra["calibration"] = calibrated.model_dump()
+        plot_reliability(calibrated, ctx.run_dir / "reliability_curve.png")
+    sensitive, unusable = _sensitive_columns(ctx, schema, list(config.sensitive))
     if sensitive or unusable:
         ctx.step(f"fairness across {sorted(sensitive)}")
         fairness = fairness_report(test_x, sensitive, task, test_y, scores, len(schema.classes or []))
@@ -143,7 +146,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         gaps = [figures.gap for figures in fairness.values()]
         extra["fairness_gap"] = max(gaps) if gaps else None
     test_score = score(metric, test_y, scores, threshold)
-    if RunConfig.of(state).from_:
+    if config.from_:
         from ml_expert.agents.finetuning import production_on_test
 
         production = production_on_test(state, test_x, test_y, metric)
@@ -156,7 +159,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         np.asarray(test_y),
         dummy_scores,
         scores,
-        seed=int(RunConfig.of(state).seed),
+        seed=int(config.seed),
         candidate_threshold=threshold,
         simple="dummy",
         candidate=chosen.name,
@@ -206,7 +209,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
             dnn=training.dnn,
             time=training.time,
             execution=selection.execution,
-            calibration=extra.get("calibration"),
+            calibration=calibrated,
             fairness=extra.get("fairness"),
             fairness_unavailable=extra.get("fairness_unavailable"),
             fairness_gap=extra.get("fairness_gap"),
@@ -228,7 +231,7 @@ def validation(state: dict[str, Any]) -> dict[str, Any]:
         test_reads_interrupted=interrupted,
         test_read_models=models,
         test_metrics=test_metrics.without_report(),
-        calibration={k: v for k, v in extra.get("calibration", {}).items() if k != "curve"} or None,
+        calibration=calibrated.figures() if calibrated else None,
         fairness=extra.get("fairness"),
         fairness_unavailable=extra.get("fairness_unavailable"),
         fairness_gap=extra.get("fairness_gap"),

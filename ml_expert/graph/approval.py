@@ -14,12 +14,13 @@ from typing import Any, Literal
 
 from langgraph.types import interrupt
 
+from ml_expert.config import RunConfig
 from ml_expert.phases import ValidationResult
 from ml_expert.runs import RunFile, RunStatus
 
 
 def approval(state: dict[str, Any]) -> dict[str, Any]:
-    if not (state.get("options") or {}).get("require_approval"):
+    if not RunConfig.of(state).require_approval:
         return {}
     path = Path(state["run_dir"])
     # On resume LangGraph re-runs this node from its start: a run being approved says `approving`

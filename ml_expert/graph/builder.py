@@ -14,6 +14,7 @@ from ml_expert.graph.approval import after_approval, approval
 from ml_expert.graph.gates import should_retry_training
 from ml_expert.graph.lifecycle import finish_run, init_run, make_gate_node
 from ml_expert.graph.state import MLInput, MLOutput, MLState
+from ml_expert.graph.verdict import GateVerdict
 
 # (phase node, gate after it, node the gate opens)
 PIPELINE = (
@@ -36,8 +37,8 @@ def _router(gate: str, opens: str):
     def route(
         state: MLState,
     ) -> Literal["model_selection", "training", "validation", "approval", "deployment", "register", "finish"]:
-        verdict = (state.get("gates") or {}).get(gate, {})
-        if verdict.get("passed"):
+        verdict = GateVerdict.of(state, gate)
+        if verdict is not None and verdict.passed:
             return opens  # type: ignore[return-value]
         if gate == "training" and should_retry_training(state):
             return "training"  # divergence: retrain with a lower learning rate (bounded retries)

@@ -426,7 +426,13 @@ def _production_check(state: dict[str, Any], validation: ValidationResult) -> Ch
         return Check(
             name="not_worse_than_production", passed=False, detail=f"cannot tell the test rows: {exc}"
         )
-    registry = Registry(config.workspace, model=release_model_name(state))
+    try:
+        name = release_model_name(state)  # the data result's source, typed, when no --model-name
+    except PhaseResultError as exc:
+        return Check(
+            name="not_worse_than_production", passed=False, detail=f"cannot tell the model's name: {exc}"
+        )
+    registry = Registry(config.workspace, model=name)
     try:
         current = registry.show("production")
     except RegistryError:

@@ -47,7 +47,7 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
             "hardware": hardware(),
         },
     )
-    claude_flow_run.begin(path, run_id, options, task_description(options))
+    claude_flow_run.begin(path, run_id, config, task_description(config))
     return {
         "options": options,
         "run_id": run_id,
@@ -58,9 +58,9 @@ def init_run(state: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def task_description(options: dict[str, Any]) -> str:
+def task_description(config: RunConfig) -> str:
     """How the run is named to claude-flow's hooks (its router learns which words mean ml-expert)."""
-    return f"train, validate and package a machine-learning model on {options.get('data') or 'the demo data'}"
+    return f"train, validate and package a machine-learning model on {config.data or 'the demo data'}"
 
 
 def make_gate_node(name: str):
@@ -69,7 +69,7 @@ def make_gate_node(name: str):
     def gate(state: dict[str, Any]) -> dict[str, Any]:
         verdict = check(state)
         payload = verdict.model_dump()
-        FindingsRecorder(memory_for(state["options"]), Path(state["run_dir"]), state["run_id"]).record(
+        FindingsRecorder(memory_for(RunConfig.of(state)), Path(state["run_dir"]), state["run_id"]).record(
             f"guardrails/{name}", payload
         )
         RunFile(state["run_dir"]).record_gate(name, payload)
@@ -92,7 +92,8 @@ def finish_run(state: dict[str, Any]) -> dict[str, Any]:
     close_executors()  # the fits are over: disconnect, stop a local cluster this run started
     path = Path(state["run_dir"])
     RunFile(path).end(status, state.get("reason"), state.get("phase"))
-    recorder = FindingsRecorder(memory_for(state["options"]), path, state["run_id"])
+    config = RunConfig.of(state)
+    recorder = FindingsRecorder(memory_for(config), path, state["run_id"])
     recorder.record(
         "status", {"status": status.value, "reason": state.get("reason"), "phase": state.get("phase")}
     )
@@ -105,11 +106,11 @@ def finish_run(state: dict[str, Any]) -> dict[str, Any]:
     claude_flow_run.finish(
         path,
         state["run_id"],
-        state["options"],
+        config,
         findings,
         success=status == RunStatus.FINISHED,
         score=summary.test_score,
-        description=task_description(state["options"]),
+        description=task_description(config),
     )
     out = {**state, "status": status.value}
     return {"status": status.value, "metrics": run_metrics(out), "artifacts": run_artifacts(out)}

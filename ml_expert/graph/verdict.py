@@ -22,6 +22,13 @@ class GateVerdict(BaseModel):
     failed: list[str]
 
     @classmethod
+    def of(cls, state: dict[str, Any], gate: str) -> GateVerdict | None:
+        """The gate's verdict in the graph's state (None before the gate ran), validated: a verdict
+        without `passed` is refused instead of routing as a refusal by default."""
+        raw = (state.get("gates") or {}).get(gate)
+        return None if raw is None else cls.model_validate(raw)
+
+    @classmethod
     def from_checks(cls, gate: str, checks: list[Check]) -> GateVerdict:
         failed = [f"{c.name}: {c.detail}" for c in checks if not c.passed]
         return cls(gate=gate, passed=not failed, checks=checks, failed=failed)

@@ -39,9 +39,12 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from ml_expert.config import RunConfig
 
 logger = logging.getLogger("ml_expert.memory")
 
@@ -112,8 +115,8 @@ def sync_report(run_dir: Path) -> SyncReport | None:
         return None
 
 
-def sync_enabled(options: dict[str, Any] | None = None) -> bool:
-    if (options or {}).get("claude_flow_sync"):
+def sync_enabled(config: RunConfig | None = None) -> bool:
+    if config is not None and config.claude_flow_sync:
         return True
     return os.environ.get(ENV_SYNC, "").strip().lower() in ("1", "true", "yes", "on")
 

@@ -12,9 +12,12 @@ import resource
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .claude_flow import ClaudeFlowBridge, ClaudeFlowCLI, ClaudeFlowError, SyncReport, check_cli, sync_enabled
+
+if TYPE_CHECKING:
+    from ml_expert.config import RunConfig
 
 logger = logging.getLogger("ml_expert.memory")
 _PRE_TASK: dict[str, subprocess.Popen[bytes]] = {}
@@ -59,12 +62,12 @@ def _stored_report(run_dir: Path) -> dict[str, Any] | None:
     return None
 
 
-def begin(run_dir: Path, run_id: str, options: dict[str, Any], description: str) -> SyncReport | None:
+def begin(run_dir: Path, run_id: str, config: RunConfig, description: str) -> SyncReport | None:
     """Check the CLI once (one warning when unusable); fire the `pre-task` hook when asked."""
-    if not sync_enabled(options):
+    if not sync_enabled(config):
         return None
     try:
-        cli = check_cli(Path(options["workspace"]))
+        cli = check_cli(Path(config.workspace))
     except ClaudeFlowError as exc:
         report = SyncReport(error=str(exc))
         _record(run_dir, report, None)
@@ -82,7 +85,7 @@ def begin(run_dir: Path, run_id: str, options: dict[str, Any], description: str)
 def finish(
     run_dir: Path,
     run_id: str,
-    options: dict[str, Any],
+    config: RunConfig,
     findings: dict[str, Any],
     *,
     success: bool,
@@ -91,7 +94,7 @@ def finish(
     started: float | None = None,
 ) -> SyncReport | None:
     """Store every finding in one batch, `latest` beside it, read all back; record the counts."""
-    if not sync_enabled(options):
+    if not sync_enabled(config):
         return None
     stored = _stored_report(run_dir) or {}
     if stored.get("error"):  # the check at the start failed and already warned: try nothing
@@ -99,7 +102,7 @@ def finish(
     t0, cpu0 = time.perf_counter(), _children_cpu()
     try:
         info = stored.get("cli_info")
-        cli = ClaudeFlowCLI.model_validate(info) if info else check_cli(Path(options["workspace"]))
+        cli = ClaudeFlowCLI.model_validate(info) if info else check_cli(Path(config.workspace))
     except (ClaudeFlowError, ValueError) as exc:
         report = SyncReport(error=str(exc))
         _record(run_dir, report, None)

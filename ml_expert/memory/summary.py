@@ -7,9 +7,11 @@ baseline, the gates, the released version and where the package is.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ml_expert.errors import PhaseResultError
 
 
 class RunSummary(BaseModel):
@@ -31,6 +33,36 @@ class RunSummary(BaseModel):
     version: str | None = None
 
 
+class GateFinding(BaseModel):
+    """A `guardrails/<gate>` finding as the summary reads it: the gate's verdict (graph/verdict.py's
+    GateVerdict), of which it quotes whether it passed."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    passed: bool
+
+
+class StatusFinding(BaseModel):
+    """The `status` finding the run's last node writes: how it ended and why."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: str
+    reason: str | None
+    phase: str | None = None
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _finding(model: type[_M], key: str, value: Any) -> _M:
+    """A finding read through its model; one that does not match is refused, naming the field."""
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise PhaseResultError(f"the {key} finding does not match its model: {exc}") from exc
+
+
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
@@ -45,15 +77,15 @@ def build_summary(run_id: str, findings: dict[str, Any]) -> RunSummary:
     metrics = ValidationResult.from_finding(findings["metrics"]) if findings.get("metrics") else None
     deployment = DeploymentResult.from_finding(findings["deployment"]) if findings.get("deployment") else None
     registry = Release.from_finding(findings["registry"]) if findings.get("registry") else None
-    status = findings.get("status") or {}
+    status = _finding(StatusFinding, "status", findings["status"]) if findings.get("status") else None
     gates = {
-        key.split("/", 1)[1]: bool(value.get("passed"))
+        key.split("/", 1)[1]: _finding(GateFinding, key, value).passed
         for key, value in sorted(findings.items())
-        if key.startswith("guardrails/") and isinstance(value, dict)
+        if key.startswith("guardrails/")
     }
     summary = RunSummary(
         text="",
-        status=status.get("status"),
+        status=status.status if status else None,
         dataset=data.source if data else None,
         task=data.task if data else None,
         model=metrics.model if metrics else deployment.model if deployment else None,
@@ -88,7 +120,7 @@ def build_summary(run_id: str, findings: dict[str, Any]) -> RunSummary:
         )
     out.append(
         f"Outcome: {summary.status or 'unknown'}"
-        + (f" ({status['reason']})" if status.get("reason") else "")
+        + (f" ({status.reason})" if status and status.reason else "")
         + "."
     )
     if summary.package_dir:

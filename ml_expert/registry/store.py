@@ -98,18 +98,21 @@ def model_name_from(source: str | Path | None) -> str:
 def release_model_name(state: dict[str, Any]) -> str:
     """The model a run's release belongs to: `model_name` when given, else the model a fine-tuned
     run started from (`--from`), else the data file's stem."""
-    options, data = state.get("options") or {}, state.get("data") or {}
-    given = options.get("model_name")
-    if given:
-        return validate_model_name(given)
-    from ml_expert.phases import TrainingResult  # here: `models` commands stay light
+    from ml_expert.config import RunConfig
+    from ml_expert.phases import DataOrigin, TrainingResult  # here: `models` commands stay light
 
+    config = RunConfig.of(state)
+    if config.model_name:
+        return validate_model_name(config.model_name)
     training = TrainingResult.maybe(state)
     fine_tuning = training.fine_tuning if training else None
     parent = fine_tuning.model_name if fine_tuning else None
     if parent:
         return validate_model_name(parent)
-    return model_name_from(data.get("source") or options.get("data"))
+    # the data result's source (PhaseResultError when it has none), else the data option (a state
+    # judged before preparation, or without it)
+    data = DataOrigin.maybe(state)
+    return model_name_from((data.source if data else None) or config.data)
 
 
 def actor() -> str:

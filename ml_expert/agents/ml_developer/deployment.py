@@ -7,6 +7,7 @@ from typing import Any
 
 from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.common import json_safe, quiet_tensorflow
+from ml_expert.config import RunConfig
 from ml_expert.errors import PhaseResultError
 from ml_expert.hashing import verify
 from ml_expert.phases import DataResult, DeploymentResult, ReleaseSource, TrainingResult, ValidationResult
@@ -201,7 +202,7 @@ def deployment(state: dict[str, Any]) -> dict[str, Any]:
             "primary_metric": validation.primary_metric,
             "test_score": validation.test_score,
             "metrics": validation.numeric_metrics,
-            "seed": int(state["options"]["seed"]),
+            "seed": RunConfig.of(state).seed,
             "data_fingerprint": data.fingerprint,
             "split_sizes": data.split_sizes.model_dump(),
             "package_versions": package_versions(),

@@ -10,6 +10,7 @@ import numpy as np
 from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.common import quiet_tensorflow
 from ml_expert.agents.retry import TRAINING_RETRY
+from ml_expert.config import RunConfig
 from ml_expert.hashing import sha256_file
 from ml_expert.phases import DataResult, SelectionResult
 from ml_expert.runs import RunFile
@@ -48,7 +49,7 @@ def refit_network(
     if task == "regression":  # the train split's scale, as the measured network learnt it
         y = (y - dnn.target_mean) / dnn.target_std
     n_outputs = len(schema.classes or []) if task == "classification" else 1
-    seed = int(state["options"]["seed"]) + dnn.attempt
+    seed = RunConfig.of(state).seed + dnn.attempt
     epochs = dnn.best_epoch
     ctx.step(f"refitting the network on train + validation ({len(y)} rows, {epochs} epochs)")
     model, refit = refit_dnn(x, y.astype("float32"), task, n_outputs, config, seed, epochs)
@@ -101,7 +102,7 @@ def train_network(
     from ml_expert.tools.training.throughput import activation_elements, plan_execution
 
     data, selection = DataResult.of(state), SelectionResult.of(state)
-    seed = int(state["options"]["seed"])
+    seed = RunConfig.of(state).seed
     config = selection.plan.config
     if attempt:
         scaled = TRAINING_RETRY.scaled(config.learning_rate, config.clipnorm, attempt)
@@ -187,7 +188,7 @@ def train_network(
         f"learning rate {config.learning_rate:g}, attempt {attempt + 1})"
     )
     out_dir = ctx.run_dir / "checkpoints" / f"attempt-{attempt}"
-    workers = int(state["options"].get("workers") or 1)
+    workers = RunConfig.of(state).workers
     with UtilisationSampler(enabled=gpu and workers == 1) as sampler:
         if workers > 1:
             arrays = (x_fit, fit_train, x_stop, fit_val)
@@ -298,9 +299,9 @@ def _train_on_workers(
     from ml_expert.tools.training.checkpoints import CheckpointKeeper
     from ml_expert.tools.training.dnn import TrainResult
 
-    options = state["options"]
-    workers = int(options["workers"])
-    cluster = executor_for(options.get("ray")).report.cluster
+    run = RunConfig.of(state)
+    workers = run.workers
+    cluster = executor_for(run.ray).report.cluster
     use_gpu = bool(cluster and cluster.gpus >= workers)
     task = DataResult.of(state).task
     ctx.decide(

@@ -147,7 +147,7 @@ def _choose(
         y_val,
         CandidateResult.model_validate(best.model_dump()).held_out(False),
         CandidateResult.model_validate(network.model_dump()).held_out(False),
-        seed=int(state["options"]["seed"]),
+        seed=RunConfig.of(state).seed,
         simple_threshold=best.threshold,
         simple=best.name,
         candidate="dnn",
@@ -192,7 +192,7 @@ def _refit(
     job = RefitJob(
         name=chosen.name,
         input_schema=schema,
-        seed=int(state["options"]["seed"]),
+        seed=RunConfig.of(state).seed,
         models_dir=ctx.run_dir / "models",
         base=chosen.base,
         settings=CandidateResult.model_validate(chosen.model_dump()).settings(),

@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from ml_expert.errors import DataError
 from ml_expert.tools.data.text import is_text
 
 Modality = Literal["tabular", "image", "text", "sequence"]
+
+
+class SequenceColumns(BaseModel):
+    """What a network reads as one sequence: a text's column as word ids (modality text: the column,
+    its length and vocabulary size) or the numeric columns in file order (modality sequence: no
+    column, no vocabulary). Its record keeps the fields its producer set (prepare.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    column: str | None  # the free-text column (None: the numeric columns are the steps)
+    length: int  # steps (word positions) per row
+    vocabulary_size: int | None = None  # text only
+    rule: str
+
+    def written(self, mode: str = "python") -> dict[str, Any]:
+        """The record with the keys its producer set (a sequence's has no vocabulary_size)."""
+        return self.model_dump(mode=mode, exclude_unset=True)
+
+
 REQUESTS = ("auto", "tabular", "image", "text", "sequence")
 MIN_SEQUENCE_STEPS = 8
 # Pixel column names seen in exported image sets: pixel_0_0, pixel12, px3, 1x1 (MNIST CSVs), 0..783.

@@ -23,7 +23,7 @@ from ml_expert.tools.data.composite import CompositeDecision, find_composites, m
 from ml_expert.tools.data.counts import CodeCounts, find_count_columns
 from ml_expert.tools.data.loading import LoadInfo, load_source
 from ml_expert.tools.data.measure import measure_added_columns
-from ml_expert.tools.data.modality import detect_modality
+from ml_expert.tools.data.modality import SequenceColumns, detect_modality
 from ml_expert.tools.data.numbers import (
     NumberReading,
     detect_number_format,
@@ -102,7 +102,7 @@ class PreparedData(BaseModel):
     load: LoadInfo | None = None
     outliers: dict[str, Any] = Field(default_factory=dict)
     datetime_columns: dict[str, list[str]] = Field(default_factory=dict)
-    sequence: dict[str, Any] | None = Field(
+    sequence: SequenceColumns | None = Field(
         default=None,
         description="modality text: the column read word by word, its length and vocabulary size",
     )
@@ -333,15 +333,15 @@ def prepare_data(
 
     columns, datetimes, texts = _column_specs(fit_rows, kinds, formatted)
     vocabularies: dict[str, list[str]] = {}
-    sequence: dict[str, Any] | None = None
+    sequence: SequenceColumns | None = None
     if kind == "text":
         columns, vocabularies, sequence = _sequence_specs(fit_rows, kinds, columns)
     elif kind == "sequence":
-        sequence = {
-            "column": None,
-            "length": len(columns),
-            "rule": f"the {len(columns)} numeric columns, in file order, are the steps of one sequence",
-        }
+        sequence = SequenceColumns(
+            column=None,
+            length=len(columns),
+            rule=f"the {len(columns)} numeric columns, in file order, are the steps of one sequence",
+        )
     vocabulary_check: VocabularyCheck | None = None
     if released is not None:
         vocabulary_check, columns, vocabularies, sequence = _released_text(
@@ -644,7 +644,7 @@ def _column_specs(
 
 def _sequence_specs(
     frame: pd.DataFrame, kinds: dict[str, str], columns: list[ColumnSpec]
-) -> tuple[list[ColumnSpec], dict[str, list[str]], dict[str, Any]]:
+) -> tuple[list[ColumnSpec], dict[str, list[str]], SequenceColumns]:
     """Modality text: the first free-text column also as word ids, position by position.
 
     The ids are what Keras' TextVectorization gives for the same vocabulary (words on >=
@@ -665,13 +665,13 @@ def _sequence_specs(
         )
     length = sequence_length(frame[name])
     ids = [ColumnSpec(name=name, kind="numeric", derive="token", position=j) for j in range(length)]
-    sequence = {
-        "column": name,
-        "length": length,
-        "vocabulary_size": len(vocabulary),
-        "rule": f"words on >= {MIN_CATEGORY_COUNT} training rows (at most {SEQUENCE_MAX_WORDS}); "
+    sequence = SequenceColumns(
+        column=name,
+        length=length,
+        vocabulary_size=len(vocabulary),
+        rule=f"words on >= {MIN_CATEGORY_COUNT} training rows (at most {SEQUENCE_MAX_WORDS}); "
         f"length = 95th percentile of the training texts' word counts within [4, 64] = {length}",
-    }
+    )
     return [*columns, *ids], {name: vocabulary}, sequence
 
 
@@ -680,10 +680,10 @@ def _released_text(
     kinds: dict[str, str],
     columns: list[ColumnSpec],
     vocabularies: dict[str, list[str]],
-    sequence: dict[str, Any] | None,
+    sequence: SequenceColumns | None,
     released: InputSchema,
     parent: str,
-) -> tuple[VocabularyCheck | None, list[ColumnSpec], dict[str, list[str]], dict[str, Any] | None]:
+) -> tuple[VocabularyCheck | None, list[ColumnSpec], dict[str, list[str]], SequenceColumns | None]:
     """--from: each text column the release reads as text, its training tokens counted against the
     release's vocabulary (its sequence vocabulary, else its bag-of-words words) and against the one
     this run learnt from the same rows by the same rule. Within VOCABULARY_EXCESS_LIMIT the columns
@@ -722,15 +722,16 @@ def _released_text(
             continue
         out.append(col)
     vocabularies = {**vocabularies, **{n: v for n, v in released.vocabularies.items() if n in vocabularies}}
-    if sequence and sequence.get("column") in text and sequence["column"] in released.vocabularies:
-        name = sequence["column"]
+    if sequence and sequence.column in text and sequence.column in released.vocabularies:
+        name = sequence.column
         length = len(released_specs(name, "token"))
-        sequence = {
-            **sequence,
-            "length": length,
-            "vocabulary_size": len(released.vocabularies[name]),
-            "rule": f"{parent}'s vocabulary and length ({length}), read as it was trained to (--from)",
-        }
+        sequence = sequence.model_copy(
+            update={
+                "length": length,
+                "vocabulary_size": len(released.vocabularies[name]),
+                "rule": f"{parent}'s vocabulary and length ({length}), read as it was trained to (--from)",
+            }
+        )
     return check, out, vocabularies, sequence
 
 

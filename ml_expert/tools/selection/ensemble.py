@@ -18,7 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+
+from ml_expert.tools.selection.verdicts import Escalation, Figure
 
 ROUNDS = 25  # AutoGluon's default ensemble size: weights in steps of 1/25
 MIN_MEMBERS = 2  # fewer distinct members is not an ensemble
@@ -39,12 +41,43 @@ class EnsembleMember(BaseModel):
 
 
 class EnsembleSelection(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     names: list[str]  # the members with a weight > 0, in candidate order
     weights: list[float]  # their weights, summing to 1
     counts: list[int]  # how often each was picked
     rounds: int
-    score: float  # on the rows it was selected on (optimistic)
-    trace: list[float]  # the score after each round
+    score: Figure  # on the rows it was selected on (optimistic)
+    trace: list[Figure]  # the score after each round
+
+
+class HeavyMember(BaseModel):
+    """A member whose fitted size outweighs every other member's together, and whether it earned
+    its place: the ensemble with it against the ensemble selected without it, by the margin rule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    bytes: int  # its fitted pipeline on disk (joblib)
+    others_bytes: int  # the other selected members together
+    verdict: Escalation
+    kept: bool
+
+
+class EnsemblePlan(BaseModel):
+    """What was tried and why: the pool, the selection metric, the weights (when any). Built by
+    tools/selection/ensemble_candidate.py; kept in the selection result (`SelectionResult.ensemble`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pool: list[str]
+    selection_metric: str
+    selection_reason: str
+    rounds: int
+    selection: EnsembleSelection | None = None
+    heavy: list[HeavyMember] = []
+    built: bool
+    reason: str
 
 
 def greedy_selection(

@@ -16,7 +16,6 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 
 from ml_expert.hashing import sha256_file, verify
 from ml_expert.tools.scoring import predict_scores, score, sign
@@ -26,7 +25,9 @@ from ml_expert.tools.selection.ensemble import (
     MIN_MEMBERS,
     ROUNDS,
     EnsembleMember,
+    EnsemblePlan,
     EnsembleSelection,
+    HeavyMember,
     Scorer,
     blend,
     cross_fitted,
@@ -35,7 +36,6 @@ from ml_expert.tools.selection.ensemble import (
 )
 from ml_expert.tools.selection.longfit import LONG_FIT_SHARE
 from ml_expert.tools.selection.noise import escalation
-from ml_expert.tools.selection.verdicts import Escalation
 
 ENSEMBLE = "ensemble"
 SELECTION_LOSS = "log_loss"
@@ -44,30 +44,6 @@ REFIT_SHARE = LONG_FIT_SHARE  # of the budget: over it, the members' refit is a 
 # model: measured on diamonds (2-core AMD EPYC, load 3.7), an ensemble holding a 107 MB forest spent 74 s
 # more outside the budget than LightGBM alone (1.3 MB): 0.69 s per MB.
 DEPLOY_SECONDS_PER_MB = 0.7
-
-
-class HeavyMember(BaseModel):
-    """A member whose fitted size outweighs every other member's together, and whether it earned
-    its place: the ensemble with it against the ensemble selected without it, by the margin rule."""
-
-    name: str
-    bytes: int  # its fitted pipeline on disk (joblib)
-    others_bytes: int  # the other selected members together
-    verdict: Escalation
-    kept: bool
-
-
-class EnsemblePlan(BaseModel):
-    """What was tried and why: the pool, the selection metric, the weights (when any)."""
-
-    pool: list[str]
-    selection_metric: str
-    selection_reason: str
-    rounds: int
-    selection: EnsembleSelection | None = None
-    heavy: list[HeavyMember] = []
-    built: bool
-    reason: str
 
 
 def selection_metric(task: str, metric: str) -> tuple[str, str]:

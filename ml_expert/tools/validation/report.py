@@ -12,11 +12,8 @@ if TYPE_CHECKING:
     from ml_expert.tools.selection.verdicts import Escalation
     from ml_expert.tools.training.hardware import GpuUtilisation
     from ml_expert.tools.training.throughput import ExecutionPlan
-    from ml_expert.tools.validation.report_inputs import (
-        Calibration,
-        LatencyRow,
-        SupervisedReportInputs,
-    )
+    from ml_expert.tools.validation.calibration import Calibration
+    from ml_expert.tools.validation.report_inputs import LatencyRow, SupervisedReportInputs
 
 
 def _fmt(value: Any) -> str:

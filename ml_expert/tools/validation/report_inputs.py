@@ -23,6 +23,7 @@ from ml_expert.tools.selection.verdicts import Escalation, Figure
 from ml_expert.tools.training.hardware import GpuUtilisation
 from ml_expert.tools.training.records import NetworkRecord
 from ml_expert.tools.training.throughput import ExecutionPlan
+from ml_expert.tools.validation.calibration import Calibration
 from ml_expert.tools.validation.clustering import ClusteringEvaluation
 from ml_expert.tools.validation.fairness import Fairness
 from ml_expert.tools.validation.metrics import HeldOutMetrics, ProductionOnTest
@@ -41,21 +42,6 @@ class Decision(BaseModel):
 
     decision: str
     reason: str
-
-
-class CalibrationCurve(_Strict):
-    mean_predicted: list[float]
-    fraction_positive: list[float]
-    count: list[int]
-
-
-class Calibration(_Strict):
-    """tools/validation/calibration.py's figures (binary classification, test split)."""
-
-    brier_score: Figure
-    expected_calibration_error: Figure
-    bins: int
-    curve: CalibrationCurve
 
 
 class SupervisedReportInputs(_Strict):
