@@ -4,6 +4,7 @@ bag-of-words baselines where word order decides, and its exports served through 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import joblib
@@ -14,6 +15,9 @@ from cli_helpers import CLI, predict_rows, run_quick
 
 from ml_expert.tools.data.prepare import prepare_data
 from ml_expert.tools.data.schema import InputSchema, to_model_frame
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/ is not an installed package
+from benchmarks.vocabulary_shift import SUBJECTS, reviews  # noqa: E402
 
 DATASETS = Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
@@ -44,23 +48,7 @@ def _reviews(n: int, seed: int) -> pd.DataFrame:
     Every text holds "not" once and good/bad twice in all, so a bag of words says nothing about the
     label; only the order of the words does ("the food was not good and ..." vs "... and the
     food was not good")."""
-    rng = np.random.default_rng(seed)
-    nouns = ["food", "service", "room", "staff", "view", "price", "music", "coffee"]
-    adverbs = ["", "really ", "very ", "quite ", "truly "]
-    openers = ["", "honestly ", "overall ", "well "]
-    rows = []
-    for _ in range(n):
-        a1, a2 = rng.choice(["good", "bad"], 2)
-        negate_first = bool(rng.integers(0, 2))
-
-        def clause(noun: str, adj: str, negated: bool) -> str:
-            return f"the {noun} was {'not ' if negated else ''}{rng.choice(adverbs)}{adj}"
-
-        n1, n2 = rng.choice(nouns, 2, replace=False)
-        text = f"{rng.choice(openers)}{clause(n1, a1, negate_first)} and {clause(n2, a2, not negate_first)}"
-        liked = (a1 == "good") != negate_first
-        rows.append({"review": text.capitalize() + ".", "verdict": "liked" if liked else "disliked"})
-    return pd.DataFrame(rows)
+    return reviews(n, seed, SUBJECTS)
 
 
 def test_text_cnn_beats_bag_of_words_and_ships(tmp_path: Path) -> None:
