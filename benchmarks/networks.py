@@ -66,14 +66,14 @@ def reader_rows(kind: str, rows: int, seed: int, epochs: int, work: Path) -> lis
     # (the preprocessor is this process's own fresh file: loaded without a manifest check)
     preprocessor = joblib.load(files["preprocessor"])
     x["test"] = preprocessor.transform(load_split(files, "test", schema, hashes)[0]).astype("float32")
-    sequence = prepared.sequence or {}
+    sequence = prepared.sequence if kind == "text" else None  # SequenceColumns: a text column's reading
     out = []
     for layer in READERS:
         config = DNNConfig(
             architecture=kind,
             sequence_layer=layer,
-            sequence_length=sequence.get("length") if kind == "text" else None,
-            vocabulary_size=sequence.get("vocabulary_size") if kind == "text" else None,
+            sequence_length=sequence.length if sequence else None,
+            vocabulary_size=sequence.vocabulary_size if sequence else None,
             hidden_units=[64],
             conv_filters=[64] if kind == "text" else [32, 64],
             max_epochs=epochs,
