@@ -257,7 +257,16 @@ def all_scores(
 
 
 def predict_scores(model, frame) -> np.ndarray:
-    """Probabilities for a classifier pipeline, predictions for a regressor."""
-    if hasattr(model, "predict_proba"):
-        return np.asarray(model.predict_proba(frame))
-    return np.asarray(model.predict(frame), dtype=float)
+    """Probabilities for a classifier pipeline, predictions for a regressor.
+
+    Joblib-parallel predictions run in order (the sequential backend): a random forest's threads
+    add the trees' outputs under a lock in whatever order they finish, so two runs of the same
+    seeded forest differed in the last bit (titanic's validation predictions, 1e-16) — enough to
+    change a hash, and to flip an exact tie between candidates. Fits stay parallel (a fit is
+    deterministic per tree); LightGBM and histogram boosting use their own threads, unaffected."""
+    from joblib import parallel_config
+
+    with parallel_config(backend="sequential"):
+        if hasattr(model, "predict_proba"):
+            return np.asarray(model.predict_proba(frame))
+        return np.asarray(model.predict(frame), dtype=float)
