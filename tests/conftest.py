@@ -76,3 +76,12 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
         yield context.address_info["gcs_address"]
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def text_release(tmp_path_factory: pytest.TempPathFactory):
+    """The run's one released text CNN (tests/shared_release.py): built once for all files and
+    workers; read it, or copy its workspace (`shared_release.copy_workspace`) to change it."""
+    from shared_release import shared_folder, text_release
+
+    return text_release(shared_folder(tmp_path_factory))
