@@ -69,6 +69,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.path not in long_files and item.path.name not in GROUP_OF_FILE)
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest without xdist runs the suite too
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
     """--dist loadfile with the groups above: a group is one unit, any other file is one."""
     if config.getvalue("dist") != "loadfile":
