@@ -6,8 +6,11 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export TF_ENABLE_ONEDNN_OPTS ?= 0
 
-# The suite's files run on this many pytest-xdist workers (one per core of the 2-core CI machine; a
-# file's tests stay together on one worker, so its module fixtures are built once).
+# The suite's files run on this many pytest-xdist workers (one per core of the 2-core CI machine). A
+# file's tests stay together on one worker, so its module fixtures are built once; the files that
+# share a session fixture (the local Ray cluster, the released text CNN) run on one worker, so it is
+# built once per run; the long ones are queued first (tests/conftest.py's scheduler; no reordering by
+# test count, which queued one-test files such as the Ray CLI's last).
 TEST_WORKERS ?= 2
 
 .PHONY: demo test install lint bench bench-smoke bench-install clean
@@ -31,7 +34,7 @@ demo: install
 test: $(VENV)/.test-installed
 	PY=$(PY) scripts/ensure-redis.sh
 	$(VENV)/bin/ruff check ml_expert tests benchmarks
-	$(VENV)/bin/pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadfile
+	$(VENV)/bin/pytest -q --durations=25 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # Benchmarks (benchmarks/README.md): the issue's protocol by default; override e.g.
 #   make bench BENCH_BUDGET=30 BENCH_SEEDS=0 BENCH_SIZES="10000 100000"

@@ -33,6 +33,57 @@ DATASETS = next(
 )
 
 
+# How `make test` spreads the files over its 2 workers (--dist loadfile --no-loadscope-reorder, with
+# the scheduler below): each file is one unit, as with plain loadfile, except that the files using
+# one of these session fixtures form one unit, so the fixture is built once per run (one local Ray
+# cluster; the text CNN trained once, and no worker idles on the other's lock). The controller sees
+# only test ids, so the groups are named here by file; collection fails when a file uses the fixture
+# and is not named. Units marked `long_running` (a file's `pytestmark`) and the groups are queued
+# first: a long file scheduled last makes the tail.
+SHARED_FIXTURE_FILES = {
+    "ray_cluster": (
+        "test_parquet_dataset.py",
+        "test_ray_execution.py",
+        "test_ray_train.py",
+        "test_sampling.py",
+    ),
+    "text_release": ("test_finetune_vocabulary.py", "test_text_sequence.py"),
+}
+GROUP_OF_FILE = {name: group for group, names in SHARED_FIXTURE_FILES.items() for name in names}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "long_running: a file of minutes; make test queues it first")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Checks that every user of a shared session fixture is in its group; queues long units first."""
+    for item in items:
+        for fixture, names in SHARED_FIXTURE_FILES.items():
+            if fixture in getattr(item, "fixturenames", ()) and item.path.name not in names:
+                raise pytest.UsageError(
+                    f"{item.path.name} uses the session fixture {fixture}: add it to "
+                    "SHARED_FIXTURE_FILES in tests/conftest.py (its files run on one worker)"
+                )
+    long_files = {item.path for item in items if item.get_closest_marker("long_running")}
+    items.sort(key=lambda item: item.path not in long_files and item.path.name not in GROUP_OF_FILE)
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest without xdist runs the suite too
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """--dist loadfile with the groups above: a group is one unit, any other file is one."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileOrGroup(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = super()._split_scope(nodeid)
+            return GROUP_OF_FILE.get(Path(file).name, file)
+
+    return FileOrGroup(config, log)
+
+
 @pytest.fixture(scope="session")
 def datasets() -> Path:
     return DATASETS
@@ -76,3 +127,12 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):
         yield context.address_info["gcs_address"]
     finally:
         ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def text_release(tmp_path_factory: pytest.TempPathFactory):
+    """The run's one released text CNN (tests/shared_release.py): built once for all files and
+    workers; read it, or copy its workspace (`shared_release.copy_workspace`) to change it."""
+    from shared_release import shared_folder, text_release
+
+    return text_release(shared_folder(tmp_path_factory))

@@ -19,6 +19,8 @@ import pytest
 
 from ml_expert.claude_setup import AGENT_NAMES
 
+pytestmark = pytest.mark.long_running  # npm install on a cold cache: minutes; queued first
+
 REPO = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-m", "ml_expert"]
 

@@ -20,6 +20,8 @@ from ml_expert.tools.data.numbers import NumberFormat
 from ml_expert.tools.data.schema import ColumnSpec, InputSchema
 from ml_expert.tools.training.finetune import continue_sklearn, schema_differences, with_released_reading
 
+pytestmark = pytest.mark.long_running  # three module releases (two networks) and many runs: queued first
+
 
 def _run(data: Path, ws: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run(

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli_helpers import CLI, run_quick
+from cli_helpers import CLI
+from shared_release import TextRelease
 
 from ml_expert.registry import Registry
 from ml_expert.tools.data.prepare import TARGET_COLUMN, prepare_data
@@ -96,14 +97,11 @@ def test_the_release_vocabulary_is_measured_on_training_tokens_and_adopted_withi
 
 
 @pytest.fixture(scope="module")
-def text_network(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """v1: a text CNN on reviews of 8 subjects (word order decides the label: the network ships)."""
-    root = tmp_path_factory.mktemp("vocabulary")
-    first, ws = root / "first.csv", root / "ws"
-    _unique_reviews(1200, 0, SUBJECTS).to_csv(first, index=False)
-    payload = run_quick(first, "verdict", ws, 2, "--dnn", "--budget", "150")
-    assert payload["chosen_model"] == "dnn", payload.get("reason")
-    return {"root": root, "ws": ws, "v1": payload}
+def text_network(text_release: TextRelease) -> dict:
+    """v1: a text CNN on reviews of 8 subjects (word order decides the label: the network ships),
+    the suite's shared release (tests/shared_release.py); `_from_v1` runs on a copy of its workspace."""
+    assert text_release.summary["chosen_model"] == "dnn", text_release.summary.get("reason")
+    return {"root": text_release.root, "ws": text_release.workspace, "v1": text_release.summary}
 
 
 def _recorded(run_dir: Path, key: str) -> dict:

@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import psutil
+import pytest
 from cli_helpers import CLI
+
+pytestmark = pytest.mark.long_running  # 275 s idle: queued first by make test (conftest.py)
 
 ROWS = 400
 

@@ -16,6 +16,8 @@ from test_text_sequence import _waves
 
 from ml_expert.tools.selection.sequence_choice import choose_reader
 
+pytestmark = pytest.mark.long_running  # two forced readers, ~107 s each idle: queued first
+
 
 def _choice(
     kind: str, length: int, rows: int, budget: float = 300.0, room: float = 0.2, forced: str = "auto"

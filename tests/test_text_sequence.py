@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_helpers import CLI, predict_rows, run_quick
+from shared_release import TextRelease, copy_workspace
 
 from ml_expert.tools.data.prepare import prepare_data
 from ml_expert.tools.data.schema import InputSchema, to_model_frame
@@ -51,12 +52,10 @@ def _reviews(n: int, seed: int) -> pd.DataFrame:
     return reviews(n, seed, SUBJECTS)
 
 
-def test_text_cnn_beats_bag_of_words_and_ships(tmp_path: Path) -> None:
-
-    data = tmp_path / "reviews.csv"
-    _reviews(1200, 0).to_csv(data, index=False)
-    workspace = tmp_path / "ws"
-    payload = run_quick(data, "verdict", workspace, 2, "--dnn")
+def test_text_cnn_beats_bag_of_words_and_ships(text_release: TextRelease, tmp_path: Path) -> None:
+    """The suite's shared text CNN run (tests/shared_release.py: 1,200 of these reviews, seed 2)."""
+    payload = text_release.summary
+    workspace = copy_workspace(text_release, tmp_path / "ws")  # `predict` works in its own copy
     run_dir = Path(payload["run_dir"])
     selection = json.loads((run_dir / "findings" / "model-selection.json").read_text())
     selection = selection.get("value", selection)
