@@ -80,3 +80,68 @@ def test_the_embedding_gains_fresh_rows_and_keeps_every_released_weight(tmp_path
     reloaded = keras.saving.load_model(path, compile=False)
     assert reloaded.get_layer("embedding").input_dim == len(words) + 2
     assert np.array_equal(reloaded.predict_on_batch(unseen), extended.predict_on_batch(unseen))
+
+
+def test_the_extension_is_refused_past_twice_the_release_or_the_sequence_cap() -> None:
+    from ml_expert.tools.data.text import SEQUENCE_MAX_WORDS, vocabulary_extension
+
+    release = ["a", "b", "c"]
+    grown = vocabulary_extension("text", release, ["a", "x", "y", "z"])
+    assert grown is not None and (grown.release_size, grown.added, grown.size) == (3, 3, 6)
+    assert grown.first_added == ["x", "y", "z"]
+    assert vocabulary_extension("text", release, ["w", "x", "y", "z"]) is None  # 7 > 2 x 3
+    big = [f"w{i}" for i in range(1200)]
+    assert vocabulary_extension("text", big, [f"v{i}" for i in range(SEQUENCE_MAX_WORDS - 1200)]) is not None
+    assert vocabulary_extension("text", big, [f"v{i}" for i in range(SEQUENCE_MAX_WORDS - 1199)]) is None
+
+
+def test_a_released_network_past_the_limit_reads_its_vocabulary_extended(tmp_path) -> None:
+    """Preparation alone: reviews of 8 new subjects against a release learnt on 8 others. A released
+    network (an embedding) reads the text with its words and ids, the new words appended; any other
+    release (a bag of words, a scikit-learn model) keeps the run's own vocabulary, as before."""
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    from ml_expert.tools.data.prepare import TARGET_COLUMN, prepare_data
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks.vocabulary_shift import NEW_SUBJECTS, SUBJECTS, reviews
+
+    first, many = tmp_path / "first.csv", tmp_path / "many.csv"
+    reviews(600, 0, SUBJECTS).drop_duplicates().to_csv(first, index=False)
+    released = prepare_data(str(first), "verdict", 0, tmp_path / "v1", modality="text").input_schema
+    vocabulary = released.vocabularies["review"]
+    reviews(400, 2, NEW_SUBJECTS).drop_duplicates().to_csv(many, index=False)
+
+    own = prepare_data(str(many), "verdict", 0, tmp_path / "own", modality="text", released=released)
+    assert own.vocabulary_check is not None and own.vocabulary_check.reading == "own"
+    prepared = prepare_data(
+        str(many), "verdict", 0, tmp_path / "ext", modality="text", released=released,
+        released_name="v1", released_network=True,
+    )  # fmt: skip
+    check = prepared.vocabulary_check
+    assert check is not None and check.reading == "extended" and not check.adopted
+    (extension,) = check.extensions
+    words = own.input_schema.vocabularies["review"]  # the run's own rule on the same training rows
+    new = [w for w in words if w not in vocabulary]
+    assert new and "pool" in new
+    schema = prepared.input_schema
+    assert schema.vocabularies["review"] == [*vocabulary, *new]  # appended: every known id kept
+    assert (extension.release_size, extension.added, extension.size) == (
+        len(vocabulary),
+        len(new),
+        len(vocabulary) + len(new),
+    )
+    assert [c.key for c in schema.columns] == [c.key for c in released.columns]  # the network's inputs
+    assert prepared.sequence is not None and prepared.sequence.vocabulary_size == extension.size
+    # the gate's rows: the same test rows as the release reads them (new words unknown)
+    as_released = pd.read_parquet(prepared.files["test_released"])
+    test = pd.read_parquet(prepared.files["test"])
+    assert as_released.index.equals(test.index) and list(as_released.columns) == [
+        *released.keys,
+        TARGET_COLUMN,
+    ]
+    ids = list(released.token_ids)
+    assert test[ids].to_numpy().max() > len(vocabulary) + 1 >= as_released[ids].to_numpy().max()
