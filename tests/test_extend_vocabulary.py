@@ -145,3 +145,26 @@ def test_a_released_network_past_the_limit_reads_its_vocabulary_extended(tmp_pat
     ]
     ids = list(released.token_ids)
     assert test[ids].to_numpy().max() > len(vocabulary) + 1 >= as_released[ids].to_numpy().max()
+
+
+def test_a_served_regression_transformer_is_extended_through_its_own_layers(tmp_path) -> None:
+    """The extended copy is rebuilt from the network's config: a registered layer (the Transformer's
+    positions) and a regression network's target_scale survive, and known ids predict as before."""
+    import keras
+
+    from ml_expert.tools.training.dnn import target_scale, with_target_scale
+
+    config = DNNConfig(
+        architecture="text", sequence_layer="transformer", sequence_length=LENGTH,
+        vocabulary_size=len(RELEASE), hidden_units=[8], conv_filters=[4],
+    )  # fmt: skip
+    served = with_target_scale(build_dnn(OTHER + LENGTH, "regression", 1, config, seed=0), 3.0, 2.0)
+    path = tmp_path / "released.keras"
+    served.save(path)
+    released = keras.saving.load_model(path, compile=False)  # as a release is read
+    extended = extend_embedding(released, 3, seed=0)
+    known = _rows(["the food was not good", "the room was bad"], RELEASE)
+    assert np.array_equal(released.predict_on_batch(known), extended.predict_on_batch(known))
+    assert (
+        target_scale(extended) == (3.0, 2.0) and extended.get_layer("embedding").input_dim == len(RELEASE) + 5
+    )
