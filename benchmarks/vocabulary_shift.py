@@ -9,7 +9,11 @@ tokens (70 % of its rows) are counted against it and against a vocabulary learnt
 the same rule (words on >= 5 rows; at most 200 words for bag-of-words, 2,000 for a sequence model).
 Samples: titanic's `name` column cut into two random halves (the same text), and the reviews of
 tests/test_text_sequence.py about 8 subjects, then a second sample about the same 8 subjects, 4 of
-them new, or 8 new ones. Results: benchmarks/results/vocabulary_shift.json.
+them new, or 8 new ones. For the sequence vocabulary (a text network's embedding), also the words
+extending it would append (the run's own rule's words the release lacks) and whether
+VOCABULARY_EXTENSION_MAX_FACTOR allows it. Token counts only: no model is trained here, so the
+scores of an extended release against the models from scratch are not measured by this script.
+Results: benchmarks/results/vocabulary_shift.json.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from ml_expert.tools.data.text import (  # noqa: E402
     MAX_WORDS,
     SEQUENCE_MAX_WORDS,
     VOCABULARY_EXCESS_LIMIT,
+    VOCABULARY_EXTENSION_MAX_FACTOR,
+    extended_vocabulary,
     fit_vocabulary,
     token_share,
+    vocabulary_extension,
 )
 
 SUBJECTS = ["food", "service", "room", "staff", "view", "price", "music", "coffee"]
@@ -58,15 +65,24 @@ def reviews(n: int, seed: int, subjects: list[str] = SUBJECTS) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def excess(first: pd.Series, second: pd.Series, max_words: int, seed: int) -> dict[str, float]:
+def excess(first: pd.Series, second: pd.Series, max_words: int, seed: int) -> dict[str, float | int | bool]:
     release = fit_vocabulary(first, max_words=max_words)
     train = second.sample(frac=0.7, random_state=seed)
-    share = token_share("text", train, release, fit_vocabulary(train, max_words=max_words))
-    return {
+    own = fit_vocabulary(train, max_words=max_words)
+    share = token_share("text", train, release, own)
+    out: dict[str, float | int | bool] = {
         "release": round(share.release_share, 4),
         "own": round(share.own_share, 4),
         "excess": round(share.excess, 4),
     }
+    if max_words == SEQUENCE_MAX_WORDS:  # a text network's vocabulary: what extending it would add
+        added = len(extended_vocabulary(release, own)) - len(release)
+        out.update(
+            release_words=len(release),
+            added=added,
+            extension_allowed=vocabulary_extension("text", release, own) is not None,
+        )
+    return out
 
 
 def main() -> None:
@@ -74,7 +90,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     args = parser.parse_args()
     names = pd.read_csv(DATASETS / "titanic.csv")["name"]
-    out: dict[str, dict[str, list[dict[str, float]]]] = {}
+    out: dict[str, dict[str, list[dict[str, float | int | bool]]]] = {}
     for seed in range(args.seeds):
         shuffled = names.sample(frac=1.0, random_state=seed).reset_index(drop=True)
         half = len(shuffled) // 2
@@ -101,9 +117,22 @@ def main() -> None:
     }
     for name, kinds in summary.items():
         print(name, {k: v["max_excess"] for k, v in kinds.items()})
-    print("limit", VOCABULARY_EXCESS_LIMIT)
+        runs = kinds["sequence"]["runs"]
+        for key in ("release_words", "added", "extension_allowed"):
+            print(f"  sequence {key}:", sorted({r[key] for r in runs}))
+    print("limit", VOCABULARY_EXCESS_LIMIT, "extension factor", VOCABULARY_EXTENSION_MAX_FACTOR)
     results = Path(__file__).resolve().parent / "results" / "vocabulary_shift.json"
-    results.write_text(json.dumps({"limit": VOCABULARY_EXCESS_LIMIT, "samples": summary}, indent=2) + "\n")
+    results.write_text(
+        json.dumps(
+            {
+                "limit": VOCABULARY_EXCESS_LIMIT,
+                "extension_max_factor": VOCABULARY_EXTENSION_MAX_FACTOR,
+                "samples": summary,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

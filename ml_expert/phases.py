@@ -347,6 +347,9 @@ class FineTuning(Written):
     target_std: float | None = None
     # a release that reads text: the new training tokens its vocabulary misses (the run reads with it)
     vocabulary_check: VocabularyCheck | None = None
+    # that text read with the release's vocabulary ("adopted"), the release's with the new words
+    # appended ("extended": its embedding grew) or the run's own ("own": the release is no candidate)
+    vocabulary: Literal["adopted", "extended", "own"] | None = None
 
 
 class TrainingResult(_PhaseResult, _Finding, Written):

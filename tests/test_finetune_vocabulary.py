@@ -178,37 +178,59 @@ def test_a_few_new_words_fine_tune_the_network_on_its_vocabulary(text_network: d
     _compared_with_v1_on_the_new_test_rows(run_dir)
 
 
-def test_many_new_words_keep_the_new_vocabulary_and_say_why(text_network: dict, tmp_path: Path) -> None:
+def test_many_new_words_extend_the_network_vocabulary_and_it_competes(
+    text_network: dict, tmp_path: Path
+) -> None:
     """Reviews of 8 new subjects, `--from production` (a text CNN): the share of the new training
     tokens unknown to v1's vocabulary is recorded (decision, data finding, fine-tuning record) with
-    the value counted here; past the limit the run learns the new vocabulary, v1 is no candidate,
-    the models from scratch are, and the release gate still scores v1 on the same new test rows
-    (read with its vocabulary)."""
+    the value counted here; past the limit v1's vocabulary is extended by the new rows' words
+    (appended after its ids: before, v1 was no candidate), its network fine-tuned and a candidate
+    beside the models from scratch, and the release gate scores v1 on the same new test rows (read
+    with its own vocabulary). Whatever wins ships with the extended vocabulary."""
     second = tmp_path / "second.csv"
     _unique_reviews(400, 3, NEW_SUBJECTS).to_csv(second, index=False)
     ws, run_dir = _from_v1(text_network, second, tmp_path)
     release = _release_vocabulary(ws)
-    tokens, unknown, unknown_own = _shares(
-        _training_texts(str(run_dir / "data" / "train.parquet"), second), release
-    )
+    texts = _training_texts(str(run_dir / "data" / "train.parquet"), second)
+    tokens, unknown, unknown_own = _shares(texts, release)
     assert (unknown - unknown_own) / tokens > VOCABULARY_EXCESS_LIMIT
+    on_rows = Counter(w for t in texts for w in set(_tokens(t)))
+    new_words = {w for w, n in on_rows.items() if MIN_CATEGORY_COUNT <= n <= 0.95 * len(texts)} - set(release)
 
     check = _recorded(run_dir, "data-analysis")["vocabulary_check"]
     (share,) = check["columns"]
     counted = (share["tokens"], share["unknown_to_release"], share["unknown_to_own"])
     assert counted == (tokens, unknown, unknown_own)
     assert check["parent"] == "v1" and check["adopted"] is False
+    (extension,) = check["extensions"]
+    assert (extension["release_size"], extension["added"]) == (len(release), len(new_words))
+    vocabulary = json.loads((run_dir / "data" / "schema.json").read_text())["vocabularies"]["review"]
+    assert vocabulary[: len(release)] == release and set(vocabulary[len(release) :]) == new_words
+    assert "pool" in new_words
     decisions = {
         d["decision"]: d["reason"] for d in json.loads((run_dir / "run.json").read_text())["decisions"]
     }
-    said = next(d for d in decisions if d.startswith("learn the text's vocabulary from the new rows"))
-    assert f"'review' {unknown / tokens:.1%}" in said and "fair comparison" in said
+    said = next(d for d in decisions if d.startswith("extend v1's vocabulary with the new rows' words"))
+    grown = f"{len(release)} words + {len(new_words)} new = {len(vocabulary)}"
+    assert grown in said and f"'review' {unknown / tokens:.1%}" in said, said
     assert f"{unknown} of {tokens} training tokens" in decisions[said]
-    assert "do not fine-tune dnn from v1" in decisions
+    assert f"add {len(new_words)} embedding rows to v1's network for its extended vocabulary" in decisions
+    assert "do not fine-tune dnn from v1" not in decisions
 
     training = _recorded(run_dir, "training")
-    assert training["fine_tuning"]["vocabulary_check"]["columns"][0]["unknown_to_release"] == unknown
-    board = {c["name"] for c in training["leaderboard"]}
-    assert not board & {"released", "fine_tuned"}, board
-    assert "pool" in json.loads((run_dir / "data" / "schema.json").read_text())["vocabularies"]["review"]
+    fine_tuning = training["fine_tuning"]
+    assert fine_tuning["vocabulary"] == "extended"
+    assert fine_tuning["vocabulary_check"]["columns"][0]["unknown_to_release"] == unknown
+    board = {c["name"]: c for c in training["leaderboard"]}
+    assert "released" not in board  # as released it has no embedding row for the new ids
+    tuned = board["fine_tuned"]
+    detail = f"v1 (vocabulary {len(release)} + {len(new_words)} = {len(vocabulary)} words) continued"
+    assert tuned["kind"] == "keras" and tuned["detail"].startswith(detail), tuned["detail"]
+    assert any(c.get("parent") is None for c in board.values())  # the models from scratch compete
     _compared_with_v1_on_the_new_test_rows(run_dir)
+    if training["chosen"]["name"] == "fine_tuned":  # its package reads the text with the extension
+        deployment = _recorded(run_dir, "deployment")
+        shipped = [e for e in deployment["exports"] if e["shipped"]]
+        assert shipped and all(e["passed"] for e in shipped), deployment["exports"]
+        package = json.loads((Path(deployment["package_dir"]) / "schema.json").read_text())
+        assert package["vocabularies"]["review"] == vocabulary

@@ -24,8 +24,12 @@ gate compares with that.
 A release that reads a free-text column reads it with its vocabulary. The data phase counts the new
 training tokens that vocabulary misses, beside what a vocabulary learnt from the same rows misses
 (tools/data/text.py's VocabularyCheck): within VOCABULARY_EXCESS_LIMIT the run reads the text as the
-release does and it is fine-tuned; past it the run learns the new vocabulary, the release is no
-candidate (not_fine_tuned) and is scored on the same test rows read with its vocabulary, for the gate.
+release does and it is fine-tuned. Past it, a released text network's vocabulary is extended by the
+new rows' words (appended after its ids, VOCABULARY_EXTENSION_MAX_FACTOR) and its embedding by fresh
+rows (_extended), and the extended network is fine-tuned; otherwise (a bag of words, a scikit-learn
+model, too many new words) the run learns the new vocabulary and the release is no candidate
+(not_fine_tuned). Either way past the limit, the gate scores the release on the same test rows read
+with its own vocabulary.
 """
 
 from __future__ import annotations
@@ -53,7 +57,7 @@ from ml_expert.phases import (
 from ml_expert.registry import Registry, RegistryError
 from ml_expert.registry.store import SOURCE_DIR
 from ml_expert.tools.data.schema import InputSchema
-from ml_expert.tools.data.text import VocabularyCheck
+from ml_expert.tools.data.text import VocabularyCheck, VocabularyExtension
 from ml_expert.tools.selection.records import Candidate
 from ml_expert.tools.validation.metrics import ProductionOnTest
 
@@ -272,10 +276,11 @@ def candidates(
     config = RunConfig.of(state)
     data = DataResult.of(state)
     released = check_schema(config.from_ or "production", config.workspace, schema, data.n_features_out)
-    vocabulary = data.vocabulary_check  # adopted here: a release whose vocabulary is not is no candidate
+    vocabulary = data.vocabulary_check  # adopted or extended here: with the run's own, no candidate
     if vocabulary is not None:
+        grown = "".join(f" extended by {e.added} words ({e.column!r})" for e in vocabulary.extensions)
         ctx.decide(
-            f"fine-tune {released.model} from {released.version} on its vocabulary: "
+            f"fine-tune {released.model} from {released.version} on its vocabulary{grown}: "
             + ", ".join(
                 f"{c.column!r} {c.unknown_to_release} of {c.tokens} new training tokens unknown to it "
                 f"({c.release_share:.1%}; {c.own_share:.1%} to the new rows' own)"
@@ -291,7 +296,7 @@ def candidates(
             # a registry network's fine-tuned copy is a new version of its named model; a file's is not
             model_name=released.model_name, parent_sha256=released.sha256,
             preprocessing="the release's" if released.preprocessor else "this run's", **kept,
-            vocabulary_check=vocabulary,
+            vocabulary_check=vocabulary, vocabulary=vocabulary.reading if vocabulary else None,
         )  # fmt: skip
     train_x, train_y = load_split(data.files, "train", schema, data.file_hashes)
     val_x, val_y = load_split(data.files, "val", schema, data.file_hashes)
@@ -329,6 +334,7 @@ def candidates(
         # a fine-tuned model is a new version of the same named model, not a model of its own
         model_name=released.model_name,
         vocabulary_check=vocabulary,
+        vocabulary=vocabulary.reading if vocabulary else None,
     )
     return out, record
 
@@ -341,11 +347,11 @@ def not_fine_tuned(ctx: Any, state: dict[str, Any], vocabulary: VocabularyCheck)
     released = resolve_release(config.from_ or "production", config.workspace)
     ctx.decide(
         f"do not fine-tune {released.model} from {released.version}",
-        f"its vocabulary misses too many of the new words: {vocabulary.rule}",
+        f"its vocabulary misses too many of the new words and is not extended: {vocabulary.rule}",
     )
     return FineTuning(
         parent=released.version, parent_model=released.model, parent_run=released.run_id or None,
-        model_name=released.model_name, vocabulary_check=vocabulary,
+        model_name=released.model_name, vocabulary_check=vocabulary, vocabulary="own",
     )  # fmt: skip
 
 
@@ -355,7 +361,11 @@ def _keras_candidates(
     """A .keras network as it is and continued on the new training split (tools/training/finetune.py:
     a tenth of its learning rate, the pipeline's callbacks, early stopping on held-back training rows),
     each scored on the new validation split. Returns them and, for regression, the (mean, std) the
-    fine-tuned copy keeps: the release's."""
+    fine-tuned copy keeps: the release's.
+
+    Its vocabulary extended (VocabularyCheck.extensions: the run reads the text with the release's
+    words and new ones appended), the network gains embedding rows for the new ids first
+    (extend_embedding) and only the fine-tuned copy competes: as released it has no row for them."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -404,10 +414,14 @@ def _keras_candidates(
         config = config.model_copy(update={"learning_rate": float(trained_with)})
     out: list[Candidate] = []
     scale: tuple[float, float] | None = None
-    for name in ("released", "fine_tuned"):
+    extensions = data.vocabulary_check.extensions if data.vocabulary_check else []
+    for name in ("fine_tuned",) if extensions else ("released", "fine_tuned"):
         verify(released.path, released.sha256)
         model = keras.saving.load_model(released.path, compile=False)  # compiled anew to continue
         detail, seconds = f"{released.version} as {'released' if released.run_id else 'given'}", 0.0
+        grown = ""
+        if extensions:
+            model, grown = _extended(ctx, model, released, extensions, RunConfig.of(state).seed)
         if name == "fine_tuned":
             ctx.step(f"fine-tuning {released.version} on the new training rows")
             if task == "regression":
@@ -431,7 +445,8 @@ def _keras_candidates(
                 config, ctx.run_dir / "checkpoints" / "fine-tune",
             )  # fmt: skip
             detail = (
-                f"{released.version} continued {result.epochs_trained} epochs at {FINETUNE_LR_FACTOR:g} x "
+                f"{released.version}{grown} continued {result.epochs_trained} epochs at "
+                f"{FINETUNE_LR_FACTOR:g} x "
                 f"learning rate {config.learning_rate:g} "
                 f"({'the one it was trained with' if trained_with else 'this run planned'}; "
                 f"{result.stopped_reason})"
@@ -464,6 +479,39 @@ def _keras_candidates(
             )
         )
     return out, scale
+
+
+def _extended(
+    ctx: Any, model: Any, released: ReleasedModel, extensions: list[VocabularyExtension], seed: int
+) -> tuple[Any, str]:
+    """The released network with embedding rows for its vocabulary's appended words, and the words
+    saying so; a network whose embedding is not its vocabulary's size (+2: padding, unknown) is
+    refused, since its ids would not be the vocabulary's."""
+    import keras
+
+    from ml_expert.tools.training.finetune import extend_embedding
+
+    if len(extensions) != 1:
+        raise UsageError(
+            f"--from {released.version}: {len(extensions)} vocabularies to extend; a network has one"
+        )
+    (extension,) = extensions
+    embeddings = [layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
+    if len(embeddings) != 1 or embeddings[0].input_dim != extension.release_size + 2:
+        raise UsageError(
+            f"--from {released.version}: its word embedding does not hold its {extension.release_size}-word "
+            "vocabulary (+ padding and unknown); it cannot be extended"
+        )
+    extended = extend_embedding(model, extension.added, seed)
+    grown = f" (vocabulary {extension.release_size} + {extension.added} = {extension.size} words)"
+    ctx.decide(
+        f"add {extension.added} embedding rows to {released.version}'s network for its extended vocabulary",
+        f"{extension.describe(released.version)}; the new rows are drawn by the layer's own initializer "
+        f"(seed {seed}), so texts of known words are predicted as before fine-tuning; {released.version} "
+        "as released is no candidate here (it has no row for the new ids), and the release gate scores it "
+        "on the same test rows read with its own vocabulary",
+    )
+    return extended, grown
 
 
 def compete(metric: str, chosen: Candidate, reason: str, released: list[Candidate]) -> tuple[Candidate, str]:
@@ -503,9 +551,9 @@ def production_on_test(
     schema, vocabulary = data.input_schema, data.vocabulary_check
     if released.schema_ is None:
         return None
-    if schema_differences(released.schema_, schema):
-        # the run learnt its own text vocabulary from --from this release: its test rows were also
-        # read as the release reads them (prepare.py's test_released), the same rows
+    if schema_differences(released.schema_, schema) or released.schema_.vocabularies != schema.vocabularies:
+        # the run learnt its own text vocabulary (or extended the release's) from --from this release:
+        # its test rows were also read as the release reads them (prepare.py's test_released)
         if (
             vocabulary is None
             or vocabulary.adopted

@@ -126,6 +126,7 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         map_fn=_file_reader(ctx, config.ray, where),
         released=parent.schema_ if parent else None,
         released_name=parent.version if parent else "the release",
+        released_network=parent is not None and parent.kind == "keras",
     )
     _record_read(ctx, prepared.load, budget_rule)
     for decision, reason in where:
@@ -141,15 +142,23 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
                 f"{c.column!r} {c.release_share:.1%} (excess {c.excess:.1%})" for c in vocabulary.columns
             )
             parent_name = vocabulary.parent
+            extended = "; ".join(
+                f"{e.column!r} {e.release_size} words + {e.added} new = {e.size}"
+                for e in vocabulary.extensions
+            )
             ctx.decide(
-                f"read the text with {parent_name}'s vocabulary: new training tokens unknown to it {shares}"
-                if vocabulary.adopted
-                else f"learn the text's vocabulary from the new rows: {shares} of the new training tokens "
-                f"are unknown to {parent_name}'s; {parent_name} is not fine-tuned, the models from scratch "
-                "are the fair comparison",
+                {
+                    "adopted": f"read the text with {parent_name}'s vocabulary: new training tokens unknown "
+                    f"to it {shares}",
+                    "extended": f"extend {parent_name}'s vocabulary with the new rows' words: {extended}; "
+                    f"{shares} of the new training tokens are unknown to it as released",
+                    "own": f"learn the text's vocabulary from the new rows: {shares} of the new training "
+                    f"tokens are unknown to {parent_name}'s; {parent_name} is not fine-tuned, the models "
+                    "from scratch are the fair comparison",
+                }[vocabulary.reading],
                 vocabulary.rule,
             )
-        own_text = vocabulary is not None and not vocabulary.adopted
+        own_text = vocabulary is not None and vocabulary.reading == "own"
         released = check_schema(
             config.from_, config.workspace, schema, prepared.n_features_out, own_text=own_text
         )

@@ -74,7 +74,7 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     if verdict is not None:
         parts["network_escalation"] = verdict
     vocabulary = data.vocabulary_check
-    if vocabulary is not None and not vocabulary.adopted:
+    if vocabulary is not None and vocabulary.reading == "own":
         # the run learnt the new text's vocabulary: the release cannot read those features (the
         # preparation phase's decision says why); the models from scratch are the comparison
         from ml_expert.agents.finetuning import not_fine_tuned

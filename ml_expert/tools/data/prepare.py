@@ -56,10 +56,13 @@ from ml_expert.tools.data.text import (
     VOCABULARY_EXCESS_LIMIT,
     TokenShare,
     VocabularyCheck,
+    VocabularyExtension,
+    extended_vocabulary,
     fit_vocabulary,
     sequence_length,
     text_figures,
     token_share,
+    vocabulary_extension,
 )
 from ml_expert.tools.mapping import MapFn, sequential_map
 from ml_expert.tools.scoring import DEFAULT_METRIC
@@ -180,6 +183,7 @@ def prepare_data(
     map_fn: MapFn = sequential_map,
     released: InputSchema | None = None,
     released_name: str = "the release",
+    released_network: bool = False,
 ) -> PreparedData:
     """`keep` names columns no heuristic may drop (leakage suspect, ID-like, constant); `drop`
     names feature columns removed before anything looks at them. The user's word wins.
@@ -191,7 +195,8 @@ def prepare_data(
     a seeded sample that fits, its files read through `map_fn` (None: read whole, as given).
     `released`: the schema of the model `--from` continues (`released_name`, its version): a text
     column it reads is measured against its vocabulary and read with it within the rule
-    (_released_text)."""
+    (_released_text); past it, a released network (`released_network`: it reads the word ids
+    through an embedding) has its vocabulary extended by the new words where the rule allows."""
     if task not in TASKS:
         raise UsageError(f"unknown task {task!r}; choose one of {', '.join(TASKS)}")
     frame, path, info = load_source(source, target, seed=seed, budget_bytes=read_budget, map_fn=map_fn)
@@ -345,7 +350,7 @@ def prepare_data(
     vocabulary_check: VocabularyCheck | None = None
     if released is not None:
         vocabulary_check, columns, vocabularies, sequence = _released_text(
-            fit_rows, kinds, columns, vocabularies, sequence, released, released_name
+            fit_rows, kinds, columns, vocabularies, sequence, released, released_name, released_network
         )
     for name in kinds.keys() - {c.name for c in columns}:
         # a text column none of whose words is on MIN_CATEGORY_COUNT training rows
@@ -424,8 +429,9 @@ def prepare_data(
     )
     files["val_raw"] = str(data_dir / "val_raw.parquet")
     if released is not None and vocabulary_check is not None and not vocabulary_check.adopted:
-        # The test rows as the release reads them (its text vocabulary): the release gate still
-        # scores it on the same new test rows as the model that learnt the new vocabulary.
+        # The test rows as the release reads them (its text vocabulary, new words unknown): the
+        # release gate still scores it on the same new test rows as the model that learnt the new
+        # vocabulary or the release extended by it.
         seen = work.loc[test_rows]
         as_released = to_model_frame(frame.loc[test_rows], released)[released.keys]
         as_released[TARGET_COLUMN] = seen[TARGET_COLUMN].to_numpy()
@@ -683,13 +689,19 @@ def _released_text(
     sequence: SequenceColumns | None,
     released: InputSchema,
     parent: str,
+    network: bool = False,
 ) -> tuple[VocabularyCheck | None, list[ColumnSpec], dict[str, list[str]], SequenceColumns | None]:
     """--from: each text column the release reads as text, its training tokens counted against the
     release's vocabulary (its sequence vocabulary, else its bag-of-words words) and against the one
     this run learnt from the same rows by the same rule. Within VOCABULARY_EXCESS_LIMIT the columns
     are read as the release reads them (its words, vocabulary and sequence length, so its features
     and word ids mean what they meant to it); above it, this run's own vocabulary stays (None: the
-    release reads no text column of this data)."""
+    release reads no text column of this data).
+
+    `network`: the release reads the word ids through an embedding. Past the limit, when every
+    column over it is one it reads as word ids and vocabulary_extension allows it, the columns are
+    read as the release reads them except that its vocabulary is extended (new words appended after
+    its ids): the run's models and the extended release then read the same features."""
     shares: list[TokenShare] = []
     for name, kind in kinds.items():
         release = released.vocabularies.get(name) or [
@@ -704,8 +716,18 @@ def _released_text(
     if not shares:
         return None, columns, vocabularies, sequence
     adopted = all(s.excess <= VOCABULARY_EXCESS_LIMIT for s in shares)
-    check = VocabularyCheck(parent=parent, columns=shares, adopted=adopted)
+    extensions: list[VocabularyExtension] = []
     if not adopted:
+        over = [s.column for s in shares if s.excess > VOCABULARY_EXCESS_LIMIT]
+        if network and all(name in released.vocabularies and name in vocabularies for name in over):
+            found = [
+                vocabulary_extension(name, released.vocabularies[name], vocabularies[name])
+                for name in released.vocabularies
+                if name in vocabularies
+            ]
+            extensions = [e for e in found if e is not None] if None not in found else []
+    check = VocabularyCheck(parent=parent, columns=shares, adopted=adopted, extensions=extensions)
+    if not adopted and not extensions:
         return check, columns, vocabularies, sequence
     text = {s.column for s in shares}
 
@@ -721,15 +743,24 @@ def _released_text(
                 out.extend(released_specs(col.name, col.derive))
             continue
         out.append(col)
+    own_vocabularies = vocabularies
     vocabularies = {**vocabularies, **{n: v for n, v in released.vocabularies.items() if n in vocabularies}}
+    for extension in extensions:  # new words appended after the release's ids
+        name = extension.column
+        vocabularies[name] = extended_vocabulary(released.vocabularies[name], own_vocabularies[name])
     if sequence and sequence.column in text and sequence.column in released.vocabularies:
         name = sequence.column
         length = len(released_specs(name, "token"))
         sequence = sequence.model_copy(
             update={
                 "length": length,
-                "vocabulary_size": len(released.vocabularies[name]),
-                "rule": f"{parent}'s vocabulary and length ({length}), read as it was trained to (--from)",
+                "vocabulary_size": len(vocabularies[name]),
+                "rule": f"{parent}'s vocabulary and length ({length}), read as it was trained to (--from)"
+                + (
+                    f", extended by {len(vocabularies[name]) - len(released.vocabularies[name])} new words"
+                    if extensions
+                    else ""
+                ),
             }
         )
     return check, out, vocabularies, sequence

@@ -154,6 +154,58 @@ def token_share(column: str, values: Iterable[Any], release: list[str], own: lis
     )  # fmt: skip
 
 
+def extended_vocabulary(release: list[str], own: list[str]) -> list[str]:
+    """The release's vocabulary with the words the run's own rule keeps that it lacks appended, in
+    the run's order: every word the release knows keeps its id (token_ids: word i is i + 2)."""
+    known = set(release)
+    return [*release, *(w for w in own if w not in known)]
+
+
+VOCABULARY_EXTENSION_MAX_FACTOR = 2.0
+"""Largest extended/released vocabulary size at which a released text network is extended rather
+than left out. The appended words start from freshly drawn embedding rows and learn at the
+fine-tuning learning rate (FINETUNE_LR_FACTOR, a tenth of the network's); once they would outnumber
+the words the network was trained on, most of its vocabulary is untrained and a network from
+scratch, at the full rate, is the better start. A count, not a score: the network's own size
+decides, whatever the data. The extended size also stays within SEQUENCE_MAX_WORDS (ids exact in
+float16). Counted (benchmarks/vocabulary_shift.py, seeds 0-4): reviews of 8 new subjects add 8
+words to a 17-word vocabulary (x 1.47), 4 new subjects 4; two halves of titanic's names add 6-11
+to 51-58 (within the excess limit, so adopted there, not extended)."""
+
+
+class VocabularyExtension(BaseModel):
+    """--from a text network past VOCABULARY_EXCESS_LIMIT: its sequence vocabulary extended by the
+    new training rows' words (the run's own rule), appended after its ids."""
+
+    column: str
+    release_size: int
+    added: int  # words the run's rule keeps that the release lacks, appended in the run's order
+    size: int  # release_size + added: the extended vocabulary the run (and its package) reads with
+    first_added: list[str]  # the most frequent of them, for the record (each on >= MIN_CATEGORY_COUNT rows)
+
+    def describe(self, parent: str) -> str:
+        more = ", ..." if self.added > len(self.first_added) else ""
+        return (
+            f"{self.column!r}: {parent}'s {self.release_size}-word vocabulary extended by {self.added} "
+            f"words of the new training rows ({', '.join(self.first_added)}{more})"
+            f" to {self.size}, appended after its ids; their embedding rows are new, every other weight "
+            "is as released"
+        )
+
+
+def vocabulary_extension(column: str, release: list[str], own: list[str]) -> VocabularyExtension | None:
+    """The extension of `release` by `own`'s new words, or None where the rule refuses it (the
+    extended vocabulary more than VOCABULARY_EXTENSION_MAX_FACTOR x the release's, or over
+    SEQUENCE_MAX_WORDS)."""
+    added = extended_vocabulary(release, own)[len(release) :]
+    size = len(release) + len(added)
+    if not release or size > VOCABULARY_EXTENSION_MAX_FACTOR * len(release) or size > SEQUENCE_MAX_WORDS:
+        return None
+    return VocabularyExtension(
+        column=column, release_size=len(release), added=len(added), size=size, first_added=added[:5]
+    )
+
+
 class VocabularyCheck(BaseModel):
     """--from a release that reads text: the new training tokens its vocabulary misses, per column,
     and which vocabulary the run reads the text with (the rule: VOCABULARY_EXCESS_LIMIT)."""
@@ -161,11 +213,28 @@ class VocabularyCheck(BaseModel):
     parent: str
     columns: list[TokenShare]
     limit: float = VOCABULARY_EXCESS_LIMIT
-    adopted: bool  # True: the release's vocabulary (it can be fine-tuned); False: the new rows' own
+    adopted: bool  # True: the release's vocabulary (it can be fine-tuned); False: not as it is
+    # past the limit, a released text network: its vocabulary extended (it is still fine-tuned)
+    extensions: list[VocabularyExtension] = []
+
+    @property
+    def reading(self) -> str:
+        """ "adopted" (the release's vocabulary), "extended" (the release's with new words appended)
+        or "own" (a vocabulary learnt from the new rows: the release is no candidate)."""
+        return "adopted" if self.adopted else "extended" if self.extensions else "own"
 
     @property
     def rule(self) -> str:
         figures = "; ".join(c.describe(self.parent) for c in self.columns)
+        if self.extensions:
+            return (
+                f"{figures}. An excess above {self.limit:.0%}: {self.parent} would read that share of the "
+                "new words as unknown, and fine-tuning cannot teach it words its vocabulary lacks. "
+                + "; ".join(e.describe(self.parent) for e in self.extensions)
+                + f". Within {VOCABULARY_EXTENSION_MAX_FACTOR:g} x its size (the new words would not "
+                f"outnumber the ones it learnt), so {self.parent} is extended and fine-tuned, and competes "
+                "with the models from scratch, which read the same features"
+            )
         if self.adopted:
             return (
                 f"{figures}. Every excess is within {self.limit:.0%}: the run reads the text with "
@@ -178,4 +247,7 @@ class VocabularyCheck(BaseModel):
             f"reads the text with a vocabulary learnt from the new training rows; {self.parent} and a "
             "fine-tuned copy cannot read those features and are not candidates: the models from scratch, "
             "which learn the new vocabulary, are the fair comparison"
+            + " (a released text network is extended instead while its extended vocabulary stays within "
+            f"{VOCABULARY_EXTENSION_MAX_FACTOR:g} x its size; a bag of words or a scikit-learn model has "
+            "no embedding to extend)"
         )

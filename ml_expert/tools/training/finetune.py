@@ -252,3 +252,38 @@ def continue_keras(
     z_val = ((np.asarray(y_val, dtype="float64") - mean) / std).astype("float32")
     result = train_dnn(network, x_train, z_train, x_val, z_val, config, out_dir, task=task)
     return with_target_scale(network, mean, std, name=model.name), result
+
+
+def extend_embedding(model: Any, added: int, seed: int) -> Any:
+    """A copy of a text network whose word embedding has `added` more rows, for words appended to
+    its vocabulary (tools/data/text.py's VocabularyExtension): ids 0..n-1 keep their rows bit for
+    bit, every other weight is as released, and the new rows are drawn by the layer's own
+    initializer (seeded), as Keras draws a fresh layer's. A text made of known words is therefore
+    predicted exactly as before; a new word starts where a network trained from scratch starts.
+    The network has exactly one Embedding layer (build_dnn's text branch), else a UsageError."""
+    import keras
+
+    embeddings = [layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
+    if len(embeddings) != 1:
+        raise UsageError(f"the network has {len(embeddings)} word embeddings; its vocabulary extends one")
+    if added < 0:
+        raise ValueError(f"cannot extend a vocabulary by {added} words")
+    layer = embeddings[0]
+    config = model.get_config()
+    for spec in config["layers"]:
+        if spec["config"].get("name") == layer.name:
+            spec["config"]["input_dim"] = int(layer.input_dim) + added
+    extended = model.__class__.from_config(config)
+    old_rows = np.asarray(layer.embeddings.numpy())
+    initializer_config = keras.initializers.serialize(layer.embeddings_initializer)
+    initializer_config["config"] = {**initializer_config.get("config", {}), "seed": seed}
+    initializer = keras.initializers.deserialize(initializer_config)
+    drawn = initializer(shape=(added, old_rows.shape[1]), dtype="float32")
+    new_rows = np.asarray(drawn, dtype=old_rows.dtype)
+    for target in extended.layers:
+        source = model.get_layer(target.name)
+        if target.name == layer.name:
+            target.set_weights([np.concatenate([old_rows, new_rows], axis=0)])
+        else:
+            target.set_weights(source.get_weights())
+    return extended
