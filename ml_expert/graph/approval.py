@@ -16,6 +16,7 @@ from langgraph.types import interrupt
 from pydantic import ValidationError
 
 from ml_expert.config import RunConfig
+from ml_expert.errors import first_problem
 from ml_expert.phases import ValidationResult
 from ml_expert.runs import ApprovalDecision, ApprovalRecord, RunFile, RunStatus
 
@@ -39,9 +40,7 @@ def approval(state: dict[str, Any]) -> dict[str, Any]:
     try:
         decision = ApprovalDecision.model_validate(answer)
     except ValidationError as exc:  # a decision that does not say yes: not approved, the field named
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"]) or "decision"
-        decision = ApprovalDecision(approved=False, note=f"unreadable decision ({field}: {error['msg']})")
+        decision = ApprovalDecision(approved=False, note=f"unreadable decision ({first_problem(exc)})")
     record = ApprovalRecord(
         approved=decision.approved,
         by=decision.by or "unknown",

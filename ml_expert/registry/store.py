@@ -43,7 +43,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ml_expert.errors import UsageError
+from ml_expert.errors import UsageError, first_problem
 from ml_expert.registry.records import (
     Aliases,
     AuditEntry,
@@ -260,7 +260,7 @@ class Registry:
         try:
             return VersionRecord.model_validate_json(file.read_bytes())
         except ValidationError as exc:
-            raise RegistryError(f"{file} is damaged, not a version record: {_first_error(exc)}") from None
+            raise RegistryError(f"{file} is damaged, not a version record: {first_problem(exc)}") from None
 
     def _version_records(self) -> list[VersionRecord]:
         """Every version folder's record; a folder linked out of versions/ is not a version."""
@@ -462,7 +462,7 @@ class Registry:
         try:
             return Aliases.model_validate_json(path.read_bytes())
         except ValidationError as exc:
-            raise RegistryError(f"{path} is damaged, not an alias table: {_first_error(exc)}") from None
+            raise RegistryError(f"{path} is damaged, not an alias table: {first_problem(exc)}") from None
 
     def _set_aliases(self, aliases: Aliases, model: Any = _KEEP) -> None:
         path = self._aliases_file(self.model if model is Registry._KEEP else model)
@@ -644,10 +644,3 @@ def _promoted(aliases: Aliases, version: str) -> Aliases:
 def _naming(aliases: Aliases, version: str) -> list[str]:
     """The aliases that name `version`."""
     return [alias for alias, named in aliases.json_dict().items() if named == version]
-
-
-def _first_error(exc: ValidationError) -> str:
-    """A pydantic error's first problem, the field named (one line for a user)."""
-    error = exc.errors()[0]
-    where = ".".join(str(part) for part in error["loc"]) or "the file"
-    return f"{where}: {error['msg']}"

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ml_expert.errors import IntegrityError
+from ml_expert.errors import IntegrityError, first_problem
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "ml-expert-manifest/1"  # the runtime's inference.py states it too (it ships alone)
@@ -44,6 +44,4 @@ class PackageManifest(BaseModel):
         except FileNotFoundError:
             raise IntegrityError(f"{path}: manifest is missing") from None
         except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(part) for part in error["loc"]) or "the file"
-            raise IntegrityError(f"{path}: not a package manifest ({where}: {error['msg']})") from None
+            raise IntegrityError(f"{path}: not a package manifest ({first_problem(exc)})") from None
