@@ -182,3 +182,28 @@ def test_the_outlier_report_is_typed_and_written_as_before() -> None:
         "columns_checked", "action",
     ]  # fmt: skip
     assert OutlierReport(action="not applied").model_dump(mode="json") == {"action": "not applied"}
+
+
+def test_an_unreadable_approval_decision_is_not_approved_and_says_why(tmp_path: Path, monkeypatch) -> None:
+    """A decision with a misspelt `approved` was read as "no" and the run said only "deployment not
+    approved": the person who approved it could not tell why nothing deployed."""
+    from phase_helpers import validation_result
+
+    import ml_expert.graph.approval as node
+    from ml_expert.runs import RunFile, RunStatus
+
+    RunFile(tmp_path).start("r1", RunStatus.RUNNING, "approval")
+    state = {
+        "options": {"workspace": str(tmp_path), "require_approval": True},
+        "run_id": "r1",
+        "run_dir": str(tmp_path),
+        "validation": validation_result(),
+    }
+    monkeypatch.setattr(node, "interrupt", lambda request: {"aproved": True, "by": "cli"})
+    update = node.approval(state)
+    assert update["status"] == "refused" and "approved: Field required" in update["reason"], update
+    assert list(update["approval"]) == ["approved", "by", "note", "at"]
+    monkeypatch.setattr(node, "interrupt", lambda request: {"approved": True, "by": "cli", "note": "ok"})
+    update = node.approval(state)
+    assert update["status"] == "running" and update["approval"]["by"] == "cli"
+    assert RunFile(tmp_path).read().approval.note == "ok"
