@@ -72,9 +72,25 @@ def test_a_damaged_version_record_is_refused_naming_the_file(tmp_path: Path) -> 
     file = tmp_path / "registry/versions/v2/version.json"
     file.write_text(file.read_text().replace('"test_score": 0.95', '"test_score": "high"'))
     with pytest.raises(RegistryError, match=r"versions/v2/version.json is damaged.*test_score"):
-        Registry(tmp_path, model="iris").versions()
-    with pytest.raises(RegistryError, match="version.json is damaged"):
         Registry(tmp_path, model="iris").show("production")
+    assert [v["version"] for v in Registry(tmp_path, model="iris").versions()] == ["v1"]  # the rest listed
+    # the release gate refuses instead of reading a damaged production as "no production yet"
+    from phase_helpers import deployment_result, validation_result
+
+    from ml_expert.graph.gates import release_gate
+
+    state = {
+        "options": {"workspace": str(tmp_path), "seed": 42, "model_name": "iris"},
+        "data": {
+            "source": "iris.csv",
+            "fingerprint": "f" * 64,
+            "split_sizes": {"train": 100, "val": 25, "test": 25},
+        },
+        "validation": validation_result(),
+        "deployment": deployment_result(),
+    }
+    check = {c.name: c for c in release_gate(state).checks}["not_worse_than_production"]
+    assert not check.passed and "version.json is damaged" in check.detail, check
 
 
 def test_the_production_comparison_reads_the_record_typed(tmp_path: Path) -> None:

@@ -433,10 +433,14 @@ def _production_check(state: dict[str, Any], validation: ValidationResult) -> Ch
             name="not_worse_than_production", passed=False, detail=f"cannot tell the model's name: {exc}"
         )
     registry = Registry(config.workspace, model=name)
+    if "production" not in registry.aliases():
+        return Check(name="not_worse_than_production", passed=True, detail="no production version yet")
     try:
         current = registry.record("production")
-    except RegistryError:
-        return Check(name="not_worse_than_production", passed=True, detail="no production version yet")
+    except RegistryError as exc:  # a damaged record is no licence to replace production unseen
+        return Check(
+            name="not_worse_than_production", passed=False, detail=f"cannot read production: {exc.message}"
+        )
     same, why = comparable(candidate, current)
     if not same:
         return Check(

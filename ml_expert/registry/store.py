@@ -263,16 +263,21 @@ class Registry:
             raise RegistryError(f"{file} is damaged, not a version record: {first_problem(exc)}") from None
 
     def _version_records(self) -> list[VersionRecord]:
-        """Every version folder's record; a folder linked out of versions/ is not a version."""
+        """Every version folder's record; a folder linked out of versions/ is not a version, and a
+        damaged record is left out (one bad file never hides the rest; reading that version by
+        name is refused, naming the file)."""
         if not self.versions_dir.is_dir():
             return []
-        return [
-            self._load_version(child)
-            for child in self.versions_dir.iterdir()
-            if VERSION_RE.fullmatch(child.name)
-            and not child.is_symlink()
-            and (child / VERSION_FILE).is_file()
-        ]
+        out = []
+        for child in self.versions_dir.iterdir():
+            if (
+                VERSION_RE.fullmatch(child.name)
+                and not child.is_symlink()
+                and (child / VERSION_FILE).is_file()
+            ):
+                with contextlib.suppress(RegistryError):
+                    out.append(self._load_version(child))
+        return out
 
     def records(self, every_model: bool = False) -> list[VersionRecord]:
         """This model's versions (or every model's), oldest first, each with its model's aliases on it."""
