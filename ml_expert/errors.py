@@ -6,11 +6,23 @@ may show a traceback.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_DATA = 3
 EXIT_TRAINING = 4
 EXIT_GATE = 5
+
+
+def first_problem(exc: ValidationError) -> str:
+    """A pydantic error's first problem on one line, its field named: `files: Field required`."""
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "the record"
+    return f"{where}: {error['msg']}"
 
 
 class MLExpertError(Exception):

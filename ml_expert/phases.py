@@ -22,6 +22,7 @@ from pydantic import (
 )
 
 from ml_expert.errors import PhaseResultError
+from ml_expert.tools.data.cleaning import OutlierReport
 from ml_expert.tools.data.modality import SequenceColumns
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.splitting import SplitSizes
@@ -108,7 +109,7 @@ class DataResult(_PhaseResult):
     rows_without_target: int = 0
     rare_class_rows: int = 0  # rows of classes too rare to split, dropped before the split
     outliers_removed: int = 0
-    outliers: dict[str, Any] = {}
+    outliers: OutlierReport = OutlierReport()
     split_sizes: SplitSizes
     splits_disjoint: bool
     classes: list[Any] | None = None

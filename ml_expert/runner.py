@@ -19,7 +19,7 @@ from ml_expert.detached import pid_alive, unsynced_findings
 from ml_expert.errors import GateRefused, MLExpertError, StorageError, TrainingError, UsageError
 from ml_expert.execution import close_executors
 from ml_expert.memory.claude_flow import SyncReport, sync_report
-from ml_expert.runs import RunFile, RunStatus
+from ml_expert.runs import ApprovalDecision, RunFile, RunStatus
 from ml_expert.workspace import (
     check_writable,
     new_run_id,
@@ -172,8 +172,8 @@ def approve(
         raise UsageError(f"run {run_id} is {status}, not awaiting_approval: nothing to approve")
     # `approving` until the approval node has read the decision (it then writes `running`).
     run_file.approving(pid=os.getpid(), approval_token=None)
-    decision = {"approved": approved, "note": note, "by": by}
-    return _drive(Command(resume=decision), ws, run_id, on_event, False)
+    decision = ApprovalDecision(approved=approved, note=note, by=by)
+    return _drive(Command(resume=decision.model_dump(mode="json")), ws, run_id, on_event, False)
 
 
 def resume(

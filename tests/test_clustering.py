@@ -263,7 +263,7 @@ def test_preparation_without_a_target(datasets: Path, tmp_path: Path) -> None:
     prepared = prepare_data(str(rows), "target", 0, tmp_path / "auto")
     assert prepared.task == "clustering" and "no target given" in prepared.task_reason
     assert "cultivar" in prepared.input_schema.names  # no target named: every column is clustered on
-    dropped = prepared.duplicates_removed + int(prepared.outliers.get("dropped", 0))
+    dropped = prepared.duplicates_removed + prepared.outliers.dropped
     assert prepared.split_sizes.total + dropped == 178 and prepared.leakage_suspects == {}
     held = prepare_data(str(rows), "cultivar", 0, tmp_path / "held", task="clustering")
     assert "cultivar" not in held.input_schema.names and held.input_schema.target == "cultivar"

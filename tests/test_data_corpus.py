@@ -577,7 +577,7 @@ def pixels_auto(p: PreparedData) -> None:
 
 @_ok(some_targets_missing)
 def partial_target(p: PreparedData) -> None:
-    assert p.rows_without_target == 3 and p.split_sizes.total + p.outliers.get("dropped", 0) == 67
+    assert p.rows_without_target == 3 and p.split_sizes.total + p.outliers.dropped == 67
 
 
 @_ok(formatted_numbers)

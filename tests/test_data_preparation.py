@@ -84,8 +84,8 @@ def test_outliers_dropped_from_training_split_only_and_never_from_a_rare_class()
     x[[100, 101, 102, 103]] = -40.0  # majority-class outliers: dropped
     train = pd.DataFrame({"x": x, "flag": rng.integers(0, 2, n).astype(float), TARGET_COLUMN: y})
     kept, report = drop_outliers(train, ["x", "flag"], TARGET_COLUMN, "classification")
-    assert report["dropped"] == 4 and report["kept_rare_class"] == 3 and report["rare_classes"] == [1]
-    assert report["columns_checked"] == 1  # a 0/1 column is not measured by z-score
+    assert report.dropped == 4 and report.kept_rare_class == 3 and report.rare_classes == [1]
+    assert report.columns_checked == 1  # a 0/1 column is not measured by z-score
     assert {0, 1, 2} <= set(kept.index) and not {100, 101, 102, 103} & set(kept.index)
     assert len(kept) == n - 4
 
@@ -96,12 +96,12 @@ def test_outlier_report_in_prepared_data_leaves_val_and_test_untouched(tmp_path:
     path = tmp_path / "o.csv"
     frame.to_csv(path, index=False)
     kept = prepare_data(str(path), "target", 0, tmp_path / "kept")  # the default: flag, keep
-    assert kept.outliers["dropped"] == 0 and kept.outliers["flagged"] >= 1
-    assert kept.split_sizes.total == 300 and "--drop-outliers" in kept.outliers["action"]
+    assert kept.outliers.dropped == 0 and kept.outliers.flagged >= 1
+    assert kept.split_sizes.total == 300 and "--drop-outliers" in kept.outliers.action
     prepared = prepare_data(str(path), "target", 0, tmp_path / "data", drop_outliers_rows=True)
     val, test = pd.read_parquet(prepared.files["val"]), pd.read_parquet(prepared.files["test"])
-    assert prepared.outliers["dropped"] >= 1
-    assert prepared.split_sizes.total + prepared.outliers["dropped"] == 300
+    assert prepared.outliers.dropped >= 1
+    assert prepared.split_sizes.total + prepared.outliers.dropped == 300
     assert len(val) == len(test) == 45  # 15% each of 300, as without any removal
     assert any(f["finding"].startswith("outliers") and "dropped" in f["action"] for f in prepared.findings)
 

@@ -387,6 +387,7 @@ def test_a_network_released_before_source_is_read_through_its_run_findings(tmp_p
     from ml_expert.agents.finetuning import _from_run
     from ml_expert.errors import UsageError
     from ml_expert.hashing import sha256_file
+    from ml_expert.registry.records import VersionRecord
 
     run_dir = tmp_path / "runs" / "r1"
     (run_dir / "findings").mkdir(parents=True)
@@ -417,7 +418,7 @@ def test_a_network_released_before_source_is_read_through_its_run_findings(tmp_p
     dnn = network_record(config={"learning_rate": 0.002})
     chosen = candidate("dnn", kind="keras", family="neural")
     write("training", {"chosen": chosen, "choice_reason": "r", "leaderboard": [chosen], "dnn": dnn})
-    info = {"run_id": "r1", "model": "dnn"}
+    info = VersionRecord(version="v1", run_id="r1", model="dnn")  # version.json, as the registry reads it
     common = {"version": "v1", "run_id": "r1", "model": "dnn"}
     # the data-analysis finding leaves the files to the state: the preprocessing is not found
     with pytest.raises(UsageError, match="preprocessing of run r1's network is gone"):

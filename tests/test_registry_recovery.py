@@ -126,14 +126,16 @@ def test_kill_during_registration_then_resume_gives_one_version(tmp_path: Path) 
 def test_release_comparison_is_repeated_under_the_lock(tmp_path: Path) -> None:
     """Two runs that both passed the gate while there was no production: the worse one is refused."""
     from ml_expert.registry import ReleaseRefused, not_worse_than
+    from ml_expert.registry.records import ReleaseCandidate
 
     ws, package = tmp_path / "ws", _package(tmp_path)
     same = {"data_fingerprint": "f", "seed": 1, "split_sizes": [1, 2, 3], "primary_metric": "f1"}
     better, worse = {**same, "test_score": 0.9}, {**same, "test_score": 0.8}
-    assert not_worse_than(better, None)[0] and not_worse_than(worse, None)[0]  # what each gate saw
+    for candidate in (better, worse):  # what each gate saw
+        assert not_worse_than(ReleaseCandidate(**candidate), None)[0]
 
     def guard(candidate: dict):
-        return lambda current: None if not_worse_than(candidate, current)[0] else "worse"
+        return lambda current: None if not_worse_than(ReleaseCandidate(**candidate), current)[0] else "worse"
 
     registry = Registry(ws)
     assert registry.register(package, {"run_id": "a", **better}, guard=guard(better)) == "v1"
@@ -150,6 +152,7 @@ def test_two_concurrent_releases_cannot_both_pass_the_comparison(tmp_path: Path)
     import time
 
     from ml_expert.registry import ReleaseRefused, not_worse_than
+    from ml_expert.registry.records import ReleaseCandidate, VersionRecord
 
     ws, package = tmp_path / "ws", _package(tmp_path)
     same = {"data_fingerprint": "f", "seed": 1, "split_sizes": [1, 2, 3], "primary_metric": "f1"}
@@ -160,16 +163,16 @@ def test_two_concurrent_releases_cannot_both_pass_the_comparison(tmp_path: Path)
     def release(name: str) -> None:
         candidate, registry = runs[name], Registry(ws)
         production = registry.aliases().get("production")
-        assert production is None and not_worse_than(candidate, None)[0]  # what each gate saw
+        assert production is None and not_worse_than(ReleaseCandidate(**candidate), None)[0]  # the gate
         gates_done.wait(timeout=10)
         if name == "worse":
             assert comparing.wait(timeout=10)
 
-        def guard(current: dict | None) -> str | None:
+        def guard(current: VersionRecord | None) -> str | None:
             if name == "better":
                 comparing.set()
                 time.sleep(0.3)  # the other run registers meanwhile, if nothing stops it
-            passed, detail = not_worse_than(candidate, current)
+            passed, detail = not_worse_than(ReleaseCandidate(**candidate), current)
             return None if passed else detail
 
         try:
@@ -212,6 +215,7 @@ def test_a_fine_tuned_release_compared_with_an_older_production_is_refused(tmp_p
 
     from ml_expert.agents.registrar import release_guard
     from ml_expert.registry import ReleaseRefused
+    from ml_expert.registry.records import VersionRecord
 
     ws, package = tmp_path / "ws", _package(tmp_path)
     old = {"data_fingerprint": "old", "seed": 1, "split_sizes": {"train": 6, "val": 2, "test": 2}}
@@ -228,7 +232,7 @@ def test_a_fine_tuned_release_compared_with_an_older_production_is_refused(tmp_p
         if name == "second":
             assert comparing.wait(timeout=10)
 
-        def slow_guard(current: dict | None) -> str | None:
+        def slow_guard(current: VersionRecord | None) -> str | None:
             comparing.set()
             time.sleep(0.3)  # the second run registers meanwhile, if nothing stops it
             return guard(current)
@@ -250,6 +254,6 @@ def test_a_fine_tuned_release_compared_with_an_older_production_is_refused(tmp_p
     assert "compared with production v1" in str(outcome["second"]) and "now v2" in str(outcome["second"])
     assert Registry(ws).aliases()["production"] == "v2"
     # with no new production meanwhile, the gate's comparison with v1 stands
-    assert release_guard(_fine_tuned_state(ws, "new-3", 0.75, scored="v2"))(Registry(ws).show("v2")) is None
+    assert release_guard(_fine_tuned_state(ws, "new-3", 0.75, scored="v2"))(Registry(ws).record("v2")) is None
     forced = _fine_tuned_state(ws, "new-4", 0.75, scored="v1", force=True)
-    assert release_guard(forced)(Registry(ws).show("v2")) is None  # --force: replaced all the same
+    assert release_guard(forced)(Registry(ws).record("v2")) is None  # --force: replaced all the same

@@ -44,7 +44,7 @@ def test_the_registry_candidate_record_reads_the_test_rows_typed(tmp_path) -> No
 
     state = _release_state(tmp_path, {"fingerprint": "f" * 64, "split_sizes": SIZES, "task": "regression"})
     record = candidate_record(state)
-    assert record["split_sizes"] == SIZES and record["data_fingerprint"] == "f" * 64 and record["seed"] == 3
+    assert record.split_sizes == SIZES and record.data_fingerprint == "f" * 64 and record.seed == 3
     with pytest.raises(PhaseResultError, match="split_sizes"):
         candidate_record(_release_state(tmp_path, {"fingerprint": "f" * 64, "split_size": SIZES}))
 

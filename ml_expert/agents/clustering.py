@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import joblib
 
 from ml_expert.agents.context import AgentContext
+from ml_expert.agents.retry import Retries
 from ml_expert.config import RunConfig
 from ml_expert.errors import PhaseResultError
 from ml_expert.phases import DataResult, SelectionResult, TaskAnalysis, TrainingResult, ValidationResult
@@ -146,7 +147,7 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     return {
         "training": result.state(),
         "phase": "training",
-        "retries": {"training": 0},
+        "retries": Retries(training=0).state(),
         "status": "running",
         "reason": None,
     }

@@ -55,6 +55,7 @@ from ml_expert.phases import (
     TrainingResult,
 )
 from ml_expert.registry import Registry, RegistryError
+from ml_expert.registry.records import VersionRecord
 from ml_expert.registry.store import SOURCE_DIR
 from ml_expert.tools.data.schema import InputSchema
 from ml_expert.tools.data.text import VocabularyCheck, VocabularyExtension
@@ -90,28 +91,30 @@ def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
         )  # fmt: skip
     registry = Registry(workspace)
     try:
-        info = registry.show(name)
+        info = registry.record(name)
     except RegistryError as exc:
         raise UsageError(f"--from {name}: {exc.message}") from None
-    package = Path(info["path"])
+    if info.run_id is None or info.model is None:
+        raise UsageError(f"--from {name}: {info.version}'s version.json names no run_id or model")
+    package = registry.path(info.version)
     schema = InputSchema.model_validate_json((package / "schema.json").read_text())
     common = {
-        "version": info["version"],
-        "run_id": str(info["run_id"]),
-        "model": info["model"],
+        "version": info.version,
+        "run_id": info.run_id,
+        "model": info.model,
         "schema_": schema,
-        "test_score": info.get("test_score"),
-        "primary_metric": info.get("primary_metric"),
-        "model_name": info.get("model_name"),
+        "test_score": info.test_score,
+        "primary_metric": info.primary_metric,
+        "model_name": info.model_name,
     }
-    kept = info.get("source")
+    kept = info.source
     if kept:  # the loadable model the registry keeps beside the package
-        folder, files = package / SOURCE_DIR, kept["files"]
-        if kept["kind"] == "keras":
+        folder, files = package / SOURCE_DIR, kept.files
+        if kept.kind == "keras":
             return ReleasedModel(
                 **common, kind="keras", path=str(folder / "model.keras"), sha256=files["model.keras"],
                 preprocessor=str(folder / "preprocessor.joblib"),
-                preprocessor_sha256=files["preprocessor.joblib"], config=kept.get("config"),
+                preprocessor_sha256=files["preprocessor.joblib"], config=kept.config,
             )  # fmt: skip
         return ReleasedModel(
             **common, kind="sklearn", path=str(folder / "model.joblib"), sha256=files["model.joblib"]
@@ -119,20 +122,16 @@ def resolve_release(name: str, workspace: str | Path) -> ReleasedModel:
     return _from_run(name, workspace, info, common)
 
 
-def _from_run(
-    name: str, workspace: str | Path, info: dict[str, Any], common: dict[str, Any]
-) -> ReleasedModel:
+def _from_run(name: str, workspace: str | Path, info: VersionRecord, common: dict[str, Any]) -> ReleasedModel:
     """A version registered before the registry kept `source/`: its run's verified exports."""
-    run_dir = Path(workspace) / "runs" / str(info.get("run_id"))
+    run_dir = Path(workspace) / "runs" / str(info.run_id)
     try:
         deployment = _finding(run_dir, "deployment", DeploymentResult)
     except PhaseResultError as exc:
         raise UsageError(f"--from {name}: {exc}") from None
     if deployment is None:
-        raise UsageError(
-            f"--from {name}: the run {info.get('run_id')} that released it is not in this workspace"
-        )
-    model = info["model"]
+        raise UsageError(f"--from {name}: the run {info.run_id} that released it is not in this workspace")
+    model = info.model
     # a scikit-learn model is exported under its own name; a network (trained or fine-tuned) under dnn/
     record = next(
         (
@@ -150,7 +149,7 @@ def _from_run(
         None,
     )
     if record is None or record.sha256 is None or not Path(record.path).is_file():
-        raise UsageError(f"--from {name}: the exported {model} model of run {info.get('run_id')} is gone")
+        raise UsageError(f"--from {name}: the exported {model} model of run {info.run_id} is gone")
     if record.format == "joblib":
         return ReleasedModel(**common, kind="sklearn", path=record.path, sha256=record.sha256)
     try:
@@ -159,7 +158,7 @@ def _from_run(
         raise UsageError(f"--from {name}: {exc}") from None
     preprocessor = prepared.files.get("preprocessor") if prepared else None
     if not preprocessor or not prepared or not Path(preprocessor).is_file():
-        raise UsageError(f"--from {name}: the preprocessing of run {info.get('run_id')}'s network is gone")
+        raise UsageError(f"--from {name}: the preprocessing of run {info.run_id}'s network is gone")
     try:
         trained = _finding(run_dir, "training", TrainingResult) if model == "dnn" else None
     except PhaseResultError as exc:

@@ -9,6 +9,7 @@ from ml_expert.agents.context import AgentContext
 from ml_expert.config import RunConfig
 from ml_expert.phases import DataResult, DeploymentResult, Release, TrainingResult, ValidationResult
 from ml_expert.registry import Registry, ReleaseRefused, candidate_record, not_worse_than
+from ml_expert.registry.records import ReleaseInfo, VersionRecord
 from ml_expert.registry.store import release_model_name
 
 
@@ -18,19 +19,19 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
     deployment, validation = DeploymentResult.of(state), ValidationResult.of(state)
     data, config = DataResult.of(state), RunConfig.of(state)
     fine_tuning = TrainingResult.of(state).fine_tuning
-    info = {
-        "run_id": ctx.run_id,
-        "model": deployment.model,
-        "task": data.task,
-        "primary_metric": validation.primary_metric,
-        "test_score": validation.test_score,
-        "metrics": validation.numeric_metrics,
-        "data_fingerprint": data.fingerprint,
-        "seed": config.seed,
-        "split_sizes": data.split_sizes.model_dump(),
-        "forced": config.force,
-        "parent": fine_tuning.parent if fine_tuning else None,
-    }
+    info = ReleaseInfo(
+        run_id=ctx.run_id,
+        model=deployment.model,
+        task=data.task,
+        primary_metric=validation.primary_metric,
+        test_score=validation.test_score,
+        metrics=validation.numeric_metrics,
+        data_fingerprint=data.fingerprint,
+        seed=config.seed,
+        split_sizes=data.split_sizes.model_dump(),
+        forced=config.force,
+        parent=fine_tuning.parent if fine_tuning else None,
+    )
     name = release_model_name(state)
     registry = Registry(config.workspace, model=name)
 
@@ -49,7 +50,7 @@ def register(state: dict[str, Any]) -> dict[str, Any]:
     return {"deployment": deployment.model_copy(update={"registry": release}).state()}
 
 
-def release_guard(state: dict[str, Any]) -> Callable[[dict[str, Any] | None], str | None]:
+def release_guard(state: dict[str, Any]) -> Callable[[VersionRecord | None], str | None]:
     """The release gate's comparison, repeated by the registry under its lock against production as
     it is then (its record, None if none): a refusal reason, or None to register.
 
@@ -59,12 +60,12 @@ def release_guard(state: dict[str, Any]) -> Callable[[dict[str, Any] | None], st
     candidate = candidate_record(state)
     scored = ValidationResult.of(state).production_on_test
 
-    def guard(current: dict[str, Any] | None) -> str | None:
+    def guard(current: VersionRecord | None) -> str | None:
         from ml_expert.tools.scoring import better
 
         if scored is not None:
-            now = current.get("version") if current else None
-            if now == scored.version or candidate["force"]:
+            now = current.version if current else None
+            if now == scored.version or candidate.force:
                 return None
             return (
                 f"not_worse_than_production: compared with production {scored.version} on this run's "

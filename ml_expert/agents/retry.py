@@ -10,9 +10,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from ml_expert.errors import PhaseResultError
 from ml_expert.phases import TrainingResult
+
+
+class Retries(BaseModel):
+    """The graph's `retries` channel: the retries done per phase (LangGraph merges it per key).
+
+    Only our nodes write it, so a key it does not know is a defect and refused (PhaseResultError,
+    the key named) instead of reading as no retries at all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    training: int = 0
+
+    @classmethod
+    def of(cls, state: dict[str, Any]) -> Retries:
+        try:
+            return cls.model_validate(state.get("retries") or {})
+        except ValidationError as exc:
+            raise PhaseResultError(f"the retries channel does not match its model: {exc}") from exc
+
+    def state(self) -> dict[str, int]:
+        """The channel's update (JSON in the checkpoint)."""
+        return self.model_dump(mode="json")
 
 
 class RetryPolicy(BaseModel):
@@ -25,7 +48,7 @@ class RetryPolicy(BaseModel):
     @staticmethod
     def retries(state: dict[str, Any]) -> int:
         """Retries done so far (the graph's `retries` channel)."""
-        return int((state.get("retries") or {}).get("training", 0))
+        return Retries.of(state).training
 
     def attempt(self, state: dict[str, Any]) -> int:
         """This training node's attempt: one more than the last when the graph routed back after a

@@ -74,12 +74,19 @@ def memory_sync(
     as_json: JsonOpt = False,
 ) -> None:
     """Replay a run's findings (kept as files) into the memory store, e.g. after Redis was down."""
+    from ml_expert.config import RunConfig
     from ml_expert.memory import FindingsRecorder, MemoryUnavailable
-    from ml_expert.workspace import read_run, run_dir, workspace_path
+    from ml_expert.runs import RunFile
+    from ml_expert.workspace import run_dir, workspace_path
 
     path = run_dir(workspace_path(workspace), run_id)
-    record = read_run(path)
-    store = open_store(memory or (record.get("config") or {}).get("memory"), workspace)
+    if memory is None:  # the run's own store, from its options as RunConfig validated them
+        run = RunFile(path)
+        try:
+            memory = RunConfig.build(**run.read().config).memory
+        except UsageError as exc:  # a key RunConfig does not know (misspelt, or hand-edited)
+            raise UsageError(f"{run.path}: its config is not a run's options: {exc.message}") from None
+    store = open_store(memory, workspace)
     recorder = FindingsRecorder(store, path, run_id)
     missing = recorder.unsynced()
     try:

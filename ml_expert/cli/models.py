@@ -26,10 +26,8 @@ ModelNameOpt = Annotated[
 
 def _registry(workspace: str | None, model: str | None = None, *, version: str | None = None):
     """The registry object for one model: the one named, else the version's, else the only one."""
-    import json
-
     from ml_expert.registry import Registry, RegistryError
-    from ml_expert.registry.store import VERSION_FILE, VERSION_RE
+    from ml_expert.registry.store import VERSION_RE
     from ml_expert.workspace import workspace_path
 
     ws = workspace_path(workspace)
@@ -37,9 +35,7 @@ def _registry(workspace: str | None, model: str | None = None, *, version: str |
         return Registry(ws, model=model)
     every = Registry(ws)
     if version is not None and VERSION_RE.fullmatch(version):
-        return Registry(
-            ws, model=json.loads((every.path(version) / VERSION_FILE).read_text()).get("model_name")
-        )
+        return Registry(ws, model=every.record(version).model_name)
     names = every.model_names()
     if len(names) > 1:
         listed = ", ".join(n or "(unnamed)" for n in names)
@@ -55,17 +51,17 @@ def models_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> Non
     from ml_expert.workspace import workspace_path
 
     registry = Registry(workspace_path(workspace))
-    versions = registry.versions(every_model=True)
+    records = registry.records(every_model=True)
     models = [
         {
             "name": name,
             "aliases": Registry(registry.root.parent, model=name).aliases(),
-            "versions": [v for v in versions if v.get("model_name") == name],
+            "versions": [v.view() for v in records if v.model_name == name],
         }
         for name in registry.model_names()
     ]
     if as_json:
-        emit_json({"ok": True, "models": models, "versions": versions})
+        emit_json({"ok": True, "models": models, "versions": [v.view() for v in records]})
         return
     from rich.console import Console
     from rich.table import Table
@@ -73,17 +69,15 @@ def models_list(workspace: WorkspaceOpt = None, as_json: JsonOpt = False) -> Non
     table = Table(title=f"models in {registry.root}")
     for column in ("name", "version", "aliases", "model", "test score", "run", "registered"):
         table.add_column(column)
-    for v in sorted(versions, key=lambda v: (v.get("model_name") or "", int(v["version"][1:]))):
+    for v in sorted(records, key=lambda v: (v.model_name or "", int(v.version[1:]))):
         table.add_row(
-            v.get("model_name") or "(unnamed)",
-            v["version"],
-            ", ".join(v["aliases"]),
-            str(v.get("model")),
-            f"{v.get('primary_metric')} {v.get('test_score'):.4f}"
-            if v.get("test_score") is not None
-            else "-",
-            str(v.get("run_id")),
-            str(v.get("registered")),
+            v.model_name or "(unnamed)",
+            v.version,
+            ", ".join(v.aliases),
+            str(v.model),
+            f"{v.primary_metric} {v.test_score:.4f}" if v.test_score is not None else "-",
+            str(v.run_id),
+            str(v.registered),
         )
     Console().print(table)
 

@@ -145,10 +145,12 @@ def drift(
     from ml_expert.registry import resolve_package
 
     path, version = resolve_package(model, workspace)
-    manifest = json.loads((path / "manifest.json").read_text())
-    if "training_stats.json" not in manifest.get("files", {}):
+    from ml_expert.tools.deployment.manifest import PackageManifest
+
+    manifest = PackageManifest.read(path)
+    if "training_stats.json" not in manifest.files:
         raise UsageError(f"{model}: the package has no training_stats.json (built before drift support)")
-    verify(path / "training_stats.json", manifest["files"]["training_stats.json"])
+    verify(path / "training_stats.json", manifest.files["training_stats.json"])
     stats = json.loads((path / "training_stats.json").read_text())
     from ml_expert.tools.data.loading import load_table
     from ml_expert.tools.validation.drift import compare

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from langgraph.types import interrupt
+from pydantic import ValidationError
 
 from ml_expert.config import RunConfig
+from ml_expert.errors import first_problem
 from ml_expert.phases import ValidationResult
-from ml_expert.runs import RunFile, RunStatus
+from ml_expert.runs import ApprovalDecision, ApprovalRecord, RunFile, RunStatus
 
 
 def approval(state: dict[str, Any]) -> dict[str, Any]:
@@ -33,22 +35,27 @@ def approval(state: dict[str, Any]) -> dict[str, Any]:
         "question": "deploy this model?",
         "metrics": ValidationResult.of(state).numeric_metrics,
     }
-    decision = interrupt(request)
-    if not isinstance(decision, dict):
-        decision = {"approved": bool(decision)}
-    record = {
-        "approved": bool(decision.get("approved")),
-        "by": str(decision.get("by") or "unknown"),
-        "note": decision.get("note"),
-        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    }
+    answer = interrupt(request)
+    answer = answer if isinstance(answer, dict) else {"approved": answer}  # Command(resume=True)
+    try:
+        decision = ApprovalDecision.model_validate(answer)
+    except ValidationError as exc:  # a decision that does not say yes: not approved, the field named
+        decision = ApprovalDecision(approved=False, note=f"unreadable decision ({first_problem(exc)})")
+    record = ApprovalRecord(
+        approved=decision.approved,
+        by=decision.by or "unknown",
+        note=decision.note,
+        at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    )
     run.update(status=RunStatus.RUNNING.value, approval=record)
-    if record["approved"]:
-        return {"approval": record, "status": RunStatus.RUNNING.value}
-    reason = "deployment not approved" + (f": {record['note']}" if record["note"] else "")
-    return {"approval": record, "status": RunStatus.REFUSED.value, "reason": reason}
+    kept = record.model_dump(mode="json")
+    if record.approved:
+        return {"approval": kept, "status": RunStatus.RUNNING.value}
+    reason = "deployment not approved" + (f": {record.note}" if record.note else "")
+    return {"approval": kept, "status": RunStatus.REFUSED.value, "reason": reason}
 
 
 def after_approval(state: dict[str, Any]) -> Literal["deployment", "finish"]:
-    approved = (state.get("approval") or {}).get("approved", True)
+    record = ApprovalRecord.maybe(state)
+    approved = record.approved if record else True
     return "deployment" if approved and state.get("status") != RunStatus.REFUSED else "finish"

@@ -433,20 +433,24 @@ def _production_check(state: dict[str, Any], validation: ValidationResult) -> Ch
             name="not_worse_than_production", passed=False, detail=f"cannot tell the model's name: {exc}"
         )
     registry = Registry(config.workspace, model=name)
-    try:
-        current = registry.show("production")
-    except RegistryError:
+    if "production" not in registry.aliases():
         return Check(name="not_worse_than_production", passed=True, detail="no production version yet")
+    try:
+        current = registry.record("production")
+    except RegistryError as exc:  # a damaged record is no licence to replace production unseen
+        return Check(
+            name="not_worse_than_production", passed=False, detail=f"cannot read production: {exc.message}"
+        )
     same, why = comparable(candidate, current)
     if not same:
         return Check(
             name="not_worse_than_production",
             passed=True,
             value=None,
-            detail=f"production {current['version']} was tested on other held-out data ({why}); "
+            detail=f"production {current.version} was tested on other held-out data ({why}); "
             "nothing compared",
         )
-    score, incumbent = validation.test_score, current.get("test_score")
+    score, incumbent = validation.test_score, current.test_score
     metric = validation.primary_metric
     worse = incumbent is None or better(metric, incumbent, score)
     return Check(
@@ -454,7 +458,7 @@ def _production_check(state: dict[str, Any], validation: ValidationResult) -> Ch
         passed=(not worse) or force,
         value=score,
         threshold=incumbent,
-        detail=f"test {metric} {score} vs production {current['version']} "
+        detail=f"test {metric} {score} vs production {current.version} "
         f"{incumbent}; {why}" + ("; --force given" if worse and force else ""),
     )
 

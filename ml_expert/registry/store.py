@@ -41,7 +41,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ml_expert.errors import UsageError
+from pydantic import ValidationError
+
+from ml_expert.errors import UsageError, first_problem
+from ml_expert.registry.records import (
+    Aliases,
+    AuditEntry,
+    PendingIntent,
+    ReleaseCandidate,
+    ReleaseInfo,
+    SourceRecord,
+    VersionRecord,
+)
 
 ALIASES = ("production", "previous")
 VERSION_RE = re.compile(r"^v[1-9][0-9]{0,8}$")
@@ -125,7 +136,7 @@ def actor() -> str:
         return f"uid:{os.getuid()}"
 
 
-def comparable(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
+def comparable(a: ReleaseCandidate | ReleaseInfo, b: ReleaseCandidate | ReleaseInfo) -> tuple[bool, str]:
     """Scores are comparable only on the same held-out rows with the same metric.
 
     Same data fingerprint + same split seed + same split sizes means the split function saw
@@ -136,12 +147,13 @@ def comparable(a: dict[str, Any], b: dict[str, Any]) -> tuple[bool, str]:
         ("split_sizes", "split sizes"),
         ("primary_metric", "primary metric"),
     ):
-        if a.get(key) != b.get(key):
-            return False, f"different {what}: {str(a.get(key))[:16]} vs {str(b.get(key))[:16]}"
+        mine, theirs = getattr(a, key), getattr(b, key)
+        if mine != theirs:
+            return False, f"different {what}: {str(mine)[:16]} vs {str(theirs)[:16]}"
     return True, "same data fingerprint, split seed and sizes: same test rows"
 
 
-def candidate_record(state: dict[str, Any]) -> dict[str, Any]:
+def candidate_record(state: dict[str, Any]) -> ReleaseCandidate:
     """What the production comparison needs from a run's state (data, split, metric, score), read
     through the typed results: a data result without its fingerprint or split sizes is refused
     (PhaseResultError, naming the field) instead of comparing as `None`."""
@@ -149,19 +161,19 @@ def candidate_record(state: dict[str, Any]) -> dict[str, Any]:
     from ml_expert.phases import HeldOutRows, ValidationResult  # here: `models` commands stay light
 
     validation, rows, config = ValidationResult.of(state), HeldOutRows.of(state), RunConfig.of(state)
-    return {
-        "data_fingerprint": rows.fingerprint,
-        "seed": config.seed,
-        "split_sizes": rows.split_sizes.model_dump(),
-        "primary_metric": validation.primary_metric,
-        "test_score": validation.test_score,
-        "force": config.force,
-    }
+    return ReleaseCandidate(
+        data_fingerprint=rows.fingerprint,
+        seed=config.seed,
+        split_sizes=rows.split_sizes.model_dump(),
+        primary_metric=validation.primary_metric,
+        test_score=validation.test_score,
+        force=config.force,
+    )
 
 
 def not_worse_than(
-    candidate: dict[str, Any],
-    current: dict[str, Any] | None,
+    candidate: ReleaseCandidate,
+    current: VersionRecord | None,
     better: Callable[[str, float, float], bool] | None = None,
 ) -> tuple[bool, str]:
     """(passes, why): a release may replace production unless it scores worse on the same rows.
@@ -173,14 +185,14 @@ def not_worse_than(
     same, why = comparable(candidate, current)
     if not same:
         return True, (
-            f"production {current['version']} was tested on other held-out data ({why}); nothing compared"
+            f"production {current.version} was tested on other held-out data ({why}); nothing compared"
         )
-    score, incumbent = candidate.get("test_score"), current.get("test_score")
-    metric = candidate.get("primary_metric") or "accuracy"
+    score, incumbent = candidate.test_score, current.test_score
+    metric = candidate.primary_metric or "accuracy"
     beats = better or (lambda _metric, a, b: a > b)
     worse = score is None or incumbent is None or beats(metric, incumbent, score)
-    force = bool(candidate.get("force"))
-    detail = f"test {candidate['primary_metric']} {score} vs production {current['version']} "
+    force = candidate.force
+    detail = f"test {candidate.primary_metric} {score} vs production {current.version} "
     detail += f"{incumbent}; {why}"
     return (not worse) or force, detail + ("; --force given" if worse and force else "")
 
@@ -223,7 +235,7 @@ class Registry:
 
     def model_names(self) -> list[str | None]:
         """Every model with a version, sorted; None stands for the unnamed model of an old registry."""
-        names = {v.get("model_name") for v in self._version_records()}
+        names = {v.model_name for v in self._version_records()}
         if (self.root / "aliases.json").exists():
             names.add(None)
         return sorted(names, key=lambda n: (n is not None, n or ""))
@@ -237,36 +249,55 @@ class Registry:
                 pass  # _locked repairs on entry
 
     def aliases(self) -> dict[str, str]:
-        """This model's aliases (production, previous)."""
+        """This model's aliases (production, previous), as aliases.json holds them."""
         self._settle()
-        return self._read_aliases()
+        return self._read_aliases().json_dict()
 
-    def _version_records(self) -> list[dict[str, Any]]:
+    @staticmethod
+    def _load_version(folder: Path) -> VersionRecord:
+        """A version's version.json, typed; a damaged one is refused, the file named."""
+        file = folder / VERSION_FILE
+        try:
+            return VersionRecord.model_validate_json(file.read_bytes())
+        except ValidationError as exc:
+            raise RegistryError(f"{file} is damaged, not a version record: {first_problem(exc)}") from None
+
+    def _version_records(self) -> list[VersionRecord]:
+        """Every version folder's record; a folder linked out of versions/ is not a version, and a
+        damaged record is left out (one bad file never hides the rest; reading that version by
+        name is refused, naming the file)."""
         if not self.versions_dir.is_dir():
             return []
         out = []
         for child in self.versions_dir.iterdir():
-            if VERSION_RE.fullmatch(child.name) and (child / VERSION_FILE).is_file():
-                out.append(json.loads((child / VERSION_FILE).read_text()))
+            if (
+                VERSION_RE.fullmatch(child.name)
+                and not child.is_symlink()
+                and (child / VERSION_FILE).is_file()
+            ):
+                with contextlib.suppress(RegistryError):
+                    out.append(self._load_version(child))
         return out
 
-    def versions(self, every_model: bool = False) -> list[dict[str, Any]]:
+    def records(self, every_model: bool = False) -> list[VersionRecord]:
         """This model's versions (or every model's), oldest first, each with its model's aliases on it."""
         self._settle()
-        out = [v for v in self._version_records() if every_model or v.get("model_name") == self.model]
-        alias_sets: dict[str | None, dict[str, str]] = {}
-        for info in out:
-            name = info.get("model_name")
-            if name not in alias_sets:
-                alias_sets[name] = self._read_aliases(name)
-            info.setdefault("model_name", None)
-            info["aliases"] = [a for a, v in alias_sets[name].items() if v == info["version"]]
-        return sorted(out, key=lambda v: int(v["version"][1:]))
+        out = [v for v in self._version_records() if every_model or v.model_name == self.model]
+        alias_sets: dict[str | None, Aliases] = {}
+        for record in out:
+            if record.model_name not in alias_sets:
+                alias_sets[record.model_name] = self._read_aliases(record.model_name)
+            record.aliases = _naming(alias_sets[record.model_name], record.version)
+        return sorted(out, key=lambda v: int(v.version[1:]))
+
+    def versions(self, every_model: bool = False) -> list[dict[str, Any]]:
+        """`records` as the JSON `models list` and MCP print."""
+        return [record.view() for record in self.records(every_model)]
 
     def resolve(self, name: str) -> str:
         """A version name from a version or alias; unknown names are refused."""
         validate_name(name)
-        version = self.aliases().get(name) if name in ALIASES else name
+        version = getattr(self._aliases_now(), name) if name in ALIASES else name
         if version is None:
             names = [n for n in self.model_names() if n is not None]
             if self.model is None and len(names) > 1:
@@ -285,20 +316,24 @@ class Registry:
             raise RegistryError(f"no version {version} in {self.root}")
         return path
 
-    def show(self, name: str) -> dict[str, Any]:
+    def record(self, name: str) -> VersionRecord:
+        """A version's (or alias's) record, with its aliases and folder."""
         version = self.resolve(name)
-        info = json.loads((self.path(version) / VERSION_FILE).read_text())
-        aliases = self._read_aliases(info.get("model_name"))
-        info["aliases"] = [a for a, v in aliases.items() if v == version]
-        info["path"] = str(self.path(version))
-        return info
+        record = self._load_version(self.path(version))
+        record.aliases = _naming(self._read_aliases(record.model_name), version)
+        record.path = str(self.path(version))
+        return record
+
+    def show(self, name: str) -> dict[str, Any]:
+        """`record` as the JSON `models show` prints."""
+        return self.record(name).view()
 
     def audit(self) -> list[dict[str, Any]]:
-        """Every audit event; a torn line (a crash mid-write) is skipped, never fatal."""
+        """Every audit event, as audit.log holds it; a torn line (a crash mid-write) is skipped."""
         self._settle()
-        return self._read_audit()
+        return [entry.json_dict() for entry in self._read_audit()]
 
-    def _read_audit(self) -> list[dict[str, Any]]:
+    def _read_audit(self) -> list[AuditEntry]:
         path = self.root / "audit.log"
         if not path.exists():
             return []
@@ -307,11 +342,9 @@ class Registry:
             if not line.strip():
                 continue
             try:
-                entry = json.loads(line)
-            except ValueError:
+                out.append(AuditEntry.model_validate_json(line))
+            except ValueError:  # a ValidationError too: torn JSON, or a line that is no event
                 continue  # torn by a crash mid-append; the writer starts the next event on a new line
-            if isinstance(entry, dict):
-                out.append(entry)
         return out
 
     def version_of_run(self, run_id: str) -> str | None:
@@ -325,10 +358,10 @@ class Registry:
         for child in self.versions_dir.iterdir():
             if VERSION_RE.fullmatch(child.name) and (child / VERSION_FILE).is_file():
                 try:
-                    if json.loads((child / VERSION_FILE).read_text()).get("run_id") == run_id:
+                    if self._load_version(child).run_id == run_id:
                         return child.name
-                except ValueError:
-                    continue
+                except RegistryError:
+                    continue  # damaged: not this run's (listing names it)
         return None
 
     # ---------------------------------------------------------------- writing
@@ -347,14 +380,11 @@ class Registry:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _log(self, action: str, **fields: Any) -> None:
-        entry = {
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "who": actor(),
-            "action": action,
-            **fields,
-        }
+        entry = AuditEntry(
+            when=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), who=actor(), action=action, **fields
+        )
         path = self.root / "audit.log"
-        line = json.dumps(entry, default=str) + "\n"
+        line = json.dumps(entry.json_dict()) + "\n"
         with open(path, "a+b") as handle:  # append-only
             handle.seek(0, os.SEEK_END)
             if handle.tell() > 0:
@@ -365,10 +395,10 @@ class Registry:
             handle.flush()
             os.fsync(handle.fileno())
 
-    def _write_pending(self, intent: dict[str, Any]) -> None:
+    def _write_pending(self, intent: PendingIntent) -> None:
         tmp = self.root / (PENDING_FILE + ".tmp")
         with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(intent))
+            handle.write(json.dumps(intent.json_dict()))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.root / PENDING_FILE)
@@ -388,9 +418,9 @@ class Registry:
         if not pending.exists():
             return
         try:
-            intent = json.loads(pending.read_text())
-            version = validate_name(intent["version"])
-        except (ValueError, KeyError, TypeError, RegistryError):
+            intent = PendingIntent.model_validate_json(pending.read_bytes())
+            version = validate_name(intent.version)
+        except (ValueError, RegistryError):  # ValidationError is a ValueError
             pending.unlink()  # torn before the version could appear (it is written first)
             return
         target = self.versions_dir / version
@@ -398,49 +428,53 @@ class Registry:
             shutil.rmtree(self.versions_dir / f".{version}.staging", ignore_errors=True)
             pending.unlink()
             return
-        events = [e for e in self._read_audit() if e.get("version") == version]
-        if not any(e.get("action") == "register" for e in events):
+        events = [e for e in self._read_audit() if e.version == version]
+        if not any(e.action == "register" for e in events):
             self._log(
                 "register",
                 version=version,
-                run_id=intent.get("run_id"),
-                metrics=intent.get("metrics"),
-                **({"parent": intent["parent"]} if intent.get("parent") else {}),
+                run_id=intent.run_id,
+                metrics=intent.metrics,
+                **({"parent": intent.parent} if intent.parent else {}),
                 repaired=True,
             )
-        if intent.get("promote"):
-            before = intent.get("aliases_before") or {}
-            model = intent.get("model_name")
-            if self._read_aliases(model).get("production") != version:
-                new = dict(before)
-                if before.get("production"):
-                    new["previous"] = before["production"]
-                new["production"] = version
-                self._set_aliases(new, model)
-            if not any(e.get("action") == "promote" for e in events):
+        if intent.promote:
+            before, model = intent.aliases_before, intent.model_name
+            if self._read_aliases(model).production != version:
+                self._set_aliases(_promoted(before, version), model)
+            if not any(e.action == "promote" for e in events):
                 self._log(
                     "promote",
                     version=version,
-                    replaced=before.get("production"),
-                    run_id=intent.get("run_id"),
-                    metrics=intent.get("metrics"),
-                    reason=intent.get("reason"),
+                    replaced=before.production,
+                    run_id=intent.run_id,
+                    metrics=intent.metrics,
+                    reason=intent.reason,
                     repaired=True,
                 )
         pending.unlink()
 
     _KEEP = object()
 
-    def _read_aliases(self, model: Any = _KEEP) -> dict[str, str]:
-        path = self._aliases_file(self.model if model is Registry._KEEP else model)
-        return json.loads(path.read_text()) if path.exists() else {}
+    def _aliases_now(self) -> Aliases:
+        self._settle()
+        return self._read_aliases()
 
-    def _set_aliases(self, aliases: dict[str, str], model: Any = _KEEP) -> None:
+    def _read_aliases(self, model: Any = _KEEP) -> Aliases:
+        path = self._aliases_file(self.model if model is Registry._KEEP else model)
+        if not path.exists():
+            return Aliases()
+        try:
+            return Aliases.model_validate_json(path.read_bytes())
+        except ValidationError as exc:
+            raise RegistryError(f"{path} is damaged, not an alias table: {first_problem(exc)}") from None
+
+    def _set_aliases(self, aliases: Aliases, model: Any = _KEEP) -> None:
         path = self._aliases_file(self.model if model is Registry._KEEP else model)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name("aliases.json.tmp")
         with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(aliases, indent=2))
+            handle.write(json.dumps(aliases.json_dict(), indent=2))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)  # atomic: readers never see half a file
@@ -448,9 +482,9 @@ class Registry:
     def register(
         self,
         package_dir: str | Path,
-        info: dict[str, Any],
+        info: ReleaseInfo | dict[str, Any],
         promote: bool = True,
-        guard: Callable[[dict[str, Any] | None], str | None] | None = None,
+        guard: Callable[[VersionRecord | None], str | None] | None = None,
         source: dict[str, Any] | None = None,
     ) -> str:
         """Copy a verified package in as the next version; by default make it production.
@@ -460,24 +494,24 @@ class Registry:
         the package serves is unchanged) and hash-checked like the package's files; version.json
         records each file's SHA-256 under `source`.
 
-        Idempotent per `info["run_id"]`: a run already registered gets its version back (a
+        Idempotent per `info.run_id`: a run already registered gets its version back (a
         resumed run finishes its own registration, never adds a second one). `guard` sees the
         current production version's record (None if none) under the lock and returns a
         refusal reason or None, so two concurrent releases cannot both pass a comparison with
         the same production version.
         """
+        from ml_expert.tools.deployment.manifest import PackageManifest
+
         package = Path(package_dir)
-        manifest = json.loads((package / "manifest.json").read_text())
+        info = ReleaseInfo.model_validate(info if isinstance(info, dict) else info.json_dict())
+        manifest = PackageManifest.read(package)
         with self._locked():
-            existing = self._version_of_run(str(info.get("run_id") or ""))
+            existing = self._version_of_run(info.run_id or "")
             if existing:
                 return existing
             if guard is not None:
-                current = self._read_aliases().get("production")
-                record = (
-                    json.loads((self.versions_dir / current / VERSION_FILE).read_text()) if current else None
-                )
-                refusal = guard(record)
+                current = self._read_aliases().production
+                refusal = guard(self._load_version(self.versions_dir / current) if current else None)
                 if refusal:
                     raise ReleaseRefused(refusal)
             numbers = [int(p.name[1:]) for p in self.versions_dir.iterdir() if VERSION_RE.fullmatch(p.name)]
@@ -486,32 +520,34 @@ class Registry:
             staging = self.versions_dir / f".{version}.staging"
             shutil.rmtree(staging, ignore_errors=True)
             shutil.copytree(package, staging)
-            for name, digest in manifest["files"].items():
+            for name, digest in manifest.files.items():
                 if _sha256(staging / name) != digest:
                     shutil.rmtree(staging)
                     raise RegistryError(f"{name} changed while it was copied into the registry")
             kept = self._copy_source(source, staging) if source else None
-            record = {  # the registry's own fields win over anything the caller's info carries
-                **{k: v for k, v in info.items() if k not in ("aliases", "path")},
-                "model_name": self.model,
-                "version": version,
-                "registered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "registered_by": actor(),
-                **({"source": kept} if kept else {}),
-            }
-            (staging / VERSION_FILE).write_text(json.dumps(record, indent=2, default=str))
+            record = VersionRecord.model_validate(
+                {  # the registry's own fields win over anything the caller's info carries
+                    **{k: v for k, v in info.json_dict().items() if k not in ("aliases", "path")},
+                    "model_name": self.model,
+                    "version": version,
+                    "registered": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "registered_by": actor(),
+                    **({"source": kept} if kept else {}),
+                }
+            )
+            (staging / VERSION_FILE).write_text(json.dumps(record.json_dict(), indent=2))
             reason = "released by the pipeline"
             self._write_pending(
-                {
-                    "version": version,
-                    "run_id": info.get("run_id"),
-                    "metrics": info.get("metrics"),
-                    "parent": info.get("parent"),
-                    "promote": promote,
-                    "model_name": self.model,
-                    "aliases_before": self._read_aliases(),
-                    "reason": reason,
-                }
+                PendingIntent(
+                    version=version,
+                    run_id=info.run_id,
+                    metrics=info.metrics,
+                    parent=info.parent,
+                    promote=promote,
+                    model_name=self.model,
+                    aliases_before=self._read_aliases(),
+                    reason=reason,
+                )
             )
             _crash_point("registry.before_version")
             os.replace(staging, target)
@@ -519,9 +555,9 @@ class Registry:
             self._log(
                 "register",
                 version=version,
-                run_id=info.get("run_id"),
-                metrics=info.get("metrics"),
-                **({"parent": info["parent"]} if info.get("parent") else {}),
+                run_id=info.run_id,
+                metrics=info.metrics,
+                **({"parent": info.parent} if info.parent else {}),
             )
             _crash_point("registry.after_register_line")
             if promote:
@@ -530,7 +566,7 @@ class Registry:
         return version
 
     @staticmethod
-    def _copy_source(source: dict[str, Any], staging: Path) -> dict[str, Any]:
+    def _copy_source(source: dict[str, Any], staging: Path) -> SourceRecord:
         """Copy the source files into `staging/source/`, each checked against its recorded SHA-256;
         returns what version.json records (kind, file name -> SHA-256, config)."""
         folder = staging / SOURCE_DIR
@@ -548,11 +584,12 @@ class Registry:
                     f"source file {name} does not match the SHA-256 recorded when it was exported"
                 )
             digests[name] = digest
-        return {"kind": source["kind"], "files": digests, "config": source.get("config")}
+        return SourceRecord(kind=source["kind"], files=digests, config=source.get("config"))
 
     def _promote(self, version: str, reason: str) -> dict[str, str]:
         """Make `version` production of its own model (the one in its version.json)."""
-        model = json.loads((self.path(version) / VERSION_FILE).read_text()).get("model_name")
+        info = self._load_version(self.path(version))
+        model = info.model_name
         if model != self.model:
             raise RegistryError(
                 f"{version} belongs to model {model or '(unnamed)'}, not {self.model or '(unnamed)'}; "
@@ -561,24 +598,20 @@ class Registry:
                 else f"{version} belongs to the unnamed model"
             )
         aliases = self._read_aliases()
-        if aliases.get("production") == version:
+        if aliases.production == version:
             raise RegistryError(f"{version} is already production")
-        new = dict(aliases)
-        if aliases.get("production"):
-            new["previous"] = aliases["production"]
-        new["production"] = version
+        new = _promoted(aliases, version)
         self._set_aliases(new)
         _crash_point("registry.after_alias")
-        info = json.loads((self.path(version) / VERSION_FILE).read_text())
         self._log(
             "promote",
             version=version,
-            replaced=aliases.get("production"),
-            run_id=info.get("run_id"),
-            metrics=info.get("metrics"),
+            replaced=aliases.production,
+            run_id=info.run_id,
+            metrics=info.metrics,
             reason=reason,
         )
-        return new
+        return new.json_dict()
 
     def promote(self, name: str) -> dict[str, str]:
         with self._locked():
@@ -589,16 +622,30 @@ class Registry:
         """Point production back at previous; the version rolled back from becomes previous."""
         with self._locked():
             aliases = self._read_aliases()
-            if not aliases.get("previous"):
+            if not aliases.previous:
                 raise RegistryError("nothing to roll back to: no previous version")
-            new = {"production": aliases["previous"], "previous": aliases["production"]}
+            new = Aliases(production=aliases.previous, previous=aliases.production)
             self._set_aliases(new)
-            info = json.loads((self.path(new["production"]) / VERSION_FILE).read_text())
+            info = self._load_version(self.path(aliases.previous))
             self._log(
                 "rollback",
-                version=new["production"],
-                replaced=aliases["production"],
-                run_id=info.get("run_id"),
-                metrics=info.get("metrics"),
+                version=aliases.previous,
+                replaced=aliases.production,
+                run_id=info.run_id,
+                metrics=info.metrics,
             )
-            return new
+            return new.json_dict()
+
+
+def _promoted(aliases: Aliases, version: str) -> Aliases:
+    """The aliases after `version` becomes production: the production it replaces becomes previous
+    (the keys in the order the file has always had, extra ones kept)."""
+    new = aliases.model_copy(update={"production": version})
+    if aliases.production:
+        new = new.model_copy(update={"previous": aliases.production})
+    return Aliases.model_validate(new.json_dict())
+
+
+def _naming(aliases: Aliases, version: str) -> list[str]:
+    """The aliases that name `version`."""
+    return [alias for alias, named in aliases.json_dict().items() if named == version]

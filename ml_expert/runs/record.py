@@ -14,7 +14,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,33 @@ class RunError(BaseModel):
     node: str | None = None
 
 
+class ApprovalDecision(BaseModel):
+    """What a person (or agent) answers to "deploy this model?": the value a run resumes with
+    (`Command(resume=...)`, JSON in the checkpoint), read by the approval node."""
+
+    approved: bool
+    note: str | None = None
+    by: str | None = None
+
+
+class ApprovalRecord(BaseModel):
+    """The decision as run.json and the graph state keep it (`approval`): who, why, when.
+    Unknown keys are kept: run.json keeps what another version recorded (like RunRecord)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    approved: bool
+    by: str = "unknown"
+    note: str | None = None
+    at: str | None = None
+
+    @classmethod
+    def maybe(cls, state: Mapping[str, Any]) -> ApprovalRecord | None:
+        """The state's approval channel, typed; None before (or without) an approval."""
+        raw = state.get("approval")
+        return cls.model_validate(raw) if raw else None
+
+
 class RunRecord(BaseModel):
     """What run.json holds. Extra fields are kept (a finding another module records there)."""
 
@@ -79,7 +106,7 @@ class RunRecord(BaseModel):
     gates: dict[str, Any] = {}
     decisions: list[dict[str, Any]] = []
     warnings: list[str] = []
-    approval: dict[str, Any] | None = None
+    approval: ApprovalRecord | None = None
     approval_token: str | None = None
     resumed: list[dict[str, Any]] = []
 

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from ml_expert.runtime.inference import ModelInference, SchemaError, formatted_number
+from ml_expert.tools.deployment.manifest import PackageManifest
 
 MAX_BODY_BYTES = 1_000_000
 MAX_ROWS = 1000
@@ -55,15 +56,15 @@ class Served:
     version: str
     path: Path
     model: ModelInference
-    manifest: dict[str, Any]
+    manifest: PackageManifest
     stats: dict[str, Any] | None
 
 
 def load_served(path: Path, version: str) -> Served:
     model = ModelInference(path)  # verifies every file against manifest.json first
-    manifest = json.loads((path / "manifest.json").read_text())
+    manifest = PackageManifest.read(path)
     stats = None
-    if "training_stats.json" in manifest["files"]:
+    if "training_stats.json" in manifest.files:
         # hashed by ModelInference's check above, which read every listed file
         stats = json.loads((path / "training_stats.json").read_text())
     return Served(version, path, model, manifest, stats)
@@ -220,8 +221,7 @@ def create_app(
     app = FastAPI(
         title=f"ml-expert model {primary.version}",
         version=primary.version,
-        description=f"{primary.manifest.get('model')}: {primary.model.task} "
-        f"of {primary.model.schema['target']}",
+        description=f"{primary.manifest.model}: {primary.model.task} of {primary.model.schema['target']}",
     )
     served = {s.version: s for s in (primary, canary) if s is not None}
     metrics = Metrics()
@@ -249,11 +249,11 @@ def create_app(
             "canary": {"version": canary.version, "fraction": canary_fraction} if canary else None,
             "models": {
                 v: {
-                    "model": s.manifest.get("model"),
-                    "run_id": s.manifest.get("run_id"),
-                    "created": s.manifest.get("created"),
-                    "metrics": s.manifest.get("metrics"),
-                    "latency": s.manifest.get("latency"),
+                    "model": s.manifest.model,
+                    "run_id": s.manifest.run_id,
+                    "created": s.manifest.created,
+                    "metrics": s.manifest.metrics,
+                    "latency": s.manifest.latency,
                 }
                 for v, s in served.items()
             },

@@ -226,8 +226,8 @@ def data_preparation(state: dict[str, Any]) -> dict[str, Any]:
         for name, why in counts.rules.items():
             ctx.decide(f"count the training rows sharing each {name!r} code", why)
         ctx.decide(f"code counts {'kept' if counts.kept else 'dropped'}", counts.rule)
-    if prepared.outliers.get("action"):
-        ctx.decide(f"outliers: {prepared.outliers['action']}", prepared.outliers.get("rule", "images"))
+    if prepared.outliers.action:
+        ctx.decide(f"outliers: {prepared.outliers.action}", prepared.outliers.rule or "images")
     ctx.decide(
         "fit imputation, scaling, rare-category grouping and one-hot encoding on the training split only",
         "statistics from validation or test rows would leak into the model",
@@ -279,7 +279,7 @@ def data_result(prepared: PreparedData) -> DataResult:
             "duplicates_removed": prepared.duplicates_removed,
             "rows_without_target": prepared.rows_without_target,
             "rare_class_rows": (prepared.rare_classes_dropped or {}).get("rows", 0),
-            "outliers_removed": int(prepared.outliers.get("dropped", 0)),
+            "outliers_removed": prepared.outliers.dropped,
             "outliers": prepared.outliers,
             "split_sizes": prepared.split_sizes,
             "splits_disjoint": prepared.splits_disjoint,

@@ -7,7 +7,7 @@ from typing import Any
 from ml_expert.agents import clustering
 from ml_expert.agents.context import AgentContext
 from ml_expert.agents.ml_developer.network import refit_network, train_network
-from ml_expert.agents.retry import TRAINING_RETRY
+from ml_expert.agents.retry import TRAINING_RETRY, Retries
 from ml_expert.config import RunConfig
 from ml_expert.phases import DataResult, SelectionResult, TrainingResult
 from ml_expert.tools.data.prepare import load_split
@@ -117,7 +117,7 @@ def training(state: dict[str, Any]) -> dict[str, Any]:
     return {
         "training": written,
         "phase": "training",
-        "retries": {"training": attempt},
+        "retries": Retries(training=attempt).state(),
         "status": "running",
         "reason": None,
     }

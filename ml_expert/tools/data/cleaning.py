@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ml_expert.tools.written import Written
+
 Z_THRESHOLD = 3.0
 # A class is rare when it holds less than this share of the training rows.
 RARE_CLASS_SHARE = 0.10
@@ -25,12 +27,33 @@ MIN_DISTINCT_FOR_Z = 10
 MAX_DROP_SHARE = 0.05
 
 
+class OutlierReport(Written):
+    """What the outlier check found and did (the data result's `outliers`), with the keys it was
+    given in their order: an image or sequence run records only its `action`."""
+
+    rule: str | None = None
+    rare_class_rule: str | None = None
+    flagged: int = 0
+    kept_rare_class: int = 0
+    dropped: int = 0
+    rare_classes: list[Any] = []  # class labels (indices until prepare maps them back)
+    columns_checked: int = 0
+    action: str | None = None
+
+
 def drop_outliers(
     train: pd.DataFrame, numeric: list[str], target: str, task: str, apply: bool = True
-) -> tuple[pd.DataFrame, dict[str, Any]]:
+) -> tuple[pd.DataFrame, OutlierReport]:
     """Drop training rows with |z| > 3 in any measured numeric column, except rare-class rows.
 
     `apply=False`: flag and report them, drop none."""
+    kept, report = _drop_outliers(train, numeric, target, task, apply)
+    return kept, OutlierReport.model_validate(report)
+
+
+def _drop_outliers(
+    train: pd.DataFrame, numeric: list[str], target: str, task: str, apply: bool
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     report: dict[str, Any] = {
         "rule": f"|z| > {Z_THRESHOLD} on any numeric column with >= {MIN_DISTINCT_FOR_Z} distinct values, "
         "mean and std from the training split only",

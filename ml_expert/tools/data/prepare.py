@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from ml_expert.errors import DataError, UsageError
 from ml_expert.hashing import sha256_file
-from ml_expert.tools.data.cleaning import drop_outliers
+from ml_expert.tools.data.cleaning import OutlierReport, drop_outliers
 from ml_expert.tools.data.composite import CompositeDecision, find_composites, measure_composites
 from ml_expert.tools.data.counts import CodeCounts, find_count_columns
 from ml_expert.tools.data.loading import LoadInfo, load_source
@@ -103,7 +103,7 @@ class PreparedData(BaseModel):
         default_factory=dict, description="SHA-256 of each file in `files`, checked before every read"
     )
     load: LoadInfo | None = None
-    outliers: dict[str, Any] = Field(default_factory=dict)
+    outliers: OutlierReport = Field(default_factory=OutlierReport)
     datetime_columns: dict[str, list[str]] = Field(default_factory=dict)
     sequence: SequenceColumns | None = Field(
         default=None,
@@ -396,15 +396,16 @@ def prepare_data(
     work[TARGET_COLUMN] = y_all.to_numpy()
     train, val, test = work.loc[train_rows], work.loc[val_rows], work.loc[test_rows]
     if kind in ("image", "sequence"):
-        outliers: dict[str, Any] = {
-            "action": f"not applied to {'pixels' if kind == 'image' else 'sequence steps'} "
+        outliers = OutlierReport(
+            action=f"not applied to {'pixels' if kind == 'image' else 'sequence steps'} "
             "(a peak is part of the signal, not an error)"
-        }
+        )
     else:
         measured = [c.key for c in schema.columns if c.kind == "numeric" and not c.derive]
         train, outliers = drop_outliers(train, measured, TARGET_COLUMN, task, apply=drop_outliers_rows)
         if classes:
-            outliers["rare_classes"] = [classes[i] for i in outliers.get("rare_classes", [])]
+            labels = [classes[i] for i in outliers.rare_classes]
+            outliers = outliers.model_copy(update={"rare_classes": labels})
 
     preprocessor = build_preprocessor(schema, scale=True)
     preprocessor.fit(train[schema.keys])
@@ -779,7 +780,7 @@ def _findings(
     datetimes: dict[str, list[str]],
     texts: dict[str, dict[str, Any]],
     pairs: list[dict[str, Any]],
-    outliers: dict[str, Any],
+    outliers: OutlierReport,
     schema: InputSchema,
 ) -> list[dict[str, Any]]:
     """Every finding with its figure and what the pipeline did about it (aggregates only)."""
@@ -874,7 +875,7 @@ def _findings(
             action += "; class weights during training"
         add("class balance", {"classes": len(schema.classes or []), "imbalance_ratio": ratio}, action)
     if modality == "tabular":
-        add("outliers (|z| > 3, training split)", outliers.get("flagged", 0), outliers.get("action", "none"))
+        add("outliers (|z| > 3, training split)", outliers.flagged, outliers.action or "none")
     return out
 
 

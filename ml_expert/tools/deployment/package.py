@@ -20,9 +20,9 @@ from typing import Any
 
 from ml_expert.hashing import sha256_file
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.deployment.manifest import MANIFEST_FORMAT
 from ml_expert.tools.validation.latency import Latency
 
-MANIFEST_FORMAT = "ml-expert-manifest/1"
 RUNTIME_REQUIREMENTS: dict[str, str] = {"onnxruntime": "1.32.0", "numpy": "2.4.6"}
 """What inference.py needs, pinned to the versions the exports were checked with."""
 
