@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from ml_expert.config import CONFIG_FILE, RunConfig
-from ml_expert.runs import ACTIVE, RunFile, RunStatus
-from ml_expert.workspace import list_runs, new_run_id, read_run, run_dir, workspace_path
+from ml_expert.runs import RunFile, RunStatus
+from ml_expert.runs.record import GateOutcome, RunError, RunRecord
+from ml_expert.workspace import DamagedRunError, list_runs, new_run_id, read_run, run_dir, workspace_path
 
 LOG_FILE = "run.log"
 APPROVAL_TOKEN_ENV = "ML_EXPERT_APPROVAL_TOKEN"  # lets the detached `approve` claim an `approving` run
@@ -66,41 +67,52 @@ def log_tail(path: Path, lines: int = 12) -> str:
     return "\n".join(file.read_text(errors="replace").splitlines()[-lines:])
 
 
-def effective(data: dict[str, Any], path: Path) -> dict[str, Any]:
+def read_record(path: Path) -> RunRecord:
+    """run.json typed. One that no longer matches its model (a status no version writes, a pid
+    that is not a number) is a damaged run, named by its field: reported, never a traceback."""
+    from pydantic import ValidationError
+
+    from ml_expert.errors import first_problem
+
+    try:
+        return RunRecord.model_validate(read_run(path))
+    except ValidationError as exc:
+        raise DamagedRunError(f"{path / 'run.json'} is damaged: {first_problem(exc)}") from None
+
+
+def effective(record: RunRecord, path: Path) -> RunRecord:
     """run.json as it really stands, when the process that owned the run is gone.
 
     A run that was `running` becomes `interrupted` (killed mid-run: `ml-expert resume` continues
     it); one that died while `starting` or `approving` never got going and becomes `failed` with
     the log's last lines as its reason. Written back once, so every later reader sees it.
     """
-    if data.get("status") not in ACTIVE or pid_alive(data.get("pid"), data.get("pid_started")):
-        return data
-    if (
-        data.get("status") in (RunStatus.STARTING, RunStatus.APPROVING)
-        and time.time() - float(data.get("launched_at") or 0) < 2.0
-    ):
-        return data  # the child has not written its pid yet
+    status = record.status
+    if status is None or not status.active or pid_alive(record.pid, record.pid_started):
+        return record
+    if status in (RunStatus.STARTING, RunStatus.APPROVING) and time.time() - (record.launched_at or 0) < 2.0:
+        return record  # the child has not written its pid yet
     tail = log_tail(path)
-    reason = f"the run's process (pid {data.get('pid')}) ended while the run was {data.get('status')}"
+    reason = f"the run's process (pid {record.pid}) ended while the run was {status.value}"
     if tail:
         reason += f"; last lines of {path / LOG_FILE}:\n{tail}"
-    if data.get("status") == RunStatus.RUNNING:
-        error = data.get("error") or {"kind": "killed", "message": reason, "node": data.get("phase")}
-        return _gone(path, data, RunStatus.INTERRUPTED, reason, error)
-    error = data.get("error") or {"kind": "crashed", "message": reason, "node": data.get("phase")}
-    return _gone(path, data, RunStatus.FAILED, reason, error)
+    kind, after = (
+        ("killed", RunStatus.INTERRUPTED) if status == RunStatus.RUNNING else ("crashed", RunStatus.FAILED)
+    )
+    error = record.error or RunError(kind=kind, message=reason, node=record.phase)
+    return _gone(path, record, after, reason, error)
 
 
-def _gone(
-    path: Path, data: dict[str, Any], status: RunStatus, reason: str, error: dict[str, Any]
-) -> dict[str, Any]:
+def _gone(path: Path, record: RunRecord, status: RunStatus, reason: str, error: RunError) -> RunRecord:
     """Record what a reader found; on storage that cannot be written, report it all the same."""
     from ml_expert.errors import StorageError
 
     try:
-        return RunFile(path).process_gone(status, reason, error).model_dump(mode="json")
+        return RunFile(path).process_gone(status, reason, error.model_dump(mode="json", exclude_unset=True))
     except (StorageError, OSError):
-        return {**data, "status": status.value, "interrupted": True, "reason": reason, "error": error}
+        return record.model_copy(
+            update={"status": status, "interrupted": True, "reason": reason, "error": error}
+        )
 
 
 def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[str, Any]:
@@ -114,27 +126,39 @@ def run_summary(workspace: str | Path | None, run_id: str = "latest") -> dict[st
             raise UsageError(f"no readable runs in {ws}")
         run_id = max(runs, key=lambda r: r.get("created") or "")["run_id"]
     path = run_dir(ws, run_id)
-    data = effective(read_run(path), path)
-    gates = data.get("gates", {})
+    record = effective(read_record(path), path)
+    gates = _gates(record, path)
     return {
         "run_id": run_id,
-        "status": data.get("status"),
-        "phase": data.get("phase"),
-        "done": data.get("status") in [s.value for s in RunStatus if s.done],
-        "created": data.get("created"),
-        "updated": data.get("updated"),
-        "gates": {k: v.get("passed") for k, v in gates.items()},
-        "failed_checks": {k: v.get("failed") for k, v in gates.items() if not v.get("passed")},
-        "reason": data.get("reason"),
-        "error": data.get("error"),
-        "warnings": data.get("warnings", []),
-        "approval": data.get("approval"),
-        "execution": execution_summary(data.get("execution")),
+        "status": record.status.value if record.status else None,
+        "phase": record.phase,
+        "done": record.status is not None and record.status.done,
+        "created": record.created,
+        "updated": record.updated,
+        "gates": {name: gate.passed for name, gate in gates.items()},
+        "failed_checks": {name: gate.failed for name, gate in gates.items() if not gate.passed},
+        "reason": record.reason,
+        "error": record.error.model_dump(mode="json", exclude_unset=True) if record.error else None,
+        "warnings": record.warnings,
+        "approval": record.approval.model_dump(mode="json", exclude_unset=True) if record.approval else None,
+        "execution": execution_summary(record.execution),
         "unsynced_findings": unsynced_findings(path),
         "run_dir": str(path),
         "log": str(path / LOG_FILE) if (path / LOG_FILE).exists() else None,
-        "claude_flow": _sync_counts(data.get("claude_flow")),
+        "claude_flow": _sync_counts(record.claude_flow),
     }
+
+
+def _gates(record: RunRecord, path: Path) -> dict[str, GateOutcome]:
+    """The gates' verdicts typed; one without its fields makes the run damaged, named."""
+    from pydantic import ValidationError
+
+    from ml_expert.errors import first_problem
+
+    try:
+        return {name: GateOutcome.model_validate(verdict) for name, verdict in record.gates.items()}
+    except ValidationError as exc:
+        raise DamagedRunError(f"{path / 'run.json'} is damaged: gates: {first_problem(exc)}") from None
 
 
 def execution_summary(execution: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -197,15 +221,28 @@ def runs_table(workspace: str | Path | None) -> list[dict[str, Any]]:
         if row.get("status") == "damaged":  # reported and skipped: one bad file never hides the rest
             out.append({**row, "phase": None, "data": None, "created": None})
             continue
-        data = effective(read_run(path), path)
+        try:
+            record = effective(read_record(path), path)
+        except DamagedRunError as exc:  # a record that no longer matches its model: said, skipped
+            out.append(
+                {
+                    "run_id": row["run_id"],
+                    "status": "damaged",
+                    "reason": exc.message,
+                    "phase": None,
+                    "data": None,
+                    "created": None,
+                }
+            )
+            continue
         out.append(
             {
                 "run_id": row["run_id"],
-                "status": data.get("status"),
-                "phase": data.get("phase"),
-                "data": (data.get("config") or {}).get("data"),
-                "created": data.get("created"),
-                "reason": data.get("reason"),
+                "status": record.status.value if record.status else None,
+                "phase": record.phase,
+                "data": record.data_source,
+                "created": record.created,
+                "reason": record.reason,
             }
         )
     return sorted(out, key=lambda r: r.get("created") or "", reverse=True)

@@ -109,6 +109,24 @@ class RunRecord(BaseModel):
     approval: ApprovalRecord | None = None
     approval_token: str | None = None
     resumed: list[dict[str, Any]] = []
+    # where the fits ran (tools.execution_report.ExecutionReport, validated where it is read) and
+    # the claude-flow sync's outcome: present only when the run used a cluster or synced
+    execution: dict[str, Any] | None = None
+    claude_flow: dict[str, Any] | None = None
+
+    @property
+    def data_source(self) -> str | None:
+        """The data file the run was started on (its RunConfig's `data`), for listings."""
+        data = self.config.get("data")
+        return None if data is None else str(data)
+
+
+class GateOutcome(BaseModel):
+    """A gate's verdict as `status` reads it from run.json: passed, and what failed. Its checks
+    and figures (graph.verdict.GateVerdict) stay in the file; this light module needs only these."""
+
+    passed: bool
+    failed: list[str] = []
 
 
 def _now() -> str:
