@@ -265,6 +265,14 @@ def scale(doc: dict[str, Any]) -> list[str]:
     rows = [[r["data"], num(r["rows"]), num(r["wall_seconds"], 1), num(r["peak_rss_mb"], 0), r["status"],
              r.get("chosen_model") or "–", r.get("error") or ""] for r in doc["rows"]]  # fmt: skip
     out = table(["data", "rows", "wall s", "peak RSS MB", "status", "chosen", "error"], rows)
+    selected = [r for r in doc["rows"] if r.get("selection_seconds") is not None]
+    if selected:  # model selection against the budget (recorded since #17 item 9)
+        out += ["", "Model selection:", ""] + table(
+            ["data", "selection s", "budget s", "fit rows", "candidates fit", "stopped by the cap"],
+            [[r["data"], num(r["selection_seconds"], 1), num(r["selection_budget"], 0),
+              num(r.get("fit_rows")), ", ".join(r["candidates"]), ", ".join(r["stopped"]) or "–"]
+             for r in selected],
+        )  # fmt: skip
     slope = num(doc["growth_exponent"], 3)
     out += [
         "",

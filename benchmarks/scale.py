@@ -48,6 +48,26 @@ def growth_exponent(rows: list[int], seconds: list[float]) -> float | None:
     return float(np.polyfit(np.log(rows), np.log(seconds), 1)[0])
 
 
+def _selection(run_dir: str | None) -> dict[str, Any]:
+    """Model selection's own seconds against the budget, the sample it fit on and the candidates the
+    cap stopped, from the run's model-selection finding (read before the workspace is removed)."""
+    path = Path(run_dir or "/nonexistent") / "findings" / "model-selection.json"
+    if not path.exists():
+        return {}
+    finding = json.loads(path.read_text())
+    sample = finding.get("sample") or {}
+    return {
+        "selection_seconds": finding.get("seconds"),
+        "selection_budget": finding.get("budget"),
+        "fit_rows": sample.get("train_rows"),
+        "candidates": [c["name"] for c in finding.get("leaderboard", [])],
+        "stopped": [
+            f"{s['name']} ({'stopped' if s['started'] else 'not started'})"
+            for s in finding.get("stopped", [])
+        ],
+    }
+
+
 def run_one(label: str, csv: Path, rows: int, budget: float | None, extra: list[str]) -> dict[str, Any]:
     workspace = work_dir() / "scale" / f"ws-{label}"
     shutil.rmtree(workspace, ignore_errors=True)
@@ -59,6 +79,7 @@ def run_one(label: str, csv: Path, rows: int, budget: float | None, extra: list[
         outcome = json.loads(child.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         outcome = {"ok": False, "error": child.stderr[-500:]}
+    selection = _selection(outcome.get("run_dir"))
     shutil.rmtree(workspace, ignore_errors=True)
     row = {
         "data": label,
@@ -69,6 +90,7 @@ def run_one(label: str, csv: Path, rows: int, budget: float | None, extra: list[
         "status": outcome.get("status"),
         "chosen_model": outcome.get("chosen_model"),
         "error": None if outcome.get("ok") else (outcome.get("error") or outcome.get("reason")),
+        **selection,
     }
     print(f"{label}: {row['wall_seconds']:.1f} s, {row['peak_rss_mb']:.0f} MB, {row['status']}", flush=True)
     return row

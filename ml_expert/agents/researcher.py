@@ -56,7 +56,9 @@ from ml_expert.tools.selection.budget import (
 )
 from ml_expert.tools.selection.candidates import CORE_BASELINES
 from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
-from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate
+from ml_expert.tools.selection.ensemble import ROUNDS as ENSEMBLE_ROUNDS
+from ml_expert.tools.selection.ensemble import EnsemblePlan
+from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate, selection_metric
 from ml_expert.tools.selection.kernel import plan_svm
 from ml_expert.tools.selection.longfit import selection_ends_at
 from ml_expert.tools.selection.noise import Escalation, escalation
@@ -503,26 +505,45 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         tuning, tuned = _search(ctx, data, schema, best, train, val, metric, seed, budget, executor, folds)
         if tuned is not None:
             consider(tuned, "tuned hyperparameters")
-    ctx.step("greedy ensemble selection over the candidates' held-out predictions")
-    ensemble, ensemble_plan = ensemble_candidate(
-        leaderboard,
-        data.task,
-        metric,
-        y_held,
-        small,
-        train,
-        val,
-        seed,
-        models_dir,
-        folds=folds,
-        budget=budget,
-        features_out=data.n_features_out,
-        classes=n_classes,
-    )
-    ctx.decide(
-        "build a weighted ensemble" if ensemble else "no ensemble",
-        f"{ensemble_plan.reason}; {ensemble_plan.selection_reason}",
-    )
+    over = time.time() - ends_at  # the budget, less the reserve, is spent: the cap between steps
+    if over >= 0:
+        # #17 item 9: on 3M rows at --budget 20 the candidates used the budget and the ensemble step
+        # (every member predicting on the training rows, the heavy-member check) added 20 s more; it
+        # fits nothing new, so none is built rather than run past the budget with nothing to stop it
+        ensemble = None
+        chosen_by, why = selection_metric(data.task, metric)
+        ensemble_plan = EnsemblePlan(
+            pool=[],
+            selection_metric=chosen_by,
+            selection_reason=why,
+            rounds=ENSEMBLE_ROUNDS,
+            built=False,
+            reason=f"cap hit: model selection had spent its {budget:g} s budget less the "
+            f"{RESERVE_SHARE:.0%} reserve ({over:.1f} s over) when the ensemble step would start; "
+            "it cannot be stopped once started",
+        )
+        ctx.decide("no ensemble: cap hit", ensemble_plan.reason)
+    else:
+        ctx.step("greedy ensemble selection over the candidates' held-out predictions")
+        ensemble, ensemble_plan = ensemble_candidate(
+            leaderboard,
+            data.task,
+            metric,
+            y_held,
+            small,
+            train,
+            val,
+            seed,
+            models_dir,
+            folds=folds,
+            budget=budget,
+            features_out=data.n_features_out,
+            classes=n_classes,
+        )
+        ctx.decide(
+            "build a weighted ensemble" if ensemble else "no ensemble",
+            f"{ensemble_plan.reason}; {ensemble_plan.selection_reason}",
+        )
     if ensemble is not None:
         consider(ensemble, "a weighted ensemble of the candidates")
     board = [c.model_dump() for c in leaderboard]

@@ -86,20 +86,31 @@ def nominal_candidate_seconds(
     cross-validation fits on train + validation (`cv_rows`). LightGBM with its rounds known (the
     early-stopped search's, in `params`) is priced per round. A forest counts the trees it grows:
     its `params`' n_estimators (sized by its share of the budget), else forest_size of the rows it
-    was sized by (`sized_rows`, the training split, when the fit sees more rows: the refit).
+    was sized by (`sized_rows`, the training split, when the fit sees more rows: the refit), each
+    grown on its max_samples rows (`params`', else forest_limits') when fewer than all.
 
     The one pricing of a candidate's fit: the long-fit cap here and the ensemble's refit use it."""
-    from ml_expert.tools.selection.candidates import forest_size
+    from ml_expert.tools.selection.candidates import forest_limits, forest_size
     from ml_expert.tools.selection.tuning import nominal_fit_seconds
 
-    trees = None
+    trees = samples = None
     if base == "random_forest":
         trees = (params or {}).get("n_estimators") or forest_size(sized_rows or train_rows)
+        samples = (params or {}).get("max_samples") or forest_limits(sized_rows or train_rows).get(
+            "max_samples"
+        )
     rounds = (params or {}).get("n_estimators") if base == "lightgbm" else None  # known: no search
 
     def one(rows: int) -> float:
         return nominal_fit_seconds(
-            base, rows, features_out, classes, at_defaults=not tuned, trees=trees, rounds=rounds
+            base,
+            rows,
+            features_out,
+            classes,
+            at_defaults=not tuned,
+            trees=trees,
+            rounds=rounds,
+            samples=samples,
         )
 
     total = one(train_rows)

@@ -133,11 +133,12 @@ def plan_sample(price: Price, total_rows: int, budget: float | None) -> SamplePl
             low = middle
         else:
             high = middle - 1
-    cost = price(low)[1]
+    cheapest_there, cost = price(low)  # the cheapest may differ at the sample's size
     return fired(
         cost,
         f"{head}: the candidates are fit on a seeded sample of {low:,} rows, the most (by bisection, at "
-        f"least {SAMPLE_FLOOR:,}) at which it costs {cost:.2f} s <= {limit:.2f} s",
+        f"least {SAMPLE_FLOOR:,}) at which the cheapest ({cheapest_there}) costs {cost:.2f} s <= "
+        f"{limit:.2f} s",
         rows=low,
     )
 

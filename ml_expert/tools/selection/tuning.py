@@ -125,6 +125,44 @@ def sampled_configuration(name: str, task: str, params: dict[str, Any], params_r
 BASES_WITH_SPACES = ("hist_gradient_boosting", "lightgbm", "random_forest", "svm", "linear")
 
 
+SCALE_ROWS = 50_000
+"""Rows up to which the boosting families' nominal figure (BOOST_ROW_S) was calibrated: the bundled
+data sets, at most diamonds' 45,724 train + validation rows. Every plan on data of that size is priced
+as before; only the rows past it are priced at the rate measured at scale (BOOST_SCALE_ROW_S)."""
+BOOST_ROW_S = 1e-5
+"""Seconds per row x feature x class of a boosting fit at its defaults, its round search included,
+on data of the bundled sets' sizes (set pessimistic on a busy 2-core machine)."""
+BOOST_SCALE_ROW_S = 2e-6
+"""...and per row x feature x class past SCALE_ROWS, where a fit's fixed costs (binning, the round
+search's folds on few rows, thread start-up) no longer dominate and only the histogram passes grow with
+the rows. Measured: LightGBM at its defaults (100 rounds, one thread, 20 features) took 3.3 s on 100,000
+rows and 38.9 s on 1,000,000 (1.6e-6 and 1.9e-6 per row x feature; a shared 2-core AMD EPYC at load
+7.9-8.3); HistGradientBoosting on one thread 4.1 s and 43.8 s (load 7.5). BOOST_ROW_S priced both
+at 20 s and 200 s."""
+FOREST_GROWN_ROW_S = 1.2e-5
+FOREST_PASS_ROW_S = 1.5e-6
+"""A forest whose trees are each grown on max_samples of more rows: seconds per grown row and tree,
+and per row and tree for the passes over every row (the bootstrap's sample weights, the out-of-bag
+predictions). Fitted to two measurements of 10 trees of 50,000 rows (n_jobs=-1, 20 features, the same
+machine at load 6.9-8.2): 8.4 s on 100,000 rows and 22.1 s on 1,000,000. The rule for whole-row trees
+(3e-6 a row and tree, calibrated on the bundled sets, which never sample) counted every row as grown:
+10 trees of 50,000 of 247,500 rows at 8.4 s, of 3,000,000 rows at 91 s."""
+
+
+def boosting_row_seconds(rows: int) -> float:
+    """Nominal seconds per feature x class of a boosting fit at its defaults on `rows` rows: BOOST_ROW_S
+    a row up to SCALE_ROWS, BOOST_SCALE_ROW_S a row past it (continuous and nondecreasing in the rows,
+    as the sample's bisection needs)."""
+    return BOOST_ROW_S * min(rows, SCALE_ROWS) + BOOST_SCALE_ROW_S * max(0, rows - SCALE_ROWS)
+
+
+def sampled_forest_seconds(rows: int, trees: int, samples: int) -> float:
+    """Nominal seconds of growing `trees` trees on `samples` (max_samples) of `rows` rows each, before
+    the start-up cost and SEARCH_COST, by FOREST_GROWN_ROW_S and FOREST_PASS_ROW_S. Above the whole-row
+    rule's 3e-6 a row and tree where the two meet (rows = samples), so the price stays nondecreasing."""
+    return trees * (FOREST_GROWN_ROW_S * samples + FOREST_PASS_ROW_S * rows)
+
+
 def nominal_fit_seconds(
     name: str,
     rows: int,
@@ -133,6 +171,7 @@ def nominal_fit_seconds(
     at_defaults: bool = False,
     trees: int | None = None,
     rounds: int | None = None,
+    samples: int | None = None,
 ) -> float:
     """A pessimistic fit time on a busy 2-core machine, from counts alone (not measured here).
 
@@ -143,21 +182,29 @@ def nominal_fit_seconds(
     fixed start-up cost of its thread pool; `trees`: a forest of that many trees instead (one sized
     by its share of the budget, or a configuration's n_estimators); `rounds`: a LightGBM fit of
     that many rounds (found by its early-stopped search, or a configuration's n_estimators), priced
-    per round by BOOST_ROUND_COST without the search the defaults' figure includes.
+    per round by BOOST_ROUND_COST without the search the defaults' figure includes; `samples`: the
+    rows each tree of a forest is grown on (max_samples) when fewer than `rows` (sampled_forest_seconds).
+    Boosting's rows past SCALE_ROWS and sampled forests are priced at rates measured at scale
+    (boosting_row_seconds, sampled_forest_seconds); on data of the bundled sets' sizes the rule is unchanged.
     """
     per_class = classes if classes and classes > 2 else 1
     factor = 1.0 if at_defaults else SEARCH_COST
     if name == "lightgbm" and rounds:
         return 0.2 + factor * BOOST_ROUND_COST * rows * max(features_out, 1) * per_class * rounds
     if name in ("hist_gradient_boosting", "lightgbm"):  # LightGBM: the same histogram algorithm
-        return 0.2 + factor * 1e-5 * rows * max(features_out, 1) * per_class
+        if rows <= SCALE_ROWS:  # the calibrated figure, as it always was on data of this size
+            return 0.2 + factor * BOOST_ROW_S * rows * max(features_out, 1) * per_class
+        return 0.2 + factor * boosting_row_seconds(rows) * max(features_out, 1) * per_class
     if name == "catboost":
         # A fixed cost per iteration besides the histogram work (wine's 142 rows: 1.6-6.7 s for 1000
         # iterations), and multiclass grows with the classes (digits: 12 s a fit at 1000 iterations,
         # diamonds: 4-8 s; benchmarks/results/families_catboost.json, 2 busy cores).
         return 0.2 + factor * CATBOOST_ITERATIONS * (5e-3 + 1e-8 * rows * max(features_out, 1) * per_class)
     if name == "random_forest":
-        return 1.0 + factor * 3e-4 * rows * (trees or forest_size(rows)) / 100
+        trees = trees or forest_size(rows)
+        if samples is None or samples >= rows:  # whole-row trees: the calibrated figure
+            return 1.0 + factor * 3e-4 * rows * trees / 100
+        return 1.0 + factor * sampled_forest_seconds(rows, trees, samples)
     if name == "svm":  # the kernel solver's work grows with rows^2; one fit per calibration fold + 1
         return 0.1 + SVM_FIT_COST * (CALIBRATION_FOLDS + 1) * rows**2 * max(features_out, 1)
     return 0.05 + 1e-6 * rows * max(features_out, 1) * per_class
