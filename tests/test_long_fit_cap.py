@@ -220,11 +220,12 @@ def test_a_run_with_a_stopped_candidate_finishes_with_the_others(tmp_path: Path,
     assert forest["seconds"] < forest["deadline_seconds"] + 10 and forest["deadline_seconds"] <= budget
     assert "random_forest" not in [c["name"] for c in selection["leaderboard"]]
     assert any(d["decision"] == "stop random_forest: cap hit" for d in selection["decisions"])
-    # the budget was spent by the time the ensemble step came: none is built, and that is recorded
-    # (on 3M rows at --budget 20 the step ran 20 s past the budget with nothing to stop it)
-    [skipped] = [d for d in selection["decisions"] if d["decision"].startswith("no ensemble")]
-    assert skipped["decision"] == "no ensemble: cap hit" and "budget" in skipped["reason"]
-    assert not selection["ensemble"]["built"] and "cap hit" in selection["ensemble"]["reason"]
+    # the budget was spent by the time the ensemble step came, but the data was not sampled: the
+    # step (about a second here) still runs, so a busy machine decides as an idle one does; the
+    # cap between steps is for data the sample rule fired on (3M rows at --budget 20: 20 s)
+    ensemble_decisions = [d for d in selection["decisions"] if "ensemble" in d["decision"]]
+    assert ensemble_decisions and all("cap hit" not in d["decision"] for d in ensemble_decisions)
+    assert "cap hit" not in selection["ensemble"]["reason"]
     assert wall < 120, wall  # the forest alone would take minutes
 
 

@@ -506,10 +506,13 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         if tuned is not None:
             consider(tuned, "tuned hyperparameters")
     over = time.time() - ends_at  # the budget, less the reserve, is spent: the cap between steps
-    if over >= 0:
+    if over >= 0 and sample is not None:
         # #17 item 9: on 3M rows at --budget 20 the candidates used the budget and the ensemble step
         # (every member predicting on the training rows, the heavy-member check) added 20 s more; it
-        # fits nothing new, so none is built rather than run past the budget with nothing to stop it
+        # fits nothing new, so none is built rather than run past the budget with nothing to stop it.
+        # Only where the sample rule fired (data too large for even the cheapest candidate): there
+        # the step costs seconds per member; on smaller data it costs about a second, and a wall-clock
+        # cap would make a busy machine choose another model than an idle one for the same seed.
         ensemble = None
         chosen_by, why = selection_metric(data.task, metric)
         ensemble_plan = EnsemblePlan(
