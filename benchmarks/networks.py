@@ -199,7 +199,10 @@ def main(argv: list[str] | None = None) -> Path:
         "--parts", nargs="+", default=["readers", "finetune"], choices=["readers", "finetune"]
     )
     parser.add_argument(
-        "--finetune-sets", nargs="+", default=list(FINETUNE_SETS), choices=list(FINETUNE_SETS),
+        "--finetune-sets",
+        nargs="+",
+        default=list(FINETUNE_SETS),
+        choices=list(FINETUNE_SETS),
         help="datasets of the fine-tuning part",
     )
     parser.add_argument(

@@ -393,9 +393,11 @@ def main(argv: list[str] | None = None) -> Path:
     if args.update:
         previous = json.loads((args.out_dir / f"{args.update_from or args.name}.json").read_text())
         old = previous["protocol"]
-        if old["budget_seconds"] != args.budget or not set(args.seeds) <= set(old["seeds"]) or not set(
-            names
-        ) <= set(old["datasets"]):
+        if (
+            old["budget_seconds"] != args.budget
+            or not set(args.seeds) <= set(old["seeds"])
+            or not set(names) <= set(old["datasets"])
+        ):
             raise SystemExit("--update needs the run's budget and a subset of its seeds and datasets")
         kept = [r for r in previous["rows"] if r["system"] not in args.systems and not (
             r["system"] == "ml-expert-image" and "ml-expert" in args.systems)
@@ -430,7 +432,14 @@ def main(argv: list[str] | None = None) -> Path:
         for seed in args.seeds:
             rows.extend(
                 run_cell(
-                    name, frame, seed, args.budget, args.systems, ml_extra, ml_budget, args.tell_metric,
+                    name,
+                    frame,
+                    seed,
+                    args.budget,
+                    args.systems,
+                    ml_extra,
+                    ml_budget,
+                    args.tell_metric,
                     args.scoring,
                 )
             )
