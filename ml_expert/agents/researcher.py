@@ -56,9 +56,7 @@ from ml_expert.tools.selection.budget import (
 )
 from ml_expert.tools.selection.candidates import CORE_BASELINES
 from ml_expert.tools.selection.crossval import CV_FOLDS, fold_ids, plan_cv, skewed_positive
-from ml_expert.tools.selection.ensemble import ROUNDS as ENSEMBLE_ROUNDS
-from ml_expert.tools.selection.ensemble import EnsemblePlan
-from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate, selection_metric
+from ml_expert.tools.selection.ensemble_candidate import ensemble_candidate, skipped_plan
 from ml_expert.tools.selection.kernel import plan_svm
 from ml_expert.tools.selection.longfit import selection_ends_at
 from ml_expert.tools.selection.noise import Escalation, escalation
@@ -514,16 +512,12 @@ def model_selection(state: dict[str, Any]) -> dict[str, Any]:
         # the step costs seconds per member; on smaller data it costs about a second, and a wall-clock
         # cap would make a busy machine choose another model than an idle one for the same seed.
         ensemble = None
-        chosen_by, why = selection_metric(data.task, metric)
-        ensemble_plan = EnsemblePlan(
-            pool=[],
-            selection_metric=chosen_by,
-            selection_reason=why,
-            rounds=ENSEMBLE_ROUNDS,
-            built=False,
-            reason=f"cap hit: model selection had spent its {budget:g} s budget less the "
-            f"{RESERVE_SHARE:.0%} reserve ({over:.1f} s over) when the ensemble step would start; "
-            "it cannot be stopped once started",
+        ensemble_plan = skipped_plan(
+            data.task,
+            metric,
+            f"cap hit: model selection had spent its {budget:g} s budget less the {RESERVE_SHARE:.0%} "
+            f"reserve ({over:.1f} s over) when the ensemble step would start; it cannot be stopped "
+            "once started",
         )
         ctx.decide("no ensemble: cap hit", ensemble_plan.reason)
     else:

@@ -46,6 +46,14 @@ REFIT_SHARE = LONG_FIT_SHARE  # of the budget: over it, the members' refit is a 
 DEPLOY_SECONDS_PER_MB = 0.7
 
 
+def skipped_plan(task: str, metric: str, reason: str) -> EnsemblePlan:
+    """The plan of an ensemble step that did not run (a cap fired before it), with why."""
+    chosen_by, why = selection_metric(task, metric)
+    return EnsemblePlan(
+        pool=[], selection_metric=chosen_by, selection_reason=why, rounds=ROUNDS, built=False, reason=reason
+    )
+
+
 def selection_metric(task: str, metric: str) -> tuple[str, str]:
     """Classification: weights chosen by log-loss; regression: by the user's metric.
 
