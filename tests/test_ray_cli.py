@@ -20,7 +20,7 @@ import psutil
 import pytest
 from cli_helpers import CLI
 
-pytestmark = pytest.mark.long_running  # 275 s idle: queued first by make test (conftest.py)
+pytestmark = pytest.mark.long_running  # 60 s idle (140 s before the 0.2-s controller poll): queued first
 
 ROWS = 400
 

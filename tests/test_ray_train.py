@@ -275,3 +275,20 @@ def test_the_in_process_fit_stops_at_the_same_cap_with_the_same_reason(tmp_path:
     result = train_dnn(model, x[:64], y[:64], x[64:], y[64:], config, tmp_path, task="classification")
     assert result.cap_hit and result.epochs_trained == 1
     assert result.stopped_reason == cap_reason(0.0)
+
+
+def test_the_controller_poll_is_shortened_for_one_fit_unless_the_user_set_it(monkeypatch) -> None:
+    from ml_expert.execution.ray_train import (
+        HEALTH_CHECK_ENV,
+        HEALTH_CHECK_INTERVAL_S,
+        controller_poll_interval,
+    )
+
+    monkeypatch.delenv(HEALTH_CHECK_ENV, raising=False)
+    with controller_poll_interval():
+        assert os.environ[HEALTH_CHECK_ENV] == HEALTH_CHECK_INTERVAL_S
+    assert HEALTH_CHECK_ENV not in os.environ  # restored: nothing leaks into the user's process
+    monkeypatch.setenv(HEALTH_CHECK_ENV, "1.5")
+    with controller_poll_interval():
+        assert os.environ[HEALTH_CHECK_ENV] == "1.5"  # the user's own setting wins
+    assert os.environ[HEALTH_CHECK_ENV] == "1.5"
