@@ -310,6 +310,40 @@ def cluster(doc: dict[str, Any]) -> list[str]:
         "lasts about as long as the rest of the search.",
         "",
     ]
+    networks = doc.get("networks") or []
+    if networks:
+        first = networks[0]
+        out += [
+            f"**The network, data-parallel on the two nodes** (Ray Train, torch under DDP; "
+            f"{first['train_rows']} training rows, planned batch {first['batch_size']} split over the "
+            f"workers, {first['epochs']} epochs, seed 0):",
+            "",
+        ]
+        out += table(
+            ["workers", "controller poll s", "wall s", "epochs", "best val loss"],
+            [
+                [
+                    n["workers"],
+                    num(n["controller_poll_s"], 1),
+                    num(n["wall_seconds"], 1),
+                    n["epochs"],
+                    num(n["best_val_loss"]),
+                ]
+                for n in networks
+            ],
+        )
+        out += [
+            "",
+            "The wall includes starting the Train controller, placing and starting the workers, the "
+            "process group and each worker's imports (about 15 s on 2 idle cores before the first "
+            "epoch). 0.2 s is the poll ml-expert sets for its fits unless the user set "
+            "`RAY_TRAIN_HEALTH_CHECK_INTERVAL_S`; 2.0 s is Ray Train's default, under which a worker's "
+            "report() waits for the next poll once a few results are queued. On one machine the "
+            "2 workers' all-reduce after every step (gloo, between processes) is paid on the same "
+            "cores as the compute, so a small dense network can train slower on 2 workers than on 1: "
+            "this shows the overhead, not what 2 machines or GPUs give.",
+            "",
+        ]
     out += [f"- {note}" for note in doc["notes"]]
     return out
 
@@ -586,6 +620,7 @@ def render(results: Path) -> str:
             "quality",
             "scale",
             "network_tolerance",
+            "cluster",
         ):  # extra runs (other budgets, subsets, sizes), e.g. quality-digits-b60.json
             for extra in sorted(results.glob(f"{name}-*.json")):
                 lines += [f"### Additional {name} run: `{extra.name}`", ""]
