@@ -130,6 +130,7 @@ def network(
     config = DNNConfig(max_epochs=epochs, patience=epochs)
     spec = ParallelSpec(n_features=x_train.shape[1], task="classification", n_outputs=classes,
                         config=config, seed=0, workers=workers, storage=str(storage))  # fmt: skip
+    users = os.environ.pop(HEALTH_CHECK_ENV, None)  # each row runs the poll it names
     if poll is not None:
         os.environ[HEALTH_CHECK_ENV] = poll
     try:
@@ -138,9 +139,11 @@ def network(
         wall = time.perf_counter() - started
     finally:
         os.environ.pop(HEALTH_CHECK_ENV, None)
+        if users is not None:
+            os.environ[HEALTH_CHECK_ENV] = users
     return {
         "workers": workers,
-        "controller_poll_s": float(poll) if poll else 0.2,
+        "controller_poll_s": float(result.starts[0]["controller_poll_s"]),  # what the workers ran with
         "wall_seconds": round(wall, 2),
         "epochs": result.epochs_trained,
         "best_val_loss": round(result.best_val_loss, 4),

@@ -60,7 +60,7 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
     (Keras `fit`, the one-machine path): validation accuracy within NETWORK_METRIC_TOLERANCE. The
     workers' run: every planned epoch under a cap that does not fire, its best weights the driver's
     network reloads with the same validation loss."""
-    from ml_expert.execution.ray_train import train_data_parallel
+    from ml_expert.execution.ray_train import HEALTH_CHECK_INTERVAL_S, train_data_parallel
     from ml_expert.execution.tolerance import NETWORK_METRIC_TOLERANCE
     from ml_expert.tools.training.dnn import build_dnn, train_dnn
 
@@ -79,6 +79,8 @@ def test_data_parallel_metric_is_within_the_stated_tolerance_of_one_process(
     spec = _two_workers(config, tmp_path / "ray")
     weights, result = train_data_parallel(x_train, y_train, x_val, y_val, spec, name="net")
     assert result.workers == 2 and result.failures == 0 and len(result.starts) == 1
+    # the short controller poll reached the workers (Ray propagates it when fit() starts)
+    assert result.starts[0]["controller_poll_s"] == HEALTH_CHECK_INTERVAL_S
     assert result.epochs_trained == 6 and len(result.history["val_loss"]) == 6
     assert result.best_val_loss == min(result.history["val_loss"])
     assert result.class_weighted and not result.cap_hit  # the cap's verdict crossed both ranks
