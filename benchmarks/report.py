@@ -20,6 +20,7 @@ from benchmarks.common import RESULTS, ROOT  # noqa: E402
 ORDER = (
     "startup",
     "quality",
+    "bagging",
     "overhead",
     "inference",
     "serving",
@@ -173,6 +174,26 @@ def quality(doc: dict[str, Any]) -> list[str]:
         out.append(f"- {target['target']}: {num(value)} → {verdict(target['met'])}{extra}")
         _ = key
     return out
+
+
+def bagging(doc: dict[str, Any]) -> list[str]:
+    """What ships on small data (tools/selection/fold_bag.py): the paired gain of each bag over the refit."""
+    folds = doc["protocol"]["folds"]
+    header = ["data", "family", "seeds", "refit ROC-AUC", "refit log-loss"]
+    for k in folds:
+        header += [f"bag of {k}: ROC-AUC gain (wins)", f"bag of {k}: log-loss gain (wins)"]
+    rows = []
+    for r in doc["summary"]:
+        row = [r["dataset"], r["family"], r["seeds"], num(r["refit_roc_auc"]), num(r["refit_log_loss"])]
+        for k in folds:
+            for metric in ("roc_auc", "log_loss"):
+                row.append(f"{r[f'bag{k}_{metric}_gain']:+.4f} ({r[f'bag{k}_{metric}_wins']})")
+        rows.append(row)
+    return table(header, rows) + [
+        "",
+        "Gain: the mean over seeds of the bag's score minus the refit's on the same test rows (log-loss: "
+        "the refit's minus the bag's), so positive favours the bag; wins: the seeds where it was ahead.",
+    ]
 
 
 def overhead(doc: dict[str, Any]) -> list[str]:
@@ -572,6 +593,7 @@ def networks(doc: dict[str, Any]) -> list[str]:
 TITLES = {
     "startup": "Start-up of the light commands",
     "quality": "Quality at equal time",
+    "bagging": "A bag of k fold fits against one refit on all rows (binary sets, test split)",
     "overhead": "Overhead of the orchestration",
     "inference": "Inference in process",
     "serving": "Serving over HTTP",
@@ -584,6 +606,7 @@ TITLES = {
 RENDER = {
     "startup": startup,
     "quality": quality,
+    "bagging": bagging,
     "overhead": overhead,
     "inference": inference,
     "scale": scale,

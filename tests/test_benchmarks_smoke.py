@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/ is not an installed package
 
-from benchmarks import inference, overhead, quality, report, scale, startup  # noqa: E402
+from benchmarks import bagging, inference, overhead, quality, report, scale, startup  # noqa: E402
 
 # rf differs from hgb by its estimator only; FLAML comes with the bench extra (`make bench-smoke`),
 # which the plain test install does not have. AutoGluon needs its own venv (make bench-install).
@@ -131,3 +131,22 @@ def test_startup_smoke_and_report(bench_work: Path, tmp_path: Path) -> None:
     section = next(s for s in text if s.startswith("Start-up"))
     assert "python benchmarks/startup.py --smoke" in section and "Load averages" in section
     assert next(s for s in text if s.startswith("Quality")).strip().endswith("does not exist.")
+
+
+def test_bagging_smoke_and_report(tmp_path: Path) -> None:
+    """benchmarks/bagging.py, the evidence for the fold bag (tools/selection/fold_bag.py): one seed."""
+    doc = _load(
+        bagging.main(
+            ["--datasets", "breast_cancer", "--seeds", "0", "--folds", "3", "--out-dir", str(tmp_path)]
+        )
+    )
+    assert [r["family"] for r in doc["rows"]] == list(bagging.FAMILIES)
+    row = doc["rows"][0]
+    assert 0.9 < row["refit"]["roc_auc"] <= 1 and 0.9 < row["bag3"]["roc_auc"] <= 1
+    assert row["bag3"] != row["refit"]  # three fits on 2/3 of the rows each are another model
+    summary = doc["summary"][0]
+    gain = row["bag3"]["roc_auc"] - row["refit"]["roc_auc"]
+    assert summary["bag3_roc_auc_gain"] == pytest.approx(gain, abs=1e-4)
+    assert summary["bag3_roc_auc_wins"] == int(gain > 0)
+    section = next(s for s in report.render(tmp_path).split("## ") if s.startswith("A bag of k fold fits"))
+    assert "bag of 3: ROC-AUC gain (wins)" in section and "| breast_cancer | linear | 1 |" in section

@@ -431,10 +431,14 @@ def test_a_run_ships_the_ensemble_when_it_wins_by_the_margin_and_serves_it(tmp_p
     built = decisions["build a weighted ensemble"]
     assert "greedy selection with replacement" in built and "linear" in built
     assert "gain" in decisions["choose ensemble"] and "margin" in decisions["choose ensemble"]
-    assert any(d.startswith("refit ensemble on train + validation") for d in decisions)
-    # the refit ensemble, its ONNX graph in the package, and `ml-expert predict` agree on new rows
+    # compared by CV (1,200 rows): each member's 8 fold fits (a forest member's one refit), one vote
+    assert any(d.startswith("ship ensemble as a bag of 8 fold fits") for d in decisions)
+    training = json.loads((run_dir / "findings" / "training.json").read_text())
+    bag = training.get("value", training)["chosen"]["refit"]["bag"]
+    # the bagged ensemble, its ONNX graph in the package, and `ml-expert predict` agree on new rows
     shipped = joblib.load(run_dir / "exports" / "ensemble" / "model.joblib")
-    assert type(shipped).__name__ == "VotingRegressor" and len(shipped.estimators_) >= 2
+    assert type(shipped).__name__ == "VotingRegressor" and len(shipped.estimators_) == len(bag["members"]) > 8
+    assert sum(shipped.weights) == pytest.approx(1.0)
     new = _complementary_regression(1300).tail(100).drop(columns=["target"])
     served = predict_rows(summary["run_id"], new, tmp_path / "ws", tmp_path, proba=False)
     expected = shipped.predict(new)

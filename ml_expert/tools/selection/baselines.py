@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,14 @@ from ml_expert.tools.scoring import predict_scores, score, sign
 from ml_expert.tools.selection.boosting import catboost_iterations, early_stopped_rounds
 from ml_expert.tools.selection.candidates import BASELINES, CORE_BASELINES, inner_pipeline, make_pipeline
 from ml_expert.tools.selection.ensemble import EnsembleMember
-from ml_expert.tools.selection.longfit import FitCap, capped, plan_cap, refit_cap, selection_ends_at
+from ml_expert.tools.selection.longfit import (
+    FitCap,
+    capped,
+    nominal_candidate_seconds,
+    plan_cap,
+    refit_cap,
+    selection_ends_at,
+)
 from ml_expert.tools.selection.verdicts import StoppedFit
 
 SMALL_DATA_ROWS = 20_000
@@ -453,31 +460,40 @@ def refit_on_train_and_val(
     models_dir: Path,
     base: str | None = None,
     settings: dict[str, Any] | None = None,
+    bag: bool = False,
 ) -> dict[str, object]:
     """Fit the chosen family again on train + validation: more rows for the model that ships.
 
-    Only after the choice was made on the held-out validation split; from here on its validation
-    figures describe the train-only fit, not this model (the caller records that). A tuned
-    threshold ships inside the model (FixedThresholdClassifier), so predict() applies it.
+    Only after the choice was made on held-out rows; from here on its validation figures describe
+    the train-only fit, not this model (the caller records that). A tuned threshold ships inside
+    the model (FixedThresholdClassifier), so predict() applies it. `bag` (compared by CV, small
+    data): a bag of fold fits ships instead (fold_bag.py), unless every part of it is a forest.
     """
+    from ml_expert.tools.selection.fold_bag import any_bagged, fold_bag
+
     frame = pd.concat([train[0], val[0]], ignore_index=True)
     target = np.concatenate([train[1], val[1]])
-    # same configuration as the model that was measured (sized by the training rows)
-    pipeline = make_pipeline(base or name, schema, seed, rows=len(train[1]), **(settings or {}))
-    fit_seconds = fit(pipeline, frame, target)
+    settings = settings or {}
+    started = time.perf_counter()
+    record: dict[str, object] = {"rows": int(len(target))}
+    if bag and any_bagged(base or name, settings):
+        pipeline, record["bag"] = fold_bag(
+            name, base or name, schema, frame, target, seed, len(train[1]), settings
+        )
+    else:
+        # same configuration as the model that was measured (sized by the training rows)
+        pipeline = make_pipeline(base or name, schema, seed, rows=len(train[1]), **settings)
+        fit(pipeline, frame, target)
+    record["fit_seconds"] = round(time.perf_counter() - started, 3)
     path = models_dir / f"{name}_train_val.joblib"
     joblib.dump(pipeline, path)
-    return {
-        "path": str(path),
-        "sha256": sha256_file(path),
-        "rows": int(len(target)),
-        "fit_seconds": round(fit_seconds, 3),
-    }
+    return {**record, "path": str(path), "sha256": sha256_file(path)}
 
 
 @dataclass
 class RefitJob:
-    """What the refit on train + validation needs besides the rows (picklable: it may run in a child)."""
+    """What the refit on train + validation needs besides the rows (picklable: it may run in a child).
+    `bag`: compared by CV, so a bag of fold fits ships (fold_bag.py)."""
 
     name: str
     input_schema: InputSchema
@@ -485,11 +501,12 @@ class RefitJob:
     models_dir: Path
     base: str | None = None
     settings: dict[str, Any] | None = None
+    bag: bool = False
 
 
 def _refit_job(job: RefitJob, data: tuple[tuple[pd.DataFrame, np.ndarray], tuple[pd.DataFrame, np.ndarray]]):
     return refit_on_train_and_val(
-        job.name, job.input_schema, data[0], data[1], job.seed, job.models_dir, job.base, job.settings
+        job.name, job.input_schema, *data, job.seed, job.models_dir, job.base, job.settings, job.bag
     )
 
 
@@ -507,12 +524,28 @@ def refit_capped(
     """refit_on_train_and_val here, or, when the refit is long for the budget by the count rule
     (longfit.refit_cap), in a child process ended at its deadline: a StoppedFit then, and the
     train-only fit ships. `fit_seconds`: the chosen model's measured fit on the training rows;
-    `nominal_seconds`: the refit's price when the candidate carries it (an ensemble)."""
+    `nominal_seconds`: the refit's price when the candidate carries it (an ensemble). The fold
+    bag (`job.bag`) is priced as k - 1 refits; long for the budget, one refit replaces it
+    (fold_bag.priced_bag: it never runs where a cap could stop it), and `bag_skipped` says why."""
+    from ml_expert.tools.selection.fold_bag import any_bagged, priced_bag
+
     rows = len(train[1]) + len(val[1])
     base = job.base or job.name
     params = (job.settings or {}).get("params")
     scaled = fit_seconds * rows / max(len(train[1]), 1)
+    skipped = None
+    if job.bag and any_bagged(base, job.settings or {}):
+        single = nominal_seconds or nominal_candidate_seconds(base, rows, features_out, classes, params)
+        price, skipped = priced_bag(single, budget)
+        if skipped is None:
+            nominal_seconds = price
+        else:
+            job = replace(job, bag=False)
     cap = refit_cap(base, budget, left_seconds, scaled, rows, features_out, classes, params, nominal_seconds)
     if cap is None:
-        return _refit_job(job, (train, val))
-    return capped(_refit_job, job, (train, val), cap, job.name, base)
+        result = _refit_job(job, (train, val))
+    else:
+        result = capped(_refit_job, job, (train, val), cap, job.name, base)
+    if skipped is not None and isinstance(result, dict):
+        result["bag_skipped"] = skipped
+    return result

@@ -38,13 +38,25 @@ class TrialPlan(BaseModel):
     rule: str
 
 
-class Refit(Written):
-    """How the chosen model was fit again for shipping: on train + validation, or not ("none": a
-    network whose refit diverged ships as fit on train)."""
+class FoldBag(BaseModel):
+    """A fold bag that ships (tools/selection/fold_bag.py): its folds and members, and the rule."""
 
     model_config = ConfigDict(extra="forbid")
 
-    on: Literal["train+val", "none"]
+    folds: int
+    members: list[str]  # the fitted estimators, in blend order
+    rule: str
+
+
+class Refit(Written):
+    """How the chosen model was fit again for shipping: on train + validation, as the bag of its k
+    fold fits ("folds": compared by k-fold CV), or not ("none": a network whose refit diverged
+    ships as fit on train)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    on: Literal["train+val", "folds", "none"]
+    bag: FoldBag | None = None
     rows: int
     fit_seconds: float
     path: str | None = None  # a scikit-learn refit's file (a network's is the candidate's own path)

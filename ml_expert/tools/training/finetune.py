@@ -172,7 +172,23 @@ def with_released_reading(parent: InputSchema, new: InputSchema) -> tuple[InputS
 
 
 def continue_sklearn(pipeline: Any, x_train: Any, y_train: np.ndarray) -> tuple[Any, Continuation]:
-    """The released pipeline's last step trained further on the new rows, its preprocessing kept."""
+    """The released pipeline's last step trained further on the new rows, its preprocessing kept.
+
+    A release that blends several pipelines (a fold bag or an ensemble: a VotingClassifier /
+    VotingRegressor, maybe inside a FixedThresholdClassifier) continues each of them, weights and
+    threshold kept."""
+    inner = getattr(pipeline, "estimator_", pipeline)  # a FixedThresholdClassifier's model
+    if type(inner).__name__ in ("VotingClassifier", "VotingRegressor"):
+        parts = [continue_sklearn(member, x_train, y_train) for member in inner.estimators_]
+        inner.estimators_ = [member for member, _ in parts]
+        for (name, _), (member, _) in zip(inner.named_estimators_.items(), parts, strict=True):
+            inner.named_estimators_[name] = member
+        hows = sorted({how.how for _, how in parts})
+        detail = f"each of its {len(parts)} blended pipelines: " + "; ".join(
+            dict.fromkeys(how.detail for _, how in parts)
+        )
+        seconds = round(sum(how.fit_seconds for _, how in parts), 3)
+        return pipeline, Continuation(how="+".join(hows), detail=detail, fit_seconds=seconds)
     started = time.perf_counter()
     prefix, model = pipeline[:-1], pipeline.steps[-1][1]
     features = prefix.transform(x_train)

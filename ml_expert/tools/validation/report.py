@@ -191,7 +191,8 @@ def time_section(spent: TimeSpent | None) -> list[str]:
     if spent.network_epochs_planned:
         epochs = f"{spent.network_epochs_run} of {spent.network_epochs_planned}"
         rows.append((f"neural network ({epochs} epochs)", spent.network_seconds))
-    rows.append(("refit of the chosen model on train + validation", spent.refit_seconds))
+    refit = "refit of the chosen model on train + validation (or its bag of fold fits)"
+    rows.append((refit, spent.refit_seconds))
     rows.append(("**total**", spent.total_seconds))
     share = spent.share_of_budget
     lines = [
