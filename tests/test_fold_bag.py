@@ -149,6 +149,12 @@ def test_a_released_bag_continues_every_member_on_new_rows(tmp_path: Path) -> No
     assert [m.named_steps["model"].n_iter_ for m in continued.estimators_] > rounds
     assert continued.weights == pytest.approx([1 / K] * K)
     assert np.abs(continued.predict_proba(frame) - before).max() > 1e-6
+    # a thresholded bag continues inside its threshold
+    (tmp_path / "cut").mkdir()
+    _, thresholded = _refit(schema, train, val, candidate, tmp_path / "cut", threshold=0.3)
+    continued, how = continue_sklearn(thresholded, new, y_new)
+    assert continued.threshold == 0.3 and how.detail.startswith(f"each of its {K} blended pipelines")
+    assert [m.named_steps["model"].n_iter_ for m in continued.estimator_.estimators_] > rounds
 
 
 def test_a_bag_long_for_the_budget_is_one_refit_by_the_count_rule(tmp_path: Path) -> None:

@@ -84,8 +84,8 @@ def fold_bag(
 ) -> tuple[Any, FoldBag]:
     """The bag of `name`'s k fold fits on train + validation (`frame`, `target`), fit here.
     `rows`: the training rows the candidates were sized by. `settings`: CandidateResult.settings();
-    an ensemble's members are bagged one by one (a forest member refit on all rows), flattened
-    into one weighted vote."""
+    an ensemble's members are bagged one by one (a member not in BAGGED refit on all rows),
+    flattened into one weighted vote."""
     from sklearn.model_selection import FixedThresholdClassifier
 
     from ml_expert.tools.selection.ensemble_candidate import prefit_ensemble

@@ -49,9 +49,9 @@ class FoldBag(BaseModel):
 
 
 class Refit(Written):
-    """How the chosen model was fit again for shipping: on train + validation, as the bag of its k
-    fold fits ("folds": compared by k-fold CV), or not ("none": a network whose refit diverged
-    ships as fit on train)."""
+    """How the chosen model was fit again for shipping: on train + validation, as a bag of fold fits
+    ("folds": a boosted model compared by cross-validation, tools/selection/fold_bag.py), or not
+    ("none": a network whose refit diverged ships as fit on train)."""
 
     model_config = ConfigDict(extra="forbid")
 

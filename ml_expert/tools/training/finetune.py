@@ -177,7 +177,10 @@ def continue_sklearn(pipeline: Any, x_train: Any, y_train: np.ndarray) -> tuple[
     A release that blends several pipelines (a fold bag or an ensemble: a VotingClassifier /
     VotingRegressor, maybe inside a FixedThresholdClassifier) continues each of them, weights and
     threshold kept."""
-    inner = getattr(pipeline, "estimator_", pipeline)  # a FixedThresholdClassifier's model
+    inner = getattr(pipeline, "estimator_", pipeline)
+    if inner is not pipeline:  # a FixedThresholdClassifier: its model continues, the threshold kept
+        pipeline.estimator_, how = continue_sklearn(inner, x_train, y_train)
+        return pipeline, how
     if type(inner).__name__ in ("VotingClassifier", "VotingRegressor"):
         parts = [continue_sklearn(member, x_train, y_train) for member in inner.estimators_]
         inner.estimators_ = [member for member, _ in parts]
