@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from ml_expert.tools.data.schema import InputSchema
+from ml_expert.tools.selection.baselines import fit
 from ml_expert.tools.selection.candidates import make_pipeline
 from ml_expert.tools.selection.crossval import fold_ids
 from ml_expert.tools.selection.ensemble import EnsembleMember
@@ -86,8 +87,6 @@ def fold_bag(
     `rows`: the training rows the candidates were sized by. `settings`: CandidateResult.settings();
     an ensemble's members are bagged one by one (a member not in BAGGED refit on all rows),
     flattened into one weighted vote."""
-    from sklearn.model_selection import FixedThresholdClassifier
-
     from ml_expert.tools.selection.ensemble_candidate import prefit_ensemble
 
     folds = fold_ids(schema.task, target, seed, k)
@@ -109,17 +108,19 @@ def fold_bag(
         build = dict(params=part.params or None, balanced=part.balanced, log_target=part.log_target)
         if not bagged(part.base):
             pipeline = make_pipeline(part.base, schema, seed, rows=rows, **build)
-            fitted.append((part.name, pipeline.fit(frame, target)))
+            fit(pipeline, frame, target)  # one OpenMP thread on small data, as every candidate fit
+            fitted.append((part.name, pipeline))
             weights.append(part.weight)
             continue
         for fold in range(k):
             held = folds == fold
             pipeline = make_pipeline(part.base, schema, seed, rows=rows, **build)
-            fitted.append((f"{part.name}_fold{fold}", pipeline.fit(frame[~held], target[~held])))
+            fit(pipeline, frame[~held], target[~held])
+            fitted.append((f"{part.name}_fold{fold}", pipeline))
             weights.append(part.weight / k)
     model = prefit_ensemble(fitted, weights, schema.task)
     if threshold is not None and schema.task == "classification":
-        model = _prefit_threshold(FixedThresholdClassifier, model, threshold)
+        model = _prefit_threshold(model, threshold)
     kept = [p.name for p in parts if not bagged(p.base)]
     rule = (
         f"{k} fits of "
@@ -131,8 +132,10 @@ def fold_bag(
     return model, FoldBag(folds=k, members=[n for n, _ in fitted], rule=rule)
 
 
-def _prefit_threshold(cls: type, model: Any, threshold: float) -> Any:
+def _prefit_threshold(model: Any, threshold: float) -> Any:
     """FixedThresholdClassifier around an already fitted model, without fitting it again."""
-    wrapped = cls(model, threshold=threshold, response_method="predict_proba")
+    from sklearn.model_selection import FixedThresholdClassifier
+
+    wrapped = FixedThresholdClassifier(model, threshold=threshold, response_method="predict_proba")
     wrapped.estimator_ = model
     return wrapped
