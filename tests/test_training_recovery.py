@@ -20,7 +20,7 @@ def test_divergence_is_retried_by_the_graph_with_lower_learning_rates(
     result = run(
         str(datasets / "diabetes.csv"),
         seed=5,
-        budget=20,
+        budget=60,
         workspace=workspace,
         memory="embedded",
         dnn_learning_rate=10.0,
@@ -52,7 +52,7 @@ def test_a_network_that_keeps_diverging_is_discarded_and_the_baseline_ships(
     result = run(
         str(datasets / "diabetes.csv"),
         seed=5,
-        budget=20,
+        budget=60,
         workspace=workspace,
         memory="embedded",
         dnn_learning_rate=1e4,
