@@ -66,8 +66,10 @@ def test_a_network_that_keeps_diverging_is_discarded_and_the_baseline_ships(
     assert diverged["config"]["learning_rate"] == pytest.approx(100.0)
     # the shipped baseline follows the bag rule: a boosted model as fold fits, anything else refit once
     refit = finding["chosen"]["refit"]
-    if result.chosen_model == "ensemble":  # bagged when a member is boosted
-        boosted = refit["bag"] is not None and any("_fold" in m for m in refit["bag"]["members"])
+    if result.chosen_model == "ensemble":  # its boosted members as fold fits, the others refit once
+        members = refit["bag"]["members"] if refit["bag"] else []
+        assert all(("_fold" in m) == (m.split("_fold")[0] in BAGGED) for m in members), members
+        boosted = bool(members)
     else:
         boosted = result.chosen_model in BAGGED
     assert refit["on"] == ("folds" if boosted else "train+val")
