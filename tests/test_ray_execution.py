@@ -19,7 +19,7 @@ from ml_expert.errors import TrainingError
 from ml_expert.tools.selection.candidates import BASELINES
 
 WINE = Path(__file__).resolve().parents[1] / "ml_expert" / "datasets" / "wine.csv"
-FLAGS = ("--tune", "--budget", "30")  # baselines + a search of the best one's hyperparameters
+FLAGS = ("--tune",)  # baselines + a search of the best one's hyperparameters, at run_quick's 60-s budget
 
 
 def _record(run_dir: str) -> dict[str, Any]:

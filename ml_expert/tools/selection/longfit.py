@@ -197,14 +197,15 @@ def capped(
     done, result, seconds = run_stoppable(fn, spec, data, deadline, label=name)
     if done:
         return result
+    shown = round(deadline, 3)  # one value in the record and its reason (5.5502 -> 5.55 -> "5.5", not "5.6")
     return StoppedFit(
         name=name,
         base=base,
         nominal_seconds=cap.nominal_seconds,
-        deadline_seconds=round(deadline, 3),
+        deadline_seconds=shown,
         seconds=round(seconds, 3),
         started=True,
-        reason=f"cap hit: stopped after {seconds:.1f} s at its deadline of {deadline:.1f} s; {cap.rule}",
+        reason=f"cap hit: stopped after {seconds:.1f} s at its deadline of {shown:.1f} s; {cap.rule}",
     )
 
 
