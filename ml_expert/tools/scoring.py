@@ -208,6 +208,8 @@ def score(
     if metric == "log_loss":
         clipped = np.clip(proba, 1e-15, 1)  # float32 rows sum to 1 only within float32 rounding
         clipped /= clipped.sum(axis=1, keepdims=True)
+        if _class_indices(y_true, k):
+            return _log_loss(y_true, clipped)
         return float(skm.log_loss(y_true, clipped, labels=list(range(k))))
     if metric == "roc_auc":
         present = np.unique(y_true)
@@ -224,6 +226,8 @@ def score(
         return float(skm.roc_auc_score(y_true, proba, multi_class="ovr", labels=list(range(k))))
     labels = labels_from(proba, threshold)
     if metric == "accuracy":
+        if _class_indices(y_true, k):
+            return float(np.mean(y_true == labels))  # sklearn's accuracy_score: the mean of the matches
         return float(skm.accuracy_score(y_true, labels))
     if metric == "balanced_accuracy":
         return float(skm.balanced_accuracy_score(y_true, labels))
@@ -234,6 +238,25 @@ def score(
     if metric == "precision":
         return float(skm.precision_score(y_true, labels, zero_division=0))
     return float(skm.recall_score(y_true, labels, zero_division=0))
+
+
+def _class_indices(y_true: np.ndarray, k: int) -> bool:
+    """True for a 1-d integer array of class indices 0..k-1: the rows the fast paths below take."""
+    if y_true.ndim != 1 or y_true.dtype.kind not in "iu" or len(y_true) == 0:
+        return False
+    return bool(y_true.min() >= 0 and y_true.max() < k)
+
+
+def _log_loss(y_true: np.ndarray, proba: np.ndarray) -> float:
+    """scikit-learn's log_loss (1.9) without its input validation, equal to it to the bit
+    (tests/test_scoring_fast.py): clip to [eps, 1 - eps], then the mean of -log P(true class).
+
+    Greedy ensemble selection scores every candidate blend with it (hundreds of calls a run), and
+    sklearn's checks cost ~3.5 ms a call on 150 rows, ~2.5 s a run; this costs ~30 us.
+    """
+    eps = np.finfo(proba.dtype).eps
+    true = np.clip(proba[np.arange(len(y_true)), y_true], eps, 1 - eps)
+    return float(np.mean(-np.log(true)))
 
 
 def all_scores(
