@@ -10,7 +10,7 @@ import pytest
 
 from ml_expert import run
 from ml_expert.errors import IntegrityError
-from ml_expert.tools.selection.fold_bag import BAGGED
+from ml_expert.tools.selection.fold_bag import BAG_FOLDS, BAGGED
 
 
 def test_divergence_is_retried_by_the_graph_with_lower_learning_rates(
@@ -67,9 +67,17 @@ def test_a_network_that_keeps_diverging_is_discarded_and_the_baseline_ships(
     # the shipped baseline follows the bag rule: a boosted model as fold fits, anything else refit once
     refit = finding["chosen"]["refit"]
     if result.chosen_model == "ensemble":  # its boosted members as fold fits, the others refit once
-        members = refit["bag"]["members"] if refit["bag"] else []
-        assert all(("_fold" in m) == (m.split("_fold")[0] in BAGGED) for m in members), members
-        boosted = bool(members)
+        selection = json.loads((Path(result.run_dir) / "findings" / "model-selection.json").read_text())
+        names = selection["ensemble"]["selection"]["names"]  # no --tune: each name is its family
+        boosted = any(name in BAGGED for name in names)
+        expected = [
+            fit
+            for name in names
+            for fit in ([f"{name}_fold{i}" for i in range(BAG_FOLDS)] if name in BAGGED else [name])
+        ]
+        assert (sorted(refit["bag"]["members"]) if refit["bag"] else None) == (
+            sorted(expected) if boosted else None
+        )
     else:
         boosted = result.chosen_model in BAGGED
     assert refit["on"] == ("folds" if boosted else "train+val")
