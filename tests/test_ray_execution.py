@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from cli_helpers import CLI, run_quick
 
@@ -71,16 +72,17 @@ def test_same_decisions_on_a_cluster_as_in_one_process(
 
 
 def _task_workers() -> list[int]:
-    """Ray worker processes running one of our fits right now (their title is ray::<function>)."""
+    """Ray worker processes of THIS session's cluster running one of our fits right now (their title
+    is ray::<function>). Only descendants of this process: under `make test` the other pytest worker
+    may run its own `--ray local` cluster at the same time (test_ray_cli), and killing one of its
+    fits would leave this run without the retry the test expects (CI, stop 33)."""
     pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if cmdline.startswith(b"ray::_run_task"):
-                pids.append(int(entry))
+    for process in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            if " ".join(process.cmdline()).startswith("ray::_run_task"):
+                pids.append(process.pid)
+        except psutil.Error:
+            continue
     return pids
 
 
