@@ -58,10 +58,11 @@ def _candidate(base: str, case: tuple, tmp_path: Path, **settings) -> tuple:
 
 
 def _refit(schema, train, val, candidate: CandidateResult, tmp_path: Path, **override):
+    """The chosen candidate's refit as training asks for it after a CV comparison (bag=True), with no
+    budget (never capped, never priced out): refit_capped decides whether a bag ships."""
     settings = {**candidate.settings(), **override}
-    record = refit_on_train_and_val(
-        candidate.name, schema, train, val, SEED, tmp_path, candidate.base, settings, True
-    )
+    job = RefitJob(candidate.name, schema, SEED, tmp_path, candidate.base, settings, bag=True)
+    record = refit_capped(job, train, val, None, 60.0, candidate.fit_seconds, 10, None)
     return record, joblib.load(record["path"])
 
 

@@ -466,17 +466,17 @@ def refit_on_train_and_val(
 
     Only after the choice was made on held-out rows; from here on its validation figures describe
     the train-only fit, not this model (the caller records that). A tuned threshold ships inside
-    the model (FixedThresholdClassifier), so predict() applies it. `bag` (compared by CV, small
-    data): a bag of fold fits ships instead (fold_bag.py), unless every part of it is a forest.
+    the model (FixedThresholdClassifier), so predict() applies it. `bag`: a bag of fold fits ships
+    instead (fold_bag.py); refit_capped decides it (compared by CV, some part boosted, priced).
     """
-    from ml_expert.tools.selection.fold_bag import any_bagged, fold_bag
+    from ml_expert.tools.selection.fold_bag import fold_bag
 
     frame = pd.concat([train[0], val[0]], ignore_index=True)
     target = np.concatenate([train[1], val[1]])
     settings = settings or {}
     started = time.perf_counter()
     record: dict[str, object] = {"rows": int(len(target))}
-    if bag and any_bagged(base or name, settings):
+    if bag:
         pipeline, record["bag"] = fold_bag(
             name, base or name, schema, frame, target, seed, len(train[1]), settings
         )
@@ -493,7 +493,7 @@ def refit_on_train_and_val(
 @dataclass
 class RefitJob:
     """What the refit on train + validation needs besides the rows (picklable: it may run in a child).
-    `bag`: compared by CV, so a bag of fold fits ships (fold_bag.py)."""
+    `bag`: compared by CV, so a bag of fold fits may ship (refit_capped decides, fold_bag.py)."""
 
     name: str
     input_schema: InputSchema
@@ -534,7 +534,9 @@ def refit_capped(
     params = (job.settings or {}).get("params")
     scaled = fit_seconds * rows / max(len(train[1]), 1)
     skipped = None
-    if job.bag and any_bagged(base, job.settings or {}):
+    # decided once here: a bag only where some part is boosted (a forest bag = one refit), and priced
+    job = replace(job, bag=job.bag and any_bagged(base, job.settings or {}))
+    if job.bag:
         single = nominal_seconds or nominal_candidate_seconds(base, rows, features_out, classes, params)
         price, skipped = priced_bag(single, budget)
         if skipped is None:
