@@ -35,6 +35,7 @@ METRIC_NAMES = {
     "balanced_accuracy": "balanced acc.",
     "roc_auc": "ROC-AUC",
     "f1_macro": "macro-F1",
+    "log_loss": "log-loss",
     "r2": "R²",
     "rmse": "RMSE",
 }
@@ -97,7 +98,7 @@ def startup(doc: dict[str, Any]) -> list[str]:
 
 
 def quality(doc: dict[str, Any]) -> list[str]:
-    from benchmarks.quality import summarise
+    from benchmarks.quality import better_up, summarise
 
     protocol = doc["protocol"]
     summary = summarise(doc["rows"])  # from the raw rows, so the figures follow the current rules
@@ -116,6 +117,8 @@ def quality(doc: dict[str, Any]) -> list[str]:
     ranked_by = {
         "default": "accuracy, R² for regression: the default metric",
         "roc_auc": "ROC-AUC on binary targets (FLAML's default), accuracy otherwise, R² for regression",
+        "log_loss": "log-loss on multiclass targets (FLAML's default there; lower is better), accuracy "
+        "otherwise, R² for regression",
         "balanced": "accuracy, balanced accuracy where classes are imbalanced 3:1 or more, R² for regression",
     }[protocol.get("scoring", "balanced")]
     told = "; ml-expert told the metric with `--metric`" if protocol.get("ml_expert_told_metric") else ""
@@ -124,7 +127,7 @@ def quality(doc: dict[str, Any]) -> list[str]:
     rows = []
     for d in datasets:
         metric = next(e["primary_metric"] for e in summary["per_dataset"] if e["dataset"] == d)
-        values = {s: by[(d, s)][metric] for s in systems if (d, s) in by}
+        values = {s: better_up(metric, by[(d, s)][metric]) for s in systems if (d, s) in by}
         best = max(values.values()) if values else None
         cells = []
         for s in systems:
@@ -133,7 +136,7 @@ def quality(doc: dict[str, Any]) -> list[str]:
                 continue
             e = by[(d, s)]
             text = f"{e[metric]:.4f} ± {e.get(metric + '_std', 0.0):.4f}"
-            cells.append(f"**{text}**" if e[metric] == best else text)
+            cells.append(f"**{text}**" if better_up(metric, e[metric]) == best else text)
         rows.append([d, METRIC_NAMES[metric], *cells])
     out += table(["dataset", "metric", *systems], rows)
     out += [

@@ -11,6 +11,7 @@ import math
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # benchmarks/ is not an installed package
@@ -66,6 +67,13 @@ def test_quality_scoring_matches_labels_written_as_text_or_numbers() -> None:
     got = quality.score("classification", pd.Series(["1", "0", "0"]), preds, ["0", "1"])
     assert got["accuracy"] == pytest.approx(2 / 3)
     assert got["roc_auc"] == 1.0
+    assert got["log_loss"] == pytest.approx(-np.mean(np.log([0.8, 0.9, 0.4])))
+    three = pd.DataFrame({"prediction": ["a", "b", "c"], "proba_a": [0.7, 0.2, 0.1],
+                          "proba_b": [0.2, 0.6, 0.3], "proba_c": [0.1, 0.2, 0.6]})  # fmt: skip
+    got = quality.score("classification", pd.Series(["a", "b", "a"]), three, ["a", "b", "c"])
+    assert got["log_loss"] == pytest.approx(-np.mean(np.log([0.7, 0.6, 0.1])))
+    assert quality.primary_metric("classification", pd.Series(list("abcab")), "log_loss") == "log_loss"
+    assert quality.primary_metric("classification", pd.Series(list("abab")), "log_loss") == "accuracy"
     reg = quality.score(
         "regression", pd.Series([1.0, 2.0, 3.0]), pd.DataFrame({"prediction": [1.0, 2.0, 4.0]}), []
     )
@@ -84,6 +92,12 @@ def test_quality_ranks_and_targets_follow_the_scores() -> None:
     assert summary["targets"]["automl_rank"]["met"] is True
     assert summary["targets"]["vs_hgb"]["gaps"] == {"a": -0.01, "b": -0.02}
     assert summary["targets"]["vs_hgb"]["met"] is False
+    # log-loss: lower is better, for the ranks and the gap to HGB alike
+    lossy = [{**r, "primary_metric": "log_loss", "metrics": {"log_loss": 1 - r["metrics"]["accuracy"]}}
+             for r in rows]  # fmt: skip
+    summary_loss = quality.summarise(lossy)
+    assert summary_loss["automl_ranks"] == {"autogluon": 2.5, "flaml": 2.0, "ml-expert": 1.5}
+    assert summary_loss["targets"]["vs_hgb"]["gaps"] == {"a": -0.01, "b": -0.02}
     failed = [*rows, {"dataset": "c", "system": "ml-expert", "seed": 0, "error": "exit 5"}]
     failed += [{**r, "dataset": "c"} for r in rows if r["dataset"] == "a" and r["system"] != "ml-expert"]
     summary = quality.summarise(failed)
